@@ -1,0 +1,421 @@
+"""The record model: validation and the canonical form of game records.
+
+A game record is a plain ``dict`` (see ``docs/format.md`` for every key).
+:func:`normalize_game` validates one and returns its *canonical form*:
+known fields whose value is ``None`` are dropped, numbers are coerced to
+the kind of their field (an int probability becomes a float), positions
+become ``{"x", "y", "z"}`` dicts, JSON values become what ``json`` parses
+back, vectors become numpy arrays of the declared dtype and shape, and keys
+gamestore does not know are kept as they are.  ``store.get_game(id)``
+returns exactly the canonical form of what was written.
+
+This module is the Python layer that validates; the pure-Python encoder
+uses it move by move, the Cython encoder performs the same checks inline
+and the test-suite proves both raise the same errors.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .errors import RecordError
+from .schema import (
+    GAME_SCALAR_FIELDS,
+    MOVE_SCALAR_FIELDS,
+    PLAYER_FIELDS,
+    POSITION_FIELDS,
+    SEARCH_MAPS,
+    SEARCH_SCALARS,
+    VectorSpec,
+)
+
+__all__ = [
+    "normalize_game",
+    "normalize_header",
+    "normalize_move",
+    "check_scalar",
+    "json_canonical",
+    "dump_json",
+    "games_equal",
+]
+
+INT_RANGES = {
+    "int8": (-(2**7), 2**7 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
+
+
+def _int_range(arrow_type) -> tuple[int, int]:
+    return INT_RANGES[str(arrow_type)]
+
+
+def dump_json(value: Any) -> str:
+    """The one JSON text encoding used for every JSON column."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
+    """Validate that ``value`` is JSON (string keys only) and return it as JSON parses it back."""
+    try:
+        return json.loads(dump_json(_check_json_keys(value, game_id, field)))
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"not JSON-serialisable: {exc}", game_id=game_id, field=field) from None
+
+
+def _check_json_keys(value: Any, game_id: object, field: str) -> Any:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise RecordError(f"JSON object keys must be str, got {k!r}", game_id=game_id, field=field)
+            _check_json_keys(v, game_id, f"{field}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_json_keys(v, game_id, f"{field}[{i}]")
+    return value
+
+
+def check_scalar(value: Any, kind: str, arrow_type, *, game_id: object, field: str) -> Any:
+    """Check one typed scalar (not None) and return it coerced to its kind."""
+    if kind == "str":
+        if not isinstance(value, str):
+            raise RecordError(f"expected str, got {type(value).__name__}", game_id=game_id, field=field)
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise RecordError(f"expected int, got {type(value).__name__}", game_id=game_id, field=field)
+        lo, hi = _int_range(arrow_type)
+        value = int(value)
+        if not lo <= value <= hi:
+            raise RecordError(f"{value} out of range for {arrow_type}", game_id=game_id, field=field)
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise RecordError(f"expected a number, got {type(value).__name__}", game_id=game_id, field=field)
+        return float(value)
+    raise AssertionError(kind)
+
+
+def _check_string_key(d: Mapping, key: str, game_id: object, field: str) -> None:
+    if not isinstance(key, str):
+        raise RecordError(f"keys must be str, got {key!r}", game_id=game_id, field=field)
+
+
+# ---------------------------------------------------------------------------
+# Game level
+# ---------------------------------------------------------------------------
+_GAME_SCALARS = {n: (t, k) for n, t, k in GAME_SCALAR_FIELDS}
+_PLAYER_SCALARS = {n: (t, k) for n, t, k in PLAYER_FIELDS}
+
+
+def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) -> dict:
+    """Validate and canonicalise every game-level field (everything but ``moves``).
+
+    Returns the canonical dict without the ``moves`` key.
+    """
+    if not isinstance(record, Mapping):
+        raise RecordError(f"a game record must be a mapping, got {type(record).__name__}")
+    game_id = record.get("game_id")
+    if game_id is None:
+        raise RecordError("missing game_id", field="game_id")
+    if not isinstance(game_id, str) or not game_id:
+        raise RecordError("game_id must be a non-empty str", game_id=game_id, field="game_id")
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if not isinstance(key, str):
+            raise RecordError(f"record keys must be str, got {key!r}", game_id=game_id)
+        if key == "moves":
+            continue
+        if key in _GAME_SCALARS:
+            if value is not None:
+                atype, kind = _GAME_SCALARS[key]
+                out[key] = check_scalar(value, kind, atype, game_id=game_id, field=key)
+        elif key == "players":
+            if value is not None:
+                players = _normalize_players(value, game_id)
+                if players:
+                    out["players"] = players
+        elif key == "snapshots":
+            if value is not None:
+                snaps = _normalize_snapshots(value, game_id)
+                if snaps:
+                    out["snapshots"] = snaps
+        elif key == "initial_state":
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                out[key] = bytes(value)
+            elif value is not None:
+                out[key] = json_canonical(value, game_id=game_id, field=key)
+        elif key == "metadata":
+            if value is not None:
+                out[key] = json_canonical(value, game_id=game_id, field=key)
+        else:  # unknown keys are kept verbatim (as JSON)
+            out[key] = json_canonical(value, game_id=game_id, field=key)
+    for required in ("board_type", "num_players"):
+        if required not in out:
+            raise RecordError(f"missing {required}", game_id=game_id, field=required)
+    if not out["board_type"]:
+        raise RecordError("board_type must be non-empty", game_id=game_id, field="board_type")
+    if board_types is not None and out["board_type"] not in board_types:
+        raise RecordError(
+            f"unknown board type {out['board_type']!r} (known: {', '.join(sorted(board_types))})",
+            game_id=game_id,
+            field="board_type",
+        )
+    if out["num_players"] < 1:
+        raise RecordError("num_players must be >= 1", game_id=game_id, field="num_players")
+    return out
+
+
+def _normalize_players(value: Any, game_id: object) -> list[dict]:
+    if not isinstance(value, (list, tuple)):
+        raise RecordError("players must be a list of dicts", game_id=game_id, field="players")
+    players = []
+    for i, p in enumerate(value):
+        field = f"players[{i}]"
+        if not isinstance(p, Mapping):
+            raise RecordError("a player must be a dict", game_id=game_id, field=field)
+        out = {}
+        for k, v in p.items():
+            _check_string_key(p, k, game_id, field)
+            if k in _PLAYER_SCALARS:
+                if v is not None:
+                    atype, kind = _PLAYER_SCALARS[k]
+                    out[k] = check_scalar(v, kind, atype, game_id=game_id, field=f"{field}.{k}")
+            else:
+                out[k] = json_canonical(v, game_id=game_id, field=f"{field}.{k}")
+        if "player_number" not in out:
+            raise RecordError("missing player_number", game_id=game_id, field=f"{field}.player_number")
+        players.append(out)
+    return players
+
+
+def _normalize_snapshots(value: Any, game_id: object) -> list[dict]:
+    if not isinstance(value, (list, tuple)):
+        raise RecordError("snapshots must be a list of dicts", game_id=game_id, field="snapshots")
+    snaps = []
+    for i, s in enumerate(value):
+        field = f"snapshots[{i}]"
+        if not isinstance(s, Mapping):
+            raise RecordError("a snapshot must be a dict", game_id=game_id, field=field)
+        if "move_number" not in s or "state" not in s:
+            raise RecordError("a snapshot needs move_number and state", game_id=game_id, field=field)
+        out = {}
+        for k, v in s.items():
+            _check_string_key(s, k, game_id, field)
+            if k == "move_number":
+                out[k] = check_scalar(v, "int", "int32", game_id=game_id, field=f"{field}.move_number")
+            elif k == "state_hash":
+                if v is not None:
+                    out[k] = check_scalar(v, "str", None, game_id=game_id, field=f"{field}.state_hash")
+            else:
+                out[k] = json_canonical(v, game_id=game_id, field=f"{field}.{k}")
+        snaps.append(out)
+    return snaps
+
+
+# ---------------------------------------------------------------------------
+# Move level
+# ---------------------------------------------------------------------------
+_MOVE_SCALARS = {k: (t, kind) for k, _, t, kind in MOVE_SCALAR_FIELDS}
+_POSITION_KEYS = {k for k, _ in POSITION_FIELDS}
+_SEARCH_MAP_KEYS = {k for k, _ in SEARCH_MAPS}
+_SEARCH_SCALAR_KEYS = {k: (t, kind) for k, _, t, kind, _ in SEARCH_SCALARS}
+
+
+def normalize_position(value: Any, *, game_id: object, field: str) -> dict:
+    if isinstance(value, Mapping):
+        if set(value) - {"x", "y", "z"} or "x" not in value or "y" not in value:
+            raise RecordError("a position is {x, y[, z]}", game_id=game_id, field=field)
+        x, y, z = value["x"], value["y"], value.get("z")
+    elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+        x, y = value[0], value[1]
+        z = value[2] if len(value) == 3 else None
+    else:
+        raise RecordError("a position is {x, y[, z]} or (x, y[, z])", game_id=game_id, field=field)
+    out = {
+        "x": check_scalar(x, "int", "int16", game_id=game_id, field=f"{field}.x"),
+        "y": check_scalar(y, "int", "int16", game_id=game_id, field=f"{field}.y"),
+        "z": None if z is None else check_scalar(z, "int", "int16", game_id=game_id, field=f"{field}.z"),
+    }
+    return out
+
+
+def _check_candidate_key(k: Any, game_id: object, field: str) -> Any:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        return check_scalar(k, "int", "int32", game_id=game_id, field=f"{field}[{k!r}]")
+    raise RecordError(f"candidate keys are str or int, got {k!r}", game_id=game_id, field=field)
+
+
+def normalize_policy(value: Any, *, game_id: object, field: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise RecordError("a policy is a mapping candidate -> probability", game_id=game_id, field=field)
+    out = {}
+    for k, p in value.items():
+        k = _check_candidate_key(k, game_id, field)
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise RecordError(f"probability of {k!r} is not a number: {p!r}", game_id=game_id, field=field)
+        p = float(p)
+        if not math.isfinite(p):
+            raise RecordError(f"probability of {k!r} is not finite: {p!r}", game_id=game_id, field=field)
+        out[k] = p
+    return out
+
+
+def normalize_search(value: Any, *, game_id: object, field: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise RecordError("search statistics must be a mapping", game_id=game_id, field=field)
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise RecordError(f"keys must be str, got {key!r}", game_id=game_id, field=field)
+        sub = f"{field}.{key}"
+        if key in _SEARCH_MAP_KEYS and v is not None:
+            if not isinstance(v, Mapping):
+                raise RecordError("must be a mapping candidate -> number", game_id=game_id, field=sub)
+            kind, atype = ("int", "int32") if key == "visit_counts" else ("float", None)
+            out[key] = {
+                _check_candidate_key(k, game_id, sub): check_scalar(x, kind, atype, game_id=game_id, field=f"{sub}[{k!r}]")
+                for k, x in v.items()
+            }
+        elif key in _SEARCH_SCALAR_KEYS and v is not None:
+            atype, kind = _SEARCH_SCALAR_KEYS[key]
+            out[key] = check_scalar(v, kind, atype, game_id=game_id, field=sub)
+        else:
+            out[key] = json_canonical(v, game_id=game_id, field=sub)
+    return out
+
+
+def normalize_vector(value: Any, spec: VectorSpec, *, game_id: object, field: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=spec.numpy_dtype)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"not a numeric array: {exc}", game_id=game_id, field=field) from None
+    if arr.size != spec.size:
+        raise RecordError(
+            f"expected {spec.size} values (shape {spec.shape}), got {arr.size}", game_id=game_id, field=field
+        )
+    return np.ascontiguousarray(arr.reshape(spec.shape))
+
+
+def normalize_move(
+    move: Any,
+    index: int,
+    *,
+    game_id: object,
+    vectors: Mapping[str, VectorSpec],
+    previous_number: int | None = None,
+) -> dict:
+    """Validate and canonicalise one move (``index`` is its position in the game)."""
+    field = f"moves[{index}]"
+    if not isinstance(move, Mapping):
+        raise RecordError(f"a move must be a mapping, got {type(move).__name__}", game_id=game_id, field=field)
+    out: dict[str, Any] = {}
+    number = move.get("move_number")
+    if number is None:
+        number = index if previous_number is None else previous_number + 1
+    out["move_number"] = check_scalar(number, "int", "int32", game_id=game_id, field=f"{field}.move_number")
+    if previous_number is not None and out["move_number"] <= previous_number:
+        raise RecordError(
+            f"move_number {out['move_number']} does not increase (previous {previous_number})",
+            game_id=game_id,
+            field=f"{field}.move_number",
+        )
+    for key, value in move.items():
+        if not isinstance(key, str):
+            raise RecordError(f"move keys must be str, got {key!r}", game_id=game_id, field=field)
+        sub = f"{field}.{key}"
+        if key == "move_number":
+            continue
+        if key in _MOVE_SCALARS:
+            if value is not None:
+                atype, kind = _MOVE_SCALARS[key]
+                out[key] = check_scalar(value, kind, atype, game_id=game_id, field=sub)
+        elif key in _POSITION_KEYS:
+            if value is not None:
+                out[key] = normalize_position(value, game_id=game_id, field=sub)
+        elif key == "policy":
+            if value is not None:
+                out[key] = normalize_policy(value, game_id=game_id, field=sub)
+        elif key == "search":
+            if value is not None:
+                out[key] = normalize_search(value, game_id=game_id, field=sub)
+        elif key == "vectors":
+            if value:
+                if not isinstance(value, Mapping):
+                    raise RecordError("vectors must be a mapping name -> array", game_id=game_id, field=sub)
+                vecs = {}
+                for name, arr in value.items():
+                    if arr is None:
+                        continue
+                    if name not in vectors:
+                        raise RecordError(f"vector {name!r} is not declared", game_id=game_id, field=f"{sub}.{name}")
+                    vecs[name] = normalize_vector(arr, vectors[name], game_id=game_id, field=f"{sub}.{name}")
+                if vecs:
+                    out[key] = vecs
+        else:
+            out[key] = json_canonical(value, game_id=game_id, field=sub)
+    return out
+
+
+def normalize_game(
+    record: Any,
+    *,
+    vectors: Mapping[str, VectorSpec] | None = None,
+    board_types: frozenset[str] | None = None,
+) -> dict:
+    """Validate a whole game record and return its canonical form."""
+    out = normalize_header(record, board_types=board_types)
+    game_id = out["game_id"]
+    moves = record.get("moves")
+    if moves is None:
+        moves = []
+    if not isinstance(moves, (list, tuple)):
+        raise RecordError("moves must be a list", game_id=game_id, field="moves")
+    vectors = vectors or {}
+    norm = []
+    prev = None
+    for i, m in enumerate(moves):
+        nm = normalize_move(m, i, game_id=game_id, vectors=vectors, previous_number=prev)
+        prev = nm["move_number"]
+        norm.append(nm)
+    out["moves"] = norm
+    return out
+
+
+def vector_names(moves: Iterable[Any]) -> dict[str, Any]:
+    """The first value seen for each vector name in ``moves`` (for auto-declaration)."""
+    seen: dict[str, Any] = {}
+    for m in moves:
+        if isinstance(m, Mapping):
+            vecs = m.get("vectors")
+            if vecs and isinstance(vecs, Mapping):
+                for name, arr in vecs.items():
+                    if arr is not None and name not in seen:
+                        seen[name] = arr
+    return seen
+
+
+def games_equal(a: Any, b: Any) -> bool:
+    """Deep equality that compares numpy arrays by dtype, shape and bytes and floats bit for bit."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and a.tobytes() == b.tobytes()
+        )
+    if isinstance(a, float) and isinstance(b, float):
+        return np.float64(a).tobytes() == np.float64(b).tobytes()
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(games_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(games_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
