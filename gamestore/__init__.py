@@ -1,6 +1,49 @@
-"""gamestore: an embedded storage engine for self-play game records."""
+"""gamestore: an embedded storage engine for self-play game records.
+
+zstd-compressed Arrow shards indexed by DuckDB, with a sync and an async API::
+
+    import gamestore
+    with gamestore.open("runs/store") as store:
+        store.write_games(gamestore.synth.games(100))
+        store.flush()
+        store.count_games("board_type = 'square8'")
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
+from .schema import FORMAT_VERSION, VectorSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import synth
+    from .records import games_equal, normalize_game
+    from .store import GameStore, open
 
 __version__ = "0.1.0"
-__all__ = list(_errors_all)
+
+# name -> module that defines it; imported on first use so that `import gamestore`
+# stays light (no DuckDB until a store is opened).
+_LAZY = {
+    "open": "store",
+    "GameStore": "store",
+    "normalize_game": "records",
+    "games_equal": "records",
+    "synth": None,
+}
+
+__all__ = ["FORMAT_VERSION", "VectorSpec", *_LAZY, *_errors_all]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gamestore' has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -18,6 +18,7 @@ __all__ = [
     "StoreFullError",
     "StoreClosedError",
     "GameWriterError",
+    "QueryError",
 ]
 
 
@@ -96,3 +97,7 @@ class StoreClosedError(GamestoreError, RuntimeError):
 
 class GameWriterError(GamestoreError, RuntimeError):
     """A move-by-move game writer was used out of order (e.g. after finalize)."""
+
+
+class QueryError(GamestoreError, ValueError):
+    """A SQL predicate or query was rejected by DuckDB (syntax, unknown column, ...)."""

@@ -1,0 +1,317 @@
+"""Shards: immutable directories of two zstd Arrow IPC files and a manifest.
+
+A shard is written into ``tmp/<shard_id>/``, every file fsynced, and then
+committed by renaming the directory into ``shards/`` (see docs/format.md).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from .errors import FormatError, ShardCorruptError, StoreFullError
+from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema, vectors_from_schema
+
+__all__ = [
+    "MANIFEST",
+    "MOVES_FILE",
+    "GAMES_FILE",
+    "new_shard_id",
+    "write_shard",
+    "ShardReader",
+    "verify_shard",
+    "fsync_dir",
+]
+
+MOVES_FILE = "moves.arrow"
+GAMES_FILE = "games.arrow"
+MANIFEST = "MANIFEST.json"
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
+_HASH_CHUNK = 1 << 20
+
+
+def new_shard_id() -> str:
+    """A unique, time-sortable shard id: ``YYYYmmddTHHMMSSffffff-<pid>-<8 hex>``."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    return f"{now}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
+    return {
+        b"gamestore.format_version": str(FORMAT_VERSION).encode(),
+        b"gamestore.kind": kind.encode(),
+        b"gamestore.shard_id": shard_id.encode(),
+    }
+
+
+def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each."""
+    offsets = games.column("move_offset").to_pylist()
+    counts = games.column("move_count").to_pylist()
+    start = 0
+    end = 0
+    for off, cnt in zip(offsets, counts):
+        if end - start >= batch_rows or (end > start and end - start + cnt > batch_rows):
+            yield from moves.slice(start, end - start).combine_chunks().to_batches()
+            start = end
+        end = off + cnt
+    if end > start:
+        yield from moves.slice(start, end - start).combine_chunks().to_batches()
+
+
+def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
+    with open(path, "wb") as f:
+        with ipc.new_file(f, schema, options=_IPC_OPTIONS) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    shard_id: str
+    path: Path
+    num_games: int
+    num_moves: int
+    bytes: int
+
+
+def write_shard(
+    root: Path,
+    games: pa.Table,
+    moves: pa.Table,
+    *,
+    vectors: dict[str, VectorSpec],
+    batch_rows: int = 2048,
+    fsync: bool = True,
+    shard_id: str | None = None,
+) -> ShardInfo:
+    """Write and commit one shard under store ``root``; returns once it is durable and visible.
+
+    On any failure (including ENOSPC) the staging directory is removed and
+    nothing becomes visible.
+    """
+    shard_id = shard_id or new_shard_id()
+    staging = root / "tmp" / shard_id
+    final = root / "shards" / shard_id
+    mschema = moves_schema(vectors).with_metadata(_file_metadata("moves", shard_id))
+    gschema = GAMES_SCHEMA.with_metadata(_file_metadata("games", shard_id))
+    try:
+        staging.mkdir(parents=True)
+        moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
+        batches = list(_move_batches(games, moves, batch_rows))
+        _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
+        _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
+        files = {
+            name: {"bytes": (staging / name).stat().st_size, "sha256": _sha256(staging / name)}
+            for name in (MOVES_FILE, GAMES_FILE)
+        }
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "shard_id": shard_id,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "num_games": games.num_rows,
+            "num_moves": moves.num_rows,
+            "game_ids": games.column("game_id").to_pylist(),
+            "batch_rows": [b.num_rows for b in batches],
+            "vectors": {name: spec.to_json() for name, spec in sorted(vectors.items())},
+            "files": files,
+        }
+        with open(staging / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, separators=(",", ":"))
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        if fsync:
+            fsync_dir(staging)
+        os.rename(staging, final)
+        if fsync:
+            fsync_dir(final.parent)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreFullError(exc.errno, f"disk full while writing shard {shard_id}: {exc.strerror}") from exc
+        raise
+    size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
+    return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
+
+
+def read_manifest(path: Path) -> dict:
+    try:
+        with open(path / MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise ShardCorruptError("manifest missing", shard_id=path.name) from None
+    except (OSError, ValueError) as exc:
+        raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=path.name) from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"shard {path.name}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
+    return manifest
+
+
+class ShardReader:
+    """Read access to one committed shard (files memory-mapped, opened lazily)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.shard_id = self.path.name
+        self.manifest = read_manifest(self.path)
+        self._games: pa.Table | None = None
+        self._moves: ipc.RecordBatchFileReader | None = None
+        self._batch_starts: list[int] | None = None
+
+    # -- files ---------------------------------------------------------------
+    def _open(self, name: str) -> ipc.RecordBatchFileReader:
+        try:
+            source = pa.memory_map(str(self.path / name), "r")
+            reader = ipc.open_file(source)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
+        meta = reader.schema.metadata or {}
+        if meta.get(b"gamestore.format_version") != str(FORMAT_VERSION).encode():
+            raise FormatError(f"shard {self.shard_id}: {name} has an unsupported format version")
+        return reader
+
+    @property
+    def games(self) -> pa.Table:
+        if self._games is None:
+            self._games = self._open(GAMES_FILE).read_all()
+        return self._games
+
+    @property
+    def moves_reader(self) -> ipc.RecordBatchFileReader:
+        if self._moves is None:
+            reader = self._open(MOVES_FILE)
+            rows = self.manifest.get("batch_rows")
+            if rows is None or len(rows) != reader.num_record_batches:
+                raise ShardCorruptError("manifest batch_rows do not match moves.arrow", shard_id=self.shard_id)
+            starts, total = [], 0
+            for n in rows:
+                starts.append(total)
+                total += n
+            self._batch_starts = starts
+            self._moves = reader
+        return self._moves
+
+    @property
+    def moves_schema(self) -> pa.Schema:
+        return self.moves_reader.schema
+
+    @property
+    def vectors(self) -> dict[str, VectorSpec]:
+        return vectors_from_schema(self.moves_schema)
+
+    @property
+    def num_batches(self) -> int:
+        return self.moves_reader.num_record_batches
+
+    @property
+    def batch_starts(self) -> list[int]:
+        self.moves_reader
+        assert self._batch_starts is not None
+        return self._batch_starts
+
+    def batch(self, index: int) -> pa.RecordBatch:
+        return self.moves_reader.get_record_batch(index)
+
+    def game_moves(self, move_offset: int, move_count: int) -> pa.Table:
+        """The rows of one game (whole games never straddle batches, but slices are handled generally)."""
+        starts = self.batch_starts
+        i = bisect_right(starts, move_offset) - 1
+        pieces = []
+        row, remaining = move_offset, move_count
+        while remaining > 0 or not pieces:
+            batch = self.batch(i)
+            local = row - starts[i]
+            take = min(remaining, batch.num_rows - local)
+            pieces.append(batch.slice(local, take))
+            row += take
+            remaining -= take
+            i += 1
+            if remaining <= 0:
+                break
+        return pa.Table.from_batches(pieces, schema=self.moves_schema)
+
+    def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """(first row, batch) for every moves batch, optionally projected."""
+        for i, start in enumerate(self.batch_starts):
+            batch = self.batch(i)
+            if columns is not None:
+                batch = batch.select(columns)
+            yield start, batch
+
+    def close(self) -> None:
+        self._games = None
+        self._moves = None
+
+
+def verify_shard(path: Path) -> list[str]:
+    """Every problem found in one shard directory (empty when intact)."""
+    path = Path(path)
+    try:
+        manifest = read_manifest(path)
+    except (ShardCorruptError, FormatError) as exc:
+        return [str(exc)]
+    problems = []
+    for name, expect in manifest.get("files", {}).items():
+        fp = path / name
+        if not fp.exists():
+            problems.append(f"{name} missing")
+            continue
+        if fp.stat().st_size != expect["bytes"]:
+            problems.append(f"{name}: size {fp.stat().st_size} != {expect['bytes']}")
+        elif _sha256(fp) != expect["sha256"]:
+            problems.append(f"{name}: checksum mismatch")
+    if problems:
+        return problems
+    try:
+        reader = ShardReader(path)
+        games = reader.games
+        ids = games.column("game_id").to_pylist()
+        if ids != manifest["game_ids"]:
+            problems.append("games.arrow game ids differ from the manifest")
+        total = 0
+        for i, (start, n) in enumerate(zip(reader.batch_starts, manifest["batch_rows"])):
+            batch = reader.batch(i)
+            batch.validate(full=True)
+            if batch.num_rows != n:
+                problems.append(f"moves batch {i} has {batch.num_rows} rows, manifest says {n}")
+            total += batch.num_rows
+        if total != manifest["num_moves"]:
+            problems.append(f"moves.arrow has {total} rows, manifest says {manifest['num_moves']}")
+        counts = games.column("move_count").to_pylist()
+        if sum(counts) != total:
+            problems.append("games.arrow move counts do not add up to the moves file")
+    except (ShardCorruptError, FormatError, pa.ArrowException, OSError) as exc:
+        problems.append(f"unreadable: {exc}")
+    return problems

@@ -1,0 +1,576 @@
+"""GameStore: the synchronous store API over shards and the catalog."""
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import codec
+from .catalog import Catalog
+from .errors import (
+    DuplicateGameError,
+    GameNotFoundError,
+    QueryError,
+    RecordError,
+    StoreClosedError,
+    StoreExistsError,
+    StoreNotFoundError,
+)
+from .records import vector_names
+from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, moves_schema
+from .shard import fsync_dir, write_shard
+
+__all__ = ["GameStore", "open", "CONFIG_FILE"]
+
+CONFIG_FILE = "gamestore.json"
+_ENCODE_CHUNK = 256
+_STALE_SECONDS = 3600.0
+_META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LAYOUT = ("shards", "catalog", "tmp", "trash", "meta")
+
+OnDuplicate = Literal["error", "skip"]
+
+
+def _utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _atomic_write_json(path: Path, obj: Any, *, fsync: bool = True) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with builtins.open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _quote_ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise QueryError(f"not a column name: {name!r}")
+    return f'"{name}"'
+
+
+class GameStore:
+    """An embedded store of game records at one directory path.
+
+    Use :func:`gamestore.open` to get one.  Thread-safe; many processes may
+    open the same path at once (docs/concurrency.md).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        shard_moves: int = 65536,
+        shard_games: int = 4096,
+        batch_rows: int = 2048,
+        fsync: bool = True,
+        extra_views=None,
+    ) -> None:
+        self.path = Path(path)
+        self._config = self._read_config()
+        self._shard_moves = shard_moves
+        self._shard_games = shard_games
+        self._batch_rows = batch_rows
+        self._fsync = fsync
+        self._write_lock = threading.RLock()
+        self._buffer: list[codec.EncodedGames] = []
+        self._buffered_ids: set[str] = set()
+        self._buffered_moves = 0
+        self._closed = False
+        self._catalog = Catalog(self.path, extra_views=extra_views)
+        self._catalog.refresh(force=True)
+
+    # -- configuration --------------------------------------------------------------
+    def _read_config(self) -> dict:
+        with builtins.open(self.path / CONFIG_FILE, encoding="utf-8") as f:
+            config = json.load(f)
+        if config.get("format_version") != FORMAT_VERSION:
+            from .errors import FormatError
+
+            raise FormatError(f"store {self.path}: format version {config.get('format_version')!r} is not supported")
+        return config
+
+    @contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        """Exclusive, short inter-process lock for store-wide metadata changes."""
+        with builtins.open(self.path / ".lock", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    @property
+    def vectors(self) -> dict[str, VectorSpec]:
+        """Declared per-move vectors (name -> spec)."""
+        return {n: VectorSpec.from_json(n, s) for n, s in self._config.get("vectors", {}).items()}
+
+    @property
+    def board_types(self) -> frozenset[str] | None:
+        bt = self._config.get("board_types")
+        return None if bt is None else frozenset(bt)
+
+    def declare_vectors(self, vectors: Mapping[str, object]) -> None:
+        """Declare per-move vectors (``{"name": 49}`` or ``{"planes": (56, 8, 8)}``); idempotent."""
+        specs = {n: VectorSpec.coerce(n, d) for n, d in vectors.items()}
+        with self._store_lock():
+            self._config = self._read_config()
+            current = self.vectors
+            for name, spec in specs.items():
+                if name in current and current[name] != spec:
+                    raise RecordError(
+                        f"vector {name!r} is declared as {current[name].to_json()}, not {spec.to_json()}",
+                        field=f"vectors.{name}",
+                    )
+            if all(n in current for n in specs):
+                return
+            self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
+            _atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
+
+    def _auto_declare(self, records: Sequence[Mapping]) -> None:
+        declared = self._config.get("vectors", {})
+        new: dict[str, VectorSpec] = {}
+        for rec in records:
+            moves = rec.get("moves") if isinstance(rec, Mapping) else None
+            if not isinstance(moves, (list, tuple)):
+                continue
+            for name, sample in vector_names(moves).items():
+                if name in declared or name in new:
+                    continue
+                arr = np.asarray(sample)
+                dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
+                try:
+                    new[name] = VectorSpec(name, tuple(arr.shape) or (1,), dtype)
+                except ValueError as exc:
+                    raise RecordError(str(exc), game_id=rec.get("game_id"), field=f"vectors.{name}") from None
+        if new:
+            self.declare_vectors(new)
+
+    # -- writing ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.path} is closed")
+
+    def write_games(self, games: Iterable[Mapping], *, on_duplicate: OnDuplicate = "error") -> int:
+        """Validate, encode and buffer games; returns how many were accepted.
+
+        Full shards are sealed as the buffer fills; :meth:`flush` seals the
+        rest.  A malformed record raises :class:`RecordError` (a duplicate id
+        :class:`DuplicateGameError` unless ``on_duplicate="skip"``): nothing of
+        that game is kept, every game before it is.
+        """
+        if on_duplicate not in ("error", "skip"):
+            raise ValueError("on_duplicate must be 'error' or 'skip'")
+        self._check_open()
+        written = 0
+        chunk: list[Mapping] = []
+        with self._write_lock:
+            self._catalog.refresh()
+            for record in games:
+                chunk.append(record)
+                if len(chunk) >= _ENCODE_CHUNK:
+                    written += self._write_chunk(chunk, on_duplicate)
+                    chunk = []
+            if chunk:
+                written += self._write_chunk(chunk, on_duplicate)
+        return written
+
+    def _write_chunk(self, chunk: list[Mapping], on_duplicate: OnDuplicate) -> int:
+        self._auto_declare(chunk)
+        accepted: list[Mapping] = []
+        seen: set[str] = set()
+        failure: Exception | None = None
+        for record in chunk:
+            gid = record.get("game_id") if isinstance(record, Mapping) else None
+            if isinstance(gid, str) and (gid in self._buffered_ids or gid in self._catalog or gid in seen):
+                if on_duplicate == "skip":
+                    continue
+                failure = DuplicateGameError("game id already stored", game_id=gid, field="game_id")
+                break
+            if isinstance(gid, str):
+                seen.add(gid)
+            accepted.append(record)
+        vectors = self.vectors
+        try:
+            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=_utcnow())
+        except RecordError as exc:
+            index = getattr(exc, "game_index", None)
+            if index is None:
+                raise
+            failure = exc
+            accepted = accepted[:index]
+            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=_utcnow())
+        if accepted:
+            self._buffer.append(encoded)
+            self._buffered_ids.update(encoded.game_ids)
+            self._buffered_moves += encoded.moves.num_rows
+            if self._buffered_moves >= self._shard_moves or len(self._buffered_ids) >= self._shard_games:
+                self._seal()
+        if failure is not None:
+            raise failure
+        return len(accepted)
+
+    def flush(self) -> None:
+        """Seal everything buffered into a shard: durable (fsynced) and visible to every reader on return."""
+        self._check_open()
+        with self._write_lock:
+            self._seal()
+
+    def _seal(self) -> None:
+        if not self._buffer:
+            return
+        parts = self._buffer
+        games_parts, base = [], 0
+        for part in parts:
+            offsets = pc.add(part.games.column("move_offset"), pa.scalar(base, pa.int64()))
+            games_parts.append(part.games.set_column(part.games.schema.get_field_index("move_offset"), "move_offset", offsets))
+            base += part.moves.num_rows
+        games = pa.concat_tables(games_parts)
+        vectors = self.vectors
+        mschema = moves_schema(vectors)
+        moves = pa.concat_tables([_conform(p.moves, mschema) for p in parts])
+        info = write_shard(self.path, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
+        self._buffer = []
+        self._buffered_ids = set()
+        self._buffered_moves = 0
+        self._catalog.add_committed(info.shard_id)
+
+    # -- reading ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """See shards committed by other processes now (reads do this on their own)."""
+        self._check_open()
+        self._catalog.refresh(force=True)
+
+    def __contains__(self, game_id: object) -> bool:
+        self._check_open()
+        self._catalog.refresh()
+        return isinstance(game_id, str) and game_id in self._catalog
+
+    def __len__(self) -> int:
+        self._check_open()
+        self._catalog.refresh()
+        return len(self._catalog)
+
+    def get_game(self, game_id: str) -> dict:
+        """The whole game (canonical record form, moves and per-move data included)."""
+        self._check_open()
+        self._catalog.refresh()
+        loc = self._catalog.locate(game_id)
+        if loc is None:
+            self._catalog.refresh(force=True)
+            loc = self._catalog.locate(game_id)
+            if loc is None:
+                raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
+        reader = self._catalog.reader(loc.shard_id)
+        row = reader.games.slice(loc.row, 1)
+        moves = reader.game_moves(loc.move_offset, loc.num_moves)
+        return codec.decode_game(row, moves)
+
+    def _where(self, where: str | None) -> str:
+        return f" WHERE ({where})" if where else ""
+
+    def _run(self, query: str, params: Sequence | None = None):
+        con = self._catalog.cursor()
+        try:
+            return con.execute(query, params) if params is not None else con.execute(query)
+        except duckdb.Error as exc:
+            raise QueryError(f"{exc} (in: {query})") from None
+
+    def query_games(
+        self,
+        where: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """Game-level columns of the games matching the SQL predicate ``where``."""
+        self._check_open()
+        self._catalog.refresh()
+        cols = "*" if columns is None else ", ".join(_quote_ident(c) for c in columns)
+        query = f"SELECT {cols} FROM games{self._where(where)}"
+        if order_by:
+            query += f" ORDER BY {order_by}"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return self._run(query).to_arrow_table()
+
+    def count_games(self, where: str | None = None) -> int:
+        self._check_open()
+        self._catalog.refresh()
+        return int(self._run(f"SELECT count(*) FROM games{self._where(where)}").fetchone()[0])
+
+    def count_moves(self, where: str | None = None) -> int:
+        self._check_open()
+        self._catalog.refresh()
+        return int(self._run(f"SELECT coalesce(sum(num_moves), 0) FROM games{self._where(where)}").fetchone()[0])
+
+    def game_locations(self, where: str | None = None, *, order_by: str | None = None, limit: int | None = None) -> pa.Table:
+        """``game_id, shard_id, move_offset, num_moves`` of the matching games (for scanners)."""
+        self._check_open()
+        self._catalog.refresh()
+        query = f"SELECT game_id, shard_id, move_offset, num_moves FROM games{self._where(where)}"
+        query += f" ORDER BY {order_by}" if order_by else " ORDER BY shard_id, move_offset"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return self._run(query).to_arrow_table()
+
+    def scan_moves(
+        self,
+        where: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 65536,
+    ) -> Iterator[pa.RecordBatch]:
+        """Record batches of moves (one row per move) of the games matching ``where``."""
+        self._check_open()
+        self._catalog.refresh()
+        cols = list(columns) if columns is not None else None
+        if where is None:
+            selected = None
+            shard_ids = self._catalog.shard_ids()
+        else:
+            locs = self.game_locations(where)
+            selected = {}
+            for sid, off, cnt in zip(
+                locs.column("shard_id").to_pylist(), locs.column("move_offset").to_pylist(), locs.column("num_moves").to_pylist()
+            ):
+                selected.setdefault(sid, []).append((off, cnt))
+            shard_ids = sorted(selected)
+        return self._scan(shard_ids, selected, cols, batch_size)
+
+    def _scan(self, shard_ids, selected, cols, batch_size) -> Iterator[pa.RecordBatch]:
+        for sid in shard_ids:
+            reader = self._catalog.reader(sid)
+            if reader is None:
+                continue
+            shard_cols = cols
+            if cols is not None:
+                missing = [c for c in cols if c not in reader.moves_schema.names]
+                if missing:
+                    raise QueryError(f"unknown move columns: {missing}")
+            ranges = selected.get(sid) if selected is not None else None
+            mask_all = None
+            if ranges is None:
+                # games shadowed by an earlier copy are not indexed: keep only indexed rows
+                indexed = self._indexed_rows(reader)
+                if indexed is not None:
+                    mask_all = indexed
+            else:
+                mask_all = np.zeros(sum(reader.manifest["batch_rows"]), dtype=bool)
+                for off, cnt in ranges:
+                    mask_all[off : off + cnt] = True
+            for start, batch in reader.iter_batches(shard_cols):
+                if mask_all is not None:
+                    m = mask_all[start : start + batch.num_rows]
+                    if not m.any():
+                        continue
+                    if not m.all():
+                        batch = batch.filter(pa.array(m))
+                for off in range(0, batch.num_rows, batch_size):
+                    yield batch.slice(off, batch_size)
+
+    def _indexed_rows(self, reader) -> np.ndarray | None:
+        ids = reader.manifest["game_ids"]
+        if all(self._catalog.locate(g) is not None and self._catalog.locate(g).shard_id == reader.shard_id for g in ids):
+            return None
+        mask = np.zeros(sum(reader.manifest["batch_rows"]), dtype=bool)
+        for g in ids:
+            loc = self._catalog.locate(g)
+            if loc is not None and loc.shard_id == reader.shard_id:
+                mask[loc.move_offset : loc.move_offset + loc.num_moves] = True
+        return mask
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """A DuckDB relation for ``query`` over the views games, moves, players, policies, shards, ..."""
+        self._check_open()
+        self._catalog.refresh()
+        try:
+            return self._catalog.cursor().sql(query)
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from None
+
+    # -- store-level documents -------------------------------------------------------------
+    def put_meta(self, name: str, value: Any) -> None:
+        """Store a JSON document under ``name`` (atomic replace)."""
+        self._check_open()
+        if not _META_NAME.match(name):
+            raise ValueError(f"bad meta name {name!r}")
+        d = self.path / "meta"
+        d.mkdir(exist_ok=True)
+        _atomic_write_json(d / f"{name}.json", value, fsync=self._fsync)
+
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        if not _META_NAME.match(name):
+            raise ValueError(f"bad meta name {name!r}")
+        try:
+            with builtins.open(self.path / "meta" / f"{name}.json", encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return default
+
+    def meta_names(self) -> list[str]:
+        d = self.path / "meta"
+        return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def info(self) -> dict:
+        """Summary figures: games, moves, shards, bytes on disk, per-config counts, newest game."""
+        self._check_open()
+        self._catalog.refresh()
+        games = self.count_games()
+        moves = self.count_moves()
+        shard_bytes = int(self._run("SELECT coalesce(sum(bytes), 0) FROM shards").fetchone()[0])
+        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        configs = self._run(
+            "SELECT board_type, num_players, count(*) AS games, sum(num_moves) AS moves FROM games"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        newest = self._run("SELECT max(created_at) FROM games").fetchone()[0]
+        return {
+            "path": str(self.path),
+            "games": games,
+            "moves": moves,
+            "shards": len(self._catalog.shard_ids()),
+            "damaged_shards": self._catalog.damaged_shards(),
+            "shard_bytes": shard_bytes,
+            "bytes_on_disk": disk,
+            "bytes_per_move": (shard_bytes / moves) if moves else None,
+            "configs": [
+                {"board_type": b, "num_players": p, "games": int(g), "moves": int(m or 0)} for b, p, g, m in configs
+            ],
+            "newest_game": newest,
+            "vectors": {n: s.to_json() for n, s in self.vectors.items()},
+        }
+
+    def close(self) -> None:
+        """Seal what is buffered and release every resource."""
+        if self._closed:
+            return
+        try:
+            with self._write_lock:
+                self._seal()
+        finally:
+            self._closed = True
+            self._catalog.close()
+
+    def __enter__(self) -> "GameStore":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<GameStore {str(self.path)!r}{' closed' if self._closed else ''}>"
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Add null columns for vectors declared after ``table`` was encoded."""
+    if table.schema.names == schema.names:
+        return table
+    cols = []
+    for field in schema:
+        if field.name in table.column_names:
+            cols.append(table.column(field.name))
+        else:
+            cols.append(pa.nulls(table.num_rows, field.type))
+    return pa.table(cols, schema=schema)
+
+
+def _clean_stale(root: Path) -> None:
+    """Remove staging and trash entries left by dead processes."""
+    now = time.time()
+    for sub in ("tmp", "trash"):
+        d = root / sub
+        if not d.exists():
+            continue
+        for entry in d.iterdir():
+            parts = entry.name.split("-")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+            try:
+                age = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if sub == "trash" or (pid is not None and not _pid_alive(pid)) or age > _STALE_SECONDS:
+                if sub == "tmp" and pid == os.getpid():
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def open(
+    path: str | os.PathLike,
+    *,
+    create: bool = True,
+    vectors: Mapping[str, object] | None = None,
+    board_types: Iterable[str] | None | Literal["ringrift"] = "ringrift",
+    shard_moves: int = 65536,
+    shard_games: int = 4096,
+    batch_rows: int = 2048,
+    fsync: bool = True,
+) -> GameStore:
+    """Open (and by default create) the store at ``path``.
+
+    ``vectors`` declares per-move vectors; ``board_types`` (used when the
+    store is created) restricts board types, ``None`` allows any.
+    """
+    root = Path(path)
+    config_path = root / CONFIG_FILE
+    if not config_path.exists():
+        if not create:
+            raise StoreNotFoundError(f"no gamestore at {root}")
+        root.mkdir(parents=True, exist_ok=True)
+        with builtins.open(root / ".lock", "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            if not config_path.exists():
+                foreign = [p.name for p in root.iterdir() if p.name not in _LAYOUT and p.name != ".lock"]
+                if foreign:
+                    raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
+                if board_types == "ringrift":
+                    bt = sorted(RINGRIFT_BOARD_TYPES)
+                else:
+                    bt = None if board_types is None else sorted(board_types)
+                for sub in _LAYOUT:
+                    (root / sub).mkdir(exist_ok=True)
+                config = {"format_version": FORMAT_VERSION, "created_at": _utcnow(), "vectors": {}, "board_types": bt}
+                _atomic_write_json(config_path, config, fsync=fsync)
+    for sub in _LAYOUT:
+        (root / sub).mkdir(exist_ok=True)
+    _clean_stale(root)
+    store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
+    if vectors:
+        store.declare_vectors(vectors)
+    return store
+
