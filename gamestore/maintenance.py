@@ -1,0 +1,112 @@
+"""Integrity checks and catalog rebuilds: ``gamestore verify`` and ``gamestore reindex``."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .catalog import SEGMENT_SCHEMA, segment_from_games
+from .errors import FormatError, ShardCorruptError
+from .shard import ShardReader, verify_shard
+
+__all__ = ["VerifyReport", "verify_store", "reindex_store"]
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_store`` found; ``ok`` is False when anything is damaged."""
+
+    shards_checked: int = 0
+    games: int = 0
+    moves: int = 0
+    damaged_shards: dict[str, list[str]] = field(default_factory=dict)
+    catalog_problems: list[str] = field(default_factory=list)
+    duplicate_games: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged_shards and not self.catalog_problems
+
+    def lines(self) -> list[str]:
+        out = [f"{self.shards_checked} shards, {self.games} games, {self.moves} moves checked"]
+        for sid, problems in sorted(self.damaged_shards.items()):
+            out.extend(f"DAMAGED shard {sid}: {p}" for p in problems)
+        out.extend(f"CATALOG {p}" for p in self.catalog_problems)
+        for gid, shards in sorted(self.duplicate_games.items()):
+            out.append(f"note: game {gid} is stored in {len(shards)} shards ({', '.join(shards)}); the first is used")
+        out.append("OK" if self.ok else "DAMAGED")
+        return out
+
+
+def _shard_dirs(root: Path) -> list[Path]:
+    d = root / "shards"
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
+    """Check every shard's checksums and structure, and the catalog against the shards."""
+    root = Path(path)
+    report = VerifyReport()
+    owners: dict[str, list[str]] = {}
+    shards = _shard_dirs(root)
+    for shard_dir in shards if progress is None else progress(shards):
+        report.shards_checked += 1
+        problems = verify_shard(shard_dir)
+        if problems:
+            report.damaged_shards[shard_dir.name] = problems
+            continue
+        reader = ShardReader(shard_dir)
+        m = reader.manifest
+        report.games += m["num_games"]
+        report.moves += m["num_moves"]
+        for gid in m["game_ids"]:
+            owners.setdefault(gid, []).append(shard_dir.name)
+        seg_path = root / "catalog" / f"{shard_dir.name}.parquet"
+        if seg_path.exists():
+            try:
+                seg = pq.read_table(seg_path)
+                expect = segment_from_games(shard_dir.name, reader.games)
+                if not seg.schema.equals(SEGMENT_SCHEMA) or not seg.equals(expect):
+                    report.catalog_problems.append(f"segment {seg_path.name} differs from its shard (run reindex)")
+            except (OSError, pa.ArrowException) as exc:
+                report.catalog_problems.append(f"segment {seg_path.name} unreadable: {exc} (run reindex)")
+    names = {p.name for p in shards}
+    for seg_path in sorted((root / "catalog").glob("*.parquet")):
+        if seg_path.stem not in names:
+            report.catalog_problems.append(f"segment {seg_path.name} has no shard (run reindex)")
+    report.duplicate_games = {g: s for g, s in owners.items() if len(s) > 1}
+    return report
+
+
+def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[str]]:
+    """Rebuild the catalog from nothing; returns (games indexed, damaged shard ids skipped)."""
+    root = Path(path)
+    catalog = root / "catalog"
+    staging = root / "tmp" / f"catalog-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    games, damaged = 0, []
+    shards = _shard_dirs(root)
+    for shard_dir in shards if progress is None else progress(shards):
+        if verify_shard(shard_dir):
+            damaged.append(shard_dir.name)
+            continue
+        try:
+            reader = ShardReader(shard_dir)
+            seg = segment_from_games(shard_dir.name, reader.games)
+        except (ShardCorruptError, FormatError, pa.ArrowException, OSError):
+            damaged.append(shard_dir.name)
+            continue
+        pq.write_table(seg, staging / f"{shard_dir.name}.parquet", compression="zstd")
+        games += seg.num_rows
+    old = root / "trash" / f"catalog-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    if catalog.exists():
+        os.rename(catalog, old)
+    os.rename(staging, catalog)
+    shutil.rmtree(old, ignore_errors=True)
+    return games, damaged
