@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import FormatError, ShardCorruptError
-from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, VectorSpec, moves_schema
+from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA"]
@@ -110,6 +110,7 @@ class Catalog:
             " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
         )
         db.execute("CREATE VIEW shards AS SELECT * FROM _shards")
+        self._register(db)
         db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
         db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
         db.execute(
@@ -119,14 +120,11 @@ class Catalog:
         )
         if self._extra_views is not None:
             self._extra_views(db)
-        self._register(db)
 
     def _register(self, con: duckdb.DuckDBPyConnection) -> None:
         moves_ds, games_ds = self._datasets
         if moves_ds is None:
             con.register("_moves_ds", moves_schema({}).empty_table())
-            from .schema import GAMES_SCHEMA
-
             con.register("_games_ds", GAMES_SCHEMA.empty_table())
         else:
             con.register("_moves_ds", moves_ds)
@@ -145,6 +143,13 @@ class Catalog:
             with self._lock:
                 self._register(con)
                 local.generation = self._generation
+        return con
+
+    def new_connection(self) -> duckdb.DuckDBPyConnection:
+        """A fresh connection with every view current (for relations handed to callers)."""
+        con = self._db.cursor()
+        with self._lock:
+            self._register(con)
         return con
 
     # -- refresh ------------------------------------------------------------------

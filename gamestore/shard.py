@@ -90,7 +90,7 @@ def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
     with open(path, "wb") as f:
         with ipc.new_file(f, schema, options=_IPC_OPTIONS) as writer:
             for batch in batches:
-                writer.write_batch(batch)
+                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
         f.flush()
         if fsync:
             os.fsync(f.fileno())

@@ -195,11 +195,15 @@ class GameStore:
         chunk: list[Mapping] = []
         with self._write_lock:
             self._catalog.refresh()
+            chunk_moves = 0
+            move_limit = max(1, self._shard_moves // 4)
             for record in games:
                 chunk.append(record)
-                if len(chunk) >= _ENCODE_CHUNK:
+                moves = record.get("moves") if isinstance(record, Mapping) else None
+                chunk_moves += len(moves) if isinstance(moves, (list, tuple)) else 0
+                if len(chunk) >= _ENCODE_CHUNK or chunk_moves >= move_limit:
                     written += self._write_chunk(chunk, on_duplicate)
-                    chunk = []
+                    chunk, chunk_moves = [], 0
             if chunk:
                 written += self._write_chunk(chunk, on_duplicate)
         return written
@@ -298,10 +302,22 @@ class GameStore:
     def _where(self, where: str | None) -> str:
         return f" WHERE ({where})" if where else ""
 
-    def _run(self, query: str, params: Sequence | None = None):
-        con = self._catalog.cursor()
+    def _run(self, query: str) -> duckdb.DuckDBPyRelation:
+        """A relation on this thread's catalog connection (callers consume it fully)."""
         try:
-            return con.execute(query, params) if params is not None else con.execute(query)
+            return self._catalog.cursor().sql(query)
+        except duckdb.Error as exc:
+            raise QueryError(f"{exc} (in: {query})") from None
+
+    def _scalar(self, query: str) -> Any:
+        try:
+            return self._run(query).fetchall()[0][0]
+        except duckdb.Error as exc:
+            raise QueryError(f"{exc} (in: {query})") from None
+
+    def _table(self, query: str) -> pa.Table:
+        try:
+            return self._run(query).to_arrow_table()
         except duckdb.Error as exc:
             raise QueryError(f"{exc} (in: {query})") from None
 
@@ -322,17 +338,17 @@ class GameStore:
             query += f" ORDER BY {order_by}"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        return self._run(query).to_arrow_table()
+        return self._table(query)
 
     def count_games(self, where: str | None = None) -> int:
         self._check_open()
         self._catalog.refresh()
-        return int(self._run(f"SELECT count(*) FROM games{self._where(where)}").fetchone()[0])
+        return int(self._scalar(f"SELECT count(*) FROM games{self._where(where)}"))
 
     def count_moves(self, where: str | None = None) -> int:
         self._check_open()
         self._catalog.refresh()
-        return int(self._run(f"SELECT coalesce(sum(num_moves), 0) FROM games{self._where(where)}").fetchone()[0])
+        return int(self._scalar(f"SELECT coalesce(sum(num_moves), 0) FROM games{self._where(where)}"))
 
     def game_locations(self, where: str | None = None, *, order_by: str | None = None, limit: int | None = None) -> pa.Table:
         """``game_id, shard_id, move_offset, num_moves`` of the matching games (for scanners)."""
@@ -342,7 +358,7 @@ class GameStore:
         query += f" ORDER BY {order_by}" if order_by else " ORDER BY shard_id, move_offset"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        return self._run(query).to_arrow_table()
+        return self._table(query)
 
     def scan_moves(
         self,
@@ -411,11 +427,15 @@ class GameStore:
         return mask
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
-        """A DuckDB relation for ``query`` over the views games, moves, players, policies, shards, ..."""
+        """A DuckDB relation for ``query`` over the views games, moves, players, policies, shards, ...
+
+        Each call gets its own connection, so relations may be consumed
+        lazily, from any thread, while the store keeps working.
+        """
         self._check_open()
         self._catalog.refresh()
         try:
-            return self._catalog.cursor().sql(query)
+            return self._catalog.new_connection().sql(query)
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
 
@@ -453,13 +473,13 @@ class GameStore:
         self._catalog.refresh()
         games = self.count_games()
         moves = self.count_moves()
-        shard_bytes = int(self._run("SELECT coalesce(sum(bytes), 0) FROM shards").fetchone()[0])
+        shard_bytes = int(self._scalar("SELECT coalesce(sum(bytes), 0) FROM shards"))
         disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-        configs = self._run(
+        configs = self._table(
             "SELECT board_type, num_players, count(*) AS games, sum(num_moves) AS moves FROM games"
             " GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
-        newest = self._run("SELECT max(created_at) FROM games").fetchone()[0]
+        ).to_pylist()
+        newest = self._scalar("SELECT max(created_at) FROM games")
         return {
             "path": str(self.path),
             "games": games,
@@ -470,7 +490,8 @@ class GameStore:
             "bytes_on_disk": disk,
             "bytes_per_move": (shard_bytes / moves) if moves else None,
             "configs": [
-                {"board_type": b, "num_players": p, "games": int(g), "moves": int(m or 0)} for b, p, g, m in configs
+                {"board_type": c["board_type"], "num_players": c["num_players"], "games": int(c["games"]), "moves": int(c["moves"] or 0)}
+                for c in configs
             ],
             "newest_game": newest,
             "vectors": {n: s.to_json() for n, s in self.vectors.items()},
