@@ -73,17 +73,18 @@ def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
 
 def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each."""
+    moves = moves.combine_chunks()  # one dictionary per field: the IPC file format allows no replacement
     offsets = games.column("move_offset").to_pylist()
     counts = games.column("move_count").to_pylist()
     start = 0
     end = 0
     for off, cnt in zip(offsets, counts):
         if end - start >= batch_rows or (end > start and end - start + cnt > batch_rows):
-            yield from moves.slice(start, end - start).combine_chunks().to_batches()
+            yield from moves.slice(start, end - start).to_batches()
             start = end
         end = off + cnt
     if end > start:
-        yield from moves.slice(start, end - start).combine_chunks().to_batches()
+        yield from moves.slice(start, end - start).to_batches()
 
 
 def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
