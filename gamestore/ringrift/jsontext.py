@@ -1,0 +1,155 @@
+"""Lossless codecs for GameReplayDB cells: JSON text styles, gzip, tagged SQLite values.
+
+A JSON text column is kept as its parsed value plus the name of the
+serialisation *style* that reproduces the text exactly; text no style
+reproduces is kept verbatim.  States (snapshots, history entries) are kept
+without their embedded ``moveHistory``, which is re-inserted from the
+game's move texts when the text is rebuilt.
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+from typing import Any, Sequence
+
+__all__ = [
+    "STYLES",
+    "dumps",
+    "parse_styled",
+    "tag",
+    "untag",
+    "gzip_params",
+    "gzip_apply",
+    "encode_state",
+    "render_state",
+]
+
+#: Serialisation styles: name -> json.JSONEncoder options.
+#: ``c``: pydantic ``model_dump_json`` (compact, UTF-8); ``d``: ``json.dumps``
+#: defaults; ``s``: ``json.dumps(..., sort_keys=True)``; the rest are variants.
+STYLES: dict[str, dict] = {
+    "c": {"separators": (",", ":"), "ensure_ascii": False},
+    "d": {},
+    "s": {"sort_keys": True},
+    "ca": {"separators": (",", ":")},
+    "du": {"ensure_ascii": False},
+    "cs": {"separators": (",", ":"), "sort_keys": True, "ensure_ascii": False},
+    "csa": {"separators": (",", ":"), "sort_keys": True},
+    "su": {"sort_keys": True, "ensure_ascii": False},
+}
+_ENCODERS = {name: json.JSONEncoder(**kw).encode for name, kw in STYLES.items()}
+_COMPACT = ("c", "ca")
+
+
+def dumps(value: Any, style: str) -> str:
+    """``value`` as JSON text in ``style``."""
+    return _ENCODERS[style](value)
+
+
+def parse_styled(text: str, default: str) -> tuple[Any, str] | None:
+    """Parse ``text``; return ``(value, style)`` for the first style that reproduces it exactly, else None."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if _ENCODERS[default](value) == text:
+        return value, default
+    for style, enc in _ENCODERS.items():
+        if style != default and enc(value) == text:
+            return value, style
+    return None
+
+
+# ---------------------------------------------------------------------------
+# SQLite cells as JSON values
+# ---------------------------------------------------------------------------
+def tag(value: Any) -> Any:
+    """A SQLite cell (None, int, float, str, bytes) as a JSON value that :func:`untag` reverses."""
+    if type(value) is bytes:
+        return {"$b64": base64.b64encode(value).decode("ascii")}
+    if type(value) is float and not math.isfinite(value):
+        return {"$f": repr(value)}
+    return value
+
+
+def untag(value: Any) -> Any:
+    if type(value) is dict:
+        if "$b64" in value:
+            return base64.b64decode(value["$b64"])
+        if "$f" in value:
+            return float(value["$f"])
+    return value
+
+
+# ---------------------------------------------------------------------------
+# gzip-compressed cells
+# ---------------------------------------------------------------------------
+def gzip_params(blob: bytes) -> tuple[str, list[int]] | None:
+    """Decompress a gzip member; return ``(text, [level, mtime])`` if recompressing reproduces it byte for byte."""
+    if len(blob) < 18 or blob[:3] != b"\x1f\x8b\x08":
+        return None
+    try:
+        data = gzip.decompress(blob)
+        text = data.decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError, ValueError):
+        return None
+    mtime = int.from_bytes(blob[4:8], "little")
+    for level in (9, 6, 1, 2, 3, 4, 5, 7, 8, 0):
+        if gzip.compress(data, compresslevel=level, mtime=mtime) == blob:
+            return text, [level, mtime]
+    return None
+
+
+def gzip_apply(text: str, params: Sequence[int]) -> bytes:
+    level, mtime = params
+    return gzip.compress(text.encode("utf-8"), compresslevel=level, mtime=mtime)
+
+
+# ---------------------------------------------------------------------------
+# Game states without their move history
+# ---------------------------------------------------------------------------
+_SENTINEL = "\x00rr-move-history\x00"
+_SENTINEL_TOKEN = json.dumps(_SENTINEL)  # the same in every style: control chars are always escaped
+
+
+def render_state(state: Any, mh: Sequence[int] | None, style: str, move_texts: Sequence[str]) -> str:
+    """Rebuild a state's JSON text; ``mh = [at, n]`` re-inserts the first ``n`` move texts as ``moveHistory`` at key index ``at``."""
+    if mh is None:
+        return _ENCODERS[style](state)
+    at, n = mh
+    items = list(state.items())
+    items.insert(at, ("moveHistory", _SENTINEL))
+    text = _ENCODERS[style](dict(items))
+    history = "[" + ",".join(move_texts[:n]) + "]"
+    return text.replace(_SENTINEL_TOKEN, history, 1)
+
+
+def encode_state(text: str, move_texts: Sequence[str], *, default: str = "c") -> tuple[Any, dict] | None:
+    """Split a state's JSON text into ``(state, meta)`` such that ``render_state(state, meta.get("mh"), meta.get("st", default), move_texts)`` is ``text``.
+
+    The embedded ``moveHistory`` is dropped when it is the text of the game's
+    first moves; returns None when the text cannot be reproduced.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if type(value) is dict and type(value.get("moveHistory")) is list and value["moveHistory"]:
+        n = len(value["moveHistory"])
+        if n <= len(move_texts):
+            at = list(value).index("moveHistory")
+            stripped = {k: v for k, v in value.items() if k != "moveHistory"}
+            for style in (default, *(s for s in _COMPACT if s != default)):
+                if style in _COMPACT and render_state(stripped, (at, n), style, move_texts) == text:
+                    meta: dict = {"mh": [at, n]}
+                    if style != default:
+                        meta["st"] = style
+                    return stripped, meta
+    if value is None:  # a JSON null state would read as "absent"
+        return None
+    for style, enc in _ENCODERS.items():
+        if enc(value) == text:
+            return value, ({} if style == default else {"st": style})
+    return None
