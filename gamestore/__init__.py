@@ -29,6 +29,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "open": "store",
     "GameStore": "store",
+    "open_async": "aio",
+    "AsyncGameStore": "aio",
     "normalize_game": "records",
     "games_equal": "records",
     "synth": None,

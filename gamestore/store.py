@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -34,6 +34,9 @@ from .records import vector_names
 from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, moves_schema
 from .shard import fsync_dir, write_shard
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .game_writer import GameWriter
+
 __all__ = ["GameStore", "open", "CONFIG_FILE"]
 
 CONFIG_FILE = "gamestore.json"
@@ -42,6 +45,7 @@ _STALE_SECONDS = 3600.0
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LAYOUT = ("shards", "catalog", "tmp", "trash", "meta")
+_DOT_TMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
 
 OnDuplicate = Literal["error", "skip"]
 
@@ -508,6 +512,13 @@ class GameStore:
             self._closed = True
             self._catalog.close()
 
+    def game_writer(self, game_id: str, **game_fields: Any) -> "GameWriter":
+        """Start a game written move by move (``add_move``, ``finalize``, ``abort``); see gamestore.game_writer."""
+        from .game_writer import GameWriter
+
+        self._check_open()
+        return GameWriter(self, game_id, game_fields)
+
     def __enter__(self) -> "GameStore":
         return self
 
@@ -549,6 +560,17 @@ def _clean_stale(root: Path) -> None:
                 if sub == "tmp" and pid == os.getpid():
                     continue
                 shutil.rmtree(entry, ignore_errors=True)
+    # half-written ".<name>.<pid>.<thread>.tmp" files of atomic replaces (config, meta, catalog segments)
+    for d in (root, root / "catalog", root / "meta"):
+        if not d.exists():
+            continue
+        for entry in d.glob(".*.tmp"):
+            m = _DOT_TMP.match(entry.name)
+            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    pass
 
 
 def open(

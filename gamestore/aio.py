@@ -1,0 +1,391 @@
+"""The async API: :func:`open_async` and :class:`AsyncGameStore`.
+
+A thin facade over the one implementation, the synchronous
+:class:`~gamestore.store.GameStore`: every call that touches files,
+encodes, compresses or runs DuckDB is sent to a small thread pool owned by
+the store, so the event loop only awaits.  The heavy parts (zstd, Arrow,
+DuckDB, the Cython packing loops) release the GIL; see docs/concurrency.md
+for the measured event-loop lag.
+
+    async with gamestore.open_async("runs/store", flush_interval=5.0) as store:
+        await store.write_games(games)
+        n = await store.count_games("board_type = 'hex8'")
+        async for batch in store.scan_moves("num_players = 2"):
+            ...
+        rows = await store.sql("SELECT board_type, count(*) FROM games GROUP BY 1").fetchall()
+        async with store.game_writer("g-1", board_type="square8", num_players=2) as game:
+            await game.add_move(move_type="place", to=(3, 4), policy={"a": 0.5, "b": 0.5})
+            await game.finalize(winner=1)
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+import pyarrow as pa
+
+from . import store as _store
+from .errors import GamestoreError
+from .game_writer import GameWriter
+from .store import GameStore, OnDuplicate
+
+__all__ = ["open_async", "AsyncGameStore", "AsyncGameWriter", "AsyncQuery"]
+
+T = TypeVar("T")
+_log = logging.getLogger("gamestore.aio")
+_DONE = object()
+
+
+def _next(it: Iterator[T]) -> Any:
+    return next(it, _DONE)
+
+
+async def _aiter_sync(run: Callable[..., Awaitable[Any]], make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Drive a blocking iterator in the pool, one item ahead of the consumer."""
+    it = await run(make)
+    pending: asyncio.Future | None = asyncio.ensure_future(run(_next, it))
+    try:
+        while True:
+            item = await pending
+            pending = None
+            if item is _DONE:
+                return
+            pending = asyncio.ensure_future(run(_next, it))
+            yield item
+    finally:
+        if pending is not None:
+            try:
+                await pending
+            except BaseException:  # the consumer stopped; the prefetched item is discarded
+                pass
+        close = getattr(it, "close", None)
+        if close is not None:
+            await run(close)
+
+
+class _AwaitableContext:
+    """Result of a call that is both awaitable and an async context manager."""
+
+    def __init__(self, make: Callable[[], Awaitable[Any]]) -> None:
+        self._make = make
+        self._value: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._make().__await__()
+
+    async def __aenter__(self) -> Any:
+        self._value = await self._make()
+        return await self._value.__aenter__()
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        await self._value.__aexit__(exc_type, exc, tb)
+
+
+class AsyncQuery:
+    """A SQL query over the store; awaiting it (or a method) runs it off the loop.
+
+    ``await store.sql(q)`` gives a ``pyarrow.Table``; ``fetchall``,
+    ``fetchone``, ``fetchval`` and ``batches`` give other shapes.
+    """
+
+    def __init__(self, astore: "AsyncGameStore", query: str) -> None:
+        self._astore = astore
+        self.query = query
+
+    def _relation(self):
+        return self._astore.sync.sql(self.query)
+
+    def __await__(self) -> Generator[Any, None, pa.Table]:
+        return self.to_arrow_table().__await__()
+
+    async def to_arrow_table(self) -> pa.Table:
+        return await self._astore._run(lambda: self._relation().to_arrow_table())
+
+    async def fetchall(self) -> list[tuple]:
+        return await self._astore._run(lambda: self._relation().fetchall())
+
+    async def fetchone(self) -> tuple | None:
+        def one():
+            rows = self._relation().limit(1).fetchall()
+            return rows[0] if rows else None
+
+        return await self._astore._run(one)
+
+    async def fetchval(self) -> Any:
+        """The first column of the first row (``None`` when there are no rows)."""
+        row = await self.fetchone()
+        return None if row is None else row[0]
+
+    def batches(self, batch_size: int = 65536) -> AsyncIterator[pa.RecordBatch]:
+        """Stream the result as record batches (for results too big to hold at once)."""
+
+        def make() -> Iterator[pa.RecordBatch]:
+            reader = self._relation().arrow(batch_size)
+            return iter(reader)
+
+        return _aiter_sync(self._astore._run, make)
+
+    def __repr__(self) -> str:
+        return f"<AsyncQuery {self.query!r}>"
+
+
+class AsyncGameWriter:
+    """Async face of :class:`~gamestore.game_writer.GameWriter` (from :meth:`AsyncGameStore.game_writer`).
+
+    ``add_move`` validates in memory on the loop (tens of microseconds, no
+    I/O) unless the move declares a new vector, which is written to the store
+    config in the pool; ``finalize`` encodes in the pool.
+    """
+
+    def __init__(self, astore: "AsyncGameStore", writer: GameWriter) -> None:
+        self._astore = astore
+        self.sync = writer
+
+    @property
+    def game_id(self) -> str:
+        return self.sync.game_id
+
+    @property
+    def state(self) -> str:
+        return self.sync.state
+
+    @property
+    def num_moves(self) -> int:
+        return self.sync.num_moves
+
+    async def add_move(self, move: Mapping[str, Any] | None = None, /, **fields: Any) -> dict:
+        """Validate and append one move (see :meth:`GameWriter.add_move`)."""
+        vecs = (move or {}).get("vectors") if "vectors" not in fields else fields["vectors"]
+        if vecs and isinstance(vecs, Mapping) and any(n not in self._astore.sync.vectors for n in vecs):
+            return await self._astore._run(self.sync.add_move, move, **fields)
+        return self.sync.add_move(move, **fields)
+
+    async def finalize(self, **result_fields: Any) -> str:
+        """Store the game (see :meth:`GameWriter.finalize`); returns its id."""
+        return await self._astore._run(self.sync.finalize, **result_fields)
+
+    async def abort(self) -> None:
+        """Drop the game; nothing of it is stored."""
+        self.sync.abort()
+
+    async def __aenter__(self) -> "AsyncGameWriter":
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if self.sync.state == "open":
+            self.sync.abort()
+
+    def __repr__(self) -> str:
+        return f"<AsyncGameWriter {self.sync!r}>"
+
+
+class AsyncGameStore:
+    """Awaitable version of the whole :class:`GameStore` API (get one with :func:`open_async`).
+
+    ``flush_interval`` (seconds) starts a background task that flushes the
+    write buffer that often, bounding how long a returned write stays
+    un-durable; ``None`` flushes only on ``flush()``, a full buffer and
+    ``close()``.
+    """
+
+    def __init__(
+        self,
+        store: GameStore,
+        *,
+        executor: ThreadPoolExecutor,
+        own_executor: bool = True,
+        flush_interval: float | None = None,
+    ) -> None:
+        self.sync = store
+        self._executor = executor
+        self._own_executor = own_executor
+        self._closed = False
+        self._flush_interval = flush_interval
+        self._flusher: asyncio.Task | None = None
+        self.flush_errors: list[BaseException] = []
+        if flush_interval is not None:
+            if flush_interval <= 0:
+                raise ValueError("flush_interval must be > 0")
+            self._flusher = asyncio.get_running_loop().create_task(self._autoflush(flush_interval))
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        return await loop.run_in_executor(self._executor, call)
+
+    async def run_sync(self, fn: Callable[[GameStore], T]) -> T:
+        """Run ``fn(sync_store)`` in the store's pool (for APIs without an async wrapper)."""
+        return await self._run(fn, self.sync)
+
+    async def _autoflush(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._run(self.sync.flush)
+            except asyncio.CancelledError:
+                raise
+            except GamestoreError as exc:  # e.g. StoreFullError: games stay buffered, retried next time
+                self.flush_errors.append(exc)
+                _log.warning("gamestore: background flush of %s failed: %s", self.sync.path, exc)
+
+    @property
+    def path(self):
+        return self.sync.path
+
+    # -- writing ------------------------------------------------------------------------
+    async def write_games(self, games: Iterable[Mapping], *, on_duplicate: OnDuplicate = "error") -> int:
+        """See :meth:`GameStore.write_games`.  A generator argument is consumed in the pool."""
+        return await self._run(self.sync.write_games, games, on_duplicate=on_duplicate)
+
+    async def flush(self) -> None:
+        """Seal the buffer into a shard: durable and visible to every reader on return."""
+        await self._run(self.sync.flush)
+
+    def game_writer(self, game_id: str, **game_fields: Any) -> _AwaitableContext:
+        """Start a move-by-move game: ``w = await store.game_writer(...)`` or ``async with ...``."""
+
+        async def make() -> AsyncGameWriter:
+            writer = await self._run(GameWriter, self.sync, game_id, game_fields)
+            return AsyncGameWriter(self, writer)
+
+        return _AwaitableContext(make)
+
+    async def declare_vectors(self, vectors: Mapping[str, object]) -> None:
+        await self._run(self.sync.declare_vectors, vectors)
+
+    # -- reading ------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        await self._run(self.sync.refresh)
+
+    async def contains(self, game_id: str) -> bool:
+        return await self._run(self.sync.__contains__, game_id)
+
+    async def get_game(self, game_id: str) -> dict:
+        """See :meth:`GameStore.get_game` (raises :class:`GameNotFoundError`, a ``KeyError``)."""
+        return await self._run(self.sync.get_game, game_id)
+
+    async def query_games(
+        self,
+        where: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        return await self._run(self.sync.query_games, where, columns=columns, order_by=order_by, limit=limit)
+
+    async def count_games(self, where: str | None = None) -> int:
+        return await self._run(self.sync.count_games, where)
+
+    async def count_moves(self, where: str | None = None) -> int:
+        return await self._run(self.sync.count_moves, where)
+
+    async def game_locations(
+        self, where: str | None = None, *, order_by: str | None = None, limit: int | None = None
+    ) -> pa.Table:
+        return await self._run(self.sync.game_locations, where, order_by=order_by, limit=limit)
+
+    def scan_moves(
+        self,
+        where: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 65536,
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """``async for batch in store.scan_moves(...)``; the next batch is read while one is consumed."""
+        return _aiter_sync(self._run, lambda: self.sync.scan_moves(where, columns=columns, batch_size=batch_size))
+
+    def sql(self, query: str) -> AsyncQuery:
+        """``await store.sql(q)`` -> ``pyarrow.Table``; or ``.fetchall()``, ``.fetchone()``, ``.fetchval()``, ``.batches()``."""
+        return AsyncQuery(self, query)
+
+    async def sql_fetch(self, query: str) -> pa.Table:
+        """The result of ``query`` as a ``pyarrow.Table``."""
+        return await AsyncQuery(self, query).to_arrow_table()
+
+    async def info(self) -> dict:
+        return await self._run(self.sync.info)
+
+    # -- store-level documents ----------------------------------------------------------
+    async def put_meta(self, name: str, value: Any) -> None:
+        await self._run(self.sync.put_meta, name, value)
+
+    async def get_meta(self, name: str, default: Any = None) -> Any:
+        return await self._run(self.sync.get_meta, name, default)
+
+    async def meta_names(self) -> list[str]:
+        return await self._run(self.sync.meta_names)
+
+    # -- lifetime -----------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Stop the background flush, seal what is buffered and release the pool."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+        try:
+            await self._run(self.sync.close)
+        finally:
+            if self._own_executor:
+                self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> "AsyncGameStore":
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncGameStore {str(self.sync.path)!r}{' closed' if self._closed else ''}>"
+
+
+def open_async(
+    path: Any,
+    *,
+    workers: int = 4,
+    executor: ThreadPoolExecutor | None = None,
+    flush_interval: float | None = None,
+    **open_options: Any,
+) -> _AwaitableContext:
+    """Open a store for asyncio code: ``store = await open_async(path)`` or ``async with open_async(path) as store``.
+
+    ``open_options`` are those of :func:`gamestore.open` (``create``,
+    ``vectors``, ``board_types``, ``shard_moves``, ...).  Calls run in a
+    pool of ``workers`` threads owned by the store, or in ``executor`` when
+    given (then the caller shuts it down).  ``flush_interval``: see
+    :class:`AsyncGameStore`.
+    """
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+
+    async def make() -> AsyncGameStore:
+        pool = executor if executor is not None else ThreadPoolExecutor(workers, thread_name_prefix="gamestore")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(pool, functools.partial(_store.open, path, **open_options))
+        except BaseException:
+            if executor is None:
+                pool.shutdown(wait=False)
+            raise
+        try:
+            return AsyncGameStore(store, executor=pool, own_executor=executor is None, flush_interval=flush_interval)
+        except BaseException:
+            store.close()
+            if executor is None:
+                pool.shutdown(wait=False)
+            raise
+
+    return _AwaitableContext(make)
