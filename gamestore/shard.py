@@ -190,12 +190,14 @@ class ShardReader:
         self._games: pa.Table | None = None
         self._moves: ipc.RecordBatchFileReader | None = None
         self._batch_starts: list[int] | None = None
+        self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
 
     # -- files ---------------------------------------------------------------
-    def _open(self, name: str) -> ipc.RecordBatchFileReader:
+    def _open(self, name: str, *, fields: list[int] | None = None) -> ipc.RecordBatchFileReader:
         try:
             source = pa.memory_map(str(self.path / name), "r")
-            reader = ipc.open_file(source)
+            options = ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
+            reader = ipc.open_file(source, options=options)
         except (OSError, pa.ArrowInvalid) as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
         meta = reader.schema.metadata or {}
@@ -264,16 +266,24 @@ class ShardReader:
         return pa.Table.from_batches(pieces, schema=self.moves_schema)
 
     def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[tuple[int, pa.RecordBatch]]:
-        """(first row, batch) for every moves batch, optionally projected."""
+        """(first row, batch) for every moves batch; a projection reads only those columns' buffers."""
+        reader = self.moves_reader
+        if columns is not None:
+            key = tuple(columns)
+            if key not in self._projected:
+                names = self.moves_schema.names
+                self._projected[key] = self._open(MOVES_FILE, fields=sorted(names.index(c) for c in columns))
+            reader = self._projected[key]
         for i, start in enumerate(self.batch_starts):
-            batch = self.batch(i)
+            batch = reader.get_record_batch(i)
             if columns is not None:
-                batch = batch.select(columns)
+                batch = batch.select(list(columns))
             yield start, batch
 
     def close(self) -> None:
         self._games = None
         self._moves = None
+        self._projected.clear()
 
 
 def verify_shard(path: Path) -> list[str]:
