@@ -112,7 +112,7 @@ def write_shard(
     moves: pa.Table,
     *,
     vectors: dict[str, VectorSpec],
-    batch_rows: int = 2048,
+    batch_rows: int = 1024,
     fsync: bool = True,
     shard_id: str | None = None,
 ) -> ShardInfo:
@@ -193,11 +193,10 @@ class ShardReader:
         self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
 
     # -- files ---------------------------------------------------------------
-    def _open(self, name: str, *, fields: list[int] | None = None) -> ipc.RecordBatchFileReader:
+    def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
         try:
             source = pa.memory_map(str(self.path / name), "r")
-            options = ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
-            reader = ipc.open_file(source, options=options)
+            reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=threads))
         except (OSError, pa.ArrowInvalid) as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
         meta = reader.schema.metadata or {}
@@ -214,7 +213,8 @@ class ShardReader:
     @property
     def moves_reader(self) -> ipc.RecordBatchFileReader:
         if self._moves is None:
-            reader = self._open(MOVES_FILE)
+            # point reads decode one small batch: a thread pool costs more than it saves
+            reader = self._open(MOVES_FILE, threads=False)
             rows = self.manifest.get("batch_rows")
             if rows is None or len(rows) != reader.num_record_batches:
                 raise ShardCorruptError("manifest batch_rows do not match moves.arrow", shard_id=self.shard_id)

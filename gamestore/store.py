@@ -95,7 +95,7 @@ class GameStore:
         *,
         shard_moves: int = 65536,
         shard_games: int = 4096,
-        batch_rows: int = 2048,
+        batch_rows: int = 1024,
         fsync: bool = True,
         extra_views=None,
     ) -> None:
@@ -581,7 +581,7 @@ def open(
     board_types: Iterable[str] | None | Literal["ringrift"] = "ringrift",
     shard_moves: int = 65536,
     shard_games: int = 4096,
-    batch_rows: int = 2048,
+    batch_rows: int = 1024,
     fsync: bool = True,
 ) -> GameStore:
     """Open (and by default create) the store at ``path``.
