@@ -42,6 +42,19 @@ STYLES: dict[str, dict] = {
 _ENCODERS = {name: json.JSONEncoder(**kw).encode for name, kw in STYLES.items()}
 _COMPACT = ("c", "ca")
 
+try:  # orjson parses about 3x faster; values are the same as json.loads gives
+    import orjson as _orjson
+
+    def loads(text: str) -> Any:
+        """``json.loads`` (through orjson when installed; json for what orjson refuses, e.g. NaN)."""
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            return json.loads(text)
+
+except ImportError:  # pragma: no cover - depends on the environment
+    loads = json.loads
+
 
 def dumps(value: Any, style: str) -> str:
     """``value`` as JSON text in ``style``."""
@@ -51,7 +64,7 @@ def dumps(value: Any, style: str) -> str:
 def parse_styled(text: str, default: str) -> tuple[Any, str] | None:
     """Parse ``text``; return ``(value, style)`` for the first style that reproduces it exactly, else None."""
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return None
     if _ENCODERS[default](value) == text:
@@ -126,14 +139,53 @@ def render_state(state: Any, mh: Sequence[int] | None, style: str, move_texts: S
     return text.replace(_SENTINEL_TOKEN, history, 1)
 
 
+_MH_KEY = '"moveHistory":['
+
+
+def _strip_history_text(text: str, move_texts: Sequence[str]) -> tuple[str, int] | None:
+    """``text`` with an embedded history made of the first ``n`` move texts emptied, and ``n`` (a fast path)."""
+    i = text.find(_MH_KEY)
+    if i < 0:
+        return None
+    start = pos = i + len(_MH_KEY)
+    n = 0
+    while n < len(move_texts):
+        mt = move_texts[n]
+        if not text.startswith(mt, pos):
+            return None
+        pos += len(mt)
+        n += 1
+        c = text[pos : pos + 1]
+        if c == "]":
+            return text[:start] + text[pos:], n
+        if c != ",":
+            return None
+        pos += 1
+    return None
+
+
 def encode_state(text: str, move_texts: Sequence[str], *, default: str = "c") -> tuple[Any, dict] | None:
     """Split a state's JSON text into ``(state, meta)`` such that ``render_state(state, meta.get("mh"), meta.get("st", default), move_texts)`` is ``text``.
 
     The embedded ``moveHistory`` is dropped when it is the text of the game's
     first moves; returns None when the text cannot be reproduced.
     """
+    if move_texts:
+        fast = _strip_history_text(text, move_texts)
+        if fast is not None:
+            short, n = fast
+            try:
+                value = loads(short)
+            except ValueError:
+                value = None
+            if type(value) is dict and value.get("moveHistory") == []:
+                at = list(value).index("moveHistory")
+                stripped = {k: v for k, v in value.items() if k != "moveHistory"}
+                for style in _COMPACT:
+                    if render_state(stripped, (at, n), style, move_texts) == text:
+                        return stripped, ({"mh": [at, n]} if style == default else {"mh": [at, n], "st": style})
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return None
     if type(value) is dict and type(value.get("moveHistory")) is list and value["moveHistory"]:

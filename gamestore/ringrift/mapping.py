@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import RecordError
 from ..records import INT_RANGES
 from ..schema import GAME_SCALAR_FIELDS, MOVE_KNOWN_KEYS, MOVE_SCALAR_FIELDS, PLAYER_FIELDS
-from .jsontext import dumps, encode_state, gzip_apply, gzip_params, parse_styled, render_state, tag, untag
+from .jsontext import dumps, encode_state, gzip_apply, gzip_params, loads, parse_styled, render_state, tag, untag
 from .tables import COLUMNS, GAME_TABLES, PRIMARY_KEYS, SCHEMA_VERSION, SIDE_TABLES
 
 __all__ = [
@@ -184,8 +184,12 @@ def rows_to_record(rows: Mapping[str, Sequence[tuple]]) -> dict:
     if players:
         rec["players"] = players
 
-    moves = [_move_to_record(r, game_id) for r in rows.get("game_moves", ())]
-    move_texts = [render_move_json(m) for m in moves]
+    moves = []
+    move_texts = []
+    for r in rows.get("game_moves", ()):
+        m, text = _move_to_record(r, game_id)
+        moves.append(m)
+        move_texts.append(text)
     rec["moves"] = moves
 
     init_rows = rows.get("game_initial_state", ())
@@ -229,7 +233,8 @@ def _player_to_record(row: tuple, game_id: str) -> dict:
     return p
 
 
-def _move_to_record(row: tuple, game_id: str) -> dict:
+def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
+    """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it."""
     m: dict[str, Any] = {"move_number": _required_int(row[1], "int32", game_id, "moves.move_number")}
     cells: dict[str, Any] = {}
     for i, col, kind, atype in _MOVE_TYPED:
@@ -246,14 +251,20 @@ def _move_to_record(row: tuple, game_id: str) -> dict:
     styles: dict[str, str] = {}
 
     mj = row[_MI["move_json"]]
-    if mj is not None:
-        parsed = json.loads(mj) if type(mj) is str and mj[:1] == "{" else None
+    if mj is None:
+        texts["move_json"] = None
+    else:
+        try:
+            parsed = loads(mj) if type(mj) is str and mj[:1] == "{" else None
+        except ValueError:
+            parsed = None
         if type(parsed) is dict:
             _decompose_move_json(parsed, m)
         if type(mj) is not str or render_move_json(m) != mj:
             for k in [k for k in m if k not in _MOVE_BASE_KEYS]:
                 del m[k]  # undo the decomposition: keep the text verbatim
             texts["move_json"] = tag(mj)
+    move_text = mj if type(mj) is str else ""
 
     mp = row[_MI["move_probs"]]
     if mp is not None:
@@ -288,7 +299,7 @@ def _move_to_record(row: tuple, game_id: str) -> dict:
         m["rr_text"] = texts
     if styles:
         m["rr_style"] = styles
-    return m
+    return m, move_text
 
 
 _MOVE_BASE_KEYS = {"move_number", "rr_cells"} | {c for _, c, _, _ in _MOVE_TYPED}
@@ -552,7 +563,7 @@ def record_to_rows(rec: Mapping) -> GameRows:
     for m in moves:
         row, text = _move_row(game_id, m)
         move_rows.append(row)
-        move_texts.append(text)
+        move_texts.append(text if type(text) is str else "")
     out: GameRows = {t: [] for t in GAME_TABLES}
     out["games"].append(_game_row(rec, len(moves)))
     out["game_players"] = [_player_row(game_id, p) for p in rec.get("players") or ()]

@@ -1,0 +1,268 @@
+"""``import_sqlite`` and ``export_sqlite``: GameReplayDB files into a store and back, losslessly."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import GamestoreError, RecordError, StoreExistsError
+from .jsontext import tag, untag
+from .mapping import RINGRIFT_VECTORS, compare_rows, record_to_rows, rows_to_record
+from .sqlite_io import (
+    connect_readonly,
+    count_games,
+    create_v18,
+    finish_v18,
+    insert_game_rows,
+    insert_rows,
+    read_games,
+    read_table,
+    schema_report,
+    unowned_rows,
+)
+from .tables import COLUMNS, GAME_TABLES, SCHEMA_VERSION
+
+__all__ = ["ImportReport", "ExportReport", "import_sqlite", "export_sqlite", "META_SCHEMA", "META_ORPHANS"]
+
+#: Store meta documents holding the store-level tables.
+META_SCHEMA = "ringrift.schema_metadata"
+META_ORPHANS = "ringrift.orphaned_games"
+
+_CHUNK_GAMES = 256
+
+ProgressArg = bool | None | Callable[..., Any]
+
+
+@dataclass
+class ImportReport:
+    """What one ``import_sqlite`` run did."""
+
+    source: str
+    schema_version: int | None
+    games_in_source: int = 0
+    games_written: int = 0
+    games_already_stored: int = 0
+    moves_written: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (game_id, reason)
+    missing: list[str] = field(default_factory=list)  # what an older schema lacks
+    unowned_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def moves_per_second(self) -> float:
+        return self.moves_written / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.source}: schema v{self.schema_version}, {self.games_in_source} games;"
+            f" {self.games_written} imported ({self.moves_written} moves, {self.moves_per_second:,.0f} moves/s),"
+            f" {self.games_already_stored} already stored, {len(self.failed)} failed"
+        ]
+        lines += [f"  missing: {m}" for m in self.missing]
+        lines += [f"  not imported: {n} {t} rows without a games row" for t, n in self.unowned_rows.items()]
+        lines += [f"  failed: {g}: {r}" for g, r in self.failed[:20]]
+        return "\n".join(lines)
+
+
+@dataclass
+class ExportReport:
+    destination: str
+    games: int = 0
+    moves: int = 0
+    seconds: float = 0.0
+
+
+def _progress(progress: ProgressArg, total: int | None, desc: str) -> Any:
+    """A tqdm bar (``progress=None``: only when stderr is a terminal) or a no-op."""
+    enabled = sys.stderr.isatty() if progress is None else bool(progress)
+    if callable(progress) and not isinstance(progress, bool):
+        return progress(total=total, desc=desc)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        enabled = False
+        tqdm = None
+    if not enabled or tqdm is None:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="game", file=sys.stderr)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _open_store(store_path: str | os.PathLike, *, create: bool):
+    from .. import store as store_mod
+
+    return store_mod.open(store_path, create=create, vectors=RINGRIFT_VECTORS if create else None)
+
+
+def import_sqlite(
+    src: str | os.PathLike,
+    store_path: str | os.PathLike,
+    *,
+    progress: ProgressArg = None,
+    verify: bool = True,
+    batch_games: int = _CHUNK_GAMES,
+) -> ImportReport:
+    """Import every game of the GameReplayDB ``src`` into the store at ``store_path`` (created if needed).
+
+    Games already in the store are skipped, so re-running adds nothing twice.
+    ``verify`` rebuilds each game's rows from its record before writing and
+    refuses (reports as failed) any game that would not come back equal.
+    The store-level tables go to the store meta documents
+    ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
+    """
+    t0 = time.perf_counter()
+    con = connect_readonly(src)
+    try:
+        report_schema = schema_report(con)
+        report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
+        report.missing = report_schema.lines()
+        report.unowned_rows = unowned_rows(con, report_schema)
+        report.games_in_source = count_games(con, report_schema)
+        with _open_store(store_path, create=True) as store:
+            store.declare_vectors(RINGRIFT_VECTORS)
+            _import_store_tables(con, report_schema, store)
+            bar = _progress(progress, report.games_in_source, "import")
+            try:
+                chunk: list[dict] = []
+                submitted: dict[str, int] = {}
+                for rows in read_games(con, report_schema):
+                    bar.update(1)
+                    gid = rows["games"][0][0]
+                    if isinstance(gid, str) and gid in store:
+                        report.games_already_stored += 1
+                        continue
+                    try:
+                        record = rows_to_record(rows)
+                        if verify:
+                            _verify(rows, record)
+                    except (RecordError, GamestoreError, ValueError) as exc:
+                        report.failed.append((str(gid), str(exc)))
+                        continue
+                    chunk.append(record)
+                    if len(chunk) >= batch_games:
+                        _write(store, chunk, report, submitted)
+                        chunk = []
+                if chunk:
+                    _write(store, chunk, report, submitted)
+                store.flush()
+                written = [n for g, n in submitted.items() if g in store]
+                report.games_written = len(written)
+                report.moves_written = sum(written)
+            finally:
+                bar.close()
+    finally:
+        con.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _verify(rows: dict, record: dict) -> None:
+    back = record_to_rows(record)
+    for table in GAME_TABLES:
+        diffs = compare_rows(table, rows.get(table, ()), back[table], limit=1)
+        if diffs:
+            raise RecordError(f"would not round-trip: {diffs[0]}", game_id=record.get("game_id"))
+
+
+def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, int]) -> None:
+    """Write a chunk; a game the store refuses is reported and the rest of the chunk still goes in."""
+    for r in chunk:
+        submitted[r["game_id"]] = len(r["moves"])
+    pending = chunk
+    while pending:
+        try:
+            store.write_games(pending, on_duplicate="skip")
+            return
+        except RecordError as exc:
+            ids = [r["game_id"] for r in pending]
+            idx = ids.index(exc.game_id) if exc.game_id in ids else len(pending) - 1
+            report.failed.append((str(exc.game_id), str(exc)))
+            submitted.pop(ids[idx], None)
+            pending = pending[idx + 1 :]
+
+
+def _import_store_tables(con, report_schema, store) -> None:
+    """Merge ``schema_metadata`` and ``orphaned_games`` into the store meta documents."""
+    meta = {r[0]: r for r in (store.get_meta(META_SCHEMA) or [])}
+    for row in read_table(con, "schema_metadata", report_schema):
+        meta.setdefault(tag(row[0]), [tag(v) for v in row])
+    if meta:
+        store.put_meta(META_SCHEMA, list(meta.values()))
+    orphans = {r[0]: r for r in (store.get_meta(META_ORPHANS) or [])}
+    for row in read_table(con, "orphaned_games", report_schema):
+        orphans.setdefault(tag(row[0]), [tag(v) for v in row])
+    if orphans:
+        store.put_meta(META_ORPHANS, list(orphans.values()))
+
+
+def export_sqlite(
+    store_path: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    where: str | None = None,
+    progress: ProgressArg = None,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Write the store's games (``where``: SQL predicate over the ``games`` view) as a schema-v18 GameReplayDB at ``dst``.
+
+    The file is built under a temporary name and renamed into place when complete.
+    """
+    t0 = time.perf_counter()
+    dst = Path(dst)
+    if dst.exists() and not overwrite:
+        raise StoreExistsError(f"{dst} exists (pass overwrite=True to replace it)")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        p.unlink(missing_ok=True)
+    report = ExportReport(destination=str(dst))
+    with _open_store(store_path, create=False) as store:
+        ids = store.query_games(where, columns=["game_id"]).column("game_id").to_pylist()
+        con = create_v18(tmp)
+        try:
+            meta_rows = [tuple(untag(v) for v in r) for r in (store.get_meta(META_SCHEMA) or [])]
+            meta_rows = [r for r in meta_rows if r[0] != "schema_version"] + [("schema_version", str(SCHEMA_VERSION))]
+            insert_rows(con, "schema_metadata", meta_rows)
+            orphans = [tuple(untag(v) for v in r) for r in (store.get_meta(META_ORPHANS) or [])]
+            insert_rows(con, "orphaned_games", orphans)
+            bar = _progress(progress, len(ids), "export")
+            try:
+                for gid in ids:
+                    rows = record_to_rows(store.get_game(gid))
+                    insert_game_rows(con, rows)
+                    report.games += 1
+                    report.moves += len(rows["game_moves"])
+                    bar.update(1)
+            finally:
+                bar.close()
+            finish_v18(con)
+        except BaseException:
+            con.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        con.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, dst)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def iter_records(src: str | os.PathLike) -> Iterator[dict]:
+    """The game records of a GameReplayDB, without a store (for tools and tests)."""
+    con = connect_readonly(src)
+    try:
+        report = schema_report(con)
+        for rows in read_games(con, report):
+            yield rows_to_record(rows)
+    finally:
+        con.close()
