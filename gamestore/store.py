@@ -389,15 +389,18 @@ class GameStore:
         return self._scan(shard_ids, selected, cols, batch_size)
 
     def _scan(self, shard_ids, selected, cols, batch_size) -> Iterator[pa.RecordBatch]:
+        target = moves_schema({**self._catalog.vectors(), **self.vectors})
+        if cols is not None:
+            unknown = [c for c in cols if c not in target.names]
+            if unknown:
+                raise QueryError(f"unknown move columns: {unknown} (known: {', '.join(target.names)})")
         for sid in shard_ids:
             reader = self._catalog.reader(sid)
             if reader is None:
                 continue
-            shard_cols = cols
-            if cols is not None:
-                missing = [c for c in cols if c not in reader.moves_schema.names]
-                if missing:
-                    raise QueryError(f"unknown move columns: {missing}")
+            want = cols if cols is not None else target.names
+            present = [c for c in want if c in reader.moves_schema.names]
+            shard_cols = present if (cols is not None or len(present) != len(want)) else None
             ranges = selected.get(sid) if selected is not None else None
             mask_all = None
             if ranges is None:
@@ -416,6 +419,11 @@ class GameStore:
                         continue
                     if not m.all():
                         batch = batch.filter(pa.array(m))
+                if len(present) != len(want):  # columns (vectors) this older shard lacks
+                    batch = pa.RecordBatch.from_arrays(
+                        [batch.column(c) if c in present else pa.nulls(batch.num_rows, target.field(c).type) for c in want],
+                        schema=pa.schema([target.field(c) for c in want]),
+                    )
                 for off in range(0, batch.num_rows, batch_size):
                     yield batch.slice(off, batch_size)
 

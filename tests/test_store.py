@@ -252,3 +252,24 @@ def test_closed_store_raises(tmp_path):
     s.close()
     with pytest.raises(gamestore.StoreClosedError):
         s.count_games()
+
+
+def test_vector_added_later_reads_as_null_in_older_shards(tmp_path):
+    def game(gid, vec):
+        move = {"player": 1, "move_type": "a"}
+        if vec:
+            move["vectors"] = {"h": np.array([1.0, 2.0], dtype=np.float32)}
+        return {"game_id": gid, "board_type": "square8", "num_players": 2, "moves": [move]}
+
+    with gamestore.open(tmp_path / "s") as s:
+        s.write_games([game("a", False)])
+        s.flush()
+        s.write_games([game("b", True)])
+        s.flush()
+        assert s.vectors["h"].dtype == "float32"
+        rows = [r for b in s.scan_moves(columns=["game_id", "vec_h"]) for r in b.to_pylist()]
+        assert sorted(rows, key=lambda r: r["game_id"]) == [{"game_id": "a", "vec_h": None}, {"game_id": "b", "vec_h": [1.0, 2.0]}]
+        assert s.sql("SELECT game_id, vec_h FROM moves ORDER BY 1").fetchall() == [("a", None), ("b", (1.0, 2.0))]
+        assert "vectors" not in s.get_game("a")["moves"][0]
+        with pytest.raises(QueryError):
+            list(s.scan_moves(columns=["vec_nope"]))
