@@ -10,6 +10,9 @@
   chain_capture, line_processing, territory_processing, forced_elimination),
   so 40-50% of moves are bookkeeping ``no_*_action`` moves without policy
   or search statistics;
+- rare Move fields (``placedOnStack``, ``formedLines``, ``eliminatedRings``...)
+  are overflow keys under their ``move_json`` names, as the RingRift import
+  (``gamestore.ringrift.mapping``) keeps them;
 - every other move carries an 8-16-entry policy keyed like RingRift's
   ``build_move_key`` (``"move_stack_6,4_3,1"``), search statistics over all
   its legal moves, and every move a 49-float32 ``heuristic_features`` vector
@@ -294,7 +297,7 @@ class _Game:
         count = 1 if on_stack else min(self.hand[p], (1, 1, 1, 1, 2, 2, 2, 3, 3, 3)[int(rnd.random() * 10)])
         self._searched(
             "ring_placement", "place_ring", None, legal, cell - start,
-            to=pool.position(cell), placement_count=count, placed_on_stack=on_stack,
+            to=pool.position(cell), placement_count=count, placedOnStack=on_stack,
         )
         self.hand[p] -= count
         self.stacks.setdefault(cell, []).extend([p] * count)
@@ -426,7 +429,7 @@ class _Game:
         self.eliminated[p] += count
         self._searched(phase, "eliminate_rings_from_stack", f"eliminate-{context}-{self._cube(cell)}",
                        legal, 0, to=pool.position(cell),
-                       eliminated_rings=[{"player": p, "count": count}], elimination_context=context)
+                       eliminatedRings=[{"player": p, "count": count}], eliminationContext=context)
 
     def _lines(self) -> None:
         rnd, pool, p = self.rnd, self.pool, self.player
@@ -445,9 +448,9 @@ class _Game:
         legal = [pool.line_keys[origin], pool.process_line_keys[origin]]
         self._searched("line_processing", "choose_line_option", f"choose-line-option-0-{self._cube(origin)}-all",
                        legal, 0, to=pool.position(origin),
-                       formed_lines=[{"positions": line, "player": p, "length": len(line),
+                       formedLines=[{"positions": line, "player": p, "length": len(line),
                                       "direction": {"x": direction[0], "y": direction[1], "z": direction[2]}}],
-                       collapsed_markers=[pool.position(c) for c in cells])
+                       collapsedMarkers=[pool.position(c) for c in cells])
         for c in cells:
             self.markers.pop(c, None)
             if c not in self.stacks:
@@ -471,7 +474,7 @@ class _Game:
         spaces = [cell] + [t for t in pool.neighbours[cell][: rnd.randint(1, 4)]]
         self._searched("territory_processing", "choose_territory_option",
                        f"choose-territory-option-0-{self._cube(cell)}", legal, 1, to=pool.position(cell),
-                       disconnected_regions=[{"spaces": [pool.position(c) for c in spaces],
+                       disconnectedRegions=[{"spaces": [pool.position(c) for c in spaces],
                                               "controllingPlayer": p, "isDisconnected": True}])
         for c in spaces:
             if c not in self.stacks:
@@ -490,7 +493,7 @@ class _Game:
         cell = cands[j]
         legal = [pool.forced_keys[c] for c in cands]
         self._searched("forced_elimination", "forced_elimination", None, legal, j,
-                       to=pool.position(cell), placement_count=0, placed_on_stack=False)
+                       to=pool.position(cell), placement_count=0, placedOnStack=False)
         stack = self.stacks.pop(cell)
         self.lost[p] += len(stack)
         self.eliminated[p] += len(stack)
@@ -508,7 +511,7 @@ class _Game:
         self._searched("movement", "recovery_slide",
                        f"recovery-fallback-{self._cube(marker)}-{self._cube(target)}-{len(self.moves) + 1}",
                        keys, dest, **{"from": pool.position(marker)}, to=pool.position(target),
-                       recovery_mode="fallback", extraction_stacks=extraction)
+                       recoveryMode="fallback", extractionStacks=extraction)
         self.markers[target] = self.markers.pop(marker)
         return None
 

@@ -100,7 +100,7 @@ def test_move_types_phases_and_turn_rotation(corpus):
             assert m["player"] == m["turn_number"] % n + 1
             if m["move_type"] == "place_ring":
                 assert 1 <= m["placement_count"] <= 3
-                assert isinstance(m["placed_on_stack"], bool)
+                assert isinstance(m["placedOnStack"], bool)
             if m["move_type"] in ("overtaking_capture", "continue_capture_segment"):
                 assert {"from", "to", "capture_target"} <= m.keys()
             assert isinstance(m["timestamp"], str) and isinstance(m["think_time_ms"], int)
