@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import warnings
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,13 +156,18 @@ def write_shard(
         if fsync:
             fsync_dir(staging)
         os.rename(staging, final)
-        if fsync:
-            fsync_dir(final.parent)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StoreFullError(exc.errno, f"disk full while writing shard {shard_id}: {exc.strerror}") from exc
         raise
+    if fsync:
+        # committed (visible) from here on: never undo or report failure, or a retry would store the games twice;
+        # a failed directory fsync is made good by the next commit's (docs/concurrency.md)
+        try:
+            fsync_dir(final.parent)
+        except OSError as exc:
+            warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
     size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
     return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
 
