@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -11,41 +9,21 @@ import pytest
 
 from gamestore.records import normalize_game
 from gamestore.ringrift import mapping
+from gamestore.ringrift.fixtures import FIXTURE_NAMES, decompress_fixtures, fixture_dir
 from gamestore.ringrift.jsontext import encode_state, gzip_params, render_state
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import GAME_TABLES
 from gamestore.schema import VectorSpec
 
-FIXTURE_DIRS = [
-    Path(os.environ.get("GAMESTORE_RINGRIFT_FIXTURES", "")),
-    Path(__file__).parent / "fixtures" / "ringrift",
-    Path("/work/shared/fixtures"),
-]
-FIXTURES = ("ringrift_v18_sample", "ringrift_v18_history")
+FIXTURES = FIXTURE_NAMES
 VECTORS = {"heuristic_features": VectorSpec("heuristic_features", (49,), "float32")}
-
-
-def _fixture_dir() -> Path | None:
-    for d in FIXTURE_DIRS:
-        if str(d) and (d / f"{FIXTURES[0]}.db.zst").is_file():
-            return d
-    return None
 
 
 @pytest.fixture(scope="session")
 def ringrift_dbs(tmp_path_factory) -> dict[str, Path]:
-    src = _fixture_dir()
-    if src is None:
+    if fixture_dir() is None:
         pytest.skip("RingRift fixture databases not found")
-    import zstandard
-
-    out = tmp_path_factory.mktemp("ringrift_dbs")
-    paths = {}
-    for name in FIXTURES:
-        data = zstandard.ZstdDecompressor().decompress((src / f"{name}.db.zst").read_bytes())
-        (out / f"{name}.db").write_bytes(data)
-        paths[name] = out / f"{name}.db"
-    return paths
+    return decompress_fixtures(tmp_path_factory.mktemp("ringrift_dbs"))
 
 
 def _games(path: Path) -> list[dict]:
