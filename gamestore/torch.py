@@ -1,0 +1,30 @@
+"""Stream training batches from a gamestore into PyTorch (needs the ``torch`` extra).
+
+::
+
+    from torch.utils.data import DataLoader
+    from gamestore.torch import PositionDataset, ResumableLoader
+
+    ds = PositionDataset("runs/store", where="board_type = 'square8' AND num_players = 2",
+                         newest_games=50_000, batch_size=512, seed=1)
+    loader = ResumableLoader(ds, num_workers=2)   # or DataLoader(ds, batch_size=None, num_workers=2)
+    for epoch in range(10):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            ...                                   # batch["policy_prob"], batch["value_mover"], ...
+        torch.save(loader.state_dict(), "loader.pt")   # valid between any two batches too
+
+``import gamestore`` never imports torch; importing this module does.
+"""
+from __future__ import annotations
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError("gamestore.torch needs PyTorch: pip install 'gamestore[torch]'") from exc
+
+from .torchdata.dataset import DatasetError, PositionDataset
+from .torchdata.loader import ResumableLoader
+from .torchdata.plan import Plan, StateMismatchError
+
+__all__ = ["PositionDataset", "ResumableLoader", "Plan", "DatasetError", "StateMismatchError"]

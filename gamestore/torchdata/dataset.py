@@ -1,0 +1,458 @@
+"""PositionDataset: a resumable, sharded, shuffled torch IterableDataset over stored positions."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..errors import GamestoreError
+from .buffer import stream
+from .decode import SegmentReader
+from .plan import (
+    TAG_BUFFER,
+    Plan,
+    Selection,
+    StateMismatchError,
+    current_snapshot,
+    fingerprint,
+    partition,
+    resolve_plan,
+    rng_for,
+)
+
+__all__ = ["PositionDataset", "DatasetError", "StateMismatchError", "END_OF_WORKER"]
+
+STATE_VERSION = 1
+#: what a worker yields last in tagged mode (ResumableLoader), after its batches
+END_OF_WORKER = "__gamestore_end_of_worker__"
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class DatasetError(GamestoreError, ValueError):
+    """A position cannot be turned into a batch with the dataset's options."""
+
+
+class PositionDataset(IterableDataset):
+    """Ready training batches (dicts of tensors) of the positions of selected games.
+
+    Use with ``DataLoader(ds, batch_size=None, num_workers=k)`` (or
+    :class:`~gamestore.torch.ResumableLoader` / torchdata's
+    ``StatefulDataLoader`` to save and resume mid-epoch).  One position per
+    stored move of every game matching ``where`` (a SQL predicate over the
+    ``games`` view), optionally only the newest ``newest_games`` games or the
+    newest games holding ``newest_positions`` positions (by ``recency``, a
+    SQL expression, default ``created_at``; whole games).  With ``weight``
+    (a non-negative SQL expression per game) an epoch is ``num_samples``
+    positions (default: as many as selected) drawn with replacement, each
+    position with probability proportional to its game's weight.
+
+    Call :meth:`set_epoch` before every epoch: it changes the order and picks
+    up games committed since the last call.  Selection, shuffle and sharding
+    are fixed by ``(seed, epoch, rank, world_size, batch_size, buffer_size)``
+    and the shard snapshot taken by ``set_epoch`` (broadcast from rank 0 when
+    ``torch.distributed`` is initialised).
+
+    Batch keys: ``game_id`` (list of str), ``board_type`` (list of str),
+    ``move_number``, ``player``, ``num_players``, ``winner`` (LongTensor; -1
+    when absent), ``value`` ([B, P] float, per player number
+    ``first_player + j``: ``win_value``/``loss_value``, ``draw_value`` without
+    a winner, 0 past the game's player count) with ``value_mask``,
+    ``value_mover`` ([B], the mover's entry), ``policy_index`` ([B, K] long:
+    the action id, or ``action_map[key]`` for keyed candidates, -1 padding
+    or unmapped), ``policy_prob`` ([B, K], the exact probability as
+    ``policy_dtype``), ``policy_mask``, ``has_policy``, ``policy_keys``
+    (list of lists of str/None, with ``return_keys=True``), ``policy_dense``
+    ([B, action_size], with ``action_size``), ``vec_<name>`` ([B, *shape]
+    float32) with ``vec_<name>_mask``, and each of ``columns`` (a tensor for
+    numeric columns, else a list).  ``transform(batch)`` runs last, in the
+    worker.
+    """
+
+    def __init__(
+        self,
+        store_or_path: Any,
+        *,
+        where: str | None = None,
+        newest_games: int | None = None,
+        newest_positions: int | None = None,
+        recency: str = "created_at",
+        weight: str | None = None,
+        num_samples: int | None = None,
+        policy_only: bool = False,
+        seed: int = 0,
+        shuffle: bool = True,
+        batch_size: int = 256,
+        buffer_size: int = 16384,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        epoch: int = 0,
+        vectors: Sequence[str] | None = None,
+        columns: Sequence[str] = (),
+        action_map: Mapping[Any, int] | None = None,
+        action_size: int | None = None,
+        unknown_keys: Literal["error", "ignore"] = "error",
+        max_candidates: int | None = None,
+        return_keys: bool = False,
+        max_players: int | None = None,
+        first_player: int = 1,
+        win_value: float = 1.0,
+        loss_value: float = -1.0,
+        draw_value: float = 0.0,
+        policy_dtype: Literal["float32", "float64"] = "float32",
+        transform: Callable[[dict], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0 or buffer_size < 0:
+            raise ValueError("batch_size must be positive and buffer_size non-negative")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError("seed must be a non-negative int")
+        if unknown_keys not in ("error", "ignore"):
+            raise ValueError("unknown_keys must be 'error' or 'ignore'")
+        if policy_dtype not in _DTYPES:
+            raise ValueError("policy_dtype must be 'float32' or 'float64'")
+        self._selection = Selection(where, newest_games, newest_positions, recency, weight, num_samples)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.batch_size = int(batch_size)
+        self.buffer_size = int(buffer_size)
+        self.drop_last = bool(drop_last)
+        self.policy_only = bool(policy_only)
+        self.rank, self.world_size, self._from_dist = _rank_world(rank, world_size)
+        self._vectors = None if vectors is None else list(vectors)
+        self._columns = list(columns)
+        self._action_map = dict(action_map) if action_map is not None else None
+        if action_size is not None and action_size <= 0:
+            raise ValueError("action_size must be positive")
+        self.action_size = action_size
+        self._unknown_keys = unknown_keys
+        self.max_candidates = max_candidates
+        self.return_keys = bool(return_keys)
+        self._max_players = max_players
+        self._first_player = int(first_player)
+        self._values = (float(win_value), float(loss_value), float(draw_value))
+        self._policy_dtype = _DTYPES[policy_dtype]
+        self.transform = transform
+
+        from ..store import GameStore
+
+        if isinstance(store_or_path, GameStore):
+            self._path = Path(store_or_path.path)
+            self._store: GameStore | None = store_or_path
+            self._owns_store = False
+        else:
+            self._path = Path(store_or_path)
+            self._store = None
+            self._owns_store = True
+        self._store_pid = os.getpid() if self._store is not None else None
+        self._reader: SegmentReader | None = None
+        self._reader_pid: int | None = None
+        self._key_lookup = np.zeros(0, dtype=np.int64)
+        self._progress: dict | None = None
+        self._resume: dict | None = None
+        self._plan: Plan = self._resolve(int(epoch))
+
+    # -- store and plan ---------------------------------------------------------------
+    def _get_store(self):
+        """The store handle of this process (opened anew after a fork: no DuckDB state crosses it)."""
+        if self._store is None or self._store_pid != os.getpid():
+            from ..store import open as open_store
+
+            self._store = open_store(self._path, create=False)
+            self._store_pid = os.getpid()
+            self._owns_store = True
+        return self._store
+
+    def _resolve(self, epoch: int, snapshot: Sequence[str] | None = None) -> Plan:
+        store = self._get_store()
+        if snapshot is None and self._from_dist and self.world_size > 1 and get_worker_info() is None:
+            import torch.distributed as dist
+
+            box = [current_snapshot(store) if dist.get_rank() == 0 else None]
+            dist.broadcast_object_list(box, src=0)
+            snapshot = box[0]
+        return resolve_plan(store, self._selection, epoch=epoch, seed=self.seed, snapshot=snapshot, vectors=self._vectors)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: a new order, and the games committed since the last call.
+
+        With ``torch.distributed`` initialised this is collective (every rank calls it).
+        """
+        self._plan = self._resolve(int(epoch))
+        self._progress = None
+        self._resume = None
+
+    @property
+    def epoch(self) -> int:
+        return self._plan.epoch
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @property
+    def num_games(self) -> int:
+        """Games selected this epoch (all ranks)."""
+        return self._plan.num_games
+
+    @property
+    def num_positions(self) -> int:
+        """Positions this epoch over all ranks (before the ``policy_only`` filter)."""
+        return self._plan.num_positions
+
+    # -- state ---------------------------------------------------------------------------------
+    def _fingerprint(self) -> str:
+        return fingerprint(
+            {
+                "selection": self._selection.key(),
+                "seed": self.seed,
+                "shuffle": self.shuffle,
+                "batch_size": self.batch_size,
+                "buffer_size": self.buffer_size,
+                "drop_last": self.drop_last,
+                "policy_only": self.policy_only,
+                "rank": self.rank,
+                "world_size": self.world_size,
+            }
+        )
+
+    def _state(self, num_workers: int | None, batches: Mapping[int, int]) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "fingerprint": self._fingerprint(),
+            "epoch": self._plan.epoch,
+            "snapshot": list(self._plan.snapshot),
+            "num_workers": num_workers,
+            "batches": {int(w): int(n) for w, n in batches.items()},
+        }
+
+    def state_dict(self) -> dict:
+        """Where this process's iteration stands (epoch, shard snapshot, batches per worker)."""
+        if self._progress is not None:
+            return self._state(self._progress["num_workers"], self._progress["batches"])
+        if self._resume is not None:
+            return self._state(self._resume["num_workers"], self._resume["batches"])
+        return self._state(None, {})
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Make the next iteration continue exactly where ``state`` was taken."""
+        if state.get("version") != STATE_VERSION:
+            raise StateMismatchError(f"unsupported state version {state.get('version')!r}")
+        if state.get("fingerprint") != self._fingerprint():
+            raise StateMismatchError("the state was saved by a dataset with other selection/shuffle/sharding options")
+        epoch, snapshot = int(state["epoch"]), list(state["snapshot"])
+        if self._plan.epoch != epoch or self._plan.snapshot != sorted(snapshot):
+            self._plan = self._resolve(epoch, snapshot)
+        self._resume = {"num_workers": state.get("num_workers"), "batches": {int(w): int(n) for w, n in state["batches"].items()}}
+        self._progress = None
+
+    def _clear_resume(self) -> None:
+        self._resume = None
+
+    # -- iteration ------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        return self._iterate(tagged=False)
+
+    def _segment_reader(self) -> SegmentReader:
+        if self._reader is None or self._reader_pid != os.getpid():
+            self._reader = SegmentReader(
+                self._path, policy_only=self.policy_only, columns=self._columns, prob_dtype=self._policy_dtype
+            )
+            self._reader_pid = os.getpid()
+            self._key_lookup = np.zeros(0, dtype=np.int64)
+        return self._reader
+
+    def _iterate(self, *, tagged: bool) -> Iterator[Any]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        skip = 0
+        if self._resume is not None:
+            expected = self._resume["num_workers"]
+            if expected is not None and expected != num_workers:
+                raise StateMismatchError(f"the state was saved with {expected} worker(s), not {num_workers}")
+            skip = self._resume["batches"].get(worker, 0)
+            if info is None:
+                self._resume = None
+        plan = self._plan
+        reader = self._segment_reader()
+        segments = partition(
+            plan,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            rank=self.rank,
+            world_size=self.world_size,
+            worker=worker,
+            num_workers=num_workers,
+            batch_size=self.batch_size,
+        )
+        progress = {"num_workers": num_workers, "batches": {worker: skip}}
+        self._progress = progress
+        batches = stream(
+            segments,
+            read=lambda seg: reader.read(plan, seg, seed=self.seed),
+            count=lambda seg: reader.count(plan, seg, seed=self.seed),
+            rng=rng_for(self.seed, plan.epoch, TAG_BUFFER, self.rank, worker),
+            shuffle=self.shuffle,
+            buffer_size=self.buffer_size,
+            batch_size=self.batch_size,
+            drop_last=self.drop_last,
+            skip=skip,
+        )
+        for cols in batches:
+            batch = self._to_batch(cols, plan)
+            if self.transform is not None:
+                batch = self.transform(batch)
+            progress["batches"][worker] += 1
+            yield (worker, batch) if tagged else batch
+        if tagged:
+            yield (worker, END_OF_WORKER)
+
+    # -- batch assembly -------------------------------------------------------------------------
+    def _to_batch(self, c: dict[str, np.ndarray], plan: Plan) -> dict[str, Any]:
+        n = len(c["gid"])
+        lens = c["pol_len"]
+        widest = int(lens.max()) if n else 0
+        width = widest
+        if self.max_candidates is not None:
+            if widest > self.max_candidates:
+                i = int(np.argmax(lens))
+                raise DatasetError(
+                    f"game {c['gid'][i]!r} move {int(c['move_number'][i])}: {widest} policy candidates,"
+                    f" more than max_candidates={self.max_candidates}"
+                )
+            width = self.max_candidates
+        code = _fit(c["pol_id"], width, -1)
+        prob = _fit(c["pol_prob"], width, 0)
+        mask = np.arange(width)[None, :] < lens[:, None]
+        index = code.astype(np.int64)
+        keyed = index <= -2
+        if keyed.any():
+            if self._action_map is not None:
+                lookup = self._lookup(-2 - index[keyed])
+                if self._unknown_keys == "error" and np.any(lookup < 0):
+                    bad = self._reader.keys[int(-2 - index[keyed][np.flatnonzero(lookup < 0)[0]])]  # type: ignore[union-attr]
+                    raise DatasetError(f"policy key {bad!r} is not in action_map")
+                index[keyed] = lookup
+            else:
+                index[keyed] = -1
+        out: dict[str, Any] = {
+            "game_id": c["gid"].tolist(),
+            "board_type": [plan.boards[b] if b >= 0 else None for b in c["board"].tolist()],
+            "move_number": torch.from_numpy(c["move_number"]),
+            "player": torch.from_numpy(c["player"]),
+            "num_players": torch.from_numpy(c["nplayers"].astype(np.int64)),
+            "winner": torch.from_numpy(c["winner"].astype(np.int64)),
+        }
+        out.update(self._value_targets(c, plan))
+        out["policy_index"] = torch.from_numpy(index)
+        out["policy_prob"] = torch.from_numpy(prob)
+        out["policy_mask"] = torch.from_numpy(mask)
+        out["has_policy"] = torch.from_numpy(lens > 0)
+        if self.return_keys:
+            keys = self._reader.keys  # type: ignore[union-attr]
+            out["policy_keys"] = [
+                [keys[-2 - k] if k <= -2 else None for k in row[:ln]] for row, ln in zip(code.tolist(), lens.tolist())
+            ]
+        if self.action_size is not None:
+            out["policy_dense"] = torch.from_numpy(self._dense(index, prob, mask, c))
+        for name, spec in plan.vectors.items():
+            vals = c[f"vec_{name}"].astype(np.float32, copy=False).reshape((n,) + spec.shape)
+            out[f"vec_{name}"] = torch.from_numpy(np.ascontiguousarray(vals))
+            out[f"vec_{name}_mask"] = torch.from_numpy(c[f"vmask_{name}"])
+        for name in self._columns:
+            col = c[f"col_{name}"]
+            out[name] = col.tolist() if col.dtype == object else torch.from_numpy(np.ascontiguousarray(col))
+        return out
+
+    def _lookup(self, key_ids: np.ndarray) -> np.ndarray:
+        keys = self._reader.keys  # type: ignore[union-attr]
+        if len(self._key_lookup) < len(keys):
+            amap = self._action_map or {}
+            new = np.fromiter((amap.get(k, -1) for k in keys[len(self._key_lookup):]), dtype=np.int64)
+            self._key_lookup = np.concatenate((self._key_lookup, new))
+        return self._key_lookup[key_ids]
+
+    def _dense(self, index: np.ndarray, prob: np.ndarray, mask: np.ndarray, c) -> np.ndarray:
+        size = int(self.action_size)  # type: ignore[arg-type]
+        dense = np.zeros((index.shape[0], size), dtype=self._policy_dtype)
+        ok = mask & (index >= 0)
+        if np.any(index[ok] >= size):
+            raise DatasetError(f"policy index {int(index[ok].max())} does not fit action_size={size}")
+        r, k = np.nonzero(ok)
+        dense[r, index[r, k]] = prob[r, k]
+        return dense
+
+    def _value_targets(self, c: dict[str, np.ndarray], plan: Plan) -> dict[str, torch.Tensor]:
+        win, loss, draw = self._values
+        fp = self._first_player
+        width = self._max_players if self._max_players is not None else plan.max_players
+        nplayers = c["nplayers"].astype(np.int64)[:, None]
+        winner = c["winner"].astype(np.int64)[:, None]
+        number = np.arange(width, dtype=np.int64)[None, :] + fp
+        present = number - fp < nplayers
+        decided = winner >= fp
+        value = np.where(present, np.where(decided, np.where(number == winner, win, loss), draw), 0.0).astype(np.float32)
+        slot = c["player"] - fp
+        ok = (slot >= 0) & (slot < np.minimum(nplayers[:, 0], width))
+        mover = np.where(ok, value[np.arange(len(slot)), np.clip(slot, 0, max(width - 1, 0))] if width else 0.0, 0.0)
+        return {
+            "value": torch.from_numpy(value),
+            "value_mask": torch.from_numpy(present),
+            "value_mover": torch.from_numpy(mover.astype(np.float32)),
+        }
+
+    # -- pickling and cleanup ---------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_store"] = None
+        state["_store_pid"] = None
+        state["_reader"] = None
+        state["_reader_pid"] = None
+        return state
+
+    def close(self) -> None:
+        """Close the store handle this dataset opened itself (a store passed in stays open)."""
+        if self._store is not None and self._owns_store and self._store_pid == os.getpid():
+            self._store.close()
+        self._store = None
+        self._reader = None
+
+    def __enter__(self) -> "PositionDataset":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<PositionDataset {str(self._path)!r} epoch={self.epoch} games={self.num_games}"
+            f" positions={self.num_positions} rank={self.rank}/{self.world_size}>"
+        )
+
+
+def _fit(a: np.ndarray, width: int, fill) -> np.ndarray:
+    if a.shape[1] == width:
+        return a
+    if a.shape[1] > width:
+        return np.ascontiguousarray(a[:, :width])
+    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
+def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int, bool]:
+    if rank is None and world_size is None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size(), True
+        return 0, 1, False
+    if rank is None or world_size is None:
+        raise ValueError("give both rank and world_size, or neither")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return int(rank), int(world_size), False

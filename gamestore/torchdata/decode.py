@@ -1,0 +1,260 @@
+"""Read plan segments from shard files into flat numpy columns (no DuckDB, no torch).
+
+A :class:`SegmentReader` opens ``moves.arrow`` files directly (memory-mapped,
+only the needed columns' buffers decompressed), so DataLoader workers never
+need a catalog or a DuckDB connection.  Columns of a decoded segment:
+
+``gid`` (object: game id str), ``board``/``winner``/``nplayers`` (int16,
+from the plan), ``move_number``/``player`` (int64; player -1 when null),
+``pol_len`` (int32), ``pol_id`` (int32 [n, K]: the action id when >= 0,
+``-2 - k`` for entry ``k`` of the reader's key table, -1 for padding),
+``pol_prob`` ([n, K], the exact probability in ``prob_dtype``), ``vec_<name>`` ([n, size], stored dtype) with
+``vmask_<name>`` (bool), and ``col_<name>`` for extra move columns.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from ..errors import FormatError, QueryError, ShardCorruptError
+from ..schema import FORMAT_VERSION, VectorSpec
+from ..shard import MOVES_FILE
+from .plan import Plan
+
+__all__ = ["SegmentReader", "FILL", "concat_columns"]
+
+#: padding value of every 2-D column (and of columns a buffer grows)
+FILL = {"pol_id": -1, "pol_prob": 0.0}
+_MAX_OPEN = 16
+
+
+class _Shard:
+    """Open readers and decoded dictionaries of one shard's moves file."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path = path
+        try:
+            source = pa.memory_map(str(path / MOVES_FILE), "r")
+            probe = ipc.open_file(source)
+        except FileNotFoundError:
+            raise ShardCorruptError(
+                "moves.arrow is gone (shard removed by compaction?)", shard_id=path.name
+            ) from None
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=path.name) from None
+        meta = probe.schema.metadata or {}
+        if meta.get(b"gamestore.format_version") != str(FORMAT_VERSION).encode():
+            raise FormatError(f"shard {path.name}: moves.arrow has an unsupported format version")
+        names = probe.schema.names
+        self.names = set(names)
+        present = [c for c in columns if c in self.names]
+        fields = sorted(names.index(c) for c in present)
+        # a thread pool costs more than it saves on ~1,000-row batches (and fights DataLoader workers)
+        self.reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=False))
+        self.policy_reader = ipc.open_file(
+            source, options=ipc.IpcReadOptions(included_fields=[names.index("policy")], use_threads=False)
+        )
+        self.gid_dict: np.ndarray | None = None
+        self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> key table id
+
+    def batch(self, index: int) -> pa.RecordBatch:
+        return self.reader.get_record_batch(index)
+
+
+class SegmentReader:
+    """Decode (unit, lo, hi) segments of a plan into numpy columns."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        policy_only: bool = False,
+        columns: Sequence[str] = (),
+        prob_dtype: type = np.float32,
+    ) -> None:
+        self.root = Path(root)
+        self.prob_dtype = np.dtype(prob_dtype)
+        self.policy_only = policy_only
+        self.extra = list(columns)
+        self._open: OrderedDict[str, _Shard] = OrderedDict()
+        self.keys: list[str] = []  # key table: id -> policy key string
+        self._key_ids: dict[str, int] = {}
+
+    def _shard(self, shard_id: str, plan: Plan) -> _Shard:
+        sh = self._open.get(shard_id)
+        if sh is None:
+            cols = ["game_id", "move_number", "player", "policy"] + [v.column for v in plan.vectors.values()] + self.extra
+            sh = _Shard(self.root / "shards" / shard_id, cols)
+            missing = [c for c in self.extra if c not in sh.names]
+            if missing:
+                raise QueryError(f"unknown move columns: {missing}")
+            self._open[shard_id] = sh
+            while len(self._open) > _MAX_OPEN:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(shard_id)
+        return sh
+
+    # -- counting (resumption replays without decoding) -------------------------------
+    def count(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> int:
+        """How many positions segment ``seg`` yields (reads only the policy column when filtering)."""
+        u, lo, hi = seg
+        if not self.policy_only:
+            return hi - lo
+        rows, _ = plan.unit_rows(u, seed=seed)
+        rows = rows[lo:hi]
+        sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
+        pol = sh.policy_reader.get_record_batch(int(plan.unit_batch[u])).column(0)
+        return int(np.count_nonzero(_policy_lengths(pol, rows) > 0))
+
+    # -- decoding ------------------------------------------------------------------------
+    def read(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> dict[str, np.ndarray]:
+        """The columns of segment ``seg`` (positions without a policy dropped when ``policy_only``)."""
+        u, lo, hi = seg
+        rows, games = plan.unit_rows(u, seed=seed)
+        rows, games = rows[lo:hi], games[lo:hi]
+        sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
+        rb = sh.batch(int(plan.unit_batch[u]))
+        pol = rb.column("policy")
+        lens = _policy_lengths(pol, rows)
+        if self.policy_only:
+            keep = lens > 0
+            if not keep.all():
+                rows, games, lens = rows[keep], games[keep], lens[keep]
+        out: dict[str, np.ndarray] = {}
+        gid = rb.column("game_id")
+        if sh.gid_dict is None or len(sh.gid_dict) < len(gid.dictionary):
+            sh.gid_dict = gid.dictionary.to_numpy(zero_copy_only=False)
+        out["gid"] = sh.gid_dict[gid.indices.to_numpy()[rows]]
+        out["board"] = plan.game_board[games]
+        out["winner"] = plan.game_winner[games]
+        out["nplayers"] = plan.game_players[games]
+        out["move_number"] = rb.column("move_number").to_numpy()[rows].astype(np.int64)
+        out["player"] = _int_column(rb.column("player"), rows, -1)
+        out.update(self._policy(sh, pol, rows, lens))
+        for name, spec in plan.vectors.items():
+            vals, mask = _vector(rb, spec, rows)
+            out[f"vec_{name}"] = vals
+            out[f"vmask_{name}"] = mask
+        for name in self.extra:
+            out[f"col_{name}"] = _any_column(rb.column(name), rows)
+        return out
+
+    def _policy(self, sh: _Shard, pol: pa.ListArray, rows: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
+        n = rows.size
+        width = int(lens.max()) if n else 0
+        starts = pol.offsets.to_numpy()[rows].astype(np.int64)
+        if width == 0:
+            return {
+                "pol_len": lens.astype(np.int32),
+                "pol_id": np.zeros((n, 0), dtype=np.int32),
+                "pol_prob": np.zeros((n, 0), dtype=self.prob_dtype),
+            }
+        mask = np.arange(width)[None, :] < lens[:, None]
+        idx = np.where(mask, starts[:, None] + np.arange(width)[None, :], 0)
+        values = pol.values
+        action = values.field("action")
+        code = pc.fill_null(action, -1).to_numpy() if action.null_count else action.to_numpy()
+        key = values.field("key")
+        if key.null_count < len(key):
+            dictionary = key.dictionary
+            if len(sh.key_map) < len(dictionary):
+                new = dictionary.slice(len(sh.key_map)).to_pylist()
+                ids = np.empty(len(new), dtype=np.int32)
+                for i, k in enumerate(new):
+                    kid = self._key_ids.get(k)
+                    if kid is None:
+                        kid = self._key_ids[k] = len(self.keys)
+                        self.keys.append(k)
+                    ids[i] = kid
+                sh.key_map = np.concatenate((sh.key_map, ids))
+            kidx = pc.fill_null(key.indices, -1).to_numpy()
+            code = np.where(kidx >= 0, -2 - sh.key_map[np.maximum(kidx, 0)], code)
+        prob = values.field("prob").to_numpy(zero_copy_only=False)
+        prob64 = values.field("prob64")
+        if self.prob_dtype == np.float64:
+            prob = prob.astype(np.float64)
+            if prob64.null_count < len(prob64):
+                valid = prob64.is_valid().to_numpy(zero_copy_only=False)
+                prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy(), prob)
+        elif prob64.null_count < len(prob64):
+            valid = prob64.is_valid().to_numpy(zero_copy_only=False)
+            prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
+        return {
+            "pol_len": lens.astype(np.int32),
+            "pol_id": np.where(mask, code[idx], -1).astype(np.int32),
+            "pol_prob": np.where(mask, prob[idx], 0).astype(self.prob_dtype),
+        }
+
+
+def _policy_lengths(pol: pa.ListArray, rows: np.ndarray) -> np.ndarray:
+    offs = pol.offsets.to_numpy()
+    lens = (offs[rows + 1] - offs[rows]).astype(np.int32)
+    if pol.null_count:
+        lens[~pol.is_valid().to_numpy(zero_copy_only=False)[rows]] = 0
+    return lens
+
+
+def _int_column(col: pa.Array, rows: np.ndarray, null: int) -> np.ndarray:
+    if col.null_count:
+        col = pc.fill_null(col, null)
+    return col.to_numpy()[rows].astype(np.int64)
+
+
+def _vector(rb: pa.RecordBatch, spec: VectorSpec, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    size = spec.size
+    if spec.column not in rb.schema.names:
+        return np.zeros((rows.size, size), dtype=spec.numpy_dtype), np.zeros(rows.size, dtype=bool)
+    col = rb.column(spec.column)
+    flat = col.values.to_numpy(zero_copy_only=False).reshape(-1, size)
+    vals = flat[col.offset + rows]
+    if col.null_count:
+        mask = col.is_valid().to_numpy(zero_copy_only=False)[rows]
+        vals = np.where(mask[:, None], vals, 0)
+    else:
+        mask = np.ones(rows.size, dtype=bool)
+    return vals, mask
+
+
+def _any_column(col: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """A move column as numpy: numbers (nulls -> -1 for ints, NaN for floats), else Python objects."""
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        if col.null_count:
+            col = pc.fill_null(col, False if pa.types.is_boolean(t) else -1)
+        return col.to_numpy(zero_copy_only=False)[rows]
+    if pa.types.is_floating(t):
+        return col.to_numpy(zero_copy_only=False).astype(np.float64)[rows]
+    if pa.types.is_dictionary(t):
+        values = np.asarray(col.dictionary.to_pylist() + [None], dtype=object)
+        idx = pc.fill_null(col.indices, -1).to_numpy()[rows]
+        return values[idx]
+    return np.asarray(col.take(pa.array(rows)).to_pylist() + [None], dtype=object)[:-1]
+
+
+def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate decoded column dicts, padding 2-D policy columns to the widest."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for name in parts[0]:
+        arrays = [p[name] for p in parts]
+        if name in FILL:
+            width = max(a.shape[1] for a in arrays)
+            arrays = [_widen(a, width, FILL[name]) for a in arrays]
+        out[name] = np.concatenate(arrays)
+    return out
+
+
+def _widen(a: np.ndarray, width: int, fill) -> np.ndarray:
+    if a.shape[1] >= width:
+        return a
+    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
