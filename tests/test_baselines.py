@@ -69,3 +69,14 @@ def test_json_parquet_baseline_roundtrip(tmp_path, corpus):
     again = JsonParquetBaseline(tmp_path / "pq")
     assert sorted(again.game_ids()) == sorted(g["game_id"] for g in corpus)
     assert games_equal(again.get_game(corpus[-1]["game_id"]), corpus[-1])
+
+
+def test_compare_smoke(tmp_path, capsys):
+    from benchmarks import compare
+
+    args = ["--games", "12", "--chunk", "5", "--latency-samples", "5", "--encoder-games", "3",
+            "--workdir", str(tmp_path / "work")]
+    assert compare.main(args) == 0
+    out = capsys.readouterr().out
+    assert "| bytes per move on disk |" in out and "| lossless round trip (5 games) | yes | yes | yes |" in out
+    assert "get_game p99" in out and ("Encoder on" in out or "Encoder ratio not measured" in out)
