@@ -41,6 +41,7 @@ STYLES: dict[str, dict] = {
 }
 _ENCODERS = {name: json.JSONEncoder(**kw).encode for name, kw in STYLES.items()}
 _COMPACT = ("c", "ca")
+_json_default = _ENCODERS["d"]
 
 try:  # orjson parses about 3x faster; values are the same as json.loads gives
     import orjson as _orjson
@@ -51,6 +52,68 @@ try:  # orjson parses about 3x faster; values are the same as json.loads gives
             return _orjson.loads(text)
         except _orjson.JSONDecodeError:
             return json.loads(text)
+
+    _FLOAT_ONLY = {float}
+    _INT_ONLY = {int}
+
+    def _float_tokens(values: list) -> list[str]:
+        """``repr``-style JSON texts of floats; orjson formats them (both give the shortest round-trip digits)."""
+        raw = _orjson.dumps(values)
+        toks = raw[1:-1].decode("ascii").split(",")
+        mags = list(map(abs, values))
+        if b"null" in raw or min(mags) < 1e-4 or max(mags) >= 1e16:
+            for i, v in enumerate(values):
+                if not 1e-4 <= abs(v) < 1e16 and (v != 0.0 or v != v):  # exponent notation differs; NaN/inf
+                    toks[i] = _json_default(v)
+        return toks
+
+    def _dumps_default(value: Any) -> str:
+        """``json.dumps(value)``, formatted through orjson (json's float repr is slow)."""
+        try:
+            compact = _orjson.dumps(value).decode("utf-8")
+        except (TypeError, _orjson.JSONEncodeError):
+            return _json_default(value)
+        # orjson's compact text is json.dumps' with the separators tightened, as long as no string needs
+        # escaping and no number is written in exponent form (or below 1e-4, where orjson writes 0.0000...)
+        if compact.isascii() and "\\" not in compact and "\x7f" not in compact:
+            parts = compact.split('"')
+            outside = parts[0::2]
+            joined = "".join(outside)
+            if "e" not in joined and "0.0000" not in joined and "E" not in joined:
+                parts[0::2] = [p.replace(",", ", ").replace(":", ": ") for p in outside]
+                return '"'.join(parts)
+        return _dumps_items(value)
+
+    def _dumps_items(value: Any) -> str:
+        t = type(value)
+        if t is dict:
+            if not value:
+                return "{}"
+            keys = list(value)
+            try:
+                joined = "".join(keys)
+            except TypeError:  # non-str keys
+                return _json_default(value)
+            if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+                ks = ['"' + k + '": ' for k in keys]
+            else:
+                ks = [_json_default(k) + ": " for k in keys]
+            vals = list(value.values())
+            types = set(map(type, vals))
+            if types == _FLOAT_ONLY:
+                vs = _float_tokens(vals)
+            elif types == _INT_ONLY:
+                vs = list(map(str, vals))
+            else:
+                vs = [_dumps_items(v) for v in vals]
+            return "{" + ", ".join([k + v for k, v in zip(ks, vs)]) + "}"
+        if t is float:
+            return _float_tokens([value])[0]
+        if t is list:
+            return "[" + ", ".join([_dumps_items(v) for v in value]) + "]"
+        return _json_default(value)
+
+    _ENCODERS["d"] = _dumps_default
 
 except ImportError:  # pragma: no cover - depends on the environment
     loads = json.loads

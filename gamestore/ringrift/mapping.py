@@ -401,9 +401,9 @@ def _parse_policy(text: Any) -> tuple[dict, str] | None:
     parsed = parse_styled(text, _STYLE["move_probs"])
     if parsed is None or type(parsed[0]) is not dict or not parsed[0]:
         return None
-    for v in parsed[0].values():
-        if type(v) is not float or not math.isfinite(v):
-            return None
+    vals = list(parsed[0].values())
+    if set(map(type, vals)) != _FLOAT_ONLY or not all(map(math.isfinite, vals)):
+        return None
     return parsed
 
 
@@ -422,12 +422,14 @@ def _parse_search(text: Any) -> tuple[dict, list | None, str] | None:
             continue
         if type(mp) is not dict:
             return None
-        if name == "visit_counts":
-            lo, hi = INT_RANGES["int32"]
-            if not all(type(v) is int and lo <= v <= hi for v in mp.values()):
+        if mp:
+            vals = list(mp.values())
+            if name == "visit_counts":
+                lo, hi = INT_RANGES["int32"]
+                if set(map(type, vals)) != _INT_ONLY or min(vals) < lo or max(vals) > hi:
+                    return None
+            elif set(map(type, vals)) != _FLOAT_ONLY:
                 return None
-        elif not all(type(v) is float for v in mp.values()):
-            return None
         maps.append(mp)
         union.update(dict.fromkeys(mp))
     for mp in maps:  # the store keeps one candidate order (first seen): each map must follow it
@@ -440,6 +442,10 @@ def _parse_search(text: Any) -> tuple[dict, list | None, str] | None:
                 return None
     keys = list(s)
     return s, (None if keys == _search_key_order(s) else keys), style
+
+
+_INT_ONLY = {int}
+_FLOAT_ONLY = {float}
 
 
 def _search_key_order(s: Mapping) -> list[str]:

@@ -109,14 +109,16 @@ def import_sqlite(
     store_path: str | os.PathLike,
     *,
     progress: ProgressArg = None,
-    verify: bool = True,
+    verify: bool = False,
     batch_games: int = _CHUNK_GAMES,
 ) -> ImportReport:
     """Import every game of the GameReplayDB ``src`` into the store at ``store_path`` (created if needed).
 
     Games already in the store are skipped, so re-running adds nothing twice.
-    ``verify`` rebuilds each game's rows from its record before writing and
-    refuses (reports as failed) any game that would not come back equal.
+    Every JSON text, state and blob is checked while it is split up (text
+    that cannot be rebuilt exactly is kept verbatim); ``verify`` also rebuilds
+    each game's rows from its record before writing and refuses (reports as
+    failed) any game that would not come back equal.
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
     """

@@ -1,0 +1,65 @@
+"""``gamestore import-sqlite`` and ``gamestore export-sqlite``."""
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+
+from .transfer import export_sqlite, import_sqlite
+
+__all__ = ["register", "add_cli_commands"]
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    status = 0
+    for src in args.src:
+        try:
+            report = import_sqlite(src, args.store, progress=None if not args.quiet else False, verify=args.verify)
+        except (FileNotFoundError, sqlite3.Error) as exc:
+            print(f"gamestore import-sqlite: error: {src}: {exc}", file=sys.stderr)
+            return 2
+        print(report.summary())
+        if report.failed:
+            status = 1
+    return status
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        report = export_sqlite(
+            args.store, args.dst, where=args.where, progress=None if not args.quiet else False, overwrite=args.force
+        )
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        print(f"gamestore export-sqlite: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {report.games} games ({report.moves} moves) to {report.destination} in {report.seconds:.1f} s")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the RingRift subcommands to the ``gamestore`` parser."""
+    p = subparsers.add_parser(
+        "import-sqlite",
+        help="import RingRift GameReplayDB SQLite files losslessly (re-running adds nothing twice)",
+        epilog="example: gamestore import-sqlite data/games/selfplay_sq8.db /data/store",
+    )
+    p.add_argument("src", nargs="+", help="GameReplayDB .db file(s)")
+    p.add_argument("store", help="store directory (created if missing)")
+    p.add_argument("--verify", action="store_true", help="rebuild each game's rows before writing and refuse any that differ")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_import)
+
+    p = subparsers.add_parser(
+        "export-sqlite",
+        help="write a store (or the games matching --where) as a RingRift GameReplayDB (schema v18)",
+        epilog="example: gamestore export-sqlite /data/store out.db --where \"board_type = 'hex8'\"",
+    )
+    p.add_argument("store")
+    p.add_argument("dst", help="SQLite file to create")
+    p.add_argument("--where", default=None, help="SQL predicate over the games view")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export)
+
+
+add_cli_commands = register
