@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import FormatError, ShardCorruptError
+from .ringrift import views as ringrift_views
 from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader
 
@@ -73,7 +74,7 @@ def _write_segment(path: Path, table: pa.Table) -> None:
 class Catalog:
     """Game and shard index of one store, for one process (thread-safe)."""
 
-    def __init__(self, root: Path, *, extra_views=None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.shards_dir = self.root / "shards"
         self.catalog_dir = self.root / "catalog"
@@ -86,7 +87,6 @@ class Catalog:
         self._dir_state: tuple[int, int] | None = None
         self._last_full = 0.0
         self._datasets: tuple[ds.Dataset | None, ds.Dataset | None] = (None, None)
-        self._extra_views = extra_views
         self._create_tables()
 
     # -- setup ------------------------------------------------------------------
@@ -99,7 +99,7 @@ class Catalog:
             "CREATE TABLE _shards (shard_id VARCHAR PRIMARY KEY, num_games INTEGER, num_moves BIGINT,"
             " bytes BIGINT, created_at VARCHAR)"
         )
-        game_cols = ", ".join(n for n, _, _ in GAME_SCALAR_FIELDS)
+        game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
         db.execute(
             f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
             " shard_id, move_offset, num_moves, num_snapshots FROM _games"
@@ -118,8 +118,8 @@ class Catalog:
             " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
             " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
         )
-        if self._extra_views is not None:
-            self._extra_views(db)
+        # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
+        ringrift_views.install_views(db)
 
     def _register(self, con: duckdb.DuckDBPyConnection) -> None:
         moves_ds, games_ds = self._datasets

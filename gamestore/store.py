@@ -97,7 +97,6 @@ class GameStore:
         shard_games: int = 4096,
         batch_rows: int = 1024,
         fsync: bool = True,
-        extra_views=None,
     ) -> None:
         self.path = Path(path)
         self._config = self._read_config()
@@ -110,7 +109,7 @@ class GameStore:
         self._buffered_ids: set[str] = set()
         self._buffered_moves = 0
         self._closed = False
-        self._catalog = Catalog(self.path, extra_views=extra_views)
+        self._catalog = Catalog(self.path)
         self._catalog.refresh(force=True)
 
     # -- configuration --------------------------------------------------------------
