@@ -1,0 +1,273 @@
+"""gamestore.torch.PositionDataset: selection, batches, shuffle, sharding, live data, weights."""
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import gamestore  # noqa: E402
+from gamestore import synth  # noqa: E402
+from gamestore.errors import GamestoreError, QueryError  # noqa: E402
+from gamestore.torch import DatasetError, PositionDataset  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore:This DataLoader will create")]
+
+
+def _build(path):
+    """~5,000 positions in 3 shards, moves batches of ~256 rows: many units to shuffle."""
+    with gamestore.open(path, shard_moves=2000, batch_rows=256, fsync=False) as store:
+        store.write_games(synth.games(20, board_type="square8", num_players=2, seed=11))
+        store.write_games(synth.games(6, board_type="hex8", num_players=4, seed=12))
+        store.flush()
+    return path
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("torchds") / "store")
+
+
+@pytest.fixture(scope="module")
+def store(store_path):
+    with gamestore.open(store_path, create=False) as s:
+        yield s
+
+
+def _positions(store, where=None):
+    keys = []
+    for batch in store.scan_moves(where, columns=["game_id", "move_number"]):
+        keys += zip(batch.column("game_id").to_pylist(), batch.column("move_number").to_pylist())
+    return keys
+
+
+def _keys(batches):
+    out = []
+    for b in batches:
+        out += zip(b["game_id"], b["move_number"].tolist())
+    return out
+
+
+def test_import_gamestore_does_not_import_torch(store_path):
+    code = (
+        "import sys, gamestore; s = gamestore.open(sys.argv[1], create=False); s.count_games();"
+        " list(s.scan_moves(columns=['game_id'])); assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code, str(store_path)], check=True, timeout=120)
+
+
+def test_one_epoch_is_the_selection_exactly(store):
+    ds = PositionDataset(store, batch_size=200, buffer_size=1000, seed=1)
+    got = _keys(ds)
+    want = _positions(store)
+    assert len(got) == len(want) == ds.num_positions
+    assert collections.Counter(got) == collections.Counter(want)
+    assert got != want  # shuffled
+
+
+def test_batch_contents_match_the_records(store):
+    ds = PositionDataset(store, batch_size=128, seed=2, policy_dtype="float64", return_keys=True, columns=["move_type", "think_time_ms"])
+    batch = next(iter(ds))
+    assert set(batch) >= {
+        "game_id", "board_type", "move_number", "player", "num_players", "winner", "value", "value_mask",
+        "value_mover", "policy_index", "policy_prob", "policy_mask", "has_policy", "policy_keys",
+        "vec_heuristic_features", "vec_heuristic_features_mask", "move_type", "think_time_ms",
+    }
+    assert batch["move_number"].dtype == torch.int64 and batch["policy_prob"].dtype == torch.float64
+    assert batch["vec_heuristic_features"].shape == (128, 49)
+    assert batch["value"].shape == (128, 4)  # hex8 games have 4 players
+    games = {}
+    for i in range(128):
+        gid, mn = batch["game_id"][i], int(batch["move_number"][i])
+        game = games.setdefault(gid, store.get_game(gid))
+        move = next(m for m in game["moves"] if m["move_number"] == mn)
+        assert batch["board_type"][i] == game["board_type"]
+        assert int(batch["player"][i]) == move["player"]
+        assert batch["move_type"][i] == move["move_type"]
+        assert int(batch["think_time_ms"][i]) == move["think_time_ms"]
+        policy = move.get("policy") or {}
+        n = len(policy)
+        assert bool(batch["has_policy"][i]) == (n > 0)
+        assert int(batch["policy_mask"][i].sum()) == n
+        assert batch["policy_keys"][i] == list(policy)
+        assert batch["policy_prob"][i, :n].tolist() == list(policy.values())  # exact, bit for bit
+        assert float(batch["policy_prob"][i, n:].abs().sum()) == 0.0
+        np.testing.assert_array_equal(batch["vec_heuristic_features"][i].numpy(), move["vectors"]["heuristic_features"])
+        # value targets: +1 for the winner, -1 for the others, 0 past the player count
+        nplayers, winner = game["num_players"], game["winner"]
+        expect = [(1.0 if p == winner else -1.0) if p <= nplayers else 0.0 for p in range(1, 5)]
+        assert batch["value"][i].tolist() == expect
+        assert float(batch["value_mover"][i]) == expect[move["player"] - 1]
+
+
+def test_selection_where_and_newest(store):
+    ds = PositionDataset(store, where="board_type = 'hex8'", batch_size=256)
+    assert collections.Counter(_keys(ds)) == collections.Counter(_positions(store, "board_type = 'hex8'"))
+    newest = store.query_games(columns=["game_id", "num_moves"], order_by="created_at DESC", limit=5)
+    ds = PositionDataset(store, newest_games=5, batch_size=256)
+    assert {g for g, _ in _keys(ds)} == set(newest.column("game_id").to_pylist())
+    # newest N positions: whole newest games until N positions are covered
+    counts = store.query_games(columns=["game_id", "num_moves"], order_by="created_at DESC").to_pylist()
+    n = counts[0]["num_moves"] + counts[1]["num_moves"] + 1
+    ds = PositionDataset(store, newest_positions=n, batch_size=256)
+    assert {g for g, _ in _keys(ds)} == {c["game_id"] for c in counts[:3]}
+    assert ds.num_positions == sum(c["num_moves"] for c in counts[:3])
+    with pytest.raises(QueryError):
+        PositionDataset(store, where="no_such_column = 1")
+    with pytest.raises(ValueError):
+        PositionDataset(store, newest_games=3, newest_positions=10)
+
+
+def test_shuffle_is_deterministic_per_seed_and_epoch(store_path, store):
+    def order(seed, epoch, **kw):
+        ds = PositionDataset(store_path, seed=seed, epoch=epoch, batch_size=300, buffer_size=700, **kw)
+        try:
+            return _keys(ds)
+        finally:
+            ds.close()
+
+    a = order(5, 0)
+    assert a == order(5, 0)
+    assert a != order(6, 0)
+    assert a != order(5, 1)
+    ds = PositionDataset(store, seed=5, batch_size=300, buffer_size=700)
+    ds.set_epoch(1)
+    assert _keys(ds) == order(5, 1)
+    assert order(5, 0, shuffle=False) == _positions(store)  # store order without shuffling
+
+
+def test_two_ranks_three_workers_partition_exactly(store):
+    shm_before = set(os.listdir("/dev/shm"))
+    got, per_rank = [], []
+    for rank in range(2):
+        ds = PositionDataset(store, batch_size=128, buffer_size=512, seed=3, rank=rank, world_size=2)
+        batches = list(DataLoader(ds, batch_size=None, num_workers=3))
+        per_rank.append(len(batches))
+        got += _keys(batches)
+    want = _positions(store)
+    assert len(got) == len(want)
+    assert collections.Counter(got) == collections.Counter(want)
+    assert abs(per_rank[0] - per_rank[1]) <= 1  # DDP ranks run (nearly) the same number of steps
+    assert set(os.listdir("/dev/shm")) <= shm_before  # nothing left in /dev/shm
+
+
+def test_workers_never_open_the_store(store):
+    ds = PositionDataset(store, batch_size=256, seed=4)
+
+    def probe(batch):
+        batch["opened"] = ds._store_pid == os.getpid()  # ds here is the worker's copy
+        batch["pid"] = os.getpid()
+        return batch
+
+    ds.transform = probe
+    batches = list(DataLoader(ds, batch_size=None, num_workers=2))
+    assert not any(b["opened"] for b in batches)
+    assert {b["pid"] for b in batches}.isdisjoint({os.getpid()})
+    assert len(_keys(batches)) == ds.num_positions
+
+
+def test_pickled_dataset_iterates_the_same(store):
+    ds = PositionDataset(store, batch_size=256, seed=8)
+    clone = pickle.loads(pickle.dumps(ds))
+    try:
+        assert _keys(clone) == _keys(ds)
+    finally:
+        clone.close()
+
+
+def test_live_data_appears_next_epoch(tmp_path):
+    path = tmp_path / "live"
+    with gamestore.open(path, fsync=False) as store:
+        store.write_games(synth.games(4, seed=21))
+        store.flush()
+        ds = PositionDataset(path, batch_size=256, seed=1)
+        first = {g for g, _ in _keys(ds)}
+        with gamestore.open(path, create=False) as writer:  # another handle, as another process would
+            writer.write_games(synth.games(3, seed=22))
+        assert {g for g, _ in _keys(ds)} == first  # the running epoch keeps its snapshot
+        ds.set_epoch(1)
+        second = {g for g, _ in _keys(ds)}
+        assert first < second and len(second) == 7
+        ds.close()
+
+
+def test_weighted_sampling(store):
+    hex_only = PositionDataset(store, weight="CASE WHEN board_type = 'hex8' THEN 2.5 ELSE 0 END", batch_size=256, seed=1)
+    keys = _keys(hex_only)
+    hex_games = set(store.query_games("board_type = 'hex8'", columns=["game_id"]).column("game_id").to_pylist())
+    assert len(keys) == hex_only.num_positions == store.count_moves()  # default size: the selection's
+    assert {g for g, _ in keys} <= hex_games
+    assert len(set(keys)) < len(keys)  # drawn with replacement
+
+    weight = "CASE WHEN board_type = 'hex8' THEN 3.0 ELSE 1.0 END"
+    ds = PositionDataset(store, weight=weight, num_samples=20000, batch_size=500, seed=2)
+    keys = _keys(ds)
+    assert len(keys) == 20000
+    hex_moves, all_moves = store.count_moves("board_type = 'hex8'"), store.count_moves()
+    expect = 3 * hex_moves / (3 * hex_moves + (all_moves - hex_moves))
+    share = sum(g in hex_games for g, _ in keys) / len(keys)
+    assert abs(share - expect) < 0.03
+    # the drawn multiset does not depend on how ranks split it
+    split = []
+    for rank in range(2):
+        split += _keys(PositionDataset(store, weight=weight, num_samples=20000, batch_size=500, seed=2, rank=rank, world_size=2))
+    assert collections.Counter(split) == collections.Counter(keys)
+    with pytest.raises(QueryError):
+        PositionDataset(store, weight="-1.0")
+
+
+def test_policy_only_and_dense_policy(store):
+    with_policy = store.sql("SELECT count(*) FROM moves WHERE len(policy) > 0").fetchall()[0][0]
+    ds = PositionDataset(store, policy_only=True, batch_size=256, seed=1)
+    batches = list(ds)
+    assert sum(len(b["game_id"]) for b in batches) == with_policy
+    assert all(bool(b["has_policy"].all()) for b in batches)
+
+    keys = [r[0] for r in store.sql("SELECT DISTINCT key FROM policies ORDER BY key").fetchall()]
+    action_map = {k: i for i, k in enumerate(keys)}
+    ds = PositionDataset(store, policy_only=True, batch_size=256, seed=1, action_map=action_map, action_size=len(keys) + 3)
+    batch = next(iter(ds))
+    dense = batch["policy_dense"]
+    assert dense.shape == (256, len(keys) + 3)
+    torch.testing.assert_close(dense.sum(1), batch["policy_prob"].sum(1))
+    idx, prob, mask = batch["policy_index"], batch["policy_prob"], batch["policy_mask"]
+    assert bool((idx[mask] >= 0).all()) and bool((idx[~mask] == -1).all())
+    rows = torch.arange(256)[:, None].expand_as(idx)
+    assert torch.equal(dense[rows[mask], idx[mask]], prob[mask])
+
+    partial = dict(list(action_map.items())[: len(keys) // 2])
+    with pytest.raises(DatasetError):
+        list(PositionDataset(store, policy_only=True, batch_size=256, action_map=partial, action_size=len(keys)))
+    ignored = next(iter(PositionDataset(store, policy_only=True, batch_size=256, action_map=partial, unknown_keys="ignore")))
+    assert bool((ignored["policy_index"][ignored["policy_mask"]] >= -1).all())
+    with pytest.raises(DatasetError):
+        list(PositionDataset(store, batch_size=256, max_candidates=4))
+    fixed = next(iter(PositionDataset(store, batch_size=64, max_candidates=20)))
+    assert fixed["policy_prob"].shape == (64, 20)
+
+
+def test_transform_and_drop_last(store):
+    ds = PositionDataset(store, batch_size=1000, seed=1, drop_last=True, transform=lambda b: (b["vec_heuristic_features"], b["value_mover"]))
+    out = list(ds)
+    assert len(out) == ds.num_positions // 1000
+    assert all(x.shape == (1000, 49) and y.shape == (1000,) for x, y in out)
+
+
+def test_bad_options(store):
+    with pytest.raises(ValueError):
+        PositionDataset(store, rank=2, world_size=2)
+    with pytest.raises(ValueError):
+        PositionDataset(store, rank=0)
+    with pytest.raises(ValueError):
+        PositionDataset(store, batch_size=0)
+    with pytest.raises(QueryError):
+        PositionDataset(store, vectors=["nope"])
+    with pytest.raises(GamestoreError):
+        PositionDataset(store.path / "missing")
