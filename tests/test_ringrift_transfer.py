@@ -184,3 +184,17 @@ def test_compat_reader_matches_sqlite(ringrift_dbs, imported):
         assert probs == expected
         assert [m for m, _, _ in db.iterate_games(num_players=2, limit=1)]
         assert len(db.query_games(limit=1)) == 1 and db.query_games(board_type="hex8")[0]["board_type"] == "hex8"
+
+
+def test_cli_commands(ringrift_dbs, tmp_path, capsys):
+    from gamestore.cli import main
+
+    store, out = tmp_path / "store", tmp_path / "hex8.db"
+    assert main(["import-sqlite", "-q", str(ringrift_dbs["ringrift_v18_history"]), str(store)]) == 0
+    assert "2 imported (248 moves" in capsys.readouterr().out
+    assert main(["export-sqlite", "-q", str(store), str(out), "--where", "board_type = 'hex8'"]) == 0
+    assert "wrote 1 games" in capsys.readouterr().out
+    assert sqlite3.connect(out).execute("SELECT board_type FROM games").fetchall() == [("hex8",)]
+    assert main(["export-sqlite", "-q", str(store), str(out)]) == 2  # exists
+    assert main(["import-sqlite", "-q", str(tmp_path / "missing.db"), str(store)]) == 2
+    assert "missing.db" in capsys.readouterr().err

@@ -79,7 +79,8 @@ try:  # orjson parses about 3x faster; values are the same as json.loads gives
             parts = compact.split('"')
             outside = parts[0::2]
             joined = "".join(outside)
-            if "e" not in joined and "0.0000" not in joined and "E" not in joined:
+            # ("null" may be a NaN or infinity orjson could not write: json writes NaN/Infinity)
+            if "e" not in joined and "0.0000" not in joined and "null" not in joined:
                 parts[0::2] = [p.replace(",", ", ").replace(":", ": ") for p in outside]
                 return '"'.join(parts)
         return _dumps_items(value)
