@@ -639,8 +639,8 @@ def _json_default(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, _dt.timedelta):
         return v.total_seconds()
-    if isinstance(v, decimal.Decimal):
-        return str(v)
+    if isinstance(v, decimal.Decimal):  # e.g. sum() of integers is a 128-bit DECIMAL in DuckDB
+        return int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):
