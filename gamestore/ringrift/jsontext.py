@@ -24,6 +24,7 @@ __all__ = [
     "gzip_apply",
     "encode_state",
     "render_state",
+    "MoveTexts",
 ]
 
 #: Serialisation styles: name -> json.JSONEncoder options.
@@ -191,6 +192,31 @@ _SENTINEL = "\x00rr-move-history\x00"
 _SENTINEL_TOKEN = json.dumps(_SENTINEL)  # the same in every style: control chars are always escaped
 
 
+class MoveTexts(list):
+    """A game's ``move_json`` texts, in move order, with the joined history prefix cached."""
+
+    _joined: str = ""
+    _ends: list[int] | None = None
+
+    def history(self, n: int) -> str:
+        """``",".join(self[:n])`` (cached after the first call; do not append afterwards)."""
+        if self._ends is None or len(self._ends) != len(self):
+            self._joined = ",".join(self)
+            ends, e = [], 0
+            for t in self:
+                e += len(t)
+                ends.append(e)
+                e += 1
+            self._ends = ends
+        return self._joined[: self._ends[n - 1]] if n > 0 else ""
+
+
+def _history(move_texts: Sequence[str], n: int) -> str:
+    if isinstance(move_texts, MoveTexts):
+        return move_texts.history(n)
+    return ",".join(move_texts[:n])
+
+
 def render_state(state: Any, mh: Sequence[int] | None, style: str, move_texts: Sequence[str]) -> str:
     """Rebuild a state's JSON text; ``mh = [at, n]`` re-inserts the first ``n`` move texts as ``moveHistory`` at key index ``at``."""
     if mh is None:
@@ -199,19 +225,27 @@ def render_state(state: Any, mh: Sequence[int] | None, style: str, move_texts: S
     items = list(state.items())
     items.insert(at, ("moveHistory", _SENTINEL))
     text = _ENCODERS[style](dict(items))
-    history = "[" + ",".join(move_texts[:n]) + "]"
+    history = "[" + _history(move_texts, n) + "]"
     return text.replace(_SENTINEL_TOKEN, history, 1)
 
 
 _MH_KEY = '"moveHistory":['
 
 
-def _strip_history_text(text: str, move_texts: Sequence[str]) -> tuple[str, int] | None:
-    """``text`` with an embedded history made of the first ``n`` move texts emptied, and ``n`` (a fast path)."""
+def _strip_history_text(text: str, move_texts: Sequence[str], hint: int | None = None) -> tuple[str, int] | None:
+    """``text`` with an embedded history made of the first ``n`` move texts emptied, and ``n`` (a fast path).
+
+    ``hint`` is the likely ``n`` (checked with one comparison before walking move by move).
+    """
     i = text.find(_MH_KEY)
     if i < 0:
         return None
     start = pos = i + len(_MH_KEY)
+    if hint and hint <= len(move_texts):
+        h = _history(move_texts, hint)
+        end = pos + len(h)
+        if text.startswith(h, pos) and text[end : end + 1] == "]":
+            return text[:start] + text[end:], hint
     n = 0
     while n < len(move_texts):
         mt = move_texts[n]
@@ -228,14 +262,16 @@ def _strip_history_text(text: str, move_texts: Sequence[str]) -> tuple[str, int]
     return None
 
 
-def encode_state(text: str, move_texts: Sequence[str], *, default: str = "c") -> tuple[Any, dict] | None:
+def encode_state(
+    text: str, move_texts: Sequence[str], *, default: str = "c", hint: int | None = None
+) -> tuple[Any, dict] | None:
     """Split a state's JSON text into ``(state, meta)`` such that ``render_state(state, meta.get("mh"), meta.get("st", default), move_texts)`` is ``text``.
 
     The embedded ``moveHistory`` is dropped when it is the text of the game's
     first moves; returns None when the text cannot be reproduced.
     """
     if move_texts:
-        fast = _strip_history_text(text, move_texts)
+        fast = _strip_history_text(text, move_texts, hint)
         if fast is not None:
             short, n = fast
             try:

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import RecordError
 from ..records import INT_RANGES
 from ..schema import GAME_SCALAR_FIELDS, MOVE_KNOWN_KEYS, MOVE_SCALAR_FIELDS, PLAYER_FIELDS
-from .jsontext import dumps, encode_state, gzip_apply, gzip_params, loads, parse_styled, render_state, tag, untag
+from .jsontext import MoveTexts, dumps, encode_state, gzip_apply, gzip_params, loads, parse_styled, render_state, tag, untag
 from .tables import COLUMNS, GAME_TABLES, PRIMARY_KEYS, SCHEMA_VERSION, SIDE_TABLES
 
 __all__ = [
@@ -185,7 +185,7 @@ def rows_to_record(rows: Mapping[str, Sequence[tuple]]) -> dict:
         rec["players"] = players
 
     moves = []
-    move_texts = []
+    move_texts = MoveTexts()
     for r in rows.get("game_moves", ()):
         m, text = _move_to_record(r, game_id)
         moves.append(m)
@@ -452,7 +452,9 @@ def _search_key_order(s: Mapping) -> list[str]:
     return [k for k in SEARCH_KEYS if k in s] + [k for k in s if k not in SEARCH_KEYS]
 
 
-def _encode_state_cell(cell: Any, compressed: Any, move_texts: Sequence[str], *, strip: bool) -> tuple[Any, dict]:
+def _encode_state_cell(
+    cell: Any, compressed: Any, move_texts: Sequence[str], *, strip: bool, hint: int | None = None
+) -> tuple[Any, dict]:
     """Split a state cell into (state or None, meta); None with meta["raw"] when kept verbatim."""
     meta: dict[str, Any] = {}
     if compressed != 0:
@@ -477,7 +479,7 @@ def _encode_state_cell(cell: Any, compressed: Any, move_texts: Sequence[str], *,
     if type(text) is not str:
         meta["raw"] = tag(cell)
         return None, meta
-    enc = encode_state(text, move_texts if strip else ())
+    enc = encode_state(text, move_texts if strip else (), hint=hint)
     if enc is None:
         meta.pop("gz", None)
         meta.pop("b64", None)
@@ -501,10 +503,15 @@ def _render_state_cell(state: Any, meta: Mapping, move_texts: Sequence[str]) -> 
     return text
 
 
+def _hint(move_number: Any, plus: int) -> int | None:
+    """The usual length of the history embedded in a state stored at ``move_number``."""
+    return move_number + plus if type(move_number) is int and move_number >= 0 else None
+
+
 def _snapshot_to_record(row: tuple, move_texts: Sequence[str], game_id: str) -> dict:
     _, move_number, state_json, compressed, state_hash = row
     snap: dict[str, Any] = {"move_number": _required_int(move_number, "int32", game_id, "snapshots.move_number")}
-    state, meta = _encode_state_cell(state_json, compressed, move_texts, strip=True)
+    state, meta = _encode_state_cell(state_json, compressed, move_texts, strip=True, hint=_hint(move_number, 1))
     snap["state"] = state
     if state_hash is not None:
         if type(state_hash) is str:
@@ -539,7 +546,11 @@ def _history_to_records(rows: Sequence[tuple], move_texts: Sequence[str], game_i
             "rr_row": {c: tag(v) for c, v in zip(_HIST_COLS[1:], row[1:]) if v is not None and c not in _HIST_STATE_COLS},
         }
         before, after = row[ib], row[ia]
-        state, meta = (None, {}) if after is None else _encode_state_cell(after, row[ic], move_texts, strip=True)
+        state, meta = (
+            (None, {})
+            if after is None
+            else _encode_state_cell(after, row[ic], move_texts, strip=True, hint=_hint(mn, 1))
+        )
         meta.pop("c", None)
         entry["state"] = state
         if after is not None:
@@ -548,7 +559,7 @@ def _history_to_records(rows: Sequence[tuple], move_texts: Sequence[str], game_i
             if prev_after is not None and before == prev_after and type(before) is type(prev_after):
                 entry["rr_before"] = {"ref": "prev_after"}
             else:
-                bstate, bmeta = _encode_state_cell(before, row[ic], move_texts, strip=True)
+                bstate, bmeta = _encode_state_cell(before, row[ic], move_texts, strip=True, hint=_hint(mn, 0))
                 bmeta.pop("c", None)
                 bmeta["state"] = bstate
                 entry["rr_before"] = bmeta
@@ -565,7 +576,7 @@ def record_to_rows(rec: Mapping) -> GameRows:
     game_id = rec["game_id"]
     moves = rec.get("moves") or []
     move_rows = []
-    move_texts = []
+    move_texts = MoveTexts()
     for m in moves:
         row, text = _move_row(game_id, m)
         move_rows.append(row)
