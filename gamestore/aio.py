@@ -352,6 +352,23 @@ class AsyncGameStore:
         return f"<AsyncGameStore {str(self.sync.path)!r}{' closed' if self._closed else ''}>"
 
 
+def _warm_up(store: GameStore) -> None:
+    """Import and initialise, off the loop, what the first calls would otherwise load while holding the GIL."""
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    from . import codec
+
+    enc = codec.encode_games(
+        [{"game_id": "warm-up", "board_type": "warm-up", "num_players": 2, "moves": [{"move_type": "x", "policy": {"a": 1.0}}]}],
+        vectors={},
+    )
+    codec.decode_game(enc.games.slice(0, 1), enc.moves)
+    store.count_games()
+    store.sql("SELECT 1").fetchall()
+
+
 def open_async(
     path: Any,
     *,
@@ -376,6 +393,7 @@ def open_async(
         loop = asyncio.get_running_loop()
         try:
             store = await loop.run_in_executor(pool, functools.partial(_store.open, path, **open_options))
+            await loop.run_in_executor(pool, _warm_up, store)
         except BaseException:
             if executor is None:
                 pool.shutdown(wait=False)

@@ -1,0 +1,204 @@
+"""Event-loop lag of an asyncio program that writes and reads at full speed.
+
+    python -m benchmarks.bench_event_loop --games 400
+
+Two runs, side by side, of the same program on the same synthetic corpus:
+
+- ``gamestore``: ``gamestore.open_async``; the writer task awaits
+  ``write_games`` per batch and ``flush()`` every few batches, the reader
+  task awaits ``get_game``, ``count_games``, a SQL aggregate, and a
+  ``scan_moves`` stream.
+- ``sqlite``: the GameReplayDB-shaped SQLite store (benchmarks/sqlite_baseline.py)
+  driven the way the pipeline drives it today: the same calls made directly
+  in the coroutines (blocking sqlite3 on the loop thread).
+
+A probe task sleeps 1 ms in a loop and records how late it wakes up; the
+lag percentiles are the result (goal for gamestore: p99 < 2 ms, max < 20 ms).
+Generation of the corpus is not part of the measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+import gamestore
+from gamestore import backend, synth
+
+from benchmarks.sqlite_baseline import SqliteBaseline
+
+PROBE_S = 0.001
+SQL = "SELECT board_type, num_players, count(*), avg(num_moves) FROM games GROUP BY 1, 2"
+SQLITE_SQL = "SELECT board_type, num_players, count(*), avg(total_moves) FROM games GROUP BY 1, 2"
+
+
+def corpus(n: int, seed: int) -> list[dict]:
+    per = [("square8", 2, 0.5), ("hex8", 2, 0.25), ("square8", 4, 0.15), ("square19", 2, 0.10)]
+    out: list[dict] = []
+    for i, (board, players, share) in enumerate(per):
+        out += synth.games(max(1, round(n * share)), board_type=board, num_players=players, seed=seed * 10 + i)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+class Probe:
+    """Measures how late a 1 ms sleep wakes up while the workload runs."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.running = True
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.running:
+            t0 = loop.time()
+            await asyncio.sleep(PROBE_S)
+            self.lags.append(max(0.0, loop.time() - t0 - PROBE_S))
+
+
+def _stats(lags: list[float]) -> dict:
+    a = np.array(lags) * 1000.0
+    return {"samples": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "max": float(a.max()), "over_20ms": int((a > 20).sum())}
+
+
+async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int) -> dict:
+    probe = Probe()
+    written: list[str] = []
+    ops = {"reads": 0, "scanned_moves": 0}
+    async with gamestore.open_async(path, workers=workers) as store:
+        probe_task = asyncio.ensure_future(probe.run())
+        t0 = time.perf_counter()
+
+        async def writer() -> None:
+            pending: list[str] = []
+            for i in range(0, len(games), batch):
+                chunk = games[i : i + batch]
+                await store.write_games(chunk)
+                pending.extend(g["game_id"] for g in chunk)
+                if (i // batch + 1) % flush_every == 0:
+                    await store.flush()
+                    written.extend(pending)  # visible from here on
+                    pending.clear()
+            await store.flush()
+
+        async def reader(done: asyncio.Future) -> None:
+            rnd = random.Random(1)
+            while not done.done():
+                if written:
+                    await store.get_game(rnd.choice(written))
+                await store.count_games("board_type = 'square8'")
+                await store.sql(SQL).fetchall()
+                ops["reads"] += 3
+                if ops["reads"] % 30 == 0:
+                    async for b in store.scan_moves(columns=["game_id", "move_number", "policy"], batch_size=8192):
+                        ops["scanned_moves"] += b.num_rows
+                await asyncio.sleep(0)
+
+        w = asyncio.ensure_future(writer())
+        await reader(w)
+        await w
+        elapsed = time.perf_counter() - t0
+        probe.running = False
+        await probe_task
+        assert await store.count_games() == len(games)
+    return {"elapsed": elapsed, **ops, **_stats(probe.lags)}
+
+
+async def run_sqlite(path: Path, games: list[dict], *, batch: int) -> dict:
+    probe = Probe()
+    written: list[str] = []
+    ops = {"reads": 0, "scanned_moves": 0}
+    db = SqliteBaseline(path)
+    try:
+        probe_task = asyncio.ensure_future(probe.run())
+        t0 = time.perf_counter()
+
+        async def writer() -> None:
+            for i in range(0, len(games), batch):
+                chunk = games[i : i + batch]
+                db.write_games(chunk)  # what the pipeline does: a blocking call in the coroutine
+                written.extend(g["game_id"] for g in chunk)
+                await asyncio.sleep(0)
+
+        async def reader(done: asyncio.Future) -> None:
+            rnd = random.Random(1)
+            while not done.done():
+                if written:
+                    db.get_game(rnd.choice(written))
+                db._con.execute("SELECT COUNT(*) FROM games WHERE board_type = 'square8'").fetchone()
+                db._con.execute(SQLITE_SQL).fetchall()
+                ops["reads"] += 3
+                if ops["reads"] % 30 == 0:
+                    for _ in db.scan_moves():
+                        ops["scanned_moves"] += 1
+                await asyncio.sleep(0)
+
+        w = asyncio.ensure_future(writer())
+        await reader(w)
+        await w
+        elapsed = time.perf_counter() - t0
+        probe.running = False
+        await probe_task
+        assert db.count_games() == len(games)
+    finally:
+        db.close()
+    return {"elapsed": elapsed, **ops, **_stats(probe.lags)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--games", type=int, default=400)
+    p.add_argument("--batch", type=int, default=4, help="games per write call (default 4)")
+    p.add_argument("--flush-every", type=int, default=5, help="gamestore: flush every N write calls (default 5)")
+    p.add_argument("--workers", type=int, default=4, help="gamestore: threads of the async pool")
+    p.add_argument("--switch-interval", type=float, default=None,
+                   help="sys.setswitchinterval for the gamestore run (seconds; Python's default is 0.005)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
+    args = p.parse_args(argv)
+
+    games = corpus(args.games, args.seed)
+    n_moves = sum(len(g["moves"]) for g in games)
+    root = Path(args.dir or tempfile.mkdtemp(prefix="gs-bench-loop-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        default_interval = sys.getswitchinterval()
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
+        gs = asyncio.run(run_gamestore(root / "gamestore", games, batch=args.batch, flush_every=args.flush_every,
+                                       workers=args.workers))
+        sys.setswitchinterval(default_interval)
+        sq = asyncio.run(run_sqlite(root / "sqlite.db", games, batch=args.batch))
+    finally:
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print(f"event-loop lag, {len(games)} games ({n_moves:,} moves), {args.batch} games per write call,"
+          f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores"
+          + (f", switch interval {args.switch_interval * 1000:g} ms" if args.switch_interval is not None else ""))
+    print()
+    print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written | reads done |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in (("gamestore (open_async)", gs), ("SQLite, GameReplayDB layout, calls on the loop", sq)):
+        print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_20ms']} | {r['samples']} |"
+              f" {len(games) / r['elapsed']:.0f} | {r['reads']} |")
+    print()
+    print(f"p99 ratio SQLite / gamestore: {sq['p99'] / max(gs['p99'], 1e-3):.0f}x;"
+          f" max ratio: {sq['max'] / max(gs['max'], 1e-3):.0f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
