@@ -462,3 +462,39 @@ def test_write_query_formats(tmp_path, template):
     assert pq.read_table(tmp_path / "o.parquet").to_pylist() == expect
     text = (tmp_path / "o.txt").read_text().splitlines()
     assert text[0].split() == ["game_id", "num_moves", "players"] and text[-1] == "(14 rows)"
+
+
+def test_export_jsonl_of_an_imported_gamereplaydb_matches_its_json_columns(tmp_path):
+    """On a real RingRift database: every move object holds move_json exactly (keys and order);
+    moveProbs and searchStats equal the move_probs and search_stats_json columns."""
+    import sqlite3
+
+    from gamestore.ringrift.fixtures import decompress_fixtures, fixture_dir
+    from gamestore.ringrift.transfer import import_sqlite
+
+    if fixture_dir() is None:
+        pytest.skip("RingRift fixture databases not available")
+    db = decompress_fixtures(tmp_path)["ringrift_v18_sample"]
+    import_sqlite(db, tmp_path / "store")
+    with gamestore.open(tmp_path / "store", create=False) as s:
+        r = export_jsonl(s, tmp_path / "out.jsonl")
+    records = {}
+    for line in open(tmp_path / "out.jsonl", encoding="utf-8"):
+        rec = json.loads(line)
+        records[rec["id"]] = rec
+    con = sqlite3.connect(db)
+    assert r.games == len(records) == con.execute("SELECT count(*) FROM games").fetchone()[0]
+    n = 0
+    for gid, num, mj, mp, ss in con.execute(
+        "SELECT game_id, move_number, move_json, move_probs, search_stats_json FROM game_moves"
+    ):
+        move = records[gid]["moves"][num]
+        original = json.loads(mj)
+        assert list(move)[: len(original)] == list(original)
+        assert {k: move[k] for k in original} == original
+        assert move.get("moveProbs") == (json.loads(mp) if mp is not None else None)
+        assert move.get("searchStats") == (json.loads(ss) if ss is not None else None)
+        n += 1
+    assert n == r.moves
+    for gid, board, players, winner in con.execute("SELECT game_id, board_type, num_players, winner FROM games"):
+        assert (records[gid]["boardType"], records[gid]["numPlayers"], records[gid]["winner"]) == (board, players, winner)
