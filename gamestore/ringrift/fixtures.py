@@ -10,12 +10,13 @@ FIXTURE_NAMES = ("ringrift_v18_sample", "ringrift_v18_history")
 
 
 def fixture_dir() -> Path | None:
-    """The directory holding ``<name>.db.zst``: ``$GAMESTORE_RINGRIFT_FIXTURES``, ``tests/fixtures/ringrift`` or ``/work/shared/fixtures``."""
+    """The directory holding ``<name>.db.zst``: ``$GAMESTORE_RINGRIFT_FIXTURES``, ``tests/fixtures/ringrift`` or ``../shared/fixtures`` beside the repository."""
     candidates = []
     if os.environ.get("GAMESTORE_RINGRIFT_FIXTURES"):
         candidates.append(Path(os.environ["GAMESTORE_RINGRIFT_FIXTURES"]))
-    candidates.append(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "ringrift")
-    candidates.append(Path("/work/shared/fixtures"))
+    repo = Path(__file__).resolve().parents[2]
+    candidates.append(repo / "tests" / "fixtures" / "ringrift")
+    candidates.append(repo.parent / "shared" / "fixtures")
     for d in candidates:
         if (d / f"{FIXTURE_NAMES[0]}.db.zst").is_file():
             return d
