@@ -70,7 +70,10 @@ class ShuffleBuffer:
                     store = self.data[k] = _pad(store, v.shape[1], FILL[k])
                 else:
                     v = _pad(v, store.shape[1], FILL[k])
-            store[slots] = v
+            if v.ndim == 2 and v.shape[1]:
+                _as_rows(store)[slots] = _as_rows(np.ascontiguousarray(v, dtype=store.dtype))
+            else:
+                store[slots] = v
 
     def pop(self, k: int) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
         """Remove ``k`` positions: random ones (shuffle) or the oldest; returns their ids and columns."""
@@ -105,6 +108,11 @@ class ShuffleBuffer:
         self.data = {k: _grow(v, max(v.shape[0], 1), v.shape[0], FILL.get(k)) for k, v in data.items()}
         self.slots[: self.m] = np.arange(self.m)
         self.free = np.zeros(0, dtype=np.int64)
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous 2-D numeric array seen as one opaque item per row (fast row scatter)."""
+    return a.view(np.dtype((np.void, a.shape[1] * a.dtype.itemsize))).reshape(a.shape[0])
 
 
 def _grow(a: np.ndarray, cap: int, keep: int, fill) -> np.ndarray:

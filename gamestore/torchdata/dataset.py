@@ -313,15 +313,17 @@ class PositionDataset(IterableDataset):
 
     # -- batch assembly -------------------------------------------------------------------------
     def _to_batch(self, c: dict[str, np.ndarray], plan: Plan) -> dict[str, Any]:
-        n = len(c["gid"])
-        lens = c["pol_len"]
+        meta = c["meta"]
+        n = meta.shape[0]
+        games = meta[:, 0]
+        lens = meta[:, 3]
         widest = int(lens.max()) if n else 0
         width = widest
         if self.max_candidates is not None:
             if widest > self.max_candidates:
                 i = int(np.argmax(lens))
                 raise DatasetError(
-                    f"game {c['gid'][i]!r} move {int(c['move_number'][i])}: {widest} policy candidates,"
+                    f"game {c['gid'][i]!r} move {int(meta[i, 1])}: {widest} policy candidates,"
                     f" more than max_candidates={self.max_candidates}"
                 )
             width = self.max_candidates
@@ -339,15 +341,19 @@ class PositionDataset(IterableDataset):
                 index[keyed] = lookup
             else:
                 index[keyed] = -1
+        player = np.ascontiguousarray(meta[:, 2])
+        nplayers = plan.game_players[games].astype(np.int64)
+        winner = plan.game_winner[games].astype(np.int64)
+        boards = np.asarray(plan.boards + [None], dtype=object)  # board index -1 -> None
         out: dict[str, Any] = {
             "game_id": c["gid"].tolist(),
-            "board_type": [plan.boards[b] if b >= 0 else None for b in c["board"].tolist()],
-            "move_number": torch.from_numpy(c["move_number"]),
-            "player": torch.from_numpy(c["player"]),
-            "num_players": torch.from_numpy(c["nplayers"].astype(np.int64)),
-            "winner": torch.from_numpy(c["winner"].astype(np.int64)),
+            "board_type": boards[plan.game_board[games]].tolist(),
+            "move_number": torch.from_numpy(np.ascontiguousarray(meta[:, 1])),
+            "player": torch.from_numpy(player),
+            "num_players": torch.from_numpy(nplayers),
+            "winner": torch.from_numpy(winner),
         }
-        out.update(self._value_targets(c, plan))
+        out.update(self._value_targets(player, nplayers, winner, plan))
         out["policy_index"] = torch.from_numpy(index)
         out["policy_prob"] = torch.from_numpy(prob)
         out["policy_mask"] = torch.from_numpy(mask)
@@ -386,17 +392,17 @@ class PositionDataset(IterableDataset):
         dense[r, index[r, k]] = prob[r, k]
         return dense
 
-    def _value_targets(self, c: dict[str, np.ndarray], plan: Plan) -> dict[str, torch.Tensor]:
+    def _value_targets(self, player: np.ndarray, nplayers: np.ndarray, winner: np.ndarray, plan: Plan) -> dict[str, torch.Tensor]:
         win, loss, draw = self._values
         fp = self._first_player
         width = self._max_players if self._max_players is not None else plan.max_players
-        nplayers = c["nplayers"].astype(np.int64)[:, None]
-        winner = c["winner"].astype(np.int64)[:, None]
+        nplayers = nplayers[:, None]
+        winner = winner[:, None]
         number = np.arange(width, dtype=np.int64)[None, :] + fp
         present = number - fp < nplayers
         decided = winner >= fp
         value = np.where(present, np.where(decided, np.where(number == winner, win, loss), draw), 0.0).astype(np.float32)
-        slot = c["player"] - fp
+        slot = player - fp
         ok = (slot >= 0) & (slot < np.minimum(nplayers[:, 0], width))
         mover = np.where(ok, value[np.arange(len(slot)), np.clip(slot, 0, max(width - 1, 0))] if width else 0.0, 0.0)
         return {

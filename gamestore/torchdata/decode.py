@@ -4,9 +4,9 @@ A :class:`SegmentReader` opens ``moves.arrow`` files directly (memory-mapped,
 only the needed columns' buffers decompressed), so DataLoader workers never
 need a catalog or a DuckDB connection.  Columns of a decoded segment:
 
-``gid`` (object: game id str), ``board``/``winner``/``nplayers`` (int16,
-from the plan), ``move_number``/``player`` (int64; player -1 when null),
-``pol_len`` (int32), ``pol_id`` (int32 [n, K]: the action id when >= 0,
+``gid`` (object: game id str), ``meta`` (int64 [n, 4]: the game's index in
+the plan, move number, player (-1 when null), number of policy entries),
+``pol_id`` (int32 [n, K]: the action id when >= 0,
 ``-2 - k`` for entry ``k`` of the reader's key table, -1 for padding),
 ``pol_prob`` ([n, K], the exact probability in ``prob_dtype``), ``vec_<name>`` ([n, size], stored dtype) with
 ``vmask_<name>`` (bool), and ``col_<name>`` for extra move columns.
@@ -61,7 +61,7 @@ class _Shard:
             source, options=ipc.IpcReadOptions(included_fields=[names.index("policy")], use_threads=False)
         )
         self.gid_dict: np.ndarray | None = None
-        self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> key table id
+        self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
 
     def batch(self, index: int) -> pa.RecordBatch:
         return self.reader.get_record_batch(index)
@@ -132,11 +132,12 @@ class SegmentReader:
         if sh.gid_dict is None or len(sh.gid_dict) < len(gid.dictionary):
             sh.gid_dict = gid.dictionary.to_numpy(zero_copy_only=False)
         out["gid"] = sh.gid_dict[gid.indices.to_numpy()[rows]]
-        out["board"] = plan.game_board[games]
-        out["winner"] = plan.game_winner[games]
-        out["nplayers"] = plan.game_players[games]
-        out["move_number"] = rb.column("move_number").to_numpy()[rows].astype(np.int64)
-        out["player"] = _int_column(rb.column("player"), rows, -1)
+        meta = np.empty((rows.size, 4), dtype=np.int64)
+        meta[:, 0] = games
+        meta[:, 1] = rb.column("move_number").to_numpy()[rows]
+        meta[:, 2] = _int_column(rb.column("player"), rows, -1)
+        meta[:, 3] = lens
+        out["meta"] = meta
         out.update(self._policy(sh, pol, rows, lens))
         for name, spec in plan.vectors.items():
             vals, mask = _vector(rb, spec, rows)
@@ -152,7 +153,6 @@ class SegmentReader:
         starts = pol.offsets.to_numpy()[rows].astype(np.int64)
         if width == 0:
             return {
-                "pol_len": lens.astype(np.int32),
                 "pol_id": np.zeros((n, 0), dtype=np.int32),
                 "pol_prob": np.zeros((n, 0), dtype=self.prob_dtype),
             }
@@ -160,9 +160,10 @@ class SegmentReader:
         idx = np.where(mask, starts[:, None] + np.arange(width)[None, :], 0)
         values = pol.values
         action = values.field("action")
-        code = pc.fill_null(action, -1).to_numpy() if action.null_count else action.to_numpy()
         key = values.field("key")
-        if key.null_count < len(key):
+        if key.null_count == len(key):  # action ids only
+            code = pc.fill_null(action, -1).to_numpy() if action.null_count else action.to_numpy()
+        else:
             dictionary = key.dictionary
             if len(sh.key_map) < len(dictionary):
                 new = dictionary.slice(len(sh.key_map)).to_pylist()
@@ -173,24 +174,26 @@ class SegmentReader:
                         kid = self._key_ids[k] = len(self.keys)
                         self.keys.append(k)
                     ids[i] = kid
-                sh.key_map = np.concatenate((sh.key_map, ids))
-            kidx = pc.fill_null(key.indices, -1).to_numpy()
-            code = np.where(kidx >= 0, -2 - sh.key_map[np.maximum(kidx, 0)], code)
+                sh.key_map = np.concatenate((sh.key_map, -2 - ids))
+            if key.null_count == 0:  # keys only
+                code = sh.key_map[key.indices.to_numpy()]
+            else:
+                kidx = pc.fill_null(key.indices, -1).to_numpy()
+                act = pc.fill_null(action, -1).to_numpy() if action.null_count else action.to_numpy()
+                code = np.where(kidx >= 0, sh.key_map[np.maximum(kidx, 0)], act)
         prob = values.field("prob").to_numpy(zero_copy_only=False)
         prob64 = values.field("prob64")
         if self.prob_dtype == np.float64:
             prob = prob.astype(np.float64)
-            if prob64.null_count < len(prob64):
-                valid = prob64.is_valid().to_numpy(zero_copy_only=False)
-                prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy(), prob)
-        elif prob64.null_count < len(prob64):
+        if prob64.null_count < len(prob64):
             valid = prob64.is_valid().to_numpy(zero_copy_only=False)
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
-        return {
-            "pol_len": lens.astype(np.int32),
-            "pol_id": np.where(mask, code[idx], -1).astype(np.int32),
-            "pol_prob": np.where(mask, prob[idx], 0).astype(self.prob_dtype),
-        }
+        pol_id = np.take(code, idx).astype(np.int32, copy=False)
+        pol_prob = np.take(prob, idx)
+        if not mask.all():
+            pol_id[~mask] = -1
+            pol_prob[~mask] = 0
+        return {"pol_id": pol_id, "pol_prob": pol_prob}
 
 
 def _policy_lengths(pol: pa.ListArray, rows: np.ndarray) -> np.ndarray:
@@ -204,7 +207,7 @@ def _policy_lengths(pol: pa.ListArray, rows: np.ndarray) -> np.ndarray:
 def _int_column(col: pa.Array, rows: np.ndarray, null: int) -> np.ndarray:
     if col.null_count:
         col = pc.fill_null(col, null)
-    return col.to_numpy()[rows].astype(np.int64)
+    return col.to_numpy()[rows]
 
 
 def _vector(rb: pa.RecordBatch, spec: VectorSpec, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +216,7 @@ def _vector(rb: pa.RecordBatch, spec: VectorSpec, rows: np.ndarray) -> tuple[np.
         return np.zeros((rows.size, size), dtype=spec.numpy_dtype), np.zeros(rows.size, dtype=bool)
     col = rb.column(spec.column)
     flat = col.values.to_numpy(zero_copy_only=False).reshape(-1, size)
-    vals = flat[col.offset + rows]
+    vals = np.take(flat, rows + col.offset if col.offset else rows, axis=0)
     if col.null_count:
         mask = col.is_valid().to_numpy(zero_copy_only=False)[rows]
         vals = np.where(mask[:, None], vals, 0)
