@@ -16,7 +16,6 @@ from gamestore.ringrift.mapping import compare_rows
 from gamestore.ringrift.sqlite_io import connect_readonly, read_table, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite
-from gamestore.ringrift.views import install_views
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +112,6 @@ def test_sql_views_answer_like_sqlite(ringrift_dbs, imported):
     for name in FIXTURE_NAMES:
         lite = sqlite3.connect(ringrift_dbs[name])
         with store_mod.open(imported[name], create=False) as st:
-            install_views(st.catalog.cursor())
-
             def same(query: str, duck_query: str | None = None) -> None:
                 a = sorted(lite.execute(query).fetchall(), key=repr)
                 b = sorted(st.sql(duck_query or query).fetchall(), key=repr)
