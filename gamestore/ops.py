@@ -1,4 +1,4 @@
-"""Operator jobs over whole stores: compact, merge, prune, SQL output.
+"""Operator jobs that rewrite shards: compact, merge, prune.
 
 Every job that removes or rewrites shards follows one rule, so that a crash
 at any point leaves every game readable exactly once: new shards are
@@ -11,31 +11,23 @@ goes.
 """
 from __future__ import annotations
 
-import base64
 import builtins
-import csv
-import datetime as _dt
-import decimal
 import fcntl
 import hashlib
-import io
-import json
 import os
 import shutil
-import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .errors import FormatError, GamestoreError, QueryError, StoreNotFoundError
-from .schema import KEY_TYPE, VectorSpec, moves_schema
-from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, fsync_dir, new_shard_id, read_manifest, write_shard
+from .schema import VectorSpec, moves_schema
+from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, fsync_dir, new_shard_id, write_shard
 from .store import GameStore
 from .store import open as open_store
 
@@ -47,7 +39,9 @@ __all__ = [
     "compact",
     "merge",
     "prune",
-    "write_query",
+    "opened",
+    "maintenance_lock",
+    "trash_shards",
     "DEFAULT_TARGET_MOVES",
 ]
 
@@ -57,7 +51,6 @@ _LOCK_FILE = ".maintenance.lock"
 _HASH_CHUNK = 1 << 20
 
 Progress = Callable[[Iterable], Iterable]
-QueryFormat = Literal["table", "csv", "json", "parquet"]
 
 
 class StoreBusyError(GamestoreError, RuntimeError):
@@ -627,153 +620,3 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
         result.games_added += len(new)
         result.moves_added += moves
     flush()
-
-
-# ---------------------------------------------------------------------------
-# SQL output
-# ---------------------------------------------------------------------------
-def _json_default(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(v)).decode("ascii")
-    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
-        return v.isoformat()
-    if isinstance(v, _dt.timedelta):
-        return v.total_seconds()
-    if isinstance(v, decimal.Decimal):  # e.g. sum() of integers is a 128-bit DECIMAL in DuckDB
-        return int(v) if v == v.to_integral_value() else float(v)
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
-
-
-def _cell(v: Any) -> str:
-    """Text of one value for csv/table output: nested values as JSON, bytes as base64."""
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, dict, tuple)):
-        return json.dumps(v, default=_json_default, separators=(",", ":"))
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return _json_default(v)
-    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
-        return v.isoformat()
-    return str(v)
-
-
-def _batches(rel) -> Iterator[pa.RecordBatch]:
-    reader = rel.arrow()  # duckdb 2.0: a RecordBatchReader, consumed lazily
-    if isinstance(reader, pa.Table):
-        yield from reader.to_batches()
-        return
-    yield from reader
-
-
-def _format_table(table: pa.Table, out: TextIO, *, max_width: int) -> None:
-    names = table.column_names
-    rows = []
-    for row in table.to_pylist():
-        cells = []
-        for v in row.values():
-            text = _cell(v).replace("\n", " ")
-            cells.append(text if len(text) <= max_width else text[: max_width - 1] + "…")
-        rows.append(cells)
-    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
-    out.write("  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip() + "\n")
-    out.write("  ".join("-" * w for w in widths) + "\n")
-    for r in rows:
-        out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
-    out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
-
-
-def write_query(
-    store: GameStore | str | os.PathLike,
-    query: str,
-    *,
-    fmt: QueryFormat = "table",
-    output: str | os.PathLike | None = None,
-    max_width: int = 60,
-) -> int:
-    """Run ``query`` with :meth:`GameStore.sql` and write the result; returns the row count.
-
-    ``table`` is aligned text for people (cells cut to ``max_width``); ``csv``
-    has a header row, nested values as JSON and bytes as base64; ``json`` is
-    JSON Lines (one object per row); ``parquet`` needs ``output``.  Results
-    are streamed, except for ``table``.  Files are written to a temporary
-    name and renamed when complete.
-    """
-    if fmt not in ("table", "csv", "json", "parquet"):
-        raise ValueError(f"unknown format {fmt!r}")
-    if fmt == "parquet" and output is None:
-        raise QueryError("--format parquet needs --output FILE")
-    with opened(store) as s:
-        rel = s.sql(query)
-        if rel is None:  # a statement without a result (e.g. SET)
-            return 0
-        target = Path(output) if output is not None else None
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp") if target is not None else None
-        try:
-            rows = _write_relation(rel, fmt, tmp, max_width=max_width)
-            if tmp is not None:
-                os.replace(tmp, target)
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
-        return rows
-
-
-def _write_relation(rel, fmt: str, path: Path | None, *, max_width: int) -> int:
-    import duckdb
-
-    rows = 0
-    try:
-        if fmt == "parquet":
-            assert path is not None
-            writer = None
-            try:
-                for batch in _batches(rel):
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(path), batch.schema, compression="zstd")
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-                if writer is None:
-                    pq.write_table(rel.to_arrow_table(), str(path), compression="zstd")
-            finally:
-                if writer is not None:
-                    writer.close()
-            return rows
-        f = builtins.open(path, "w", encoding="utf-8", newline="") if path is not None else None
-        out = f if f is not None else sys.stdout
-        try:
-            if fmt == "table":
-                table = rel.to_arrow_table()
-                _format_table(table, out, max_width=max_width)
-                return table.num_rows
-            if fmt == "csv":
-                w = csv.writer(out, lineterminator="\n")
-                w.writerow(rel.columns)
-                for batch in _batches(rel):
-                    for row in batch.to_pylist():
-                        w.writerow([_cell(v) for v in row.values()])
-                    rows += batch.num_rows
-                return rows
-            for batch in _batches(rel):
-                buf = io.StringIO()
-                for row in batch.to_pylist():
-                    buf.write(json.dumps(row, default=_json_default, ensure_ascii=False))
-                    buf.write("\n")
-                out.write(buf.getvalue())
-                rows += batch.num_rows
-            return rows
-        finally:
-            if f is not None:
-                f.close()
-            else:
-                out.flush()
-    except duckdb.Error as exc:
-        raise QueryError(str(exc)) from None

@@ -76,7 +76,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_sql(args: argparse.Namespace) -> int:
-    from .ops import write_query
+    from .sqlout import write_query
 
     with _open(args.store) as store:
         rows = write_query(store, args.query, fmt=args.format, output=args.output, max_width=args.max_width)

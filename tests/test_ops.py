@@ -19,6 +19,7 @@ from gamestore.errors import FormatError, GamestoreError, QueryError
 from gamestore.export import export_jsonl, export_parquet, game_record, iter_games
 from gamestore.maintenance import verify_store
 from gamestore.records import games_equal
+from gamestore.sqlout import write_query
 from gamestore.shard import new_shard_id
 
 
@@ -445,12 +446,12 @@ def test_write_query_formats(tmp_path, template):
     q = "SELECT game_id, num_moves, players FROM games ORDER BY game_id"
     with gamestore.open(template, create=False) as s:
         expect = s.sql(q).to_arrow_table().to_pylist()
-        assert ops.write_query(s, q, fmt="csv", output=tmp_path / "o.csv") == 14
-        assert ops.write_query(s, q, fmt="json", output=tmp_path / "o.jsonl") == 14
-        assert ops.write_query(s, q, fmt="parquet", output=tmp_path / "o.parquet") == 14
-        assert ops.write_query(s, q, fmt="table", output=tmp_path / "o.txt") == 14
+        assert write_query(s, q, fmt="csv", output=tmp_path / "o.csv") == 14
+        assert write_query(s, q, fmt="json", output=tmp_path / "o.jsonl") == 14
+        assert write_query(s, q, fmt="parquet", output=tmp_path / "o.parquet") == 14
+        assert write_query(s, q, fmt="table", output=tmp_path / "o.txt") == 14
         with pytest.raises(QueryError):
-            ops.write_query(s, q, fmt="parquet")
+            write_query(s, q, fmt="parquet")
     import csv
 
     rows = list(csv.reader(open(tmp_path / "o.csv", encoding="utf-8")))
