@@ -268,3 +268,23 @@ def test_shared_executor_is_not_shut_down(tmp_path, games):
         assert pool.submit(lambda: 42).result() == 42
     finally:
         pool.shutdown()
+
+
+def test_switch_interval_is_lowered_never_raised(tmp_path):
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+
+        async def main(**kw):
+            async with gamestore.open_async(tmp_path / "s", **kw):
+                return sys.getswitchinterval()
+
+        assert run(main(switch_interval=0.002)) == pytest.approx(0.002)
+        assert run(main(switch_interval=0.004)) == pytest.approx(0.002)  # already lower: left alone
+        sys.setswitchinterval(0.005)
+        assert run(main(switch_interval=None)) == pytest.approx(0.005)
+        assert run(main()) == pytest.approx(0.001)  # the default
+        with pytest.raises(ValueError):
+            run(main(switch_interval=0))
+    finally:
+        sys.setswitchinterval(before)
