@@ -19,12 +19,13 @@ from libc.math cimport isfinite
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
-from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
 
 cimport numpy as cnp
+import gc
 import json
 
 import numpy as np
@@ -44,6 +45,9 @@ cnp.import_array()
 cdef extern from "Python.h":
     bint PyDict_CheckExact(object)
     bint PyUnicode_Check(object)
+    bint PyUnicode_CheckExact(object)
+    bint PyBool_Check(object)
+    object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
     bint PyLong_CheckExact(object)
     bint PyFloat_CheckExact(object)
     double PyFloat_AS_DOUBLE(object)
@@ -179,9 +183,22 @@ cdef inline int as_float(object v, double* out) except -1:
     return SLOW
 
 
+cdef object _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+if _dumps({"a": [1.5, "\u00e9", None]}) != dump_json({"a": [1.5, "\u00e9", None]}):
+    raise ImportError("gamestore._encoder: JSON text differs from records.dump_json: rebuild it")
+
+
+cdef inline object canonical(object value):
+    """What ``json_canonical`` makes of ``value``, as far as the JSON text is concerned."""
+    if value is None or PyUnicode_CheckExact(value) or PyLong_CheckExact(value) or PyFloat_CheckExact(value) \
+            or PyBool_Check(value):
+        return value  # json_canonical cannot fail on these, and their JSON text is the same
+    return json_canonical(value, game_id=None, field="")
+
+
 cdef inline int32_t dict_code(dict codes, list values, object s, Py_ssize_t limit) except -2:
     """Code of ``s`` in a first-appearance dictionary; -1 when the dictionary is full."""
-    cdef PyObject* c = PyDict_GetItem(codes, s)
+    cdef PyObject* c = PyDict_GetItemWithError(codes, s)
     if c != NULL:
         return <int32_t>(<object>c)
     cdef Py_ssize_t n = PyList_GET_SIZE(values)
@@ -447,7 +464,7 @@ cdef class MoveEncoder:
         cdef dict extra = None
         if not PyDict_CheckExact(move):
             return SLOW
-        pv = PyDict_GetItem(move, "move_number")
+        pv = PyDict_GetItemWithError(move, "move_number")
         if pv == NULL or <object>pv is None:
             iv = prev + 1 if has_prev else index
         elif as_int(<object>pv, &iv):
@@ -460,11 +477,11 @@ cdef class MoveEncoder:
             value = <object>pv
             if not PyUnicode_Check(key):
                 return SLOW
-            pc = PyDict_GetItem(MOVE_CODES, key)
+            pc = PyDict_GetItemWithError(MOVE_CODES, key)
             if pc == NULL:
                 if extra is None:
                     extra = {}
-                extra[key] = json_canonical(value, game_id=None, field="")
+                extra[key] = canonical(value)
                 continue
             if value is None:
                 continue
@@ -512,7 +529,7 @@ cdef class MoveEncoder:
         self.pol_off[row + 1] = <int32_t>self.p_cand.size()
         self.srch_off[row + 1] = <int32_t>self.s_cand.size()
         if extra is not None:
-            self.extra[row] = dump_json(extra)
+            self.extra[row] = _dumps(extra)
         return OK
 
     cdef int _position(self, object value, int j, Py_ssize_t row) except -1:
@@ -524,9 +541,9 @@ cdef class MoveEncoder:
         if not PyDict_CheckExact(value):
             return SLOW
         size = PyDict_Size(value)
-        px = PyDict_GetItem(value, "x")
-        py = PyDict_GetItem(value, "y")
-        pz = PyDict_GetItem(value, "z")
+        px = PyDict_GetItemWithError(value, "x")
+        py = PyDict_GetItemWithError(value, "y")
+        pz = PyDict_GetItemWithError(value, "z")
         if px == NULL or py == NULL or size != 2 + (pz != NULL):
             return SLOW
         if as_int(<object>px, &x) or as_int(<object>py, &y) or x < -32768 or x > 32767 or y < -32768 or y > 32767:
@@ -589,11 +606,11 @@ cdef class MoveEncoder:
             v = <object>pv
             if not PyUnicode_Check(key):
                 return SLOW
-            pc = PyDict_GetItem(SEARCH_CODES, key)
+            pc = PyDict_GetItemWithError(SEARCH_CODES, key)
             if pc == NULL or v is None:
                 if extra is None:
                     extra = {}
-                extra[key] = json_canonical(v, game_id=None, field="")
+                extra[key] = canonical(v)
                 continue
             code = <object>pc
             kind = code >> 8
@@ -619,7 +636,7 @@ cdef class MoveEncoder:
                 self.sint[j, row] = iv
                 flags |= SINT_BIT[j]
         self.flags[row] = flags
-        self.search_extra[row] = EMPTY_JSON if extra is None else dump_json(extra)
+        self.search_extra[row] = EMPTY_JSON if extra is None else _dumps(extra)
         if not (flags & 7):
             return OK
         self.srch_ok[row] = 1
@@ -646,7 +663,7 @@ cdef class MoveEncoder:
                     if ncands:
                         if seen is None:
                             seen = {cands[u]: u for u in range(ncands)}
-                        ps = PyDict_GetItem(seen, k)
+                        ps = PyDict_GetItemWithError(seen, k)
                         if ps != NULL:
                             idx = <object>ps
                     if idx < 0:
@@ -705,7 +722,7 @@ cdef class MoveEncoder:
         while PyDict_Next(value, &pos, &pk, &pv):
             if <object>pv is None:
                 continue
-            pj = PyDict_GetItem(self.vec_index, <object>pk)
+            pj = PyDict_GetItemWithError(self.vec_index, <object>pk)
             if pj == NULL:
                 return SLOW
             j = <object>pj
@@ -781,9 +798,35 @@ def float32_split(cnp.ndarray[cnp.float64_t, ndim=1, mode="c"] d):
 # ---------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------
-cdef inline object candidate(list values, int32_t c, uint8_t is_key):
+cdef class StrTable:
+    """A string dictionary (Arrow offsets + UTF-8 bytes) decoded lazily, each entry once."""
+
+    cdef const int32_t[::1] offsets
+    cdef const uint8_t[::1] data
+    cdef list cache
+
+    def __init__(self, tuple buffers):
+        self.offsets = buffers[0]
+        self.data = buffers[1]
+        self.cache = [None] * (self.offsets.shape[0] - 1)
+
+    cdef inline object get(self, Py_ssize_t i):
+        cdef object s = <object>PyList_GET_ITEM(self.cache, i)
+        cdef int32_t a, b
+        if s is None:
+            a = self.offsets[i]
+            b = self.offsets[i + 1]
+            if b > a:
+                s = PyUnicode_DecodeUTF8(<const char*>&self.data[a], b - a, NULL)
+            else:
+                s = ""
+            self.cache[i] = s
+        return s
+
+
+cdef inline object candidate(StrTable keys, int32_t c, uint8_t is_key):
     if is_key:
-        return <object>PyList_GET_ITEM(values, c)
+        return keys.get(c)
     return c
 
 
@@ -797,27 +840,27 @@ def decode_moves(dict c):
     cdef const uint8_t[:, ::1] floats_ok = c["floats_ok"]
     cdef const int32_t[:, ::1] dstr = c["dstr"]
     cdef const uint8_t[:, ::1] dstr_ok = c["dstr_ok"]
-    cdef list dstr_values = c["dstr_values"]
+    cdef list dstr_values = [StrTable(b) for b in c["dstr_values"]]
     cdef list strs = c["strs"]
     cdef const int16_t[:, ::1] pos = c["pos"]
     cdef const uint8_t[:, ::1] pos_ok = c["pos_ok"]
     cdef const uint8_t[:, ::1] z_ok = c["z_ok"]
-    cdef const int32_t[::1] pol_off = c["pol_off"]
+    cdef const int32_t[::1] pol_off = c["p_off"]
     cdef const uint8_t[::1] pol_ok = c["pol_ok"]
     cdef const int32_t[::1] p_cand = c["p_cand"]
     cdef const uint8_t[::1] p_is_key = c["p_is_key"]
     cdef const double[::1] p_prob = c["p_prob"]
-    cdef list p_values = c["p_values"]
-    cdef const int32_t[::1] srch_off = c["srch_off"]
+    cdef StrTable p_values = StrTable(c["p_keys"])
+    cdef const int32_t[::1] srch_off = c["s_off"]
     cdef const int32_t[::1] s_cand = c["s_cand"]
     cdef const uint8_t[::1] s_is_key = c["s_is_key"]
     cdef const double[::1] s_q = c["s_q"]
     cdef const uint8_t[::1] s_q_ok = c["s_q_ok"]
     cdef const int32_t[::1] s_visits = c["s_visits"]
-    cdef const uint8_t[::1] s_v_ok = c["s_v_ok"]
+    cdef const uint8_t[::1] s_v_ok = c["s_visits_ok"]
     cdef const double[::1] s_prior = c["s_prior"]
-    cdef const uint8_t[::1] s_p_ok = c["s_p_ok"]
-    cdef list s_values = c["s_values"]
+    cdef const uint8_t[::1] s_p_ok = c["s_prior_ok"]
+    cdef StrTable s_values = StrTable(c["s_keys"])
     cdef const uint8_t[::1] flags = c["flags"]
     cdef const double[:, ::1] sfloat = c["sfloat"]
     cdef const int64_t[:, ::1] sint = c["sint"]
@@ -831,73 +874,79 @@ def decode_moves(dict c):
     cdef dict m, d, q, v, p
     cdef list out = []
     loads = json.loads
-    for i in range(n):
-        m = {"move_number": move_number[i]}
-        for j in range(NI):
-            if ints_ok[j, i]:
-                m[INT_KEYS[j]] = ints[j, i]
-        for j in range(NF):
-            if floats_ok[j, i]:
-                m[FLOAT_KEYS[j]] = floats[j, i]
-        for j in range(ND):
-            if dstr_ok[j, i]:
-                m[DSTR_KEYS[j]] = <object>PyList_GET_ITEM(<list>dstr_values[j], dstr[j, i])
-        for j in range(NS):
-            s = (<list>strs[j])[i]
-            if s is not None:
-                m[STR_KEYS[j]] = s
-        for j in range(NP):
-            if pos_ok[j, i]:
-                m[POS_KEYS[j]] = {
-                    "x": pos[3 * j, i],
-                    "y": pos[3 * j + 1, i],
-                    "z": pos[3 * j + 2, i] if z_ok[j, i] else None,
-                }
-        if pol_ok[i]:
-            d = {}
-            for e in range(pol_off[i], pol_off[i + 1]):
-                d[candidate(p_values, p_cand[e], p_is_key[e])] = p_prob[e]
-            m["policy"] = d
-        se = search_extra[i]
-        if se is not None:
-            d = {} if se == EMPTY_JSON else loads(se)
-            fl = flags[i]
-            if fl & 7:
-                q = {} if fl & MAP_BIT[0] else None
-                v = {} if fl & MAP_BIT[1] else None
-                p = {} if fl & MAP_BIT[2] else None
-                for e in range(srch_off[i], srch_off[i + 1]):
-                    k = candidate(s_values, s_cand[e], s_is_key[e])
-                    if s_q_ok[e] and q is not None:
-                        q[k] = s_q[e]
-                    if s_v_ok[e] and v is not None:
-                        v[k] = s_visits[e]
-                    if s_p_ok[e] and p is not None:
-                        p[k] = s_prior[e]
-                if q is not None:
-                    d[SEARCH_MAP_KEYS[0]] = q
-                if v is not None:
-                    d[SEARCH_MAP_KEYS[1]] = v
-                if p is not None:
-                    d[SEARCH_MAP_KEYS[2]] = p
-            for j in range(NSF):
-                if fl & SFLOAT_BIT[j]:
-                    d[SEARCH_FLOAT_KEYS[j]] = sfloat[j, i]
-            for j in range(NSI):
-                if fl & SINT_BIT[j]:
-                    d[SEARCH_INT_KEYS[j]] = sint[j, i]
-            m["search"] = d
-        if nv:
-            d = None
-            for j in range(nv):
-                if vec_ok[j, i]:
-                    if d is None:
-                        d = {}
-                    d[vec_names[j]] = (<list>vec_rows[j])[i]
-            if d is not None:
-                m["vectors"] = d
-        x = extra[i]
-        if x is not None:
-            m.update(loads(x))
-        out.append(m)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the dicts built here hold no cycles: collecting while building them only costs time
+    try:
+        for i in range(n):
+            m = {"move_number": move_number[i]}
+            for j in range(NI):
+                if ints_ok[j, i]:
+                    m[INT_KEYS[j]] = ints[j, i]
+            for j in range(NF):
+                if floats_ok[j, i]:
+                    m[FLOAT_KEYS[j]] = floats[j, i]
+            for j in range(ND):
+                if dstr_ok[j, i]:
+                    m[DSTR_KEYS[j]] = (<StrTable>PyList_GET_ITEM(dstr_values, j)).get(dstr[j, i])
+            for j in range(NS):
+                s = (<list>strs[j])[i]
+                if s is not None:
+                    m[STR_KEYS[j]] = s
+            for j in range(NP):
+                if pos_ok[j, i]:
+                    m[POS_KEYS[j]] = {
+                        "x": pos[3 * j, i],
+                        "y": pos[3 * j + 1, i],
+                        "z": pos[3 * j + 2, i] if z_ok[j, i] else None,
+                    }
+            if pol_ok[i]:
+                d = {}
+                for e in range(pol_off[i], pol_off[i + 1]):
+                    d[candidate(p_values, p_cand[e], p_is_key[e])] = p_prob[e]
+                m["policy"] = d
+            se = search_extra[i]
+            if se is not None:
+                d = {} if se == EMPTY_JSON else loads(se)
+                fl = flags[i]
+                if fl & 7:
+                    q = {} if fl & MAP_BIT[0] else None
+                    v = {} if fl & MAP_BIT[1] else None
+                    p = {} if fl & MAP_BIT[2] else None
+                    for e in range(srch_off[i], srch_off[i + 1]):
+                        k = candidate(s_values, s_cand[e], s_is_key[e])
+                        if s_q_ok[e] and q is not None:
+                            q[k] = s_q[e]
+                        if s_v_ok[e] and v is not None:
+                            v[k] = s_visits[e]
+                        if s_p_ok[e] and p is not None:
+                            p[k] = s_prior[e]
+                    if q is not None:
+                        d[SEARCH_MAP_KEYS[0]] = q
+                    if v is not None:
+                        d[SEARCH_MAP_KEYS[1]] = v
+                    if p is not None:
+                        d[SEARCH_MAP_KEYS[2]] = p
+                for j in range(NSF):
+                    if fl & SFLOAT_BIT[j]:
+                        d[SEARCH_FLOAT_KEYS[j]] = sfloat[j, i]
+                for j in range(NSI):
+                    if fl & SINT_BIT[j]:
+                        d[SEARCH_INT_KEYS[j]] = sint[j, i]
+                m["search"] = d
+            if nv:
+                d = None
+                for j in range(nv):
+                    if vec_ok[j, i]:
+                        if d is None:
+                            d = {}
+                        d[vec_names[j]] = (<list>vec_rows[j])[i]
+                if d is not None:
+                    m["vectors"] = d
+            x = extra[i]
+            if x is not None:
+                m.update(loads(x))
+            out.append(m)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return out

@@ -162,96 +162,123 @@ def _cy_encode_moves(game_ids, games_moves, vectors):
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema), counts
 
 
-def _np(arr: pa.Array, dtype) -> np.ndarray:
-    """Values of ``arr`` with nulls as 0, as a C-contiguous numpy array of ``dtype``."""
-    if arr.null_count:
-        arr = arr.fill_null(0)
-    return np.ascontiguousarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
+def _values(arr: pa.Array, dtype, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Zero-copy numpy view of rows ``[start, stop)`` of a primitive array (values under nulls arbitrary)."""
+    stop = len(arr) if stop is None else stop
+    buf = arr.buffers()[1]
+    if buf is None or stop <= start:
+        return np.zeros(max(stop - start, 0), dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype, count=arr.offset + stop)[arr.offset + start:]
 
 
-def _ok(arr: pa.Array) -> np.ndarray:
+def _valid(arr: pa.Array, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """uint8 validity of rows ``[start, stop)``."""
+    stop = len(arr) if stop is None else stop
     if not arr.null_count:
-        return np.ones(len(arr), dtype=np.uint8)
-    return np.ascontiguousarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.uint8)
+        return np.ones(max(stop - start, 0), dtype=np.uint8)
+    first, last = arr.offset + start, arr.offset + stop
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8, count=(last + 7) // 8)[first // 8:]
+    return np.unpackbits(bits, bitorder="little", count=last - (first // 8) * 8)[first % 8:]
 
 
-def _exact(f32: pa.Array, f64: pa.Array) -> np.ndarray:
-    wide = _np(f32, np.float64)
+def _strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, utf-8 bytes)`` of a string array, for lazy decoding in the compiled loop."""
+    if not len(arr):
+        return np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.uint8)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=arr.offset + len(arr) + 1)[arr.offset:]
+    data = np.zeros(0, dtype=np.uint8) if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
+    return offsets, data
+
+
+def _wide(entries: pa.StructArray, name: str, start: int, stop: int) -> np.ndarray:
+    """Exact float64 values of a float32 field with its float64 override field."""
+    f32 = entries.field(name)
+    f64 = entries.field(name + "64")
+    wide = _values(f32, np.float32, start, stop).astype(np.float64)
     if f64.null_count < len(f64):
-        over = _ok(f64).astype(bool)
-        wide[over] = _np(f64, np.float64)[over]
+        over = _valid(f64, start, stop).view(bool)
+        wide[over] = _values(f64, np.float64, start, stop)[over]
     return wide
 
 
-def _entries(lst: pa.Array) -> tuple[np.ndarray, pa.StructArray, list, np.ndarray, np.ndarray]:
-    """Offsets (from 0), the entries, their key dictionary, candidate codes and key flags of a list column."""
-    offsets = lst.offsets.to_numpy(zero_copy_only=False).astype(np.int32)
-    first = int(offsets[0]) if len(offsets) else 0
-    entries = lst.values.slice(first, int(offsets[-1]) - first if len(offsets) else 0)
-    offsets = np.ascontiguousarray(offsets - first)
+def _entries(c: dict, prefix: str, lst: pa.Array, floats: tuple[str, ...]) -> pa.StructArray:
+    n = len(lst)
+    offsets = np.frombuffer(lst.buffers()[1], dtype=np.int32, count=lst.offset + n + 1)[lst.offset:]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    entries = lst.values
+    c[prefix + "off"] = np.ascontiguousarray(offsets - start, dtype=np.int32)
     key = entries.field("key")
-    is_key = _ok(key.indices)
-    cand = np.where(is_key.astype(bool), _np(key.indices, np.int32), _np(entries.field("action"), np.int32))
-    return offsets, entries, key.dictionary.to_pylist(), np.ascontiguousarray(cand, dtype=np.int32), is_key
+    indices = key.indices
+    is_key = _valid(indices, start, stop)
+    action = _values(entries.field("action"), np.int32, start, stop)
+    c[prefix + "cand"] = np.where(is_key.view(bool), _values(indices, np.int32, start, stop), action).astype(np.int32)
+    c[prefix + "is_key"] = np.ascontiguousarray(is_key)
+    c[prefix + "keys"] = _strings(key.dictionary)
+    for name in floats:
+        c[f"{prefix}{name}"] = _wide(entries, name, start, stop)
+        c[f"{prefix}{name}_ok"] = np.ascontiguousarray(_valid(entries.field(name), start, stop))
+    return entries, start, stop
 
 
 def _stack(arrays: list[np.ndarray], dtype, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(arrays), dtype=dtype) if arrays else np.zeros((0, n), dtype=dtype)
 
 
+def _as_batch(moves: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
+    if isinstance(moves, pa.RecordBatch):
+        return moves
+    batches = moves.to_batches()
+    if len(batches) != 1:
+        batches = moves.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=moves.schema)
+
+
 def _cy_decode_moves(moves, vectors):
     from . import _encoder
 
-    if isinstance(moves, pa.Table):
-        moves = moves.combine_chunks()
-        get = lambda name: (  # noqa: E731
-            moves.column(name).chunk(0) if moves.column(name).num_chunks else pa.array([], moves.schema.field(name).type)
-        )
-    else:
-        get = moves.column
-    n = moves.num_rows
-    c: dict[str, object] = {"n": n, "move_number": _np(get("move_number"), np.int32)}
-    c["ints"] = _stack([_np(get(col), np.int64) for _, col, _ in _INT_FIELDS], np.int64, n)
-    c["ints_ok"] = _stack([_ok(get(col)) for _, col, _ in _INT_FIELDS], np.uint8, n)
-    c["floats"] = _stack([_np(get(col), np.float64) for _, col, _ in _FLOAT_FIELDS], np.float64, n)
-    c["floats_ok"] = _stack([_ok(get(col)) for _, col, _ in _FLOAT_FIELDS], np.uint8, n)
-    dcols = [get(col) for _, col, _ in _DSTR_FIELDS]
-    c["dstr"] = _stack([_np(a.indices, np.int32) for a in dcols], np.int32, n)
-    c["dstr_ok"] = _stack([_ok(a.indices) for a in dcols], np.uint8, n)
-    c["dstr_values"] = [a.dictionary.to_pylist() for a in dcols]
-    c["strs"] = [get(col).to_pylist() for _, col, _ in _STR_FIELDS]
-    pcols = [get(f"{prefix}_{a}") for _, prefix in POSITION_FIELDS for a in "xyz"]
-    c["pos"] = _stack([_np(a, np.int16) for a in pcols], np.int16, n)
-    c["pos_ok"] = _stack([_ok(a) for a in pcols[0::3]], np.uint8, n)
-    c["z_ok"] = _stack([_ok(a) for a in pcols[2::3]], np.uint8, n)
-    policy = get("policy")
-    c["pol_ok"] = _ok(policy)
-    c["pol_off"], entries, c["p_values"], c["p_cand"], c["p_is_key"] = _entries(policy)
-    c["p_prob"] = _exact(entries.field("prob"), entries.field("prob64"))
-    search = get("search")
-    c["srch_off"], entries, c["s_values"], c["s_cand"], c["s_is_key"] = _entries(search)
-    c["s_q"] = _exact(entries.field("q"), entries.field("q64"))
-    c["s_q_ok"] = _ok(entries.field("q"))
-    c["s_visits"] = _np(entries.field("visits"), np.int32)
-    c["s_v_ok"] = _ok(entries.field("visits"))
-    c["s_prior"] = _exact(entries.field("prior"), entries.field("prior64"))
-    c["s_p_ok"] = _ok(entries.field("prior"))
-    c["flags"] = _np(get("search_flags"), np.uint8)
-    c["sfloat"] = _stack([_np(get(col), np.float64) for _, col, _, _ in _SFLOAT_FIELDS], np.float64, n)
-    c["sint"] = _stack([_np(get(col), np.int64) for _, col, _, _ in _SINT_FIELDS], np.int64, n)
-    c["search_extra"] = get("search_extra_json").to_pylist()
-    c["extra"] = get("extra_json").to_pylist()
+    batch = _as_batch(moves)
+    n = batch.num_rows
+    if not n:
+        return []
+    col = dict(zip(batch.schema.names, batch.columns))
+    c: dict[str, object] = {"n": n, "move_number": np.ascontiguousarray(_values(col["move_number"], np.int32))}
+    ints = [col[name] for _, name, _ in _INT_FIELDS]
+    c["ints"] = _stack([_values(a, a.type.to_pandas_dtype()) for a in ints], np.int64, n)
+    c["ints_ok"] = _stack([_valid(a) for a in ints], np.uint8, n)
+    floats = [col[name] for _, name, _ in _FLOAT_FIELDS]
+    c["floats"] = _stack([_values(a, np.float64) for a in floats], np.float64, n)
+    c["floats_ok"] = _stack([_valid(a) for a in floats], np.uint8, n)
+    dcols = [col[name] for _, name, _ in _DSTR_FIELDS]
+    c["dstr"] = _stack([_values(a.indices, a.type.index_type.to_pandas_dtype()) for a in dcols], np.int32, n)
+    c["dstr_ok"] = _stack([_valid(a.indices) for a in dcols], np.uint8, n)
+    c["dstr_values"] = [_strings(a.dictionary) for a in dcols]
+    c["strs"] = [col[name].to_pylist() for _, name, _ in _STR_FIELDS]
+    pcols = [col[f"{prefix}_{a}"] for _, prefix in POSITION_FIELDS for a in "xyz"]
+    c["pos"] = _stack([_values(a, np.int16) for a in pcols], np.int16, n)
+    c["pos_ok"] = _stack([_valid(a) for a in pcols[0::3]], np.uint8, n)
+    c["z_ok"] = _stack([_valid(a) for a in pcols[2::3]], np.uint8, n)
+    c["pol_ok"] = np.ascontiguousarray(_valid(col["policy"]))
+    _entries(c, "p_", col["policy"], ("prob",))
+    entries, start, stop = _entries(c, "s_", col["search"], ("q", "prior"))
+    c["s_visits"] = np.ascontiguousarray(_values(entries.field("visits"), np.int32, start, stop))
+    c["s_visits_ok"] = np.ascontiguousarray(_valid(entries.field("visits"), start, stop))
+    flags = np.ascontiguousarray(_values(col["search_flags"], np.uint8))
+    c["flags"] = flags
+    c["sfloat"] = _stack([_values(col[name], np.float64) for _, name, _, _ in _SFLOAT_FIELDS], np.float64, n)
+    c["sint"] = _stack([_values(col[name], t.to_pandas_dtype()) for _, name, t, _ in _SINT_FIELDS], np.int64, n)
+    c["search_extra"] = col["search_extra_json"].to_pylist()
+    c["extra"] = col["extra_json"].to_pylist()
     names, rows, oks = [], [], []
     for name in sorted(vectors):
         spec = vectors[name]
-        if spec.column not in moves.schema.names:
+        arr = col.get(spec.column)
+        if arr is None:
             continue
-        arr = get(spec.column)
-        flat = arr.values.slice(arr.offset * spec.size, len(arr) * spec.size)
-        block = np.array(flat.to_numpy(zero_copy_only=False), dtype=spec.numpy_dtype).reshape((n,) + spec.shape)
+        flat = _values(arr.values, spec.numpy_dtype, arr.offset * spec.size, (arr.offset + n) * spec.size)
         names.append(name)
-        rows.append(list(block))
-        oks.append(_ok(arr))
+        rows.append(list(flat.reshape((n,) + spec.shape).copy()))
+        oks.append(_valid(arr))
     c["vec_names"], c["vec_rows"], c["vec_ok"] = names, rows, _stack(oks, np.uint8, n)
     return _encoder.decode_moves(c)
 
