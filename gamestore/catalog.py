@@ -43,6 +43,7 @@ SEGMENT_SCHEMA = pa.schema(
 )
 
 _FULL_REFRESH_SECONDS = 1.0
+_REFRESH_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Catalog:
         self._dir_state: tuple[int, int] | None = None
         self._last_full = 0.0
         self._datasets: tuple[ds.Dataset | None, ds.Dataset | None] = (None, None)
+        self._datasets_stale = False  # set while a refresh has not rebuilt the datasets yet
         self._create_tables()
 
     # -- setup ------------------------------------------------------------------
@@ -164,28 +166,45 @@ class Catalog:
         if not force and sig == self._dir_state and now - self._last_full < _FULL_REFRESH_SECONDS:
             return False
         with self._lock:
-            sig = self._dir_signature()
-            on_disk = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
-            self._dir_state = sig
-            self._last_full = time.monotonic()
-            known = set(self._readers)
-            added = sorted(on_disk - known)
-            removed = known - on_disk
-            if not added and not removed:
-                return False
-            if removed:
-                self._drop_shards(removed)
-            for shard_id in added:
-                self._load_shard(shard_id)
-            self._rebuild_datasets()
-            return True
+            for attempt in range(_REFRESH_ATTEMPTS):
+                try:
+                    return self._refresh_locked()
+                except (FileNotFoundError, ShardCorruptError):
+                    # a shard was removed (compact, prune) between the listing and its loading: list again
+                    if attempt == _REFRESH_ATTEMPTS - 1:
+                        raise
+            return False  # pragma: no cover
+
+    def _refresh_locked(self) -> bool:
+        sig = self._dir_signature()
+        on_disk = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+        self._dir_state = sig
+        self._last_full = time.monotonic()
+        known = set(self._readers)
+        added = sorted(on_disk - known)
+        removed = known - on_disk
+        if not added and not removed and not self._datasets_stale:
+            return False
+        self._datasets_stale = True
+        if removed:
+            self._drop_shards(removed)
+        for shard_id in added:
+            self._load_shard(shard_id)
+        self._rebuild_datasets()
+        self._datasets_stale = False
+        return True
 
     def add_committed(self, shard_id: str) -> None:
         """Index a shard this process has just committed (no directory listing needed)."""
         with self._lock:
             if shard_id not in self._readers:
                 self._load_shard(shard_id)
-                self._rebuild_datasets()
+                try:
+                    self._rebuild_datasets()
+                except (FileNotFoundError, ShardCorruptError):
+                    # another process removed a shard we knew of: pick that up with a listing
+                    self._datasets_stale = True
+                    self.refresh(force=True)
 
     def _load_shard(self, shard_id: str) -> None:
         path = self.shards_dir / shard_id

@@ -499,3 +499,51 @@ def test_export_jsonl_of_an_imported_gamereplaydb_matches_its_json_columns(tmp_p
     assert n == r.moves
     for gid, board, players, winner in con.execute("SELECT game_id, board_type, num_players, winner FROM games"):
         assert (records[gid]["boardType"], records[gid]["numPlayers"], records[gid]["winner"]) == (board, players, winner)
+
+
+# ---------------------------------------------------------------------------
+# concurrency
+# ---------------------------------------------------------------------------
+def test_readers_and_writers_during_compaction(store_path):
+    """Another store instance counting and listing games while compaction runs never misses or doubles
+    one; games written concurrently by a third instance all survive."""
+    import threading
+
+    expected = set(snapshot(store_path))
+    extra = synth.games(6, board_type="square8", num_players=3, seed=77)
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with gamestore.open(store_path, create=False) as r:
+                while not stop.is_set():
+                    ids = r.query_games(columns=["game_id"]).column("game_id").to_pylist()
+                    seen.append((len(ids), len(set(ids) & expected)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def write() -> None:
+        try:
+            with gamestore.open(store_path, create=False, fsync=False) as w:
+                for g in extra:
+                    w.write_games([g])
+                    w.flush()
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read), threading.Thread(target=write)]
+    for t in threads:
+        t.start()
+    for _ in range(2):
+        ops.compact(store_path, target_moves=1500, fsync=False)
+        ops.compact(store_path, fsync=False)
+    threads[1].join()
+    stop.set()
+    threads[0].join()
+    assert not errors
+    assert seen and all(common == len(expected) for _, common in seen)
+    assert all(len(expected) <= n <= len(expected) + len(extra) for n, _ in seen)
+    final = snapshot(store_path)
+    assert set(final) == expected | {g["game_id"] for g in extra}
