@@ -271,9 +271,12 @@ def trash_shards(root: Path, shard_ids: Iterable[str], *, fsync: bool = True) ->
 def clean_orphan_segments(root: Path) -> int:
     """Delete catalog segments whose shard is gone (a crash between trash and unlink leaves them)."""
     root = Path(root)
+    # segments first: a writer commits its shard before its segment, so every segment
+    # listed here whose shard is missing from the later listing really has no shard
+    segments = list((root / "catalog").glob("*.parquet"))
     shards = set(os.listdir(root / "shards"))
     removed = 0
-    for seg in (root / "catalog").glob("*.parquet"):
+    for seg in segments:
         if seg.stem not in shards:
             seg.unlink(missing_ok=True)
             removed += 1
