@@ -26,6 +26,7 @@ from .errors import (
     GameNotFoundError,
     QueryError,
     RecordError,
+    ShardCorruptError,
     StoreClosedError,
     StoreExistsError,
     StoreNotFoundError,
@@ -291,15 +292,23 @@ class GameStore:
         """The whole game (canonical record form, moves and per-move data included)."""
         self._check_open()
         self._catalog.refresh()
-        loc = self._catalog.locate(game_id)
-        if loc is None:
-            self._catalog.refresh(force=True)
+        for attempt in range(3):
             loc = self._catalog.locate(game_id)
             if loc is None:
-                raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
-        reader = self._catalog.reader(loc.shard_id)
-        row = reader.games.slice(loc.row, 1)
-        moves = reader.game_moves(loc.move_offset, loc.num_moves)
+                self._catalog.refresh(force=True)
+                loc = self._catalog.locate(game_id)
+                if loc is None:
+                    raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
+            try:
+                reader = self._catalog.reader(loc.shard_id)
+                row = reader.games.slice(loc.row, 1)
+                moves = reader.game_moves(loc.move_offset, loc.num_moves)
+                break
+            except (ShardCorruptError, FileNotFoundError, KeyError, AttributeError):
+                # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
+                if attempt == 2:
+                    raise
+                self._catalog.refresh(force=True)
         return codec.decode_game(row, moves)
 
     def _where(self, where: str | None) -> str:

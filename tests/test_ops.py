@@ -518,9 +518,12 @@ def test_readers_and_writers_during_compaction(store_path):
     def read() -> None:
         try:
             with gamestore.open(store_path, create=False) as r:
+                probe = sorted(expected)
                 while not stop.is_set():
                     ids = r.query_games(columns=["game_id"]).column("game_id").to_pylist()
                     seen.append((len(ids), len(set(ids) & expected)))
+                    gid = probe[len(seen) % len(probe)]
+                    assert r.get_game(gid)["game_id"] == gid
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
