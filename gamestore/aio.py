@@ -64,7 +64,10 @@ async def _aiter_sync(run: Callable[..., Awaitable[Any]], make: Callable[[], Ite
                 pass
         close = getattr(it, "close", None)
         if close is not None:
-            await run(close)
+            try:
+                await run(close)
+            except RuntimeError:  # the pool is already shut down (store closed, loop ending): close here
+                close()
 
 
 class _AwaitableContext:

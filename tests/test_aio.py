@@ -288,3 +288,16 @@ def test_switch_interval_is_lowered_never_raised(tmp_path):
             run(main(switch_interval=0))
     finally:
         sys.setswitchinterval(before)
+
+
+def test_unfinished_scan_after_close(tmp_path, games):
+    async def main():
+        store = await gamestore.open_async(tmp_path / "s")
+        await store.write_games(games[:3])
+        await store.flush()
+        agen = store.scan_moves(batch_size=4)
+        assert (await agen.__anext__()).num_rows == 4
+        await store.close()
+        await agen.aclose()  # the pool is gone: the scan is closed on the loop, without an error
+
+    run(main())
