@@ -166,7 +166,7 @@ def _values(arr: pa.Array, dtype, start: int = 0, stop: int | None = None) -> np
     """Zero-copy numpy view of rows ``[start, stop)`` of a primitive array (values under nulls arbitrary)."""
     stop = len(arr) if stop is None else stop
     buf = arr.buffers()[1]
-    if buf is None or stop <= start:
+    if buf is None or stop <= start or arr.null_count == len(arr):
         return np.zeros(max(stop - start, 0), dtype=dtype)
     return np.frombuffer(buf, dtype=dtype, count=arr.offset + stop)[arr.offset + start:]
 

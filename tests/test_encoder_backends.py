@@ -298,3 +298,24 @@ def test_vector_declared_but_absent_from_old_file():
     table, _ = CY.encode_moves(["g"], [[{"phase": "a"}]], {})
     extra = {"feat": VectorSpec("feat", (5,), "float32")}
     assert CY.decode_moves(table, extra) == PY.decode_moves(table, {}) == [{"move_number": 0, "phase": "a"}]
+
+
+def test_decode_after_ipc_roundtrip_with_zstd():
+    records = realistic_games(3, moves_per_game=30, seed=9)
+    games = [r["moves"] for r in records]
+    games[1][3] = {"phase": "odd", "note": [1, None], "search": {"uncertainty": math.nan}}
+    games[2] = []
+    table, _ = CY.encode_moves([r["game_id"] for r in records], games, REAL_VECTORS)
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table, max_chunksize=25)
+    read = pa.ipc.open_file(sink.getvalue()).read_all()
+    assert read.column("policy").num_chunks == 3
+    canon = [m for moves in games for m in PY.decode_moves(PY.encode_moves(["x"], [moves], REAL_VECTORS)[0],
+                                                            REAL_VECTORS)]
+    for backend in (PY, CY):
+        assert games_equal(backend.decode_moves(read, REAL_VECTORS), canon)
+        reader = pa.ipc.open_file(sink.getvalue())
+        batch = reader.get_batch(1)  # rows 25..49: the end of game 0 and the start of game 1
+        assert games_equal(backend.decode_moves(batch.slice(5, 10), REAL_VECTORS), canon[30:40])
