@@ -30,6 +30,7 @@ STATE_VERSION = 1
 #: what a worker yields last in tagged mode (ResumableLoader), after its batches
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+_READ_AHEAD = 3  # moves batches decompressed ahead on a helper thread
 
 
 class DatasetError(GamestoreError, ValueError):
@@ -291,23 +292,33 @@ class PositionDataset(IterableDataset):
         )
         progress = {"num_workers": num_workers, "batches": {worker: skip}}
         self._progress = progress
+        position = {seg: i for i, seg in enumerate(segments)}
+
+        def read(seg):
+            i = position[seg]
+            reader.prefetch(plan, segments[i + 1 : i + 1 + _READ_AHEAD])
+            return reader.read(plan, seg, seed=self.seed)
+
         batches = stream(
             segments,
-            read=lambda seg: reader.read(plan, seg, seed=self.seed),
+            read=read,
             count=lambda seg: reader.count(plan, seg, seed=self.seed),
-            rng=rng_for(self.seed, plan.epoch, TAG_BUFFER, self.rank, worker),
+            window_rng=lambda w: rng_for(self.seed, plan.epoch, TAG_BUFFER, self.rank, worker, w),
             shuffle=self.shuffle,
             buffer_size=self.buffer_size,
             batch_size=self.batch_size,
             drop_last=self.drop_last,
             skip=skip,
         )
-        for cols in batches:
-            batch = self._to_batch(cols, plan)
-            if self.transform is not None:
-                batch = self.transform(batch)
-            progress["batches"][worker] += 1
-            yield (worker, batch) if tagged else batch
+        try:
+            for cols in batches:
+                batch = self._to_batch(cols, plan)
+                if self.transform is not None:
+                    batch = self.transform(batch)
+                progress["batches"][worker] += 1
+                yield (worker, batch) if tagged else batch
+        finally:
+            reader.stop_prefetch()  # no helper thread outlives an iteration (fork safety)
         if tagged:
             yield (worker, END_OF_WORKER)
 

@@ -13,7 +13,9 @@ the plan, move number, player (-1 when null), number of policy entries),
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -60,11 +62,13 @@ class _Shard:
         self.policy_reader = ipc.open_file(
             source, options=ipc.IpcReadOptions(included_fields=[names.index("policy")], use_threads=False)
         )
+        self.lock = threading.Lock()
         self.gid_dict: np.ndarray | None = None
         self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
 
     def batch(self, index: int) -> pa.RecordBatch:
-        return self.reader.get_record_batch(index)
+        with self.lock:  # a file reader is not safe for concurrent use (read-ahead thread)
+            return self.reader.get_record_batch(index)
 
 
 class SegmentReader:
@@ -83,6 +87,8 @@ class SegmentReader:
         self.policy_only = policy_only
         self.extra = list(columns)
         self._open: OrderedDict[str, _Shard] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: OrderedDict[tuple[int, int], Future] = OrderedDict()  # (shard index, batch) -> batch
         self.keys: list[str] = []  # key table: id -> policy key string
         self._key_ids: dict[str, int] = {}
 
@@ -101,6 +107,37 @@ class SegmentReader:
             self._open.move_to_end(shard_id)
         return sh
 
+    # -- read-ahead ---------------------------------------------------------------------------
+    def prefetch(self, plan: Plan, segments: Sequence[tuple[int, int, int]], *, depth: int = 3) -> None:
+        """Start decompressing the moves batches of the next ``depth`` segments on a helper thread.
+
+        Arrow releases the GIL while it decompresses, so this overlaps with
+        the numpy work on the current window (at most ``depth`` batches held).
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gamestore-readahead")
+        for u, _, _ in segments[:depth]:
+            key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
+            if key not in self._ahead:
+                sh = self._shard(plan.shards[key[0]], plan)
+                self._ahead[key] = self._pool.submit(sh.batch, key[1])
+        while len(self._ahead) > 2 * depth:
+            self._ahead.popitem(last=False)
+
+    def _batch(self, plan: Plan, u: int) -> pa.RecordBatch:
+        key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
+        fut = self._ahead.pop(key, None)
+        if fut is not None:
+            return fut.result()
+        return self._shard(plan.shards[key[0]], plan).batch(key[1])
+
+    def stop_prefetch(self) -> None:
+        """Stop the read-ahead thread (a new one starts on the next prefetch)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._ahead.clear()
+
     # -- counting (resumption replays without decoding) -------------------------------
     def count(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> int:
         """How many positions segment ``seg`` yields (reads only the policy column when filtering)."""
@@ -110,7 +147,8 @@ class SegmentReader:
         rows, _ = plan.unit_rows(u, seed=seed)
         rows = rows[lo:hi]
         sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
-        pol = sh.policy_reader.get_record_batch(int(plan.unit_batch[u])).column(0)
+        with sh.lock:
+            pol = sh.policy_reader.get_record_batch(int(plan.unit_batch[u])).column(0)
         return int(np.count_nonzero(_policy_lengths(pol, rows) > 0))
 
     # -- decoding ------------------------------------------------------------------------
@@ -120,7 +158,7 @@ class SegmentReader:
         rows, games = plan.unit_rows(u, seed=seed)
         rows, games = rows[lo:hi], games[lo:hi]
         sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
-        rb = sh.batch(int(plan.unit_batch[u]))
+        rb = self._batch(plan, u)
         pol = rb.column("policy")
         lens = _policy_lengths(pol, rows)
         if self.policy_only:
