@@ -258,6 +258,16 @@ def test_transform_and_drop_last(store):
     out = list(ds)
     assert len(out) == ds.num_positions // 1000
     assert all(x.shape == (1000, 49) and y.shape == (1000,) for x, y in out)
+    # across ranks and workers: the same number of full batches everywhere, nothing repeated
+    per_rank, seen = [], []
+    for rank in range(2):
+        ds = PositionDataset(store, batch_size=300, seed=1, drop_last=True, rank=rank, world_size=2)
+        batches = list(DataLoader(ds, batch_size=None, num_workers=2))
+        assert all(len(b["game_id"]) == 300 for b in batches)
+        per_rank.append(len(batches))
+        seen += _keys(batches)
+    assert per_rank[0] == per_rank[1] == ds.num_positions // 2 // 300
+    assert len(set(seen)) == len(seen)
 
 
 def test_bad_options(store):

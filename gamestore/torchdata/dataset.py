@@ -52,10 +52,16 @@ class PositionDataset(IterableDataset):
     position with probability proportional to its game's weight.
 
     Call :meth:`set_epoch` before every epoch: it changes the order and picks
-    up games committed since the last call.  Selection, shuffle and sharding
-    are fixed by ``(seed, epoch, rank, world_size, batch_size, buffer_size)``
-    and the shard snapshot taken by ``set_epoch`` (broadcast from rank 0 when
-    ``torch.distributed`` is initialised).
+    up games committed since the last call (do not use ``persistent_workers``:
+    workers must be started after it).  The order is fixed by ``(seed, epoch,
+    rank, world_size, batch_size, buffer_size)`` and the shard snapshot taken
+    by ``set_epoch`` (broadcast from rank 0 when ``torch.distributed`` is
+    initialised): moves batches (~1,000 positions of whole games) in a seeded
+    order, split into equal contiguous ranges per rank and per worker, then
+    shuffled within windows of ``buffer_size`` positions.  Every position of
+    the selection comes exactly once per epoch over all ranks and workers;
+    with ``drop_last`` every rank gets the same number of full batches and
+    the remainder is dropped (with ``policy_only``, ranks may differ).
 
     Batch keys: ``game_id`` (list of str), ``board_type`` (list of str),
     ``move_number``, ``player``, ``num_players``, ``winner`` (LongTensor; -1
@@ -289,6 +295,7 @@ class PositionDataset(IterableDataset):
             worker=worker,
             num_workers=num_workers,
             batch_size=self.batch_size,
+            drop_last=self.drop_last,
         )
         progress = {"num_workers": num_workers, "batches": {worker: skip}}
         self._progress = progress

@@ -313,6 +313,7 @@ def partition(
     worker: int,
     num_workers: int,
     batch_size: int,
+    drop_last: bool = False,
 ) -> list[tuple[int, int, int]]:
     """The (unit, lo, hi) segments of one worker of one rank, in stream order.
 
@@ -320,13 +321,19 @@ def partition(
     ``r`` takes the ``r``-th of ``world_size`` contiguous, equal (to one
     position) ranges; its workers split that range at multiples of
     ``batch_size``, so only a rank's last worker can end on a short batch.
-    The segments of all ranks and workers tile the stream exactly.
+    The segments of all ranks and workers tile the stream exactly.  With
+    ``drop_last`` every rank gets the same whole number of batches and the
+    fewer than ``world_size * batch_size`` positions left over are dropped.
     """
     lens = plan.unit_len
     order = rng_for(seed, plan.epoch, TAG_UNITS).permutation(lens.size) if shuffle else np.arange(lens.size)
     cum = np.concatenate(([0], np.cumsum(lens[order])))
     total = int(cum[-1])
-    r_lo, r_hi = total * rank // world_size, total * (rank + 1) // world_size
+    if drop_last:
+        share = total // world_size // batch_size * batch_size
+        r_lo, r_hi = share * rank, share * (rank + 1)
+    else:
+        r_lo, r_hi = total * rank // world_size, total * (rank + 1) // world_size
     nb = -(-(r_hi - r_lo) // batch_size)
     b0, b1 = nb * worker // num_workers, nb * (worker + 1) // num_workers
     lo, hi = r_lo + b0 * batch_size, min(r_lo + b1 * batch_size, r_hi)
