@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterable,
 import pyarrow as pa
 
 from . import store as _store
-from .errors import GamestoreError
+from .errors import GamestoreError, StoreClosedError
 from .game_writer import GameWriter
 from .store import GameStore, OnDuplicate
 
@@ -60,7 +60,7 @@ async def _aiter_sync(run: Callable[..., Awaitable[Any]], make: Callable[[], Ite
         if pending is not None:
             try:
                 await pending
-            except BaseException:  # the consumer stopped; the prefetched item is discarded
+            except Exception:  # the consumer stopped; the prefetched item (or its error) is discarded
                 pass
         close = getattr(it, "close", None)
         if close is not None:
@@ -217,6 +217,8 @@ class AsyncGameStore:
 
     # -- plumbing -----------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise StoreClosedError(f"store {self.sync.path} is closed")
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
         return await loop.run_in_executor(self._executor, call)
@@ -341,7 +343,7 @@ class AsyncGameStore:
             except asyncio.CancelledError:
                 pass
         try:
-            await self._run(self.sync.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.sync.close)
         finally:
             if self._own_executor:
                 self._executor.shutdown(wait=False)

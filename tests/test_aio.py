@@ -107,6 +107,8 @@ def test_await_open_and_errors(tmp_path, games):
         finally:
             await store.close()
         await store.close()  # idempotent
+        with pytest.raises(gamestore.StoreClosedError):
+            await store.count_games()
         with pytest.raises(gamestore.StoreNotFoundError):
             await gamestore.open_async(tmp_path / "absent", create=False)
 
