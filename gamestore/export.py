@@ -345,15 +345,15 @@ def move_record(move: Mapping, *, training_data: bool = True) -> dict:
     out.setdefault("rrn", None)
     out["mctsPolicy"] = None
     if training_data:
+        # maps are shared, not copied: json.dumps writes int candidate ids as string keys
         policy = move.get("policy")
         if policy is not None:
-            if all(isinstance(k, int) for k in policy):
-                out["mctsPolicy"] = {str(k): v for k, v in policy.items()}
+            if policy and all(type(k) is int for k in policy):
+                out["mctsPolicy"] = policy
             else:
-                out["moveProbs"] = dict(policy)
+                out["moveProbs"] = policy
         if move.get("search") is not None:
-            out["searchStats"] = {k: ({str(c): v for c, v in val.items()} if isinstance(val, Mapping) else val)
-                                  for k, val in move["search"].items()}
+            out["searchStats"] = move["search"]
         for name, vec in (move.get("vectors") or {}).items():
             out[_camel(name)] = np.asarray(vec).tolist()
     return out
