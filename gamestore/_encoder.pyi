@@ -25,6 +25,11 @@ class MoveEncoder:
     def finish(self) -> dict[str, Any]:
         """The filled buffers: numpy arrays and lists keyed as backend.py expects."""
 
+class StrTable:
+    """A string dictionary (Arrow offsets + UTF-8 bytes) decoded lazily, each entry once."""
+
+    def __init__(self, buffers: tuple[np.ndarray, np.ndarray]) -> None: ...
+
 def float32_split(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(float32 values, exact)``: exact where the float32 widens back to ``d`` bit for bit."""
 
