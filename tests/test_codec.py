@@ -337,7 +337,7 @@ def realistic_games(n: int, *, seed: int = 0, moves_per_game: int = 60) -> list[
 # Tests
 # ---------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(records=game_batches())
 def test_roundtrip_hypothesis(records, monkeypatch_backends):

@@ -29,7 +29,7 @@ PY = get_backend("python")
 
 FIXTURE = Path("/work/shared/fixtures/ringrift_v18_sample.db.zst")
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=75,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
