@@ -85,6 +85,7 @@ class Catalog:
         self._generation = 0
         self._readers: dict[str, ShardReader] = {}
         self._locations: dict[str, GameLocation] = {}
+        self._indexed: dict[str, int] = {}  # shard id -> games indexed from it
         self._dir_state: tuple[int, int] | None = None
         self._last_full = 0.0
         self._datasets: tuple[ds.Dataset | None, ds.Dataset | None] = (None, None)
@@ -216,23 +217,13 @@ class Catalog:
             return
         segment = self._segment(reader)
         # the first committed copy of a game id wins; later copies stay unindexed
-        dup = [i for i, gid in enumerate(segment.column("game_id").to_pylist()) if gid in self._locations]
-        if dup:
-            mask = pa.array([i not in set(dup) for i in range(segment.num_rows)])
-            segment = segment.filter(mask)
-        ids = segment.column("game_id").to_pylist()
-        rows = segment.column("row").to_pylist()
-        offs = segment.column("move_offset").to_pylist()
-        counts = segment.column("num_moves").to_pylist()
-        for gid, row, off, cnt in zip(ids, rows, offs, counts):
-            self._locations[gid] = GameLocation(shard_id, row, off, cnt)
+        known = self._locations
+        fresh = [gid not in known for gid in segment.column("game_id").to_pylist()]
+        if not all(fresh):
+            segment = segment.filter(pa.array(fresh))
         self._readers[shard_id] = reader
+        self._index_segment(shard_id, segment)
         db = self._db
-        db.register("_segment_in", segment)
-        try:
-            db.execute("INSERT INTO _games SELECT * FROM _segment_in")
-        finally:
-            db.unregister("_segment_in")
         m = reader.manifest
         size = sum(f["bytes"] for f in m["files"].values())
         db.execute(
@@ -259,6 +250,7 @@ class Catalog:
         ids = list(shard_ids)
         for sid in ids:
             self._readers.pop(sid, None)
+            self._indexed.pop(sid, None)
         self._locations = {g: loc for g, loc in self._locations.items() if loc.shard_id not in set(ids)}
         self._db.execute("DELETE FROM _games WHERE shard_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
         self._db.execute("DELETE FROM _shards WHERE shard_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
@@ -274,14 +266,18 @@ class Catalog:
     def _reindex_games(self, reader: ShardReader, game_ids: set[str]) -> None:
         segment = self._segment(reader)
         mask = pc.is_in(segment.column("game_id"), pa.array(sorted(game_ids), pa.string()))
-        segment = segment.filter(mask)
+        self._index_segment(reader.shard_id, segment.filter(mask))
+
+    def _index_segment(self, shard_id: str, segment: pa.Table) -> None:
+        """Make the games of ``segment`` (rows of one shard) the indexed copies."""
         for gid, row, off, cnt in zip(
             segment.column("game_id").to_pylist(),
             segment.column("row").to_pylist(),
             segment.column("move_offset").to_pylist(),
             segment.column("num_moves").to_pylist(),
         ):
-            self._locations[gid] = GameLocation(reader.shard_id, row, off, cnt)
+            self._locations[gid] = GameLocation(shard_id, row, off, cnt)
+        self._indexed[shard_id] = self._indexed.get(shard_id, 0) + segment.num_rows
         self._db.register("_segment_in", segment)
         try:
             self._db.execute("INSERT INTO _games SELECT * FROM _segment_in")
@@ -289,7 +285,9 @@ class Catalog:
             self._db.unregister("_segment_in")
 
     def _rebuild_datasets(self) -> None:
-        readers = [r for _, r in sorted(self._readers.items()) if r is not None]
+        # shards whose every game has an earlier copy (a compaction's new shard before the old
+        # ones are trashed) stay out of the SQL datasets, so no game is counted twice
+        readers = [r for s, r in sorted(self._readers.items()) if r is not None and self._indexed.get(s)]
         if readers:
             vectors: dict[str, VectorSpec] = {}
             for r in readers:
@@ -336,5 +334,6 @@ class Catalog:
     def close(self) -> None:
         with self._lock:
             self._readers.clear()
+            self._indexed.clear()
             self._locations.clear()
             self._db.close()

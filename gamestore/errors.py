@@ -19,6 +19,7 @@ __all__ = [
     "StoreClosedError",
     "GameWriterError",
     "QueryError",
+    "StoreBusyError",
 ]
 
 
@@ -101,3 +102,7 @@ class GameWriterError(GamestoreError, RuntimeError):
 
 class QueryError(GamestoreError, ValueError):
     """A SQL predicate or query was rejected by DuckDB (syntax, unknown column, ...)."""
+
+
+class StoreBusyError(GamestoreError, RuntimeError):
+    """Another maintenance job (compact, prune, merge into it) holds the store."""

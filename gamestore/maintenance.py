@@ -36,8 +36,12 @@ class VerifyReport:
         for sid, problems in sorted(self.damaged_shards.items()):
             out.extend(f"DAMAGED shard {sid}: {p}" for p in problems)
         out.extend(f"CATALOG {p}" for p in self.catalog_problems)
-        for gid, shards in sorted(self.duplicate_games.items()):
-            out.append(f"note: game {gid} is stored in {len(shards)} shards ({', '.join(shards)}); the first is used")
+        if self.duplicate_games:
+            sample = ", ".join(sorted(self.duplicate_games)[:5])
+            out.append(
+                f"note: {len(self.duplicate_games)} games are stored in more than one shard (e.g. {sample});"
+                " readers use the first copy, `gamestore compact` drops the others"
+            )
         out.append("OK" if self.ok else "DAMAGED")
         return out
 

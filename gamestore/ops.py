@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import FormatError, GamestoreError, QueryError, StoreNotFoundError
+from .errors import FormatError, GamestoreError, QueryError, StoreBusyError, StoreNotFoundError
 from .schema import VectorSpec, moves_schema
 from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, fsync_dir, new_shard_id, write_shard
 from .store import GameStore
@@ -51,10 +51,6 @@ _LOCK_FILE = ".maintenance.lock"
 _HASH_CHUNK = 1 << 20
 
 Progress = Callable[[Iterable], Iterable]
-
-
-class StoreBusyError(GamestoreError, RuntimeError):
-    """Another maintenance job (compact, prune, merge into it) holds the store."""
 
 
 # ---------------------------------------------------------------------------
