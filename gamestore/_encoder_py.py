@@ -48,7 +48,8 @@ def float32_split(values: Sequence[float]) -> tuple[pa.Array, pa.Array]:
     with np.errstate(over="ignore", invalid="ignore"):
         f = d.astype(np.float32)
     exact = f.astype(np.float64).view(np.uint64) == d.view(np.uint64)
-    return pa.array(f, type=pa.float32()), pa.array(d, type=pa.float64(), mask=exact)
+    # zeros under null slots: the override column then compresses to almost nothing
+    return pa.array(f, type=pa.float32()), pa.array(np.where(exact, 0.0, d), type=pa.float64(), mask=exact)
 
 
 class _Dictionary:

@@ -83,7 +83,10 @@ _SINT_FIELDS = [(k, c, t, b) for k, c, t, kind, b in SEARCH_SCALARS if kind == "
 
 def _masked(values: np.ndarray, ok: np.ndarray, atype: pa.DataType) -> pa.Array:
     values = values.astype(atype.to_pandas_dtype(), copy=False)
-    return pa.array(values, type=atype, mask=None if ok.all() else ~ok)
+    if ok.all():
+        return pa.array(values, type=atype)
+    # zeros under null slots, so that mostly-null columns compress to almost nothing
+    return pa.array(np.where(ok, values, 0), type=atype, mask=~ok)
 
 
 def _keys(cand: np.ndarray, is_key: np.ndarray, values: list) -> tuple[pa.Array, pa.Array]:
