@@ -31,7 +31,7 @@ import json
 import numpy as np
 
 from gamestore.errors import RecordError
-from gamestore.records import dump_json, json_canonical, normalize_move, normalize_vector
+from gamestore.records import dump_json, normalize_move, normalize_vector
 from gamestore.schema import (
     MOVE_KNOWN_KEYS,
     MOVE_SCALAR_FIELDS,
@@ -47,6 +47,8 @@ cdef extern from "Python.h":
     bint PyUnicode_Check(object)
     bint PyUnicode_CheckExact(object)
     bint PyBool_Check(object)
+    bint PyList_CheckExact(object)
+    bint PyTuple_CheckExact(object)
     object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
     bint PyLong_CheckExact(object)
     bint PyFloat_CheckExact(object)
@@ -151,6 +153,7 @@ def _codes():
 cdef dict MOVE_CODES
 cdef dict SEARCH_CODES
 MOVE_CODES, SEARCH_CODES = _codes()
+cdef type NDARRAY = np.ndarray
 cdef tuple NP_INTEGER = (np.integer,)
 cdef tuple NP_NUMBER = (np.integer, np.floating)
 cdef str EMPTY_JSON = "{}"
@@ -183,17 +186,48 @@ cdef inline int as_float(object v, double* out) except -1:
     return SLOW
 
 
-cdef object _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-if _dumps({"a": [1.5, "\u00e9", None]}) != dump_json({"a": [1.5, "\u00e9", None]}):
+def _json_text_encoder():
+    """``records.dump_json`` with the C encoder object built once (it is stateless without circular checks)."""
+    from json.encoder import c_make_encoder, encode_basestring
+
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    if c_make_encoder is None:
+        return plain.encode
+    encoder = c_make_encoder(None, plain.default, encode_basestring, None, ":", ",", False, False, True)
+    return lambda obj: "".join(encoder(obj, 0))
+
+
+cdef object _dumps = _json_text_encoder()
+_SAMPLE = {"a": [1.5, "\u00e9\n", None, True, -0.0, float("nan"), float("-inf"), 10**30], "b": {"c": {}}}
+if _dumps(_SAMPLE) != dump_json(_SAMPLE):
     raise ImportError("gamestore._encoder: JSON text differs from records.dump_json: rebuild it")
 
 
-cdef inline object canonical(object value):
-    """What ``json_canonical`` makes of ``value``, as far as the JSON text is concerned."""
+cdef bint json_ok(object value, int depth) except -1:
+    """True when ``json_canonical(value)`` succeeds and ``dump_json`` of it equals ``dump_json(value)``.
+
+    Accepts plain JSON trees (exact dict with str keys, list, tuple, str, int, float, bool, None);
+    anything else is left to the reference (False).
+    """
+    cdef Py_ssize_t pos = 0, i
+    cdef PyObject* pk
+    cdef PyObject* pv
     if value is None or PyUnicode_CheckExact(value) or PyLong_CheckExact(value) or PyFloat_CheckExact(value) \
             or PyBool_Check(value):
-        return value  # json_canonical cannot fail on these, and their JSON text is the same
-    return json_canonical(value, game_id=None, field="")
+        return True
+    if depth > 100:
+        return False
+    if PyDict_CheckExact(value):
+        while PyDict_Next(value, &pos, &pk, &pv):
+            if not PyUnicode_CheckExact(<object>pk) or not json_ok(<object>pv, depth + 1):
+                return False
+        return True
+    if PyList_CheckExact(value) or PyTuple_CheckExact(value):
+        for item in value:
+            if not json_ok(item, depth + 1):
+                return False
+        return True
+    return False
 
 
 cdef inline int32_t dict_code(dict codes, list values, object s, Py_ssize_t limit) except -2:
@@ -283,6 +317,7 @@ cdef class MoveEncoder:
     cdef vector[uint8_t] s_v_ok
     cdef vector[double] s_prior
     cdef vector[uint8_t] s_p_ok
+    cdef vector[PyObject*] cands
     # rollback marks of the move being added
     cdef size_t mark_p, mark_s
     cdef Py_ssize_t mark_dstr[MAX_FIELDS]
@@ -479,9 +514,11 @@ cdef class MoveEncoder:
                 return SLOW
             pc = PyDict_GetItemWithError(MOVE_CODES, key)
             if pc == NULL:
+                if not json_ok(value, 0):
+                    return SLOW
                 if extra is None:
                     extra = {}
-                extra[key] = canonical(value)
+                extra[key] = value
                 continue
             if value is None:
                 continue
@@ -608,9 +645,11 @@ cdef class MoveEncoder:
                 return SLOW
             pc = PyDict_GetItemWithError(SEARCH_CODES, key)
             if pc == NULL or v is None:
+                if not json_ok(v, 0):
+                    return SLOW
                 if extra is None:
                     extra = {}
-                extra[key] = canonical(v)
+                extra[key] = v
                 continue
             code = <object>pc
             kind = code >> 8
@@ -641,7 +680,8 @@ cdef class MoveEncoder:
             return OK
         self.srch_ok[row] = 1
         cdef size_t base = self.s_cand.size()
-        cdef list cands = []      # candidate objects in first-seen order
+        self.cands.clear()
+        cdef vector[PyObject*]* cands = &self.cands  # candidates in first-seen order (borrowed from the maps)
         cdef dict seen = None     # candidate -> local index, built on the first out-of-step key
         cdef Py_ssize_t t, idx, ncands
         cdef PyObject* ps
@@ -654,15 +694,15 @@ cdef class MoveEncoder:
             pos = 0
             t = 0
             while PyDict_Next(mp, &pos, &pk, &pv):
-                ncands = PyList_GET_SIZE(cands)
-                if t < ncands and PyList_GET_ITEM(cands, t) == pk:
+                ncands = cands.size()
+                if t < ncands and cands[0][t] == pk:
                     idx = t  # the same key object at the same place as in an earlier map
                 else:
                     k = <object>pk
                     idx = -1
                     if ncands:
                         if seen is None:
-                            seen = {cands[u]: u for u in range(ncands)}
+                            seen = {<object>cands[0][u]: u for u in range(ncands)}
                         ps = PyDict_GetItemWithError(seen, k)
                         if ps != NULL:
                             idx = <object>ps
@@ -680,7 +720,7 @@ cdef class MoveEncoder:
                         else:
                             return SLOW
                         idx = ncands
-                        cands.append(k)
+                        cands.push_back(pk)
                         if seen is not None:
                             seen[k] = idx
                         self.s_cand.push_back(c)
@@ -727,7 +767,7 @@ cdef class MoveEncoder:
                 return SLOW
             j = <object>pj
             obj = <object>pv
-            if not (isinstance(obj, np.ndarray) and self._fast_vector(obj, j)):
+            if not (isinstance(obj, NDARRAY) and self._fast_vector(obj, j)):
                 obj = normalize_vector(obj, self.spec_list[j], game_id=None, field="")
             arr = obj
             memcpy(self.vec_ptr[j] + row * self.vec_nbytes[j], cnp.PyArray_DATA(arr), self.vec_nbytes[j])

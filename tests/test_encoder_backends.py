@@ -149,6 +149,9 @@ def unusual(m: dict, choice: int) -> object:
         m["policy"] = {StrKey(k) if isinstance(k, str) else np.int64(k): Num(v) for k, v in m["policy"].items()}
     if choice == 7 and "engine_eval" in m:
         m["engine_eval"] = 3  # an int where a float is expected
+    if choice == 9:
+        m["note"] = (1, [2.5, (3,)], {"k": (None, "\u00e9")}, 10**30)  # tuples become lists
+        m["search"] = dict(m.get("search") or {}, extra=(float("nan"), -0.0))
     if choice == 8 and m.get("vectors"):
         m["vectors"] = {k: (None if v is None else np.asarray(v, dtype=np.float64)[..., ::-1][..., ::-1])
                         for k, v in m["vectors"].items()}
@@ -158,7 +161,7 @@ def unusual(m: dict, choice: int) -> object:
 @SETTINGS
 @given(moves=move_lists(max_size=6), data=st.data())
 def test_equal_tables_unusual_valid(moves, data):
-    changed = [unusual(m, data.draw(st.integers(0, 8))) for m in moves]
+    changed = [unusual(m, data.draw(st.integers(0, 9))) for m in moves]
     assert_same_outcome([changed])
 
 
