@@ -3,11 +3,12 @@
 ::
 
     from torch.utils.data import DataLoader
-    from gamestore.torch import PositionDataset, ResumableLoader
+    from gamestore.torch import PositionDataset, ResumableLoader, passthrough
 
     ds = PositionDataset("runs/store", where="board_type = 'square8' AND num_players = 2",
                          newest_games=50_000, batch_size=512, seed=1)
-    loader = ResumableLoader(ds, num_workers=2)   # or DataLoader(ds, batch_size=None, num_workers=2)
+    loader = ResumableLoader(ds, num_workers=2)
+    # or: DataLoader(ds, batch_size=None, num_workers=2, collate_fn=passthrough)
     for epoch in range(10):
         loader.set_epoch(epoch)
         for batch in loader:
@@ -24,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("gamestore.torch needs PyTorch: pip install 'gamestore[torch]'") from exc
 
 from .torchdata.dataset import DatasetError, PositionDataset
-from .torchdata.loader import ResumableLoader
+from .torchdata.loader import ResumableLoader, passthrough
 from .torchdata.plan import Plan, StateMismatchError
 
-__all__ = ["PositionDataset", "ResumableLoader", "Plan", "DatasetError", "StateMismatchError"]
+__all__ = ["PositionDataset", "ResumableLoader", "passthrough", "Plan", "DatasetError", "StateMismatchError"]
