@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -388,15 +388,19 @@ def normalize_game(
     return out
 
 
-def vector_names(moves: Iterable[Any]) -> dict[str, Any]:
-    """The first value seen for each vector name in ``moves`` (for auto-declaration)."""
+def undeclared_vectors(moves: Iterable[Any], declared: Collection[str]) -> dict[str, Any]:
+    """The first value seen for each vector name in ``moves`` not in ``declared`` (for auto-declaration)."""
     seen: dict[str, Any] = {}
     for m in moves:
-        if isinstance(m, Mapping):
+        if type(m) is dict or isinstance(m, Mapping):
             vecs = m.get("vectors")
-            if vecs and isinstance(vecs, Mapping):
+            if not vecs:
+                continue
+            if type(vecs) is dict and vecs.keys() <= declared:  # the common case, without a Python loop
+                continue
+            if isinstance(vecs, Mapping):
                 for name, arr in vecs.items():
-                    if arr is not None and name not in seen:
+                    if arr is not None and name not in declared and name not in seen:
                         seen[name] = arr
     return seen
 

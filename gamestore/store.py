@@ -31,7 +31,7 @@ from .errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
-from .records import vector_names
+from .records import undeclared_vectors
 from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, moves_schema
 from .shard import fsync_dir, write_shard
 
@@ -161,14 +161,14 @@ class GameStore:
             _atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
 
     def _auto_declare(self, records: Sequence[Mapping]) -> None:
-        declared = self._config.get("vectors", {})
+        declared = set(self._config.get("vectors", {}))
         new: dict[str, VectorSpec] = {}
         for rec in records:
             moves = rec.get("moves") if isinstance(rec, Mapping) else None
             if not isinstance(moves, (list, tuple)):
                 continue
-            for name, sample in vector_names(moves).items():
-                if name in declared or name in new:
+            for name, sample in undeclared_vectors(moves, declared).items():
+                if name in new:
                     continue
                 arr = np.asarray(sample)
                 dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
