@@ -27,6 +27,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
 cimport numpy as cnp
 import gc
 import json
+import json.decoder
 
 import numpy as np
 
@@ -47,6 +48,7 @@ cdef extern from "Python.h":
     bint PyUnicode_Check(object)
     bint PyUnicode_CheckExact(object)
     bint PyBool_Check(object)
+    dict _PyDict_NewPresized(Py_ssize_t)
     bint PyList_CheckExact(object)
     bint PyTuple_CheckExact(object)
     object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
@@ -864,6 +866,20 @@ cdef class StrTable:
         return s
 
 
+cdef object _scan_once = json.decoder.JSONDecoder().scan_once
+
+
+cdef object json_load(object text):
+    """``json.loads(text)`` for the compact texts gamestore writes, without the wrapper's overhead."""
+    try:
+        obj, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises the proper error
+    if end != len(text):
+        return json.loads(text)
+    return obj
+
+
 cdef inline object candidate(StrTable keys, int32_t c, uint8_t is_key):
     if is_key:
         return keys.get(c)
@@ -911,14 +927,15 @@ def decode_moves(dict c):
     cdef const uint8_t[:, ::1] vec_ok = c["vec_ok"]
     cdef int nv = len(vec_names)
     cdef uint8_t fl
+    cdef Py_ssize_t size
     cdef dict m, d, q, v, p
     cdef list out = []
-    loads = json.loads
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the dicts built here hold no cycles: collecting while building them only costs time
     try:
         for i in range(n):
-            m = {"move_number": move_number[i]}
+            m = _PyDict_NewPresized(16)
+            m["move_number"] = move_number[i]
             for j in range(NI):
                 if ints_ok[j, i]:
                     m[INT_KEYS[j]] = ints[j, i]
@@ -940,18 +957,19 @@ def decode_moves(dict c):
                         "z": pos[3 * j + 2, i] if z_ok[j, i] else None,
                     }
             if pol_ok[i]:
-                d = {}
+                d = _PyDict_NewPresized(pol_off[i + 1] - pol_off[i])
                 for e in range(pol_off[i], pol_off[i + 1]):
                     d[candidate(p_values, p_cand[e], p_is_key[e])] = p_prob[e]
                 m["policy"] = d
             se = search_extra[i]
             if se is not None:
-                d = {} if se == EMPTY_JSON else loads(se)
+                d = {} if se == EMPTY_JSON else json_load(se)
                 fl = flags[i]
                 if fl & 7:
-                    q = {} if fl & MAP_BIT[0] else None
-                    v = {} if fl & MAP_BIT[1] else None
-                    p = {} if fl & MAP_BIT[2] else None
+                    size = srch_off[i + 1] - srch_off[i]
+                    q = _PyDict_NewPresized(size) if fl & MAP_BIT[0] else None
+                    v = _PyDict_NewPresized(size) if fl & MAP_BIT[1] else None
+                    p = _PyDict_NewPresized(size) if fl & MAP_BIT[2] else None
                     for e in range(srch_off[i], srch_off[i + 1]):
                         k = candidate(s_values, s_cand[e], s_is_key[e])
                         if s_q_ok[e] and q is not None:
@@ -984,7 +1002,7 @@ def decode_moves(dict c):
                     m["vectors"] = d
             x = extra[i]
             if x is not None:
-                m.update(loads(x))
+                m.update(json_load(x))
             out.append(m)
     finally:
         if gc_was_enabled:
