@@ -174,11 +174,24 @@ def _values(arr: pa.Array, dtype, start: int = 0, stop: int | None = None) -> np
     return np.frombuffer(buf, dtype=dtype, count=arr.offset + stop)[arr.offset + start:]
 
 
+_ONES = np.ones(0, dtype=np.uint8)
+
+
+def _ones(n: int) -> np.ndarray:
+    """A read-only array of ``n`` ones (shared)."""
+    global _ONES
+    if len(_ONES) < n:
+        ones = np.ones(max(n, 2 * len(_ONES), 8192), dtype=np.uint8)
+        ones.flags.writeable = False
+        _ONES = ones
+    return _ONES[:n]
+
+
 def _valid(arr: pa.Array, start: int = 0, stop: int | None = None) -> np.ndarray:
     """uint8 validity of rows ``[start, stop)``."""
     stop = len(arr) if stop is None else stop
     if not arr.null_count:
-        return np.ones(max(stop - start, 0), dtype=np.uint8)
+        return _ones(max(stop - start, 0))
     first, last = arr.offset + start, arr.offset + stop
     bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8, count=(last + 7) // 8)[first // 8:]
     return np.unpackbits(bits, bitorder="little", count=last - (first // 8) * 8)[first % 8:]
@@ -225,7 +238,10 @@ def _entries(c: dict, prefix: str, lst: pa.Array, floats: tuple[str, ...]) -> pa
 
 
 def _stack(arrays: list[np.ndarray], dtype, n: int) -> np.ndarray:
-    return np.ascontiguousarray(np.stack(arrays), dtype=dtype) if arrays else np.zeros((0, n), dtype=dtype)
+    out = np.empty((len(arrays), n), dtype=dtype)
+    for i, a in enumerate(arrays):
+        out[i] = a
+    return out
 
 
 def _as_batch(moves: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
