@@ -1,6 +1,7 @@
 """Cython/pure-Python speed ratio of the moves encoder and decoder, measured side by side.
 
     python -m benchmarks.encoder_ratio [--games 40] [--board square8] [--repeat 5]
+    python -m benchmarks.encoder_ratio --fixture ../shared/fixtures/ringrift_v18_sample.db.zst
 
 Both backends encode (and decode) the same synthetic RingRift-shaped moves
 (``gamestore.synth``: 8-16-entry policies, search statistics over every
@@ -30,6 +31,40 @@ def corpus(games: int, *, board_type: str = "square8", seed: int = 0) -> tuple[l
     return [r["game_id"] for r in records], [r["moves"] for r in records]
 
 
+def fixture_corpus(path: str) -> tuple[list[str], list[list[dict]]]:
+    """Moves of a RingRift GameReplayDB (``.db`` or ``.db.zst``): policies, search statistics, features."""
+    import json
+    import sqlite3
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = path
+        if path.endswith(".zst"):
+            import zstandard
+
+            db = str(Path(tmp) / "fixture.db")
+            Path(db).write_bytes(zstandard.ZstdDecompressor().decompress(Path(path).read_bytes()))
+        con = sqlite3.connect(db)
+        con.row_factory = sqlite3.Row
+        games: dict[str, list[dict]] = {}
+        for row in con.execute("SELECT * FROM game_moves ORDER BY game_id, move_number"):
+            move = json.loads(row["move_json"])
+            m = {k: row[k] for k in ("move_number", "turn_number", "player", "phase", "move_type", "timestamp",
+                                     "think_time_ms")}
+            m["from"], m["to"], m["capture_target"] = move.pop("from"), move.pop("to"), move.pop("captureTarget")
+            if row["move_probs"]:
+                m["policy"] = json.loads(row["move_probs"])
+            if row["search_stats_json"]:
+                m["search"] = json.loads(row["search_stats_json"])
+            if row["heuristic_features"]:
+                m["vectors"] = {"heuristic_features": np.frombuffer(row["heuristic_features"], dtype=np.float32)}
+            games.setdefault(row["game_id"], []).append(m)
+        con.close()
+    return list(games), list(games.values())
+
+
 def cpu_time(fn: Callable[[], Any]) -> float:
     """CPU seconds of one call (the machine is shared: wall time would count other processes)."""
     t0 = time.process_time()
@@ -37,9 +72,11 @@ def cpu_time(fn: Callable[[], Any]) -> float:
     return time.process_time() - t0
 
 
-def measure(games: int = 40, *, board_type: str = "square8", repeat: int = 5, seed: int = 0) -> dict[str, float]:
+def measure(
+    games: int = 40, *, board_type: str = "square8", repeat: int = 5, seed: int = 0, fixture: str | None = None
+) -> dict[str, float]:
     """Seconds per move of encode/decode for both backends and the Cython/Python ratios."""
-    ids, moves = corpus(games, board_type=board_type, seed=seed)
+    ids, moves = fixture_corpus(fixture) if fixture else corpus(games, board_type=board_type, seed=seed)
     n = sum(map(len, moves))
     vectors = synth.VECTORS
     py, cy = get_backend("python"), get_backend("cython")
@@ -49,6 +86,7 @@ def measure(games: int = 40, *, board_type: str = "square8", repeat: int = 5, se
         "policy_entries": pc.sum(pc.list_value_length(table.column("policy"))).as_py(),
         "search_entries": pc.sum(pc.list_value_length(table.column("search"))).as_py(),
         "moves_with_search": table.column("search").length() - table.column("search").null_count,
+        "moves_with_vector": n - table.column("vec_heuristic_features").null_count,
     }
     times: dict[str, float] = {}
     for _ in range(repeat):  # alternate so both backends share the machine's state
@@ -69,12 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--board", default="square8", choices=sorted(synth.BOARDS))
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fixture", help="use the moves of a RingRift GameReplayDB (.db or .db.zst) instead")
     args = p.parse_args(argv)
-    r = measure(args.games, board_type=args.board, repeat=args.repeat, seed=args.seed)
+    r = measure(args.games, board_type=args.board, repeat=args.repeat, seed=args.seed, fixture=args.fixture)
+    what = f"{args.fixture}:" if args.fixture else f"{args.games} {args.board} games,"
     with_search = r["moves_with_search"]
-    print(f"corpus: {args.games} {args.board} games, {r['moves']:,} moves ({with_search:,} with policy and "
+    print(f"corpus: {what} {r['moves']:,} moves ({with_search:,} with policy and "
           f"search: {r['policy_entries'] / with_search:.1f} policy and {r['search_entries'] / with_search:.1f} "
-          f"search entries each), 49-float32 vector on every move; best CPU time of {args.repeat} alternating runs")
+          f"search entries each), {r['moves_with_vector']:,} with a 49-float32 vector; "
+          f"best CPU time of {args.repeat} alternating runs")
     for op in ("encode", "decode"):
         print(f"{op}: python {1e6 * r[op + '_python']:8.2f} us/move   cython {1e6 * r[op + '_cython']:7.2f} us/move"
               f"   cython/python speed-up {r[op + '_ratio']:5.1f}x")
