@@ -45,13 +45,14 @@ def _writer(path: str, index: int, processes: int, total: int, batch: int, start
         ready.release()
         start.wait()
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         worst = 0.0
         for i in range(0, len(games), batch):
             c0 = time.perf_counter()
             store.write_games(games[i : i + batch])
             store.flush()
             worst = max(worst, time.perf_counter() - c0)
-        out.put((index, time.perf_counter() - t0, sum(len(g["moves"]) for g in games), worst))
+        out.put((index, time.perf_counter() - t0, sum(len(g["moves"]) for g in games), worst, time.process_time() - cpu0))
 
 
 def run(root: Path, processes: int, total: int, batch: int) -> dict:
@@ -80,7 +81,7 @@ def run(root: Path, processes: int, total: int, batch: int) -> dict:
         raise AssertionError(f"{processes} writers: {games} games stored, {distinct} distinct, {total} written")
     moves = sum(r[2] for r in results)
     return {"processes": processes, "games": games, "moves": moves, "elapsed": elapsed, "shards": shards,
-            "worst_batch": max(r[3] for r in results)}
+            "worst_batch": max(r[3] for r in results), "cpu": sum(r[4] for r in results)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"aggregate write throughput, {args.games} games per run, {args.batch} games per write+flush (one shard each),"
           f" fsync on, encoder backend {backend.BACKEND}, {os.cpu_count()} cores")
     print()
-    print("| writer processes | games | moves | seconds | games/s | moves/s | vs 1 process | slowest write+flush (s) | shards |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| writer processes | games | moves | seconds | games/s | moves/s | vs 1 process | writers' CPU s | CPU ms per game |"
+          " slowest write+flush (s) | shards |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         gps = r["games"] / r["elapsed"]
         print(f"| {r['processes']} | {r['games']} | {r['moves']:,} | {r['elapsed']:.1f} | {gps:.0f} |"
-              f" {r['moves'] / r['elapsed']:,.0f} | {gps / base:.2f}x | {r['worst_batch']:.2f} | {r['shards']} |")
+              f" {r['moves'] / r['elapsed']:,.0f} | {gps / base:.2f}x | {r['cpu']:.1f} | {r['cpu'] / r['games'] * 1000:.0f} |"
+              f" {r['worst_batch']:.2f} | {r['shards']} |")
+    print()
+    print(f"load average during the runs: {os.getloadavg()[0]:.1f} (other processes share the {os.cpu_count()} cores)")
     return 0
 
 

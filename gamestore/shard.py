@@ -260,6 +260,8 @@ class ShardReader:
 
     def game_moves(self, move_offset: int, move_count: int) -> pa.Table:
         """The rows of one game (whole games never straddle batches, but slices are handled generally)."""
+        if move_count == 0:  # a game without moves (a shard of such games has no batches at all)
+            return self.moves_schema.empty_table()
         starts = self.batch_starts
         i = bisect_right(starts, move_offset) - 1
         pieces = []

@@ -215,3 +215,15 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert "dead-0" not in s
         assert list((path / "tmp").iterdir()) == []
         assert len(list((path / "shards").iterdir())) == 1
+
+
+def test_game_without_moves(tmp_path):
+    """A game finalized before its first move (a shard of such games has no move batches at all)."""
+    with gamestore.open(tmp_path / "s") as store:
+        with store.game_writer("empty", board_type="hex8", num_players=2) as w:
+            w.finalize(termination_reason="abandoned")
+        store.flush()
+        g = store.get_game("empty")
+        assert g["moves"] == [] and g["termination_reason"] == "abandoned"
+        assert sum(b.num_rows for b in store.scan_moves()) == 0
+        assert store.sql("SELECT count(*) FROM moves").fetchall() == [(0,)]
