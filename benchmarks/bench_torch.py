@@ -13,15 +13,17 @@ targets per player and for the mover, and the 49 heuristic features.
   selected, ``move_json`` and ``move_probs`` decoded with ``json.loads``,
   keys mapped to indices, features read from bytes, and batches assembled
   with numpy.  In order, no shuffle.
-- **gamestore**: ``PositionDataset`` (shuffled: seeded unit order plus a
-  16,384-position buffer) through ``DataLoader(batch_size=None)`` with 0, 1
-  and 2 workers.
+- **gamestore**: ``PositionDataset`` (shuffled: seeded order of moves
+  batches, then windows of 16,384 positions) through ``ResumableLoader``
+  (``rl``) and through ``DataLoader(batch_size=None,
+  collate_fn=passthrough)`` (``dl``), with 0, 1 and 2 workers.
 
 Each configuration runs ``--rounds`` times, interleaved, and the best pass
 counts (the machine is shared; ratios measured side by side are the
-result).  Peak memory: a fresh process iterates one whole epoch with 2
-workers over stores of each ``--memory-games`` size and reports its own and
-its workers' peak RSS.
+result).  ``positions/s`` covers the whole epoch including worker start-up;
+``steady`` excludes the time to the first batch.  Peak memory: a fresh
+process iterates one whole epoch with 2 workers over stores of each
+``--memory-games`` size and reports its own and its workers' peak RSS.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from torch.utils.data import DataLoader
 
 import gamestore
 from gamestore import synth
-from gamestore.torch import PositionDataset
+from gamestore.torch import PositionDataset, ResumableLoader, passthrough
 
 from benchmarks.sqlite_baseline import SqliteBaseline
 
@@ -66,6 +68,10 @@ def build_gamestore(path: Path, n: int, *, seed: int = SEED) -> None:
 
 def build_both(root: Path, n: int) -> tuple[Path, Path]:
     gs, db = root / f"gs{n}", root / f"sqlite{n}.db"
+    if (gs / "gamestore.json").exists() and db.exists():  # reuse a corpus from --dir
+        return gs, db
+    shutil.rmtree(gs, ignore_errors=True)
+    db.unlink(missing_ok=True)
     with gamestore.open(gs, vectors=synth.VECTORS, fsync=False) as store, SqliteBaseline(db, synchronous="OFF") as base:
         for start in range(0, n, CHUNK):
             chunk = synth.games(min(CHUNK, n - start), seed=SEED + start)
@@ -147,40 +153,52 @@ def sqlite_batches(db: Path, action_map: dict[str, int], batch_size: int, max_pl
 # ---------------------------------------------------------------------------
 # measurements
 # ---------------------------------------------------------------------------
-def _timed(batches) -> tuple[int, float]:
+def _timed(batches) -> tuple[int, float, int, float]:
+    """(positions, seconds in all, positions after the first batch, seconds after the first batch)."""
     t0 = time.perf_counter()
-    n = 0
+    n = first = 0
+    t1 = None
     for b in batches:
         n += len(b["game_id"])
-    return n, time.perf_counter() - t0
+        if t1 is None:
+            t1, first = time.perf_counter(), n
+    end = time.perf_counter()
+    return n, end - t0, n - first, end - (t1 if t1 is not None else t0)
 
 
-def gamestore_loader(path: Path, action_map, batch_size: int, workers: int, epoch: int):
+def gamestore_loader(path: Path, action_map, batch_size: int, workers: int, epoch: int, kind: str):
     ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1, epoch=epoch, action_map=action_map)
-    return ds, DataLoader(ds, batch_size=None, num_workers=workers)
+    if kind == "rl":
+        return ds, ResumableLoader(ds, num_workers=workers)
+    return ds, DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=passthrough)
 
 
 def throughput(gs: Path, db: Path, *, batch_size: int, rounds: int) -> dict:
     amap = action_map_of(gs)
-    best: dict[str, tuple[int, float]] = {}
+    best: dict[str, dict] = {}
+    total = None
 
     def keep(name, result):
-        if name not in best or result[0] / result[1] > best[name][0] / best[name][1]:
-            best[name] = result
+        n, whole, rest, steady = result
+        rate = {"positions_per_s": round(n / whole), "steady_per_s": round(rest / steady) if steady else 0}
+        if name not in best or rate["positions_per_s"] > best[name]["positions_per_s"]:
+            best[name] = rate
 
     for r in range(rounds):
         keep("sqlite_json", _timed(sqlite_batches(db, amap, batch_size)))
         for workers in (0, 1, 2):
-            ds, loader = gamestore_loader(gs, amap, batch_size, workers, epoch=r)
-            keep(f"gamestore_{workers}w", _timed(loader))  # worker start-up included
-            ds.close()
-    return {k: {"positions": n, "seconds": round(s, 3), "positions_per_s": round(n / s)} for k, (n, s) in best.items()}
+            for kind in ("rl", "dl"):
+                ds, loader = gamestore_loader(gs, amap, batch_size, workers, epoch=r, kind=kind)
+                total = ds.num_positions
+                keep(f"gamestore {kind} {workers}w", _timed(loader))  # worker start-up included
+                ds.close()
+    return {"positions": total, "results": best}
 
 
 def _peak_child(path: str, batch_size: int, workers: int) -> None:
     """Run in a fresh process: one epoch with ``workers`` workers; print positions and peak RSS (MiB)."""
     ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1)
-    n, s = _timed(DataLoader(ds, batch_size=None, num_workers=workers))
+    n, s, _, _ = _timed(ResumableLoader(ds, num_workers=workers))
     mib = 1024.0  # ru_maxrss is in KiB on Linux
     print(
         json.dumps(
@@ -224,16 +242,21 @@ def main(argv: list[str] | None = None) -> None:
         gs, db = build_both(root, args.games)
         print(f"corpus: {args.games} games, {gamestore.open(gs, create=False).count_moves()} positions"
               f" (built in {time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
-        res = throughput(gs, db, batch_size=args.batch_size, rounds=args.rounds)
+        res = throughput(gs, db, batch_size=args.batch_size, rounds=args.rounds)["results"]
         base = res["sqlite_json"]["positions_per_s"]
         print(f"\npositions/s into ready torch batches (batch {args.batch_size}, best of {args.rounds}):")
-        print(f"| path | positions/s | x SQLite+JSON |\n| --- | ---: | ---: |")
+        print("| path | positions/s | x SQLite+JSON | steady positions/s | x SQLite+JSON |")
+        print("| --- | ---: | ---: | ---: | ---: |")
         for name, r in res.items():
-            print(f"| {name} | {r['positions_per_s']:,} | {r['positions_per_s'] / base:.1f}x |")
+            print(
+                f"| {name} | {r['positions_per_s']:,} | {r['positions_per_s'] / base:.1f}x"
+                f" | {r['steady_per_s']:,} | {r['steady_per_s'] / res['sqlite_json']['steady_per_s']:.1f}x |"
+            )
         mem = []
         for n in args.memory_games:
             path = gs if n == args.games else root / f"mem{n}"
-            if not path.exists():
+            if not (path / "gamestore.json").exists():
+                shutil.rmtree(path, ignore_errors=True)
                 build_gamestore(path, n)
             mem.append(peak_memory(path, batch_size=args.batch_size, workers=args.workers))
         print(f"\npeak RSS over one epoch ({args.workers} workers, batch {args.batch_size}, buffer 16,384):")

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .decode import concat_columns
+from .decode import FILL, _widen, concat_columns
 
 __all__ = ["stream"]
 
@@ -82,20 +82,53 @@ def stream(
             parts = [read(seg) for seg in segments[first_seg:si]]
         if carry is None and carry_ids.size:  # leftovers of a replayed window
             carry = _rebuild(carry_ids, segments, seg_first, read)
-        data = concat_columns(([carry] if carry is not None else []) + parts)
+        data = _assemble(([carry] if carry is not None else []) + parts, perm)
         if perm is not None:
-            data = _take(data, perm)
             ids = ids[perm]
         start = max(0, skip - emitted)
         emitted += start
         for b in range(start, nb):
             emitted += 1
-            # a copy, so that a batch kept by the consumer does not pin the whole window
-            yield {k: v[b * batch_size : (b + 1) * batch_size].copy() for k, v in data.items()}
+            yield _slice(data, b * batch_size, (b + 1) * batch_size)  # views: the batch builder copies
         if last:
             return
         carry_ids = ids[nb * batch_size :]
         carry = _slice(data, nb * batch_size, n) if carry_ids.size else None
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous 2-D array seen as one opaque item per row (fast row gathers and scatters)."""
+    return a.view(np.dtype((np.void, a.shape[1] * a.dtype.itemsize))).reshape(a.shape[0])
+
+
+def _assemble(parts: list[dict[str, np.ndarray]], perm: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The window: ``parts`` concatenated, then rows reordered by ``perm`` (one copy of each row)."""
+    if perm is None:
+        return concat_columns(parts)
+    n = perm.size
+    dest = np.empty(n, dtype=np.int64)
+    dest[perm] = np.arange(n)  # where each input row goes
+    out = {}
+    for name, first in parts[0].items():
+        arrays = [p[name] for p in parts]
+        if name in FILL:
+            width = max(a.shape[1] for a in arrays)
+            arrays = [a if a.shape[1] == width else _widen(a, width, FILL[name]) for a in arrays]
+            shape: tuple = (n, width)
+        else:
+            shape = (n,) + first.shape[1:]
+        dst = np.empty(shape, dtype=first.dtype)
+        rows = dst.ndim == 2 and dst.dtype != object and dst.shape[1] > 0
+        off = 0
+        for a in arrays:
+            k = a.shape[0]
+            if rows:
+                _as_rows(dst)[dest[off : off + k]] = _as_rows(np.ascontiguousarray(a))
+            else:
+                dst[dest[off : off + k]] = a
+            off += k
+        out[name] = dst
+    return out
 
 
 def _rebuild(ids: np.ndarray, segments: list[Segment], seg_first: list[int], read) -> dict[str, np.ndarray]:

@@ -480,16 +480,16 @@ _TORCH = {
 }
 
 
-def _layout(arrays: dict[str, np.ndarray], alloc) -> tuple[np.ndarray, list[tuple[str, int, np.dtype, tuple]]]:
+def _layout(arrays: dict[str, np.ndarray], alloc) -> tuple[np.ndarray, list[tuple[str, int, int, np.dtype, tuple]]]:
     """Copy ``arrays`` into one byte buffer (8-byte aligned); returns it and where each array lives."""
     layout, total = [], 0
     for name, a in arrays.items():
         total = -(-total // 8) * 8
-        layout.append((name, total, np.dtype(a.dtype), a.shape))
+        layout.append((name, total, a.nbytes, a.dtype, a.shape))
         total += a.nbytes
     raw = alloc(total, np.uint8)
-    for (name, off, dt, shape), a in zip(layout, arrays.values()):
-        raw[off : off + a.nbytes].view(dt).reshape(shape)[...] = a
+    for (name, off, size, dt, shape), a in zip(layout, arrays.values()):
+        raw[off : off + size].view(dt).reshape(shape)[...] = a
     return raw, layout
 
 
@@ -500,11 +500,7 @@ def _tensors(buf: torch.Tensor, layout) -> dict[str, torch.Tensor]:
     memory, one segment (and file descriptor) per storage: one storage per
     batch instead of ~15 makes that several times cheaper.
     """
-    out = {}
-    for name, off, dt, shape in layout:
-        size = int(np.prod(shape)) * dt.itemsize
-        out[name] = buf[off : off + size].view(_TORCH[dt]).view(shape)
-    return out
+    return {name: buf[off : off + size].view(_TORCH[dt]).view(shape) for name, off, size, dt, shape in layout}
 
 
 class Wire:
