@@ -61,10 +61,29 @@ def dump_json(value: Any) -> str:
 
 def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
     """Validate that ``value`` is JSON (string keys only) and return it as JSON parses it back."""
+    if _orjson is not None:  # fast path: same result whenever orjson's round trip gives back an equal value
+        try:
+            back = _orjson.loads(_orjson.dumps(value))
+        except (TypeError, ValueError):  # non-str keys, big ints, unsupported types: the json path decides
+            pass
+        else:
+            if back == value and _plain_json(value):
+                return back
     try:
         return json.loads(dump_json(_check_json_keys(value, game_id, field)))
     except (TypeError, ValueError) as exc:
         raise RecordError(f"not JSON-serialisable: {exc}", game_id=game_id, field=field) from None
+
+
+try:  # orjson (a core dependency) speeds json_canonical up; json stays the reference
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+
+def _plain_json(value: Any) -> bool:
+    """True for a dict/list/str/int/float/bool/None (top level): NaN and tuples never compare equal after a round trip."""
+    return type(value) in (dict, list, str, int, float, bool) or value is None
 
 
 def _check_json_keys(value: Any, game_id: object, field: str) -> Any:
@@ -293,7 +312,8 @@ def normalize_search(value: Any, *, game_id: object, field: str) -> dict:
 
 def normalize_vector(value: Any, spec: VectorSpec, *, game_id: object, field: str) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=spec.numpy_dtype)
+        with np.errstate(over="ignore"):  # a narrower declared dtype is the caller's request
+            arr = np.asarray(value, dtype=spec.numpy_dtype)
     except (TypeError, ValueError) as exc:
         raise RecordError(f"not a numeric array: {exc}", game_id=game_id, field=field) from None
     if arr.size != spec.size:
