@@ -11,6 +11,8 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     ),
+    # RingRift import: exact JSON text-style checks (optional: the import falls back to pure Python)
+    Extension("gamestore.ringrift._rrjson", ["_ext/_rrjson.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zstandard  # noqa: E402
 
@@ -27,6 +28,31 @@ from gamestore.ringrift.mapping import compare_rows, rows_to_record  # noqa: E40
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, read_table, schema_report  # noqa: E402
 from gamestore.ringrift.tables import COLUMNS  # noqa: E402
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite  # noqa: E402
+
+
+#: The big synthetic database: (board_type, num_players, games), about 200,000 moves, snapshots every 20 moves.
+BIG_MIX = (("square8", 2, 500), ("square8", 4, 150), ("hex8", 2, 250), ("square19", 2, 80))
+
+
+def build_big_db(path: Path, *, scale: float = 1.0) -> Path:
+    """A GameReplayDB (v18 layout, lean mode with snapshots) of synthetic games, built once and reused."""
+    if path.exists():
+        return path
+    from gamestore.synth import iter_games
+
+    from sqlite_baseline import SqliteBaseline
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with SqliteBaseline(tmp, synchronous="OFF") as db:
+        for seed, (board, players, n) in enumerate(BIG_MIX):
+            db.write_games(iter_games(max(1, round(n * scale)), board_type=board, num_players=players,
+                                      seed=seed, snapshot_every=20))
+        db.checkpoint()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    tmp.rename(path)
+    return path
 
 
 def _dir_bytes(path: Path) -> int:

@@ -126,13 +126,51 @@ def dumps(value: Any, style: str) -> str:
     return _ENCODERS[style](value)
 
 
+# ---------------------------------------------------------------------------
+# Fast exact style checks: orjson's dump of the value, compared with the text by _rrjson.styled_equal
+# ---------------------------------------------------------------------------
+#: style -> (spaced separators, ensure_ascii) for the styles the fast check handles (no sort_keys)
+_FAST_STYLES = {"c": (False, False), "ca": (False, True), "d": (True, True), "du": (True, False)}
+
+try:
+    import orjson as _orj
+
+    from ._rrjson import styled_equal as _styled_equal
+except ImportError:  # pragma: no cover - extension not built: every check takes the json path
+    _styled_equal = None
+
+
+def fast_loads(text: str) -> tuple[Any, bool]:
+    """``(json.loads(text), nan_free)``: ``nan_free`` when orjson parsed it (orjson refuses NaN/Infinity)."""
+    if _styled_equal is not None:
+        try:
+            return _orj.loads(text), True
+        except _orj.JSONDecodeError:
+            pass
+    return json.loads(text), False
+
+
+def text_matches(value: Any, text: str, style: str, *, nan_free: bool) -> bool:
+    """``dumps(value, style) == text``, proven fast when possible (``nan_free``: ``value`` holds no NaN/infinity)."""
+    if nan_free and _styled_equal is not None and style in _FAST_STYLES:
+        try:
+            ob = _orj.dumps(value)
+            tb = text.encode("utf-8")
+        except (TypeError, ValueError):  # big ints, lone surrogates, ...: the json path decides
+            pass
+        else:
+            if _styled_equal(ob, tb, *_FAST_STYLES[style]):
+                return True
+    return type(text) is str and _ENCODERS[style](value) == text
+
+
 def parse_styled(text: str, default: str) -> tuple[Any, str] | None:
     """Parse ``text``; return ``(value, style)`` for the first style that reproduces it exactly, else None."""
     try:
-        value = loads(text)
+        value, nan_free = fast_loads(text)
     except ValueError:
         return None
-    if _ENCODERS[default](value) == text:
+    if text_matches(value, text, default, nan_free=nan_free):
         return value, default
     for style, enc in _ENCODERS.items():
         if style != default and enc(value) == text:
@@ -262,6 +300,23 @@ def _strip_history_text(text: str, move_texts: Sequence[str], hint: int | None =
     return None
 
 
+def _history_in_place(value: dict, short: str, text: str, cut: int) -> bool:
+    """True when ``render_state`` in style ``c`` of ``value`` (whose ``moveHistory`` is ``[]``) with the cut history is ``text``.
+
+    ``short`` is ``text`` with ``cut`` characters of history removed after the first ``"moveHistory":[``.
+    Proven without rendering: ``value`` with the sentinel in place of the empty history dumps (style ``c``)
+    to ``short`` with the sentinel token there, and that token is the first one in it.
+    """
+    i = short.find(_MH_KEY)
+    if i < 0 or _SENTINEL_TOKEN in short:
+        return False
+    at = i + len(_MH_KEY) - 1  # the "[" of the emptied history
+    with_sentinel = short[:at] + _SENTINEL_TOKEN + short[at + 2 :]
+    probe = dict(value)
+    probe["moveHistory"] = _SENTINEL
+    return short[at : at + 2] == "[]" and text_matches(probe, with_sentinel, "c", nan_free=True)
+
+
 def encode_state(
     text: str, move_texts: Sequence[str], *, default: str = "c", hint: int | None = None
 ) -> tuple[Any, dict] | None:
@@ -275,12 +330,15 @@ def encode_state(
         if fast is not None:
             short, n = fast
             try:
-                value = loads(short)
+                value, nan_free = fast_loads(short)
             except ValueError:
                 value = None
             if type(value) is dict and value.get("moveHistory") == []:
-                at = list(value).index("moveHistory")
+                keys = list(value)
+                at = keys.index("moveHistory")
                 stripped = {k: v for k, v in value.items() if k != "moveHistory"}
+                if nan_free and _history_in_place(value, short, text, len(text) - len(short)):
+                    return stripped, ({"mh": [at, n]} if default == "c" else {"mh": [at, n], "st": "c"})
                 for style in _COMPACT:
                     if render_state(stripped, (at, n), style, move_texts) == text:
                         return stripped, ({"mh": [at, n]} if style == default else {"mh": [at, n], "st": style})

@@ -34,7 +34,19 @@ import numpy as np
 from ..errors import RecordError
 from ..records import INT_RANGES
 from ..schema import GAME_SCALAR_FIELDS, MOVE_KNOWN_KEYS, MOVE_SCALAR_FIELDS, PLAYER_FIELDS
-from .jsontext import MoveTexts, dumps, encode_state, gzip_apply, gzip_params, loads, parse_styled, render_state, tag, untag
+from .jsontext import (
+    MoveTexts,
+    dumps,
+    encode_state,
+    fast_loads,
+    gzip_apply,
+    gzip_params,
+    parse_styled,
+    render_state,
+    tag,
+    text_matches,
+    untag,
+)
 from .tables import COLUMNS, GAME_TABLES, PRIMARY_KEYS, SCHEMA_VERSION, SIDE_TABLES
 
 __all__ = [
@@ -254,13 +266,15 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
     if mj is None:
         texts["move_json"] = None
     else:
+        nan_free = False
         try:
-            parsed = loads(mj) if type(mj) is str and mj[:1] == "{" else None
+            parsed, nan_free = fast_loads(mj) if type(mj) is str and mj[:1] == "{" else (None, False)
         except ValueError:
             parsed = None
         if type(parsed) is dict:
             _decompose_move_json(parsed, m)
-        if type(mj) is not str or render_move_json(m) != mj:
+        # (the rebuilt value holds parsed values and typed ints/strs: NaN-free when the parse was)
+        if type(parsed) is not dict or not text_matches(move_json_value(m), mj, _STYLE["move_json"], nan_free=nan_free):
             for k in [k for k in m if k not in _MOVE_BASE_KEYS]:
                 del m[k]  # undo the decomposition: keep the text verbatim
             texts["move_json"] = tag(mj)

@@ -1,0 +1,124 @@
+"""The fast exact JSON checks of the RingRift import, against the json module they stand in for."""
+from __future__ import annotations
+
+import enum
+import json
+import math
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gamestore.errors import RecordError
+from gamestore.records import dump_json, json_canonical
+from gamestore.ringrift import jsontext
+
+_rrjson = pytest.importorskip("gamestore.ringrift._rrjson")
+styled_equal = _rrjson.styled_equal
+
+_STYLES = {
+    (spaced, ascii_only): json.JSONEncoder(
+        separators=(", ", ": ") if spaced else (",", ":"), ensure_ascii=ascii_only
+    ).encode
+    for spaced in (False, True)
+    for ascii_only in (False, True)
+}
+
+_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(width=32, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1e-4, 9.5e-5, 1e-5, 1e-7, 1e15, 1e16, 1.5e300, 5e-324, 123.0]),
+)
+_text = st.text(alphabet=st.sampled_from('ab,: "\\\x00\x1f\x7f\u00e9\u2028\U0001f600'), max_size=6)
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), _floats, _text),
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(_text, kids, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json, st.booleans(), st.booleans())
+def test_styled_equal_is_exact(value, spaced, ascii_only):
+    ob = orjson.dumps(value)
+    text = _STYLES[spaced, ascii_only](value).encode("utf-8")
+    assert styled_equal(ob, text, spaced, ascii_only) or not text.isascii() or not ascii_only or b"\\u" in text
+    for other in _STYLES.values():  # never proves a text another style wrote, unless it is the same text
+        t2 = other(value).encode("utf-8")
+        if t2 != text:
+            assert not styled_equal(ob, t2, spaced, ascii_only)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json, st.integers(0, 10_000), st.sampled_from([b"", b" ", b"0", b"e", b"-", b",", b"1e-05"]))
+def test_styled_equal_refuses_altered_text(value, where, insert):
+    ob = orjson.dumps(value)
+    text = _STYLES[True, True](value).encode("utf-8")
+    k = where % (len(text) + 1)
+    for altered in (text[:k] + insert + text[k:], text[:k] + insert + text[k + 1 :]):
+        if altered != text:
+            assert not styled_equal(ob, altered, True, True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"p": 4.5e-05, "q": 1e16, "r": 1.5e-10, "s": 0.0001234},
+        [1e-7, -2.5e-5, 3.0e22, 1e15, 123456789.125],
+        {"k_1,2": -0.9832170009613037, "x": None, "t": True, "n": 7},
+    ],
+)
+def test_float_spellings(value):
+    ob = orjson.dumps(value)
+    assert styled_equal(ob, json.dumps(value).encode(), True, True)
+    assert styled_equal(ob, dump_json(value).encode(), False, False)
+    # orjson's own spelling of small/large floats is not Python's: refused
+    assert not styled_equal(ob, ob, False, False) or ob == dump_json(value).encode()
+
+
+def test_text_matches_and_parse_styled():
+    value = {"q_values": {"a": 1e-5, "b": 0.5}, "visit_counts": {"a": 3}, "root_value": -0.25}
+    text = json.dumps(value)
+    assert jsontext.text_matches(value, text, "d", nan_free=True)
+    assert not jsontext.text_matches(value, text.replace("1e-05", "0.00001"), "d", nan_free=True)
+    assert jsontext.parse_styled(text, "d") == (value, "d")
+    compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert jsontext.parse_styled(compact, "d") == (value, "c")
+    assert jsontext.parse_styled('{"a": NaN}', "d")[1] == "d"  # json's NaN: the json path decides
+    assert jsontext.parse_styled('{"a":  1}', "d") is None
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, None, True, "x\u00e9"], "b": {"c": -0.0}},
+        {"a": (1, 2)},
+        {"a": float("nan")},
+        [float("inf")],
+        {"a": _Color.RED},
+        {"a": np.float64(1.5)},
+        {"a": 2**70},
+        "\ud800",
+        3.0,
+    ],
+)
+def test_json_canonical_fast_path_matches_json(value):
+    expected = json.loads(dump_json(value))
+    got = json_canonical(value, game_id="g", field="f")
+    assert json.dumps(got) == json.dumps(expected)  # NaN-aware, type-aware
+    assert type(got) is type(expected)
+    if isinstance(got, dict) and isinstance(got.get("a"), float) and math.isnan(got["a"]):
+        assert math.isnan(expected["a"])
+
+
+def test_json_canonical_still_refuses_non_json():
+    with pytest.raises(RecordError):
+        json_canonical({1: "x"}, game_id="g", field="f")
+    with pytest.raises(RecordError):
+        json_canonical({"a": object()}, game_id="g", field="f")
