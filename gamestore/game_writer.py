@@ -41,7 +41,8 @@ class GameWriter:
         self._fields: dict[str, Any] = {"game_id": game_id, **game_fields}
         self._header = normalize_header(self._fields, board_types=store.board_types)
         self.game_id: str = self._header["game_id"]
-        if self.game_id in store:
+        # the same check as write_games: this handle's index, without a catalog refresh (docs/concurrency.md)
+        if self.game_id in store.catalog:
             raise DuplicateGameError("game id already stored", game_id=self.game_id, field="game_id")
         self._moves: list[dict] = []
         self._last_number: int | None = None

@@ -198,7 +198,9 @@ class GameStore:
         written = 0
         chunk: list[Mapping] = []
         with self._write_lock:
-            self._catalog.refresh()
+            # no catalog refresh here: a writer process indexing every other writer's new shards costs
+            # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
+            # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
             chunk_moves = 0
             move_limit = max(1, self._shard_moves // 4)
             for record in games:
