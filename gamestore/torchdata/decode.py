@@ -1,6 +1,6 @@
 """Read plan segments from shard files into flat numpy columns (no DuckDB, no torch).
 
-A :class:`SegmentReader` opens ``moves.arrow`` files directly (memory-mapped,
+A :class:`SegmentReader` opens ``moves.arrow`` files directly (positioned reads,
 only the needed columns' buffers decompressed), so DataLoader workers never
 need a catalog or a DuckDB connection.  Columns of a decoded segment:
 
@@ -33,7 +33,7 @@ __all__ = ["SegmentReader", "FILL", "concat_columns"]
 
 #: padding value of every 2-D column (and of columns a buffer grows)
 FILL = {"pol_id": -1, "pol_prob": 0.0}
-_MAX_OPEN = 16
+_MAX_OPEN = 16  # open shard files per reader (the stream reads ~8 side by side)
 
 
 class _Shard:
@@ -42,7 +42,7 @@ class _Shard:
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
         try:
-            source = pa.memory_map(str(path / MOVES_FILE), "r")
+            source = pa.OSFile(str(path / MOVES_FILE), "rb")
             probe = ipc.open_file(source)
         except FileNotFoundError:
             raise ShardCorruptError(
@@ -59,12 +59,20 @@ class _Shard:
         fields = sorted(names.index(c) for c in present)
         # a thread pool costs more than it saves on ~1,000-row batches (and fights DataLoader workers)
         self.reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=False))
-        self.policy_reader = ipc.open_file(
-            source, options=ipc.IpcReadOptions(included_fields=[names.index("policy")], use_threads=False)
-        )
+        self._source = source
+        self._policy_field = names.index("policy")
+        self._policy_reader: ipc.RecordBatchFileReader | None = None
         self.lock = threading.Lock()
         self.gid_dict: np.ndarray | None = None
         self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
+
+    def policy_batch(self, index: int) -> pa.RecordBatch:
+        """Only the policy column of moves batch ``index`` (resumption replays count with it)."""
+        with self.lock:
+            if self._policy_reader is None:
+                options = ipc.IpcReadOptions(included_fields=[self._policy_field], use_threads=False)
+                self._policy_reader = ipc.open_file(self._source, options=options)
+            return self._policy_reader.get_record_batch(index)
 
     def batch(self, index: int) -> pa.RecordBatch:
         with self.lock:  # a file reader is not safe for concurrent use (read-ahead thread)
@@ -147,8 +155,7 @@ class SegmentReader:
         rows, _ = plan.unit_rows(u, seed=seed)
         rows = rows[lo:hi]
         sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
-        with sh.lock:
-            pol = sh.policy_reader.get_record_batch(int(plan.unit_batch[u])).column(0)
+        pol = sh.policy_batch(int(plan.unit_batch[u])).column(0)
         return int(np.count_nonzero(_policy_lengths(pol, rows) > 0))
 
     # -- decoding ------------------------------------------------------------------------

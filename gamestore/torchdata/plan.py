@@ -22,7 +22,7 @@ from ..schema import VectorSpec
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import GameStore
 
-__all__ = ["Selection", "Plan", "StateMismatchError", "resolve_plan", "partition", "rng_for"]
+__all__ = ["Selection", "Plan", "StateMismatchError", "resolve_plan", "partition", "unit_order", "rng_for", "LANES"]
 
 
 class StateMismatchError(GamestoreError, ValueError):
@@ -303,6 +303,42 @@ def _fill(a: np.ndarray, value) -> np.ndarray:
     return np.nan_to_num(a, nan=value) if a.dtype.kind == "f" else a
 
 
+#: shards read side by side: a stretch of the stream mixes units of this many shards
+LANES = 8
+
+
+def unit_order(plan: Plan, *, seed: int) -> np.ndarray:
+    """The epoch's seeded unit order: shards in random order, ``LANES`` at a time, units interleaved.
+
+    Each shard's units come in random order; the stream takes one unit in
+    turn from each of ``LANES`` shards and starts the next shard when one
+    runs out.  Any stretch of the stream therefore mixes several shards,
+    while a reader keeps only about ``LANES`` shard files open and opens
+    each one once.
+    """
+    rng = rng_for(seed, plan.epoch, TAG_UNITS)
+    n = plan.unit_len.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    shard_of = plan.unit_shard
+    bounds = np.flatnonzero(np.diff(shard_of)) + 1  # units of a shard are contiguous in the plan
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [n]))
+    queue = [rng.permutation(np.arange(a, b)) for a, b in zip(starts, ends)]
+    queue = [queue[i] for i in rng.permutation(len(queue))]
+    lanes: list[list[int]] = []
+    order: list[int] = []
+    nxt = 0
+    while nxt < len(queue) or lanes:
+        while len(lanes) < LANES and nxt < len(queue):
+            lanes.append(queue[nxt].tolist()[::-1])
+            nxt += 1
+        for lane in lanes:
+            order.append(lane.pop())
+        lanes = [lane for lane in lanes if lane]
+    return np.asarray(order, dtype=np.int64)
+
+
 def partition(
     plan: Plan,
     *,
@@ -326,7 +362,7 @@ def partition(
     fewer than ``world_size * batch_size`` positions left over are dropped.
     """
     lens = plan.unit_len
-    order = rng_for(seed, plan.epoch, TAG_UNITS).permutation(lens.size) if shuffle else np.arange(lens.size)
+    order = unit_order(plan, seed=seed) if shuffle else np.arange(lens.size)
     cum = np.concatenate(([0], np.cumsum(lens[order])))
     total = int(cum[-1])
     if drop_last:
