@@ -281,3 +281,29 @@ def test_bad_options(store):
         PositionDataset(store, vectors=["nope"])
     with pytest.raises(GamestoreError):
         PositionDataset(store.path / "missing")
+
+
+def test_unit_order_mixes_shards_and_opens_each_once(tmp_path):
+    from gamestore.torchdata.plan import LANES, unit_order
+
+    path = tmp_path / "many"
+    with gamestore.open(path, batch_rows=128, fsync=False) as store:
+        for i in range(12):  # 12 shards
+            store.write_games(synth.games(2, seed=60 + i))
+            store.flush()
+    ds = PositionDataset(path, batch_size=256)
+    plan = ds.plan
+    assert len(plan.shards) > LANES
+    order = unit_order(plan, seed=3)
+    assert sorted(order.tolist()) == list(range(plan.unit_len.size))
+    assert order.tolist() == unit_order(plan, seed=3).tolist() != unit_order(plan, seed=4).tolist()
+    shards = plan.unit_shard[order]
+    # the first stretch of the stream draws on LANES shards, and a shard once finished never returns
+    assert len(set(shards[: 2 * LANES].tolist())) == LANES
+    last_seen = {int(s): i for i, s in enumerate(shards)}
+    first_seen = {}
+    for i, s in enumerate(shards.tolist()):
+        first_seen.setdefault(s, i)
+    active = [sum(first_seen[s] <= i <= last_seen[s] for s in first_seen) for i in range(len(shards))]
+    assert max(active) <= LANES
+    ds.close()
