@@ -159,6 +159,7 @@ class PositionDataset(IterableDataset):
         self._reader: SegmentReader | None = None
         self._reader_pid: int | None = None
         self._key_lookup = np.zeros(0, dtype=np.int64)
+        self._value_cache: tuple | None = None
         self._progress: dict | None = None
         self._resume: dict | None = None
         self._plan: Plan = self._resolve(int(epoch))
@@ -371,7 +372,7 @@ class PositionDataset(IterableDataset):
             "num_players": nplayers,
             "winner": winner,
         }
-        arrays.update(self._value_targets(player, nplayers, winner, plan))
+        arrays.update(self._value_targets(player, games, plan))
         arrays["policy_index"] = index
         arrays["policy_prob"] = prob
         arrays["policy_mask"] = mask
@@ -399,6 +400,8 @@ class PositionDataset(IterableDataset):
         if wire:
             raw, layout = _layout(arrays, np.empty)
             return Wire(head, raw, layout, tail)
+        if get_worker_info() is None:  # stays in this process: no need for a single storage
+            return {**head, **{k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()}, **tail}
         raw, layout = _layout(arrays, lambda n, dtype: torch.empty(n, dtype=torch.uint8).numpy())
         return {**head, **_tensors(torch.from_numpy(raw), layout), **tail}
 
@@ -420,20 +423,34 @@ class PositionDataset(IterableDataset):
         tensor.numpy()[r, index[r, k]] = prob[r, k]
         return tensor
 
-    def _value_targets(self, player: np.ndarray, nplayers: np.ndarray, winner: np.ndarray, plan: Plan) -> dict[str, np.ndarray]:
+    def _game_values(self, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """Per selected game: value per player slot [G, P] and which slots are players (cached per plan)."""
+        cache = self._value_cache
+        if cache is not None and cache[0] is plan:
+            return cache[1], cache[2]
         win, loss, draw = self._values
         fp = self._first_player
         width = self._max_players if self._max_players is not None else plan.max_players
-        nplayers = nplayers[:, None]
-        winner = winner[:, None]
+        nplayers = plan.game_players.astype(np.int64)[:, None]
+        winner = plan.game_winner.astype(np.int64)[:, None]
         number = np.arange(width, dtype=np.int64)[None, :] + fp
         present = number - fp < nplayers
-        decided = winner >= fp
-        value = np.where(present, np.where(decided, np.where(number == winner, win, loss), draw), 0.0).astype(np.float32)
-        slot = player - fp
-        ok = (slot >= 0) & (slot < np.minimum(nplayers[:, 0], width))
-        mover = np.where(ok, value[np.arange(len(slot)), np.clip(slot, 0, max(width - 1, 0))] if width else 0.0, 0.0)
-        return {"value": value, "value_mask": present, "value_mover": mover.astype(np.float32)}
+        value = np.where(present, np.where(winner >= fp, np.where(number == winner, win, loss), draw), 0.0)
+        self._value_cache = (plan, value.astype(np.float32), present)
+        return self._value_cache[1], self._value_cache[2]
+
+    def _value_targets(self, player: np.ndarray, games: np.ndarray, plan: Plan) -> dict[str, np.ndarray]:
+        table, slots = self._game_values(plan)
+        value = np.take(table, games, axis=0)
+        present = np.take(slots, games, axis=0)
+        width = table.shape[1]
+        slot = player - self._first_player
+        ok = (slot >= 0) & (slot < width)
+        if width:
+            mover = np.where(ok, value[np.arange(slot.size), np.clip(slot, 0, width - 1)], 0.0).astype(np.float32)
+        else:
+            mover = np.zeros(slot.size, dtype=np.float32)
+        return {"value": value, "value_mask": present, "value_mover": mover}
 
     # -- pickling and cleanup ---------------------------------------------------------------------
     def __getstate__(self) -> dict:

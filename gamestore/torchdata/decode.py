@@ -201,8 +201,8 @@ class SegmentReader:
                 "pol_id": np.zeros((n, 0), dtype=np.int32),
                 "pol_prob": np.zeros((n, 0), dtype=self.prob_dtype),
             }
-        mask = np.arange(width)[None, :] < lens[:, None]
-        idx = np.where(mask, starts[:, None] + np.arange(width)[None, :], 0)
+        # entries past a row's own run read its neighbours' (or clip at the end) and are masked below
+        idx = starts[:, None] + np.arange(width)[None, :]
         values = pol.values
         action = values.field("action")
         key = values.field("key")
@@ -233,11 +233,13 @@ class SegmentReader:
         if prob64.null_count < len(prob64):
             valid = prob64.is_valid().to_numpy(zero_copy_only=False)
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
-        pol_id = np.take(code, idx).astype(np.int32, copy=False)
-        pol_prob = np.take(prob, idx)
-        if not mask.all():
-            pol_id[~mask] = -1
-            pol_prob[~mask] = 0
+        pol_id = np.take(code, idx, mode="clip").astype(np.int32, copy=False)
+        pol_prob = np.take(prob, idx, mode="clip")
+        short = lens < width
+        if short.any():
+            pad = np.arange(width)[None, :] >= lens[short, None]
+            pol_id[short] = np.where(pad, -1, pol_id[short])
+            pol_prob[short] = np.where(pad, 0, pol_prob[short])
         return {"pol_id": pol_id, "pol_prob": pol_prob}
 
 
