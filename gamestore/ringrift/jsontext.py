@@ -279,11 +279,13 @@ def _strip_history_text(text: str, move_texts: Sequence[str], hint: int | None =
     if i < 0:
         return None
     start = pos = i + len(_MH_KEY)
-    if hint and hint <= len(move_texts):
-        h = _history(move_texts, hint)
-        end = pos + len(h)
-        if text.startswith(h, pos) and text[end : end + 1] == "]":
-            return text[:start] + text[end:], hint
+    if hint:  # RingRift stores move_number + 1 moves; some writers move_number
+        for guess in (hint, hint - 1):
+            if 0 < guess <= len(move_texts):
+                h = _history(move_texts, guess)
+                end = pos + len(h)
+                if text.startswith(h, pos) and text[end : end + 1] == "]":
+                    return text[:start] + text[end:], guess
     n = 0
     while n < len(move_texts):
         mt = move_texts[n]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -249,11 +250,11 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
     """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it."""
     m: dict[str, Any] = {"move_number": _required_int(row[1], "int32", game_id, "moves.move_number")}
     cells: dict[str, Any] = {}
-    for i, col, kind, atype in _MOVE_TYPED:
+    for i, col, typ, lo, hi in _MOVE_TYPED_FAST:  # _fits, inlined
         v = row[i]
         if v is None:
             continue
-        if _fits(v, kind, atype):
+        if type(v) is typ and (lo is None or lo <= v <= hi):
             m[col] = v
         else:
             cells[col] = tag(v)
@@ -273,8 +274,9 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
             parsed = None
         if type(parsed) is dict:
             _decompose_move_json(parsed, m)
-        # (the rebuilt value holds parsed values and typed ints/strs: NaN-free when the parse was)
-        if type(parsed) is not dict or not text_matches(move_json_value(m), mj, _STYLE["move_json"], nan_free=nan_free):
+        # the decomposition is exact (move_json_value(m) gives ``parsed`` back, same objects in the same
+        # order: see _decompose_move_json), so checking the text against ``parsed`` checks the record
+        if type(parsed) is not dict or not text_matches(parsed, mj, _STYLE["move_json"], nan_free=nan_free):
             for k in [k for k in m if k not in _MOVE_BASE_KEYS]:
                 del m[k]  # undo the decomposition: keep the text verbatim
             texts["move_json"] = tag(mj)
@@ -317,21 +319,25 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
 
 
 _MOVE_BASE_KEYS = {"move_number", "rr_cells"} | {c for _, c, _, _ in _MOVE_TYPED}
+_PYTYPES = {"str": str, "float": float, "int": int}
+_MOVE_TYPED_FAST = tuple(
+    (i, c, _PYTYPES[k]) + ((None, None) if k != "int" else INT_RANGES[a]) for i, c, k, a in _MOVE_TYPED
+)
 
 
 def _valid_position(v: Any) -> bool:
-    if type(v) is not dict or len(v) != 3:
+    """``{"x": int16, "y": int16, "z": int16 or None}``, keys in that order."""
+    if type(v) is not dict or len(v) != 3 or tuple(v) != _XYZ:
         return False
-    it = iter(v.items())
-    for name in ("x", "y", "z"):
-        k, x = next(it)
-        if k != name:
-            return False
-        if x is None and name == "z":
-            continue
-        if type(x) is not int or not _INT16[0] <= x <= _INT16[1]:
-            return False
-    return True
+    x, y, z = v.values()
+    lo, hi = _INT16
+    return (
+        type(x) is int and lo <= x <= hi and type(y) is int and lo <= y <= hi
+        and (z is None or (type(z) is int and lo <= z <= hi))
+    )  # fmt: skip
+
+
+_XYZ = ("x", "y", "z")
 
 
 def _implied(m: Mapping, key: str) -> Any:
@@ -348,7 +354,65 @@ def _implied(m: Mapping, key: str) -> Any:
     return m.get("phase")
 
 
+#: move_json keys that are neither typed record fields nor implied by the row: overflow keys of the record
+_RARE_JSON = tuple(k for k in MOVE_JSON_KEYS if k not in _DIRECT_JSON and k not in _IMPLIED_JSON)
+_rare_values = operator.itemgetter(*_RARE_JSON)
+_RARE_NONE = (None,) * len(_RARE_JSON)
+_POSITION_ITEMS = tuple(_POSITION_JSON.items())
+# What makes the decomposition exact: the rebuilt move_json takes every key from where it was put, and no
+# typed field of a move record is mistaken for an unknown move_json key (nor an overflow key for a reserved one).
+assert not set(_RARE_JSON) & _JSON_RESERVED
+assert {c for _, c, _, _ in _MOVE_TYPED} | set(_DIRECT_JSON.values()) <= _JSON_RESERVED
+
+
 def _decompose_move_json(d: dict, m: dict) -> None:
+    """Spread the parsed ``move_json`` over the move record ``m`` (typed fields, overflow keys, ``rr_json``).
+
+    Exact: :func:`move_json_value` of the result rebuilds ``d`` with the same values in the same key order.
+    """
+    if tuple(d) != MOVE_JSON_KEYS:
+        _decompose_any_keys(d, m)
+        return
+    over: dict[str, Any] = {}
+    rare = _rare_values(d)
+    if rare != _RARE_NONE:
+        for k, v in zip(_RARE_JSON, rare):
+            if v is not None:
+                m[k] = v
+    v = d["id"]
+    if v is not None:
+        if type(v) is str:
+            m["move_id"] = v
+        else:
+            over["id"] = v
+    for k, field in _POSITION_ITEMS:
+        v = d[k]
+        if v is not None:
+            if _valid_position(v):
+                m[field] = v
+            else:
+                over[k] = v
+    v = d["placementCount"]
+    if v is not None:
+        if type(v) is int and _INT16[0] <= v <= _INT16[1]:
+            m["placement_count"] = v
+        else:
+            over["placementCount"] = v
+    get = m.get
+    for k, field in (("type", "move_type"), ("player", "player"), ("timestamp", "timestamp"),
+                     ("thinkTime", "think_time_ms"), ("phase", "phase")):  # fmt: skip
+        v = d[k]
+        w = get(field)
+        if type(v) is not type(w) or (v != w if type(v) is not float else not _same(v, w)):
+            over[k] = v
+    v = d["moveNumber"]
+    if type(v) is not int or v != m["move_number"] + 1:
+        over["moveNumber"] = v
+    if over:
+        m["rr_json"] = over
+
+
+def _decompose_any_keys(d: dict, m: dict) -> None:
     over: dict[str, Any] = {}
     if tuple(d) != MOVE_JSON_KEYS:
         m["rr_json_keys"] = list(d)
@@ -428,6 +492,17 @@ def _parse_search(text: Any) -> tuple[dict, list | None, str] | None:
     if parsed is None or type(parsed[0]) is not dict:
         return None
     s, style = parsed
+    q, vc, pp = s.get("q_values"), s.get("visit_counts"), s.get("prior_policy")
+    if type(q) is dict and type(vc) is dict and type(pp) is dict and q:  # the usual shape: one key list
+        keys = list(q)
+        lo, hi = INT_RANGES["int32"]
+        vcs = list(vc.values())
+        if (
+            list(vc) == keys and list(pp) == keys
+            and set(map(type, q.values())) == _FLOAT_ONLY and set(map(type, pp.values())) == _FLOAT_ONLY
+            and set(map(type, vcs)) == _INT_ONLY and lo <= min(vcs) and max(vcs) <= hi
+        ):  # fmt: skip
+            return _search_scalars(s, style)
     union: dict[str, None] = {}
     maps = []
     for name in ("q_values", "visit_counts", "prior_policy"):
@@ -449,11 +524,17 @@ def _parse_search(text: Any) -> tuple[dict, list | None, str] | None:
     for mp in maps:  # the store keeps one candidate order (first seen): each map must follow it
         if list(mp) != [k for k in union if k in mp]:
             return None
+    return _search_scalars(s, style)
+
+
+def _search_scalars(s: dict, style: str) -> tuple[dict, list | None, str] | None:
+    """Check the scalar statistics; ``(s, key order when not RingRift's, style)``."""
     for name, (typ, atype) in _SEARCH_SCALAR_TYPES.items():
-        if name in s and s[name] is not None:
-            v = s[name]
-            if type(v) is not typ or (atype and not _fits(v, "int", atype)):
-                return None
+        v = s.get(name)
+        if v is not None and (type(v) is not typ or (atype and not _fits(v, "int", atype))):
+            return None
+    if tuple(s) == SEARCH_KEYS:
+        return s, None, style
     keys = list(s)
     return s, (None if keys == _search_key_order(s) else keys), style
 
