@@ -122,3 +122,53 @@ def test_json_canonical_still_refuses_non_json():
         json_canonical({1: "x"}, game_id="g", field="f")
     with pytest.raises(RecordError):
         json_canonical({"a": object()}, game_id="g", field="f")
+
+
+# ---------------------------------------------------------------------------
+# move_json decomposition: exact without re-rendering
+# ---------------------------------------------------------------------------
+from gamestore.ringrift import mapping  # noqa: E402
+
+_pos = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"x": st.integers(-40000, 40000), "y": st.integers(0, 9), "z": st.none() | st.integers(-9, 9)}),
+    st.fixed_dictionaries({"y": st.integers(0, 9), "x": st.integers(0, 9), "z": st.none()}),
+    st.just([1, 2]),
+)
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=3))
+
+
+@st.composite
+def _move_json(draw):
+    d = {k: None for k in mapping.MOVE_JSON_KEYS}
+    for k in ("from", "to", "captureTarget"):
+        d[k] = draw(_pos)
+    d["id"] = draw(st.one_of(st.none(), st.text(max_size=4), st.integers(0, 3)))
+    d["placementCount"] = draw(st.one_of(st.none(), st.integers(-40000, 40000), st.booleans()))
+    d["type"] = draw(st.sampled_from(["place_ring", "move_stack", None, 3]))
+    d["player"] = draw(st.sampled_from([1, 2, True, 1.0, None]))
+    d["timestamp"] = draw(st.sampled_from(["2026-01-01T00:00:00", None]))
+    d["thinkTime"] = draw(st.sampled_from([5, 5.0, None, 0]))
+    d["moveNumber"] = draw(st.sampled_from([8, 7, 8.0, None, True]))
+    d["phase"] = draw(st.sampled_from(["movement", "capture", None]))
+    for k in draw(st.lists(st.sampled_from(mapping.MOVE_JSON_KEYS), max_size=4)):
+        if k not in ("from", "to", "captureTarget", "id", "placementCount"):
+            d[k] = draw(_leaf)
+    extra = draw(st.dictionaries(st.sampled_from(["policy", "move_id", "rr_x", "newKey", "turn_number"]), _leaf, max_size=2))
+    d.update(extra)
+    if draw(st.booleans()):
+        items = list(d.items())
+        draw(st.randoms()).shuffle(items)
+        d = dict(items)
+    return d
+
+
+@settings(max_examples=300, deadline=None)
+@given(_move_json())
+def test_decomposition_rebuilds_the_parsed_move_json(d):
+    m = {"move_number": 7, "turn_number": 3, "player": 1, "phase": "movement", "move_type": "move_stack",
+         "timestamp": "2026-01-01T00:00:00", "think_time_ms": 5}  # fmt: skip
+    mapping._decompose_move_json(d, m)
+    back = mapping.move_json_value(m)
+    assert mapping._same(back, d)
+    assert all(back[k] is d[k] or back[k] == d[k] for k in d)
