@@ -1,6 +1,7 @@
 """gamestore.torch: exact mid-epoch resumption (in process, ResumableLoader workers, torchdata)."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -77,6 +78,7 @@ def test_resume_through_a_plain_dataloader_without_workers(store_path):
 
 @pytest.mark.parametrize("policy_only", [False, True])
 def test_resumable_loader_with_workers(store_path, policy_only):
+    shm_before = set(os.listdir("/dev/shm"))
     ds = PositionDataset(store_path, **OPTIONS, policy_only=policy_only)
     loader = ResumableLoader(ds, num_workers=2)
     loader.set_epoch(1)
@@ -99,6 +101,7 @@ def test_resumable_loader_with_workers(store_path, policy_only):
     inproc = ResumableLoader(PositionDataset(store_path, **OPTIONS, policy_only=policy_only), num_workers=0)
     inproc.set_epoch(1)
     assert sorted(x for s in inproc for x in zip(*(_sig(s)[:2]))) == sorted(x for s in full for x in zip(s[0], s[1]))
+    assert set(os.listdir("/dev/shm")) <= shm_before
 
 
 def test_resume_keeps_the_epoch_snapshot_when_games_arrive(tmp_path):
