@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .errors import FormatError, ShardCorruptError
 from .ringrift import views as ringrift_views
-from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, VectorSpec, moves_schema
+from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, PLAYER_TYPE, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA"]
@@ -31,7 +31,7 @@ __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA"]
 SEGMENT_SCHEMA = pa.schema(
     [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
     + [
-        pa.field("players", pa.list_(pa.struct([pa.field(n, t) for n, t, _ in PLAYER_FIELDS] + [pa.field("extra_json", pa.string())]))),
+        pa.field("players", pa.list_(PLAYER_TYPE)),
         pa.field("metadata_json", pa.string()),
         pa.field("extra_json", pa.string()),
         pa.field("shard_id", pa.string()),
