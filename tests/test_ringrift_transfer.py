@@ -80,6 +80,19 @@ def test_reimport_adds_nothing(ringrift_dbs, imported, tmp_path):
         assert compare_rows(table, expected, out[table]) == [], table
 
 
+def test_worker_processes_import_the_same_games(ringrift_dbs, tmp_path):
+    """workers=2: games parsed in two worker processes, written here; the export equals the source."""
+    src = ringrift_dbs["ringrift_v18_history"]
+    report = import_sqlite(src, tmp_path / "store", progress=False, workers=2, verify=True)
+    assert report.failed == [] and report.games_written == 2 and report.moves_written == 248
+    out = _tables(export_sqlite(tmp_path / "store", tmp_path / "out.db", progress=False).destination)
+    expected = _tables(src)
+    for table in COLUMNS:
+        assert compare_rows(table, expected[table], out[table]) == [], table
+    again = import_sqlite(src, tmp_path / "store", progress=False, workers=2)
+    assert again.games_written == 0 and again.games_already_stored == 2
+
+
 def test_older_schema_imports_what_it_holds(ringrift_dbs, tmp_path):
     old = tmp_path / "v9.db"
     shutil.copy(ringrift_dbs["ringrift_v18_sample"], old)

@@ -14,7 +14,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     status = 0
     for src in args.src:
         try:
-            report = import_sqlite(src, args.store, progress=None if not args.quiet else False, verify=args.verify)
+            report = import_sqlite(
+                src, args.store, progress=None if not args.quiet else False, verify=args.verify, workers=args.workers
+            )
         except (FileNotFoundError, sqlite3.Error) as exc:
             print(f"gamestore import-sqlite: error: {src}: {exc}", file=sys.stderr)
             return 2
@@ -46,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("src", nargs="+", help="GameReplayDB .db file(s)")
     p.add_argument("store", help="store directory (created if missing)")
     p.add_argument("--verify", action="store_true", help="rebuild each game's rows before writing and refuse any that differ")
+    p.add_argument(
+        "--workers", type=int, default=None,
+        help="processes that parse games while this one writes (default: one per CPU from 20,000 moves; 0: none)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_import)
 

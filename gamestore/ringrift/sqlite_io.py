@@ -20,6 +20,7 @@ __all__ = [
     "connect_readonly",
     "schema_report",
     "read_games",
+    "game_ids",
     "read_table",
     "create_v18",
     "finish_v18",
@@ -103,30 +104,51 @@ def count_games(con: sqlite3.Connection, report: SchemaReport) -> int:
     return int(con.execute("SELECT COUNT(*) FROM games").fetchone()[0])
 
 
-def read_games(con: sqlite3.Connection, report: SchemaReport, *, batch: int = 64) -> Iterator[dict[str, list[tuple]]]:
-    """Yield ``{table: rows}`` for each game of ``games`` (in rowid order), rows in primary-key order."""
+def game_ids(con: sqlite3.Connection, report: SchemaReport) -> list:
+    """Every ``games.game_id``, in rowid order."""
+    if "games" not in report.tables:
+        return []
+    return [r[0] for r in con.execute("SELECT game_id FROM games ORDER BY rowid")]
+
+
+def read_games(
+    con: sqlite3.Connection, report: SchemaReport, *, batch: int = 64, ids: Sequence | None = None
+) -> Iterator[dict[str, list[tuple]]]:
+    """Yield ``{table: rows}`` for each game of ``games`` (in rowid order, or for ``ids`` in that order), rows in primary-key order."""
     if "games" not in report.tables:
         return
-    child_tables = [t for t in GAME_TABLES if t != "games" and t in report.tables]
+    if ids is not None:
+        for k in range(0, len(ids), batch):
+            part = list(ids[k : k + batch])
+            marks = ", ".join("?" * len(part))
+            games = con.execute(f"SELECT {_select('games', report)} FROM games WHERE game_id IN ({marks})", part).fetchall()
+            order = {g: n for n, g in enumerate(part)}
+            games.sort(key=lambda g: order.get(g[0], len(order)))
+            yield from _read_children(con, report, games)
+        return
     cur = con.execute(f"SELECT {_select('games', report)} FROM games ORDER BY rowid")
     while True:
         games = cur.fetchmany(batch)
         if not games:
             return
-        ids = [g[0] for g in games]
-        per: dict[object, dict[str, list[tuple]]] = {
-            gid: {t: [] for t in GAME_TABLES} for gid in ids
-        }
-        for g in games:
-            per[g[0]]["games"].append(g)
-        marks = ", ".join("?" * len(ids))
-        for t in child_tables:
-            order = ", ".join(f'"{c}"' for c in PRIMARY_KEYS[t])
-            q = f'SELECT {_select(t, report)} FROM "{t}" WHERE game_id IN ({marks}) ORDER BY {order}'
-            for row in con.execute(q, ids):
-                per[row[0]][t].append(row)
-        for gid in ids:
-            yield per[gid]
+        yield from _read_children(con, report, games)
+
+
+def _read_children(con: sqlite3.Connection, report: SchemaReport, games: list[tuple]) -> Iterator[dict[str, list[tuple]]]:
+    """The rows of every per-game table for ``games`` (rows of ``games``), one dict per game in that order."""
+    child_tables = [t for t in GAME_TABLES if t != "games" and t in report.tables]
+    ids = [g[0] for g in games]
+    per: dict[object, dict[str, list[tuple]]] = {gid: {t: [] for t in GAME_TABLES} for gid in ids}
+    for g in games:
+        per[g[0]]["games"].append(g)
+    marks = ", ".join("?" * len(ids))
+    for t in child_tables:
+        order = ", ".join(f'"{c}"' for c in PRIMARY_KEYS[t])
+        q = f'SELECT {_select(t, report)} FROM "{t}" WHERE game_id IN ({marks}) ORDER BY {order}'
+        for row in con.execute(q, ids):
+            per[row[0]][t].append(row)
+    for gid in ids:
+        yield per[gid]
 
 
 def unowned_rows(con: sqlite3.Connection, report: SchemaReport) -> dict[str, int]:

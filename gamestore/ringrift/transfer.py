@@ -1,6 +1,7 @@
 """``import_sqlite`` and ``export_sqlite``: GameReplayDB files into a store and back, losslessly."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -8,14 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import GamestoreError, RecordError, StoreExistsError
+from ..errors import RecordError, StoreExistsError
 from .jsontext import tag, untag
-from .mapping import RINGRIFT_VECTORS, compare_rows, record_to_rows, rows_to_record
+from .mapping import RINGRIFT_VECTORS, record_to_rows, rows_to_record
 from .sqlite_io import (
     connect_readonly,
     count_games,
     create_v18,
     finish_v18,
+    game_ids,
     insert_game_rows,
     insert_rows,
     read_games,
@@ -23,7 +25,8 @@ from .sqlite_io import (
     schema_report,
     unowned_rows,
 )
-from .tables import COLUMNS, GAME_TABLES, SCHEMA_VERSION
+from .tables import SCHEMA_VERSION
+from .workers import map_parallel, map_serial
 
 __all__ = ["ImportReport", "ExportReport", "import_sqlite", "export_sqlite", "META_SCHEMA", "META_ORPHANS"]
 
@@ -31,7 +34,7 @@ __all__ = ["ImportReport", "ExportReport", "import_sqlite", "export_sqlite", "ME
 META_SCHEMA = "ringrift.schema_metadata"
 META_ORPHANS = "ringrift.orphaned_games"
 
-_CHUNK_GAMES = 256
+_CHUNK_GAMES = 32  # games per store write: small enough to overlap writing with the workers
 
 ProgressArg = bool | None | Callable[..., Any]
 
@@ -111,6 +114,7 @@ def import_sqlite(
     progress: ProgressArg = None,
     verify: bool = False,
     batch_games: int = _CHUNK_GAMES,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import every game of the GameReplayDB ``src`` into the store at ``store_path`` (created if needed).
 
@@ -121,36 +125,39 @@ def import_sqlite(
     failed) any game that would not come back equal.
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
+    ``workers``: processes that read and split games while this one writes
+    (None: one per CPU for databases of at least 20,000 moves; 0 or 1: none).
     """
     t0 = time.perf_counter()
     con = connect_readonly(src)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # records are acyclic: collecting while millions of them are built only costs time
     try:
         report_schema = schema_report(con)
         report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
         report.missing = report_schema.lines()
         report.unowned_rows = unowned_rows(con, report_schema)
         report.games_in_source = count_games(con, report_schema)
+        n_workers = _worker_count(con, report_schema, workers)
         with _open_store(store_path, create=True) as store:
             store.declare_vectors(RINGRIFT_VECTORS)
             _import_store_tables(con, report_schema, store)
+            ids = game_ids(con, report_schema)
+            todo = [g for g in ids if not (isinstance(g, str) and g in store)]
+            report.games_already_stored = len(ids) - len(todo)
             bar = _progress(progress, report.games_in_source, "import")
+            bar.update(report.games_already_stored)
             try:
+                if n_workers > 1:
+                    batches = map_parallel(src, todo, n_workers, verify)
+                else:
+                    batches = map_serial(con, report_schema, todo, verify)
                 chunk: list[dict] = []
                 submitted: dict[str, int] = {}
-                for rows in read_games(con, report_schema):
-                    bar.update(1)
-                    gid = rows["games"][0][0]
-                    if isinstance(gid, str) and gid in store:
-                        report.games_already_stored += 1
-                        continue
-                    try:
-                        record = rows_to_record(rows)
-                        if verify:
-                            _verify(rows, record)
-                    except (RecordError, GamestoreError, ValueError) as exc:
-                        report.failed.append((str(gid), str(exc)))
-                        continue
-                    chunk.append(record)
+                for records, failed in batches:
+                    bar.update(len(records) + len(failed))
+                    report.failed += failed
+                    chunk += records
                     if len(chunk) >= batch_games:
                         _write(store, chunk, report, submitted)
                         chunk = []
@@ -164,16 +171,23 @@ def import_sqlite(
                 bar.close()
     finally:
         con.close()
+        if gc_was_enabled:
+            gc.enable()
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _verify(rows: dict, record: dict) -> None:
-    back = record_to_rows(record)
-    for table in GAME_TABLES:
-        diffs = compare_rows(table, rows.get(table, ()), back[table], limit=1)
-        if diffs:
-            raise RecordError(f"would not round-trip: {diffs[0]}", game_id=record.get("game_id"))
+_PARALLEL_MIN_MOVES = 20_000
+
+
+def _worker_count(con, report_schema, workers: int | None) -> int:
+    if workers is not None:
+        return max(0, int(workers))
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or "game_moves" not in report_schema.tables:
+        return 0
+    moves = con.execute("SELECT COUNT(*) FROM game_moves").fetchone()[0]
+    return cpus if moves >= _PARALLEL_MIN_MOVES else 0
 
 
 def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, int]) -> None:
