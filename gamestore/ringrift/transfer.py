@@ -126,7 +126,7 @@ def import_sqlite(
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
     ``workers``: processes that read and split games while this one writes
-    (None: one per CPU for databases of at least 20,000 moves; 0 or 1: none).
+    (None: one per CPU but one, from 4 CPUs and 20,000 moves; 0 or 1: none).
     """
     t0 = time.perf_counter()
     con = connect_readonly(src)
@@ -178,16 +178,19 @@ def import_sqlite(
 
 
 _PARALLEL_MIN_MOVES = 20_000
+_PARALLEL_MIN_CPUS = 4
 
 
 def _worker_count(con, report_schema, workers: int | None) -> int:
     if workers is not None:
         return max(0, int(workers))
+    # Workers cost ~50% more CPU in all (pickling records, one import per worker): they pay off with
+    # spare cores only. Two cores shared with the writer gain little and lose when the machine is busy.
     cpus = os.cpu_count() or 1
-    if cpus < 2 or "game_moves" not in report_schema.tables:
+    if cpus < _PARALLEL_MIN_CPUS or "game_moves" not in report_schema.tables:
         return 0
     moves = con.execute("SELECT COUNT(*) FROM game_moves").fetchone()[0]
-    return cpus if moves >= _PARALLEL_MIN_MOVES else 0
+    return cpus - 1 if moves >= _PARALLEL_MIN_MOVES else 0
 
 
 def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, int]) -> None:
