@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -26,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore
-from gamestore import backend, synth
+from gamestore import backend, codec, synth
 
 
 BOARDS = ("square8", "hex8", "square8", "hex8", "square19")
@@ -42,6 +43,8 @@ def _writer(path: str, index: int, processes: int, total: int, batch: int, start
     games = corpus_slice(total, index, processes)
     with gamestore.open(path) as store:
         store.count_games()  # catalog loaded before the clock starts
+        # first-call costs (lazy imports, regex compilation) are per process, not per game: pay them untimed
+        codec.encode_games(games[:1], vectors=store.vectors, board_types=store.board_types)
         ready.release()
         start.wait()
         t0 = time.perf_counter()
@@ -55,9 +58,17 @@ def _writer(path: str, index: int, processes: int, total: int, batch: int, start
         out.put((index, time.perf_counter() - t0, sum(len(g["moves"]) for g in games), worst, time.process_time() - cpu0))
 
 
+def _check_alive(procs) -> None:
+    dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+    if dead:
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"a writer process failed (exit codes {dead})")
+
+
 def run(root: Path, processes: int, total: int, batch: int) -> dict:
     path = root / f"store-{processes}"
-    gamestore.open(path).close()
+    gamestore.open(path, vectors={"heuristic_features": 49}).close()
     ctx = mp.get_context("spawn")
     start, ready, out = ctx.Event(), ctx.Semaphore(0), ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(str(path), i, processes, total, batch, start, ready, out))
@@ -65,10 +76,16 @@ def run(root: Path, processes: int, total: int, batch: int) -> dict:
     for p in procs:
         p.start()
     for _ in procs:
-        ready.acquire()
+        while not ready.acquire(timeout=1.0):
+            _check_alive(procs)
     t0 = time.perf_counter()
     start.set()
-    results = [out.get() for _ in procs]
+    results = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=1.0))
+        except queue.Empty:
+            _check_alive(procs)
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join()
