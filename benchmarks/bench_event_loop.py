@@ -84,11 +84,12 @@ def _stats(lags: list[float]) -> dict:
 
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
-                        switch_interval: float) -> dict:
+                        switch_interval: float, niceness: int) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
-    async with gamestore.open_async(path, workers=workers, switch_interval=switch_interval) as store:
+    async with gamestore.open_async(path, workers=workers, switch_interval=switch_interval,
+                                    worker_niceness=niceness) as store:
         probe_task = asyncio.ensure_future(probe.run())
         t0 = time.perf_counter()
 
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--switch-interval", type=float, default=0.001,
                    help="open_async(switch_interval=...) for the gamestore run (seconds; default 0.001 as open_async;"
                         " 0.005 is Python's own default)")
+    p.add_argument("--niceness", type=int, default=0, help="open_async(worker_niceness=...) (default 0, as open_async)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
     args = p.parse_args(argv)
@@ -189,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         default_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.005)  # start from Python's default; open_async lowers it to --switch-interval
         gs = asyncio.run(run_gamestore(root / "gamestore", games, batch=args.batch, flush_every=args.flush_every,
-                                       workers=args.workers, switch_interval=args.switch_interval))
+                                       workers=args.workers, switch_interval=args.switch_interval,
+                                       niceness=args.niceness))
         sys.setswitchinterval(default_interval)
         sq = asyncio.run(run_sqlite(root / "sqlite.db", games, batch=args.batch))
         floor = asyncio.run(idle_floor(3.0))
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"event-loop lag, {len(games)} games ({n_moves:,} moves), {args.batch} games per write call,"
           f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores"
-          + f", gamestore run with switch interval {args.switch_interval * 1000:g} ms")
+          + f", gamestore run with switch interval {args.switch_interval * 1000:g} ms and pool niceness {args.niceness}")
     print()
     print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written | reads done |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -303,3 +303,16 @@ def test_unfinished_scan_after_close(tmp_path, games):
         await agen.aclose()  # the pool is gone: the scan is closed on the loop, without an error
 
     run(main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is a Linux feature")
+def test_worker_niceness_lowers_pool_thread_priority(tmp_path):
+    import os
+
+    async def main(n):
+        async with gamestore.open_async(tmp_path / "s", worker_niceness=n) as store:
+            return await store.run_sync(lambda s: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert run(main(0)) == base
+    assert run(main(3)) == min(19, base + 3)
