@@ -195,19 +195,50 @@ def throughput(gs: Path, db: Path, *, batch_size: int, rounds: int) -> dict:
     return {"positions": total, "results": best}
 
 
+def _proc_kib(path: str, *fields: str) -> int:
+    total = 0
+    with open(path) as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in fields:
+                total += int(rest.split()[0])
+    return total
+
+
+class _MemoryProbe:
+    """A transform that records the worker's private memory (pages it wrote itself) and its high-water RSS."""
+
+    def __call__(self, batch: dict) -> dict:
+        batch["_private_kib"] = _proc_kib("/proc/self/smaps_rollup", "Private_Clean", "Private_Dirty")
+        batch["_hwm_kib"] = _proc_kib("/proc/self/status", "VmHWM")
+        return batch
+
+
 def _peak_child(path: str, batch_size: int, workers: int) -> None:
-    """Run in a fresh process: one epoch with ``workers`` workers; print positions and peak RSS (MiB)."""
-    ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1)
-    n, s, _, _ = _timed(ResumableLoader(ds, num_workers=workers))
-    mib = 1024.0  # ru_maxrss is in KiB on Linux
+    """Run in a fresh process: one epoch with ``workers`` workers; print positions and memory (MiB).
+
+    ``ru_maxrss`` is not used: Linux carries it across exec from the parent
+    and across fork into workers.  The main process reports its VmHWM; each
+    worker its private memory (what it allocated itself, not the pages it
+    shares with the main process) and its VmHWM, sampled at every batch.
+    """
+    ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1, transform=_MemoryProbe())
+    loader = DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=passthrough)
+    t0 = time.perf_counter()
+    n = private = hwm = 0
+    for b in loader:
+        n += len(b["game_id"])
+        private, hwm = max(private, b["_private_kib"]), max(hwm, b["_hwm_kib"])
+    mib = 1024.0
     print(
         json.dumps(
             {
                 "games": ds.num_games,
                 "positions": n,
-                "seconds": round(s, 3),
-                "main_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / mib, 1),
-                "worker_peak_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / mib, 1),
+                "seconds": round(time.perf_counter() - t0, 3),
+                "main_hwm_mib": round(_proc_kib("/proc/self/status", "VmHWM") / mib, 1),
+                "worker_private_mib": round(private / mib, 1),
+                "worker_hwm_mib": round(hwm / mib, 1),
             }
         )
     )
@@ -227,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--games", type=int, default=1000, help="games in the throughput corpus")
     ap.add_argument("--memory-games", type=int, nargs="*", default=[1000, 10000], help="store sizes for peak memory")
     ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="throughput passes per path (0: memory only)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the peak-memory runs")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one, removed)")
     ap.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
@@ -242,8 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         gs, db = build_both(root, args.games)
         print(f"corpus: {args.games} games, {gamestore.open(gs, create=False).count_moves()} positions"
               f" (built in {time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
-        res = throughput(gs, db, batch_size=args.batch_size, rounds=args.rounds)["results"]
-        base = res["sqlite_json"]["positions_per_s"]
+        res = throughput(gs, db, batch_size=args.batch_size, rounds=args.rounds)["results"] if args.rounds else {}
+        base = res["sqlite_json"]["positions_per_s"] if res else 1
         print(f"\npositions/s into ready torch batches (batch {args.batch_size}, best of {args.rounds}):")
         print("| path | positions/s | x SQLite+JSON | steady positions/s | x SQLite+JSON |")
         print("| --- | ---: | ---: | ---: | ---: |")
@@ -259,10 +290,14 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.rmtree(path, ignore_errors=True)
                 build_gamestore(path, n)
             mem.append(peak_memory(path, batch_size=args.batch_size, workers=args.workers))
-        print(f"\npeak RSS over one epoch ({args.workers} workers, batch {args.batch_size}, buffer 16,384):")
-        print("| games | positions | s | main process MiB | largest worker MiB |\n| ---: | ---: | ---: | ---: | ---: |")
+        print(f"\npeak memory over one epoch ({args.workers} workers, batch {args.batch_size}, buffer 16,384), MiB:")
+        print("| games | positions | main process peak RSS | worker private peak | worker peak RSS |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
         for m in mem:
-            print(f"| {m['games']:,} | {m['positions']:,} | {m['seconds']} | {m['main_peak_mib']} | {m['worker_peak_mib']} |")
+            print(
+                f"| {m['games']:,} | {m['positions']:,} | {m['main_hwm_mib']}"
+                f" | {m['worker_private_mib']} | {m['worker_hwm_mib']} |"
+            )
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
