@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,7 @@ def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[
     """Rebuild the catalog from nothing; returns (games indexed, damaged shard ids skipped)."""
     root = Path(path)
     catalog = root / "catalog"
-    staging = root / "tmp" / f"catalog-{os.getpid()}"
+    staging = root / "tmp" / f"catalog-{os.getpid()}-{secrets.token_hex(4)}"  # <name>-<pid>-<hex>: see store._clean_stale
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     games, damaged = 0, []
@@ -107,7 +108,7 @@ def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[
             continue
         pq.write_table(seg, staging / f"{shard_dir.name}.parquet", compression="zstd")
         games += seg.num_rows
-    old = root / "trash" / f"catalog-{os.getpid()}"
+    old = root / "trash" / staging.name
     shutil.rmtree(old, ignore_errors=True)
     if catalog.exists():
         os.rename(catalog, old)
