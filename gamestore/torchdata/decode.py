@@ -235,11 +235,9 @@ class SegmentReader:
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
         pol_id = np.take(code, idx, mode="clip").astype(np.int32, copy=False)
         pol_prob = np.take(prob, idx, mode="clip")
-        short = lens < width
-        if short.any():
-            pad = np.arange(width)[None, :] >= lens[short, None]
-            pol_id[short] = np.where(pad, -1, pol_id[short])
-            pol_prob[short] = np.where(pad, 0, pol_prob[short])
+        pad = np.arange(width)[None, :] >= lens[:, None]
+        np.putmask(pol_id, pad, -1)
+        np.putmask(pol_prob, pad, 0)
         return {"pol_id": pol_id, "pol_prob": pol_prob}
 
 
