@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -48,7 +48,8 @@ from .jsontext import (
     text_matches,
     untag,
 )
-from .tables import COLUMNS, GAME_TABLES, PRIMARY_KEYS, SCHEMA_VERSION, SIDE_TABLES
+from .compare import compare_rows
+from .tables import COLUMNS, GAME_TABLES, SCHEMA_VERSION, SIDE_TABLES
 
 __all__ = [
     "GameRows",
@@ -780,37 +781,3 @@ def _history_row(game_id: str, s: Mapping, move_texts: Sequence[str], prev_after
         else:
             vals["state_before_json"] = _render_state_cell(before.get("state"), before, move_texts)
     return tuple(vals.get(c) for c in _HIST_COLS), vals.get("state_after_json")
-
-
-# ---------------------------------------------------------------------------
-# comparison
-# ---------------------------------------------------------------------------
-def _cell_equal(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if type(a) is float:
-        return np.float64(a).tobytes() == np.float64(b).tobytes()
-    return a == b
-
-
-def compare_rows(table: str, expected: Iterable[tuple], actual: Iterable[tuple], *, limit: int = 5) -> list[str]:
-    """Differences between two row sets of ``table`` (sorted by primary key): strict types, float bits."""
-    cols = COLUMNS[table]
-    pk = [cols.index(c) for c in PRIMARY_KEYS[table]]
-
-    def key(r: tuple) -> tuple:
-        return tuple((str(type(r[i])), r[i]) for i in pk)
-
-    exp = sorted(expected, key=key)
-    act = sorted(actual, key=key)
-    diffs: list[str] = []
-    if len(exp) != len(act):
-        diffs.append(f"{table}: {len(exp)} rows expected, {len(act)} found")
-    for e, a in zip(exp, act):
-        for i, c in enumerate(cols):
-            if not _cell_equal(e[i], a[i]):
-                ev, av = repr(e[i]), repr(a[i])
-                diffs.append(f"{table}{tuple(e[j] for j in pk)}.{c}: expected {ev[:120]}, got {av[:120]}")
-                if len(diffs) >= limit:
-                    return diffs
-    return diffs
