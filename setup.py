@@ -1,16 +1,28 @@
-"""Build the Cython extensions in ``_ext/`` into the ``gamestore`` package."""
+"""Build the Cython extensions in ``_ext/`` into the ``gamestore`` package.
+
+``_ext/_encode.pyx`` and ``_ext/_decode.pyx`` hold only the hot loops of the
+compiled moves backend; ``_ext/_common.pxd`` their shared declarations
+(found through ``include_path``).  ``gamestore/backend.py`` wraps them.
+"""
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-extensions = [
-    Extension(
-        "gamestore._encoder",
-        ["_ext/_encoder.pyx"],
+
+def _extension(name: str, language: str = "c") -> Extension:
+    return Extension(
+        f"gamestore.{name}",
+        [f"_ext/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
-    ),
+        language=language,
+    )
+
+
+extensions = [
+    _extension("_encode", "c++"),  # libcpp.vector buffers
+    _extension("_decode"),
     # RingRift import: exact JSON text-style checks (optional: the import falls back to pure Python)
     Extension("gamestore.ringrift._rrjson", ["_ext/_rrjson.pyx"], extra_compile_args=["-O3"]),
 ]
@@ -18,6 +30,7 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        include_path=["_ext"],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),

@@ -1,4 +1,4 @@
-"""Type stubs of the compiled moves backend (``_ext/_encoder.pyx``)."""
+"""Type stubs of the compiled moves encoder (``_ext/_encode.pyx``)."""
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,13 +25,5 @@ class MoveEncoder:
     def finish(self) -> dict[str, Any]:
         """The filled buffers: numpy arrays and lists keyed as backend.py expects."""
 
-class StrTable:
-    """A string dictionary (Arrow offsets + UTF-8 bytes) decoded lazily, each entry once."""
-
-    def __init__(self, buffers: tuple[np.ndarray, np.ndarray]) -> None: ...
-
 def float32_split(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(float32 values, exact)``: exact where the float32 widens back to ``d`` bit for bit."""
-
-def decode_moves(c: dict[str, Any]) -> list[dict]:
-    """Canonical move dicts from the column buffers built by backend.py."""

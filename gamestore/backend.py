@@ -6,6 +6,7 @@ reference.  Both backends expose::
 
     encode_moves(game_ids, games_moves, vectors) -> (pa.Table, list[int])
     decode_moves(moves_table_or_batch, vectors) -> list[dict]
+    batch_decoder(record_batch, vectors, strings=None) -> BatchDecoder  (.decode(start, stop) -> list[dict])
 
 :func:`get_backend` returns either one explicitly (tests use it to compare them).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -29,9 +30,17 @@ from .schema import (
     moves_schema,
 )
 
-__all__ = ["BACKEND", "BACKENDS", "Backend", "get_backend", "encode_moves", "decode_moves"]
+__all__ = ["BACKEND", "BACKENDS", "Backend", "BatchDecoder", "get_backend", "encode_moves", "decode_moves", "batch_decoder"]
 
 BACKENDS = ("cython", "python")
+
+
+class BatchDecoder(Protocol):
+    """Move dicts of any row range of one moves record batch (set up once per batch)."""
+
+    num_rows: int
+
+    def decode(self, start: int, stop: int) -> list[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,9 @@ class Backend:
         [Sequence[str], Sequence[Sequence[Any]], Mapping[str, VectorSpec]], tuple[pa.Table, list[int]]
     ]
     decode_moves: Callable[[pa.Table | pa.RecordBatch, Mapping[str, VectorSpec]], list[dict]]
+    #: ``batch_decoder(batch, vectors, strings=None)``: decodes any row range of one record batch;
+    #: ``strings`` (a dict the caller keeps) shares decoded dictionary strings across batches of one file
+    batch_decoder: Callable[..., "BatchDecoder"]
 
 
 _cache: dict[str, Backend] = {}
@@ -55,7 +67,7 @@ def get_backend(name: str) -> Backend:
     if name == "python":
         from . import _encoder_py as mod
 
-        backend = Backend("python", mod.encode_moves, mod.decode_moves)
+        backend = Backend("python", mod.encode_moves, mod.decode_moves, _PyBatchDecoder)
     elif name == "cython":
         backend = _cython_backend()  # raises ImportError when the extension is not built
     else:
@@ -65,13 +77,13 @@ def get_backend(name: str) -> Backend:
 
 
 def _cython_backend() -> Backend:
-    from . import _encoder  # noqa: F401  (ImportError when not compiled)
+    from . import _decode, _encode  # noqa: F401  (ImportError when not compiled)
 
-    return Backend("cython", _cy_encode_moves, _cy_decode_moves)
+    return Backend("cython", _cy_encode_moves, _cy_decode_moves, _cy_batch_decoder)
 
 
 # ---------------------------------------------------------------------------
-# Arrow assembly around the compiled hot loops (gamestore._encoder)
+# Arrow assembly around the compiled hot loops (gamestore._encode, gamestore._decode)
 # ---------------------------------------------------------------------------
 _INT_FIELDS = [(k, c, t) for k, c, t, kind in MOVE_SCALAR_FIELDS if kind == "int"]
 _FLOAT_FIELDS = [(k, c, t) for k, c, t, kind in MOVE_SCALAR_FIELDS if kind == "float"]
@@ -109,11 +121,11 @@ def _split_float(b: dict, name: str, ok: np.ndarray | None) -> tuple[pa.Array, p
 
 
 def _cy_encode_moves(game_ids, games_moves, vectors):
-    from . import _encoder
+    from . import _encode
 
     specs = [vectors[name] for name in sorted(vectors)]
     n = sum(len(m) for m in games_moves if isinstance(m, (list, tuple)))
-    enc = _encoder.MoveEncoder(specs, n)
+    enc = _encode.MoveEncoder(specs, n)
     counts = enc.encode(list(game_ids), games_moves)
     b = enc.finish()
     schema = moves_schema(vectors)
@@ -165,85 +177,6 @@ def _cy_encode_moves(game_ids, games_moves, vectors):
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema), counts
 
 
-def _values(arr: pa.Array, dtype, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Zero-copy numpy view of rows ``[start, stop)`` of a primitive array (values under nulls arbitrary)."""
-    stop = len(arr) if stop is None else stop
-    buf = arr.buffers()[1]
-    if buf is None or stop <= start or arr.null_count == len(arr):
-        return np.zeros(max(stop - start, 0), dtype=dtype)
-    return np.frombuffer(buf, dtype=dtype, count=arr.offset + stop)[arr.offset + start:]
-
-
-_ONES = np.ones(0, dtype=np.uint8)
-
-
-def _ones(n: int) -> np.ndarray:
-    """A read-only array of ``n`` ones (shared)."""
-    global _ONES
-    if len(_ONES) < n:
-        ones = np.ones(max(n, 2 * len(_ONES), 8192), dtype=np.uint8)
-        ones.flags.writeable = False
-        _ONES = ones
-    return _ONES[:n]
-
-
-def _valid(arr: pa.Array, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """uint8 validity of rows ``[start, stop)``."""
-    stop = len(arr) if stop is None else stop
-    if not arr.null_count:
-        return _ones(max(stop - start, 0))
-    first, last = arr.offset + start, arr.offset + stop
-    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8, count=(last + 7) // 8)[first // 8:]
-    return np.unpackbits(bits, bitorder="little", count=last - (first // 8) * 8)[first % 8:]
-
-
-def _strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """``(offsets, utf-8 bytes)`` of a string array, for lazy decoding in the compiled loop."""
-    if not len(arr):
-        return np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.uint8)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=arr.offset + len(arr) + 1)[arr.offset:]
-    data = np.zeros(0, dtype=np.uint8) if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
-    return offsets, data
-
-
-def _wide(entries: pa.StructArray, name: str, start: int, stop: int) -> np.ndarray:
-    """Exact float64 values of a float32 field with its float64 override field."""
-    f32 = entries.field(name)
-    f64 = entries.field(name + "64")
-    wide = _values(f32, np.float32, start, stop).astype(np.float64)
-    if f64.null_count < len(f64):
-        over = _valid(f64, start, stop).view(bool)
-        wide[over] = _values(f64, np.float64, start, stop)[over]
-    return wide
-
-
-def _entries(c: dict, prefix: str, lst: pa.Array, floats: tuple[str, ...]) -> pa.StructArray:
-    n = len(lst)
-    offsets = np.frombuffer(lst.buffers()[1], dtype=np.int32, count=lst.offset + n + 1)[lst.offset:]
-    start, stop = int(offsets[0]), int(offsets[-1])
-    entries = lst.values
-    c[prefix + "off"] = np.ascontiguousarray(offsets - start, dtype=np.int32)
-    key = entries.field("key")
-    indices = key.indices
-    is_key = _valid(indices, start, stop)
-    action = _values(entries.field("action"), np.int32, start, stop)
-    c[prefix + "cand"] = np.where(is_key.view(bool), _values(indices, np.int32, start, stop), action).astype(np.int32)
-    c[prefix + "is_key"] = np.ascontiguousarray(is_key)
-    c[prefix + "keys"] = _strings(key.dictionary)
-    for name in floats:
-        c[f"{prefix}{name}"] = _wide(entries, name, start, stop)
-        c[f"{prefix}{name}_ok"] = np.ascontiguousarray(_valid(entries.field(name), start, stop))
-    return entries, start, stop
-
-
-def _stack(arrays: list[np.ndarray], dtype, n: int) -> np.ndarray:
-    out = np.empty((len(arrays), n), dtype=dtype)
-    for i, a in enumerate(arrays):
-        out[i] = a
-    return out
-
-
 def _as_batch(moves: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     if isinstance(moves, pa.RecordBatch):
         return moves
@@ -253,53 +186,39 @@ def _as_batch(moves: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=moves.schema)
 
 
-def _cy_decode_moves(moves, vectors):
-    from . import _encoder
+def _vector_specs(vectors: Mapping[str, VectorSpec]) -> list[tuple[str, str, tuple[int, ...], np.dtype]]:
+    return [(name, s.column, tuple(s.shape), s.numpy_dtype) for name, s in sorted(vectors.items())]
 
+
+def _cy_batch_decoder(
+    batch: pa.RecordBatch, vectors: Mapping[str, VectorSpec], strings: dict | None = None
+) -> BatchDecoder:
+    from . import _decode
+
+    return _decode.BatchDecoder(batch, _vector_specs(vectors), strings)
+
+
+def _cy_decode_moves(moves, vectors):
     batch = _as_batch(moves)
-    n = batch.num_rows
-    if not n:
+    if not batch.num_rows:
         return []
-    col = dict(zip(batch.schema.names, batch.columns))
-    c: dict[str, object] = {"n": n, "move_number": np.ascontiguousarray(_values(col["move_number"], np.int32))}
-    ints = [col[name] for _, name, _ in _INT_FIELDS]
-    c["ints"] = _stack([_values(a, a.type.to_pandas_dtype()) for a in ints], np.int64, n)
-    c["ints_ok"] = _stack([_valid(a) for a in ints], np.uint8, n)
-    floats = [col[name] for _, name, _ in _FLOAT_FIELDS]
-    c["floats"] = _stack([_values(a, np.float64) for a in floats], np.float64, n)
-    c["floats_ok"] = _stack([_valid(a) for a in floats], np.uint8, n)
-    dcols = [col[name] for _, name, _ in _DSTR_FIELDS]
-    c["dstr"] = _stack([_values(a.indices, a.type.index_type.to_pandas_dtype()) for a in dcols], np.int32, n)
-    c["dstr_ok"] = _stack([_valid(a.indices) for a in dcols], np.uint8, n)
-    c["dstr_values"] = [_strings(a.dictionary) for a in dcols]
-    c["strs"] = [col[name].to_pylist() for _, name, _ in _STR_FIELDS]
-    pcols = [col[f"{prefix}_{a}"] for _, prefix in POSITION_FIELDS for a in "xyz"]
-    c["pos"] = _stack([_values(a, np.int16) for a in pcols], np.int16, n)
-    c["pos_ok"] = _stack([_valid(a) for a in pcols[0::3]], np.uint8, n)
-    c["z_ok"] = _stack([_valid(a) for a in pcols[2::3]], np.uint8, n)
-    c["pol_ok"] = np.ascontiguousarray(_valid(col["policy"]))
-    _entries(c, "p_", col["policy"], ("prob",))
-    entries, start, stop = _entries(c, "s_", col["search"], ("q", "prior"))
-    c["s_visits"] = np.ascontiguousarray(_values(entries.field("visits"), np.int32, start, stop))
-    c["s_visits_ok"] = np.ascontiguousarray(_valid(entries.field("visits"), start, stop))
-    flags = np.ascontiguousarray(_values(col["search_flags"], np.uint8))
-    c["flags"] = flags
-    c["sfloat"] = _stack([_values(col[name], np.float64) for _, name, _, _ in _SFLOAT_FIELDS], np.float64, n)
-    c["sint"] = _stack([_values(col[name], t.to_pandas_dtype()) for _, name, t, _ in _SINT_FIELDS], np.int64, n)
-    c["search_extra"] = col["search_extra_json"].to_pylist()
-    c["extra"] = col["extra_json"].to_pylist()
-    names, rows, oks = [], [], []
-    for name in sorted(vectors):
-        spec = vectors[name]
-        arr = col.get(spec.column)
-        if arr is None:
-            continue
-        flat = _values(arr.values, spec.numpy_dtype, arr.offset * spec.size, (arr.offset + n) * spec.size)
-        names.append(name)
-        rows.append(list(flat.reshape((n,) + spec.shape).copy()))
-        oks.append(_valid(arr))
-    c["vec_names"], c["vec_rows"], c["vec_ok"] = names, rows, _stack(oks, np.uint8, n)
-    return _encoder.decode_moves(c)
+    return _cy_batch_decoder(batch, vectors).decode(0, batch.num_rows)
+
+
+class _PyBatchDecoder:
+    """The reference backend's :class:`BatchDecoder`: decodes a slice of the batch."""
+
+    def __init__(self, batch: pa.RecordBatch, vectors: Mapping[str, VectorSpec], strings: dict | None = None) -> None:
+        self._batch = batch
+        self._vectors = dict(vectors)
+        self.num_rows = batch.num_rows
+
+    def decode(self, start: int, stop: int) -> list[dict]:
+        if start < 0 or stop > self.num_rows or start > stop:
+            raise IndexError(f"rows [{start}, {stop}) outside the batch of {self.num_rows}")
+        from . import _encoder_py
+
+        return _encoder_py.decode_moves(self._batch.slice(start, stop - start), self._vectors)
 
 
 def _select() -> Backend:
@@ -324,3 +243,4 @@ _selected = _select()
 BACKEND: str = _selected.name
 encode_moves = _selected.encode_moves
 decode_moves = _selected.decode_moves
+batch_decoder = _selected.batch_decoder

@@ -545,12 +545,12 @@ def test_backend_selection_env():
     with pytest.raises(ValueError):
         get_backend("fortran")
     # the compiled module cannot be imported: a warning, then the pure-Python backend
-    code = ("import sys, warnings; sys.modules['gamestore._encoder'] = None; warnings.simplefilter('error'); "
+    code = ("import sys, warnings; sys.modules['gamestore._decode'] = None; warnings.simplefilter('error'); "
             "import gamestore.backend")
     env["GAMESTORE_BACKEND"] = "cython"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "RuntimeWarning" in out.stderr and "pure-Python" in out.stderr
-    code = ("import sys, warnings; sys.modules['gamestore._encoder'] = None; warnings.simplefilter('ignore'); "
+    code = ("import sys, warnings; sys.modules['gamestore._decode'] = None; warnings.simplefilter('ignore'); "
             "import gamestore.backend as b; print(b.BACKEND)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "python"

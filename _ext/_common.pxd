@@ -1,0 +1,91 @@
+# cython: language_level=3
+"""Declarations shared by ``_encode.pyx`` and ``_decode.pyx`` (no code of its own).
+
+The column layout (which move keys are ints, floats, dictionary strings...)
+is derived from ``gamestore.schema`` at import by :func:`load_layout`, so
+both modules agree with the schema and with each other.
+"""
+from libc.stdint cimport int64_t, uint8_t
+
+cdef extern from "Python.h":
+    bint PyDict_CheckExact(object)
+    bint PyUnicode_Check(object)
+    bint PyUnicode_CheckExact(object)
+    bint PyBool_Check(object)
+    dict _PyDict_NewPresized(Py_ssize_t)
+    bint PyList_CheckExact(object)
+    bint PyTuple_CheckExact(object)
+    object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
+    bint PyLong_CheckExact(object)
+    bint PyFloat_CheckExact(object)
+    double PyFloat_AS_DOUBLE(object)
+    int PyGC_Enable()
+    int PyGC_Disable()
+
+cdef enum:
+    MAX_FIELDS = 16   # most fields of one kind (ints, floats, ...) the layout arrays hold
+    NUM_MAPS = 3      # search maps: q_values, visit_counts, prior_policy
+    EMPTY_BITS = 7    # search_flags bits of the three maps
+
+
+ctypedef struct Layout:
+    int ni, nf, nd, ns, np, nsf, nsi
+    int64_t int_lo[MAX_FIELDS]
+    int64_t int_hi[MAX_FIELDS]
+    int64_t sint_lo[MAX_FIELDS]
+    int64_t sint_hi[MAX_FIELDS]
+    uint8_t sfloat_bit[MAX_FIELDS]
+    uint8_t sint_bit[MAX_FIELDS]
+    uint8_t map_bit[NUM_MAPS]
+
+
+cdef inline dict load_layout(Layout* L):
+    """Fill ``L`` from ``gamestore.schema``; returns the key and column name tuples of each kind.
+
+    (List comprehensions only: Cython 3.3 cannot compile a generator inside an inline .pxd function.)
+    """
+    from gamestore.schema import MOVE_SCALAR_FIELDS, POSITION_FIELDS, SEARCH_MAPS, SEARCH_SCALARS
+
+    int_bits = {"int8": 7, "int16": 15, "int32": 31, "int64": 63}
+    scalar = [(k, c, t, kind) for k, c, t, kind in MOVE_SCALAR_FIELDS]
+    ints = [(k, c, str(t)) for k, c, t, kind in scalar if kind == "int"]
+    floats = [(k, c) for k, c, t, kind in scalar if kind == "float"]
+    dstrs = [(k, c, t) for k, c, t, kind in scalar if kind == "str" and str(t).startswith("dictionary")]
+    strs = [(k, c) for k, c, t, kind in scalar if kind == "str" and not str(t).startswith("dictionary")]
+    sfloats = [(k, c, b) for k, c, t, kind, b in SEARCH_SCALARS if kind == "float"]
+    sints = [(k, c, str(t), b) for k, c, t, kind, b in SEARCH_SCALARS if kind == "int"]
+    if max(len(ints), len(floats), len(dstrs), len(strs), len(sfloats), len(sints), len(POSITION_FIELDS)) > MAX_FIELDS:
+        raise ImportError("gamestore.schema has more fields of one kind than the compiled layout holds: rebuild")
+    if len(SEARCH_MAPS) != NUM_MAPS or sum([b for _, b in SEARCH_MAPS]) != EMPTY_BITS:
+        raise ImportError("gamestore.schema search maps differ from the compiled layout: rebuild")
+    L.ni, L.nf, L.nd, L.ns = len(ints), len(floats), len(dstrs), len(strs)
+    L.np, L.nsf, L.nsi = len(POSITION_FIELDS), len(sfloats), len(sints)
+    for j, (_k, _c, t) in enumerate(ints):
+        L.int_lo[j] = -(2 ** int_bits[t])
+        L.int_hi[j] = 2 ** int_bits[t] - 1
+    for j, (_k, _c, t, b) in enumerate(sints):
+        L.sint_lo[j] = -(2 ** int_bits[t])
+        L.sint_hi[j] = 2 ** int_bits[t] - 1
+        L.sint_bit[j] = b
+    for j, (_k, _c, b) in enumerate(sfloats):
+        L.sfloat_bit[j] = b
+    for j, (_k, b) in enumerate(SEARCH_MAPS):
+        L.map_bit[j] = b
+    return {
+        "int_keys": tuple([k for k, _c, _t in ints]),
+        "int_cols": tuple([c for _k, c, _t in ints]),
+        "float_keys": tuple([k for k, _c in floats]),
+        "float_cols": tuple([c for _k, c in floats]),
+        "dstr_keys": tuple([k for k, _c, _t in dstrs]),
+        "dstr_cols": tuple([c for _k, c, _t in dstrs]),
+        "dstr_limits": tuple([2 ** (t.index_type.bit_width - 1) for _k, _c, t in dstrs]),
+        "str_keys": tuple([k for k, _c in strs]),
+        "str_cols": tuple([c for _k, c in strs]),
+        "pos_keys": tuple([k for k, _p in POSITION_FIELDS]),
+        "pos_prefixes": tuple([p for _k, p in POSITION_FIELDS]),
+        "map_keys": tuple([k for k, _b in SEARCH_MAPS]),
+        "sfloat_keys": tuple([k for k, _c, _b in sfloats]),
+        "sfloat_cols": tuple([c for _k, c, _b in sfloats]),
+        "sint_keys": tuple([k for k, _c, _t, _b in sints]),
+        "sint_cols": tuple([c for _k, c, _t, _b in sints]),
+    }
