@@ -12,11 +12,13 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import warnings
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Hashable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -31,6 +33,9 @@ __all__ = [
     "new_shard_id",
     "write_shard",
     "ShardReader",
+    "LRUCache",
+    "BATCH_CACHE",
+    "ROW_CACHE",
     "verify_shard",
     "fsync_dir",
 ]
@@ -191,6 +196,64 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
+class LRUCache:
+    """A thread-safe least-recently-used cache bounded by the total ``size`` of its entries."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self.size = 0
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        """The value cached under ``key`` (now the most recent), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, value: Any, size: int = 1) -> None:
+        """Cache ``value``, evicting the least recently used entries beyond ``max_size``."""
+        if size > self.max_size:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            self._entries[key] = (value, size)
+            self.size += size
+            while self.size > self.max_size:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.size -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: Decompressed moves batches of point reads (``get_game``), with their decoders, by (moves file, batch);
+#: bounded in bytes, shared by every reader of the process.  Scans do not go through it.
+BATCH_CACHE = LRUCache(64 << 20)
+#: Raw ``games.arrow`` rows (Python values, never handed out) of point reads, by (games file, row); bounded in rows.
+ROW_CACHE = LRUCache(8192)
+
+
+class _CachedBatch:
+    """A decompressed moves batch and its decoders (one per backend name), built lazily."""
+
+    __slots__ = ("batch", "decoders")
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self.batch = batch
+        self.decoders: dict[str, Any] = {}
+
+
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
@@ -202,6 +265,11 @@ class ShardReader:
         self._moves: ipc.RecordBatchFileReader | None = None
         self._batch_starts: list[int] | None = None
         self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
+        self._vectors: dict[str, VectorSpec] | None = None
+        self._strings: dict = {}  # decoded dictionary strings of moves.arrow, shared by its batches' decoders
+        self._key = str(self.path)
+        self._games_key: tuple = ()
+        self._moves_key: tuple = ()
 
     # -- files ---------------------------------------------------------------
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
@@ -215,9 +283,18 @@ class ShardReader:
             raise FormatError(f"shard {self.shard_id}: {name} has an unsupported format version")
         return reader
 
+    def _file_key(self, name: str) -> tuple:
+        """Cache key of one file's content: a file rewritten in place (damage, repair) gets a new key."""
+        try:
+            st = os.stat(self.path / name)
+        except OSError as exc:
+            raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
+        return (self._key, name, st.st_ino, st.st_mtime_ns, st.st_size)
+
     @property
     def games(self) -> pa.Table:
         if self._games is None:
+            self._games_key = self._file_key(GAMES_FILE)
             self._games = self._open(GAMES_FILE).read_all()
         return self._games
 
@@ -225,6 +302,7 @@ class ShardReader:
     def moves_reader(self) -> ipc.RecordBatchFileReader:
         if self._moves is None:
             # point reads decode one small batch: a thread pool costs more than it saves
+            self._moves_key = self._file_key(MOVES_FILE)
             reader = self._open(MOVES_FILE, threads=False)
             rows = self.manifest.get("batch_rows")
             if rows is None or len(rows) != reader.num_record_batches:
@@ -243,7 +321,9 @@ class ShardReader:
 
     @property
     def vectors(self) -> dict[str, VectorSpec]:
-        return vectors_from_schema(self.moves_schema)
+        if self._vectors is None:
+            self._vectors = vectors_from_schema(self.moves_schema)
+        return dict(self._vectors)
 
     @property
     def num_batches(self) -> int:
@@ -256,14 +336,76 @@ class ShardReader:
         return self._batch_starts
 
     def batch(self, index: int) -> pa.RecordBatch:
+        """Moves batch ``index``, read (and decompressed) now."""
         return self.moves_reader.get_record_batch(index)
+
+    def batch_index(self, move_offset: int) -> int:
+        """The index of the moves batch holding row ``move_offset``."""
+        return bisect_right(self.batch_starts, move_offset) - 1
+
+    def cached_batch(self, index: int) -> _CachedBatch:
+        """Moves batch ``index`` through :data:`BATCH_CACHE` (for point reads)."""
+        self.moves_reader
+        key = (self._moves_key, index)
+        entry = BATCH_CACHE.get(key)
+        if entry is None:
+            batch = self.batch(index)
+            entry = _CachedBatch(batch)
+            BATCH_CACHE.put(key, entry, batch.nbytes)
+        return entry
+
+    def game_row(self, row: int) -> dict:
+        """Row ``row`` of ``games.arrow`` as Python values, through :data:`ROW_CACHE`.
+
+        Shared with the cache: read it, never change it.
+        """
+        games = self.games
+        key = (self._games_key, row)
+        value = ROW_CACHE.get(key)
+        if value is None:
+            value = games.slice(row, 1).to_pylist()[0]
+            ROW_CACHE.put(key, value)
+        return value
+
+    def read_game(self, row: int, move_offset: int, move_count: int) -> dict:
+        """The canonical record of the game in ``games.arrow`` row ``row`` (new objects on every call)."""
+        from . import codec  # codec -> backend; imported here so that shard.py stays import-light
+
+        game_row = self.game_row(row)
+        if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
+            raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=self.shard_id)
+        game = codec._header_from_row(game_row)
+        game["moves"] = self.decode_moves(move_offset, move_count, backend=codec._moves)
+        return game
+
+    def decode_moves(self, move_offset: int, move_count: int, *, backend: Any = None) -> list[dict]:
+        """The move dicts of rows ``[move_offset, +move_count)``, through the batch cache.
+
+        ``backend``: a :class:`gamestore.backend.Backend` (default: the selected one).
+        """
+        if backend is None:
+            from . import codec
+
+            backend = codec._moves
+        if move_count == 0:
+            return []
+        i = self.batch_index(move_offset)
+        start = move_offset - self.batch_starts[i]
+        entry = self.cached_batch(i)
+        if start < 0 or start + move_count > entry.batch.num_rows:
+            # a game over several batches (never written so, but readable): the generic path
+            return backend.decode_moves(self.game_moves(move_offset, move_count), self.vectors)
+        decoder = entry.decoders.get(backend.name)
+        if decoder is None:
+            decoder = entry.decoders[backend.name] = backend.batch_decoder(entry.batch, self.vectors, self._strings)
+        return decoder.decode(start, start + move_count)
 
     def game_moves(self, move_offset: int, move_count: int) -> pa.Table:
         """The rows of one game (whole games never straddle batches, but slices are handled generally)."""
         if move_count == 0:  # a game without moves (a shard of such games has no batches at all)
             return self.moves_schema.empty_table()
         starts = self.batch_starts
-        i = bisect_right(starts, move_offset) - 1
+        i = self.batch_index(move_offset)
         pieces = []
         row, remaining = move_offset, move_count
         while remaining > 0 or not pieces:
@@ -297,6 +439,7 @@ class ShardReader:
         self._games = None
         self._moves = None
         self._projected.clear()
+        self._strings = {}
 
 
 def verify_shard(path: Path) -> list[str]:

@@ -303,15 +303,14 @@ class GameStore:
                     raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
             try:
                 reader = self._catalog.reader(loc.shard_id)
-                row = reader.games.slice(loc.row, 1)
-                moves = reader.game_moves(loc.move_offset, loc.num_moves)
-                break
+                # through the reader's caches of decompressed batches and game rows (shard.BATCH_CACHE, ROW_CACHE)
+                return reader.read_game(loc.row, loc.move_offset, loc.num_moves)
             except (ShardCorruptError, FileNotFoundError, KeyError, AttributeError):
                 # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
                 if attempt == 2:
                     raise
                 self._catalog.refresh(force=True)
-        return codec.decode_game(row, moves)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _where(self, where: str | None) -> str:
         return f" WHERE ({where})" if where else ""

@@ -1,0 +1,187 @@
+"""``get_game`` latency on a store of 10,000 synthetic games, with its split and the SQLite baseline.
+
+    python benchmarks/bench_get_game.py --workdir /tmp/gs-get-game [--games 10000] [--samples 2000]
+
+Builds (once; reused while ``--workdir`` holds a store of ``--games`` games)
+a square8 gamestore store and the GameReplayDB-shaped SQLite baseline from
+the same ``synth.iter_games(n, seed=...)`` corpus, then times, over the same
+random game ids:
+
+- ``get_game`` on gamestore and on SQLite, calls interleaved so both see the
+  same machine load (the machine is shared: compare the ratio, and read the
+  load average printed with the figures);
+- the split of one gamestore call, each part timed on its own with the
+  moves-batch cache bypassed: catalog lookup, moves batch read (IPC +
+  zstd), game row decode (header), moves decode;
+- neighbour reads: ``get_game`` of a game whose batch was read by the call
+  before (what the batch cache makes cheap).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gamestore  # noqa: E402
+from gamestore import codec, synth  # noqa: E402
+from gamestore.records import games_equal  # noqa: E402
+from gamestore.backend import BACKEND  # noqa: E402
+from benchmarks.sqlite_baseline import SqliteBaseline  # noqa: E402
+
+_CHUNK = 500
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _build(work: Path, n: int, seed: int, *, sqlite: bool) -> None:
+    stamp = work / "corpus.json"
+    want = {"games": n, "seed": seed, "board_type": "square8", "sqlite": sqlite}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t = time.perf_counter()
+    db = SqliteBaseline(work / "replay.db") if sqlite else None
+    with gamestore.open(work / "gamestore", vectors=synth.VECTORS) as store:
+        chunk: list[dict] = []
+        for i, game in enumerate(synth.iter_games(n, seed=seed), 1):
+            chunk.append(game)
+            if len(chunk) == _CHUNK or i == n:
+                store.write_games(chunk)
+                if db is not None:
+                    db.write_games(chunk)
+                chunk = []
+                print(f"  built {i:,}/{n:,} games ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        store.flush()
+    if db is not None:
+        db.checkpoint()
+        db.close()
+    stamp.write_text(json.dumps(want))
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"p50_ms": _pct(xs, 0.50), "p99_ms": _pct(xs, 0.99), "mean_ms": statistics.fmean(xs) * 1e3}
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Each part of a get_game call timed alone (cold batch reads: the batch cache is bypassed)."""
+    cat = store._catalog
+    parts: dict[str, list[float]] = {"locate": [], "batch_read": [], "game_row_decode": [], "moves_decode": []}
+    for gid in ids:
+        t = time.perf_counter()
+        cat.refresh()
+        loc = cat.locate(gid)
+        parts["locate"].append(time.perf_counter() - t)
+        reader = cat.reader(loc.shard_id)
+        if hasattr(reader, "read_batch"):
+            index = reader.batch_index(loc.move_offset)
+            parts["batch_read"].append(_time(lambda: reader.read_batch(index)))
+        else:  # the reader before the batch cache existed
+            parts["batch_read"].append(_time(lambda: reader.game_moves(loc.move_offset, loc.num_moves)))
+        moves = reader.game_moves(loc.move_offset, loc.num_moves)
+        if hasattr(reader, "game_header"):
+            parts["game_row_decode"].append(_time(lambda: reader.game_header(loc.row, cached=False)))
+        else:
+            parts["game_row_decode"].append(_time(lambda: codec._header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0])))
+        specs = reader.vectors
+        parts["moves_decode"].append(_time(lambda: codec._moves.decode_moves(moves, specs)))
+    return {k: _stats(v) for k, v in parts.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.workdir)
+    _build(work, args.games, args.seed, sqlite=not args.no_sqlite)
+    rng = random.Random(args.seed)
+    out: dict[str, Any] = {"backend": BACKEND, "games": args.games, "samples": args.samples, "load_before": _load()}
+    with gamestore.open(work / "gamestore", create=False) as store:
+        ids = [row[0] for row in store.sql("SELECT game_id FROM games ORDER BY game_id").fetchall()]
+        assert len(ids) == args.games, (len(ids), args.games)
+        # lossless spot check against the corpus itself
+        firsts = synth.games(5, seed=args.seed)
+        assert all(games_equal(store.get_game(g["game_id"]), g) for g in firsts), "get_game differs from the corpus"
+        sample = [rng.choice(ids) for _ in range(args.samples)]
+        db = None if args.no_sqlite else SqliteBaseline(work / "replay.db")
+        for gid in sample[:50]:  # warm: every shard's files opened, views built
+            store.get_game(gid)
+            if db is not None:
+                db.get_game(gid)
+        lat: dict[str, list[float]] = {"gamestore": [], "sqlite": []}
+        for gid in sample:
+            lat["gamestore"].append(_time(lambda: store.get_game(gid)))
+            if db is not None:
+                lat["sqlite"].append(_time(lambda: db.get_game(gid)))
+        out["get_game"] = {k: _stats(v) for k, v in lat.items() if v}
+        if db is not None:
+            out["sqlite_over_gamestore_p50"] = out["get_game"]["sqlite"]["p50_ms"] / out["get_game"]["gamestore"]["p50_ms"]
+            db.close()
+        # neighbours: the game stored next to the one read before (same moves batch most of the time)
+        if args.neighbours:
+            order = [g for r in store._catalog.readers() for g in r.manifest["game_ids"]]
+            starts = [rng.randrange(len(order) - 1) for _ in range(args.samples // 2)]
+            nb = []
+            for s in starts:
+                store.get_game(order[s])
+                nb.append(_time(lambda: store.get_game(order[s + 1])))
+            out["neighbour_get_game"] = _stats(nb)
+        out["split"] = _split(store, sample[: max(200, args.samples // 4)])
+    out["load_after"] = _load()
+    return out
+
+
+def _print(res: dict[str, Any]) -> None:
+    print(f"backend={res['backend']} games={res['games']:,} samples={res['samples']:,} "
+          f"load before={res['load_before']} after={res['load_after']}")
+    for name, s in res["get_game"].items():
+        print(f"  get_game {name:<10} p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms  mean {s['mean_ms']:7.3f} ms")
+    if "sqlite_over_gamestore_p50" in res:
+        print(f"  SQLite p50 / gamestore p50 = {res['sqlite_over_gamestore_p50']:.1f}x")
+    if "neighbour_get_game" in res:
+        s = res["neighbour_get_game"]
+        print(f"  get_game neighbour  p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms")
+    print("  split (cold batch):")
+    for name, s in res["split"].items():
+        print(f"    {name:<16} p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms  mean {s['mean_ms']:7.3f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default="/tmp/gamestore-bench-get-game", help="where the corpus stores live (reused)")
+    p.add_argument("--games", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--samples", type=int, default=2000, help="random get_game calls per store")
+    p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
+    p.add_argument("--no-neighbours", dest="neighbours", action="store_false")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    res = run(args)
+    _print(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
