@@ -11,8 +11,8 @@ random game ids:
   same machine load (the machine is shared: compare the ratio, and read the
   load average printed with the figures);
 - the split of one gamestore call, each part timed on its own with the
-  moves-batch cache bypassed: catalog lookup, moves batch read (IPC +
-  zstd), game row decode (header), moves decode;
+  caches bypassed: catalog lookup, moves batch read (IPC + zstd), decoder
+  set-up, moves decode, game row decode (header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
   before (what the batch cache makes cheap).
 """
@@ -87,27 +87,30 @@ def _time(fn: Callable[[], Any]) -> float:
 
 
 def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
-    """Each part of a get_game call timed alone (cold batch reads: the batch cache is bypassed)."""
+    """Each part of a get_game call timed alone, uncached (the batch and row caches bypassed)."""
     cat = store._catalog
-    parts: dict[str, list[float]] = {"locate": [], "batch_read": [], "game_row_decode": [], "moves_decode": []}
+    parts: dict[str, list[float]] = {
+        "locate": [], "batch_read": [], "decoder_setup": [], "moves_decode": [], "game_row_decode": [],
+    }
+    backend = codec._moves
     for gid in ids:
         t = time.perf_counter()
         cat.refresh()
         loc = cat.locate(gid)
         parts["locate"].append(time.perf_counter() - t)
         reader = cat.reader(loc.shard_id)
-        if hasattr(reader, "read_batch"):
-            index = reader.batch_index(loc.move_offset)
-            parts["batch_read"].append(_time(lambda: reader.read_batch(index)))
-        else:  # the reader before the batch cache existed
-            parts["batch_read"].append(_time(lambda: reader.game_moves(loc.move_offset, loc.num_moves)))
-        moves = reader.game_moves(loc.move_offset, loc.num_moves)
-        if hasattr(reader, "game_header"):
-            parts["game_row_decode"].append(_time(lambda: reader.game_header(loc.row, cached=False)))
-        else:
-            parts["game_row_decode"].append(_time(lambda: codec._header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0])))
-        specs = reader.vectors
-        parts["moves_decode"].append(_time(lambda: codec._moves.decode_moves(moves, specs)))
+        index = reader.batch_index(loc.move_offset)
+        t = time.perf_counter()
+        batch = reader.batch(index)
+        parts["batch_read"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        decoder = backend.batch_decoder(batch, reader.vectors, reader._strings)
+        parts["decoder_setup"].append(time.perf_counter() - t)
+        start = loc.move_offset - reader.batch_starts[index]
+        parts["moves_decode"].append(_time(lambda: decoder.decode(start, start + loc.num_moves)))
+        parts["game_row_decode"].append(
+            _time(lambda: codec._header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0]))
+        )
     return {k: _stats(v) for k, v in parts.items()}
 
 
@@ -161,7 +164,7 @@ def _print(res: dict[str, Any]) -> None:
     if "neighbour_get_game" in res:
         s = res["neighbour_get_game"]
         print(f"  get_game neighbour  p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms")
-    print("  split (cold batch):")
+    print("  split (uncached):")
     for name, s in res["split"].items():
         print(f"    {name:<16} p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms  mean {s['mean_ms']:7.3f} ms")
 

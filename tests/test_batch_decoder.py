@@ -1,0 +1,148 @@
+"""Decoding row ranges of one moves batch in place, and the point-read caches of ShardReader."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gamestore
+from gamestore import shard, synth
+from gamestore.backend import BACKENDS, get_backend
+from gamestore.records import games_equal
+from gamestore.shard import LRUCache
+
+from test_codec import REAL_VECTORS, VECTORS, move_lists, realistic_games
+
+PY = get_backend("python")
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _backends():
+    out = []
+    for name in BACKENDS:
+        try:
+            out.append(get_backend(name))
+        except ImportError:  # pragma: no cover - the extension is part of the build
+            pass
+    return out
+
+
+@pytest.fixture(params=_backends(), ids=lambda b: b.name)
+def backend(request):
+    return request.param
+
+
+@SETTINGS
+@given(games=st.lists(move_lists(), min_size=1, max_size=4), data=st.data())
+def test_any_row_range_equals_the_reference(games, data):
+    """Every backend's batch decoder, on any row range of a (possibly sliced) batch, equals the reference."""
+    ids = [f"g{i}" for i in range(len(games))]
+    table, _ = PY.encode_moves(ids, games, VECTORS)
+    n = table.num_rows
+    expected = PY.decode_moves(table, VECTORS)
+    lo = data.draw(st.integers(0, n))
+    batch = table.combine_chunks().to_batches()[0].slice(lo) if n else pa.RecordBatch.from_pylist([], schema=table.schema)
+    start = data.draw(st.integers(0, batch.num_rows))
+    stop = data.draw(st.integers(start, batch.num_rows))
+    for be in _backends():
+        decoder = be.batch_decoder(batch, VECTORS, {})
+        assert decoder.num_rows == batch.num_rows
+        assert games_equal(decoder.decode(start, stop), expected[lo + start:lo + stop]), be.name
+
+
+def test_strings_shared_across_batches_of_one_file(backend, tmp_path):
+    """Batches of one IPC file share their dictionaries: one ``strings`` dict serves them all."""
+    games = realistic_games(6, moves_per_game=30)
+    with gamestore.open(tmp_path / "s", vectors=REAL_VECTORS, batch_rows=50) as store:
+        store.write_games(games)
+        store.flush()
+        reader = store._catalog.readers()[0]
+        assert reader.num_batches > 1
+        strings: dict = {}
+        decoded = []
+        for i in range(reader.num_batches):
+            batch = reader.batch(i)
+            decoded += backend.batch_decoder(batch, reader.vectors, strings).decode(0, batch.num_rows)
+        if backend.name == "cython":
+            assert strings and all(len(t) > 0 for k, t in strings.items() if k[0] == "policy.key")
+        expected = [m for g in games for m in g["moves"]]
+        assert games_equal(decoded, expected)
+
+
+def test_decoder_rejects_other_batches():
+    try:
+        cy = get_backend("cython")
+    except ImportError:  # pragma: no cover
+        pytest.skip("compiled backend unavailable")
+    with pytest.raises(ValueError, match="lacks column"):
+        cy.batch_decoder(pa.record_batch([pa.array([1, 2], pa.int32())], names=["move_number"]), {})
+    table, _ = PY.encode_moves(["g"], [[{"move_number": 0}]], VECTORS)
+    batch = table.to_batches()[0]
+    wrong = {"feat": VECTORS["planes"].__class__("feat", (7,), "float32")}
+    with pytest.raises(ValueError, match="vector column"):
+        cy.batch_decoder(batch, wrong)
+    with pytest.raises(IndexError):
+        cy.batch_decoder(batch, VECTORS).decode(0, 2)
+
+
+def test_lru_cache_bounds():
+    cache = LRUCache(10)
+    for i in range(5):
+        cache.put(i, str(i), 3)
+    assert len(cache) == 3 and cache.size == 9 and cache.get(0) is None and cache.get(4) == "4"
+    cache.get(2)  # now the most recent
+    cache.put(9, "9", 3)
+    assert cache.get(3) is None and cache.get(2) == "2"
+    cache.put("big", "x", 11)  # larger than the cache: not kept, nothing evicted
+    assert cache.get("big") is None and len(cache) == 3
+    cache.clear()
+    assert len(cache) == 0 and cache.size == 0
+
+
+def test_get_game_through_the_caches(tmp_path, monkeypatch):
+    """Repeated and neighbouring reads come from the caches and still hand out new, equal objects."""
+    monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+    monkeypatch.setattr(shard, "ROW_CACHE", LRUCache(1000))
+    games = synth.games(12, seed=3)
+    path = tmp_path / "s"
+    with gamestore.open(path, vectors=synth.VECTORS, batch_rows=400) as store:
+        store.write_games(games)
+        store.flush()
+    with gamestore.open(path, create=False) as store:
+        for g in games:
+            assert games_equal(store.get_game(g["game_id"]), g)
+        batches = len(shard.BATCH_CACHE)
+        assert batches == store._catalog.readers()[0].num_batches and len(shard.ROW_CACHE) == len(games)
+        first = store.get_game(games[0]["game_id"])
+        first["moves"][0]["policy"].clear()
+        first["players"][0]["player_type"] = "changed"
+        first["metadata"]["x"] = 1
+        again = store.get_game(games[0]["game_id"])
+        assert games_equal(again, games[0]) and len(shard.BATCH_CACHE) == batches
+        assert again["moves"][0]["vectors"]["heuristic_features"] is not first["moves"][0]["vectors"]["heuristic_features"]
+    # a shard file rewritten in place is a different cache entry (same path, new mtime)
+    moves_file = next((path / "shards").iterdir()) / shard.MOVES_FILE
+    st = moves_file.stat()
+    os.utime(moves_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with gamestore.open(path, create=False) as store:
+        assert games_equal(store.get_game(games[0]["game_id"]), games[0])
+        assert len(shard.BATCH_CACHE) == batches + 1
+
+
+def test_backends_agree_on_read_game(backend, tmp_path, monkeypatch):
+    from gamestore import codec
+
+    monkeypatch.setattr(codec, "_moves", backend)
+    games = synth.games(3, seed=5, board_type="hex8")
+    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as store:
+        store.write_games(games)
+        store.flush()
+        for g in games:
+            got = store.get_game(g["game_id"])
+            assert games_equal(got, g)
+            vec = got["moves"][-1]["vectors"]["heuristic_features"]
+            assert isinstance(vec, np.ndarray) and vec.flags.writeable and vec.dtype == np.float32
