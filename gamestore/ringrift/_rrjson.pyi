@@ -1,0 +1,5 @@
+"""Stubs for the compiled ``gamestore.ringrift._rrjson`` (``_ext/_rrjson.pyx``)."""
+
+def styled_equal(ob: bytes, text: bytes, spaced: bool, ascii_only: bool) -> bool:
+    """True only when ``text`` is exactly what ``json.dumps`` writes, in the given style, for the
+    value that orjson dumped compactly as ``ob``; False means "not proven", never "different"."""
