@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .errors import FormatError, ShardCorruptError, StoreFullError
+from .ipc_batch import FastBatchReader, fast_reader
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema, vectors_from_schema
 
 __all__ = [
@@ -270,6 +271,7 @@ class ShardReader:
         self._key = str(self.path)
         self._games_key: tuple = ()
         self._moves_key: tuple = ()
+        self._fast: FastBatchReader | None | bool = False  # False: not tried yet; None: Arrow's reader only
 
     # -- files ---------------------------------------------------------------
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
@@ -349,10 +351,21 @@ class ShardReader:
         key = (self._moves_key, index)
         entry = BATCH_CACHE.get(key)
         if entry is None:
-            batch = self.batch(index)
+            batch = self._point_read(index)
             entry = _CachedBatch(batch)
             BATCH_CACHE.put(key, entry, batch.nbytes)
         return entry
+
+    def _point_read(self, index: int) -> pa.RecordBatch:
+        """Moves batch ``index`` through the one-zstd-context reader where it applies (ipc_batch.py)."""
+        if self._fast is False:
+            self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
+        if self._fast is not None:
+            try:
+                return self._fast.read(index)
+            except Exception:  # noqa: BLE001 - Arrow's reader gives the authoritative result or error
+                pass
+        return self.batch(index)
 
     def game_row(self, row: int) -> dict:
         """Row ``row`` of ``games.arrow`` as Python values, through :data:`ROW_CACHE`.
@@ -440,6 +453,9 @@ class ShardReader:
         self._moves = None
         self._projected.clear()
         self._strings = {}
+        if self._fast:
+            self._fast.close()
+        self._fast = False
 
 
 def verify_shard(path: Path) -> list[str]:

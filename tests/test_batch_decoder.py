@@ -146,3 +146,42 @@ def test_backends_agree_on_read_game(backend, tmp_path, monkeypatch):
             assert games_equal(got, g)
             vec = got["moves"][-1]["vectors"]["heuristic_features"]
             assert isinstance(vec, np.ndarray) and vec.flags.writeable and vec.dtype == np.float32
+
+
+def test_fast_batch_reader_equals_arrow(tmp_path):
+    """ipc_batch reads every batch of both shard files exactly as Arrow's reader does."""
+    import pyarrow.ipc as ipc
+
+    from gamestore.ipc_batch import Unsupported, fast_reader
+
+    pytest.importorskip("zstandard")
+    games = realistic_games(5, moves_per_game=40) + synth.games(4, seed=9, snapshot_every=10)
+    games[0]["moves"] = []
+    games[1]["initial_state"] = b"\x00blob"
+    sparse = {"game_id": "sparse", "board_type": "square8", "num_players": 2, "moves": [{"player": 1, "move_type": "a"}]}
+    with gamestore.open(tmp_path / "s", vectors={**REAL_VECTORS, **synth.VECTORS}, batch_rows=64) as store:
+        store.write_games(games)
+        store.flush()
+        store.write_games([sparse])  # one row: all-null columns without data buffers
+        store.flush()
+    for shard_dir, name in [(d, n) for d in (tmp_path / "s" / "shards").iterdir() for n in (shard.MOVES_FILE, shard.GAMES_FILE)]:
+        path = str(shard_dir / name)
+        reader = ipc.open_file(pa.memory_map(path))
+        fast = fast_reader(path, reader)
+        assert fast is not None
+        assert reader.num_record_batches > 0
+        for i in range(reader.num_record_batches):
+            got = fast.read(i)
+            got.validate(full=True)
+            assert got.equals(reader.get_record_batch(i)), (name, i)
+        fast.close()
+    # an uncompressed IPC file is left to Arrow's reader
+    plain = tmp_path / "plain.arrow"
+    table = pa.table({"a": [1, 2]})
+    with ipc.new_file(str(plain), table.schema) as w:
+        w.write_table(table)
+    fast = fast_reader(str(plain), ipc.open_file(pa.memory_map(str(plain))))
+    assert fast is not None
+    with pytest.raises(Unsupported, match="not zstd"):
+        fast.read(0)
+    assert fast_reader(str(tmp_path / "s" / "MISSING"), reader) is None
