@@ -127,6 +127,7 @@ class FastBatchReader:
     def __init__(self, path: str, reader: ipc.RecordBatchFileReader) -> None:
         with open(path, "rb") as f:
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._view = memoryview(self._map)
         buf = self._map
         n = len(buf)
         if n < 10 or buf[n - 6:] != _MAGIC:
@@ -152,6 +153,11 @@ class FastBatchReader:
         return self._dicts
 
     def read(self, index: int) -> pa.RecordBatch:
+        """Record batch ``index``; :class:`Unsupported` (or a decompression error) where Arrow's reader must do it."""
+        return self.read_sized(index)[0]
+
+    def read_sized(self, index: int) -> tuple[pa.RecordBatch, int]:
+        """Record batch ``index`` and the bytes of its buffers (without the dictionaries)."""
         offset, meta_len, body_len = self._blocks[index]
         buf = self._map
         if _I32.unpack_from(buf, offset)[0] == -1:
@@ -170,24 +176,26 @@ class FastBatchReader:
         bstart, bcount = rb.vector(2)
         nodes = [_PAIR.unpack_from(buf, nstart + 16 * k) for k in range(ncount)]
         body = offset + meta_len
-        dctx = _dctx()
+        decompress = _dctx().decompress
+        view = self._view
         buffers: list[pa.Buffer | None] = []
-        for k in range(bcount):
-            off, size = _PAIR.unpack_from(buf, bstart + 16 * k)
+        total = 0
+        for off, size in _PAIR.iter_unpack(buf[bstart:bstart + 16 * bcount]):
             if size == 0:
                 buffers.append(None)
                 continue
             p = body + off
             raw = _I64.unpack_from(buf, p)[0]
             if raw == -1:
-                buffers.append(pa.py_buffer(buf[p + 8:p + size]))
+                data = bytes(view[p + 8:p + size])
             elif raw == 0:
-                buffers.append(pa.py_buffer(b""))
+                data = b""
             else:
-                data = dctx.decompress(buf[p + 8:p + size], max_output_size=raw)
+                data = decompress(view[p + 8:p + size], max_output_size=raw)
                 if len(data) != raw:
                     raise Unsupported("buffer decompresses to another size than its prefix says")
-                buffers.append(pa.py_buffer(data))
+            total += len(data)
+            buffers.append(pa.py_buffer(data))
         state = [0, 0, 0]  # next node, next buffer, next dictionary
         dicts = self._dictionary_list()
         arrays = [_build(f.type, nodes, buffers, dicts, state) for f in self.schema]
@@ -197,9 +205,10 @@ class FastBatchReader:
         if batch.num_rows != length:
             raise Unsupported("batch length differs from its message")
         batch.validate()
-        return batch
+        return batch, total
 
     def close(self) -> None:
+        self._view.release()
         self._map.close()
 
 
