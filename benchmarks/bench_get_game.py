@@ -11,8 +11,9 @@ random game ids:
   same machine load (the machine is shared: compare the ratio, and read the
   load average printed with the figures);
 - the split of one gamestore call, each part timed on its own with the
-  caches bypassed: catalog lookup, moves batch read (IPC + zstd), decoder
-  set-up, moves decode, game row decode (header);
+  caches bypassed: catalog lookup, moves batch read (Arrow's IPC reader, and
+  the one-zstd-context reader get_game uses), decoder set-up, moves decode,
+  game row decode (one-row ``to_pylist`` + header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
   before (what the batch cache makes cheap).
 """
@@ -90,7 +91,8 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
     """Each part of a get_game call timed alone, uncached (the batch and row caches bypassed)."""
     cat = store._catalog
     parts: dict[str, list[float]] = {
-        "locate": [], "batch_read": [], "decoder_setup": [], "moves_decode": [], "game_row_decode": [],
+        "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
+        "game_row_decode": [],
     }
     backend = codec._moves
     for gid in ids:
@@ -100,8 +102,9 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         parts["locate"].append(time.perf_counter() - t)
         reader = cat.reader(loc.shard_id)
         index = reader.batch_index(loc.move_offset)
+        parts["batch_read_arrow"].append(_time(lambda: reader.batch(index)))
         t = time.perf_counter()
-        batch = reader.batch(index)
+        batch = reader._point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
         parts["batch_read"].append(time.perf_counter() - t)
         t = time.perf_counter()
         decoder = backend.batch_decoder(batch, reader.vectors, reader._strings)
