@@ -2,7 +2,7 @@
 
 Validates every move with :func:`gamestore.records.normalize_move`, then
 fills plain Python lists column by column.  Slow and simple on purpose: the
-compiled backend (``_ext/_encoder.pyx``) must produce equal Arrow tables.
+compiled backend (``_ext/_encode.pyx``, ``_ext/_decode.pyx``) must produce equal Arrow tables.
 """
 from __future__ import annotations
 

@@ -309,6 +309,10 @@ class Catalog:
     def reader(self, shard_id: str) -> ShardReader:
         return self._readers[shard_id]
 
+    def find_reader(self, shard_id: str) -> ShardReader | None:
+        """The shard's reader, or None when it is gone or damaged."""
+        return self._readers.get(shard_id)
+
     def shard_ids(self) -> list[str]:
         return sorted(s for s, r in self._readers.items() if r is not None)
 

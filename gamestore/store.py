@@ -294,23 +294,24 @@ class GameStore:
         """The whole game (canonical record form, moves and per-move data included)."""
         self._check_open()
         self._catalog.refresh()
-        for attempt in range(3):
+        failure: Exception | None = None
+        for _ in range(3):
             loc = self._catalog.locate(game_id)
             if loc is None:
                 self._catalog.refresh(force=True)
                 loc = self._catalog.locate(game_id)
                 if loc is None:
                     raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
-            try:
-                reader = self._catalog.reader(loc.shard_id)
-                # through the reader's caches of decompressed batches and game rows (shard.BATCH_CACHE, ROW_CACHE)
-                return reader.read_game(loc.row, loc.move_offset, loc.num_moves)
-            except (ShardCorruptError, FileNotFoundError, KeyError, AttributeError):
-                # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
-                if attempt == 2:
-                    raise
-                self._catalog.refresh(force=True)
-        raise AssertionError("unreachable")  # pragma: no cover
+            reader = self._catalog.find_reader(loc.shard_id)
+            if reader is not None:
+                try:
+                    # through the reader's caches of decompressed batches and game rows (shard.BATCH_CACHE, ROW_CACHE)
+                    return reader.read_game(loc.row, loc.move_offset, loc.num_moves)
+                except (ShardCorruptError, FileNotFoundError) as exc:
+                    failure = exc
+            # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
+            self._catalog.refresh(force=True)
+        raise failure or GameNotFoundError(f"game {game_id!r} moved while being read; try again")
 
     def _where(self, where: str | None) -> str:
         return f" WHERE ({where})" if where else ""
