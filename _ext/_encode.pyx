@@ -193,6 +193,27 @@ cdef inline int32_t dict_code(dict codes, list values, object s, Py_ssize_t limi
     return <int32_t>n
 
 
+cdef inline int code_candidate(object k, dict codes, list values, vector[uint8_t]& is_key,
+                               vector[int32_t]& cand) except -1:
+    """Append a policy/search candidate: a str key by its dictionary code, an int as an action id."""
+    cdef int64_t iv
+    cdef int32_t c
+    if PyUnicode_Check(k):
+        c = dict_code(codes, values, k, KEY_LIMIT)
+        if c < 0:
+            return FULL
+        is_key.push_back(1)
+    elif PyLong_CheckExact(k):
+        if as_int(k, &iv) or iv < INT32_MIN or iv > INT32_MAX:
+            return SLOW
+        c = <int32_t>iv
+        is_key.push_back(0)
+    else:
+        return SLOW
+    cand.push_back(c)
+    return OK
+
+
 cdef void split_float32(const double* d, Py_ssize_t n, float* f, uint8_t* exact) noexcept nogil:
     """float32 values of ``d`` and whether each widens back bit-exactly."""
     cdef Py_ssize_t i
@@ -549,28 +570,16 @@ cdef class MoveEncoder:
         cdef Py_ssize_t pos = 0
         cdef PyObject* pk
         cdef PyObject* pv
-        cdef int32_t c
-        cdef int64_t iv
+        cdef int r
         cdef double dv
         if not PyDict_CheckExact(value):
             return SLOW
         while PyDict_Next(value, &pos, &pk, &pv):
-            k = <object>pk
-            if PyUnicode_Check(k):
-                c = dict_code(self.p_codes, self.p_values, k, KEY_LIMIT)
-                if c < 0:
-                    return FULL
-                self.p_is_key.push_back(1)
-            elif PyLong_CheckExact(k):
-                if as_int(k, &iv) or iv < INT32_MIN or iv > INT32_MAX:
-                    return SLOW
-                c = <int32_t>iv
-                self.p_is_key.push_back(0)
-            else:
-                return SLOW
+            r = code_candidate(<object>pk, self.p_codes, self.p_values, self.p_is_key, self.p_cand)
+            if r != OK:
+                return r
             if as_float(<object>pv, &dv) or not isfinite(dv):
                 return SLOW
-            self.p_cand.push_back(c)
             self.p_prob.push_back(dv)
         self.pol_ok[row] = 1
         return OK
@@ -580,7 +589,7 @@ cdef class MoveEncoder:
         cdef PyObject* pk
         cdef PyObject* pv
         cdef PyObject* pc
-        cdef int code, kind, j, m
+        cdef int code, kind, j, m, r
         cdef int64_t iv
         cdef double dv
         cdef uint8_t flags = 0
@@ -635,7 +644,6 @@ cdef class MoveEncoder:
         cdef dict seen = None     # candidate -> local index, built on the first out-of-step key
         cdef Py_ssize_t t, idx, ncands
         cdef PyObject* ps
-        cdef int32_t c
         cdef size_t e
         for m in range(3):
             mp = maps0 if m == 0 else (maps1 if m == 1 else maps2)
@@ -657,23 +665,13 @@ cdef class MoveEncoder:
                         if ps != NULL:
                             idx = <object>ps
                     if idx < 0:
-                        if PyUnicode_Check(k):
-                            c = dict_code(self.s_codes, self.s_values, k, KEY_LIMIT)
-                            if c < 0:
-                                return FULL
-                            self.s_is_key.push_back(1)
-                        elif PyLong_CheckExact(k):
-                            if as_int(k, &iv) or iv < INT32_MIN or iv > INT32_MAX:
-                                return SLOW
-                            c = <int32_t>iv
-                            self.s_is_key.push_back(0)
-                        else:
-                            return SLOW
+                        r = code_candidate(k, self.s_codes, self.s_values, self.s_is_key, self.s_cand)
+                        if r != OK:
+                            return r
                         idx = ncands
                         cands.push_back(pk)
                         if seen is not None:
                             seen[k] = idx
-                        self.s_cand.push_back(c)
                         self.s_q.push_back(0.0)
                         self.s_q_ok.push_back(0)
                         self.s_visits.push_back(0)
