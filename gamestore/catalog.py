@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import FormatError, ShardCorruptError
+from .fsutil import atomic_path
 from .ringrift import views as ringrift_views
 from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, PLAYER_TYPE, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader
@@ -67,9 +68,8 @@ def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
 
 
 def _write_segment(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 class Catalog:

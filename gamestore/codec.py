@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
 from . import backend as _backend_mod
 from .errors import DuplicateGameError, RecordError
+from .fsutil import utc_now
 from .records import dump_json, normalize_header
 from .schema import (
     GAME_SCALAR_FIELDS,
@@ -44,11 +44,6 @@ class EncodedGames:
     games: pa.Table  #: schema GAMES_SCHEMA; ``move_offset`` relative to row 0 of ``moves``
     moves: pa.Table  #: schema ``moves_schema(vectors)``
     game_ids: list[str]
-
-
-def utc_now() -> str:
-    """The current UTC time as ISO-8601 text with microseconds (the ``created_at`` default)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _coerce_vectors(vectors: Mapping[str, Any]) -> dict[str, VectorSpec]:

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from . import codec
 from .errors import GamestoreError
+from .fsutil import atomic_path
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
 from .store import GameStore
 
@@ -226,44 +227,33 @@ def export_parquet(
     selection = _selection(store, where)
     vectors = store.catalog.vectors()
     gschema, mschema = plain_games_schema(), plain_moves_schema(vectors)
-    tmps = [t.with_name(f".{t.name}.{os.getpid()}.tmp") for t in targets]
     result = ExportResult()
-    gw = pq.ParquetWriter(str(tmps[0]), gschema, compression=compression)
-    mw = pq.ParquetWriter(str(tmps[1]), mschema, compression=compression)
-    try:
-        pending: list[pa.Table] = []
-        pending_rows = 0
-        for sid, rows in (selection if progress is None else progress(selection, len(selection))):
-            reader = store.catalog.reader(sid)
-            games = reader.games
-            gw.write_table(_plain_games(games.take(pa.array(rows, pa.int64())), gschema))
-            result.games += len(rows)
-            mask = _row_mask(games, rows, sum(reader.manifest["batch_rows"]))
-            for start, batch in reader.iter_batches():
-                m = mask[start : start + batch.num_rows]
-                if not m.any():
-                    continue
-                if not m.all():
-                    batch = batch.filter(pa.array(m))
-                pending.append(to_plain_moves(batch, mschema))
-                pending_rows += batch.num_rows
-                if pending_rows >= row_group_rows:
-                    mw.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
-                    result.moves += pending_rows
-                    pending, pending_rows = [], 0
-        if pending:
-            mw.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
-            result.moves += pending_rows
-        gw.close()
-        mw.close()
-        for tmp, target in zip(tmps, targets):
-            os.replace(tmp, target)
-    except BaseException:
-        gw.close()
-        mw.close()
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(targets[0]) as gtmp, atomic_path(targets[1]) as mtmp:
+        with pq.ParquetWriter(str(gtmp), gschema, compression=compression) as gw, \
+                pq.ParquetWriter(str(mtmp), mschema, compression=compression) as mw:
+            pending: list[pa.Table] = []
+            pending_rows = 0
+            for sid, rows in (selection if progress is None else progress(selection, len(selection))):
+                reader = store.catalog.reader(sid)
+                games = reader.games
+                gw.write_table(_plain_games(games.take(pa.array(rows, pa.int64())), gschema))
+                result.games += len(rows)
+                mask = _row_mask(games, rows, sum(reader.manifest["batch_rows"]))
+                for start, batch in reader.iter_batches():
+                    m = mask[start : start + batch.num_rows]
+                    if not m.any():
+                        continue
+                    if not m.all():
+                        batch = batch.filter(pa.array(m))
+                    pending.append(to_plain_moves(batch, mschema))
+                    pending_rows += batch.num_rows
+                    if pending_rows >= row_group_rows:
+                        mw.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
+                        result.moves += pending_rows
+                        pending, pending_rows = [], 0
+            if pending:
+                mw.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
+                result.moves += pending_rows
     result.files = [str(t) for t in targets]
     return result
 
@@ -470,15 +460,9 @@ def export_jsonl(
         return result
     if target.parent != Path(""):
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        opener = gzip.open if target.suffix == ".gz" else builtins.open
-        with opener(tmp, "wt", encoding="utf-8") as out:
-            _write_lines(out, games, result, training_data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    opener = gzip.open if target.suffix == ".gz" else builtins.open
+    with atomic_path(target) as tmp, opener(tmp, "wt", encoding="utf-8") as out:
+        _write_lines(out, games, result, training_data)
     result.files = [str(target)]
     return result
 

@@ -11,12 +11,9 @@ goes.
 """
 from __future__ import annotations
 
-import builtins
-import fcntl
-import hashlib
 import os
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -27,7 +24,8 @@ import pyarrow.compute as pc
 
 from .errors import FormatError, GamestoreError, QueryError, StoreBusyError, StoreNotFoundError
 from .schema import VectorSpec, moves_schema
-from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, fsync_dir, new_shard_id, write_shard
+from .fsutil import copy_file, file_lock, fsync_dir, sha256_file
+from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, new_shard_id, write_shard
 from .store import GameStore
 from .store import open as open_store
 
@@ -48,7 +46,6 @@ __all__ = [
 #: Moves per shard that compaction and merge aim for (the store's default seal size).
 DEFAULT_TARGET_MOVES = 65536
 _LOCK_FILE = ".maintenance.lock"
-_HASH_CHUNK = 1 << 20
 
 Progress = Callable[[Iterable], Iterable]
 
@@ -72,15 +69,12 @@ def opened(store: GameStore | str | os.PathLike, *, create: bool = False) -> Ite
 @contextmanager
 def maintenance_lock(root: Path) -> Iterator[None]:
     """Exclusive lock held by one shard-rewriting job per store; writers and readers are not blocked."""
-    with builtins.open(Path(root) / _LOCK_FILE, "a+") as f:
+    with ExitStack() as stack:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stack.enter_context(file_lock(Path(root) / _LOCK_FILE, blocking=False))
         except BlockingIOError:
             raise StoreBusyError(f"another compact/prune/merge is running on {root}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        yield
 
 
 def _each(items: Sequence, progress: Progress | None) -> Iterable:
@@ -91,15 +85,12 @@ def _files_intact(path: Path, manifest: dict) -> list[str]:
     """Checksum problems of a shard's files against its manifest (empty when intact)."""
     problems = []
     for name, expect in manifest.get("files", {}).items():
-        h = hashlib.sha256()
         try:
-            with builtins.open(path / name, "rb") as f:
-                while chunk := f.read(_HASH_CHUNK):
-                    h.update(chunk)
+            digest = sha256_file(path / name)
         except OSError as exc:
             problems.append(f"{name}: {exc.strerror or exc}")
             continue
-        if h.hexdigest() != expect.get("sha256"):
+        if digest != expect.get("sha256"):
             problems.append(f"{name}: checksum mismatch")
     return problems
 
@@ -487,16 +478,9 @@ def _copy_shard(src: Path, root: Path, shard_id: str, manifest: dict, *, fsync: 
     staging.mkdir(parents=True)
     try:
         for name in (MOVES_FILE, GAMES_FILE, MANIFEST):
-            h = hashlib.sha256()
-            with builtins.open(src / name, "rb") as fin, builtins.open(staging / name, "wb") as fout:
-                while chunk := fin.read(_HASH_CHUNK):
-                    h.update(chunk)
-                    fout.write(chunk)
-                fout.flush()
-                if fsync:
-                    os.fsync(fout.fileno())
+            digest = copy_file(src / name, staging / name, fsync=fsync)
             expect = manifest["files"].get(name)
-            if expect is not None and h.hexdigest() != expect["sha256"]:
+            if expect is not None and digest != expect["sha256"]:
                 raise FormatError(f"shard {shard_id}: {name} changed while it was copied (checksum mismatch)")
         if fsync:
             fsync_dir(staging)

@@ -5,9 +5,7 @@ committed by renaming the directory into ``shards/`` (see docs/format.md).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import errno
-import hashlib
 import json
 import os
 import secrets
@@ -24,6 +22,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .errors import FormatError, ShardCorruptError, StoreFullError
+from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
 from .ipc_batch import FastBatchReader, fast_reader
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema, vectors_from_schema
 
@@ -38,36 +37,17 @@ __all__ = [
     "BATCH_CACHE",
     "ROW_CACHE",
     "verify_shard",
-    "fsync_dir",
 ]
 
 MOVES_FILE = "moves.arrow"
 GAMES_FILE = "games.arrow"
 MANIFEST = "MANIFEST.json"
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
-_HASH_CHUNK = 1 << 20
 
 
 def new_shard_id() -> str:
     """A unique, time-sortable shard id: ``YYYYmmddTHHMMSSffffff-<pid>-<8 hex>``."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    return f"{now}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return f"{utc_stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
@@ -102,11 +82,7 @@ def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
             for batch in batches:
                 writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
     if fsync:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(path)
 
 
 @dataclass(frozen=True)
@@ -145,13 +121,13 @@ def write_shard(
         _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
         _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
         files = {
-            name: {"bytes": (staging / name).stat().st_size, "sha256": _sha256(staging / name)}
+            name: {"bytes": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)}
             for name in (MOVES_FILE, GAMES_FILE)
         }
         manifest = {
             "format_version": FORMAT_VERSION,
             "shard_id": shard_id,
-            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "created_at": utc_now(),
             "num_games": games.num_rows,
             "num_moves": moves.num_rows,
             "game_ids": games.column("game_id").to_pylist(),
@@ -481,7 +457,7 @@ def verify_shard(path: Path) -> list[str]:
             continue
         if fp.stat().st_size != expect["bytes"]:
             problems.append(f"{name}: size {fp.stat().st_size} != {expect['bytes']}")
-        elif _sha256(fp) != expect["sha256"]:
+        elif sha256_file(fp) != expect["sha256"]:
             problems.append(f"{name}: checksum mismatch")
     if problems:
         return problems

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import QueryError
+from .fsutil import atomic_path
 from .ops import opened
 from .store import GameStore
 
@@ -108,17 +109,10 @@ def write_query(
         rel = s.sql(query)
         if rel is None:  # a statement without a result (e.g. SET)
             return 0
-        target = Path(output) if output is not None else None
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp") if target is not None else None
-        try:
-            rows = _write_relation(rel, fmt, tmp, max_width=max_width)
-            if tmp is not None:
-                os.replace(tmp, target)
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
-        return rows
+        if output is None:
+            return _write_relation(rel, fmt, None, max_width=max_width)
+        with atomic_path(output) as tmp:
+            return _write_relation(rel, fmt, tmp, max_width=max_width)
 
 
 def _write_relation(rel, fmt: str, path: Path | None, *, max_width: int) -> int:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import builtins
-import datetime as _dt
-import fcntl
 import json
 import os
 import re
@@ -33,7 +31,8 @@ from .errors import (
 )
 from .records import undeclared_vectors
 from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, moves_schema
-from .shard import fsync_dir, write_shard
+from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
+from .shard import write_shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
@@ -46,25 +45,8 @@ _STALE_SECONDS = 3600.0
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LAYOUT = ("shards", "catalog", "tmp", "trash", "meta")
-_DOT_TMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
 
 OnDuplicate = Literal["error", "skip"]
-
-
-def _utcnow() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _atomic_write_json(path: Path, obj: Any, *, fsync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with builtins.open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        fsync_dir(path.parent)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -126,12 +108,8 @@ class GameStore:
     @contextmanager
     def _store_lock(self) -> Iterator[None]:
         """Exclusive, short inter-process lock for store-wide metadata changes."""
-        with builtins.open(self.path / ".lock", "a+") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        with file_lock(self.path / ".lock"):
+            yield
 
     @property
     def vectors(self) -> dict[str, VectorSpec]:
@@ -158,7 +136,7 @@ class GameStore:
             if all(n in current for n in specs):
                 return
             self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
-            _atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
+            atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
 
     def _auto_declare(self, records: Sequence[Mapping]) -> None:
         declared = set(self._config.get("vectors", {}))
@@ -231,14 +209,14 @@ class GameStore:
             accepted.append(record)
         vectors = self.vectors
         try:
-            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=_utcnow())
+            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=utc_now())
         except RecordError as exc:
             index = getattr(exc, "game_index", None)
             if index is None:
                 raise
             failure = exc
             accepted = accepted[:index]
-            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=_utcnow())
+            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=utc_now())
         if accepted:
             self._buffer.append(encoded)
             self._buffered_ids.update(encoded.game_ids)
@@ -469,7 +447,7 @@ class GameStore:
             raise ValueError(f"bad meta name {name!r}")
         d = self.path / "meta"
         d.mkdir(exist_ok=True)
-        _atomic_write_json(d / f"{name}.json", value, fsync=self._fsync)
+        atomic_write_json(d / f"{name}.json", value, fsync=self._fsync)
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         if not _META_NAME.match(name):
@@ -583,7 +561,7 @@ def _clean_stale(root: Path) -> None:
         if not d.exists():
             continue
         for entry in d.glob(".*.tmp"):
-            m = _DOT_TMP.match(entry.name)
+            m = TMP_NAME.match(entry.name)
             if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
                 try:
                     entry.unlink()
@@ -613,8 +591,7 @@ def open(
         if not create:
             raise StoreNotFoundError(f"no gamestore at {root}")
         root.mkdir(parents=True, exist_ok=True)
-        with builtins.open(root / ".lock", "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with file_lock(root / ".lock"):
             if not config_path.exists():
                 foreign = [p.name for p in root.iterdir() if p.name not in _LAYOUT and p.name != ".lock"]
                 if foreign:
@@ -625,8 +602,8 @@ def open(
                     bt = None if board_types is None else sorted(board_types)
                 for sub in _LAYOUT:
                     (root / sub).mkdir(exist_ok=True)
-                config = {"format_version": FORMAT_VERSION, "created_at": _utcnow(), "vectors": {}, "board_types": bt}
-                _atomic_write_json(config_path, config, fsync=fsync)
+                config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt}
+                atomic_write_json(config_path, config, fsync=fsync)
     for sub in _LAYOUT:
         (root / sub).mkdir(exist_ok=True)
     _clean_stale(root)

@@ -156,16 +156,16 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
 
         catalog._write_segment = _write_segment
     elif phase == "config":
-        orig_atomic = store_mod._atomic_write_json
+        orig_atomic = store_mod.atomic_write_json
 
-        def _atomic_write_json(path, obj, *, fsync=True):
+        def atomic_write_json(path, obj, *, fsync=True):
             if Path(path).name == store_mod.CONFIG_FILE and hit():
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.1.tmp")
                 tmp.write_text('{"format_version": 1, "vec')
                 _die()
             orig_atomic(path, obj, fsync=fsync)
 
-        store_mod._atomic_write_json = _atomic_write_json
+        store_mod.atomic_write_json = atomic_write_json
     elif phase != "random":
         raise ValueError(f"unknown phase {phase!r}")
 
