@@ -8,7 +8,7 @@
     ds = PositionDataset("runs/store", where="board_type = 'square8' AND num_players = 2",
                          newest_games=50_000, batch_size=512, seed=1)
     loader = ResumableLoader(ds, num_workers=2)
-    # or: DataLoader(ds, batch_size=None, num_workers=2, collate_fn=passthrough)
+    # or: DataLoader(ds, batch_size=None, num_workers=2)   (torchdata's StatefulDataLoader too)
     for epoch in range(10):
         loader.set_epoch(epoch)
         for batch in loader:
@@ -24,8 +24,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("gamestore.torch needs PyTorch: pip install 'gamestore[torch]'") from exc
 
+from .torchdata.batch import Batch
 from .torchdata.dataset import DatasetError, PositionDataset
 from .torchdata.loader import ResumableLoader, passthrough
 from .torchdata.plan import Plan, StateMismatchError
 
-__all__ = ["PositionDataset", "ResumableLoader", "passthrough", "Plan", "DatasetError", "StateMismatchError"]
+__all__ = ["PositionDataset", "Batch", "ResumableLoader", "passthrough", "Plan", "DatasetError", "StateMismatchError"]

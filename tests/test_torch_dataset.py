@@ -307,3 +307,33 @@ def test_unit_order_mixes_shards_and_opens_each_once(tmp_path):
     active = [sum(first_seen[s] <= i <= last_seen[s] for s in first_seen) for i in range(len(shards))]
     assert max(active) <= LANES
     ds.close()
+
+
+def _same_batch(a, b):
+    assert list(a) == list(b)
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            assert isinstance(b[k], torch.Tensor) and a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+        else:
+            assert isinstance(b[k], np.ndarray) and a[k].tolist() == b[k].tolist(), k
+
+
+def test_default_collation_passes_batches_through_untouched(store_path):
+    from torch.utils.data._utils.collate import default_convert
+
+    from gamestore.torch import Batch
+
+    ds = PositionDataset(store_path, batch_size=100, seed=2, return_keys=True, columns=["phase", "move_type"])
+    batch = next(iter(ds))
+    assert isinstance(batch, Batch)
+    assert batch["game_id"].dtype == object and isinstance(batch["policy_keys"][0], list)
+    converted = default_convert(batch)
+    assert type(converted) is Batch
+    assert all(converted[k] is v for k, v in batch.items())  # nothing rebuilt or walked element by element
+    _same_batch(batch, pickle.loads(pickle.dumps(batch)))  # tensors by value in one buffer, objects as they are
+    direct = list(ds)
+    _same_batch(direct[0], next(iter(DataLoader(ds, batch_size=None))))
+    through_workers = list(DataLoader(ds, batch_size=None, num_workers=1))
+    assert len(through_workers) == len(direct)
+    for a, b in zip(direct, through_workers):
+        _same_batch(a, b)

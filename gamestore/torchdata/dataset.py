@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import GamestoreError
+from .batch import TORCH_DTYPES, Batch
 from .buffer import stream
 from .decode import SegmentReader
 from .plan import (
@@ -24,7 +25,7 @@ from .plan import (
     rng_for,
 )
 
-__all__ = ["PositionDataset", "DatasetError", "StateMismatchError", "END_OF_WORKER", "Wire"]
+__all__ = ["PositionDataset", "DatasetError", "StateMismatchError", "END_OF_WORKER", "Batch"]
 
 STATE_VERSION = 1
 #: what a worker yields last in tagged mode (ResumableLoader), after its batches
@@ -63,7 +64,9 @@ class PositionDataset(IterableDataset):
     with ``drop_last`` every rank gets the same number of full batches and
     the remainder is dropped (with ``policy_only``, ranks may differ).
 
-    Batch keys: ``game_id`` (list of str), ``board_type`` (list of str),
+    Each batch is a :class:`~gamestore.torch.Batch` (a dict that torch's
+    default collation passes through untouched).  Keys: ``game_id`` and
+    ``board_type`` (numpy object arrays of str),
     ``move_number``, ``player``, ``num_players``, ``winner`` (LongTensor; -1
     when absent), ``value`` ([B, P] float, per player number
     ``first_player + j``: ``win_value``/``loss_value``, ``draw_value`` without
@@ -72,10 +75,10 @@ class PositionDataset(IterableDataset):
     the action id, or ``action_map[key]`` for keyed candidates, -1 padding
     or unmapped), ``policy_prob`` ([B, K], the exact probability as
     ``policy_dtype``), ``policy_mask``, ``has_policy``, ``policy_keys``
-    (list of lists of str/None, with ``return_keys=True``), ``policy_dense``
+    (object array of lists of str/None, with ``return_keys=True``), ``policy_dense``
     ([B, action_size], with ``action_size``), ``vec_<name>`` ([B, *shape]
     float32) with ``vec_<name>_mask``, and each of ``columns`` (a tensor for
-    numeric columns, else a list).  ``transform(batch)`` runs last, in the
+    numeric columns, else an object array).  ``transform(batch)`` runs last, in the
     worker.
     """
 
@@ -319,9 +322,8 @@ class PositionDataset(IterableDataset):
             skip=skip,
         )
         try:
-            wire = tagged and info is not None and self.transform is None
             for cols in batches:
-                batch = self._to_batch(cols, plan, wire=wire)
+                batch: Any = self._to_batch(cols, plan)
                 if self.transform is not None:
                     batch = self.transform(batch)
                 progress["batches"][worker] += 1
@@ -332,8 +334,8 @@ class PositionDataset(IterableDataset):
             yield (worker, END_OF_WORKER)
 
     # -- batch assembly -------------------------------------------------------------------------
-    def _to_batch(self, c: dict[str, np.ndarray], plan: Plan, *, wire: bool = False) -> Any:
-        """The batch dict of decoded columns ``c`` (a :class:`Wire` when ``wire``)."""
+    def _to_batch(self, c: dict[str, np.ndarray], plan: Plan) -> Batch:
+        """The batch of decoded columns ``c``."""
         meta = c["meta"]
         n = meta.shape[0]
         games = meta[:, 0]
@@ -380,30 +382,21 @@ class PositionDataset(IterableDataset):
         for name, spec in plan.vectors.items():
             arrays[f"vec_{name}"] = c[f"vec_{name}"].astype(np.float32, copy=False).reshape((n,) + spec.shape)
             arrays[f"vec_{name}_mask"] = c[f"vmask_{name}"]
-        lists: dict[str, list] = {}
+        objects: dict[str, np.ndarray] = {}
         for name in self._columns:
             col = c[f"col_{name}"]
-            if col.dtype == object:
-                lists[name] = col.tolist()
-            else:
-                arrays[name] = col
-        head = {"game_id": c["gid"].tolist(), "board_type": boards[plan.game_board[games]].tolist()}
-        tail: dict[str, Any] = {}
+            (objects if col.dtype == object else arrays)[name] = col
+        batch = Batch(game_id=c["gid"], board_type=boards[plan.game_board[games]])
+        batch.update((k, torch.from_numpy(np.ascontiguousarray(a))) for k, a in arrays.items())
         if self.return_keys:
             keys = self._reader.keys  # type: ignore[union-attr]
-            tail["policy_keys"] = [
-                [keys[-2 - k] if k <= -2 else None for k in row[:ln]] for row, ln in zip(code.tolist(), lens.tolist())
-            ]
+            batch["policy_keys"] = _object_array(
+                [[keys[-2 - k] if k <= -2 else None for k in row[:ln]] for row, ln in zip(code.tolist(), lens.tolist())]
+            )
         if self.action_size is not None:
-            tail["policy_dense"] = self._dense(index, prob, mask)
-        tail.update(lists)
-        if wire:
-            raw, layout = _layout(arrays, np.empty)
-            return Wire(head, raw, layout, tail)
-        if get_worker_info() is None:  # stays in this process: no need for a single storage
-            return {**head, **{k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()}, **tail}
-        raw, layout = _layout(arrays, lambda n, dtype: torch.empty(n, dtype=torch.uint8).numpy())
-        return {**head, **_tensors(torch.from_numpy(raw), layout), **tail}
+            batch["policy_dense"] = self._dense(index, prob, mask)
+        batch.update(objects)
+        return batch
 
     def _lookup(self, key_ids: np.ndarray) -> np.ndarray:
         keys = self._reader.keys  # type: ignore[union-attr]
@@ -418,7 +411,7 @@ class PositionDataset(IterableDataset):
         ok = mask & (index >= 0)
         if np.any(index[ok] >= size):
             raise DatasetError(f"policy index {int(index[ok].max())} does not fit action_size={size}")
-        tensor = torch.zeros((index.shape[0], size), dtype=_TORCH[np.dtype(self._policy_dtype)])
+        tensor = torch.zeros((index.shape[0], size), dtype=TORCH_DTYPES[np.dtype(self._policy_dtype)])
         r, k = np.nonzero(ok)
         tensor.numpy()[r, index[r, k]] = prob[r, k]
         return tensor
@@ -481,65 +474,12 @@ class PositionDataset(IterableDataset):
         )
 
 
-_TORCH = {
-    np.dtype(np.bool_): torch.bool,
-    np.dtype(np.uint8): torch.uint8,
-    np.dtype(np.int8): torch.int8,
-    np.dtype(np.int16): torch.int16,
-    np.dtype(np.int32): torch.int32,
-    np.dtype(np.int64): torch.int64,
-    np.dtype(np.uint16): torch.uint16,
-    np.dtype(np.uint32): torch.uint32,
-    np.dtype(np.uint64): torch.uint64,
-    np.dtype(np.float16): torch.float16,
-    np.dtype(np.float32): torch.float32,
-    np.dtype(np.float64): torch.float64,
-}
-
-
-def _layout(arrays: dict[str, np.ndarray], alloc) -> tuple[np.ndarray, list[tuple[str, int, int, np.dtype, tuple]]]:
-    """Copy ``arrays`` into one byte buffer (8-byte aligned); returns it and where each array lives."""
-    layout, total = [], 0
-    for name, a in arrays.items():
-        total = -(-total // 8) * 8
-        layout.append((name, total, a.nbytes, a.dtype, a.shape))
-        total += a.nbytes
-    raw = alloc(total, np.uint8)
-    for (name, off, size, dt, shape), a in zip(layout, arrays.values()):
-        raw[off : off + size].view(dt).reshape(shape)[...] = a
-    return raw, layout
-
-
-def _tensors(buf: torch.Tensor, layout) -> dict[str, torch.Tensor]:
-    """Tensors viewing one uint8 storage.
-
-    A DataLoader worker hands a batch to the main process through shared
-    memory, one segment (and file descriptor) per storage: one storage per
-    batch instead of ~15 makes that several times cheaper.
-    """
-    return {name: buf[off : off + size].view(_TORCH[dt]).view(shape) for name, off, size, dt, shape in layout}
-
-
-class Wire:
-    """A batch in transit from a worker to :class:`ResumableLoader`: numbers in one byte array.
-
-    Pickled by value through the worker's pipe, which is cheaper than a
-    shared-memory segment and a file descriptor per batch.
-    """
-
-    __slots__ = ("head", "raw", "layout", "tail")
-
-    def __init__(self, head: dict, raw: np.ndarray, layout: list, tail: dict) -> None:
-        self.head, self.raw, self.layout, self.tail = head, raw, layout, tail
-
-    def __getstate__(self):
-        return (self.head, self.raw, self.layout, self.tail)
-
-    def __setstate__(self, state) -> None:
-        self.head, self.raw, self.layout, self.tail = state
-
-    def batch(self) -> dict[str, Any]:
-        return {**self.head, **_tensors(torch.from_numpy(self.raw), self.layout), **self.tail}
+def _object_array(items: list) -> np.ndarray:
+    """A 1-d object array of ``items`` (lists stay elements, as torch's collation leaves object arrays alone)."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
 
 
 def _fit(a: np.ndarray, width: int, fill) -> np.ndarray:

@@ -6,17 +6,18 @@ from typing import Any, Callable, Iterator, Mapping
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from .dataset import END_OF_WORKER, PositionDataset, Wire
+from .dataset import END_OF_WORKER, PositionDataset
 from .plan import StateMismatchError
 
 __all__ = ["ResumableLoader", "passthrough"]
 
 
 def passthrough(batch: Any) -> Any:
-    """``collate_fn`` for ``DataLoader(ds, batch_size=None, collate_fn=passthrough)``.
+    """A ``collate_fn`` that returns the batch as it is.
 
-    PositionDataset batches are ready; the default conversion would walk
-    every string of ``game_id`` and ``board_type`` (milliseconds per batch).
+    Not needed for PositionDataset batches (torch's default conversion passes
+    a :class:`~gamestore.torch.Batch` through untouched); kept for code that
+    names it.
     """
     return batch
 
@@ -139,7 +140,7 @@ class ResumableLoader:
             if isinstance(item, str) and item == END_OF_WORKER:
                 ended[w] = True
             else:
-                pending[w].append(item.batch() if isinstance(item, Wire) else item)
+                pending[w].append(item)
             yield from ready()
         for w in range(k):
             ended[w] = True
