@@ -24,9 +24,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("gamestore.torch needs PyTorch: pip install 'gamestore[torch]'") from exc
 
-from .torchdata.batch import Batch
-from .torchdata.dataset import DatasetError, PositionDataset
-from .torchdata.loader import ResumableLoader, passthrough
-from .torchdata.plan import Plan, StateMismatchError
+from .positions.batch import Batch
+from .positions.dataset import DatasetError, PositionDataset
+from .positions.loader import ResumableLoader, passthrough
+from .positions.plan import Plan, StateMismatchError
 
 __all__ = ["PositionDataset", "Batch", "ResumableLoader", "passthrough", "Plan", "DatasetError", "StateMismatchError"]

@@ -284,7 +284,7 @@ def test_bad_options(store):
 
 
 def test_unit_order_mixes_shards_and_opens_each_once(tmp_path):
-    from gamestore.torchdata.plan import LANES, unit_order
+    from gamestore.positions.plan import LANES, unit_order
 
     path = tmp_path / "many"
     with gamestore.open(path, batch_rows=128, fsync=False) as store:
