@@ -97,12 +97,13 @@ class AsyncQuery:
     ``fetchone``, ``fetchval`` and ``batches`` give other shapes.
     """
 
-    def __init__(self, astore: "AsyncGameStore", query: str) -> None:
+    def __init__(self, astore: "AsyncGameStore", query: str, *, allow_writes: bool = False) -> None:
         self._astore = astore
         self.query = query
+        self.allow_writes = allow_writes
 
     def _relation(self):
-        return self._astore.sync.sql(self.query)
+        return self._astore.sync.sql(self.query, allow_writes=self.allow_writes)
 
     def __await__(self) -> Generator[Any, None, pa.Table]:
         return self.to_arrow_table().__await__()
@@ -307,9 +308,12 @@ class AsyncGameStore:
         """``async for batch in store.scan_moves(...)``; the next batch is read while one is consumed."""
         return _aiter_sync(self._run, lambda: self.sync.scan_moves(where, columns=columns, batch_size=batch_size))
 
-    def sql(self, query: str) -> AsyncQuery:
-        """``await store.sql(q)`` -> ``pyarrow.Table``; or ``.fetchall()``, ``.fetchone()``, ``.fetchval()``, ``.batches()``."""
-        return AsyncQuery(self, query)
+    def sql(self, query: str, *, allow_writes: bool = False) -> AsyncQuery:
+        """``await store.sql(q)`` -> ``pyarrow.Table``; or ``.fetchall()``, ``.fetchone()``, ``.fetchval()``, ``.batches()``.
+
+        Read-only unless ``allow_writes`` (see :meth:`GameStore.sql`).
+        """
+        return AsyncQuery(self, query, allow_writes=allow_writes)
 
     async def sql_fetch(self, query: str) -> pa.Table:
         """The result of ``query`` as a ``pyarrow.Table``."""

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from . import sqlguard
 from .errors import FormatError, ShardCorruptError
 from .fsutil import atomic_path
 from .ringrift import views as ringrift_views
@@ -102,27 +103,18 @@ class Catalog:
             "CREATE TABLE _shards (shard_id VARCHAR PRIMARY KEY, num_games INTEGER, num_moves BIGINT,"
             " bytes BIGINT, created_at VARCHAR)"
         )
-        game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
-        db.execute(
-            f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
-            " shard_id, move_offset, num_moves, num_snapshots FROM _games"
-        )
-        player_cols = ", ".join(f"p.{n} AS {n}" for n, _, _ in PLAYER_FIELDS)
-        db.execute(
-            f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"
-            " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
-        )
-        db.execute("CREATE VIEW shards AS SELECT * FROM _shards")
         self._register(db)
-        db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
-        db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
-        db.execute(
-            "CREATE VIEW policies AS SELECT game_id, move_number, e.key AS key, e.action AS action,"
-            " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
-            " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
+        _create_views(db)
+        # every query of the store runs here: no file, network or extension access (gamestore/sqlguard.py)
+        sqlguard.lock_down(db)
+        self._views = frozenset(
+            r[0] for r in db.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         )
-        # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
-        ringrift_views.install_views(db)
+
+    @property
+    def view_names(self) -> frozenset[str]:
+        """The views a query may read (games, moves, players, policies, shards, the RingRift views, ...)."""
+        return self._views
 
     def _register(self, con: duckdb.DuckDBPyConnection) -> None:
         moves_ds, games_ds = self._datasets
@@ -153,6 +145,25 @@ class Catalog:
         con = self._db.cursor()
         with self._lock:
             self._register(con)
+        return con
+
+    def trusted_connection(self) -> duckdb.DuckDBPyConnection:
+        """A private full-access DuckDB database holding a snapshot of every view (``sql(allow_writes=True)``).
+
+        Whatever runs there (COPY, ATTACH, DROP VIEW, SET) leaves this catalog untouched.
+        """
+        with self._lock:
+            cur = self._db.cursor()
+            games = cur.sql("SELECT * FROM _games").to_arrow_table()
+            shards = cur.sql("SELECT * FROM _shards").to_arrow_table()
+            cur.close()
+            con = duckdb.connect(":memory:")
+            for name, table in (("_games", games), ("_shards", shards)):
+                con.register("_snapshot", table)
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _snapshot")
+                con.unregister("_snapshot")
+            self._register(con)
+        _create_views(con)
         return con
 
     # -- refresh ------------------------------------------------------------------
@@ -341,3 +352,27 @@ class Catalog:
             self._indexed.clear()
             self._locations.clear()
             self._db.close()
+
+
+def _create_views(db: duckdb.DuckDBPyConnection) -> None:
+    """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets."""
+    game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
+    db.execute(
+        f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
+        " shard_id, move_offset, num_moves, num_snapshots FROM _games"
+    )
+    player_cols = ", ".join(f"p.{n} AS {n}" for n, _, _ in PLAYER_FIELDS)
+    db.execute(
+        f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"
+        " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
+    )
+    db.execute("CREATE VIEW shards AS SELECT * FROM _shards")
+    db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
+    db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
+    db.execute(
+        "CREATE VIEW policies AS SELECT game_id, move_number, e.key AS key, e.action AS action,"
+        " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
+        " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
+    )
+    # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
+    ringrift_views.install_views(db)

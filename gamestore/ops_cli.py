@@ -79,7 +79,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from .sqlout import write_query
 
     with _open(args.store) as store:
-        rows = write_query(store, args.query, fmt=args.format, output=args.output, max_width=args.max_width)
+        rows = write_query(store, args.query, fmt=args.format, output=args.output, max_width=args.max_width,
+                           unsafe=args.unsafe)
     if args.output is not None:
         print(f"{rows} rows written to {args.output}", file=sys.stderr)
     return 0
@@ -162,7 +163,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sql", help="run a SQL query over games, moves, players, policies, shards",
         formatter_class=_FORMATTER,
-        description=_wrap("Run a read-only DuckDB query; safe while writers write."),
+        description=_wrap(
+            "Run one read-only DuckDB query (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) with no file or"
+            " network access; safe while writers write. --unsafe runs any statement (COPY, ATTACH, SET, ...) on a"
+            " private full-access snapshot: only for trusted input."
+        ),
         epilog="examples:\n"
         "  gamestore sql /data/store \"SELECT board_type, num_players, count(*) FROM games GROUP BY 1, 2\"\n"
         "  gamestore sql /data/store \"SELECT * FROM moves WHERE move_number < 10\" --format parquet --output m.parquet\n"
@@ -174,6 +179,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
     p.add_argument("--output", "-o", default=None, help="write to FILE instead of stdout")
     p.add_argument("--max-width", type=int, default=60, help="table format: cut cells to this many characters")
+    p.add_argument("--unsafe", action="store_true",
+                   help="trusted input only: allow any statement and file access (COPY, ATTACH, read_csv, ...)")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser(

@@ -92,8 +92,11 @@ def write_query(
     fmt: QueryFormat = "table",
     output: str | os.PathLike | None = None,
     max_width: int = 60,
+    unsafe: bool = False,
 ) -> int:
     """Run ``query`` with :meth:`GameStore.sql` and write the result; returns the row count.
+
+    Read-only unless ``unsafe`` (``sql(query, allow_writes=True)``; see gamestore/sqlguard.py).
 
     ``table`` is aligned text for people (cells cut to ``max_width``); ``csv``
     has a header row, nested values as JSON and bytes as base64; ``json`` is
@@ -106,7 +109,7 @@ def write_query(
     if fmt == "parquet" and output is None:
         raise QueryError("--format parquet needs --output FILE")
     with opened(store) as s:
-        rel = s.sql(query)
+        rel = s.sql(query, allow_writes=unsafe)
         if rel is None:  # a statement without a result (e.g. SET)
             return 0
         if output is None:
@@ -164,4 +167,4 @@ def _write_relation(rel, fmt: str, path: Path | None, *, max_width: int) -> int:
             else:
                 out.flush()
     except duckdb.Error as exc:
-        raise QueryError(str(exc)) from None
+        raise QueryError(str(exc)) from exc

@@ -10,14 +10,14 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence, overload
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import codec
+from . import codec, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError,
@@ -292,26 +292,35 @@ class GameStore:
         raise failure or GameNotFoundError(f"game {game_id!r} moved while being read; try again")
 
     def _where(self, where: str | None) -> str:
-        return f" WHERE ({where})" if where else ""
+        if where is None or (isinstance(where, str) and not where.strip()):
+            return ""
+        sqlguard.check_predicate(where, allowed=self._catalog.view_names)
+        return f" WHERE ({where}\n)"
+
+    def _order_by(self, order_by: str | None) -> str:
+        if not order_by:
+            return ""
+        sqlguard.check_order_by(order_by, allowed=self._catalog.view_names)
+        return f" ORDER BY {order_by}\n"
 
     def _run(self, query: str) -> duckdb.DuckDBPyRelation:
         """A relation on this thread's catalog connection (callers consume it fully)."""
         try:
             return self._catalog.cursor().sql(query)
         except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from None
+            raise QueryError(f"{exc} (in: {query})") from exc
 
     def _scalar(self, query: str) -> Any:
         try:
             return self._run(query).fetchall()[0][0]
         except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from None
+            raise QueryError(f"{exc} (in: {query})") from exc
 
     def _table(self, query: str) -> pa.Table:
         try:
             return self._run(query).to_arrow_table()
         except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from None
+            raise QueryError(f"{exc} (in: {query})") from exc
 
     def query_games(
         self,
@@ -325,9 +334,7 @@ class GameStore:
         self._check_open()
         self._catalog.refresh()
         cols = "*" if columns is None else ", ".join(_quote_ident(c) for c in columns)
-        query = f"SELECT {cols} FROM games{self._where(where)}"
-        if order_by:
-            query += f" ORDER BY {order_by}"
+        query = f"SELECT {cols} FROM games{self._where(where)}{self._order_by(order_by)}"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
@@ -347,7 +354,7 @@ class GameStore:
         self._check_open()
         self._catalog.refresh()
         query = f"SELECT game_id, shard_id, move_offset, num_moves FROM games{self._where(where)}"
-        query += f" ORDER BY {order_by}" if order_by else " ORDER BY shard_id, move_offset"
+        query += self._order_by(order_by) if order_by else " ORDER BY shard_id, move_offset"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
@@ -426,18 +433,35 @@ class GameStore:
                 mask[loc.move_offset : loc.move_offset + loc.num_moves] = True
         return mask
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+    @overload
+    def sql(self, query: str, *, allow_writes: Literal[False] = False) -> sqlguard.Relation: ...
+
+    @overload
+    def sql(self, query: str, *, allow_writes: bool) -> sqlguard.Relation | None: ...
+
+    def sql(self, query: str, *, allow_writes: bool = False) -> sqlguard.Relation | None:
         """A DuckDB relation for ``query`` over the views games, moves, players, policies, shards, ...
 
         Each call gets its own connection, so relations may be consumed
-        lazily, from any thread, while the store keeps working.
+        lazily, from any thread, while the store keeps working.  Read-only:
+        one ``SELECT``-like statement, no file access (gamestore/sqlguard.py);
+        trusted code passes ``allow_writes=True`` to run any statement on a
+        private full-access snapshot of the views (then the result is None for
+        statements DuckDB gives no result for, e.g. ``SET``).  Errors, also those raised while the result
+        is consumed, are :class:`QueryError`.
         """
         self._check_open()
         self._catalog.refresh()
+        if allow_writes:
+            con = self._catalog.trusted_connection()
+        else:
+            sqlguard.check_query(query)
+            con = self._catalog.new_connection()
         try:
-            return self._catalog.new_connection().sql(query)
+            rel = con.sql(query)
         except duckdb.Error as exc:
-            raise QueryError(str(exc)) from None
+            raise QueryError(str(exc)) from exc
+        return rel if rel is None else sqlguard.Relation(rel)
 
     # -- store-level documents -------------------------------------------------------------
     def put_meta(self, name: str, value: Any) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import duckdb
 import numpy as np
 
+from .. import sqlguard
 from ..errors import FormatError, GamestoreError, QueryError
 from ..schema import VectorSpec
 
@@ -135,14 +136,14 @@ def _execute(con, query: str, params: list) -> list:
     try:
         return con.execute(query, params).fetchall()
     except duckdb.Error as exc:
-        raise QueryError(f"{exc} (in: {query})") from None
+        raise QueryError(f"{exc} (in: {query})") from exc
 
 
 def _query_arrays(con, query: str, params: list) -> dict[str, np.ndarray]:
     try:
         table = con.sql(query, params=params).to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryError(f"{exc} (in: {query})") from None
+        raise QueryError(f"{exc} (in: {query})") from exc
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
@@ -183,11 +184,15 @@ def resolve_plan(
         _ensure_snapshot(store, snapshot)
     con = _cursor(store)
     sel = selection
-    where = f" AND ({sel.where})" if sel.where else ""
-    weight = f", CAST(({sel.weight}) AS DOUBLE) AS _w" if sel.weight else ""
+    views = store.catalog.view_names
+    for what in ("where", "weight", "recency"):
+        if getattr(sel, what):
+            sqlguard.check_predicate(getattr(sel, what), allowed=views, what=what)
+    where = f" AND ({sel.where}\n)" if sel.where else ""
+    weight = f", CAST(({sel.weight}\n) AS DOUBLE) AS _w" if sel.weight else ""
     base = (
         "SELECT shard_id, move_offset, num_moves, winner, num_players, board_type"
-        f"{weight}, ({sel.recency}) AS _rec FROM games"
+        f"{weight}, ({sel.recency}\n) AS _rec FROM games"
         f" WHERE shard_id IN (SELECT unnest(?::VARCHAR[])){where}"
     )
     newest = "ORDER BY _rec DESC NULLS LAST, shard_id DESC, move_offset DESC"
