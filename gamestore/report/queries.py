@@ -1,0 +1,468 @@
+"""The numbers of ``gamestore report``: DuckDB queries over a store, no plotting.
+
+:func:`collect` runs every query of the report through the store's public
+API (``store.sql``, ``store.info``, ``store.scan_moves``) and returns a
+:class:`ReportData`: plain tables (lists of row dicts) that the renderer
+(:mod:`gamestore.report.render`) turns into charts and copyable tables.
+
+Game-level figures (throughput, lengths, outcomes, freshness) cover every
+selected game.  Per-move training-signal figures (policy entropy, candidate
+counts, search visits, root values) decode the moves of the newest games of
+each config, up to ``sample_moves`` moves in all, so the report stays fast on
+stores of any size; the report says how many games and moves it read.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import QueryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import GameStore
+
+__all__ = ["Table", "ReportData", "collect", "parse_duration", "DEFAULT_SAMPLE_MOVES", "DEFAULT_QUIET_AFTER"]
+
+#: Moves decoded (newest games first, shared among configs) for the training-signal figures.
+DEFAULT_SAMPLE_MOVES = 200_000
+#: A config whose newest game is older than this is flagged as quiet.
+DEFAULT_QUIET_AFTER = _dt.timedelta(hours=1)
+#: Most time buckets a throughput chart gets (the bucket width grows to fit).
+MAX_BUCKETS = 240
+#: Origins (source @ node) drawn separately; the rest are summed as '(other)'.
+MAX_ORIGINS = 12
+_BUCKET_SECONDS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+
+# created_at is ISO text; a string with an offset is converted to UTC, one without is taken as UTC
+_TS = (
+    "CASE WHEN regexp_matches(created_at, '(Z|[+-][0-9][0-9]:?[0-9][0-9])$')"
+    " THEN timezone('UTC', TRY_CAST(created_at AS TIMESTAMPTZ))"
+    " ELSE TRY_CAST(created_at AS TIMESTAMP) END"
+)
+# RingRift records the machine that played a game as metadata.node_id
+_NODE = (
+    "coalesce(json_extract_string(metadata_json, '$.node_id'), json_extract_string(metadata_json, '$.node'),"
+    " json_extract_string(metadata_json, '$.host'))"
+)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+Progress = Callable[[str], None]
+
+
+def parse_duration(text: str) -> _dt.timedelta:
+    """``"90s"``, ``"15m"``, ``"6h"``, ``"2d"``, ``"1w"`` (a bare number is hours) as a timedelta."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 6h, 2d, 1w)")
+    seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "h").lower()]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return _dt.timedelta(seconds=seconds)
+
+
+@dataclass
+class Table:
+    """One table of the report: the numbers behind a chart."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> "Table":
+        return cls(list(table.column_names), table.to_pylist())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, as tables keyed by name."""
+
+    store_path: str
+    generated_at: _dt.datetime
+    where: str | None
+    since: _dt.timedelta | None
+    quiet_after: _dt.timedelta
+    games: int = 0
+    positions: int = 0
+    store_games: int = 0
+    undated_games: int = 0
+    bucket_seconds: int = 3600
+    sample_games: int = 0
+    sample_moves: int = 0
+    tables: dict[str, Table] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.games == 0
+
+    def table(self, name: str) -> Table:
+        return self.tables.get(name) or Table([], [])
+
+    @property
+    def bucket_label(self) -> str:
+        s = self.bucket_seconds
+        if s % 86400 == 0:
+            return f"{s // 86400}-day buckets"
+        if s % 3600 == 0:
+            return f"{s // 3600}-hour buckets"
+        return f"{s // 60}-minute buckets"
+
+
+def human_age(hours: float | None) -> str:
+    """``"40 s"``, ``"12 min"``, ``"5.2 h"``, ``"3.1 d"``."""
+    if hours is None:
+        return "n/a"
+    seconds = max(0.0, hours * 3600)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _nice_step(span: float, bins: int) -> float:
+    """A round bin width (1, 2 or 5 times a power of ten) giving about ``bins`` bins over ``span``."""
+    if not span > 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / bins
+    power = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 5, 10):
+        if raw <= mult * power:
+            return mult * power
+    return 10 * power  # pragma: no cover
+
+
+def _bucket_seconds(span_seconds: float) -> int:
+    for b in _BUCKET_SECONDS:
+        if span_seconds / b <= MAX_BUCKETS:
+            return b
+    return _BUCKET_SECONDS[-1]
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Queries:
+    """The report's queries over one store and one selection of games."""
+
+    def __init__(self, store: "GameStore", *, where: str | None, since_ts: _dt.datetime | None,
+                 as_of: _dt.datetime) -> None:
+        self.store = store
+        self.as_of = as_of
+        predicate = f"({where})" if where else "TRUE"
+        since = f" AND t >= TIMESTAMP '{since_ts.isoformat(sep=' ')}'" if since_ts is not None else ""
+        self.base = (
+            "WITH base AS (SELECT game_id, board_type || '_' || num_players || 'p' AS config,"
+            f" coalesce(source, '(none)') AS source, {_NODE} AS node, num_players, winner,"
+            f" coalesce(termination_reason, '(none)') AS termination_reason, num_moves, {_TS} AS t"
+            f" FROM games WHERE {predicate}),"
+            f" sel AS (SELECT * FROM base WHERE TRUE{since}) "
+        )
+
+    def run(self, query: str) -> pa.Table:
+        try:
+            return self.store.sql(self.base + query).to_arrow_table()
+        except duckdb.Error as exc:  # errors while the relation is consumed
+            raise QueryError(f"{exc} (in: {query})") from None
+
+    def table(self, query: str) -> Table:
+        return Table.of(self.run(query))
+
+    def row(self, query: str) -> dict[str, Any]:
+        rows = self.run(query).to_pylist()
+        return rows[0] if rows else {}
+
+    # -- game-level figures ------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        return self.row(
+            "SELECT count(*) AS games, coalesce(sum(num_moves), 0) AS positions, count(DISTINCT config) AS configs,"
+            " count(*) FILTER (WHERE t IS NULL) AS undated, min(t) AS first, max(t) AS last FROM sel"
+        )
+
+    def throughput(self, bucket: int, expr: str, name: str) -> Table:
+        """Games and positions per ``bucket`` seconds (and per hour) for each value of ``expr``.
+
+        Every bucket between the first and the last game appears for every value (0 when
+        nothing was created then), so a pause shows as a drop, not as a line across the gap.
+        """
+        per_hour = 3600.0 / bucket
+        return self.table(
+            f", counts AS (SELECT floor(epoch(t) / {bucket})::BIGINT * {bucket} AS b, {expr} AS k,"
+            f" count(*) AS games, sum(num_moves)::BIGINT AS positions FROM sel WHERE t IS NOT NULL GROUP BY 1, 2),"
+            f" buckets AS (SELECT unnest(range(min(b), max(b) + 1, {bucket})) AS b FROM counts),"
+            f" keys AS (SELECT DISTINCT k FROM counts)"
+            f" SELECT to_timestamp(buckets.b)::TIMESTAMP AS time, keys.k AS {name},"
+            f" coalesce(games, 0) AS games, coalesce(positions, 0) AS positions,"
+            f" round(coalesce(games, 0) * {per_hour}, 2)::DOUBLE AS games_per_hour,"
+            f" round(coalesce(positions, 0) * {per_hour}, 1)::DOUBLE AS positions_per_hour"
+            f" FROM buckets CROSS JOIN keys LEFT JOIN counts ON counts.b = buckets.b AND counts.k = keys.k"
+            f" ORDER BY 1, 2"
+        )
+
+    def origin_expr(self, top: int) -> str:
+        """A game's origin: its source, plus the node that played it when recorded; the ``top`` busiest, else '(other)'."""
+        origin = "source || coalesce(' @ ' || node, '')"
+        return (
+            f"CASE WHEN {origin} IN (SELECT o FROM (SELECT {origin} AS o, count(*) AS n FROM sel GROUP BY 1"
+            f" ORDER BY n DESC, o LIMIT {int(top)})) THEN {origin} ELSE '(other)' END"
+        )
+
+    def lengths(self) -> tuple[Table, Table]:
+        summary = self.table(
+            "SELECT config, count(*) AS games, min(num_moves) AS min, quantile_disc(num_moves, 0.1) AS p10,"
+            " quantile_disc(num_moves, 0.5) AS median, quantile_disc(num_moves, 0.9) AS p90,"
+            " max(num_moves) AS max, round(avg(num_moves), 1) AS mean FROM sel GROUP BY 1 ORDER BY 1"
+        )
+        widths = {r["config"]: _nice_step(float(r["max"] - r["min"]), 30) for r in summary.rows}
+        width_case = " ".join(f"WHEN {_sql_text(c)} THEN {max(1, int(w))}" for c, w in widths.items())
+        hist = self.table(
+            f"SELECT config, lo AS moves_from, lo + w AS moves_to, count(*) AS games,"
+            f" round(count(*) / sum(count(*)) OVER (PARTITION BY config), 4) AS share"
+            f" FROM (SELECT config, CASE config {width_case} ELSE 1 END AS w,"
+            f" floor(num_moves / w)::BIGINT * w AS lo FROM sel) GROUP BY config, lo, w ORDER BY 1, 2"
+        ) if widths else Table([], [])
+        return summary, hist
+
+    def seats(self) -> Table:
+        return self.table(
+            "SELECT config, CASE WHEN winner IS NULL OR winner < 1 THEN 'no winner' ELSE 'seat ' || winner END"
+            " AS outcome, count(*) AS games,"
+            " round(count(*) / sum(count(*)) OVER (PARTITION BY config), 4) AS share FROM sel GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+
+    def terminations(self) -> Table:
+        return self.table(
+            "SELECT config, termination_reason, count(*) AS games,"
+            " round(count(*) / sum(count(*)) OVER (PARTITION BY config), 4) AS share FROM sel GROUP BY 1, 2 ORDER BY 1, 3 DESC"
+        )
+
+    def freshness(self, quiet_after: _dt.timedelta) -> Table:
+        as_of = self.as_of.isoformat(sep=" ")
+        quiet = quiet_after.total_seconds()
+        return self.table(
+            f"SELECT config, max(t) AS newest_game,"
+            f" round(epoch(TIMESTAMP '{as_of}' - max(t)) / 3600.0, 3) AS age_hours,"
+            f" count(*) FILTER (WHERE t >= TIMESTAMP '{as_of}' - INTERVAL 1 HOUR) AS games_last_hour,"
+            f" count(*) FILTER (WHERE t >= TIMESTAMP '{as_of}' - INTERVAL 1 DAY) AS games_last_day,"
+            f" CASE WHEN max(t) IS NULL THEN 'no time' WHEN epoch(TIMESTAMP '{as_of}' - max(t)) > {quiet}"
+            f" THEN 'quiet' ELSE 'ok' END AS status FROM sel GROUP BY 1 ORDER BY 3 DESC NULLS FIRST, 1"
+        )
+
+    def sample_predicate(self, budget_per_config: int) -> str:
+        """A predicate over ``games``: the newest games of each selected config, ``budget`` moves each."""
+        return (
+            "game_id IN (" + self.base + "SELECT game_id FROM (SELECT game_id, num_moves, sum(num_moves) OVER"
+            " (PARTITION BY config ORDER BY t DESC NULLS LAST, game_id ROWS UNBOUNDED PRECEDING) AS cum FROM sel)"
+            f" WHERE cum - num_moves < {int(budget_per_config)})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# training signal: per-move figures of a sample, aggregated by DuckDB over Arrow
+# ---------------------------------------------------------------------------
+_PROB = "coalesce(e.prob64, e.prob::DOUBLE)"
+_SIGNAL_MOVES = f"""
+SELECT c.config,
+       CASE WHEN len(m.policy) > 0 THEN len(m.policy) END AS candidates,
+       CASE WHEN len(m.policy) > 0 AND list_sum(list_transform(m.policy, lambda e: {_PROB})) > 0 THEN
+         ln(list_sum(list_transform(m.policy, lambda e: {_PROB})))
+         - list_sum(list_transform(m.policy, lambda e: CASE WHEN {_PROB} > 0 THEN {_PROB} * ln({_PROB}) ELSE 0 END))
+           / list_sum(list_transform(m.policy, lambda e: {_PROB}))
+       END AS entropy,
+       CASE WHEN len(m.search) > 0 THEN list_sum(list_transform(m.search, lambda e: coalesce(e.visits, 0))) END AS visits,
+       m.search_root_value AS root_value
+FROM sample_moves m JOIN sample_games c ON m.game_id::VARCHAR = c.game_id
+"""
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, column: str, *, bins: int = 40, integer: bool = False) -> Table:
+    lo, hi = con.sql(f"SELECT min({column}), max({column}) FROM signal").fetchall()[0]
+    if lo is None:
+        return Table(["config", f"{column}_from", f"{column}_to", "moves", "share"], [])
+    width = _nice_step(float(hi) - float(lo), bins)
+    if integer:
+        width = max(1.0, math.ceil(width))
+    table = con.sql(
+        f"SELECT config, round(floor({column} / {width}) * {width}, 6) AS {column}_from,"
+        f" round(floor({column} / {width}) * {width} + {width}, 6) AS {column}_to, count(*) AS moves,"
+        f" round(count(*) / sum(count(*)) OVER (PARTITION BY config), 4) AS share"
+        f" FROM signal WHERE {column} IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2"
+    ).to_arrow_table()
+    return Table.of(table)
+
+
+def _training_signal(store: "GameStore", q: _Queries, data: ReportData, sample_moves: int, configs: int) -> None:
+    predicate = q.sample_predicate(max(1, sample_moves // max(1, configs)))
+    games = q.store.sql(
+        f"SELECT game_id, board_type || '_' || num_players || 'p' AS config FROM games WHERE {predicate}"
+    ).to_arrow_table()
+    columns = ["game_id", "policy", "search", "search_root_value"]
+    batches = list(store.scan_moves(predicate, columns=columns)) if games.num_rows else []
+    moves = pa.Table.from_batches(batches) if batches else None
+    data.sample_games = games.num_rows
+    data.sample_moves = 0 if moves is None else moves.num_rows
+    if moves is None:
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("sample_moves", moves)
+        con.register("sample_games", games)
+        con.execute(f"CREATE TABLE signal AS {_SIGNAL_MOVES}")
+        data.tables["signal_summary"] = Table.of(con.sql(
+            "SELECT config, count(*) AS moves, count(candidates) AS moves_with_policy,"
+            " round(avg(entropy), 3) AS mean_entropy, round(quantile_cont(entropy, 0.1), 3) AS p10_entropy,"
+            " round(quantile_cont(entropy, 0.5), 3) AS median_entropy,"
+            " round(avg(entropy / nullif(ln(candidates), 0)), 3) AS mean_entropy_normalised,"
+            " round(avg(candidates), 2) AS mean_candidates, min(candidates) AS min_candidates,"
+            " max(candidates) AS max_candidates, count(visits) AS moves_with_search,"
+            " round(avg(visits), 1) AS mean_visits, round(avg(root_value), 3) AS mean_root_value,"
+            " round(stddev_samp(root_value), 3) AS sd_root_value FROM signal GROUP BY 1 ORDER BY 1"
+        ).to_arrow_table())
+        data.tables["entropy_hist"] = _histogram(con, "entropy")
+        data.tables["candidates_hist"] = Table.of(con.sql(
+            "SELECT config, candidates, count(*) AS moves,"
+            " round(count(*) / sum(count(*)) OVER (PARTITION BY config), 4) AS share"
+            " FROM signal WHERE candidates IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        ).to_arrow_table())
+        data.tables["visits_hist"] = _histogram(con, "visits", integer=True)
+        data.tables["root_value_hist"] = _histogram(con, "root_value")
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------
+# store health: the whole store, whatever the selection
+# ---------------------------------------------------------------------------
+def _store_health(store: "GameStore", data: ReportData) -> None:
+    from ..ops import DEFAULT_TARGET_MOVES
+
+    info = store.info()
+    shards = Table.of(store.sql(
+        "SELECT shard_id, num_games, num_moves, bytes, created_at,"
+        " round(bytes / nullif(num_moves, 0), 1) AS bytes_per_move FROM shards ORDER BY created_at, shard_id"
+    ).to_arrow_table())
+    stored_copies = sum(int(r["num_games"] or 0) for r in shards.rows)
+    small = [r for r in shards.rows if (r["num_moves"] or 0) < DEFAULT_TARGET_MOVES]
+    damaged = list(info.get("damaged_shards") or [])
+    quarantined = list(info.get("quarantined_shards") or [])
+    data.store = {
+        "games": info["games"],
+        "moves": info["moves"],
+        "shards": info["shards"],
+        "shard_bytes": info.get("shard_bytes"),
+        "bytes_on_disk": info.get("bytes_on_disk"),
+        "bytes_per_move": info.get("bytes_per_move"),
+        "damaged_shards": damaged,
+        "quarantined_shards": quarantined,
+        "duplicate_copies": max(0, stored_copies - int(info["games"])),
+        "compaction_target_moves": DEFAULT_TARGET_MOVES,
+        "shards_below_target": len(small),
+        # compaction merges small shards only when there are at least two of them
+        "compaction_backlog_shards": len(small) if len(small) > 1 else 0,
+        "compaction_backlog_moves": sum(int(r["num_moves"] or 0) for r in small) if len(small) > 1 else 0,
+    }
+    data.store_games = int(info["games"])
+    if shards.rows:
+        width = max(1, int(_nice_step(float(max(r["num_moves"] or 0 for r in shards.rows)), 30)))
+        hist: dict[tuple[int, str], int] = {}
+        for r in shards.rows:
+            n = int(r["num_moves"] or 0)
+            key = (n // width * width, "below target" if n < DEFAULT_TARGET_MOVES else "full")
+            hist[key] = hist.get(key, 0) + 1
+        data.tables["shard_sizes"] = Table(
+            ["moves_from", "moves_to", "size", "shards"],
+            [{"moves_from": lo, "moves_to": lo + width, "size": size, "shards": n}
+             for (lo, size), n in sorted(hist.items())],
+        )
+    data.tables["shards"] = shards
+
+
+# ---------------------------------------------------------------------------
+def collect(
+    store: "GameStore",
+    *,
+    where: str | None = None,
+    since: _dt.timedelta | None = None,
+    as_of: _dt.datetime | None = None,
+    quiet_after: _dt.timedelta = DEFAULT_QUIET_AFTER,
+    sample_moves: int = DEFAULT_SAMPLE_MOVES,
+    progress: Progress | None = None,
+) -> ReportData:
+    """Run every query of the report over ``store`` (``where``: SQL predicate over ``games``)."""
+    if sample_moves < 0:
+        raise ValueError("sample_moves must be >= 0")
+    now = (as_of or _dt.datetime.now(_dt.timezone.utc))
+    if now.tzinfo is not None:
+        now = now.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    data = ReportData(store_path=str(store.path), generated_at=now, where=where, since=since, quiet_after=quiet_after)
+    q = _Queries(store, where=where, since_ts=None if since is None else now - since, as_of=now)
+    steps: list[tuple[str, Callable[[], None]]] = []
+
+    def step(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+        def add(fn: Callable[[], None]) -> Callable[[], None]:
+            steps.append((name, fn))
+            return fn
+        return add
+
+    @step("store health")
+    def _health() -> None:
+        _store_health(store, data)
+
+    @step("overview")
+    def _overview() -> None:
+        o = q.overview()
+        data.games, data.positions, data.undated_games = int(o["games"]), int(o["positions"]), int(o["undated"])
+        span = (o["last"] - o["first"]).total_seconds() if o.get("first") is not None else 0.0
+        data.bucket_seconds = _bucket_seconds(span)
+
+    @step("throughput")
+    def _throughput() -> None:
+        if data.empty:
+            return
+        data.tables["throughput_config"] = q.throughput(data.bucket_seconds, "config", "config")
+        data.tables["throughput_origin"] = q.throughput(data.bucket_seconds, q.origin_expr(MAX_ORIGINS), "origin")
+
+    @step("outcomes")
+    def _outcomes() -> None:
+        if data.empty:
+            return
+        data.tables["length_summary"], data.tables["length_hist"] = q.lengths()
+        data.tables["seats"] = q.seats()
+        data.tables["terminations"] = q.terminations()
+        fresh = q.freshness(quiet_after)
+        for row in fresh.rows:
+            row["age"] = human_age(row["age_hours"])
+        fresh.columns.insert(fresh.columns.index("age_hours"), "age")
+        data.tables["freshness"] = fresh
+
+    @step("training signal")
+    def _signal() -> None:
+        if data.empty or sample_moves == 0:
+            return
+        configs = len({r["config"] for r in data.table("length_summary").rows})
+        _training_signal(store, q, data, sample_moves, configs)
+
+    for name, fn in steps:
+        if progress is not None:
+            progress(name)
+        t0 = time.perf_counter()
+        fn()
+        data.timings[name] = round(time.perf_counter() - t0, 4)
+    return data
+
+
