@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..fsutil import atomic_path
 from .queries import DEFAULT_QUIET_AFTER, DEFAULT_SAMPLE_MOVES, ReportData, collect, parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,9 +99,8 @@ def write_report(
     if progress is not None:
         progress("write")
     path = Path(output)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return ReportResult(path=str(path), bytes=len(text.encode("utf-8")), games=data.games, positions=data.positions,
                         charts=charts, sample_moves=data.sample_moves, seconds=time.perf_counter() - t0,
                         timings=data.timings)

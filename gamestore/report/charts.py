@@ -119,7 +119,7 @@ class _Charts:
         ).resolve_scale(x="independent", y="independent").properties(title="game length per config")
         return [_spec("game-length", _style(chart), "length_hist")]
 
-    def shares(self, name: str, table: str, field: str, title: str, scheme: str) -> Chart:
+    def shares(self, name: str, table: str, field: str, title: str, scheme: Any) -> Chart:
         chart = alt.Chart(alt.Data(name=table), title=title).mark_bar().encode(
             y=alt.Y("config:N", title=None, sort="ascending"),
             x=alt.X("share:Q", title="share of games", stack="normalize", axis=alt.Axis(format="%")),

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import atomic_path
 from .charts import Chart, plain
 from .queries import ReportData, Table, human_age
 
@@ -114,19 +115,21 @@ def bundle_cache_dir() -> Path:
 
 def vega_bundle() -> str:
     """Vega, Vega-Lite and Vega-Embed as one script (built by vl-convert once, then read from the cache)."""
+    from importlib.metadata import version
+
     import vl_convert
 
-    path = bundle_cache_dir() / f"vega-embed-bundle-{vl_convert.__version__}.js"
+    path = bundle_cache_dir() / f"vega-embed-bundle-{version('vl-convert-python')}.js"
     try:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         pass
-    text = vl_convert.javascript_bundle()
+    # the default snippet makes vegaEmbed, vegaLite and vega globals (the stub wrongly requires a snippet)
+    text = vl_convert.javascript_bundle()  # type: ignore[call-arg]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path, fsync=False) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError:
         pass  # a read-only home: the bundle is rebuilt next time
     return text
