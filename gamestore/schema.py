@@ -264,3 +264,22 @@ def vectors_from_schema(schema: pa.Schema) -> dict[str, VectorSpec]:
             shape = tuple(json.loads(field.metadata[b"shape"])) if field.metadata else (field.type.list_size,)
             out[name] = VectorSpec(name, shape, str(field.type.value_type.to_pandas_dtype().__name__))
     return out
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with exactly the columns of ``schema``, in its order.
+
+    Columns ``data`` lacks (vectors declared after it was written) become
+    nulls; columns of another type are cast.  Returned as is when it already
+    matches.
+    """
+    if data.schema.names == schema.names and data.schema.types == schema.types:
+        return data
+    cols = []
+    for f in schema:
+        if f.name in data.column_names:
+            col = data.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(data.num_rows, f.type))
+    return pa.table(cols, schema=schema)

@@ -37,6 +37,7 @@ __all__ = [
     "BATCH_CACHE",
     "ROW_CACHE",
     "verify_shard",
+    "check_files",
 ]
 
 MOVES_FILE = "moves.arrow"
@@ -442,6 +443,24 @@ class ShardReader:
         self._fast = False
 
 
+def check_files(path: Path, manifest: dict) -> list[str]:
+    """Size and checksum problems of a shard's files against its manifest (empty when intact)."""
+    problems = []
+    for name, expect in manifest.get("files", {}).items():
+        fp = Path(path) / name
+        try:
+            size = fp.stat().st_size
+            if size != expect["bytes"]:
+                problems.append(f"{name}: size {size} != {expect['bytes']}")
+            elif sha256_file(fp) != expect["sha256"]:
+                problems.append(f"{name}: checksum mismatch")
+        except FileNotFoundError:
+            problems.append(f"{name} missing")
+        except OSError as exc:
+            problems.append(f"{name}: {exc.strerror or exc}")
+    return problems
+
+
 def verify_shard(path: Path) -> list[str]:
     """Every problem found in one shard directory (empty when intact)."""
     path = Path(path)
@@ -449,16 +468,7 @@ def verify_shard(path: Path) -> list[str]:
         manifest = read_manifest(path)
     except (ShardCorruptError, FormatError) as exc:
         return [str(exc)]
-    problems = []
-    for name, expect in manifest.get("files", {}).items():
-        fp = path / name
-        if not fp.exists():
-            problems.append(f"{name} missing")
-            continue
-        if fp.stat().st_size != expect["bytes"]:
-            problems.append(f"{name}: size {fp.stat().st_size} != {expect['bytes']}")
-        elif sha256_file(fp) != expect["sha256"]:
-            problems.append(f"{name}: checksum mismatch")
+    problems = check_files(path, manifest)
     if problems:
         return problems
     try:

@@ -30,7 +30,7 @@ from .errors import (
     StoreNotFoundError,
 )
 from .records import undeclared_vectors
-from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, moves_schema
+from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
 from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
 from .shard import write_shard
 
@@ -245,7 +245,7 @@ class GameStore:
         games = pa.concat_tables(games_parts)
         vectors = self.vectors
         mschema = moves_schema(vectors)
-        moves = pa.concat_tables([_conform(p.moves, mschema) for p in parts])
+        moves = pa.concat_tables([conform(p.moves, mschema) for p in parts])
         info = write_shard(self.path, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
         self._buffer = []
         self._buffered_ids = set()
@@ -547,19 +547,6 @@ class GameStore:
 
     def __repr__(self) -> str:
         return f"<GameStore {str(self.path)!r}{' closed' if self._closed else ''}>"
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Add null columns for vectors declared after ``table`` was encoded."""
-    if table.schema.names == schema.names:
-        return table
-    cols = []
-    for field in schema:
-        if field.name in table.column_names:
-            cols.append(table.column(field.name))
-        else:
-            cols.append(pa.nulls(table.num_rows, field.type))
-    return pa.table(cols, schema=schema)
 
 
 def _clean_stale(root: Path) -> None:

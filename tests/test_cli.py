@@ -15,7 +15,7 @@ import pytest
 import gamestore
 from gamestore import synth
 from gamestore.cli import build_parser, main
-from gamestore.maintenance import verify_store
+from gamestore.ops import verify_store
 
 OPS_COMMANDS = ("info", "sql", "compact", "merge", "export", "prune")
 

@@ -24,7 +24,7 @@ import pytest
 import gamestore
 from gamestore import shard as shard_mod
 from gamestore.errors import StoreFullError
-from gamestore.maintenance import reindex_store, verify_store
+from gamestore.ops import reindex_store, verify_store
 from gamestore.records import games_equal, normalize_game
 
 HERE = Path(__file__).resolve().parent

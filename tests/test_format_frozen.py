@@ -9,7 +9,7 @@ import pyarrow.ipc as ipc
 import pytest
 
 import gamestore
-from gamestore.maintenance import verify_store
+from gamestore.ops import verify_store
 from gamestore.records import games_equal
 from gamestore.schema import FORMAT_VERSION, GAMES_SCHEMA, moves_schema, VectorSpec
 

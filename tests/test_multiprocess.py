@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import gamestore
-from gamestore.maintenance import verify_store
+from gamestore.ops import verify_store
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "mp_workers.py"

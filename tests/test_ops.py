@@ -15,11 +15,14 @@ import pytest
 
 import gamestore
 from gamestore import ops, synth
+from gamestore.ops import common as ops_common
+from gamestore.ops import compaction, merging
 from gamestore.errors import FormatError, GamestoreError, QueryError
-from gamestore.export import export_jsonl, export_parquet, game_record, iter_games
-from gamestore.maintenance import verify_store
+from gamestore.ops import export_parquet, iter_games
+from gamestore.ringrift.jsonl import export_jsonl, game_record
+from gamestore.ops import verify_store
 from gamestore.records import games_equal
-from gamestore.sqlout import write_query
+from gamestore.ops.query import write_query
 from gamestore.shard import new_shard_id
 
 
@@ -147,7 +150,7 @@ def test_compact_crash_after_commit_leaves_every_game_once(store_path, monkeypat
     def crash(*a, **k):
         raise KeyboardInterrupt("simulated crash before the old shards are trashed")
 
-    monkeypatch.setattr(ops, "trash_shards", crash)
+    monkeypatch.setattr(compaction, "trash_shards", crash)
     with pytest.raises(KeyboardInterrupt):
         ops.compact(store_path, fsync=False)
     monkeypatch.undo()
@@ -171,7 +174,7 @@ def test_compact_crash_while_trashing_leaves_every_game_once(store_path, monkeyp
                 raise KeyboardInterrupt("simulated crash half-way through trashing")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(ops.os, "rename", rename)
+    monkeypatch.setattr(ops_common.os, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
         ops.compact(store_path, fsync=False)
     monkeypatch.undo()
@@ -245,7 +248,7 @@ def test_merge_dedups_and_rerun_is_idempotent(tmp_path, corpus, template):
 
 def test_interrupted_merge_finishes_on_rerun(tmp_path, template, monkeypatch):
     dest = tmp_path / "merged"
-    real = ops._copy_shard
+    real = merging.copy_shard
     calls = {"n": 0}
 
     def flaky(*a, **k):
@@ -254,7 +257,7 @@ def test_interrupted_merge_finishes_on_rerun(tmp_path, template, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(*a, **k)
 
-    monkeypatch.setattr(ops, "_copy_shard", flaky)
+    monkeypatch.setattr(merging, "copy_shard", flaky)
     with pytest.raises(KeyboardInterrupt):
         ops.merge([template], dest, fsync=False)
     monkeypatch.undo()

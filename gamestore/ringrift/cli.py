@@ -1,9 +1,11 @@
-"""``gamestore import-sqlite`` and ``gamestore export-sqlite``."""
+"""``gamestore import-sqlite`` and ``gamestore export-sqlite`` (registered in :data:`gamestore.cli.COMMAND_GROUPS`).
+
+Errors, SQLite's included, are reported by :func:`gamestore.cli.main`.
+"""
 from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 
 from .transfer import export_sqlite, import_sqlite
 
@@ -17,9 +19,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
             report = import_sqlite(
                 src, args.store, progress=None if not args.quiet else False, verify=args.verify, workers=args.workers
             )
-        except (FileNotFoundError, sqlite3.Error) as exc:
-            print(f"gamestore import-sqlite: error: {src}: {exc}", file=sys.stderr)
-            return 2
+        except sqlite3.Error as exc:
+            raise type(exc)(f"{src}: {exc}") from exc  # which of several sources
         print(report.summary())
         if report.failed:
             status = 1
@@ -27,13 +28,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    try:
-        report = export_sqlite(
-            args.store, args.dst, where=args.where, progress=None if not args.quiet else False, overwrite=args.force
-        )
-    except (FileNotFoundError, sqlite3.Error) as exc:
-        print(f"gamestore export-sqlite: error: {exc}", file=sys.stderr)
-        return 2
+    report = export_sqlite(
+        args.store, args.dst, where=args.where, progress=None if not args.quiet else False, overwrite=args.force
+    )
     print(f"wrote {report.games} games ({report.moves} moves) to {report.destination} in {report.seconds:.1f} s")
     return 0
 
@@ -53,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="processes that parse games while this one writes (default: CPUs - 1 from 4 CPUs and 20,000 moves; 0: none)",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_import)
+    p.set_defaults(func=_cmd_import, errors=(sqlite3.Error,))
 
     p = subparsers.add_parser(
         "export-sqlite",
@@ -65,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--where", default=None, help="SQL predicate over the games view")
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export, errors=(sqlite3.Error,))
 
 
 add_cli_commands = register

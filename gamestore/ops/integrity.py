@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .catalog import SEGMENT_SCHEMA, segment_from_games
-from .errors import FormatError, ShardCorruptError
-from .shard import ShardReader, verify_shard
+from ..catalog import SEGMENT_SCHEMA, segment_from_games
+from ..errors import FormatError, ShardCorruptError
+from ..shard import ShardReader, verify_shard
 
 __all__ = ["VerifyReport", "verify_store", "reindex_store"]
 

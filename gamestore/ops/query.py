@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import QueryError
-from .fsutil import atomic_path
-from .ops import opened
-from .store import GameStore
+from ..errors import QueryError
+from ..fsutil import atomic_path
+from .common import opened
+from ..store import GameStore
 
 __all__ = ["write_query", "QueryFormat"]
 

@@ -1,0 +1,120 @@
+"""Plumbing shared by the operator jobs: opening, the maintenance lock, shard removal, vector unions."""
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from ..errors import FormatError, StoreBusyError
+from ..fsutil import file_lock, fsync_dir
+from ..schema import VectorSpec
+from ..shard import ShardReader
+from ..store import GameStore
+from ..store import open as open_store
+
+__all__ = [
+    "DEFAULT_TARGET_MOVES",
+    "Progress",
+    "opened",
+    "maintenance_lock",
+    "with_progress",
+    "indexed_rows",
+    "union_vectors",
+    "trash_shards",
+    "clean_orphan_segments",
+]
+
+#: Moves per shard that compaction and merge aim for (the store's default seal size).
+DEFAULT_TARGET_MOVES = 65536
+_LOCK_FILE = ".maintenance.lock"
+
+Progress = Callable[[Iterable], Iterable]
+
+
+@contextmanager
+def opened(store: GameStore | str | os.PathLike, *, create: bool = False) -> Iterator[GameStore]:
+    """Yield ``store`` as an open GameStore, closing it afterwards only if it was opened here."""
+    if isinstance(store, GameStore):
+        yield store
+        return
+    s = open_store(store, create=create)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@contextmanager
+def maintenance_lock(root: Path) -> Iterator[None]:
+    """Exclusive lock held by one shard-rewriting job per store; writers and readers are not blocked."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(Path(root) / _LOCK_FILE, blocking=False))
+        except BlockingIOError:
+            raise StoreBusyError(f"another compact/prune/merge is running on {root}") from None
+        yield
+
+
+def with_progress(items: Sequence, progress: Progress | None) -> Iterable:
+    return items if progress is None else progress(items)
+
+
+def indexed_rows(store: GameStore, reader: ShardReader) -> list[int]:
+    """Rows of ``reader``'s games.arrow that the catalog indexes (the first copy of each game id)."""
+    cat = store.catalog
+    out = []
+    for i, gid in enumerate(reader.manifest["game_ids"]):
+        loc = cat.locate(gid)
+        if loc is not None and loc.shard_id == reader.shard_id:
+            out.append(i)
+    return out
+
+
+def union_vectors(specs: Iterable[dict[str, VectorSpec]], *, what: str = "shards") -> dict[str, VectorSpec]:
+    """Union of vector declarations; the same name declared two ways is an error."""
+    out: dict[str, VectorSpec] = {}
+    for vectors in specs:
+        for name, spec in vectors.items():
+            if name in out and out[name] != spec:
+                raise FormatError(
+                    f"vector {name!r} is declared as {out[name].to_json()} and as {spec.to_json()} in these {what}"
+                )
+            out.setdefault(name, spec)
+    return out
+
+
+def trash_shards(root: Path, shard_ids: Iterable[str], *, fsync: bool = True) -> None:
+    """Remove committed shards: each is renamed into ``trash/`` (its games vanish at once), then deleted.
+
+    Shards go in descending id order, so a game stored in several of them
+    stays visible until its first-indexed copy goes.
+    """
+    root = Path(root)
+    for sid in sorted(shard_ids, reverse=True):
+        src = root / "shards" / sid
+        dst = root / "trash" / sid
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            continue  # already removed by someone else
+        if fsync:
+            fsync_dir(root / "shards")
+        (root / "catalog" / f"{sid}.parquet").unlink(missing_ok=True)
+        shutil.rmtree(dst, ignore_errors=True)
+
+
+def clean_orphan_segments(root: Path) -> int:
+    """Delete catalog segments whose shard is gone (a crash between trash and unlink leaves them)."""
+    root = Path(root)
+    # segments first: a writer commits its shard before its segment, so every segment
+    # listed here whose shard is missing from the later listing really has no shard
+    segments = list((root / "catalog").glob("*.parquet"))
+    shards = set(os.listdir(root / "shards"))
+    removed = 0
+    for seg in segments:
+        if seg.stem not in shards:
+            seg.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,137 @@
+"""``compact``: merge small shards into full ones and drop shadowed duplicate copies of games.
+
+Every job that removes or rewrites shards follows one rule, so that a crash
+at any point leaves every game readable exactly once: new shards are
+committed first (the usual tmp -> shards rename), and only then are the old
+shards renamed into ``trash/`` (docs/format.md).  In between, a game may sit
+in two shards; the catalog indexes the first copy by shard id, so readers
+see it once.  Old shards are trashed in descending id order, so a game whose
+copies are all going away stays visible until the last (first-indexed) copy
+goes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from ..shard import ShardReader, check_files
+from ..store import GameStore
+from .common import (
+    DEFAULT_TARGET_MOVES,
+    Progress,
+    clean_orphan_segments,
+    indexed_rows,
+    maintenance_lock,
+    opened,
+    trash_shards,
+    with_progress,
+)
+from .shardbuild import Part, write_parts
+
+__all__ = ["CompactResult", "compact"]
+
+
+@dataclass
+class CompactResult:
+    """What :func:`compact` did (or would do, with ``dry_run``)."""
+
+    shards_before: int = 0
+    shards_after: int = 0
+    shards_rewritten: int = 0
+    shards_written: int = 0
+    games: int = 0
+    moves: int = 0
+    duplicates_dropped: int = 0
+    damaged_shards: dict[str, list[str]] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _ShardPlan:
+    reader: ShardReader
+    rows: list[int]
+    moves: int
+    shadowed: int
+
+
+def _plan_groups(plans: list[_ShardPlan], target_moves: int) -> list[list[_ShardPlan]]:
+    groups: list[list[_ShardPlan]] = []
+    current: list[_ShardPlan] = []
+    total = 0
+    for p in plans:
+        if p.moves >= target_moves and not p.shadowed:
+            continue
+        if current and total + p.moves > target_moves:
+            groups.append(current)
+            current, total = [], 0
+        current.append(p)
+        total += p.moves
+    if current:
+        groups.append(current)
+    return [g for g in groups if len(g) > 1 or g[0].shadowed]
+
+
+def compact(
+    store: GameStore | str | os.PathLike,
+    *,
+    target_moves: int = DEFAULT_TARGET_MOVES,
+    dry_run: bool = False,
+    fsync: bool = True,
+    progress: Progress | None = None,
+) -> CompactResult:
+    """Merge shards smaller than ``target_moves`` into full ones; drop shadowed duplicate copies.
+
+    The set of visible games is the same before and after, and at every
+    instant in between (see the module docstring).  Damaged shards are left
+    alone and reported.
+    """
+    if target_moves < 1:
+        raise ValueError("target_moves must be positive")
+    result = CompactResult(dry_run=dry_run)
+    with opened(store) as s, maintenance_lock(s.path):
+        if not dry_run:
+            clean_orphan_segments(s.path)
+        s.refresh()
+        cat = s.catalog
+        result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
+        plans = []
+        for reader in cat.readers():
+            rows = indexed_rows(s, reader)
+            counts = reader.games.column("move_count").to_numpy()
+            plans.append(_ShardPlan(reader, rows, int(counts[rows].sum()) if rows else 0,
+                                    reader.manifest["num_games"] - len(rows)))
+        result.shards_before = len(plans) + len(result.damaged_shards)
+        groups = _plan_groups(plans, target_moves)
+        if dry_run:
+            result.shards_rewritten = sum(len(g) for g in groups)
+            result.duplicates_dropped = sum(p.shadowed for g in groups for p in g)
+            result.shards_written = sum(1 for g in groups if any(p.rows for p in g))
+        else:
+            for group in with_progress(groups, progress):
+                intact = []
+                for p in group:
+                    problems = check_files(p.reader.path, p.reader.manifest)
+                    if problems:
+                        result.damaged_shards[p.reader.shard_id] = problems
+                    else:
+                        intact.append(p)
+                if not intact or (len(intact) == 1 and not intact[0].shadowed):
+                    continue
+                if write_parts(s, [Part(p.reader, p.rows) for p in intact], fsync=fsync) is not None:
+                    result.shards_written += 1
+                trash_shards(s.path, [p.reader.shard_id for p in intact], fsync=fsync)
+                s.refresh()
+                result.shards_rewritten += len(intact)
+                result.duplicates_dropped += sum(p.shadowed for p in intact)
+            s.refresh()
+        result.games = s.count_games()
+        result.moves = s.count_moves()
+        result.shards_after = (
+            result.shards_before - result.shards_rewritten + result.shards_written
+            if dry_run
+            else len(cat.shard_ids()) + len(cat.damaged_shards())
+        )
+    return result

@@ -1,0 +1,173 @@
+"""``merge``: bring several stores into one, once per game id (shards copied byte for byte where possible)."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import FormatError, GamestoreError, StoreNotFoundError
+from ..fsutil import copy_file, fsync_dir
+from ..shard import GAMES_FILE, MANIFEST, MOVES_FILE, check_files, new_shard_id
+from ..store import GameStore
+from ..store import open as open_store
+from .common import DEFAULT_TARGET_MOVES, Progress, clean_orphan_segments, indexed_rows, maintenance_lock, union_vectors, with_progress
+from .shardbuild import Part, write_parts
+
+__all__ = ["MergeResult", "merge", "copy_shard"]
+
+
+@dataclass
+class MergeResult:
+    """What :func:`merge` brought into the destination store."""
+
+    games_added: int = 0
+    moves_added: int = 0
+    games_skipped: int = 0
+    shards_copied: int = 0
+    shards_written: int = 0
+    damaged_shards: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def copy_shard(src: Path, root: Path, shard_id: str, manifest: dict, *, fsync: bool) -> bool:
+    """Copy a committed shard byte for byte into store ``root`` under its own id (commit protocol).
+
+    Returns False when a shard of that id is already there.  The copy is
+    checked against the manifest checksums before it is committed.
+    """
+    final = root / "shards" / shard_id
+    if final.exists():
+        return False
+    staging = root / "tmp" / new_shard_id()  # our pid: never mistaken for a dead writer's leftovers
+    staging.mkdir(parents=True)
+    try:
+        for name in (MOVES_FILE, GAMES_FILE, MANIFEST):
+            digest = copy_file(src / name, staging / name, fsync=fsync)
+            expect = manifest["files"].get(name)
+            if expect is not None and digest != expect["sha256"]:
+                raise FormatError(f"shard {shard_id}: {name} changed while it was copied (checksum mismatch)")
+        if fsync:
+            fsync_dir(staging)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if final.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+                return False
+            raise
+        if fsync:
+            fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return True
+
+
+def _board_types(s: GameStore) -> set[str]:
+    return {r[0] for r in s.sql("SELECT DISTINCT board_type FROM games").fetchall()}
+
+
+def merge(
+    sources: Sequence[GameStore | str | os.PathLike],
+    dest: str | os.PathLike,
+    *,
+    target_moves: int = DEFAULT_TARGET_MOVES,
+    fsync: bool = True,
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Bring the games of ``sources`` into the store at ``dest`` (created if needed), once per game id.
+
+    A source shard whose games are all new is copied as is (same bytes, same
+    shard id); from the others only new games are taken and written into new
+    shards of about ``target_moves`` moves.  Every shard is committed
+    atomically and games already in ``dest`` are skipped, so an interrupted
+    merge is finished by running it again.  The first source wins when
+    several hold the same game id.
+    """
+    dest_path = Path(dest)
+    result = MergeResult()
+    srcs: list[GameStore] = []
+    owned: list[GameStore] = []
+    try:
+        for src in sources:
+            if isinstance(src, GameStore):
+                srcs.append(src)
+            else:
+                if not (Path(src) / "gamestore.json").exists():
+                    raise StoreNotFoundError(f"no gamestore at {src}")
+                st = open_store(src, create=False)
+                owned.append(st)
+                srcs.append(st)
+        for st in srcs:
+            if dest_path.exists() and st.path.resolve() == dest_path.resolve():
+                raise GamestoreError(f"{st.path} is both a source and the destination")
+        vectors = union_vectors([st.vectors for st in srcs] + [st.catalog.vectors() for st in srcs], what="sources")
+        allowed = [st.board_types for st in srcs]
+        board_types = None if any(b is None for b in allowed) else sorted(set().union(*allowed))
+        used = set().union(*(_board_types(st) for st in srcs)) if srcs else set()
+        with open_store(dest_path, create=True, board_types=board_types, fsync=fsync) as d, maintenance_lock(d.path):
+            if d.board_types is not None and not used <= d.board_types:
+                raise FormatError(
+                    f"{d.path} accepts board types {sorted(d.board_types)}; the sources hold {sorted(used - d.board_types)}"
+                )
+            if vectors:
+                union_vectors([d.vectors, vectors], what="stores")
+                d.declare_vectors(vectors)
+            clean_orphan_segments(d.path)
+            d.refresh()
+            _merge_into(d, srcs, result, target_moves=target_moves, fsync=fsync, progress=progress)
+            d.refresh()
+    finally:
+        for st in owned:
+            st.close()
+    return result
+
+
+def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, target_moves: int, fsync: bool,
+                progress: Progress | None) -> None:
+    dcat = d.catalog
+    taken: set[str] = set()
+    pending: list[Part] = []
+    pending_moves = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_moves
+        if pending:
+            write_parts(d, pending, fsync=fsync)
+            result.shards_written += 1
+        pending, pending_moves = [], 0
+
+    work = []
+    for st in srcs:
+        st.refresh()
+        result.damaged_shards.update({f"{st.path}:{sid}": ["unreadable"] for sid in st.catalog.damaged_shards()})
+        work.extend((st, r) for r in st.catalog.readers())
+    for st, reader in with_progress(work, progress):
+        ids = reader.manifest["game_ids"]
+        indexed = indexed_rows(st, reader)
+        new = [i for i in indexed if ids[i] not in dcat and ids[i] not in taken]
+        result.games_skipped += len(indexed) - len(new)
+        if not new:
+            continue
+        problems = check_files(reader.path, reader.manifest)
+        if problems:
+            result.damaged_shards[f"{st.path}:{reader.shard_id}"] = problems
+            continue
+        counts = reader.games.column("move_count").to_numpy()
+        moves = int(counts[new].sum())
+        if len(new) == len(ids) and copy_shard(reader.path, d.path, reader.shard_id, reader.manifest, fsync=fsync):
+            dcat.add_committed(reader.shard_id)
+            result.shards_copied += 1
+        else:
+            if pending and pending_moves + moves > target_moves:
+                flush()
+            pending.append(Part(reader, new))
+            pending_moves += moves
+        taken.update(ids[i] for i in new)
+        result.games_added += len(new)
+        result.moves_added += moves
+    flush()
