@@ -17,7 +17,7 @@ import gamestore
 from gamestore import ops, synth
 from gamestore.cli import main
 from gamestore.errors import QueryError
-from gamestore.torchdata.plan import Selection, resolve_plan
+from gamestore.positions.plan import Selection, resolve_plan
 
 pytestmark = pytest.mark.single_backend
 
