@@ -1,129 +1,346 @@
-"""``GameReplayDB``: a read-only stand-in for RingRift's class of that name, over a gamestore.
+"""``GameReplayDB``: a read-only drop-in for RingRift's class of that name, over a gamestore.
 
-The methods the pipeline calls most, with the original signatures and
-return shapes, except that moves and states are plain dicts (the stored
-JSON) rather than pydantic ``Move``/``GameState`` objects: pass them to
-``Move.model_validate`` / ``GameState.model_validate`` where the models
-are needed.  docs/ringrift.md lists each method's shape.
+Every public read method of RingRift's ``app.db.game_replay.GameReplayDB``
+(schema v18) exists with the same parameters, defaults and results.  When
+RingRift's ``app.models`` is importable, moves and states are its pydantic
+objects, built as RingRift builds them; otherwise the stored JSON as plain
+dicts (``models=`` overrides the detection, see :mod:`.compat_types`).
+``get_state_at_move`` starts from the nearest stored snapshot and replays
+the following moves through RingRift's rules engine (or ``replay=``).
+``_get_conn()`` yields a read-only DB-API connection over the store's
+RingRift-compatible views (:mod:`.compat_sql`).  docs/ringrift.md has the
+migration guide.
 """
 from __future__ import annotations
 
-import json
 import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import GameNotFoundError
-from .mapping import move_json_value, record_to_rows
-from .tables import COLUMNS
+from . import compat_rows as R
+from .compat_side import SideTables
+from .compat_sql import Connection
+from .compat_types import Replay, Types
 
-__all__ = ["GameReplayDB"]
+__all__ = ["GameReplayDB", "DEFAULT_SNAPSHOT_INTERVAL"]
 
-_GAME_COLS = COLUMNS["games"]
-_MOVE_COLS = COLUMNS["game_moves"]
-_RR_ONLY = {"schema_version", "parity_status", "parity_checked_at", "parity_divergence_move"}
-_BASE_GAME_COLS = [c for c in _GAME_COLS if c not in _RR_ONLY and c != "metadata_json"]
+DEFAULT_SNAPSHOT_INTERVAL = 20
+_HEADER_CACHE = 4096
 
 
 def _enum_value(v: Any) -> Any:
-    return getattr(v, "value", v)
+    return v.value if hasattr(v, "value") else v
 
 
-class GameReplayDB:
+class GameReplayDB(SideTables):
     """Read-only access to a gamestore with RingRift's ``GameReplayDB`` read API.
 
-    ``path`` is a gamestore directory (for example one filled by
-    ``gamestore import-sqlite``).  Write methods are not provided.
+    ``db_path`` is a gamestore directory (for example one filled by
+    ``gamestore import-sqlite``).  ``journal_mode`` is accepted and ignored
+    (there is no journal).  ``models``/``replay``: see :mod:`.compat_types`.
     """
 
-    def __init__(self, db_path: str | os.PathLike, snapshot_interval: int = 20) -> None:
+    def __init__(
+        self,
+        db_path: str | os.PathLike,
+        snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+        enforce_canonical_history: bool = True,
+        journal_mode: str = "WAL",
+        *,
+        models: Any = None,
+        replay: Replay | None = None,
+        store: Any = None,
+    ) -> None:
         from .. import store as store_mod
 
         self._db_path = Path(db_path)
         self._snapshot_interval = snapshot_interval
-        self._store = store_mod.open(self._db_path, create=False)
+        self._enforce_canonical_history = enforce_canonical_history
+        self._journal_mode = journal_mode.upper()
+        self._owns_store = store is None
+        self._store = store if store is not None else store_mod.open(self._db_path, create=False)
+        self._types = Types(models, replay)
+        self._headers: OrderedDict[tuple, dict] = OrderedDict()
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
-        self._store.close()
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_store:
+            self._store.close()
 
     def __enter__(self) -> "GameReplayDB":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool:
         self.close()
+        return False
 
     @property
-    def store(self):
+    def store(self) -> Any:
         """The underlying :class:`gamestore.store.GameStore`."""
         return self._store
 
-    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def pydantic(self) -> bool:
+        """True when results are RingRift's pydantic objects, False for plain dicts."""
+        return self._types.pydantic
+
+    def checkpoint_wal(self) -> tuple[int, int]:
+        """No write-ahead log to checkpoint: ``(0, 0)``."""
+        return (0, 0)
+
+    @contextmanager
+    def _get_conn(self) -> Iterator[Connection]:
+        """A read-only DB-API connection over the store's RingRift-compatible views (``sqlite3.Row`` rows)."""
+        if self._conn is None:
+            with self._lock:
+                if self._conn is None:
+                    self._conn = Connection(self._store)
+        conn = self._conn
+        conn.row_factory = sqlite3.Row
+        yield conn
+
+    # -- point reads ---------------------------------------------------------------------
+    def _header(self, game_id: str) -> dict | None:
+        """The game record without moves, from the shard's game row (cached; shared: do not change it)."""
+        catalog = self._store.catalog
+        self._store._check_open()
+        catalog.refresh()
+        loc = catalog.locate(game_id)
+        if loc is None:
+            return None
+        key = (loc.shard_id, loc.row)
+        with self._lock:
+            hit = self._headers.get(key)
+            if hit is not None:
+                self._headers.move_to_end(key)
+                return hit
+        reader = catalog.find_reader(loc.shard_id)
+        if reader is None:
+            rec = self._record(game_id)
+            if rec is None:
+                return None
+            header = {k: v for k, v in rec.items() if k != "moves"}
+        else:
+            from ..codec import _header_from_row
+
+            header = _header_from_row(reader.game_row(loc.row))
+        with self._lock:
+            self._headers[key] = header
+            if len(self._headers) > _HEADER_CACHE:
+                self._headers.popitem(last=False)
+        return header
+
     def _record(self, game_id: str) -> dict | None:
         try:
             return self._store.get_game(game_id)
         except GameNotFoundError:
             return None
 
-    @staticmethod
-    def _game_dict(rec: dict) -> dict:
-        """A ``games`` row as a dict (``SELECT * FROM games`` column names and values)."""
-        row = record_to_rows({**rec, "moves": [], "snapshots": []})["games"][0]
-        return dict(zip(_GAME_COLS, row))
+    def _moves(self, game_id: str) -> list[dict] | None:
+        rec = self._record(game_id)
+        return None if rec is None else rec["moves"]
 
-    def _filters(
+    # -- game-level reads -------------------------------------------------------------------
+    def get_game_metadata(self, game_id: str) -> dict | None:
+        """Get game metadata without loading full state."""
+        header = self._header(game_id)
+        return None if header is None else R.game_row(header)
+
+    def get_game_with_players(self, game_id: str) -> dict | None:
+        """Get game metadata including player details."""
+        header = self._header(game_id)
+        if header is None:
+            return None
+        game = R.game_row(header)
+        game["players"] = [
+            {
+                "playerNumber": p["player_number"],
+                "playerType": p["player_type"],
+                "aiType": p["ai_type"],
+                "aiDifficulty": p["ai_difficulty"],
+                "finalEliminatedRings": p["final_eliminated_rings"],
+                "finalTerritorySpaces": p["final_territory_spaces"],
+                "finalRingsInHand": p["final_rings_in_hand"],
+            }
+            for p in R.player_rows(header)
+        ]
+        return game
+
+    def get_initial_state(self, game_id: str) -> Any:
+        """Get the initial game state (RingRift's default state when none is stored and its code is importable)."""
+        header = self._header(game_id)
+        if header is None:
+            return None
+        state = R.initial_state(header)
+        if state is None:
+            return self._types.default_initial_state(header.get("board_type"), header.get("num_players") or 2)
+        return self._types.state(state)
+
+    def get_initial_states_batch(self, game_ids: list[str]) -> dict[str, Any]:
+        """Initial states of several games (None for unknown games)."""
+        if not game_ids:
+            return {}
+        results: dict[str, Any] = dict.fromkeys(game_ids)
+        for gid in dict.fromkeys(game_ids):
+            results[gid] = self.get_initial_state(gid)
+        return results
+
+    # -- moves --------------------------------------------------------------------------------
+    def get_moves(self, game_id: str, start: int = 0, end: int | None = None) -> list[Any]:
+        """Get moves ``start <= move_number < end``."""
+        moves = self._moves(game_id)
+        if not moves:
+            return []
+        return self._types.moves([R.move_json_value(m) for m in moves if R.in_range(m["move_number"], start, end)])
+
+    def get_moves_batch(self, game_ids: list[str]) -> dict[str, list[Any]]:
+        """Moves of several games (an empty list for unknown games)."""
+        if not game_ids:
+            return {}
+        return {gid: self.get_moves(gid) for gid in game_ids}
+
+    def get_move_probs_batch(self, game_ids: list[str]) -> dict[str, dict[int, dict[str, float]]]:
+        """game_id -> {move_number -> {move_key: probability}} for the moves with soft targets."""
+        if not game_ids:
+            return {}
+        results: dict[str, dict[int, dict[str, float]]] = {}
+        for gid in dict.fromkeys(game_ids):
+            for m in self._moves(gid) or ():
+                probs = R.move_probs(m)
+                if probs:
+                    results.setdefault(gid, {})[m["move_number"]] = probs
+        return results
+
+    def get_move_records(self, game_id: str, start: int = 0, end: int | None = None) -> list[dict]:
+        """Move records with full metadata (RingRift's camelCase record shape; ``move`` is the move JSON)."""
+        import json
+
+        out = []
+        for m in self._moves(game_id) or ():
+            if not R.in_range(m["move_number"], start, end):
+                continue
+            c = R.move_cells(m)
+            out.append(
+                {
+                    "moveNumber": c["move_number"],
+                    "turnNumber": c["turn_number"],
+                    "player": c["player"],
+                    "phase": c["phase"],
+                    "moveType": c["move_type"],
+                    "move": R.move_json_value(m),
+                    "timestamp": c["timestamp"],
+                    "thinkTimeMs": c["think_time_ms"],
+                    "timeRemainingMs": c["time_remaining_ms"],
+                    "engineEval": c["engine_eval"],
+                    "engineEvalType": c["engine_eval_type"],
+                    "engineDepth": c["engine_depth"],
+                    "engineNodes": c["engine_nodes"],
+                    "enginePV": json.loads(c["engine_pv"]) if c["engine_pv"] else None,
+                    "engineTimeMs": c["engine_time_ms"],
+                }
+            )
+        return out
+
+    def get_move_heuristics(self, game_id: str, move_number: int) -> Any:
+        """The move's heuristic features (float32 array), or None."""
+        for m in self._moves(game_id) or ():
+            if m["move_number"] == move_number:
+                return R.heuristics(m)
+        return None
+
+    def get_game_heuristics_batch(self, game_id: str) -> dict[int, Any]:
+        """move_number -> heuristic features for the moves that have them."""
+        out = {}
+        for m in self._moves(game_id) or ():
+            h = R.heuristics(m)
+            if h is not None:
+                out[m["move_number"]] = h
+        return out
+
+    def has_heuristics(self, game_id: str) -> bool:
+        return any(R.heuristics(m) is not None for m in self._moves(game_id) or ())
+
+    # -- states ---------------------------------------------------------------------------------
+    def get_state_at_move(self, game_id: str, move_number: int, auto_inject: bool | None = None) -> Any:
+        """The state after ``move_number``: nearest stored snapshot, then the following moves replayed.
+
+        Replays through RingRift's rules engine (``trace_mode=True``) or the ``replay=``
+        callable; raises :class:`~.compat_types.CompatUnavailableError` when a replay is
+        needed and neither is available.  ``auto_inject`` as RingRift's (legacy DBs):
+        with injection the replay starts from the initial state, as RingRift's does.
+        """
+        if auto_inject is None:
+            auto_inject = not self._enforce_canonical_history
+        header = self._header(game_id)
+        if header is None:
+            return None
+        initial = self.get_initial_state(game_id)
+        if initial is None:
+            return None
+        if move_number < 0:
+            return initial
+        rec = self._record(game_id)
+        moves = rec["moves"] if rec is not None else []
+        start_mn, state = -1, initial
+        if not auto_inject:
+            snaps = R.snapshot_states(rec or header, moves)
+            best = max((mn for mn in snaps if mn <= move_number), default=None)
+            if best is not None:
+                start_mn, state = best, self._types.state(snaps[best])
+        todo = [R.move_json_value(m) for m in moves if start_mn < m["move_number"] <= move_number]
+        return self._types.replay(state, self._types.moves(todo), auto_inject=auto_inject)
+
+    def get_state_at_move_legacy(self, game_id: str, move_number: int) -> Any:
+        """Legacy replay helper that always enables phase injection."""
+        return self.get_state_at_move(game_id, move_number, auto_inject=True)
+
+    # -- queries --------------------------------------------------------------------------------
+    def _where(
         self,
-        board_type: Any = None,
-        num_players: int | None = None,
-        winner: int | None = None,
-        termination_reason: str | None = None,
-        source: str | None = None,
-        min_moves: int | None = None,
-        max_moves: int | None = None,
-        require_moves: bool = False,
-        **extra: Any,
-    ) -> tuple[str | None, list]:
-        clauses: list[str] = []
+        board_type: Any,
+        num_players: int | None,
+        winner: int | None,
+        termination_reason: str | None,
+        source: str | None,
+        min_moves: int | None,
+        max_moves: int | None,
+    ) -> tuple[list[str], list[Any]]:
+        conds: list[str] = []
         params: list[Any] = []
         for col, val in (
-            ("board_type", _enum_value(board_type)),
+            ("board_type", None if board_type is None else (board_type.value if hasattr(board_type, "value") else str(board_type))),
             ("num_players", num_players),
             ("winner", winner),
             ("termination_reason", termination_reason),
             ("source", source),
         ):
             if val is not None:
-                clauses.append(f"{col} = ?")
+                conds.append(f"{col} = ?")
                 params.append(val)
         if min_moves is not None:
-            clauses.append("total_moves >= ?")
+            conds.append("total_moves >= ?")
             params.append(min_moves)
         if max_moves is not None:
-            clauses.append("total_moves <= ?")
+            conds.append("total_moves <= ?")
             params.append(max_moves)
-        if require_moves:
-            clauses.append("num_moves > 0")
-        for col, val in extra.items():  # other games columns, by equality (e.g. engine_mode, game_status)
-            if val is None:
-                continue
-            if col not in _BASE_GAME_COLS:
-                raise TypeError(f"unknown filter {col!r}")
-            clauses.append(f"{col} = ?")
-            params.append(_enum_value(val))
-        return (" AND ".join(clauses) or None), params
+        return conds, params
 
-    def _game_ids(self, where: str | None, params: list, *, limit: int | None = None, offset: int = 0) -> list[str]:
-        q = "SELECT game_id FROM games"
-        if where:
-            q += f" WHERE {where}"
-        q += " ORDER BY created_at DESC, game_id"
-        if limit is not None:
-            q += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        self._store.refresh()
-        con = self._store.catalog.cursor()
-        return [r[0] for r in con.execute(q, params).fetchall()]
+    def _catalog_rows(self, sql: str, params: list[Any]) -> list[tuple]:
+        self._store._check_open()
+        self._store.catalog.refresh()
+        return self._store.catalog.cursor().execute(sql, params).fetchall()
 
-    # -- queries -------------------------------------------------------------------------
     def query_games(
         self,
         board_type: Any = None,
@@ -135,169 +352,96 @@ class GameReplayDB:
         max_moves: int | None = None,
         limit: int = 100,
         offset: int = 0,
-        **filters: Any,
+        exclude_training_excluded: bool = True,
+        require_moves: bool = False,
+        exclude_non_canonical: bool = True,
     ) -> list[dict]:
-        """Games matching the filters, newest first: ``games`` rows as dicts (all v18 columns)."""
-        where, params = self._filters(
-            board_type, num_players, winner, termination_reason, source, min_moves, max_moves, **filters
+        """Games matching the filters, newest first: ``games`` rows as dicts (all v18 columns).
+
+        Answered from the catalog's game rows (no moves are read).  v18 files have no
+        ``excluded_from_training`` column, so ``exclude_training_excluded`` changes
+        nothing, as in RingRift.
+        """
+        conds, params = self._where(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
+        if require_moves:
+            conds.append("num_moves > 0")
+        if exclude_non_canonical:
+            conds.append("COALESCE(parity_status, 'pending') != 'non_canonical_history'")
+        where = " AND ".join(conds) or "true"
+        ids = self._catalog_rows(
+            f"SELECT game_id FROM games WHERE {where} ORDER BY created_at DESC, shard_id DESC, move_offset DESC"
+            " LIMIT ? OFFSET ?",
+            [*params, limit, offset],
         )
         out = []
-        for gid in self._game_ids(where, params, limit=limit, offset=offset):
-            rec = self._record(gid)
-            if rec is not None:
-                out.append(self._game_dict(rec))
+        for (gid,) in ids:
+            row = self.get_game_metadata(gid)
+            if row is not None:
+                out.append(row)
         return out
 
-    def get_game_count(self, **filters: Any) -> int:
-        """Number of games (matching the same filters as :meth:`query_games`)."""
-        where, params = self._filters(**filters)
-        self._store.refresh()
-        con = self._store.catalog.cursor()
-        q = "SELECT COUNT(*) FROM games" + (f" WHERE {where}" if where else "")
-        return int(con.execute(q, params).fetchone()[0])
+    def get_game_count(
+        self,
+        board_type: Any = None,
+        num_players: int | None = None,
+        winner: int | None = None,
+        termination_reason: str | None = None,
+        source: str | None = None,
+        min_moves: int | None = None,
+        max_moves: int | None = None,
+        exclude_training_excluded: bool = True,
+    ) -> int:
+        """Number of games matching the filters."""
+        conds, params = self._where(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
+        where = " AND ".join(conds) or "true"
+        return int(self._catalog_rows(f"SELECT COUNT(*) FROM games WHERE {where}", params)[0][0])
 
-    def get_game_metadata(self, game_id: str) -> dict | None:
-        """The ``games`` row of one game as a dict, or None."""
-        rec = self._record(game_id)
-        return None if rec is None else self._game_dict(rec)
-
-    def get_initial_state(self, game_id: str) -> dict | None:
-        """The initial state as the stored JSON object (None when the game or its initial state is missing)."""
-        rec = self._record(game_id)
-        if rec is None:
-            return None
-        rows = record_to_rows(rec)["game_initial_state"]
-        if not rows:
-            return None
-        return _state_from_cell(rows[0][1], rows[0][2])
-
-    def get_moves(self, game_id: str, start: int = 0, end: int | None = None) -> list[dict]:
-        """Moves ``start <= move_number < end`` as the stored ``move_json`` objects."""
-        rec = self._record(game_id)
-        if rec is None:
-            return []
-        return [move_json_value(m) for m in rec["moves"] if _in_range(m["move_number"], start, end)]
-
-    def get_move_records(self, game_id: str, start: int = 0, end: int | None = None) -> list[dict]:
-        """Moves with their columns, in RingRift's camelCase record shape (``move`` is the move JSON)."""
-        rec = self._record(game_id)
-        if rec is None:
-            return []
-        rows = record_to_rows({**rec, "snapshots": []})["game_moves"]
-        out = []
-        for row in rows:
-            r = dict(zip(_MOVE_COLS, row))
-            if not _in_range(r["move_number"], start, end):
-                continue
-            out.append(
-                {
-                    "moveNumber": r["move_number"],
-                    "turnNumber": r["turn_number"],
-                    "player": r["player"],
-                    "phase": r["phase"],
-                    "moveType": r["move_type"],
-                    "move": json.loads(r["move_json"]),
-                    "timestamp": r["timestamp"],
-                    "thinkTimeMs": r["think_time_ms"],
-                    "timeRemainingMs": r["time_remaining_ms"],
-                    "engineEval": r["engine_eval"],
-                    "engineEvalType": r["engine_eval_type"],
-                    "engineDepth": r["engine_depth"],
-                    "engineNodes": r["engine_nodes"],
-                    "enginePV": json.loads(r["engine_pv"]) if r["engine_pv"] else None,
-                    "engineTimeMs": r["engine_time_ms"],
-                }
-            )
-        return out
-
-    def get_state_at_move(self, game_id: str, move_number: int) -> dict | None:
-        """The state after ``move_number`` when a snapshot (or history entry) holds it, else None.
-
-        RingRift replays moves through its rules engine to reach other moves;
-        gamestore has no rules engine, so only stored states are returned
-        (``move_number < 0`` returns the initial state).
-        """
-        rec = self._record(game_id)
-        if rec is None:
-            return None
-        if move_number < 0:
-            return self.get_initial_state(game_id)
-        rows = record_to_rows(rec)
-        for _, mn, cell, compressed, _ in rows["game_state_snapshots"]:
-            if mn == move_number:
-                return _state_from_cell(cell, compressed)
-        cols = COLUMNS["game_history_entries"]
-        ia, ic = cols.index("state_after_json"), cols.index("compressed_states")
-        for row in rows["game_history_entries"]:
-            if row[1] == move_number and row[ia] is not None:
-                return _state_from_cell(row[ia], row[ic], b64=True)
-        return None
-
-    def iterate_games(self, **filters: Any) -> Iterator[tuple[dict, dict | None, list[dict]]]:
-        """``(games row dict, initial state, moves)`` for each matching game."""
-        for meta, initial, moves, _ in self._iterate(filters):
+    def iterate_games(self, batch_size: int = 100, **filters: Any) -> Iterator[tuple[dict, Any, list[Any]]]:
+        """``(metadata, initial_state, moves)`` for each matching game (``limit`` defaults to 10000)."""
+        for meta, initial, moves, _ in self._iterate(batch_size, filters, probs=False):
             yield meta, initial, moves
 
     def iterate_games_with_probs(
-        self, **filters: Any
-    ) -> Iterator[tuple[dict, dict | None, list[dict], list[dict | None]]]:
-        """As :meth:`iterate_games`, plus each move's ``move_probs`` (dict key -> probability, or None)."""
-        yield from self._iterate(filters)
+        self, batch_size: int = 100, **filters: Any
+    ) -> Iterator[tuple[dict, Any, list[Any], dict[int, dict[str, float]]]]:
+        """As :meth:`iterate_games`, plus ``{move_number: {move_key: probability}}`` for the moves with soft targets."""
+        yield from self._iterate(batch_size, filters, probs=True)
 
-    def _iterate(self, filters: dict) -> Iterator[tuple[dict, dict | None, list[dict], list[dict | None]]]:
-        limit = filters.pop("limit", None)
-        offset = filters.pop("offset", 0)
-        where, params = self._filters(**filters)
-        for gid in self._game_ids(where, params, limit=limit, offset=offset):
-            rec = self._record(gid)
-            if rec is None:
+    def _iterate(self, batch_size: int, filters: dict, *, probs: bool) -> Iterator[tuple[dict, Any, list[Any], dict]]:
+        filters = dict(filters)
+        limit = filters.pop("limit", 10000)
+        games = self.query_games(**filters, limit=limit)
+        for meta in games:
+            gid = meta["game_id"]
+            initial = self.get_initial_state(gid)
+            if initial is None:
                 continue
-            rows = record_to_rows(rec)
-            init = rows["game_initial_state"]
-            initial = _state_from_cell(init[0][1], init[0][2]) if init else None
-            im, ip = _MOVE_COLS.index("move_json"), _MOVE_COLS.index("move_probs")
-            moves = [json.loads(r[im]) for r in rows["game_moves"]]
-            probs = [json.loads(r[ip]) if r[ip] else None for r in rows["game_moves"]]
-            yield dict(zip(_GAME_COLS, rows["games"][0])), initial, moves, probs
+            moves = self._moves(gid) or []
+            move_objs = self._types.moves([R.move_json_value(m) for m in moves])
+            mp: dict[int, dict[str, float]] = {}
+            if probs:
+                for m in moves:
+                    p = R.move_probs(m)
+                    if p:
+                        mp[m["move_number"]] = p
+            yield meta, initial, move_objs, mp
 
     def get_stats(self) -> dict:
         """Database statistics, keyed as RingRift's ``get_stats``."""
-        self._store.refresh()
-        con = self._store.catalog.cursor()
-        total_games = int(con.execute("SELECT COUNT(*) FROM games").fetchone()[0])
-        total_moves = int(con.execute("SELECT coalesce(SUM(num_moves), 0) FROM games").fetchone()[0])
-        by_board = dict(con.execute("SELECT board_type, COUNT(*) FROM games GROUP BY 1 ORDER BY 1").fetchall())
-        by_status = dict(con.execute("SELECT game_status, COUNT(*) FROM games GROUP BY 1 ORDER BY 1").fetchall())
-        by_term = dict(
-            con.execute(
-                "SELECT termination_reason, COUNT(*) FROM games WHERE termination_reason IS NOT NULL"
-                " GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-        )
-        meta = {r[0]: r[1] for r in (self._store.get_meta("ringrift.schema_metadata") or [])}
+        rows = self._catalog_rows
+        total_games = int(rows("SELECT COUNT(*) FROM games", [])[0][0])
+        total_moves = int(rows("SELECT coalesce(SUM(num_moves), 0) FROM games", [])[0][0])
+        by_board = dict(rows("SELECT board_type, COUNT(*) FROM games GROUP BY 1", []))
+        by_status = dict(rows("SELECT game_status, COUNT(*) FROM games GROUP BY 1", []))
+        by_term = {k: v for k, v in rows("SELECT termination_reason, COUNT(*) FROM games GROUP BY 1", []) if k}
+        stored = self._store.get_meta("ringrift.schema_metadata")
+        meta = {r[0]: r[1] for r in stored or []}
+        version = meta.get("schema_version", None if stored else 18)  # a store not imported from SQLite: v18
         return {
             "total_games": total_games,
             "games_by_board_type": by_board,
             "games_by_status": by_status,
             "games_by_termination": by_term,
             "total_moves": total_moves,
-            "schema_version": int(meta.get("schema_version", 18)),
+            "schema_version": int(version) if version is not None else 1,
         }
-
-
-def _in_range(n: int, start: int, end: int | None) -> bool:
-    return n >= start and (end is None or n < end)
-
-
-def _state_from_cell(cell: Any, compressed: Any, *, b64: bool = False) -> dict | None:
-    if cell is None:
-        return None
-    if compressed:
-        import base64
-        import gzip
-
-        blob = base64.b64decode(cell) if (b64 or isinstance(cell, str)) else cell
-        cell = gzip.decompress(blob).decode("utf-8")
-    if isinstance(cell, bytes):
-        cell = cell.decode("utf-8")
-    return json.loads(cell)

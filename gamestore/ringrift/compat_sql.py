@@ -1,0 +1,593 @@
+"""A DB-API 2.0 connection over a store's RingRift-compatible views, for RingRift's raw SQL.
+
+``connect(path)`` (and ``GameReplayDB._get_conn()``) give an object shaped like
+``sqlite3.Connection``: ``execute(sql, params)`` with ``?`` parameters,
+cursors with ``fetchone/fetchall/fetchmany``, ``description``, ``row_factory``
+(``sqlite3.Row`` or :class:`Row` give rows addressable by column name,
+case-insensitively, like ``sqlite3.Row``), read-only.  Statements run on the
+store's DuckDB catalog, in a schema where the v18 table names resolve to
+views with the v18 columns in table order (``games`` has RingRift's 26
+columns, ``sqlite_master`` lists the v18 DDL).  SQLite dialect handled
+(docs/ringrift.md, "Raw SQL"): ``PRAGMA table_info(t)`` answers from the v18
+DDL, other PRAGMAs and ``BEGIN/COMMIT/ROLLBACK`` are accepted and do nothing,
+``heuristic_features`` comes back as the float32 bytes SQLite holds,
+booleans as 0/1.  Writes raise :class:`ReadOnlySQLError` (a
+``sqlite3.OperationalError``).
+
+Point queries (one statement over one game-keyed table with a top-level
+``game_id = ?`` or ``game_id IN (?, ...)``) run over just those games' rows,
+read through the store's point-read path (the catalog's location of each
+game), so they cost about the same whatever the store's size.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ..errors import QueryError
+from .jsontext import dumps, untag
+from .tables import COLUMNS, V18_DDL
+
+__all__ = ["Connection", "Cursor", "Row", "ReadOnlySQLError", "CompatSQLError", "connect", "install_schema"]
+
+SCHEMA = "rr_compat"
+_VIEWS = ("games", "game_players", "game_initial_state", "game_moves", "game_state_snapshots",
+          "game_choices", "game_history_entries", "game_nnue_features")  # fmt: skip
+#: tables whose rows come from the moves shards / the games files (point-routable by game_id)
+_MOVE_TABLES = {"game_moves"}
+_GAMES_FILE_TABLES = {"game_initial_state", "game_state_snapshots", "game_choices", "game_history_entries",
+                      "game_nnue_features"}  # fmt: skip
+
+
+class CompatSQLError(QueryError, sqlite3.OperationalError):
+    """A statement the compatible views cannot run (also a ``sqlite3.OperationalError``)."""
+
+
+class ReadOnlySQLError(CompatSQLError):
+    """A write statement on the read-only compatible connection."""
+
+
+# ---------------------------------------------------------------------------------------------
+# schema: v18 names over the store's views
+# ---------------------------------------------------------------------------------------------
+def _metadata_text(metadata_json: str | None, extra_json: str | None) -> str | None:
+    """``games.metadata_json`` in the text RingRift wrote (the catalog keeps it compact)."""
+    meta: Any = {}
+    if extra_json and '"rr_metadata"' in extra_json:
+        meta = json.loads(extra_json).get("rr_metadata") or {}
+        if "raw" in meta:
+            return untag(meta["raw"])
+    if metadata_json is None:
+        return None
+    return dumps(json.loads(metadata_json), meta.get("st", "s"))
+
+
+def _sql_str(s: str | None) -> str:
+    return "NULL" if s is None else "'" + s.replace("'", "''") + "'"
+
+
+def _master_rows() -> list[str]:
+    rows = []
+    for kind, name, sql in V18_DDL:
+        m = re.search(r"\bON\s+(\w+)", sql) if kind != "table" else None
+        tbl = m.group(1) if m else name
+        rows.append(f"({_sql_str(kind)}, {_sql_str(name)}, {_sql_str(tbl)}, 0, {_sql_str(sql)})")
+    return rows
+
+
+def _table_info_rows() -> list[str]:
+    rows = []
+    for kind, name, sql in V18_DDL:
+        if kind != "table":
+            continue
+        body = sql[sql.index("(") + 1 : sql.rindex(")")]
+        pk_cols: list[str] = []
+        m = re.search(r"PRIMARY KEY\s*\(([^)]*)\)", body)
+        if m:
+            pk_cols = [c.strip() for c in m.group(1).split(",")]
+        cid = 0
+        for line in body.split("\n"):
+            line = re.sub(r"--.*", "", line).strip().rstrip(",")
+            if not line or line.startswith(("PRIMARY KEY", "FOREIGN KEY", "UNIQUE", "CHECK")):
+                continue
+            parts = line.split()
+            col, ctype = parts[0], (parts[1] if len(parts) > 1 and parts[1].isalpha() and parts[1].isupper() else "")
+            rest = " ".join(parts[1:])
+            notnull = int("NOT NULL" in rest)
+            dm = re.search(r"DEFAULT\s+('[^']*'|\S+)", rest)
+            pk = (pk_cols.index(col) + 1) if col in pk_cols else int("PRIMARY KEY" in rest)
+            rows.append(f"({_sql_str(name)}, {cid}, {_sql_str(col)}, {_sql_str(ctype)}, {notnull},"
+                        f" {_sql_str(dm.group(1) if dm else None)}, {pk})")  # fmt: skip
+            cid += 1
+    return rows
+
+
+def schema_statements() -> list[str]:
+    """CREATE statements of the compat schema (views over the catalog's RingRift views)."""
+    s = SCHEMA
+    # the base games view has every v18 column (RingRift-only ones from extra_json: views.GAMES_EXTRA_COLUMNS)
+    game_cols = ", ".join(
+        "rr_metadata_text(metadata_json, extra_json) AS metadata_json" if c == "metadata_json" else c
+        for c in COLUMNS["games"]
+    )
+    stmts = [
+        f"CREATE SCHEMA IF NOT EXISTS {s}",
+        f"CREATE OR REPLACE VIEW {s}.games AS SELECT {game_cols} FROM memory.main.games",
+        f"CREATE OR REPLACE VIEW {s}.sqlite_master AS SELECT * FROM (VALUES {', '.join(_master_rows())})"
+        " AS t(type, name, tbl_name, rootpage, sql)",
+        f"CREATE OR REPLACE VIEW {s}._table_info AS SELECT * FROM (VALUES {', '.join(_table_info_rows())})"
+        " AS t(tbl, cid, name, type, \"notnull\", dflt_value, pk)",
+    ]
+    for v in _VIEWS[1:]:
+        stmts.append(f"CREATE OR REPLACE VIEW {s}.{v} AS SELECT {', '.join(COLUMNS[v])} FROM memory.main.{v}")
+    return stmts
+
+
+_INSTALL_LOCK = threading.Lock()
+
+
+def install_schema(catalog: Any) -> None:
+    """Create the compat schema on the catalog's database once."""
+    if getattr(catalog, "_rr_compat_schema", False):
+        return
+    with _INSTALL_LOCK:
+        if getattr(catalog, "_rr_compat_schema", False):
+            return
+        con = catalog.new_connection()
+        _add_udf(con)
+        for stmt in schema_statements():
+            con.execute(stmt)
+        catalog._rr_compat_schema = True
+
+
+def _add_udf(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.create_function("rr_metadata_text", _metadata_text, ["VARCHAR", "VARCHAR"], "VARCHAR",
+                            null_handling="special", side_effects=False)  # fmt: skip
+    except duckdb.Error:  # already registered
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# statement translation
+# ---------------------------------------------------------------------------------------------
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|\w+|\s+|.", re.S)
+_WRITE = {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "VACUUM", "ATTACH", "DETACH",
+          "REINDEX", "ANALYZE"}  # fmt: skip
+_NOOP = {"BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # "query", "noop", "table_info", "write"
+    sql: str
+    table: str | None = None  # point-routed table
+    id_params: tuple[int, ...] = ()  # indexes of the game_id parameters
+
+
+def _tokens(sql: str) -> list[str]:
+    return _TOKEN.findall(sql)
+
+
+def _point_route(toks: list[str]) -> tuple[str | None, tuple[int, ...]]:
+    """The one game-keyed table and the ``game_id`` parameter positions of a conjunctive point query."""
+    words = [t for t in toks if t.strip() and not t.startswith(("--", "/*"))]
+    upper = [w.upper() for w in words]
+    if any(w in ("JOIN", "OR", "UNION", "NOT", "EXCEPT", "INTERSECT", "HAVING") for w in upper):
+        return None, ()
+    if upper.count("SELECT") != 1 or upper.count("FROM") != 1 or upper.count("WHERE") != 1:
+        return None, ()
+    i_from = upper.index("FROM")
+    table = words[i_from + 1].lower() if i_from + 1 < len(words) else ""
+    if table not in _MOVE_TABLES | _GAMES_FILE_TABLES:
+        return None, ()
+    if words[i_from + 2 : i_from + 3] == [","]:
+        return None, ()
+    i_where = upper.index("WHERE")
+    qpos = [i for i, w in enumerate(words) if w == "?"]
+    depth = 0
+    for i in range(i_where + 1, len(words)):
+        w = words[i]
+        depth += (w == "(") - (w == ")")
+        if w.lower() not in ("game_id",) or depth != 0:
+            continue
+        prev = words[i - 1] if i > 0 else ""
+        if prev == ".":
+            continue
+        nxt = words[i + 1 : i + 2]
+        if nxt == ["="] and words[i + 2 : i + 3] == ["?"]:
+            return table, (qpos.index(i + 2),)
+        if nxt and nxt[0].upper() == "IN" and words[i + 2 : i + 3] == ["("]:
+            j, params = i + 3, []
+            while j < len(words) and words[j] != ")":
+                if words[j] == "?":
+                    params.append(qpos.index(j))
+                elif words[j] != ",":
+                    return None, ()
+                j += 1
+            return (table, tuple(params)) if params else (None, ())
+    return None, ()
+
+
+def translate(sql: str) -> Plan:
+    toks = _tokens(sql)
+    words = [t for t in toks if t.strip() and not t.startswith(("--", "/*"))]
+    if not words:
+        return Plan("noop", "")
+    head = words[0].upper()
+    if head in _NOOP:
+        return Plan("noop", "")
+    if head == "PRAGMA":
+        low = [w.lower() for w in words]
+        if len(low) >= 4 and low[1] == "table_info" and low[2] == "(":
+            name = words[3].strip("'\"")
+            return Plan("table_info", name)
+        if "=" in low:
+            return Plan("noop", "")
+        return Plan("noop", "")
+    if head in _WRITE:
+        return Plan("write", sql)
+    if head not in ("SELECT", "WITH", "VALUES", "EXPLAIN"):
+        raise CompatSQLError(f"statement not supported by the compatible views: {sql.strip()[:80]!r}")
+    table, params = _point_route(toks)
+    return Plan("query", sql, table, params)
+
+
+_PLAN_CACHE: OrderedDict[str, Plan] = OrderedDict()
+_PLAN_LOCK = threading.Lock()
+
+
+def plan_for(sql: str) -> Plan:
+    with _PLAN_LOCK:
+        plan = _PLAN_CACHE.get(sql)
+        if plan is not None:
+            _PLAN_CACHE.move_to_end(sql)
+            return plan
+    plan = translate(sql)
+    with _PLAN_LOCK:
+        _PLAN_CACHE[sql] = plan
+        if len(_PLAN_CACHE) > 512:
+            _PLAN_CACHE.popitem(last=False)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# rows and cursors
+# ---------------------------------------------------------------------------------------------
+class Row:
+    """A result row addressable by index or (case-insensitive) column name, like ``sqlite3.Row``."""
+
+    __slots__ = ("_names", "_index", "_values")
+
+    def __init__(self, cursor: "Cursor", values: tuple) -> None:
+        self._names = cursor._names
+        self._index = cursor._name_index
+        self._values = values
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            i = self._index.get(key.lower())
+            if i is None:
+                raise IndexError("No item with that key")
+            return self._values[i]
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Row):
+            return self._names == other._names and self._values == other._values
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((tuple(self._names), self._values))
+
+    def __repr__(self) -> str:
+        return f"<Row {dict(zip(self._names, self._values))!r}>"
+
+
+
+class Cursor:
+    """DB-API 2.0 cursor over the compatible views (``sqlite3.Cursor``-shaped)."""
+
+    arraysize = 1
+
+    def __init__(self, connection: "Connection") -> None:
+        self.connection = connection
+        self.row_factory: Any = connection.row_factory
+        self.description: tuple | None = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: list[tuple] = []
+        self._pos = 0
+        self._names: list[str] = []
+        self._name_index: dict[str, int] = {}
+
+    def execute(self, sql: str, parameters: Sequence[Any] | dict = ()) -> "Cursor":
+        self.connection._check_open()
+        plan = plan_for(sql)
+        self._rows, self._pos, self.description = [], 0, None
+        if plan.kind == "noop":
+            return self
+        if plan.kind == "write":
+            raise ReadOnlySQLError(f"attempt to write a readonly database (gamestore compat views): {sql.strip()[:80]!r}")
+        if plan.kind == "table_info":
+            q = f"SELECT cid, name, type, \"notnull\", dflt_value, pk FROM {SCHEMA}._table_info WHERE tbl = ? ORDER BY cid"
+            self._run(q, [plan.sql], None)
+            return self
+        if isinstance(parameters, dict):
+            raise CompatSQLError("named parameters are not supported: use ? placeholders")
+        params = list(parameters)
+        self._run(plan.sql, params, plan)
+        return self
+
+    def _run(self, sql: str, params: list, plan: Plan | None) -> None:
+        conn = self.connection
+        ids: list[str] | None = None
+        if plan is not None and plan.table is not None:
+            try:
+                ids = [params[i] for i in plan.id_params]
+            except IndexError:
+                ids = None
+        try:
+            with conn._duck(plan.table if ids is not None else None, ids) as con:
+                res = con.execute(sql, params)
+                desc = res.description
+                rows = res.fetchall()
+        except duckdb.Error as exc:
+            raise CompatSQLError(f"{exc} (in: {sql.strip()[:200]})") from None
+        if desc is None:
+            return
+        names = [d[0] for d in desc]
+        fix_cols = [i for i, d in enumerate(desc) if str(d[1]) in ("BOOLEAN", "bool") or names[i] == "heuristic_features"]
+        if fix_cols:
+            rows = [_fix_row(r, fix_cols) for r in rows]
+        self.description = tuple((n, None, None, None, None, None, None) for n in names)
+        self._names = names
+        self._name_index = {}
+        for i, n in enumerate(names):
+            self._name_index.setdefault(n.lower(), i)
+        self._rows = rows
+
+    def executemany(self, sql: str, seq: Any) -> "Cursor":
+        plan = plan_for(sql)
+        if plan.kind == "write":
+            raise ReadOnlySQLError("attempt to write a readonly database (gamestore compat views)")
+        for params in seq:
+            self.execute(sql, params)
+        return self
+
+    def executescript(self, script: str) -> "Cursor":
+        raise ReadOnlySQLError("attempt to write a readonly database (gamestore compat views)")
+
+    def _make(self, row: tuple) -> Any:
+        rf = self.row_factory
+        if rf is None:
+            return row
+        if rf is sqlite3.Row or rf is Row:
+            return Row(self, row)
+        return rf(self, row)
+
+    def fetchone(self) -> Any:
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return self._make(row)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        n = self.arraysize if size is None else size
+        chunk = self._rows[self._pos : self._pos + n]
+        self._pos += len(chunk)
+        return [self._make(r) for r in chunk]
+
+    def fetchall(self) -> list[Any]:
+        chunk = self._rows[self._pos :]
+        self._pos = len(self._rows)
+        if self.row_factory is None:
+            return chunk
+        return [self._make(r) for r in chunk]
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return
+            yield row
+
+    def close(self) -> None:
+        self._rows = []
+
+    def setinputsizes(self, sizes: Any) -> None:
+        pass
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        pass
+
+
+def _fix_row(row: tuple, cols: list[int]) -> tuple:
+    out = list(row)
+    for i in cols:
+        v = out[i]
+        if type(v) is bool:
+            out[i] = int(v)
+        elif type(v) is list:
+            out[i] = np.asarray(v, dtype="<f4").tobytes()
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# connection
+# ---------------------------------------------------------------------------------------------
+class Connection:
+    """A read-only, ``sqlite3.Connection``-shaped connection over a store's compatible views."""
+
+    Error = sqlite3.Error
+    OperationalError = sqlite3.OperationalError
+
+    def __init__(self, store: Any, *, owns_store: bool = False) -> None:
+        self._store = store
+        self._owns = owns_store
+        self._closed = False
+        self.row_factory: Any = None
+        self.isolation_level: str | None = None
+        self.total_changes = 0
+        self.in_transaction = False
+        self._local = threading.local()
+        install_schema(store.catalog)
+
+    # -- DuckDB connections --------------------------------------------------------------------
+    def _base(self) -> duckdb.DuckDBPyConnection:
+        catalog = self._store.catalog
+        self._store._check_open()
+        catalog.refresh()
+        local = self._local
+        con = getattr(local, "con", None)
+        gen = catalog._generation
+        if con is None or local.gen != gen:
+            con = catalog.new_connection()
+            con.execute(f"SET search_path = '{SCHEMA},main'")
+            _add_udf(con)
+            local.con, local.gen = con, gen
+        return con
+
+    @contextmanager
+    def _duck(self, table: str | None, ids: list[Any] | None) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._base()
+        if table is None or ids is None:
+            yield con
+            return
+        moves, games = self._point_tables(table, ids)
+        if moves is None and games is None:
+            yield con
+            return
+        local = self._local
+        pcon = getattr(local, "point", None)
+        if pcon is None or local.point_gen != local.gen:
+            pcon = self._store.catalog.new_connection()
+            pcon.execute(f"SET search_path = '{SCHEMA},main'")
+            _add_udf(pcon)
+            local.point, local.point_gen = pcon, local.gen
+        if moves is not None:
+            pcon.register("_moves_ds", moves)
+        if games is not None:
+            pcon.register("_games_ds", games)
+        yield pcon
+
+    def _point_tables(self, table: str, ids: list[Any]) -> tuple[pa.Table | None, pa.Table | None]:
+        """The moves / games rows of just these games, through the catalog's locations (None: not routable)."""
+        catalog = self._store.catalog
+        want_moves = table in _MOVE_TABLES
+        parts = []
+        for gid in dict.fromkeys(ids):
+            if not isinstance(gid, str):
+                return None, None
+            loc = catalog.locate(gid)
+            if loc is None:
+                continue
+            reader = catalog.find_reader(loc.shard_id)
+            if reader is None:
+                return None, None
+            if want_moves:
+                t = reader.game_moves(loc.move_offset, loc.num_moves)
+            else:
+                t = reader.games.slice(loc.row, 1)
+            parts.append(t)
+        if want_moves:
+            schema = _moves_target(self._store)
+            tables = [_conform(t, schema) for t in parts] or [schema.empty_table()]
+            return pa.concat_tables(tables), None
+        from ..schema import GAMES_SCHEMA
+
+        tables = [_conform(t, GAMES_SCHEMA) for t in parts] or [GAMES_SCHEMA.empty_table()]
+        return None, pa.concat_tables(tables)
+
+    # -- DB-API ---------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    def cursor(self, factory: Callable[..., Cursor] | None = None) -> Cursor:
+        self._check_open()
+        return (factory or Cursor)(self)
+
+    def execute(self, sql: str, parameters: Sequence[Any] | dict = ()) -> Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any) -> Cursor:
+        return self.cursor().executemany(sql, seq)
+
+    def executescript(self, script: str) -> Cursor:
+        return self.cursor().executescript(script)
+
+    def commit(self) -> None:
+        self._check_open()
+
+    def rollback(self) -> None:
+        self._check_open()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns:
+            self._store.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:  # like sqlite3: ends the transaction, does not close
+        return None
+
+
+def _moves_target(store: Any) -> pa.Schema:
+    from ..schema import moves_schema
+
+    return moves_schema({**store.catalog.vectors(), **store.vectors})
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    if t.schema.equals(schema):
+        return t
+    cols = [t.column(f.name).cast(f.type) if f.name in t.schema.names else pa.nulls(t.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def connect(path: Any, *args: Any, **kwargs: Any) -> Any:
+    """``sqlite3.connect`` for stores: a compatible connection when ``path`` is a gamestore directory.
+
+    Any other path (a SQLite file, ``:memory:``) goes to ``sqlite3.connect`` unchanged, so this
+    function can replace ``sqlite3.connect`` in RingRift's readers (docs/ringrift.md).
+    """
+    from pathlib import Path
+
+    from ..store import CONFIG_FILE
+
+    p = Path(str(path))
+    if isinstance(path, (str, bytes)) and str(path).startswith("file:"):
+        return _sqlite_connect(path, *args, **kwargs)
+    if (p / CONFIG_FILE).is_file():
+        from .. import store as store_mod
+
+        return Connection(store_mod.open(p, create=False), owns_store=True)
+    return _sqlite_connect(path, *args, **kwargs)
+
+
+_sqlite_connect = sqlite3.connect
