@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from ..errors import GameNotFoundError
 from . import compat_rows as R
@@ -81,7 +81,7 @@ class GameReplayDB(SideTables):
     def __enter__(self) -> "GameReplayDB":
         return self
 
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> Literal[False]:
         self.close()
         return False
 

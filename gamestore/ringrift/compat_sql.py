@@ -152,7 +152,7 @@ def install_schema(catalog: Any) -> None:
 
 def _add_udf(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        con.create_function("rr_metadata_text", _metadata_text, ["VARCHAR", "VARCHAR"], "VARCHAR",
+        con.create_function("rr_metadata_text", _metadata_text, ["VARCHAR", "VARCHAR"], "VARCHAR",  # type: ignore[call-overload]
                             null_handling="special", side_effects=False)  # fmt: skip
     except duckdb.Error:  # already registered
         pass
@@ -347,7 +347,7 @@ class Cursor:
             except IndexError:
                 ids = None
         try:
-            with conn._duck(plan.table if ids is not None else None, ids) as con:
+            with conn._duck(plan.table if plan is not None and ids is not None else None, ids) as con:
                 res = con.execute(sql, params)
                 desc = res.description
                 rows = res.fetchall()

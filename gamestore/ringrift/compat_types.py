@@ -74,7 +74,7 @@ class Types:
             else:
                 raise TypeError(f"models= must be None, a bool or a module with GameState and Move, not {spec!r}")
             self._module = mod if mod is not None else False
-        return self._module or None
+        return self._module if isinstance(self._module, ModuleType) or self._module else None  # type: ignore[return-value]
 
     @property
     def pydantic(self) -> bool:
