@@ -13,6 +13,8 @@ __all__ = ["register", "add_cli_commands"]
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return _cmd_import_ray(args)
     status = 0
     for src in args.src:
         try:
@@ -25,6 +27,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
         if report.failed:
             status = 1
     return status
+
+
+def _cmd_import_ray(args: argparse.Namespace) -> int:
+    from ..ray import import_sqlite as import_ray
+
+    try:
+        report = import_ray(args.src, args.store, address=args.ray,
+                            tasks=args.tasks, verify=args.verify)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        print(f"gamestore import-sqlite: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -49,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=None,
         help="processes that parse games while this one writes (default: CPUs - 1 from 4 CPUs and 20,000 moves; 0: none)",
     )  # fmt: skip
+    p.add_argument(
+        "--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+        help="import with the tasks of a Ray cluster (ADDRESS as for ray.init; default: auto); needs gamestore[ray]",
+    )  # fmt: skip
+    p.add_argument("--tasks", type=int, default=None, help="with --ray: import tasks in all (default: 2 per cluster CPU)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_import, errors=(sqlite3.Error,))
 

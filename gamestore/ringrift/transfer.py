@@ -28,7 +28,16 @@ from .sqlite_io import (
 from .tables import SCHEMA_VERSION
 from .workers import map_parallel, map_serial
 
-__all__ = ["ImportReport", "ExportReport", "import_sqlite", "export_sqlite", "META_SCHEMA", "META_ORPHANS"]
+__all__ = [
+    "ImportReport",
+    "ExportReport",
+    "import_sqlite",
+    "export_sqlite",
+    "read_store_tables",
+    "merge_store_tables",
+    "META_SCHEMA",
+    "META_ORPHANS",
+]
 
 #: Store meta documents holding the store-level tables.
 META_SCHEMA = "ringrift.schema_metadata"
@@ -115,6 +124,8 @@ def import_sqlite(
     verify: bool = False,
     batch_games: int = _CHUNK_GAMES,
     workers: int | None = None,
+    part: tuple[int, int] | None = None,
+    store_tables: bool = True,
 ) -> ImportReport:
     """Import every game of the GameReplayDB ``src`` into the store at ``store_path`` (created if needed).
 
@@ -127,6 +138,10 @@ def import_sqlite(
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
     ``workers``: processes that read and split games while this one writes
     (None: one per CPU but one, from 4 CPUs and 20,000 moves; 0 or 1: none).
+    ``part=(i, n)`` imports only the i-th of n contiguous runs of the source's games (so that
+    n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
+    ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
+    :func:`merge_store_tables`).
     """
     t0 = time.perf_counter()
     con = connect_readonly(src)
@@ -141,8 +156,14 @@ def import_sqlite(
         n_workers = _worker_count(con, report_schema, workers)
         with _open_store(store_path, create=True) as store:
             store.declare_vectors(RINGRIFT_VECTORS)
-            _import_store_tables(con, report_schema, store)
+            if store_tables:
+                merge_store_tables(store, _store_tables(con, report_schema))
             ids = game_ids(con, report_schema)
+            if part is not None:
+                index, count = part
+                if not 0 <= index < count:
+                    raise ValueError(f"part {index} of {count} does not exist")
+                ids = ids[len(ids) * index // count : len(ids) * (index + 1) // count]
             todo = [g for g in ids if not (isinstance(g, str) and g in store)]
             report.games_already_stored = len(ids) - len(todo)
             bar = _progress(progress, report.games_in_source, "import")
@@ -210,18 +231,30 @@ def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, 
             pending = pending[idx + 1 :]
 
 
-def _import_store_tables(con, report_schema, store) -> None:
-    """Merge ``schema_metadata`` and ``orphaned_games`` into the store meta documents."""
-    meta = {r[0]: r for r in (store.get_meta(META_SCHEMA) or [])}
-    for row in read_table(con, "schema_metadata", report_schema):
-        meta.setdefault(tag(row[0]), [tag(v) for v in row])
-    if meta:
-        store.put_meta(META_SCHEMA, list(meta.values()))
-    orphans = {r[0]: r for r in (store.get_meta(META_ORPHANS) or [])}
-    for row in read_table(con, "orphaned_games", report_schema):
-        orphans.setdefault(tag(row[0]), [tag(v) for v in row])
-    if orphans:
-        store.put_meta(META_ORPHANS, list(orphans.values()))
+def read_store_tables(src: str | os.PathLike) -> dict[str, list[list]]:
+    """The store-level tables (``schema_metadata``, ``orphaned_games``) of a GameReplayDB, as meta rows."""
+    con = connect_readonly(src)
+    try:
+        return _store_tables(con, schema_report(con))
+    finally:
+        con.close()
+
+
+def _store_tables(con, report_schema) -> dict[str, list[list]]:
+    return {
+        META_SCHEMA: [[tag(v) for v in row] for row in read_table(con, "schema_metadata", report_schema)],
+        META_ORPHANS: [[tag(v) for v in row] for row in read_table(con, "orphaned_games", report_schema)],
+    }
+
+
+def merge_store_tables(store, tables: dict[str, list[list]]) -> None:
+    """Merge store-level table rows (from :func:`read_store_tables`) into the store meta documents."""
+    for name, rows in tables.items():
+        merged = {r[0]: r for r in (store.get_meta(name) or [])}
+        for row in rows:
+            merged.setdefault(row[0], row)
+        if merged:
+            store.put_meta(name, list(merged.values()))
 
 
 def export_sqlite(
