@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +196,7 @@ def test_write_task_retried_after_a_crash_writes_nothing_twice(cluster, tmp_path
 
 def test_plan_helpers():
     assert plan_parts([100, 300], 8) == [2, 6]
-    assert plan_parts([0, 5], 4) == [1, 3]
+    assert plan_parts([0, 5], 4) == [1, 4]  # at least one part per source, at most one per game
     from gamestore.ray.plan import ShardWork
 
     work = [ShardWork(f"s{i}", ["g"], np.array([0]), np.array([n])) for i, n in enumerate([50, 10, 10, 30])]
@@ -219,7 +220,7 @@ def ringrift_dbs(tmp_path_factory):
 
 
 def test_distributed_import_equals_local_import(cluster, ringrift_dbs, tmp_path):
-    from gamestore.ringrift import import_sqlite as import_local
+    from gamestore.ringrift.transfer import import_sqlite as import_local
 
     dist, local = tmp_path / "dist", tmp_path / "local"
     report = gray.import_sqlite(ringrift_dbs, dist, tasks=4)
@@ -250,8 +251,8 @@ def test_cli_import_sqlite_ray(cluster, ringrift_dbs, tmp_path):
         assert st.count_games() == 12
 
 
-def test_torch_trainer_learns_from_read_positions(cluster, store):
-    from ray.train import ScalingConfig
+def test_torch_trainer_learns_from_read_positions(cluster, store, tmp_path):
+    from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     width = ds_width(store, "1=1")
@@ -281,15 +282,21 @@ def test_torch_trainer_learns_from_read_positions(cluster, store):
             opt.step()
             losses.append(float(loss))
         q = max(1, len(losses) // 4)
-        ray.train.report({"first": float(np.mean(losses[:q])), "last": float(np.mean(losses[-q:])), "steps": len(losses)})
+        metrics = {"first": float(np.mean(losses[:q])), "last": float(np.mean(losses[-q:])), "steps": len(losses)}
+        with tempfile.TemporaryDirectory() as d:  # Ray Train keeps the metrics reported with a checkpoint
+            th.save(model.state_dict(), os.path.join(d, "model.pt"))
+            checkpoint = ray.train.Checkpoint.from_directory(d) if ray.train.get_context().get_world_rank() == 0 else None
+            ray.train.report(metrics, checkpoint=checkpoint)
 
     trainer = TorchTrainer(
         loop,
         train_loop_config={"width": width},
         scaling_config=ScalingConfig(num_workers=2, use_gpu=False, resources_per_worker={"CPU": 1}),
         datasets={"train": ds},
+        run_config=RunConfig(storage_path=str(tmp_path), name="learn"),
     )  # fmt: skip
     result = trainer.fit()
+    assert result.checkpoint is not None
     m = result.metrics
     assert m["steps"] >= 8
     assert m["last"] < m["first"], m

@@ -99,7 +99,7 @@ class _StoreDatasource(Datasource):
             meta = BlockMetadata(
                 num_rows=rows,
                 size_bytes=int(rows * row_bytes),
-                input_files=[f"{self._store}/shards/{w.shard_id}" for w in group],
+                input_files=tuple(f"{self._store}/shards/{w.shard_id}" for w in group),
                 exec_stats=None,
             )
             tasks.append(

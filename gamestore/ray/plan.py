@@ -54,7 +54,9 @@ def select_shards(store: str, *, where: str | None, kind: str) -> tuple[list[Sha
     offs = locs.column("move_offset").to_numpy(zero_copy_only=False)
     cnts = locs.column("num_moves").to_numpy(zero_copy_only=False)
     order = np.argsort(sids, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, sids[order][1:] != sids[order][:-1], True]) if len(order) else []
+    bounds: np.ndarray = (
+        np.flatnonzero(np.r_[True, sids[order][1:] != sids[order][:-1], True]) if len(order) else np.zeros(0, np.int64)
+    )
     for a, b in zip(bounds[:-1], bounds[1:]):
         idx = order[a:b]
         sid = str(sids[idx[0]])

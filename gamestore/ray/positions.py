@@ -126,7 +126,7 @@ class CollatePositions(NumpyBatchCollateFn):
     tensors of the string columns ``game_id`` and ``board_type``.
     """
 
-    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:  # type: ignore[override]  # Ray types it with an unbound TypeVar
         import torch
 
         out: dict[str, Any] = {}
