@@ -242,7 +242,7 @@ def test_distributed_import_equals_local_import(cluster, ringrift_dbs, tmp_path)
 def test_cli_import_sqlite_ray(cluster, ringrift_dbs, tmp_path):
     c, _ = cluster
     out = subprocess.run(
-        [sys.executable, "-m", "gamestore.cli", "import-sqlite", "--ray", c.address, *map(str, ringrift_dbs), str(tmp_path / "cli")],
+        [sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", "import-sqlite", "--ray", c.address, *map(str, ringrift_dbs), str(tmp_path / "cli")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]

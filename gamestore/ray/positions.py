@@ -19,6 +19,7 @@ from ray.data.block import BlockAccessor, BlockMetadata
 from ray.data.collate_fn import NumpyBatchCollateFn
 
 from ..errors import QueryError
+from ..sqlguard import check_predicate
 
 if TYPE_CHECKING:
     import ray.data
@@ -97,7 +98,9 @@ def _widest_policy(store: str, where: str | None) -> int:
     from ..store import open as open_store
 
     with open_store(store, create=False) as st:
-        games = "SELECT game_id FROM games" + (f" WHERE ({where})" if where else "")
+        games = "SELECT game_id FROM games"
+        if where:  # one checked SQL expression, as everywhere in gamestore
+            games += f" WHERE ({check_predicate(where, allowed=st.catalog.view_names)}\n)"
         rows = st.sql(f"SELECT max(len(policy)) FROM moves WHERE game_id IN ({games})").fetchall()
     return max(1, int(rows[0][0] or 0))
 
