@@ -22,6 +22,7 @@ game), so they cost about the same whatever the store's size.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -130,13 +131,31 @@ def schema_statements() -> list[str]:
     ]
     for v in _VIEWS[1:]:
         stmts.append(f"CREATE OR REPLACE VIEW {s}.{v} AS SELECT {', '.join(COLUMNS[v])} FROM memory.main.{v}")
+    for table in _META_TABLES:  # store meta documents, registered per connection
+        stmts.append(f"CREATE OR REPLACE VIEW {s}.{table} AS SELECT * FROM _rr_{table}")
     return stmts
+
+
+#: v18 tables kept as store meta documents (transfer.py), as Arrow tables of their rows
+_META_TABLES = {"schema_metadata": "ringrift.schema_metadata", "orphaned_games": "ringrift.orphaned_games"}
+
+
+def _register_meta_tables(con: duckdb.DuckDBPyConnection, store: Any) -> None:
+    for table, doc in _META_TABLES.items():
+        cols = COLUMNS[table]
+        rows = store.get_meta(doc) if store is not None else None
+        if rows is None and table == "schema_metadata":
+            rows = [["schema_version", "18"]]  # a store not imported from SQLite reads as schema v18
+        rows = [[untag(v) for v in r] for r in rows or []]
+        arrays = [pa.array([r[i] for r in rows], type=pa.int64() if c == "num_players" else pa.string())
+                  for i, c in enumerate(cols)]  # fmt: skip
+        con.register(f"_rr_{table}", pa.Table.from_arrays(arrays, names=list(cols)))
 
 
 _INSTALL_LOCK = threading.Lock()
 
 
-def install_schema(catalog: Any) -> None:
+def install_schema(catalog: Any, store: Any = None) -> None:
     """Create the compat schema on the catalog's database once."""
     if getattr(catalog, "_rr_compat_schema", False):
         return
@@ -145,6 +164,7 @@ def install_schema(catalog: Any) -> None:
             return
         con = catalog.new_connection()
         _add_udf(con)
+        _register_meta_tables(con, store)
         for stmt in schema_statements():
             con.execute(stmt)
         catalog._rr_compat_schema = True
@@ -173,6 +193,51 @@ class Plan:
     sql: str
     table: str | None = None  # point-routed table
     id_params: tuple[int, ...] = ()  # indexes of the game_id parameters
+    names: tuple[str, ...] | None = None  # result column names as SQLite spells them
+
+
+_IDENT = re.compile(r"^[A-Za-z_]\w*$|^\"(?:[^\"]|\"\")*\"$")
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _sqlite_names(toks: list[str]) -> tuple[str, ...] | None:
+    """Result column names as SQLite gives them: the alias, a column's name, else the expression's text."""
+    i = next((k for k, t in enumerate(toks) if t.strip()), None)
+    if i is None or toks[i].upper() != "SELECT":
+        return None
+    items: list[list[str]] = [[]]
+    depth = 0
+    for t in toks[i + 1 :]:
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        elif depth == 0 and t.upper() == "FROM":
+            break
+        elif depth == 0 and t == ",":
+            items.append([])
+            continue
+        items[-1].append(t)
+    names = []
+    for n, item in enumerate(items):
+        words = [t for t in item if t.strip() and not t.startswith(("--", "/*"))]
+        if n == 0 and words and words[0].upper() in ("DISTINCT", "ALL"):
+            item = item[item.index(words[0]) + 1 :]
+            words = words[1:]
+        if not words or words[-1] == "*":
+            return None
+        if len(words) >= 3 and words[-2].upper() == "AS" and _IDENT.match(words[-1]):
+            names.append(_unquote(words[-1]))
+        elif len(words) == 1 and _IDENT.match(words[0]):
+            names.append(_unquote(words[0]))
+        elif len(words) == 3 and words[1] == "." and _IDENT.match(words[2]):
+            names.append(_unquote(words[2]))
+        else:
+            names.append("".join(item).strip())
+    return tuple(names)
 
 
 def _tokens(sql: str) -> list[str]:
@@ -240,7 +305,7 @@ def translate(sql: str) -> Plan:
     if head not in ("SELECT", "WITH", "VALUES", "EXPLAIN"):
         raise CompatSQLError(f"statement not supported by the compatible views: {sql.strip()[:80]!r}")
     table, params = _point_route(toks)
-    return Plan("query", sql, table, params)
+    return Plan("query", sql, table, params, _sqlite_names(toks))
 
 
 _PLAN_CACHE: OrderedDict[str, Plan] = OrderedDict()
@@ -356,6 +421,8 @@ class Cursor:
         if desc is None:
             return
         names = [d[0] for d in desc]
+        if plan is not None and plan.names is not None and len(plan.names) == len(names):
+            names = list(plan.names)
         fix_cols = [i for i, d in enumerate(desc) if str(d[1]) in ("BOOLEAN", "bool") or names[i] == "heuristic_features"]
         if fix_cols:
             rows = [_fix_row(r, fix_cols) for r in rows]
@@ -428,7 +495,7 @@ def _fix_row(row: tuple, cols: list[int]) -> tuple:
         v = out[i]
         if type(v) is bool:
             out[i] = int(v)
-        elif type(v) is list:
+        elif type(v) in (list, tuple):
             out[i] = np.asarray(v, dtype="<f4").tobytes()
     return tuple(out)
 
@@ -451,7 +518,7 @@ class Connection:
         self.total_changes = 0
         self.in_transaction = False
         self._local = threading.local()
-        install_schema(store.catalog)
+        install_schema(store.catalog, store)
 
     # -- DuckDB connections --------------------------------------------------------------------
     def _base(self) -> duckdb.DuckDBPyConnection:
@@ -462,10 +529,15 @@ class Connection:
         con = getattr(local, "con", None)
         gen = catalog._generation
         if con is None or local.gen != gen:
-            con = catalog.new_connection()
-            con.execute(f"SET search_path = '{SCHEMA},main'")
-            _add_udf(con)
+            con = self._new_duck()
             local.con, local.gen = con, gen
+        return con
+
+    def _new_duck(self) -> duckdb.DuckDBPyConnection:
+        con = self._store.catalog.new_connection()
+        con.execute(f"SET search_path = '{SCHEMA},main'")
+        _add_udf(con)
+        _register_meta_tables(con, self._store)
         return con
 
     @contextmanager
@@ -481,9 +553,7 @@ class Connection:
         local = self._local
         pcon = getattr(local, "point", None)
         if pcon is None or local.point_gen != local.gen:
-            pcon = self._store.catalog.new_connection()
-            pcon.execute(f"SET search_path = '{SCHEMA},main'")
-            _add_udf(pcon)
+            pcon = self._new_duck()
             local.point, local.point_gen = pcon, local.gen
         if moves is not None:
             pcon.register("_moves_ds", moves)
@@ -573,20 +643,22 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 def connect(path: Any, *args: Any, **kwargs: Any) -> Any:
     """``sqlite3.connect`` for stores: a compatible connection when ``path`` is a gamestore directory.
 
-    Any other path (a SQLite file, ``:memory:``) goes to ``sqlite3.connect`` unchanged, so this
-    function can replace ``sqlite3.connect`` in RingRift's readers (docs/ringrift.md).
+    ``file:PATH?mode=ro`` URIs (``uri=True``) naming a store are accepted too.  Any other path
+    (a SQLite file, ``:memory:``) goes to ``sqlite3.connect`` unchanged, so this function can
+    replace ``sqlite3.connect`` in RingRift's readers (docs/ringrift.md, migration guide).
     """
     from pathlib import Path
+    from urllib.parse import unquote, urlsplit
 
     from ..store import CONFIG_FILE
 
-    p = Path(str(path))
-    if isinstance(path, (str, bytes)) and str(path).startswith("file:"):
-        return _sqlite_connect(path, *args, **kwargs)
-    if (p / CONFIG_FILE).is_file():
+    target = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None
+    if target is not None and kwargs.get("uri") and target.startswith("file:"):
+        target = unquote(urlsplit(target).path)
+    if target is not None and (Path(target) / CONFIG_FILE).is_file():
         from .. import store as store_mod
 
-        return Connection(store_mod.open(p, create=False), owns_store=True)
+        return Connection(store_mod.open(Path(target), create=False), owns_store=True)
     return _sqlite_connect(path, *args, **kwargs)
 
 
