@@ -163,7 +163,8 @@ class _Page:
     def add(self, text: str) -> None:
         self.parts.append(text)
 
-    def table(self, title: str, table: Table, *, row_class: str | None = None) -> None:
+    def table(self, title: str, table: Table, *, row_class: str | None = None, open_: bool = False) -> None:
+        """The numbers behind a chart: a collapsible, copyable HTML table (``open_``: shown unfolded)."""
         self.tables += 1
         tid = f"table-{self.tables}"
         shown = table.rows[:MAX_TABLE_ROWS]
@@ -175,7 +176,7 @@ class _Page:
             cls = f' class="{_esc(row.get(row_class))}"' if row_class else ""
             body.append(f"<tr{cls}>" + "".join(_cell(row.get(c)) for c in table.columns) + "</tr>")
         self.add(
-            f"<details><summary>{_esc(title)}: numbers ({len(table):,} rows)</summary>{more}"
+            f"<details{' open' if open_ else ''}><summary>{_esc(title)}: numbers ({len(table):,} rows)</summary>{more}"
             f'<div><button class="copy" data-table="{tid}" type="button">copy as TSV</button></div>'
             f'<div class="table-wrap"><table id="{tid}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div></details>"
@@ -307,7 +308,7 @@ def _game_sections(page: _Page, data: ReportData, charts: dict[str, list[Chart]]
 
     page.section("lengths", "Game length", "Moves per game, per config.")
     page.charts(charts.get("lengths", []))
-    page.table("length summary", data.table("length_summary"))
+    page.table("length summary", data.table("length_summary"), open_=True)
     page.table("length histogram", data.table("length_hist"))
     page.add("</section>")
 
@@ -324,7 +325,7 @@ def _game_sections(page: _Page, data: ReportData, charts: dict[str, list[Chart]]
                  f" <b style=\"color:var(--warn)\">quiet</b> when its newest game is older than {quiet_h:g} h"
                  f" (<code>--quiet-after</code>).")
     page.charts(charts.get("freshness", []))
-    page.table("freshness", data.table("freshness"), row_class="status")
+    page.table("freshness", data.table("freshness"), row_class="status", open_=True)
     page.add("</section>")
 
     page.section("signal", "Training signal",
@@ -333,8 +334,8 @@ def _game_sections(page: _Page, data: ReportData, charts: dict[str, list[Chart]]
                  f" policy target; candidates: entries in the policy; visits: search visits summed over candidates;"
                  f" root value: the search's value of the position.")
     page.charts(charts.get("signal", []))
-    for name, title in (("signal_summary", "summary"), ("entropy_hist", "policy entropy"),
-                        ("candidates_hist", "candidates"), ("visits_hist", "search visits"),
-                        ("root_value_hist", "root value")):
+    page.table("summary per config", data.table("signal_summary"), open_=True)
+    for name, title in (("entropy_hist", "policy entropy"), ("candidates_hist", "candidates"),
+                        ("visits_hist", "search visits"), ("root_value_hist", "root value")):
         page.table(title, data.table(name))
     page.add("</section>")
