@@ -17,11 +17,14 @@ import datetime as _dt
 import math
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import QueryError
 
@@ -31,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Table", "ReportData", "collect", "parse_duration", "DEFAULT_SAMPLE_MOVES", "DEFAULT_QUIET_AFTER"]
 
 #: Moves decoded (newest games first, shared among configs) for the training-signal figures.
-DEFAULT_SAMPLE_MOVES = 200_000
+DEFAULT_SAMPLE_MOVES = 100_000
 #: A config whose newest game is older than this is flagged as quiet.
 DEFAULT_QUIET_AFTER = _dt.timedelta(hours=1)
 #: Most time buckets a throughput chart gets (the bucket width grows to fit).
@@ -158,27 +161,43 @@ def _sql_text(value: str) -> str:
 
 
 class _Queries:
-    """The report's queries over one store and one selection of games."""
+    """The report's queries over one store and one selection of games.
+
+    The selection (``where``, ``since``) is read from the store once, one row per game with the
+    columns the report needs (through ``store.sql``); every game-level figure is then a DuckDB
+    query over that Arrow table on a private connection, so the store is asked once, not per chart.
+    """
 
     def __init__(self, store: "GameStore", *, where: str | None, since_ts: _dt.datetime | None,
                  as_of: _dt.datetime) -> None:
+        from ..sqlguard import check_predicate, lock_down
+
         self.store = store
         self.as_of = as_of
-        predicate = f"({where})" if where else "TRUE"
-        since = f" AND t >= TIMESTAMP '{since_ts.isoformat(sep=' ')}'" if since_ts is not None else ""
-        self.base = (
-            "WITH base AS (SELECT game_id, board_type || '_' || num_players || 'p' AS config,"
+        parts = [f"({check_predicate(where)})"] if where else []
+        if since_ts is not None:
+            parts.append(f"{_TS} >= TIMESTAMP '{since_ts.isoformat(sep=' ')}'")
+        #: the selection as a predicate over the store's ``games`` view
+        self.predicate = " AND ".join(parts) or "TRUE"
+        query = (
+            "SELECT game_id, board_type || '_' || num_players || 'p' AS config,"
             f" coalesce(source, '(none)') AS source, {_NODE} AS node, num_players, winner,"
-            f" coalesce(termination_reason, '(none)') AS termination_reason, num_moves, {_TS} AS t"
-            f" FROM games WHERE {predicate}),"
-            f" sel AS (SELECT * FROM base WHERE TRUE{since}) "
+            f" coalesce(termination_reason, '(none)') AS termination_reason, num_moves, shard_id, {_TS} AS t"
+            f" FROM games WHERE {self.predicate}"
         )
+        try:
+            selection = store.sql(query).to_arrow_table()
+        except duckdb.Error as exc:  # raised while the rows are produced (e.g. a type error in `where`)
+            raise QueryError(f"report selection: {exc}") from exc
+        self.con = duckdb.connect(":memory:")
+        lock_down(self.con)
+        self.con.register("sel", selection)
+
+    def close(self) -> None:
+        self.con.close()
 
     def run(self, query: str) -> pa.Table:
-        try:
-            return self.store.sql(self.base + query).to_arrow_table()
-        except duckdb.Error as exc:  # errors while the relation is consumed
-            raise QueryError(f"{exc} (in: {query})") from None
+        return self.con.sql(query).to_arrow_table()
 
     def table(self, query: str) -> Table:
         return Table.of(self.run(query))
@@ -202,7 +221,7 @@ class _Queries:
         """
         per_hour = 3600.0 / bucket
         return self.table(
-            f", counts AS (SELECT floor(epoch(t) / {bucket})::BIGINT * {bucket} AS b, {expr} AS k,"
+            f"WITH counts AS (SELECT floor(epoch(t) / {bucket})::BIGINT * {bucket} AS b, {expr} AS k,"
             f" count(*) AS games, sum(num_moves)::BIGINT AS positions FROM sel WHERE t IS NOT NULL GROUP BY 1, 2),"
             f" buckets AS (SELECT unnest(range(min(b), max(b) + 1, {bucket})) AS b FROM counts),"
             f" keys AS (SELECT DISTINCT k FROM counts)"
@@ -263,31 +282,70 @@ class _Queries:
             f" THEN 'quiet' ELSE 'ok' END AS status FROM sel GROUP BY 1 ORDER BY 3 DESC NULLS FIRST, 1"
         )
 
-    def sample_predicate(self, budget_per_config: int) -> str:
-        """A predicate over ``games``: the newest games of each selected config, ``budget`` moves each."""
-        return (
-            "game_id IN (" + self.base + "SELECT game_id FROM (SELECT game_id, num_moves, sum(num_moves) OVER"
-            " (PARTITION BY config ORDER BY t DESC NULLS LAST, game_id ROWS UNBOUNDED PRECEDING) AS cum FROM sel)"
-            f" WHERE cum - num_moves < {int(budget_per_config)})"
+    def sample(self, budget: int) -> tuple[pa.Table, str]:
+        """The selected games of the newest shards, about ``budget`` moves in all: (game_id, config), predicate.
+
+        Whole shards (newest games first) rather than the newest games of each config: a shard is
+        read batch by batch, so games spread thinly over many shards would cost far more than they hold.
+        """
+        games = self.run(
+            "WITH per_shard AS (SELECT shard_id, sum(num_moves) AS moves, sum(sum(num_moves)) OVER"
+            " (ORDER BY max(t) DESC NULLS LAST, shard_id DESC ROWS UNBOUNDED PRECEDING) AS cum FROM sel GROUP BY 1)"
+            f" SELECT game_id, config, shard_id FROM sel WHERE shard_id IN (SELECT shard_id FROM per_shard"
+            f" WHERE cum - moves < {int(budget)})"
         )
+        shards = sorted(set(games.column("shard_id").to_pylist()))
+        predicate = f"shard_id IN ({', '.join(_sql_text(s) for s in shards)}) AND {self.predicate}" if shards else "FALSE"
+        return games.select(["game_id", "config"]), predicate
 
 
 # ---------------------------------------------------------------------------
 # training signal: per-move figures of a sample, aggregated by DuckDB over Arrow
 # ---------------------------------------------------------------------------
-_PROB = "coalesce(e.prob64, e.prob::DOUBLE)"
-_SIGNAL_MOVES = f"""
-SELECT c.config,
-       CASE WHEN len(m.policy) > 0 THEN len(m.policy) END AS candidates,
-       CASE WHEN len(m.policy) > 0 AND list_sum(list_transform(m.policy, lambda e: {_PROB})) > 0 THEN
-         ln(list_sum(list_transform(m.policy, lambda e: {_PROB})))
-         - list_sum(list_transform(m.policy, lambda e: CASE WHEN {_PROB} > 0 THEN {_PROB} * ln({_PROB}) ELSE 0 END))
-           / list_sum(list_transform(m.policy, lambda e: {_PROB}))
-       END AS entropy,
-       CASE WHEN len(m.search) > 0 THEN list_sum(list_transform(m.search, lambda e: coalesce(e.visits, 0))) END AS visits,
-       m.search_root_value AS root_value
-FROM sample_moves m JOIN sample_games c ON m.game_id::VARCHAR = c.game_id
-"""
+def _list_sums(column: pa.Array, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a list array: the number of entries and the sum of ``weights`` (one per entry)."""
+    counts = column.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+    parent = np.repeat(np.arange(len(column)), counts)
+    return counts, np.bincount(parent, weights=weights, minlength=len(column))
+
+
+def _batch_signal(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    policy = batch.column("policy")
+    entries = policy.flatten()  # the entries of the non-null lists, in order
+    prob = pc.coalesce(entries.field("prob64"), entries.field("prob").cast(pa.float64()))
+    p = prob.fill_null(0.0).to_numpy(zero_copy_only=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        counts, total = _list_sums(policy, p)
+        _, sum_plogp = _list_sums(policy, plogp)
+        entropy = np.log(total) - sum_plogp / total
+    search = batch.column("search")
+    visits = search.flatten().field("visits").fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
+    scounts, visit_sums = _list_sums(search, visits)
+    root = batch.column("search_root_value").to_numpy(zero_copy_only=False).astype(np.float64)
+    return {"candidates": counts, "total": total, "entropy": entropy, "scounts": scounts, "visits": visit_sums,
+            "root": root}
+
+
+def _per_move(batches: list[pa.RecordBatch], configs: pa.Table) -> pa.Table:
+    """One row per sampled move: config, policy candidates and entropy (nats), search visits, root value.
+
+    The per-candidate sums are numpy over each batch's flattened lists (no per-row Python);
+    the entropy of a policy whose probabilities sum to ``S`` is that of the normalised
+    distribution, ``ln S - sum(p ln p) / S``.
+    """
+    parts = [_batch_signal(b) for b in batches]
+    col = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    has_policy = (col["candidates"] > 0) & (col["total"] > 0)
+    ids = pa.chunked_array([b.column("game_id").cast(pa.string()) for b in batches])
+    config = pc.take(configs.column("config"), pc.index_in(ids, value_set=configs.column("game_id")))
+    return pa.table({
+        "config": config,
+        "candidates": pa.array(np.where(has_policy, col["candidates"], 0), pa.int32(), mask=~has_policy),
+        "entropy": pa.array(np.where(has_policy, col["entropy"], 0.0), pa.float64(), mask=~has_policy),
+        "visits": pa.array(col["visits"], pa.float64(), mask=col["scounts"] == 0),
+        "root_value": pa.array(col["root"], pa.float64(), mask=np.isnan(col["root"])),
+    })
 
 
 def _histogram(con: duckdb.DuckDBPyConnection, column: str, *, bins: int = 40, integer: bool = False) -> Table:
@@ -306,23 +364,17 @@ def _histogram(con: duckdb.DuckDBPyConnection, column: str, *, bins: int = 40, i
     return Table.of(table)
 
 
-def _training_signal(store: "GameStore", q: _Queries, data: ReportData, sample_moves: int, configs: int) -> None:
-    predicate = q.sample_predicate(max(1, sample_moves // max(1, configs)))
-    games = q.store.sql(
-        f"SELECT game_id, board_type || '_' || num_players || 'p' AS config FROM games WHERE {predicate}"
-    ).to_arrow_table()
+def _training_signal(store: "GameStore", q: _Queries, data: ReportData, sample_moves: int) -> None:
+    games, predicate = q.sample(sample_moves)
     columns = ["game_id", "policy", "search", "search_root_value"]
-    batches = list(store.scan_moves(predicate, columns=columns)) if games.num_rows else []
-    moves = pa.Table.from_batches(batches) if batches else None
+    batches = [b for b in store.scan_moves(predicate, columns=columns) if b.num_rows] if games.num_rows else []
     data.sample_games = games.num_rows
-    data.sample_moves = 0 if moves is None else moves.num_rows
-    if moves is None:
+    data.sample_moves = sum(b.num_rows for b in batches)
+    if not batches:
         return
     con = duckdb.connect(":memory:")
     try:
-        con.register("sample_moves", moves)
-        con.register("sample_games", games)
-        con.execute(f"CREATE TABLE signal AS {_SIGNAL_MOVES}")
+        con.register("signal", _per_move(batches, games))
         data.tables["signal_summary"] = Table.of(con.sql(
             "SELECT config, count(*) AS moves, count(candidates) AS moves_with_policy,"
             " round(avg(entropy), 3) AS mean_entropy, round(quantile_cont(entropy, 0.1), 3) AS p10_entropy,"
@@ -410,59 +462,51 @@ def collect(
     if now.tzinfo is not None:
         now = now.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     data = ReportData(store_path=str(store.path), generated_at=now, where=where, since=since, quiet_after=quiet_after)
-    q = _Queries(store, where=where, since_ts=None if since is None else now - since, as_of=now)
-    steps: list[tuple[str, Callable[[], None]]] = []
-
-    def step(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
-        def add(fn: Callable[[], None]) -> Callable[[], None]:
-            steps.append((name, fn))
-            return fn
-        return add
-
-    @step("store health")
-    def _health() -> None:
+    since_ts = None if since is None else now - since
+    timer = _Timer(data, progress)
+    with timer("store health"):
         _store_health(store, data)
-
-    @step("overview")
-    def _overview() -> None:
-        o = q.overview()
-        data.games, data.positions, data.undated_games = int(o["games"]), int(o["positions"]), int(o["undated"])
-        span = (o["last"] - o["first"]).total_seconds() if o.get("first") is not None else 0.0
-        data.bucket_seconds = _bucket_seconds(span)
-
-    @step("throughput")
-    def _throughput() -> None:
+    with timer("selection"):
+        q = _Queries(store, where=where, since_ts=since_ts, as_of=now)
+    try:
+        with timer("overview"):
+            o = q.overview()
+            data.games, data.positions, data.undated_games = int(o["games"]), int(o["positions"]), int(o["undated"])
+            span = (o["last"] - o["first"]).total_seconds() if o.get("first") is not None else 0.0
+            data.bucket_seconds = _bucket_seconds(span)
         if data.empty:
-            return
-        data.tables["throughput_config"] = q.throughput(data.bucket_seconds, "config", "config")
-        data.tables["throughput_origin"] = q.throughput(data.bucket_seconds, q.origin_expr(MAX_ORIGINS), "origin")
-
-    @step("outcomes")
-    def _outcomes() -> None:
-        if data.empty:
-            return
-        data.tables["length_summary"], data.tables["length_hist"] = q.lengths()
-        data.tables["seats"] = q.seats()
-        data.tables["terminations"] = q.terminations()
-        fresh = q.freshness(quiet_after)
-        for row in fresh.rows:
-            row["age"] = human_age(row["age_hours"])
-        fresh.columns.insert(fresh.columns.index("age_hours"), "age")
-        data.tables["freshness"] = fresh
-
-    @step("training signal")
-    def _signal() -> None:
-        if data.empty or sample_moves == 0:
-            return
-        configs = len({r["config"] for r in data.table("length_summary").rows})
-        _training_signal(store, q, data, sample_moves, configs)
-
-    for name, fn in steps:
-        if progress is not None:
-            progress(name)
-        t0 = time.perf_counter()
-        fn()
-        data.timings[name] = round(time.perf_counter() - t0, 4)
+            return data
+        with timer("throughput"):
+            data.tables["throughput_config"] = q.throughput(data.bucket_seconds, "config", "config")
+            data.tables["throughput_origin"] = q.throughput(data.bucket_seconds, q.origin_expr(MAX_ORIGINS), "origin")
+        with timer("outcomes"):
+            data.tables["length_summary"], data.tables["length_hist"] = q.lengths()
+            data.tables["seats"] = q.seats()
+            data.tables["terminations"] = q.terminations()
+            fresh = q.freshness(quiet_after)
+            for row in fresh.rows:
+                row["age"] = human_age(row["age_hours"])
+            fresh.columns.insert(fresh.columns.index("age_hours"), "age")
+            data.tables["freshness"] = fresh
+        if sample_moves:
+            with timer("training signal"):
+                _training_signal(store, q, data, sample_moves)
+    finally:
+        q.close()
     return data
 
 
+class _Timer:
+    """Announces each step to ``progress`` and records its time in ``data.timings``."""
+
+    def __init__(self, data: ReportData, progress: Progress | None) -> None:
+        self.data = data
+        self.progress = progress
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress(name)
+        t0 = time.perf_counter()
+        yield
+        self.data.timings[name] = round(time.perf_counter() - t0, 4)
