@@ -170,8 +170,8 @@ def test_merge_missing_source_fails(capsys, store, tmp_path):
 
 def test_export_parquet(capsys, store, tmp_path):
     dest = tmp_path / "export"
-    code, _, err = run(capsys, "export", store, "--format", "parquet", dest, "--where", "board_type = 'hex8'")
-    assert code == 0 and "exported 4 games" in err
+    code, out, _ = run(capsys, "export", store, "--format", "parquet", dest, "--where", "board_type = 'hex8'")
+    assert code == 0 and "exported 4 games" in out
     con = duckdb.connect()
     n_games, moves = con.sql(f"SELECT count(*), sum(num_moves) FROM read_parquet('{dest}/games.parquet')").fetchall()[0]
     (n_moves,) = con.sql(f"SELECT count(*) FROM read_parquet('{dest}/moves.parquet')").fetchall()[0]
@@ -189,8 +189,8 @@ def test_export_parquet(capsys, store, tmp_path):
 
 def test_export_jsonl(capsys, store, tmp_path):
     dest = tmp_path / "games.jsonl.gz"
-    code, _, err = run(capsys, "export", store, "--format", "jsonl", dest, "--where", "board_type = 'square8'")
-    assert code == 0 and "exported 8 games" in err
+    code, out, _ = run(capsys, "export", store, "--format", "jsonl", dest, "--where", "board_type = 'square8'")
+    assert code == 0 and "exported 8 games" in out
     records = [json.loads(line) for line in gzip.open(dest, "rt", encoding="utf-8")]
     assert len(records) == 8 and {r["boardType"] for r in records} == {"square8"}
     move = records[0]["moves"][1]

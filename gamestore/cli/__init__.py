@@ -32,6 +32,7 @@ COMMAND_GROUPS = (
     "gamestore.cli.query",
     "gamestore.cli.maintenance",
     "gamestore.cli.export",
+    "gamestore.cli.report",
     "gamestore.ringrift.cli",
 )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .output import print_info, print_relation, progress
+from .output import info_lines, print_relation
+from .progress import Output, add_output_arguments
 
 __all__ = ["register"]
 
@@ -27,15 +28,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import gamestore
     from gamestore import synth
 
+    out = Output.from_args(args)
     with gamestore.open(args.store) as store:
         total = 0
         for i, (board, players, share) in enumerate(DEMO_CONFIGS):
             n = max(1, round(args.games * share))
             games = synth.games(n, board_type=board, num_players=players, seed=args.seed * 100 + i, snapshot_every=args.snapshot_every)
-            total += store.write_games(progress(games, desc=f"{board} {players}p", total=n, unit="game"))
+            total += store.write_games(out.progress(games, desc=f"demo {board} {players}p", unit="game"))
         store.flush()
         print(f"wrote {total} synthetic self-play games into {store.path}\n")
-        print_info(store.info())
+        print("\n".join(info_lines(store.info())))
         print("\nSQL> " + DEMO_QUERY.replace("\n", "\n     "))
         print_relation(store.sql(DEMO_QUERY))
         sample = store.query_games(columns=["game_id"], order_by="created_at DESC", limit=1).column("game_id")[0].as_py()
@@ -53,4 +55,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--games", type=int, default=500, help="number of games (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--snapshot-every", type=int, default=None, help="store a state snapshot every N moves")
+    add_output_arguments(p, json_output=False)
     p.set_defaults(func=cmd_demo)

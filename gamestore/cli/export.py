@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .output import FORMATTER, open_existing, progress, wrap
+from .output import FORMATTER, open_existing, wrap
+from .progress import Output, add_output_arguments
 
 __all__ = ["register"]
 
@@ -13,17 +13,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..ops import export_parquet
     from ..ringrift.jsonl import export_jsonl
 
+    if args.json and args.dest == "-":
+        raise ValueError("--json prints the summary on stdout: give a DEST file (the games go to stdout with '-')")
+    out = Output.from_args(args)
     with open_existing(args.store) as store:
         if args.format == "parquet":
             r = export_parquet(store, args.dest, where=args.where, overwrite=args.overwrite,
-                               compression=args.compression,
-                               progress=lambda xs, n: progress(xs, desc="export", total=n, unit="shard"))
+                               compression=args.compression, progress=out.bar("export", "shard"))
         else:
             r = export_jsonl(store, args.dest, where=args.where, overwrite=args.overwrite,
-                             training_data=not args.no_training_data,
-                             progress=lambda xs, n: progress(xs, desc="export", total=n, unit="game"))
+                             training_data=not args.no_training_data, progress=out.bar("export", "game"))
     where = "stdout" if args.dest == "-" else ", ".join(r.files)
-    print(f"exported {r.games:,} games ({r.moves:,} moves) to {where}", file=sys.stderr)
+    text = f"exported {r.games:,} games ({r.moves:,} moves) to {where}"
+    if args.dest == "-":
+        out.info(text)  # stdout holds the games
+    else:
+        out.result(r.to_dict(), text)
     return 0
 
 
@@ -46,4 +51,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", default="zstd", help="parquet codec (zstd, snappy, gzip, none)")
     p.add_argument("--no-training-data", action="store_true",
                    help="jsonl: leave out policies, search statistics and vectors")
+    add_output_arguments(p)
     p.set_defaults(func=cmd_export)

@@ -1,11 +1,11 @@
-"""What the commands share: progress bars, printing store figures and relations, opening a store."""
+"""What the commands share: opening a store, printing store figures and relations (progress: :mod:`.progress`)."""
 from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Any, Callable, Iterable
+from typing import Any
 
-__all__ = ["FORMATTER", "wrap", "progress", "bar", "open_existing", "print_info", "print_relation"]
+__all__ = ["FORMATTER", "wrap", "open_existing", "info_lines", "print_relation"]
 
 #: Parser formatter of every subcommand (keeps the examples in ``epilog`` as written).
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -15,18 +15,6 @@ def wrap(text: str) -> str:
     return textwrap.fill(text, width=100)
 
 
-def progress(iterable: Iterable, *, desc: str = "", total: int | None = None, unit: str = "it") -> Iterable:
-    """A tqdm progress bar on a terminal, silent otherwise."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=None, leave=False)
-
-
-def bar(desc: str, unit: str) -> Callable[[Iterable], Iterable]:
-    """A ``progress`` callback for the jobs of :mod:`gamestore.ops`."""
-    return lambda items: progress(items, desc=desc, unit=unit)
-
-
 def open_existing(path: str) -> Any:
     """The store at ``path``; a missing store is a :class:`~gamestore.errors.StoreNotFoundError`."""
     import gamestore
@@ -34,16 +22,19 @@ def open_existing(path: str) -> Any:
     return gamestore.open(path, create=False)
 
 
-def print_info(info: dict) -> None:
+def info_lines(info: dict) -> list[str]:
+    """``store.info()`` as aligned lines for people."""
     bpm = info["bytes_per_move"]
-    print(f"store       {info['path']}")
-    print(f"games       {info['games']:,}")
-    print(f"moves       {info['moves']:,}")
-    print(f"shards      {info['shards']}" + (f" ({len(info['damaged_shards'])} damaged)" if info["damaged_shards"] else ""))
-    print(f"bytes       {info['bytes_on_disk']:,} on disk" + (f", {bpm:.1f} bytes/move in shards" if bpm else ""))
-    print(f"newest game {info['newest_game']}")
-    for c in info["configs"]:
-        print(f"  {c['board_type']:<10} {c['num_players']}p  {c['games']:>8,} games {c['moves']:>11,} moves")
+    lines = [
+        f"store       {info['path']}",
+        f"games       {info['games']:,}",
+        f"moves       {info['moves']:,}",
+        f"shards      {info['shards']}" + (f" ({len(info['damaged_shards'])} damaged)" if info["damaged_shards"] else ""),
+        f"bytes       {info['bytes_on_disk']:,} on disk" + (f", {bpm:.1f} bytes/move in shards" if bpm else ""),
+        f"newest game {info['newest_game']}",
+    ]
+    return lines + [f"  {c['board_type']:<10} {c['num_players']}p  {c['games']:>8,} games {c['moves']:>11,} moves"
+                    for c in info["configs"]]
 
 
 def print_relation(rel) -> None:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from .output import FORMATTER, open_existing, print_info, wrap
+from .output import FORMATTER, info_lines, open_existing, wrap
+from .progress import Output, add_output_arguments
 
 __all__ = ["register"]
 
@@ -13,10 +13,7 @@ __all__ = ["register"]
 def cmd_info(args: argparse.Namespace) -> int:
     with open_existing(args.store) as store:
         info = store.info()
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
-    else:
-        print_info(info)
+    Output.from_args(args).result(info, info_lines(info))
     return 0
 
 
@@ -37,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  gamestore info /data/store\n  gamestore info /data/store --json | jq .games",
     )
     p.add_argument("store")
-    p.add_argument("--json", action="store_true", help="print the figures as a JSON object")
+    add_output_arguments(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(

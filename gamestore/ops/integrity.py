@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +31,9 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.damaged_shards and not self.catalog_problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, **asdict(self)}
 
     def lines(self) -> list[str]:
         out = [f"{self.shards_checked} shards, {self.games} games, {self.moves} moves checked"]

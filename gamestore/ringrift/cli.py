@@ -5,8 +5,11 @@ Errors, SQLite's included, are reported by :func:`gamestore.cli.main`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sqlite3
+import sys
 
+from ..cli.progress import Output, add_output_arguments
 from .transfer import export_sqlite, import_sqlite
 
 __all__ = ["register", "add_cli_commands"]
@@ -15,38 +18,45 @@ __all__ = ["register", "add_cli_commands"]
 def _cmd_import(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return _cmd_import_ray(args)
+    out = Output.from_args(args)
     status = 0
+    reports = []
     for src in args.src:
         try:
-            report = import_sqlite(
-                src, args.store, progress=None if not args.quiet else False, verify=args.verify, workers=args.workers
-            )
+            report = import_sqlite(src, args.store, progress=out.tracker("game"), verify=args.verify,
+                                   workers=args.workers)
         except sqlite3.Error as exc:
             raise type(exc)(f"{src}: {exc}") from exc  # which of several sources
-        print(report.summary())
+        if not out.json:
+            out.result(None, report.summary())
+        reports.append({**dataclasses.asdict(report), "moves_per_second": round(report.moves_per_second, 1)})
         if report.failed:
             status = 1
+    if out.json:
+        out.result({"store": args.store, "sources": reports})
     return status
 
 
 def _cmd_import_ray(args: argparse.Namespace) -> int:
     from ..ray import import_sqlite as import_ray
 
+    out = Output.from_args(args)
     try:
-        report = import_ray(args.src, args.store, address=args.ray,
-                            tasks=args.tasks, verify=args.verify)
+        with out.counter("import-sqlite (ray)", unit="task") as tasks:
+            report = import_ray(args.src, args.store, address=args.ray, tasks=args.tasks, verify=args.verify,
+                                progress=tasks.advance_to)
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(f"gamestore import-sqlite: error: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
+    out.result(dataclasses.asdict(report), report.summary())
     return 1 if report.failed else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    report = export_sqlite(
-        args.store, args.dst, where=args.where, progress=None if not args.quiet else False, overwrite=args.force
-    )
-    print(f"wrote {report.games} games ({report.moves} moves) to {report.destination} in {report.seconds:.1f} s")
+    out = Output.from_args(args)
+    report = export_sqlite(args.store, args.dst, where=args.where, progress=out.tracker("game"), overwrite=args.force)
+    out.result(dataclasses.asdict(report),
+               f"wrote {report.games} games ({report.moves} moves) to {report.destination} in {report.seconds:.1f} s")
     return 0
 
 
@@ -69,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="import with the tasks of a Ray cluster (ADDRESS as for ray.init; default: auto); needs gamestore[ray]",
     )  # fmt: skip
     p.add_argument("--tasks", type=int, default=None, help="with --ray: import tasks in all (default: 2 per cluster CPU)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output_arguments(p)
     p.set_defaults(func=_cmd_import, errors=(sqlite3.Error,))
 
     p = subparsers.add_parser(
@@ -81,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dst", help="SQLite file to create")
     p.add_argument("--where", default=None, help="SQL predicate over the games view")
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output_arguments(p)
     p.set_defaults(func=_cmd_export, errors=(sqlite3.Error,))
 
 
