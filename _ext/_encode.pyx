@@ -140,15 +140,15 @@ def _json_text_encoder():
     """``records.dump_json`` with the C encoder object built once (it is stateless without circular checks)."""
     from json.encoder import c_make_encoder, encode_basestring
 
-    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     if c_make_encoder is None:
         return plain.encode
-    encoder = c_make_encoder(None, plain.default, encode_basestring, None, ":", ",", False, False, True)
+    encoder = c_make_encoder(None, plain.default, encode_basestring, None, ":", ",", False, False, False)
     return lambda obj: "".join(encoder(obj, 0))
 
 
 cdef object _dumps = _json_text_encoder()
-_SAMPLE = {"a": [1.5, "\u00e9\n", None, True, -0.0, float("nan"), float("-inf"), 10**30], "b": {"c": {}}}
+_SAMPLE = {"a": [1.5, "\u00e9\n", None, True, -0.0, 1e308, 10**30], "b": {"c": {}}}
 if _dumps(_SAMPLE) != dump_json(_SAMPLE):
     raise ImportError("gamestore._encode: JSON text differs from records.dump_json: rebuild it")
 
@@ -156,14 +156,15 @@ if _dumps(_SAMPLE) != dump_json(_SAMPLE):
 cdef bint json_ok(object value, int depth) except -1:
     """True when ``json_canonical(value)`` succeeds and ``dump_json`` of it equals ``dump_json(value)``.
 
-    Accepts plain JSON trees (exact dict with str keys, list, tuple, str, int, float, bool, None);
-    anything else is left to the reference (False).
+    Accepts plain JSON trees (exact dict with str keys, list, tuple, str, int, finite float, bool, None);
+    anything else (NaN, infinities, other types, deep nesting) is left to the reference (False).
     """
     cdef Py_ssize_t pos = 0, i
     cdef PyObject* pk
     cdef PyObject* pv
-    if value is None or PyUnicode_CheckExact(value) or PyLong_CheckExact(value) or PyFloat_CheckExact(value) \
-            or PyBool_Check(value):
+    if PyFloat_CheckExact(value):
+        return isfinite(PyFloat_AS_DOUBLE(value))
+    if value is None or PyUnicode_CheckExact(value) or PyLong_CheckExact(value) or PyBool_Check(value):
         return True
     if depth > 100:
         return False

@@ -15,7 +15,7 @@ import pyarrow as pa
 from . import backend as _backend_mod
 from .errors import DuplicateGameError, RecordError
 from .fsutil import utc_now
-from .records import dump_json, normalize_header
+from .records import dump_json, normalize_header, normalize_move
 from .schema import (
     GAME_SCALAR_FIELDS,
     GAME_STRUCTURED_KEYS,
@@ -97,13 +97,56 @@ def encode_games(
     except RecordError as exc:
         exc.game_index = seen[exc.game_id]  # type: ignore[attr-defined]
         raise
+    except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still a bad record
+        raise _first_bad_game(game_ids, moves_lists, specs, exc) from exc
     if header_error is not None:
         raise header_error
     created = now if now is not None else utc_now()
     for h in headers:
         if "created_at" not in h:
             h["created_at"] = created
-    return EncodedGames(games=_games_table(headers, counts), moves=moves_table, game_ids=game_ids)
+    try:
+        games = _games_table(headers, counts)
+    except Exception as exc:  # noqa: BLE001
+        raise _first_bad_header(headers, counts, exc) from exc
+    return EncodedGames(games=games, moves=moves_table, game_ids=game_ids)
+
+
+def _first_bad_game(game_ids: list[str], moves_lists: list[Any], specs: Mapping[str, VectorSpec], exc: Exception) -> RecordError:
+    """The :class:`RecordError` of the first game whose moves the encoder could not take (``exc``).
+
+    The reference validation names the field; failing that, the game that fails to encode on its own.
+    """
+    for index, (gid, moves) in enumerate(zip(game_ids, moves_lists)):
+        try:
+            prev = None
+            for i, m in enumerate(moves):
+                prev = normalize_move(m, i, game_id=gid, vectors=specs, previous_number=prev)["move_number"]
+            _moves.encode_moves([gid], [moves], specs)
+        except RecordError as err:
+            err.game_index = index  # type: ignore[attr-defined]
+            return err
+        except Exception as err:  # noqa: BLE001
+            bad = RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=gid, field="moves")
+            bad.game_index = index  # type: ignore[attr-defined]
+            return bad
+    bad = RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}", game_id=game_ids[0] if game_ids else None)
+    bad.game_index = 0  # type: ignore[attr-defined]
+    return bad
+
+
+def _first_bad_header(headers: list[dict], counts: list[int], exc: Exception) -> RecordError:
+    """The :class:`RecordError` of the first game whose game-level fields Arrow could not take (``exc``)."""
+    for index, (h, n) in enumerate(zip(headers, counts)):
+        try:
+            _games_table([h], [n])
+        except Exception as err:  # noqa: BLE001
+            bad = RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=h.get("game_id"))
+            bad.game_index = index  # type: ignore[attr-defined]
+            return bad
+    bad = RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}", game_id=headers[0].get("game_id"))
+    bad.game_index = 0  # type: ignore[attr-defined]
+    return bad
 
 
 def _json_or_none(obj: dict) -> str | None:

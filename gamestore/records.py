@@ -54,13 +54,31 @@ def _int_range(arrow_type) -> tuple[int, int]:
     return INT_RANGES[str(arrow_type)]
 
 
+#: JSON values nested deeper than this are rejected (a reader must be able to parse them back).
+MAX_JSON_DEPTH = 200
+
+
 def dump_json(value: Any) -> str:
-    """The one JSON text encoding used for every JSON column."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """The one JSON text encoding used for every JSON column (valid JSON: NaN and infinities are refused)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def check_text(value: str, *, game_id: object, field: str) -> str:
+    """``value`` when it can be stored as UTF-8 (no lone surrogates)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"not valid Unicode text: {exc.reason} at {exc.start}", game_id=game_id, field=field) from None
+    return value
 
 
 def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
-    """Validate that ``value`` is JSON (string keys only) and return it as JSON parses it back."""
+    """Validate that ``value`` is JSON (string keys only) and return it as JSON parses it back.
+
+    NaN and infinities are rejected (JSON has no such numbers), as are lone
+    surrogates in strings and nesting deeper than :data:`MAX_JSON_DEPTH`.
+    """
     if _orjson is not None:  # fast path: same result whenever orjson's round trip gives back an equal value
         try:
             back = _orjson.loads(_orjson.dumps(value))
@@ -70,9 +88,11 @@ def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
             if back == value and _plain_json(value):
                 return back
     try:
-        return json.loads(dump_json(_check_json_keys(value, game_id, field)))
-    except (TypeError, ValueError) as exc:
+        text = dump_json(_check_json_keys(value, game_id, field, 0))
+    except (TypeError, ValueError, RecursionError) as exc:
         raise RecordError(f"not JSON-serialisable: {exc}", game_id=game_id, field=field) from None
+    check_text(text, game_id=game_id, field=field)
+    return json.loads(text)
 
 
 try:  # orjson (a core dependency) speeds json_canonical up; json stays the reference
@@ -86,15 +106,17 @@ def _plain_json(value: Any) -> bool:
     return type(value) in (dict, list, str, int, float, bool) or value is None
 
 
-def _check_json_keys(value: Any, game_id: object, field: str) -> Any:
+def _check_json_keys(value: Any, game_id: object, field: str, depth: int) -> Any:
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_JSON_DEPTH:
+        raise RecordError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", game_id=game_id, field=field)
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise RecordError(f"JSON object keys must be str, got {k!r}", game_id=game_id, field=field)
-            _check_json_keys(v, game_id, f"{field}.{k}")
+            _check_json_keys(v, game_id, f"{field}.{k}", depth + 1)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            _check_json_keys(v, game_id, f"{field}[{i}]")
+            _check_json_keys(v, game_id, f"{field}[{i}]", depth + 1)
     return value
 
 
@@ -103,7 +125,7 @@ def check_scalar(value: Any, kind: str, arrow_type, *, game_id: object, field: s
     if kind == "str":
         if not isinstance(value, str):
             raise RecordError(f"expected str, got {type(value).__name__}", game_id=game_id, field=field)
-        return value
+        return check_text(value, game_id=game_id, field=field)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise RecordError(f"expected int, got {type(value).__name__}", game_id=game_id, field=field)
@@ -143,6 +165,7 @@ def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) 
         raise RecordError("missing game_id", field="game_id")
     if not isinstance(game_id, str) or not game_id:
         raise RecordError("game_id must be a non-empty str", game_id=game_id, field="game_id")
+    check_text(game_id, game_id=game_id, field="game_id")
     out: dict[str, Any] = {}
     for key, value in record.items():
         if not isinstance(key, str):
@@ -172,6 +195,7 @@ def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) 
             if value is not None:
                 out[key] = json_canonical(value, game_id=game_id, field=key)
         else:  # unknown keys are kept verbatim (as JSON)
+            check_text(key, game_id=game_id, field=repr(key))
             out[key] = json_canonical(value, game_id=game_id, field=key)
     for required in ("board_type", "num_players"):
         if required not in out:
@@ -205,6 +229,7 @@ def _normalize_players(value: Any, game_id: object) -> list[dict]:
                     atype, kind = _PLAYER_SCALARS[k]
                     out[k] = check_scalar(v, kind, atype, game_id=game_id, field=f"{field}.{k}")
             else:
+                check_text(k, game_id=game_id, field=f"{field}.{k!r}")
                 out[k] = json_canonical(v, game_id=game_id, field=f"{field}.{k}")
         if "player_number" not in out:
             raise RecordError("missing player_number", game_id=game_id, field=f"{field}.player_number")
@@ -231,6 +256,7 @@ def _normalize_snapshots(value: Any, game_id: object) -> list[dict]:
                 if v is not None:
                     out[k] = check_scalar(v, "str", None, game_id=game_id, field=f"{field}.state_hash")
             else:
+                check_text(k, game_id=game_id, field=f"{field}.{k!r}")
                 out[k] = json_canonical(v, game_id=game_id, field=f"{field}.{k}")
         snaps.append(out)
     return snaps
@@ -265,7 +291,7 @@ def normalize_position(value: Any, *, game_id: object, field: str) -> dict:
 
 def _check_candidate_key(k: Any, game_id: object, field: str) -> Any:
     if isinstance(k, str):
-        return k
+        return check_text(k, game_id=game_id, field=field)
     if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
         return check_scalar(k, "int", "int32", game_id=game_id, field=f"{field}[{k!r}]")
     raise RecordError(f"candidate keys are str or int, got {k!r}", game_id=game_id, field=field)
@@ -306,6 +332,7 @@ def normalize_search(value: Any, *, game_id: object, field: str) -> dict:
             atype, kind = _SEARCH_SCALAR_KEYS[key]
             out[key] = check_scalar(v, kind, atype, game_id=game_id, field=sub)
         else:
+            check_text(key, game_id=game_id, field=f"{field}.{key!r}")
             out[key] = json_canonical(v, game_id=game_id, field=sub)
     return out
 
@@ -379,6 +406,7 @@ def normalize_move(
                 if vecs:
                     out[key] = vecs
         else:
+            check_text(key, game_id=game_id, field=f"{field}.{key!r}")
             out[key] = json_canonical(value, game_id=game_id, field=sub)
     return out
 

@@ -138,24 +138,45 @@ class GameStore:
             self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
             atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
 
-    def _auto_declare(self, records: Sequence[Mapping]) -> None:
+    def _auto_declare(self, records: Sequence[Mapping]) -> RecordError | None:
+        """Declare the vectors ``records`` use that are not declared yet.
+
+        Returns the error of the first record with an unusable new vector (its
+        ``game_index`` set); the vectors of the records before it are declared.
+        """
         declared = set(self._config.get("vectors", {}))
         new: dict[str, VectorSpec] = {}
-        for rec in records:
+        failure: RecordError | None = None
+        for index, rec in enumerate(records):
             moves = rec.get("moves") if isinstance(rec, Mapping) else None
             if not isinstance(moves, (list, tuple)):
                 continue
-            for name, sample in undeclared_vectors(moves, declared).items():
-                if name in new:
-                    continue
-                arr = np.asarray(sample)
-                dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
-                try:
-                    new[name] = VectorSpec(name, tuple(arr.shape) or (1,), dtype)
-                except ValueError as exc:
-                    raise RecordError(str(exc), game_id=rec.get("game_id"), field=f"vectors.{name}") from None
+            try:
+                found = undeclared_vectors(moves, declared)
+                mine: dict[str, VectorSpec] = {}
+                for name, sample in found.items():
+                    if name in new:
+                        continue
+                    field = f"vectors.{name!r}" if not isinstance(name, str) else f"vectors.{name}"
+                    try:
+                        if not isinstance(name, str):
+                            raise TypeError(f"vector names are str, got {type(name).__name__}")
+                        arr = np.asarray(sample)
+                        if arr.dtype == object:
+                            raise ValueError("not a rectangular numeric array")
+                        dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
+                        mine[name] = VectorSpec(name, tuple(arr.shape) or (1,), dtype)
+                    except (TypeError, ValueError) as exc:
+                        raise RecordError(f"cannot declare a vector from it: {exc}", game_id=rec.get("game_id"),
+                                          field=field) from None
+            except RecordError as exc:
+                exc.game_index = index  # type: ignore[attr-defined]
+                failure = exc
+                break
+            new.update(mine)
         if new:
             self.declare_vectors(new)
+        return failure
 
     # -- writing ------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -193,10 +214,11 @@ class GameStore:
         return written
 
     def _write_chunk(self, chunk: list[Mapping], on_duplicate: OnDuplicate) -> int:
-        self._auto_declare(chunk)
+        failure: Exception | None = self._auto_declare(chunk)
+        if failure is not None:
+            chunk = chunk[: getattr(failure, "game_index")]
         accepted: list[Mapping] = []
         seen: set[str] = set()
-        failure: Exception | None = None
         for record in chunk:
             gid = record.get("game_id") if isinstance(record, Mapping) else None
             if isinstance(gid, str) and (gid in self._buffered_ids or gid in self._catalog or gid in seen):

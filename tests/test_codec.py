@@ -79,7 +79,7 @@ probability = st.one_of(
     st.integers(-1000, 1000),  # ints become floats
 )
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), small_text),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), small_text),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(small_text, inner, max_size=3)),
     max_leaves=6,
 )
