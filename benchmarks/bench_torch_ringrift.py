@@ -1,0 +1,410 @@
+"""Training batches from RingRift data: gamestore against SQLite + JSON, MosaicML Streaming, HF datasets, Parquet.
+
+    pip install -e '.[bench]'        # mosaicml-streaming and datasets (not needed by CI)
+    python -m benchmarks.bench_torch_ringrift --copies 26
+
+The corpus is RingRift's own: the fixture database written by RingRift's
+``GameReplayDB`` (``../shared/fixtures/ringrift_v18_sample.db.zst``, 10
+games, 2,044 moves; see its README), every game copied ``--copies`` times
+under new ids in SQLite (26 copies: 260 games, 53,144 positions), then
+imported with ``gamestore import-sqlite`` (``import_sqlite``).  The other
+stores are written from the same SQLite rows (not timed).
+
+Every reader yields shuffled batches of ``--batch-size`` positions with the
+same padded content: ``move_number``, ``player``, ``policy_index`` [B, K]
+(``move_probs`` keys through one key -> index map, -1 padding) and
+``policy_prob`` [B, K] (0 padding, K = the widest policy in the batch),
+``value`` [B, 4] (+1 winner / -1 others / 0 no winner or no such player)
+and ``value_mover``, and ``vec_heuristic_features`` [B, 49] (zeros when a
+move has none).  Shuffling: a seeded game order (SQLite) or unit order
+(gamestore, Parquet row groups, MDS shards), then windows of 16,384
+positions (gamestore, SQLite, Parquet; MDS shuffles its own way; HF an
+iterable dataset over 16 shards with a 16,384-example shuffle buffer).
+
+- ``sqlite_json``: the pipeline today: per game ``SELECT`` the moves rows,
+  ``json.loads`` ``move_json`` and ``move_probs``, features from bytes;
+- ``mds``: MosaicML Streaming ``MDSWriter`` (zstd) / ``StreamingDataset``;
+- ``hf``: HF ``datasets`` ``Dataset.to_iterable_dataset(16).shuffle(...)``,
+  ``.iter(batch_size)`` (dicts of lists);
+- ``parquet``: a hand-written vectorised pyarrow loop over one zstd Parquet
+  file (row groups of 8,192 positions read in a seeded order, padded with
+  numpy from the list offsets);
+- ``gamestore ...``: ``PositionDataset(store, action_map=...)`` iterated
+  directly, and through ``DataLoader(ds, batch_size=None, num_workers=k)``
+  (the documented idiom, default collation).
+
+Every dataset is opened once (not timed); a pass is one epoch (for the
+DataLoader rows, starting the workers included).  All rows run in one
+process, interleaved, best of ``--rounds`` passes; each pass checks that every reader delivered the same positions (count, sums of
+move numbers, value targets and probabilities).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
+
+import gamestore
+from gamestore.ringrift.transfer import import_sqlite
+from gamestore.torch import PositionDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "ringrift_v18_sample.db.zst"
+PLAYERS = 4  # widest game in the corpus (value targets per player slot)
+FEATURES = 49
+WINDOW = 16384
+SEED = 1
+
+
+# ---------------------------------------------------------------------------
+# corpus: RingRift's database, games copied under new ids, imported
+# ---------------------------------------------------------------------------
+def expand_db(src: Path, dst: Path, copies: int) -> None:
+    """``dst`` = ``src`` plus ``copies - 1`` copies of every game under ids ``<id>-x<k>`` (every table)."""
+    shutil.copyfile(src, dst)
+    con = sqlite3.connect(dst)
+    con.execute("ATTACH ? AS src", (str(src),))
+    names = [r[0] for r in con.execute("SELECT name FROM src.sqlite_master WHERE type = 'table'")]
+    with con:
+        for table in sorted(names, key=lambda t: t == "games"):  # the games triggers want the moves first
+            cols = [r[1] for r in con.execute(f"PRAGMA src.table_info({table})")]
+            if "game_id" not in cols:
+                continue
+            for k in range(1, copies):
+                sel = ", ".join(f"game_id || '-x{k}'" if c == "game_id" else c for c in cols)
+                con.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {sel} FROM src.{table}")
+    con.execute("DETACH src")
+    con.close()
+
+
+def build_corpus(root: Path, copies: int) -> tuple[Path, Path]:
+    """The expanded SQLite database and the gamestore imported from it (reused when present)."""
+    import zstandard
+
+    db, store = root / f"ringrift_x{copies}.db", root / f"gs_x{copies}"
+    if not db.exists():
+        src = root / "sample.db"
+        src.write_bytes(zstandard.ZstdDecompressor().decompress(FIXTURE.read_bytes()))
+        expand_db(src, db.with_suffix(".tmp"), copies)
+        db.with_suffix(".tmp").rename(db)
+    if not (store / "gamestore.json").exists():
+        shutil.rmtree(store, ignore_errors=True)
+        report = import_sqlite(db, store, progress=False, workers=0)
+        if report.failed:
+            raise SystemExit(f"import failed: {report.failed[:3]}")
+    return db, store
+
+
+def action_map_of(db: Path) -> dict[str, int]:
+    keys: set[str] = set()
+    for (probs,) in sqlite3.connect(db).execute("SELECT move_probs FROM game_moves WHERE move_probs IS NOT NULL"):
+        keys.update(json.loads(probs))
+    return {k: i for i, k in enumerate(sorted(keys))}
+
+
+def position_rows(db: Path, amap: dict[str, int]) -> Iterator[tuple]:
+    """(game index, move_number, player, key ids, probs, winner, num_players, features) per stored move."""
+    con = sqlite3.connect(db)
+    games = con.execute("SELECT game_id, winner, num_players FROM games ORDER BY game_id").fetchall()
+    query = "SELECT move_number, player, move_probs, heuristic_features FROM game_moves WHERE game_id = ? ORDER BY move_number"
+    for g, (gid, winner, nplayers) in enumerate(games):
+        for number, player, probs, feats in con.execute(query, (gid,)):
+            p = json.loads(probs) if probs else {}
+            f = np.frombuffer(feats, np.float32) if feats else np.zeros(FEATURES, np.float32)
+            yield g, number, player, [amap[k] for k in p], list(p.values()), winner or 0, nplayers, f
+    con.close()
+
+
+def write_parquet(rows: list[tuple], path: Path) -> None:
+    cols = list(zip(*rows))
+    table = pa.table(
+        {
+            "game": pa.array(cols[0], pa.int32()),
+            "move_number": pa.array(cols[1], pa.int32()),
+            "player": pa.array(cols[2], pa.int8()),
+            "policy_index": pa.array(cols[3], pa.list_(pa.int32())),
+            "policy_prob": pa.array(cols[4], pa.list_(pa.float32())),
+            "winner": pa.array(cols[5], pa.int8()),
+            "num_players": pa.array(cols[6], pa.int8()),
+            "features": pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(cols[7]), pa.float32()), FEATURES),
+        }
+    )
+    pq.write_table(table, path, compression="zstd", row_group_size=8192)
+
+
+def write_mds(rows: list[tuple], path: Path) -> None:
+    from streaming import MDSWriter
+
+    columns = {"game": "int32", "move_number": "int32", "player": "int32", "index": "bytes", "prob": "bytes",
+               "winner": "int32", "num_players": "int32", "features": "bytes"}  # fmt: skip
+    with MDSWriter(out=str(path), columns=columns, compression="zstd") as out:
+        for g, n, p, idx, prob, w, npl, f in rows:
+            out.write({"game": g, "move_number": n, "player": p, "index": np.asarray(idx, np.int32).tobytes(),
+                       "prob": np.asarray(prob, np.float32).tobytes(), "winner": w, "num_players": npl,
+                       "features": f.tobytes()})  # fmt: skip
+
+
+def write_hf(parquet: Path, cache: Path) -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
+
+
+# ---------------------------------------------------------------------------
+# batch assembly shared by the row-at-a-time readers
+# ---------------------------------------------------------------------------
+def _values(player: np.ndarray, winner: np.ndarray, nplayers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    number = np.arange(1, PLAYERS + 1)[None, :]
+    value = np.where(
+        number <= nplayers[:, None], np.where(winner[:, None] >= 1, np.where(number == winner[:, None], 1.0, -1.0), 0.0), 0.0
+    ).astype(np.float32)
+    mover = value[np.arange(player.size), np.clip(player - 1, 0, PLAYERS - 1)]
+    return value, mover
+
+
+def padded(numbers, players, index: list, prob: list, winners, nplayers, features: list) -> dict[str, torch.Tensor]:
+    """One ready batch from per-position Python values (lists of lists for the policy)."""
+    n = len(index)
+    width = max(map(len, index))
+    pi = np.full((n, width), -1, np.int64)
+    pp = np.zeros((n, width), np.float32)
+    for i, (k, p) in enumerate(zip(index, prob)):
+        if len(k):
+            pi[i, : len(k)] = k
+            pp[i, : len(k)] = p
+    player = np.asarray(players, np.int64)
+    value, mover = _values(player, np.asarray(winners, np.int64), np.asarray(nplayers, np.int64))
+    return {
+        "move_number": torch.from_numpy(np.asarray(numbers, np.int64)),
+        "player": torch.from_numpy(player),
+        "policy_index": torch.from_numpy(pi),
+        "policy_prob": torch.from_numpy(pp),
+        "value": torch.from_numpy(value),
+        "value_mover": torch.from_numpy(mover),
+        "vec_heuristic_features": torch.from_numpy(np.stack(features)),
+    }
+
+
+def _windows(rows: Iterable[tuple], batch_size: int, rng: random.Random) -> Iterator[dict]:
+    """Shuffle rows within windows of WINDOW positions; batches of ``batch_size``."""
+    window: list[tuple] = []
+
+    def flush() -> Iterator[dict]:
+        rng.shuffle(window)
+        for s in range(0, len(window), batch_size):
+            yield padded(*zip(*window[s : s + batch_size]))
+        window.clear()
+
+    for row in rows:
+        window.append(row)
+        if len(window) == WINDOW:
+            yield from flush()
+    yield from flush()
+
+
+# ---------------------------------------------------------------------------
+# readers
+# ---------------------------------------------------------------------------
+def sqlite_json(db: Path, amap: dict[str, int], batch_size: int) -> Iterator[dict]:
+    loads = json.loads
+    con = sqlite3.connect(db)
+    games = con.execute("SELECT game_id, winner, num_players FROM games").fetchall()
+    random.Random(SEED).shuffle(games)
+    query = "SELECT move_number, move_json, move_probs, heuristic_features FROM game_moves WHERE game_id = ? ORDER BY move_number"
+    zeros = np.zeros(FEATURES, np.float32)
+
+    def rows() -> Iterator[tuple]:
+        for gid, winner, nplayers in games:
+            for number, move_json, probs, feats in con.execute(query, (gid,)):
+                p = loads(probs) if probs else {}
+                yield (number, loads(move_json)["player"], [amap[k] for k in p], list(p.values()), winner or 0, nplayers,
+                       np.frombuffer(feats, np.float32) if feats else zeros)  # fmt: skip
+
+    yield from _windows(rows(), batch_size, random.Random(SEED))
+    con.close()
+
+
+def mds_dataset(path: Path, batch_size: int) -> Any:
+    from streaming import StreamingDataset
+
+    return StreamingDataset(local=str(path), shuffle=True, shuffle_seed=SEED, batch_size=batch_size)
+
+
+def mds(ds: Any, batch_size: int) -> Iterator[dict]:
+    rows: list[tuple] = []
+    for s in ds:
+        rows.append((s["move_number"], s["player"], np.frombuffer(s["index"], np.int32), np.frombuffer(s["prob"], np.float32),
+                     s["winner"], s["num_players"], np.frombuffer(s["features"], np.float32)))  # fmt: skip
+        if len(rows) == batch_size:
+            yield padded(*zip(*rows))
+            rows = []
+    if rows:
+        yield padded(*zip(*rows))
+
+
+def hf(it: Any, batch_size: int, epoch: int) -> Iterator[dict]:
+    it.set_epoch(epoch)
+    for b in it.iter(batch_size=batch_size):
+        yield padded(b["move_number"], b["player"], b["policy_index"], b["policy_prob"], b["winner"], b["num_players"],
+                     b["features"])  # fmt: skip
+
+
+def parquet_loop(path: Path, batch_size: int) -> Iterator[dict]:
+    """A hand-written vectorised loop: row groups in a seeded order, windows permuted, numpy padding."""
+    f = pq.ParquetFile(path)
+    rng = np.random.default_rng(SEED)
+    for rg in rng.permutation(f.num_row_groups):
+        t = f.read_row_group(int(rg))
+        n = t.num_rows
+        perm = rng.permutation(n)
+        idx_list, prob_list = t.column("policy_index").combine_chunks(), t.column("policy_prob").combine_chunks()
+        offsets = idx_list.offsets.to_numpy()
+        ivals, pvals = idx_list.values.to_numpy(), prob_list.values.to_numpy()
+        lens = np.diff(offsets)
+        number = t.column("move_number").to_numpy().astype(np.int64)
+        player = t.column("player").to_numpy().astype(np.int64)
+        winner = t.column("winner").to_numpy().astype(np.int64)
+        nplayers = t.column("num_players").to_numpy().astype(np.int64)
+        feats = t.column("features").combine_chunks().values.to_numpy().reshape(n, FEATURES)
+        for s in range(0, n, batch_size):
+            rows = perm[s : s + batch_size]
+            ln = lens[rows]
+            width = int(ln.max())
+            col = np.arange(width)[None, :]
+            mask = col < ln[:, None]
+            at = np.minimum(offsets[rows][:, None] + col, max(len(ivals) - 1, 0))
+            pi = np.where(mask, ivals[at], -1).astype(np.int64)
+            pp = np.where(mask, pvals[at], 0).astype(np.float32)
+            value, mover = _values(player[rows], winner[rows], nplayers[rows])
+            yield {
+                "move_number": torch.from_numpy(number[rows]),
+                "player": torch.from_numpy(player[rows]),
+                "policy_index": torch.from_numpy(pi),
+                "policy_prob": torch.from_numpy(pp),
+                "value": torch.from_numpy(value),
+                "value_mover": torch.from_numpy(mover),
+                "vec_heuristic_features": torch.from_numpy(feats[rows]),
+            }
+
+
+def gamestore_dataset(store: Path, amap: dict[str, int], batch_size: int) -> PositionDataset:
+    return PositionDataset(store, batch_size=batch_size, buffer_size=WINDOW, seed=SEED, action_map=amap,
+                           max_players=PLAYERS)  # fmt: skip
+
+
+def gamestore_epoch(ds: PositionDataset, epoch: int, workers: int | None) -> Iterable:
+    """One epoch: ``set_epoch`` then the dataset itself or the documented DataLoader idiom (workers start here)."""
+    ds.set_epoch(epoch)
+    return ds if workers is None else DataLoader(ds, batch_size=None, num_workers=workers)
+
+
+# ---------------------------------------------------------------------------
+# measurement
+# ---------------------------------------------------------------------------
+def _timed(batches: Iterable[dict]) -> tuple[float, tuple[int, int, float]]:
+    """Seconds for the whole pass and a checksum (positions, sums of move numbers, value targets, probabilities)."""
+    t0 = time.perf_counter()
+    n = moves = values = 0
+    probs = 0.0
+    for b in batches:
+        n += len(b["move_number"])
+        moves += int(b["move_number"].sum())
+        values += int(b["value"].sum()) + int(b["value_mover"].sum())
+        probs += float(b["policy_prob"].double().sum())
+    return time.perf_counter() - t0, (n, moves, values, round(probs, 3))
+
+
+def _backend_name() -> str:
+    from gamestore import backend
+
+    return str(getattr(backend.BACKEND, "name", backend.BACKEND))
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
+    t = time.perf_counter()
+    db, store = build_corpus(root, args.copies)
+    amap = action_map_of(db)
+    rows = list(position_rows(db, amap))
+    readers: dict[str, Callable[[int], Iterable[dict]]] = {"sqlite_json": lambda r: sqlite_json(db, amap, args.batch_size)}
+    skip = set(args.skip)
+    if "parquet" not in skip or "hf" not in skip:
+        write_parquet(rows, root / "positions.parquet")
+    if "mds" not in skip:
+        shutil.rmtree(root / "mds", ignore_errors=True)
+        write_mds(rows, root / "mds")
+        mds_ds = mds_dataset(root / "mds", args.batch_size)
+        readers["mds"] = lambda r: mds(mds_ds, args.batch_size)
+    if "hf" not in skip:
+        hf_it = write_hf(root / "positions.parquet", root / "hf_cache").to_iterable_dataset(num_shards=16)
+        hf_it = hf_it.shuffle(seed=SEED, buffer_size=WINDOW)
+        readers["hf"] = lambda r: hf(hf_it, args.batch_size, r)
+    if "parquet" not in skip:
+        readers["parquet"] = lambda r: parquet_loop(root / "positions.parquet", args.batch_size)
+    ds = gamestore_dataset(store, amap, args.batch_size)  # opened once, like the other datasets
+    readers["gamestore, PositionDataset iterated directly"] = lambda r: gamestore_epoch(ds, r, None)
+    for k in args.workers:
+        readers[f"gamestore, DataLoader(ds, batch_size=None, num_workers={k})"] = lambda r, k=k: gamestore_epoch(ds, r, k)
+    with gamestore.open(store, create=False) as s:
+        games, positions = s.count_games(), s.count_moves()
+    print(f"corpus: {games} games, {positions:,} positions (RingRift fixture x{args.copies}); ready in"
+          f" {time.perf_counter() - t:.0f} s; backend {_backend_name()}", flush=True)  # fmt: skip
+    best: dict[str, float] = {}
+    checks: dict[str, tuple] = {}
+    for r in range(args.rounds):
+        for name, make in readers.items():
+            seconds, check = _timed(make(r))
+            best[name] = min(best.get(name, float("inf")), seconds)
+            checks[name] = check
+            print(f"  round {r}: {name}: {check[0] / seconds:,.0f} positions/s", flush=True)
+    if len(set(checks.values())) != 1:
+        raise SystemExit(f"readers disagree: {checks}")
+    base = positions / best["sqlite_json"]
+    pq_rate = positions / best["parquet"] if "parquet" in best else None
+    print(f"\n{positions:,} positions, batches of {args.batch_size}, best of {args.rounds}; all readers delivered the same"
+          f" positions ({checks['sqlite_json']}); load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    print("| reader | positions/s | vs SQLite + JSON | vs Parquet loop |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, seconds in best.items():
+        rate = positions / seconds
+        vs_pq = f"{rate / pq_rate:.2f}x" if pq_rate else "-"
+        print(f"| {name} | {rate:,.0f} | {rate / base:.1f}x | {vs_pq} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--copies", type=int, default=26, help="copies of each fixture game (26: 53,144 positions)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader worker counts to run")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["mds", "hf", "parquet"], help="leave out these readers")
+    ap.add_argument("--dir", type=Path, default=None, help="work directory kept between runs (default: temporary)")
+    args = ap.parse_args(argv)
+    root = args.dir or Path(tempfile.mkdtemp(prefix="bench_torch_rr_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, root)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
