@@ -18,7 +18,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 
 cimport numpy as cnp
 from _common cimport Layout, load_layout, MAX_FIELDS, NUM_MAPS, EMPTY_BITS, _PyDict_NewPresized, \
-    PyUnicode_DecodeUTF8, PyGC_Enable, PyGC_Disable
+    PyUnicode_DecodeUTF8, PyGC_Enable, PyGC_Disable, yield_gil
 import json
 import json.decoder
 
@@ -379,6 +379,8 @@ cdef class BatchDecoder:
         try:
             for i in range(start, stop):
                 out.append(self._row(i))
+                if (i & 63) == 63:
+                    yield_gil()
         finally:
             if was_enabled:
                 PyGC_Enable()

@@ -25,7 +25,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
 cimport numpy as cnp
 from _common cimport (
     Layout, load_layout, MAX_FIELDS, PyDict_CheckExact, PyUnicode_Check, PyUnicode_CheckExact, PyBool_Check,
-    PyList_CheckExact, PyTuple_CheckExact, PyLong_CheckExact, PyFloat_CheckExact, PyFloat_AS_DOUBLE,
+    PyList_CheckExact, PyTuple_CheckExact, PyLong_CheckExact, PyFloat_CheckExact, PyFloat_AS_DOUBLE, yield_gil,
 )
 import json
 
@@ -381,6 +381,8 @@ cdef class MoveEncoder:
                 prev = self.move_number[row]
                 has_prev = True
                 row += 1
+                if (row & 31) == 0:
+                    yield_gil()  # an asyncio loop in another thread keeps running while a big chunk encodes
             counts.append(len(moves))
         if row != self.n:
             raise ValueError(f"encoder sized for {self.n} moves, got {row}")
