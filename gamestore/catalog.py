@@ -1,34 +1,43 @@
-"""The catalog: an in-process DuckDB index of every committed game and shard.
+"""The catalog: an in-process index of every committed game and shard.
 
-Each process keeps its own in-memory DuckDB database, loaded from the
-per-shard catalog segments (``catalog/<shard_id>.parquet``, rebuilt from the
-shard when missing) and refreshed when ``shards/`` changes.  No process
-ever holds a lock on a shared database file, so any number of writer and
-reader processes work on one store at once (docs/concurrency.md).
+Each process keeps its own index: an immutable *snapshot* (Arrow tables of
+the games and shards it knows, registered with an in-memory DuckDB), loaded
+at open from the store's catalog checkpoint plus the segments of the shards
+committed after it (``catalog/<shard_id>.parquet``, rebuilt from the shard
+when missing), and advanced when ``shards/`` changes.  Reads use the
+published snapshot and never wait for more than one bounded refresh step;
+no process ever holds a lock on a shared database file
+(docs/concurrency.md, docs/format.md section 5).
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, ShardCorruptError
 from .fsutil import atomic_path
 from .ringrift import views as ringrift_views
 from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, PLAYER_TYPE, VectorSpec, moves_schema
-from .shard import GAMES_FILE, MOVES_FILE, ShardReader
+from .shard import GAMES_FILE, MOVES_FILE, ShardReader, read_manifest
 
-__all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.dataset as ds  # imported when a statement first needs the move-level views (it imports pandas)
+
+__all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
 
 SEGMENT_SCHEMA = pa.schema(
     [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
@@ -46,6 +55,11 @@ SEGMENT_SCHEMA = pa.schema(
 
 _FULL_REFRESH_SECONDS = 1.0
 _REFRESH_ATTEMPTS = 8
+#: Most shards one refresh step indexes while a read waits; the rest is picked up in the background.
+REFRESH_STEP_SHARDS = 64
+#: A process that has indexed this many shards beyond the checkpoint writes a new one.
+CHECKPOINT_TAIL = 256
+_READER_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -73,37 +87,107 @@ def _write_segment(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+def _shard_row(shard_id: str, manifest: dict) -> dict:
+    """The shard's row of the ``shards`` table (its id is its directory name, the manifest's may be a copy's)."""
+    return {
+        "shard_id": shard_id,
+        "num_games": manifest["num_games"],
+        "num_moves": manifest["num_moves"],
+        "bytes": sum(f["bytes"] for f in manifest["files"].values()),
+        "created_at": manifest["created_at"],
+        "vectors_json": json.dumps(manifest.get("vectors", {}), sort_keys=True),
+        "replaces": _replaces(manifest),
+    }
+
+
+def _replaces(manifest: dict) -> list[str]:
+    rep = manifest.get("replaces") or []
+    return [str(s) for s in rep] if isinstance(rep, list) else []
+
+
+def _first_copies(rows: pa.Table, hidden: frozenset[str]) -> pa.Table:
+    """The indexed copy of every game: not in a replaced shard, then the lowest shard id (first committed)."""
+    if hidden:
+        rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), pa.array(sorted(hidden), pa.string()))))
+    if rows.num_rows == 0 or pc.count_distinct(rows.column("game_id")).as_py() == rows.num_rows:
+        return rows
+    order = pc.sort_indices(rows, [("game_id", "ascending"), ("shard_id", "ascending")]).to_numpy()
+    ids = rows.column("game_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return rows.take(pa.array(np.sort(order[first])))
+
+
+def _compact_chunks(table: pa.Table) -> pa.Table:
+    """``table`` with its chunks merged once appends have made many (scans of many tiny chunks are slow)."""
+    return table.combine_chunks() if table.num_columns and table.column(0).num_chunks > 32 else table
+
+
+class _Snapshot:
+    """One consistent view of the catalog; never changed once published (except ``_locations`` growing)."""
+
+    __slots__ = ("rows", "visible", "shards", "shard_ids", "hidden", "damaged", "generation", "_locations",
+                 "_datasets", "covered")
+
+    def __init__(self, rows: pa.Table, shards: pa.Table, damaged: frozenset[str], generation: int,
+                 covered: int, visible: pa.Table | None = None, hidden: frozenset[str] | None = None,
+                 shard_ids: frozenset[str] | None = None) -> None:
+        self.rows = _compact_chunks(rows)  # every game row of every indexed shard (all copies)
+        self.shards = _compact_chunks(shards)  # SHARDS_SCHEMA, one row per indexed shard
+        if shard_ids is None:
+            shard_ids = frozenset(shards.column("shard_id").to_pylist())
+        self.shard_ids = shard_ids
+        if hidden is None:
+            rep = pc.list_flatten(shards.column("replaces"))
+            hidden = frozenset(s for s in pc.unique(rep).to_pylist() if s in self.shard_ids) if len(rep) else frozenset()
+        self.hidden = hidden
+        self.visible = _first_copies(self.rows, hidden) if visible is None else _compact_chunks(visible)
+        self.damaged = damaged
+        self.generation = generation
+        self.covered = covered  # shards that came from the checkpoint (the rest is the tail)
+        self._locations: dict[str, tuple[str, int, int, int]] | None = None
+        self._datasets: tuple[ds.Dataset, ds.Dataset] | None = None  # built on first use
+
+    @property
+    def locations(self) -> dict[str, tuple[str, int, int, int]]:
+        locs = self._locations
+        if locs is None:
+            v = self.visible
+            locs = dict(zip(v.column("game_id").to_pylist(), zip(
+                v.column("shard_id").to_pylist(), v.column("row").to_pylist(),
+                v.column("move_offset").to_pylist(), v.column("num_moves").to_pylist())))
+            self._locations = locs
+        return locs
+
+
 class Catalog:
     """Game and shard index of one store, for one process (thread-safe)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, write_checkpoints: bool = True) -> None:
         self.root = Path(root)
         self.shards_dir = self.root / "shards"
         self.catalog_dir = self.root / "catalog"
+        self._write_checkpoints = write_checkpoints
         self._db = duckdb.connect(":memory:")
-        self._lock = threading.RLock()
+        self._refresh_lock = threading.Lock()  # one refresh step at a time; reads never take it
         self._local = threading.local()
-        self._generation = 0
-        self._readers: dict[str, ShardReader] = {}
-        self._locations: dict[str, GameLocation] = {}
-        self._indexed: dict[str, int] = {}  # shard id -> games indexed from it
+        self._snap = _Snapshot(SEGMENT_SCHEMA.empty_table(), ckpt.SHARDS_SCHEMA.empty_table(), frozenset(), 0, 0)
+        self._pending: list[str] = []  # listed shards not indexed yet (oldest first)
+        self._removed: set[str] = set()  # indexed shards gone from the listing, dropped once the tail is indexed
+        self._readers: OrderedDict[str, ShardReader] = OrderedDict()
+        self._readers_lock = threading.Lock()
         self._dir_state: tuple[int, int] | None = None
         self._last_full = 0.0
-        self._datasets: tuple[ds.Dataset | None, ds.Dataset | None] = (None, None)
-        self._datasets_stale = False  # set while a refresh has not rebuilt the datasets yet
-        self._create_tables()
+        self._background: threading.Thread | None = None
+        self._checkpointing = False
+        self._checkpointer: threading.Thread | None = None
+        self._closed = False
+        self._create_views()
 
     # -- setup ------------------------------------------------------------------
-    def _create_tables(self) -> None:
+    def _create_views(self) -> None:
         db = self._db
-        db.register("_segment_template", SEGMENT_SCHEMA.empty_table())
-        db.execute("CREATE TABLE _games AS SELECT * FROM _segment_template")
-        db.unregister("_segment_template")
-        db.execute(
-            "CREATE TABLE _shards (shard_id VARCHAR PRIMARY KEY, num_games INTEGER, num_moves BIGINT,"
-            " bytes BIGINT, created_at VARCHAR)"
-        )
-        self._register(db)
+        self._register(db, datasets=True)
         _create_views(db)
         # every query of the store runs here: no file, network or extension access (gamestore/sqlguard.py)
         sqlguard.lock_down(db)
@@ -116,35 +200,56 @@ class Catalog:
         """The views a query may read (games, moves, players, policies, shards, the RingRift views, ...)."""
         return self._views
 
-    def _register(self, con: duckdb.DuckDBPyConnection) -> None:
-        moves_ds, games_ds = self._datasets
-        if moves_ds is None:
-            con.register("_moves_ds", moves_schema({}).empty_table())
-            con.register("_games_ds", GAMES_SCHEMA.empty_table())
-        else:
-            con.register("_moves_ds", moves_ds)
-            con.register("_games_ds", games_ds)
+    def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
+        """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
+        if snap._datasets is None:
+            import pyarrow.dataset as ds
+
+            sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
+            if not sids:
+                return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
+            mschema = moves_schema(self._vectors_of(snap))
+            moves_ds = ds.dataset([str(self.shards_dir / s / MOVES_FILE) for s in sids], schema=mschema, format="ipc")
+            games_ds = ds.dataset([str(self.shards_dir / s / GAMES_FILE) for s in sids], schema=GAMES_SCHEMA,
+                                  format="ipc")
+            snap._datasets = (moves_ds, games_ds)
+        return snap._datasets
+
+    def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:
+        snap = snap or self._snap
+        con.register("_games", snap.visible)
+        con.register("_shards", snap.shards)
+        if datasets:
+            moves, games = self._datasets(snap)
+            con.register("_moves_ds", moves)
+            con.register("_games_ds", games)
+        return snap.generation
 
     # -- connections ------------------------------------------------------------
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection for the calling thread with every view current."""
+    def cursor(self, *, datasets: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection for the calling thread with the views current.
+
+        ``datasets=False`` skips the move-level views (``moves``, ``games_full``
+        and what is built on them) when they were not registered yet: enough
+        for statements over ``games``, ``players`` and ``shards``.
+        """
         local = self._local
         con = getattr(local, "con", None)
         if con is None:
             con = self._db.cursor()
             local.con = con
             local.generation = -1
-        if local.generation != self._generation:
-            with self._lock:
-                self._register(con)
-                local.generation = self._generation
+            local.datasets = False
+        snap = self._snap
+        if local.generation != snap.generation or (datasets and not local.datasets):
+            local.generation = self._register(con, datasets=datasets, snap=snap)
+            local.datasets = datasets
         return con
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
         """A fresh connection with every view current (for relations handed to callers)."""
         con = self._db.cursor()
-        with self._lock:
-            self._register(con)
+        self._register(con, datasets=True)
         return con
 
     def trusted_connection(self) -> duckdb.DuckDBPyConnection:
@@ -152,205 +257,351 @@ class Catalog:
 
         Whatever runs there (COPY, ATTACH, DROP VIEW, SET) leaves this catalog untouched.
         """
-        with self._lock:
-            cur = self._db.cursor()
-            games = cur.sql("SELECT * FROM _games").to_arrow_table()
-            shards = cur.sql("SELECT * FROM _shards").to_arrow_table()
-            cur.close()
-            con = duckdb.connect(":memory:")
-            for name, table in (("_games", games), ("_shards", shards)):
-                con.register("_snapshot", table)
-                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _snapshot")
-                con.unregister("_snapshot")
-            self._register(con)
+        snap = self._snap
+        con = duckdb.connect(":memory:")
+        for name, table in (("_games", snap.visible), ("_shards", snap.shards)):
+            con.register("_snapshot", table)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _snapshot")
+            con.unregister("_snapshot")
+        moves, games = self._datasets(snap)
+        con.register("_moves_ds", moves)
+        con.register("_games_ds", games)
         _create_views(con)
         return con
 
-    # -- refresh ------------------------------------------------------------------
+    # -- listing ------------------------------------------------------------------
     def _dir_signature(self) -> tuple[int, int]:
         st = os.stat(self.shards_dir)
         return (st.st_mtime_ns, st.st_nlink)
 
+    def _list_shards(self, known: Iterable[str]) -> set[str]:
+        """The committed shard ids.  When a known shard is missing, list once more: a shard that replaced
+        it was committed before it was removed, so the second listing (started after the removal was
+        seen) holds the replacement even if the first one missed it."""
+        listed = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+        for _ in range(3):
+            if not any(s not in listed for s in known):
+                break
+            again = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+            if again == listed:
+                break
+            listed = again
+        return listed
+
+    # -- refresh ------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> bool:
-        """Pick up shards committed or removed since the last call; True if anything changed."""
-        sig = self._dir_signature()
-        now = time.monotonic()
-        if not force and sig == self._dir_state and now - self._last_full < _FULL_REFRESH_SECONDS:
+        """Pick up shards committed or removed since the last call; True if the snapshot changed.
+
+        Without ``force`` this never waits for more than one bounded step
+        (at most :data:`REFRESH_STEP_SHARDS` shards indexed): if another
+        thread is refreshing, the current snapshot is used; a longer tail is
+        indexed by a background thread.  ``force`` lists now and indexes
+        everything before returning.
+        """
+        if self._closed:
             return False
-        with self._lock:
+        if not force:
+            sig = self._dir_signature()
+            if sig == self._dir_state and time.monotonic() - self._last_full < _FULL_REFRESH_SECONDS and not self._pending:
+                return False
+            if not self._refresh_lock.acquire(blocking=False):
+                return False
+        else:
+            self._refresh_lock.acquire()
+        try:
             for attempt in range(_REFRESH_ATTEMPTS):
                 try:
-                    return self._refresh_locked()
+                    return self._refresh_locked(limit=None if force else REFRESH_STEP_SHARDS)
                 except (FileNotFoundError, ShardCorruptError):
                     # a shard was removed (compact, prune) between the listing and its loading: list again
                     if attempt == _REFRESH_ATTEMPTS - 1:
                         raise
             return False  # pragma: no cover
+        finally:
+            self._refresh_lock.release()
 
-    def _refresh_locked(self) -> bool:
+    def _refresh_locked(self, *, limit: int | None) -> bool:
+        snap = self._snap
         sig = self._dir_signature()
-        on_disk = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+        listed = self._list_shards(snap.shard_ids)
         self._dir_state = sig
         self._last_full = time.monotonic()
-        known = set(self._readers)
-        added = sorted(on_disk - known)
-        removed = known - on_disk
-        if not added and not removed and not self._datasets_stale:
+        known = snap.shard_ids | snap.damaged
+        self._pending = sorted(listed - known)
+        self._removed = {s for s in known if s not in listed}
+        changed = self._step(limit)
+        if self._pending:
+            self._start_background()
+        return changed
+
+    def _step(self, limit: int | None) -> bool:
+        """Index up to ``limit`` pending shards (oldest first); drop removed shards once nothing is pending."""
+        todo = self._pending if limit is None else self._pending[:limit]
+        segments, rows, damaged = [], [], set()
+        for sid in todo:
+            loaded = self._load(sid)
+            if loaded is None:
+                damaged.add(sid)
+            else:
+                segments.append(loaded[0])
+                rows.append(loaded[1])
+        self._pending = self._pending[len(todo):]
+        removed = self._removed if not self._pending else set()
+        if not segments and not removed and not damaged:
             return False
-        self._datasets_stale = True
+        self._publish(segments, rows, removed, damaged)
         if removed:
-            self._drop_shards(removed)
-        for shard_id in added:
-            self._load_shard(shard_id)
-        self._rebuild_datasets()
-        self._datasets_stale = False
+            self._removed = set()
         return True
 
-    def add_committed(self, shard_id: str) -> None:
-        """Index a shard this process has just committed (no directory listing needed)."""
-        with self._lock:
-            if shard_id not in self._readers:
-                self._load_shard(shard_id)
-                try:
-                    self._rebuild_datasets()
-                except (FileNotFoundError, ShardCorruptError):
-                    # another process removed a shard we knew of: pick that up with a listing
-                    self._datasets_stale = True
-                    self.refresh(force=True)
+    def _publish(self, segments: list[pa.Table], shard_rows: list[dict], removed: set[str], damaged: set[str]) -> None:
+        snap = self._snap
+        new_rows = pa.concat_tables(segments) if segments else SEGMENT_SCHEMA.empty_table()
+        shards = pa.Table.from_pylist(shard_rows, schema=ckpt.SHARDS_SCHEMA) if shard_rows else None
+        dead = removed & snap.damaged
+        removed = removed - dead
+        all_damaged = frozenset((snap.damaged - dead) | damaged)
+        if not removed and not any(r["replaces"] for r in shard_rows):
+            new = self._appended(snap, new_rows, shards, all_damaged)
+            if new is not None:
+                self._swap(new)
+                return
+        rows, table = snap.rows, snap.shards
+        covered = snap.covered
+        if removed:
+            gone = pa.array(sorted(removed), pa.string())
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), gone)))
+            keep = pc.invert(pc.is_in(table.column("shard_id"), gone))
+            covered -= len(removed)  # approximate: only decides when the next checkpoint is due
+            table = table.filter(keep)
+        if segments:
+            rows = pa.concat_tables([rows, new_rows])
+        if shards is not None:
+            table = pa.concat_tables([table, shards])
+        self._swap(_Snapshot(rows, table, all_damaged, snap.generation + 1, max(covered, 0)))
 
-    def _load_shard(self, shard_id: str) -> None:
+    @staticmethod
+    def _appended(snap: _Snapshot, new_rows: pa.Table, shards: pa.Table | None, damaged: frozenset[str]) -> _Snapshot | None:
+        """The common case, a writer's new shard of new games: the next snapshot without recomputation.
+
+        None when that does not apply (the location index was never built, or a game id is already known).
+        """
+        locs = snap._locations
+        if locs is None:
+            return None
+        ids = new_rows.column("game_id").to_pylist()
+        if any(g in locs for g in ids) or len(set(ids)) != len(ids):
+            return None
+        table = snap.shards
+        new_ids = snap.shard_ids
+        if shards is not None:
+            table = pa.concat_tables([table, shards])
+            new_ids = new_ids | set(shards.column("shard_id").to_pylist())
+        new = _Snapshot(pa.concat_tables([snap.rows, new_rows]), table, damaged, snap.generation + 1, snap.covered,
+                        visible=pa.concat_tables([snap.visible, new_rows]), hidden=snap.hidden, shard_ids=new_ids)
+        cols = [new_rows.column(c).to_pylist() for c in ("shard_id", "row", "move_offset", "num_moves")]
+        locs.update(zip(ids, zip(*cols)))  # new keys only: what an older snapshot finds there exists on disk
+        new._locations = locs
+        return new
+
+    def _swap(self, new: _Snapshot) -> None:
+        self._snap = new
+        if self._write_checkpoints and len(new.shard_ids) - new.covered >= CHECKPOINT_TAIL and not self._pending:
+            self._start_checkpoint()
+
+    def _load(self, shard_id: str) -> tuple[pa.Table, dict] | None:
+        """The segment and shard row of one committed shard; None when it is damaged."""
         path = self.shards_dir / shard_id
         try:
-            reader = ShardReader(path)
+            manifest = read_manifest(path)
+            segment = self._segment(path, manifest)
         except (ShardCorruptError, FormatError):
-            # a damaged shard never makes the rest unreadable; `verify` reports it
-            self._readers[shard_id] = None  # type: ignore[assignment]
-            return
-        segment = self._segment(reader)
-        # the first committed copy of a game id wins; later copies stay unindexed
-        known = self._locations
-        fresh = [gid not in known for gid in segment.column("game_id").to_pylist()]
-        if not all(fresh):
-            segment = segment.filter(pa.array(fresh))
-        self._readers[shard_id] = reader
-        self._index_segment(shard_id, segment)
-        db = self._db
-        m = reader.manifest
-        size = sum(f["bytes"] for f in m["files"].values())
-        db.execute(
-            "INSERT OR REPLACE INTO _shards VALUES (?, ?, ?, ?, ?)",
-            [shard_id, m["num_games"], m["num_moves"], size, m["created_at"]],
-        )
+            return None  # a damaged shard never makes the rest unreadable; `verify` reports it
+        except FileNotFoundError:
+            if path.exists():
+                return None
+            raise  # removed meanwhile: the caller lists again
+        return segment, _shard_row(shard_id, manifest)
 
-    def _segment(self, reader: ShardReader) -> pa.Table:
-        path = self.catalog_dir / f"{reader.shard_id}.parquet"
+    def _segment(self, path: Path, manifest: dict) -> pa.Table:
+        seg_path = self.catalog_dir / f"{path.name}.parquet"
         try:
-            table = pq.read_table(path)
-            if table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == reader.manifest["num_games"]:
+            table = pq.read_table(seg_path)
+            if table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]:
                 return table
         except (OSError, pa.ArrowException):
             pass
-        table = segment_from_games(reader.shard_id, reader.games)
+        table = segment_from_games(path.name, ShardReader(path, manifest=manifest).games)
         try:
-            _write_segment(path, table)
+            _write_segment(seg_path, table)
         except OSError:
             pass  # read-only media or disk full: the in-memory index is still right
         return table
 
-    def _drop_shards(self, shard_ids: Iterable[str]) -> None:
-        ids = list(shard_ids)
-        for sid in ids:
-            self._readers.pop(sid, None)
-            self._indexed.pop(sid, None)
-        self._locations = {g: loc for g, loc in self._locations.items() if loc.shard_id not in set(ids)}
-        self._db.execute("DELETE FROM _games WHERE shard_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-        self._db.execute("DELETE FROM _shards WHERE shard_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-        # a game shadowed by a removed shard's copy may live in another shard
-        for sid in sorted(self._readers):
-            reader = self._readers[sid]
-            if reader is None:
-                continue
-            missing = [g for g in reader.manifest["game_ids"] if g not in self._locations]
-            if missing:
-                self._reindex_games(reader, set(missing))
+    def add_committed(self, shard_id: str) -> None:
+        """Index a shard this process has just committed (no directory listing needed)."""
+        with self._refresh_lock:
+            snap = self._snap
+            if shard_id in snap.shard_ids or shard_id in snap.damaged:
+                return
+            if shard_id in self._pending:
+                self._pending.remove(shard_id)
+            loaded = self._load(shard_id)
+            if loaded is None:
+                self._publish([], [], set(), {shard_id})
+            else:
+                self._publish([loaded[0]], [loaded[1]], set(), set())
 
-    def _reindex_games(self, reader: ShardReader, game_ids: set[str]) -> None:
-        segment = self._segment(reader)
-        mask = pc.is_in(segment.column("game_id"), pa.array(sorted(game_ids), pa.string()))
-        self._index_segment(reader.shard_id, segment.filter(mask))
+    # -- background work ---------------------------------------------------------
+    def _start_background(self) -> None:
+        if self._background is not None and self._background.is_alive():
+            return
+        t = threading.Thread(target=self._catch_up, name="gamestore-catalog-refresh", daemon=True)
+        self._background = t
+        t.start()
 
-    def _index_segment(self, shard_id: str, segment: pa.Table) -> None:
-        """Make the games of ``segment`` (rows of one shard) the indexed copies."""
-        for gid, row, off, cnt in zip(
-            segment.column("game_id").to_pylist(),
-            segment.column("row").to_pylist(),
-            segment.column("move_offset").to_pylist(),
-            segment.column("num_moves").to_pylist(),
-        ):
-            self._locations[gid] = GameLocation(shard_id, row, off, cnt)
-        self._indexed[shard_id] = self._indexed.get(shard_id, 0) + segment.num_rows
-        self._db.register("_segment_in", segment)
+    def _catch_up(self) -> None:
+        while not self._closed:
+            with self._refresh_lock:
+                if self._closed or not self._pending:
+                    return
+                try:
+                    self._step(REFRESH_STEP_SHARDS)
+                except (FileNotFoundError, ShardCorruptError):
+                    try:
+                        self._refresh_locked(limit=REFRESH_STEP_SHARDS)
+                    except (OSError, ShardCorruptError):
+                        return  # the next call's refresh takes over
+            time.sleep(0)  # let waiting reads in
+
+    def _start_checkpoint(self) -> None:
+        if self._checkpointing:
+            return
+        self._checkpointing = True
+        t = threading.Thread(target=self._checkpoint_now, name="gamestore-checkpoint", daemon=True)
+        self._checkpointer = t
+        t.start()
+
+    def _checkpoint_now(self) -> None:
         try:
-            self._db.execute("INSERT INTO _games SELECT * FROM _segment_in")
+            self.write_checkpoint()
+        except OSError:
+            pass  # read-only media or disk full: the checkpoint is an optimisation
         finally:
-            self._db.unregister("_segment_in")
+            self._checkpointing = False
 
-    def _rebuild_datasets(self) -> None:
-        # shards whose every game has an earlier copy (a compaction's new shard before the old
-        # ones are trashed) stay out of the SQL datasets, so no game is counted twice
-        readers = [r for s, r in sorted(self._readers.items()) if r is not None and self._indexed.get(s)]
-        if readers:
-            vectors: dict[str, VectorSpec] = {}
-            for r in readers:
-                for name, spec in r.vectors.items():
-                    vectors.setdefault(name, spec)
-            mschema = moves_schema(vectors)
-            moves_ds = ds.dataset([str(r.path / MOVES_FILE) for r in readers], schema=mschema, format="ipc")
-            games_ds = ds.dataset([str(r.path / GAMES_FILE) for r in readers], format="ipc")
-            self._datasets = (moves_ds, games_ds)
-        else:
-            self._datasets = (None, None)
-        self._generation += 1
-        self._register(self._db)
+    def write_checkpoint(self) -> str | None:
+        """Write a checkpoint of the current snapshot; None if another process is writing one now."""
+        snap = self._snap
+        with ckpt.checkpoint_lock(self.catalog_dir) as got:
+            if not got:
+                return None
+            name = ckpt.write_checkpoint(self.catalog_dir, snap.rows.combine_chunks(), snap.shards.combine_chunks())
+        self._snap.covered = max(self._snap.covered, len(snap.shard_ids))
+        return name
+
+    def load(self) -> None:
+        """Open: read the checkpoint, then index the tail and drop what it lists but the store lost."""
+        with self._refresh_lock:
+            cp = ckpt.read_checkpoint(self.catalog_dir, SEGMENT_SCHEMA)
+            if cp is not None:
+                self._snap = _Snapshot(cp.games, cp.shards, frozenset(), 1, cp.shards.num_rows)
+            for attempt in range(_REFRESH_ATTEMPTS):
+                try:
+                    self._refresh_locked(limit=None)
+                    break
+                except (FileNotFoundError, ShardCorruptError):
+                    if attempt == _REFRESH_ATTEMPTS - 1:
+                        raise
+        snap = self._snap
+        if self._write_checkpoints and (cp is None and snap.shard_ids or len(snap.shard_ids) - snap.covered >= CHECKPOINT_TAIL):
+            try:
+                self.write_checkpoint()
+            except OSError:
+                pass
 
     # -- lookups --------------------------------------------------------------------
+    @property
+    def snapshot_generation(self) -> int:
+        return self._snap.generation
+
     def locate(self, game_id: str) -> GameLocation | None:
-        return self._locations.get(game_id)
+        loc = self._snap.locations.get(game_id)
+        return None if loc is None else GameLocation(*loc)
 
     def reader(self, shard_id: str) -> ShardReader:
-        return self._readers[shard_id]
+        reader = self.find_reader(shard_id)
+        if reader is None:
+            raise KeyError(shard_id)
+        return reader
 
     def find_reader(self, shard_id: str) -> ShardReader | None:
-        """The shard's reader, or None when it is gone or damaged."""
-        return self._readers.get(shard_id)
+        """The shard's reader, or None when it is gone, damaged or not indexed."""
+        with self._readers_lock:
+            reader = self._readers.get(shard_id)
+            if reader is not None:
+                self._readers.move_to_end(shard_id)
+                return reader
+        if shard_id not in self._snap.shard_ids:
+            return None
+        try:
+            reader = ShardReader(self.shards_dir / shard_id)
+        except (ShardCorruptError, FormatError):
+            return None
+        with self._readers_lock:
+            self._readers[shard_id] = reader
+            while len(self._readers) > _READER_CACHE:
+                self._readers.popitem(last=False)
+        return reader
 
     def shard_ids(self) -> list[str]:
-        return sorted(s for s, r in self._readers.items() if r is not None)
+        """Intact indexed shards holding the games readers see (replaced shards excluded)."""
+        snap = self._snap
+        return sorted(snap.shard_ids - snap.hidden)
+
+    def hidden_shards(self) -> list[str]:
+        """Shards whose games another present shard replaces (left by an interrupted compaction)."""
+        return sorted(self._snap.hidden)
 
     def damaged_shards(self) -> list[str]:
-        return sorted(s for s, r in self._readers.items() if r is None)
+        return sorted(self._snap.damaged)
 
     def readers(self) -> list[ShardReader]:
-        return [self._readers[s] for s in self.shard_ids()]
-
-    def __contains__(self, game_id: str) -> bool:
-        return game_id in self._locations
-
-    def __len__(self) -> int:
-        return len(self._locations)
-
-    def vectors(self) -> dict[str, VectorSpec]:
-        out: dict[str, VectorSpec] = {}
-        for r in self.readers():
-            for name, spec in r.vectors.items():
-                out.setdefault(name, spec)
+        out = []
+        for s in self.shard_ids():
+            r = self.find_reader(s)
+            if r is not None:
+                out.append(r)
         return out
 
+    def shard_table(self) -> pa.Table:
+        """One row per indexed shard (``SHARDS_SCHEMA``)."""
+        return self._snap.shards
+
+    def __contains__(self, game_id: str) -> bool:
+        return game_id in self._snap.locations
+
+    def __len__(self) -> int:
+        return self._snap.visible.num_rows
+
+    def _vectors_of(self, snap: _Snapshot) -> dict[str, VectorSpec]:
+        out: dict[str, VectorSpec] = {}
+        for text in pc.unique(snap.shards.column("vectors_json")).to_pylist():
+            for name, spec in json.loads(text or "{}").items():
+                out.setdefault(name, VectorSpec.from_json(name, spec))
+        return out
+
+    def vectors(self) -> dict[str, VectorSpec]:
+        return self._vectors_of(self._snap)
+
     def close(self) -> None:
-        with self._lock:
-            self._readers.clear()
-            self._indexed.clear()
-            self._locations.clear()
+        self._closed = True
+        for t in (self._background, self._checkpointer):
+            if t is not None and t is not threading.current_thread():
+                t.join()
+        with self._refresh_lock:
+            with self._readers_lock:
+                self._readers.clear()
             self._db.close()
 
 
@@ -366,7 +617,7 @@ def _create_views(db: duckdb.DuckDBPyConnection) -> None:
         f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"
         " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
     )
-    db.execute("CREATE VIEW shards AS SELECT * FROM _shards")
+    db.execute("CREATE VIEW shards AS SELECT shard_id, num_games, num_moves, bytes, created_at FROM _shards")
     db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
     db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
     db.execute(

@@ -235,10 +235,10 @@ class _CachedBatch:
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, manifest: dict | None = None) -> None:
         self.path = Path(path)
         self.shard_id = self.path.name
-        self.manifest = read_manifest(self.path)
+        self.manifest = read_manifest(self.path) if manifest is None else manifest
         self._games: pa.Table | None = None
         self._moves: ipc.RecordBatchFileReader | None = None
         self._batch_starts: list[int] | None = None

@@ -93,7 +93,7 @@ class GameStore:
         self._buffered_moves = 0
         self._closed = False
         self._catalog = Catalog(self.path)
-        self._catalog.refresh(force=True)
+        self._catalog.load()
 
     # -- configuration --------------------------------------------------------------
     def _read_config(self) -> dict:
@@ -328,7 +328,7 @@ class GameStore:
     def _run(self, query: str) -> duckdb.DuckDBPyRelation:
         """A relation on this thread's catalog connection (callers consume it fully)."""
         try:
-            return self._catalog.cursor().sql(query)
+            return self._catalog.cursor(datasets=False).sql(query)
         except duckdb.Error as exc:
             raise QueryError(f"{exc} (in: {query})") from exc
 
@@ -412,7 +412,7 @@ class GameStore:
             if unknown:
                 raise QueryError(f"unknown move columns: {unknown} (known: {', '.join(target.names)})")
         for sid in shard_ids:
-            reader = self._catalog.reader(sid)
+            reader = self._catalog.find_reader(sid)
             if reader is None:
                 continue
             want = cols if cols is not None else target.names

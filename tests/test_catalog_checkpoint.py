@@ -1,0 +1,163 @@
+"""The catalog checkpoint: written, read, rebuilt when damaged or missing; bounded refresh; many shards."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import gamestore
+from gamestore import catalog as catalog_mod
+from gamestore import checkpoint as ckpt
+from gamestore.maintenance import verify_store
+from gamestore.manyshards import make_store_of_shards
+
+pytestmark = pytest.mark.single_backend
+
+
+def _pointer(root: Path) -> dict:
+    return json.loads((root / "catalog" / ckpt.LAST_CHECKPOINT).read_text())
+
+
+def _game_ids(store) -> list[str]:
+    return sorted(store.query_games(columns=["game_id"]).column("game_id").to_pylist())
+
+
+@pytest.fixture
+def many(tmp_path) -> Path:
+    root = tmp_path / "store"
+    make_store_of_shards(root, 150, games_per_shard=2)
+    return root
+
+
+def test_open_writes_checkpoint_and_next_open_reads_only_it(many, monkeypatch):
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+    pointer = _pointer(many)
+    assert pointer["shards"] == 150 and pointer["games"] == 300
+    # a second open reads no segment and no manifest: only the checkpoint and the listing
+    calls = []
+    monkeypatch.setattr(catalog_mod.Catalog, "_load", lambda self, sid: calls.append(sid))
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+        assert s.count_moves() == 1200
+        assert s.get_game("g00000123-0001")["game_id"] == "g00000123-0001"
+    assert calls == []
+
+
+def test_tail_after_checkpoint_and_removed_shards(many):
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+    new = make_store_of_shards(many, 5, games_per_shard=2, prefix="t", first=1000)
+    gone = sorted(os.listdir(many / "shards"))[:3]
+    for sid in gone:
+        shutil.rmtree(many / "shards" / sid)
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300 + 10 - 6
+        ids = set(_game_ids(s))
+        assert {f"t{1000 + i:08d}-0000" for i in range(5)} <= ids
+        assert not any(sid in s.catalog.shard_ids() for sid in gone)
+        assert all(sid in s.catalog.shard_ids() for sid in new)
+        assert s.sql("SELECT count(*) FROM shards").fetchall()[0][0] == 152
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete_file", "delete_pointer", "bad_pointer"])
+def test_damaged_or_missing_checkpoint_is_rebuilt(many, damage):
+    with gamestore.open(many, create=False) as s:
+        expect = _game_ids(s)
+    pointer = _pointer(many)
+    games_file = many / "catalog" / ckpt.CHECKPOINT_DIR / f"{pointer['name']}.games.parquet"
+    if damage == "flip":
+        data = bytearray(games_file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        games_file.write_bytes(bytes(data))
+    elif damage == "truncate":
+        games_file.write_bytes(games_file.read_bytes()[:100])
+    elif damage == "delete_file":
+        games_file.unlink()
+    elif damage == "delete_pointer":
+        (many / "catalog" / ckpt.LAST_CHECKPOINT).unlink()
+    else:
+        (many / "catalog" / ckpt.LAST_CHECKPOINT).write_text("{not json")
+    assert ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA) is None
+    with gamestore.open(many, create=False) as s:
+        assert _game_ids(s) == expect
+    rebuilt = ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA)
+    assert rebuilt is not None and rebuilt.name != pointer["name"] and rebuilt.games.num_rows == 300
+
+
+def test_missing_segments_rebuilt_from_shards(many):
+    for seg in (many / "catalog").glob("*.parquet"):
+        seg.unlink()
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+    assert len(list((many / "catalog").glob("*.parquet"))) == 150
+    assert verify_store(many).ok
+
+
+def test_refresh_is_bounded_and_catches_up_in_background(many, monkeypatch):
+    monkeypatch.setattr(catalog_mod, "CHECKPOINT_TAIL", 10**9)
+    with gamestore.open(many, create=False) as reader:
+        assert reader.count_games() == 300
+        make_store_of_shards(many, 250, games_per_shard=1, prefix="n", first=5000)
+        loaded = []
+        orig = catalog_mod.Catalog._load
+
+        def counting(self, sid):
+            loaded.append(sid)
+            time.sleep(0.002)  # slow the background thread so the first step is observable
+            return orig(self, sid)
+
+        monkeypatch.setattr(catalog_mod.Catalog, "_load", counting)
+        first = reader.count_games()
+        # the call waited for at most one step; it answered from a consistent snapshot
+        assert len(loaded) <= 2 * catalog_mod.REFRESH_STEP_SHARDS
+        assert 300 <= first <= 550
+        deadline = time.monotonic() + 60
+        counts = [first]
+        while reader.count_games() < 550 and time.monotonic() < deadline:
+            counts.append(reader.count_games())
+            time.sleep(0.01)
+        assert reader.count_games() == 550
+        assert counts == sorted(counts)  # never goes down
+        assert len(set(loaded)) == 250
+
+
+def test_forced_refresh_and_unknown_game_catch_up_fully(many):
+    with gamestore.open(many, create=False) as reader:
+        make_store_of_shards(many, 200, games_per_shard=1, prefix="f", first=7000)
+        assert reader.get_game("f00007199-0000")["game_id"] == "f00007199-0000"
+        make_store_of_shards(many, 200, games_per_shard=1, prefix="h", first=9000)
+        reader.refresh()
+        assert len(reader) == 700
+
+
+def test_checkpoint_written_when_tail_long(many, monkeypatch):
+    monkeypatch.setattr(catalog_mod, "CHECKPOINT_TAIL", 20)
+    with gamestore.open(many, create=False):
+        pass
+    first = _pointer(many)["name"]
+    with gamestore.open(many, create=False) as s:
+        make_store_of_shards(many, 30, prefix="c", first=3000)
+        s.refresh()
+        assert s.count_games() == 330
+    pointer = _pointer(many)  # close() waited for the checkpoint thread
+    assert pointer["name"] != first and pointer["shards"] == 180
+
+
+def test_thousands_of_shards(tmp_path, monkeypatch):
+    root = tmp_path / "big"
+    make_store_of_shards(root, 2000)
+    with gamestore.open(root, create=False) as s:
+        assert s.count_games() == 2000
+    loaded = []
+    monkeypatch.setattr(catalog_mod.Catalog, "_load", lambda self, sid: loaded.append(sid))
+    with gamestore.open(root, create=False) as s:  # from the checkpoint: no per-shard work at open
+        assert s.count_games() == 2000
+        assert s.get_game("g00001999-0000")["game_id"] == "g00001999-0000"
+        assert s.sql("SELECT count(DISTINCT game_id), count(*) FROM moves").fetchall()[0] == (2000, 8000)
+        assert s.info()["shards"] == 2000
+    assert loaded == []
