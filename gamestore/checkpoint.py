@@ -9,20 +9,20 @@ damaged or missing checkpoint is rebuilt from the segments and shards.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import fcntl
 import hashlib
 import json
 import os
 import secrets
-import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .fsutil import atomic_path, file_lock, utc_now, utc_stamp
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -70,10 +70,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _utcnow() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
 def read_checkpoint(catalog_dir: Path, games_schema: pa.Schema) -> Checkpoint | None:
     """The checkpoint ``_last_checkpoint`` names, or None when there is none or it is damaged.
 
@@ -112,13 +108,8 @@ def read_checkpoint(catalog_dir: Path, games_schema: pa.Schema) -> Checkpoint | 
 
 
 def _write_bytes(path: Path, data: bytes, *, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -137,8 +128,7 @@ def write_checkpoint(catalog_dir: Path, games: pa.Table, shards: pa.Table, *, fs
     """
     cdir = catalog_dir / CHECKPOINT_DIR
     cdir.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    name = f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
+    name = f"{utc_stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
     files = {}
     for part, table in (("games", games), ("shards", shards)):
         data = _parquet_bytes(table)
@@ -147,7 +137,7 @@ def write_checkpoint(catalog_dir: Path, games: pa.Table, shards: pa.Table, *, fs
     pointer = {
         "checkpoint_version": CHECKPOINT_VERSION,
         "name": name,
-        "created_at": _utcnow(),
+        "created_at": utc_now(),
         "games": games.num_rows,
         "shards": shards.num_rows,
         "files": files,
@@ -171,32 +161,24 @@ def _remove_superseded(cdir: Path, current: str) -> None:
                 pass
 
 
-class checkpoint_lock:
-    """A non-blocking per-store lock so that one process at a time writes a checkpoint (released on crash)."""
+@contextmanager
+def checkpoint_lock(catalog_dir: Path) -> Iterator[bool]:
+    """Non-blocking per-store lock so that one process at a time writes a checkpoint (released on crash).
 
-    def __init__(self, catalog_dir: Path) -> None:
-        self.path = catalog_dir / CHECKPOINT_DIR / ".lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> bool:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    Yields False (and holds nothing) when another process holds it.
+    """
+    path = catalog_dir / CHECKPOINT_DIR / ".lock"
+    lock = file_lock(path, blocking=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.__enter__()
+    except OSError:  # held elsewhere (BlockingIOError), or read-only media
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def checkpoint_files(catalog_dir: Path) -> Iterator[Path]:

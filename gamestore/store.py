@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from . import codec, sqlguard
 from .catalog import Catalog
+from .checkpoint import CHECKPOINT_DIR
 from .errors import (
     DuplicateGameError,
     GameNotFoundError,
@@ -590,7 +591,7 @@ def _clean_stale(root: Path) -> None:
                     continue
                 shutil.rmtree(entry, ignore_errors=True)
     # half-written ".<name>.<pid>.<thread>.tmp" files of atomic replaces (config, meta, catalog segments)
-    for d in (root, root / "catalog", root / "meta"):
+    for d in (root, root / "catalog", root / "catalog" / CHECKPOINT_DIR, root / "meta"):
         if not d.exists():
             continue
         for entry in d.glob(".*.tmp"):

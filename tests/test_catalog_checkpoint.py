@@ -83,6 +83,7 @@ def test_damaged_or_missing_checkpoint_is_rebuilt(many, damage):
     else:
         (many / "catalog" / ckpt.LAST_CHECKPOINT).write_text("{not json")
     assert ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA) is None
+    assert verify_store(many).ok == (damage == "delete_pointer")
     with gamestore.open(many, create=False) as s:
         assert _game_ids(s) == expect
     rebuilt = ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA)

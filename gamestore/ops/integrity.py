@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import SEGMENT_SCHEMA, segment_from_games
+from ..checkpoint import LAST_CHECKPOINT, read_checkpoint
 from ..errors import FormatError, ShardCorruptError
 from ..shard import ShardReader, verify_shard
 
@@ -86,6 +87,8 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
     for seg_path in sorted((root / "catalog").glob("*.parquet")):
         if seg_path.stem not in names:
             report.catalog_problems.append(f"segment {seg_path.name} has no shard (run reindex)")
+    if (root / "catalog" / LAST_CHECKPOINT).exists() and read_checkpoint(root / "catalog", SEGMENT_SCHEMA) is None:
+        report.catalog_problems.append("checkpoint damaged (the next open rebuilds it; or run reindex)")
     report.duplicate_games = {g: s for g, s in owners.items() if len(s) > 1}
     return report
 
