@@ -242,6 +242,10 @@ class Catalog:
             local.datasets = False
         snap = self._snap
         if local.generation != snap.generation or (datasets and not local.datasets):
+            if local.datasets and not datasets:
+                # never leave an older snapshot's datasets behind next to this snapshot's games
+                con.unregister("_moves_ds")
+                con.unregister("_games_ds")
             local.generation = self._register(con, datasets=datasets, snap=snap)
             local.datasets = datasets
         return con

@@ -329,7 +329,13 @@ class GameStore:
     def _run(self, query: str) -> duckdb.DuckDBPyRelation:
         """A relation on this thread's catalog connection (callers consume it fully)."""
         try:
-            return self._catalog.cursor(datasets=False).sql(query)
+            try:
+                return self._catalog.cursor(datasets=False).sql(query)
+            except duckdb.CatalogException as exc:
+                if "_moves_ds" not in str(exc) and "_games_ds" not in str(exc):
+                    raise
+                # the predicate reads a move-level view: register the shard datasets (skipped when not needed)
+                return self._catalog.cursor(datasets=True).sql(query)
         except duckdb.Error as exc:
             raise QueryError(f"{exc} (in: {query})") from exc
 

@@ -12,7 +12,7 @@ import pytest
 import gamestore
 from gamestore import catalog as catalog_mod
 from gamestore import checkpoint as ckpt
-from gamestore.maintenance import verify_store
+from gamestore.ops.integrity import verify_store
 from gamestore.manyshards import make_store_of_shards
 
 pytestmark = pytest.mark.single_backend
