@@ -104,6 +104,11 @@ class BoardSpec:
     def radius(self) -> int:
         return (self.size - 1) // 2
 
+    @property
+    def game_interval(self) -> timedelta:
+        """Time between the creations of consecutive games of a run (game ``i`` starts in slot ``i``)."""
+        return timedelta(milliseconds=int(self.length[1] * self.think_ms * 1.2))
+
 
 BOARDS: dict[str, BoardSpec] = {
     "square8": BoardSpec("square8", False, 8, 18, (100, 250), 120.0, 800),
@@ -697,7 +702,7 @@ def _one_game(spec: BoardSpec, num_players: int, seed: int, i: int, start: datet
     gseed = _game_seed(spec.name, num_players, seed, i)
     game = _Game(spec, num_players, gseed, snapshot_every)
     rnd = game.rnd
-    slot_ms = int(spec.length[1] * spec.think_ms * 1.2)  # one game per slot, so created_at increases with i
+    slot_ms = spec.game_interval // timedelta(milliseconds=1)  # one game per slot, so created_at increases with i
     created = start + timedelta(milliseconds=i * slot_ms + rnd.randrange(slot_ms // 4))
     rng_seed = rnd.getrandbits(31)
     game.play(created, rng_seed)

@@ -220,3 +220,13 @@ def test_bar_on_a_real_terminal(store):
     assert proc.returncode == 0 and out.decode().splitlines()[-1] == "OK"
     assert "\r" in tty_text and "verify" in tty_text and "shard" in tty_text
     assert "done in" not in tty_text  # the plain lines are for logs, not terminals
+
+
+def test_demo_runs_end_now_so_the_report_shows_them_fresh(capsys, tmp_path):
+    from gamestore.report import collect
+
+    code, out, err = run(capsys, "demo", tmp_path / "demo", "--games", "10", "-q")
+    assert code == 0 and "wrote 10 synthetic self-play games" in out and err == ""
+    with gamestore.open(tmp_path / "demo", create=False) as s:
+        fresh = collect(s, sample_moves=0).table("freshness").rows
+    assert len(fresh) == 6 and all(r["status"] == "ok" for r in fresh), fresh

@@ -76,7 +76,17 @@ def test_game_figures_match_the_store(mixed, mixed_data):
     buckets = {r["time"] for r in rows(d, "throughput_config")}
     assert len(rows(d, "throughput_config")) == len(buckets) * len(expect)
     for r in rows(d, "throughput_config"):
-        assert r["games_per_hour"] == pytest.approx(r["games"] * 3600 / d.bucket_seconds)
+        assert r["games_per_hour"] == pytest.approx(r["games"] * 3600 / d.bucket_seconds, abs=0.01)
+    # the bucket holding the report's time is still filling: its rate is over the time elapsed
+    newest = max(r["newest_game"] for r in rows(d, "freshness"))
+    as_of = newest + dt.timedelta(seconds=1)
+    late = collect(mixed, as_of=as_of, where="board_type = 'square8'")
+    last = max(r["time"] for r in rows(late, "throughput_config"))
+    elapsed = max(late.bucket_seconds / 4, (as_of - last).total_seconds())
+    assert elapsed < late.bucket_seconds
+    for r in rows(late, "throughput_config"):
+        seconds = elapsed if r["time"] == last else late.bucket_seconds
+        assert r["games_per_hour"] == pytest.approx(r["games"] * 3600 / seconds, abs=0.01)
 
 
 def test_lengths_outcomes_and_terminations(mixed, mixed_data):

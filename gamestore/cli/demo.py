@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 
 from .output import info_lines, print_relation
@@ -29,11 +30,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gamestore import synth
 
     out = Output.from_args(args)
+    # every config's run ends about now, as on a live cluster (`gamestore report` shows it fresh)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     with gamestore.open(args.store) as store:
         total = 0
         for i, (board, players, share) in enumerate(DEMO_CONFIGS):
             n = max(1, round(args.games * share))
-            games = synth.games(n, board_type=board, num_players=players, seed=args.seed * 100 + i, snapshot_every=args.snapshot_every)
+            games = synth.games(n, board_type=board, num_players=players, seed=args.seed * 100 + i,
+                                snapshot_every=args.snapshot_every,
+                                start_time=now - n * synth.BOARDS[board].game_interval)
             total += store.write_games(out.progress(games, desc=f"demo {board} {players}p", unit="game"))
         store.flush()
         print(f"wrote {total} synthetic self-play games into {store.path}\n")

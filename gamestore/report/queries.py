@@ -38,7 +38,7 @@ DEFAULT_SAMPLE_MOVES = 100_000
 #: A config whose newest game is older than this is flagged as quiet.
 DEFAULT_QUIET_AFTER = _dt.timedelta(hours=1)
 #: Most time buckets a throughput chart gets (the bucket width grows to fit).
-MAX_BUCKETS = 240
+MAX_BUCKETS = 60
 #: Origins (source @ node) drawn separately; the rest are summed as '(other)'.
 MAX_ORIGINS = 12
 _BUCKET_SECONDS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
@@ -54,6 +54,7 @@ _NODE = (
     "coalesce(json_extract_string(metadata_json, '$.node_id'), json_extract_string(metadata_json, '$.node'),"
     " json_extract_string(metadata_json, '$.host'))"
 )
+_EPOCH = _dt.datetime(1970, 1, 1)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -218,8 +219,10 @@ class _Queries:
 
         Every bucket between the first and the last game appears for every value (0 when
         nothing was created then), so a pause shows as a drop, not as a line across the gap.
+        The bucket holding the report's time is still filling: its rate is over the time elapsed.
         """
-        per_hour = 3600.0 / bucket
+        as_of = (self.as_of - _EPOCH).total_seconds()
+        seconds = f"greatest(least(buckets.b + {bucket}, {as_of}) - buckets.b, {bucket / 4})"  # no wild rate at first
         return self.table(
             f"WITH counts AS (SELECT floor(epoch(t) / {bucket})::BIGINT * {bucket} AS b, {expr} AS k,"
             f" count(*) AS games, sum(num_moves)::BIGINT AS positions FROM sel WHERE t IS NOT NULL GROUP BY 1, 2),"
@@ -227,8 +230,8 @@ class _Queries:
             f" keys AS (SELECT DISTINCT k FROM counts)"
             f" SELECT to_timestamp(buckets.b)::TIMESTAMP AS time, keys.k AS {name},"
             f" coalesce(games, 0) AS games, coalesce(positions, 0) AS positions,"
-            f" round(coalesce(games, 0) * {per_hour}, 2)::DOUBLE AS games_per_hour,"
-            f" round(coalesce(positions, 0) * {per_hour}, 1)::DOUBLE AS positions_per_hour"
+            f" round(coalesce(games, 0) * 3600.0 / {seconds}, 2)::DOUBLE AS games_per_hour,"
+            f" round(coalesce(positions, 0) * 3600.0 / {seconds}, 1)::DOUBLE AS positions_per_hour"
             f" FROM buckets CROSS JOIN keys LEFT JOIN counts ON counts.b = buckets.b AND counts.k = keys.k"
             f" ORDER BY 1, 2"
         )
