@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gamestore  # noqa: E402
-import gamestore.codec  # noqa: E402
+import gamestore.backend  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 300 * 2**20}
 OPTIONS = {"batch_size": 1024, "seed": 1}
@@ -100,7 +100,7 @@ def ray_positions(path: Path, width: int, nodes: int) -> tuple[int, float]:
 
 def imports(db: Path, work: Path, nodes: int) -> dict:
     import gamestore.ray as gray
-    from gamestore.ringrift import import_sqlite
+    from gamestore.ringrift.transfer import import_sqlite
 
     t0 = time.perf_counter()
     local = import_sqlite(db, work / "local", progress=False, workers=0)
@@ -126,15 +126,18 @@ def main() -> int:
     ap.add_argument("--import-scale", type=float, default=0.5, help="size of the import database (1.0: ~200,000 moves)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    print(f"backend: {gamestore.codec.backend_name() if hasattr(gamestore.codec, 'backend_name') else '?'}", file=sys.stderr)
+    print(f"backend: {gamestore.backend.BACKEND}", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="bench_ray_"))
     try:
         store = work / "store"
         build_store(store, args.games)
         width = _width(store)
         n0, t0 = in_process(store, width)
+        print(f"in process: {n0} positions in {t0:.2f} s", file=sys.stderr)
         n1, t1 = ray_positions(store, width, 1)
+        print(f"1 node: {n1} positions in {t1:.2f} s", file=sys.stderr)
         n2, t2 = ray_positions(store, width, 2)
+        print(f"2 nodes: {n2} positions in {t2:.2f} s", file=sys.stderr)
         assert n0 == n1 == n2, (n0, n1, n2)
         from bench_import import build_big_db
 

@@ -18,6 +18,11 @@ from ray.data import Datasource, ReadTask
 from ray.data.block import BlockAccessor, BlockMetadata
 from ray.data.collate_fn import NumpyBatchCollateFn
 
+try:  # imported here, in the worker's main thread as it unpickles a read task: importing torch first
+    import torch  # noqa: F401  # in a Ray data thread races Ray's own threads ("partially initialized module")
+except ImportError:  # pragma: no cover - read_positions needs the torch extra; the other readers do not
+    pass
+
 from ..errors import QueryError
 from ..sqlguard import check_predicate
 
@@ -130,8 +135,6 @@ class CollatePositions(NumpyBatchCollateFn):
     """
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:  # type: ignore[override]  # Ray types it with an unbound TypeVar
-        import torch
-
         out: dict[str, Any] = {}
         for key, value in batch.items():
             arr = np.asarray(value)
