@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sqlite3
-import sys
 
 from ..cli.progress import Output, add_output_arguments
 from .transfer import export_sqlite, import_sqlite
@@ -41,13 +40,9 @@ def _cmd_import_ray(args: argparse.Namespace) -> int:
     from ..ray import import_sqlite as import_ray
 
     out = Output.from_args(args)
-    try:
-        with out.counter("import-sqlite (ray)", unit="task") as tasks:
-            report = import_ray(args.src, args.store, address=args.ray, tasks=args.tasks, verify=args.verify,
-                                progress=tasks.advance_to)
-    except (FileNotFoundError, sqlite3.Error) as exc:
-        print(f"gamestore import-sqlite: error: {exc}", file=sys.stderr)
-        return 2
+    with out.counter("import-sqlite (ray)", unit="task") as tasks:
+        report = import_ray(args.src, args.store, address=args.ray, tasks=args.tasks, verify=args.verify,
+                            progress=tasks.advance_to)
     out.result(dataclasses.asdict(report), report.summary())
     return 1 if report.failed else 0
 
