@@ -315,3 +315,13 @@ def test_worker_node_killed_mid_read_exactly_once(cluster, store):
     assert killed
     assert len(seen) == len(set(seen)) == store.count_moves()
     c.add_node(**_NODE)
+
+
+def test_import_of_a_missing_source_fails_before_any_task(tmp_path, capsys):
+    from gamestore.cli import main
+
+    with pytest.raises(FileNotFoundError, match="no such GameReplayDB"):
+        gray.import_sqlite([tmp_path / "missing.db"], tmp_path / "s")
+    assert main(["import-sqlite", "--ray", "auto", str(tmp_path / "missing.db"), str(tmp_path / "s")]) == 2
+    assert "no such GameReplayDB" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
