@@ -104,8 +104,12 @@ def write_shard(
     batch_rows: int = 1024,
     fsync: bool = True,
     shard_id: str | None = None,
+    replaces: Sequence[str] = (),
 ) -> ShardInfo:
     """Write and commit one shard under store ``root``; returns once it is durable and visible.
+
+    ``replaces`` names the shards whose games this one carries over (compaction, prune): from this
+    commit on readers ignore them (docs/format.md, "replaces").
 
     On any failure (including ENOSPC) the staging directory is removed and
     nothing becomes visible.
@@ -135,6 +139,7 @@ def write_shard(
             "batch_rows": [b.num_rows for b in batches],
             "vectors": {name: spec.to_json() for name, spec in sorted(vectors.items())},
             "files": files,
+            **({"replaces": sorted(replaces)} if replaces else {}),
         }
         with open(staging / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, separators=(",", ":"))

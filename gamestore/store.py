@@ -37,6 +37,7 @@ from .shard import write_shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
+    from .ops.tiering import AutoCompactor, TierPolicy
 
 __all__ = ["GameStore", "open", "CONFIG_FILE"]
 
@@ -93,6 +94,7 @@ class GameStore:
         self._buffered_ids: set[str] = set()
         self._buffered_moves = 0
         self._closed = False
+        self._compactor: AutoCompactor | None = None
         self._catalog = Catalog(self.path)
         self._catalog.load()
 
@@ -554,6 +556,9 @@ class GameStore:
         """Seal what is buffered and release every resource."""
         if self._closed:
             return
+        compactor, self._compactor = self._compactor, None
+        if compactor is not None:
+            compactor.stop()
         try:
             with self._write_lock:
                 self._seal()
@@ -619,11 +624,16 @@ def open(
     shard_games: int = 4096,
     batch_rows: int = 1024,
     fsync: bool = True,
+    auto_compact: "bool | TierPolicy" = False,
 ) -> GameStore:
     """Open (and by default create) the store at ``path``.
 
     ``vectors`` declares per-move vectors; ``board_types`` (used when the
     store is created) restricts board types, ``None`` allows any.
+    ``auto_compact=True`` (or a :class:`gamestore.ops.tiering.TierPolicy`)
+    runs tiered compaction in a background thread of this process until
+    :meth:`GameStore.close` (one compactor per store at a time, whichever
+    process gets the lock; see docs/operations.md).
     """
     root = Path(path)
     config_path = root / CONFIG_FILE
@@ -650,5 +660,10 @@ def open(
     store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
     if vectors:
         store.declare_vectors(vectors)
+    if auto_compact:
+        from .ops.tiering import AutoCompactor, TierPolicy
+
+        policy = auto_compact if isinstance(auto_compact, TierPolicy) else TierPolicy()
+        store._compactor = AutoCompactor(store, policy, fsync=fsync).start()
     return store
 

@@ -12,7 +12,8 @@ Run as ``python tests/mp_workers.py ROLE JSON_ARGS``.  Roles:
              parent kills it at a random moment (phase ``random``).
 ``reader``   until a stop file appears: scans moves, queries, runs SQL and
              get_game on another process's games, checking each snapshot is
-             consistent; writes a JSON report.
+             consistent (kind ``acks``: every acknowledged game visible, none
+             twice); writes a JSON report.
 """
 from __future__ import annotations
 
@@ -226,6 +227,17 @@ def role_reader(args: dict) -> None:
                                 report["errors"].append(f"get_game {row['game_id']}: {len(g['moves'])} moves != {row['num_moves']}")
                     if store.count_games("game_id LIKE '%-aborted%'"):
                         report["errors"].append("aborted game visible")
+                elif kind == "acks":
+                    # every game whose flush returned before this look is visible, and no game twice
+                    acked = [line for f in sorted(Path(args["ack_dir"]).glob("*.txt"))
+                             for line in f.read_text().splitlines() if line]
+                    ids = store.query_games(columns=["game_id"]).column("game_id").to_pylist()
+                    n = len(ids)
+                    if len(set(ids)) != n:
+                        report["errors"].append(f"{n - len(set(ids))} games shown twice")
+                    missing = set(acked) - set(ids)
+                    if missing:
+                        report["errors"].append(f"{len(missing)} flushed games not visible, e.g. {sorted(missing)[:2]}")
                 else:  # sql: one statement is one consistent snapshot
                     rows = store.sql(
                         "SELECT (SELECT count(*) FROM games), (SELECT count(DISTINCT game_id) FROM games),"

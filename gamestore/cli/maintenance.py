@@ -35,9 +35,44 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0 if not damaged else 1
 
 
+def _watch(args: argparse.Namespace) -> int:
+    """``compact --watch``: tiered compaction rounds until SIGINT/SIGTERM (exit 0 when stopped)."""
+    import signal
+    import threading
+
+    import gamestore
+
+    from ..ops.tiering import RoundResult, TierPolicy, watch
+
+    policy = TierPolicy(fanin=args.fanin, target_moves=args.target_moves, retain_seconds=args.retain)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def report(r: RoundResult) -> None:
+        if r.merges or r.shards_removed:
+            print(f"merged {r.shards_merged} shards into {r.merges}; removed {r.shards_removed} replaced shards",
+                  flush=True)
+        for sid, problems in sorted(r.damaged_shards.items()):
+            print(f"skipped damaged shard {sid}: {'; '.join(problems)}", flush=True)
+
+    try:
+        with gamestore.open(args.store, create=False) as store:
+            print(f"watching {args.store} (fan-in {policy.fanin}, every {args.interval:g} s); stop with Ctrl-C",
+                  flush=True)
+            merges = watch(store, policy, interval=args.interval, stop=stop, on_round=report)
+            print(f"stopped after {merges} merges; {store.info()['shards']} shards, {store.count_games():,} games",
+                  flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     from ..ops import compact
 
+    if args.watch:
+        return _watch(args)
     out = Output.from_args(args)
     r = compact(args.store, target_moves=args.target_moves, dry_run=args.dry_run,
                 progress=out.bar("compact", "group"))
@@ -95,13 +130,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=FORMATTER,
         description=wrap("Rewrite shards smaller than --target-moves into full ones and drop duplicate copies of a game;"
         " atomic: new shards are committed before old ones are removed, readers never miss or double a game."),
-        epilog="example:\n  gamestore compact /data/store --target-moves 65536",
+        epilog="examples:\n  gamestore compact /data/store --target-moves 65536\n"
+               "  gamestore compact /data/store --watch     # runs until stopped, next to the writers",
     )
     p.add_argument("store")
     p.add_argument("--target-moves", type=int, default=DEFAULT_TARGET_MOVES,
                    help=f"moves per compacted shard (default {DEFAULT_TARGET_MOVES})")
     p.add_argument("--dry-run", action="store_true", help="print what would be rewritten, change nothing")
     add_output_arguments(p)
+    p.add_argument("--watch", action="store_true",
+                   help="keep running: merge small shards into larger ones as writers add them (tiered),"
+                        " until Ctrl-C/SIGTERM; one compactor per store")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between --watch rounds (default 1)")
+    p.add_argument("--fanin", type=int, default=8, help="--watch: shards of one size tier merged at once (default 8)")
+    p.add_argument("--retain", type=float, default=2.0,
+                   help="--watch: seconds replaced shards stay on disk for statements reading them (default 2)")
     p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser(

@@ -96,6 +96,10 @@ def compact(
             clean_orphan_segments(s.path)
         s.refresh()
         cat = s.catalog
+        if not dry_run and cat.hidden_shards():
+            # replaced by a shard an interrupted compaction or prune committed: their games are already there
+            trash_shards(s.path, cat.hidden_shards(), fsync=fsync)
+            s.refresh()
         result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
         plans = []
         for reader in cat.readers():
@@ -120,13 +124,16 @@ def compact(
                         intact.append(p)
                 if not intact or (len(intact) == 1 and not intact[0].shadowed):
                     continue
-                if write_parts(s, [Part(p.reader, p.rows) for p in intact], fsync=fsync) is not None:
+                ids = [p.reader.shard_id for p in intact]
+                if write_parts(s, [Part(p.reader, p.rows) for p in intact], fsync=fsync, replaces=ids) is not None:
                     result.shards_written += 1
-                trash_shards(s.path, [p.reader.shard_id for p in intact], fsync=fsync)
+                trash_shards(s.path, ids, fsync=fsync)
                 s.refresh()
                 result.shards_rewritten += len(intact)
                 result.duplicates_dropped += sum(p.shadowed for p in intact)
             s.refresh()
+            if groups:
+                cat.write_checkpoint()  # removed shards leave the checkpoint now, not at the next long tail
         result.games = s.count_games()
         result.moves = s.count_moves()
         result.shards_after = (

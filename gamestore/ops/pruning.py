@@ -72,7 +72,7 @@ def prune(
                 raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
         for reader, keep in with_progress(affected, progress):
             if keep:
-                write_parts(s, [Part(reader, keep)], fsync=fsync)
+                write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
         trash_shards(s.path, [r.shard_id for r, _ in affected], fsync=fsync)
         s.refresh()
     return result

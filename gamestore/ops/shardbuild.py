@@ -108,13 +108,18 @@ def build_shard_tables(parts: Sequence[Part], vectors: dict[str, VectorSpec]) ->
     return games, moves
 
 
-def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_rows: int = 2048) -> str | None:
-    """Write and commit one shard holding ``parts``; returns its id (None when the parts are empty)."""
+def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_rows: int = 2048,
+                replaces: Sequence[str] = ()) -> str | None:
+    """Write and commit one shard holding ``parts``; returns its id (None when the parts are empty).
+
+    ``replaces``: the shards the new one supersedes (named in its manifest; readers ignore them from its commit on).
+    """
     parts = [p for p in parts if p.rows]
     if not parts:
         return None
     vectors = union_vectors([p.reader.vectors for p in parts])
     games, moves = build_shard_tables(parts, vectors)
-    info = write_shard(store.path, games, moves, vectors=vectors, batch_rows=batch_rows, fsync=fsync)
+    info = write_shard(store.path, games, moves, vectors=vectors, batch_rows=batch_rows, fsync=fsync,
+                       replaces=replaces)
     store.catalog.add_committed(info.shard_id)
     return info.shard_id
