@@ -166,17 +166,49 @@ def write_shard(
 
 
 def read_manifest(path: Path) -> dict:
+    """The shard's MANIFEST.json, checked for shape (a damaged one raises :class:`ShardCorruptError`)."""
     try:
         with open(path / MANIFEST, encoding="utf-8") as f:
             manifest = json.load(f)
     except FileNotFoundError:
         raise ShardCorruptError("manifest missing", shard_id=path.name) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=path.name) from None
+    if not isinstance(manifest, dict):
+        raise ShardCorruptError(f"manifest is a JSON {type(manifest).__name__}, not an object", shard_id=path.name)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise FormatError(f"shard {path.name}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ShardCorruptError(f"{MANIFEST}: {problem}", shard_id=path.name)
     return manifest
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _manifest_problem(m: dict) -> str | None:
+    """What is wrong with the shape of a manifest (None when it is well formed)."""
+    ids, rows, files = m.get("game_ids"), m.get("batch_rows"), m.get("files")
+    if not _is_count(m.get("num_games")) or not _is_count(m.get("num_moves")):
+        return "num_games/num_moves missing or not counts"
+    if not isinstance(ids, list) or not all(isinstance(g, str) for g in ids) or len(ids) != m["num_games"]:
+        return "game_ids missing, not a list of str, or not num_games long"
+    if len(set(ids)) != len(ids):
+        return "game_ids repeat"
+    if not isinstance(rows, list) or not all(_is_count(n) for n in rows) or sum(rows) != m["num_moves"]:
+        return "batch_rows missing, not counts, or not adding up to num_moves"
+    # file names are confined to the shard directory: exactly the shard's two files, nothing else
+    if not isinstance(files, dict) or set(files) != {MOVES_FILE, GAMES_FILE}:
+        return f"files must name exactly {MOVES_FILE} and {GAMES_FILE}"
+    for entry in files.values():
+        if not isinstance(entry, dict) or not _is_count(entry.get("bytes")) or not isinstance(entry.get("sha256"), str):
+            return "files entries need bytes and sha256"
+    if not isinstance(m.get("created_at", ""), str) or not isinstance(m.get("vectors", {}), dict):
+        return "created_at/vectors malformed"
+    return None
 
 
 class LRUCache:

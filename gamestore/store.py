@@ -22,6 +22,7 @@ from .catalog import Catalog
 from .checkpoint import CHECKPOINT_DIR
 from .errors import (
     DuplicateGameError,
+    FormatError,
     GameNotFoundError,
     QueryError,
     RecordError,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
     from .ops.tiering import AutoCompactor, TierPolicy
 
-__all__ = ["GameStore", "open", "CONFIG_FILE"]
+__all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 
 CONFIG_FILE = "gamestore.json"
 _ENCODE_CHUNK = 256
@@ -100,13 +101,7 @@ class GameStore:
 
     # -- configuration --------------------------------------------------------------
     def _read_config(self) -> dict:
-        with builtins.open(self.path / CONFIG_FILE, encoding="utf-8") as f:
-            config = json.load(f)
-        if config.get("format_version") != FORMAT_VERSION:
-            from .errors import FormatError
-
-            raise FormatError(f"store {self.path}: format version {config.get('format_version')!r} is not supported")
-        return config
+        return read_config(self.path)
 
     @contextmanager
     def _store_lock(self) -> Iterator[None]:
@@ -614,6 +609,57 @@ def _clean_stale(root: Path) -> None:
                     pass
 
 
+def read_config(root: Path) -> dict:
+    """The store's ``gamestore.json``; typed errors for a path that is no store or a damaged config."""
+    root = Path(root)
+    try:
+        with builtins.open(root / CONFIG_FILE, encoding="utf-8") as f:
+            config = json.load(f)
+    except (FileNotFoundError, NotADirectoryError):
+        raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
+    if not isinstance(config, dict):
+        raise FormatError(f"store {root}: {CONFIG_FILE} is a JSON {type(config).__name__}, not an object")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise FormatError(f"store {root}: format version {config.get('format_version')!r} is not supported")
+    vectors, board_types = config.get("vectors", {}), config.get("board_types")
+    try:
+        if not isinstance(vectors, dict):
+            raise TypeError("vectors is not an object")
+        for name, spec in vectors.items():
+            VectorSpec.from_json(name, spec)
+        if board_types is not None and not (isinstance(board_types, list) and all(isinstance(b, str) for b in board_types)):
+            raise TypeError("board_types is not a list of str")
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
+    return config
+
+
+def require_store(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it holds a readable gamestore (nothing is created); typed errors otherwise."""
+    root = Path(path)
+    read_config(root)
+    check_layout(root, create=False)
+    return root
+
+
+def check_layout(root: Path, *, create: bool) -> None:
+    """The store's directories exist (made when ``create``); a file in place of one is :class:`FormatError`."""
+    for sub in _LAYOUT:
+        d = root / sub
+        if d.is_dir():
+            continue
+        if d.exists() or d.is_symlink():
+            raise FormatError(f"store {root}: {sub} is not a directory (the store is damaged)")
+        if create:  # a missing directory is fine (git keeps no empty ones); made when the store is opened
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():
+                    raise FormatError(f"store {root}: {sub} is not a directory (the store is damaged)") from None
+
+
 def open(
     path: str | os.PathLike,
     *,
@@ -637,9 +683,11 @@ def open(
     """
     root = Path(path)
     config_path = root / CONFIG_FILE
+    if root.exists() and not root.is_dir():
+        raise StoreNotFoundError(f"not a gamestore: {root} is not a directory")
     if not config_path.exists():
         if not create:
-            raise StoreNotFoundError(f"no gamestore at {root}")
+            raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})")
         root.mkdir(parents=True, exist_ok=True)
         with file_lock(root / ".lock"):
             if not config_path.exists():
@@ -650,12 +698,11 @@ def open(
                     bt = sorted(RINGRIFT_BOARD_TYPES)
                 else:
                     bt = None if board_types is None else sorted(board_types)
-                for sub in _LAYOUT:
-                    (root / sub).mkdir(exist_ok=True)
+                check_layout(root, create=True)
                 config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt}
                 atomic_write_json(config_path, config, fsync=fsync)
-    for sub in _LAYOUT:
-        (root / sub).mkdir(exist_ok=True)
+    read_config(root)
+    check_layout(root, create=True)
     _clean_stale(root)
     store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
     if vectors:

@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 from ..catalog import SEGMENT_SCHEMA, segment_from_games
 from ..checkpoint import LAST_CHECKPOINT, read_checkpoint
 from ..errors import FormatError, ShardCorruptError
+from ..records import games_equal
 from ..shard import ShardReader, verify_shard
+from ..store import require_store
 
 __all__ = ["VerifyReport", "verify_store", "reindex_store"]
 
@@ -53,12 +55,14 @@ class VerifyReport:
 
 def _shard_dirs(root: Path) -> list[Path]:
     d = root / "shards"
+    if not d.is_dir():
+        return []
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
     """Check every shard's checksums and structure, and the catalog against the shards."""
-    root = Path(path)
+    root = require_store(path)
     report = VerifyReport()
     owners: dict[str, list[str]] = {}
     shards = _shard_dirs(root)
@@ -79,7 +83,8 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
             try:
                 seg = pq.read_table(seg_path)
                 expect = segment_from_games(shard_dir.name, reader.games)
-                if not seg.schema.equals(SEGMENT_SCHEMA) or not seg.equals(expect):
+                # compared as values, NaN equal to NaN bit for bit (Table.equals calls a NaN score a difference)
+                if not seg.schema.equals(SEGMENT_SCHEMA) or not games_equal(seg.to_pylist(), expect.to_pylist()):
                     report.catalog_problems.append(f"segment {seg_path.name} differs from its shard (run reindex)")
             except (OSError, pa.ArrowException) as exc:
                 report.catalog_problems.append(f"segment {seg_path.name} unreadable: {exc} (run reindex)")
@@ -95,7 +100,7 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
 
 def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[str]]:
     """Rebuild the catalog from nothing; returns (games indexed, damaged shard ids skipped)."""
-    root = Path(path)
+    root = require_store(path)
     catalog = root / "catalog"
     staging = root / "tmp" / f"catalog-{os.getpid()}-{secrets.token_hex(4)}"  # <name>-<pid>-<hex>: see store._clean_stale
     shutil.rmtree(staging, ignore_errors=True)
