@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import gamestore
@@ -36,6 +37,13 @@ def mixed_data(mixed):
 
 def rows(data, name):
     return data.table(name).rows
+
+
+def vega_lite_schema() -> dict:
+    """The Vega-Lite JSON schema (Altair ships it; the Vega-Lite vl-convert bundles is the same major version)."""
+    from importlib.resources import files
+
+    return json.loads((files("altair.vegalite.v6.schema") / "vega-lite-schema.json").read_text())
 
 
 def page_data(text: str) -> dict:
@@ -208,9 +216,11 @@ def test_html_is_self_contained_and_small(mixed, tmp_path):
     assert "store <code>" + html.escape(str(mixed.path)) in text and "2026-03-01 12:00:00 UTC" in text
     payload = page_data(text)
     assert len(payload["charts"]) == 13
+    schema = vega_lite_schema()
     for chart in payload["charts"].values():
         assert chart["tables"] and all(payload["tables"][t]["rows"] for t in chart["tables"])
         assert "$schema" not in chart["spec"]
+        jsonschema.validate(chart["spec"], schema)  # every spec is valid Vega-Lite
     # every chart's numbers are in the page as a table
     assert text.count("<table") >= 13 and "copy as TSV" in text
 

@@ -88,8 +88,8 @@ def test_the_check_catches_broken_charts_console_errors_and_requests(tmp_path, m
     with gamestore.open(mixed_store, create=False) as s:
         write_report(s, out, as_of=AS_OF)
     text = out.read_text()
-    assert '"type":"temporal"' in text
-    text = text.replace('"type":"temporal"', '"type":"no-such-type"', 1)
+    assert '"mark":{"type":"line"' in text
+    text = text.replace('"mark":{"type":"line"', '"mark":{"type":"no-such-mark"', 1)
     head, tail = text.rsplit("</body>", 1)
     text = head + '<script>console.error("boom"); fetch("http://example.com/x").catch(() => 0);</script></body>' + tail
     out.write_text(text)

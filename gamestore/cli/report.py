@@ -15,7 +15,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import parse_duration, write_report
 
     try:
-        import altair  # noqa: F401
         import vl_convert  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"gamestore report needs the report extra: pip install 'gamestore[report]' ({exc})") from None

@@ -9,9 +9,10 @@ data freshness, training-signal health (policy entropy, candidate counts,
 search visits, root values), and store health (shards, bytes per move,
 compaction backlog, duplicates, damaged shards), each chart with the table
 of its numbers.  Queries live in :mod:`.queries` (DuckDB, no plotting), charts
-in :mod:`.charts` (Altair / Vega-Lite), the page in :mod:`.page`.  Needs the
-``report`` extra (``pip install 'gamestore[report]'``); ``import gamestore``
-does not import any of it.
+in :mod:`.charts` (Vega-Lite specs), the page in :mod:`.page` (with the Vega
+JavaScript inlined).  Needs the ``report`` extra (``pip install
+'gamestore[report]'``: vl-convert-python, which bundles the JavaScript);
+``import gamestore`` does not import any of it.
 """
 from __future__ import annotations
 

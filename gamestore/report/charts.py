@@ -1,10 +1,12 @@
-"""The charts of ``gamestore report``: Vega-Lite specs built with Altair.
+"""The charts of ``gamestore report``: Vega-Lite specifications.
 
-Each function takes the :class:`~gamestore.report.queries.ReportData` and
-returns ``(chart id, spec)`` pairs.  Data is attached as a named dataset
-after Altair has built (and validated) the spec, which keeps building a
-spec independent of the number of rows.  Importing this module imports
-Altair; :mod:`gamestore` never imports it.
+Each method returns ``(chart id, spec, table names)``: a Vega-Lite spec
+(plain JSON data, drawn in the browser by the Vega bundle the page inlines)
+whose data are named datasets, filled in the page from the report's
+tables.  The specs are written as Vega-Lite JSON rather than built with
+Altair: importing and validating through Altair cost more than every query
+of the report together; the tests validate every spec against the
+Vega-Lite JSON schema instead (tests/test_report.py).
 """
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ import datetime as _dt
 import decimal
 import math
 from typing import Any
-
-import altair as alt
 
 from .queries import ReportData
 
@@ -29,9 +29,16 @@ QUIET_COLOUR = "#e65100"
 NO_TIME_COLOUR = "#9e9e9e"
 BELOW_TARGET_COLOUR = "#f9a825"
 FULL_COLOUR = "#1565c0"
-
-
 _EPOCH = _dt.datetime(1970, 1, 1)
+
+CONFIG = {
+    "font": "system-ui, -apple-system, 'Segoe UI', sans-serif",
+    "view": {"stroke": None},
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#e8e8e8", "domainColor": "#888"},
+    "legend": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 220},
+    "title": {"fontSize": 14, "anchor": "start", "fontWeight": "bold"},
+    "header": {"labelFontSize": 12, "labelFontWeight": "bold", "titleFontSize": 0},
+}
 
 
 def plain(value: Any) -> Any:
@@ -47,88 +54,89 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _spec(name: str, chart: alt.TopLevelMixin, *tables: str) -> Chart:
-    spec = chart.to_dict()
-    spec.pop("$schema", None)  # a URL: nothing on the page may point at the network
-    return name, spec, tables
+def _field(name: str, kind: str, **kw: Any) -> dict[str, Any]:
+    return {"field": name, "type": {"N": "nominal", "Q": "quantitative", "T": "temporal"}[kind], **kw}
 
 
-def _style(chart: Any) -> Any:
-    return (
-        chart.configure(font="system-ui, -apple-system, 'Segoe UI', sans-serif")
-        .configure_view(stroke=None)
-        .configure_axis(labelFontSize=11, titleFontSize=12, gridColor="#e8e8e8", domainColor="#888")
-        .configure_legend(labelFontSize=11, titleFontSize=12, labelLimit=220)
-        .configure_title(fontSize=14, anchor="start", fontWeight="bold")
-        .configure_header(labelFontSize=12, labelFontWeight="bold", titleFontSize=0)
-    )
+def _chart(name: str, table: str, spec: dict[str, Any], *, title: str | None = None) -> Chart:
+    top = {"config": CONFIG, "data": {"name": table}, **spec}
+    if title is not None:
+        top["title"] = title
+    return name, top, (table,)
 
 
 class _Charts:
     def __init__(self, data: ReportData) -> None:
         self.data = data
         configs = sorted({r["config"] for r in data.table("length_summary").rows})
-        self.config_scale = alt.Scale(domain=configs, scheme="tableau10" if len(configs) <= 10 else "category20")
+        self.config_scale = {"domain": configs, "scheme": "tableau10" if len(configs) <= 10 else "category20"}
 
-    def config_colour(self, title: str = "config") -> alt.Color:
-        return alt.Color("config:N", scale=self.config_scale, title=title)
+    def config_colour(self, **kw: Any) -> dict[str, Any]:
+        return _field("config", "N", scale=self.config_scale, title="config", **kw)
 
     # -- throughput -------------------------------------------------------------------
-    def rate(self, name: str, table: str, field: str, key: str, title: str, colour: alt.Color, *,
+    def rate(self, name: str, table: str, field: str, key: str, title: str, colour: dict[str, Any], *,
              stacked: bool = False) -> Chart:
         """``field`` over time, a line per ``key`` (or stacked areas summing to the total)."""
-        base = alt.Chart(alt.Data(name=table), title=f"{title} ({self.data.bucket_label}, UTC)")
         dense = len(self.data.table(table)) > 60 * len({r[key] for r in self.data.table(table).rows})
-        mark = (base.mark_area(interpolate="step-after", opacity=0.85) if stacked else
-                base.mark_line(point=False if dense else alt.OverlayMarkDef(size=16), strokeWidth=1.6))
-        chart = mark.encode(
-            x=alt.X("time:T", title=None, scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d %H:%M")),
-            y=alt.Y(f"{field}:Q", title=title, stack=True if stacked else None),
-            color=colour,
-            tooltip=[alt.Tooltip("time:T", timeUnit="utcyearmonthdatehoursminutes", title="bucket start (UTC)"),
-                     alt.Tooltip(f"{key}:N"), alt.Tooltip("games:Q", format=","),
-                     alt.Tooltip("positions:Q", format=","), alt.Tooltip(f"{field}:Q", format=",")],
-        ).properties(width=WIDTH, height=HEIGHT)
-        return _spec(name, _style(chart), table)
+        mark: dict[str, Any] = ({"type": "area", "interpolate": "step-after", "opacity": 0.85} if stacked else
+                                {"type": "line", "strokeWidth": 1.6, "point": False if dense else {"size": 16}})
+        encoding = {
+            "x": _field("time", "T", title=None, scale={"type": "utc"}, axis={"format": "%b %d %H:%M"}),
+            "y": _field(field, "Q", title=title, stack=True if stacked else None),
+            "color": colour,
+            "tooltip": [_field("time", "T", timeUnit="utcyearmonthdatehoursminutes", title="bucket start (UTC)"),
+                        _field(key, "N"), _field("games", "Q", format=","), _field("positions", "Q", format=","),
+                        _field(field, "Q", format=",")],
+        }
+        return _chart(name, table, {"mark": mark, "encoding": encoding, "width": WIDTH, "height": HEIGHT},
+                      title=f"{title} ({self.data.bucket_label}, UTC)")
 
     def throughput(self) -> list[Chart]:
-        origin_colour = alt.Color("origin:N", title="source @ node", scale=alt.Scale(scheme="tableau10"))
+        origin = _field("origin", "N", title="source @ node", scale={"scheme": "tableau10"})
         return [
             self.rate("games-per-hour", "throughput_config", "games_per_hour", "config", "games per hour",
                       self.config_colour()),
             self.rate("positions-per-hour", "throughput_config", "positions_per_hour", "config",
                       "positions per hour", self.config_colour()),
             self.rate("games-per-hour-origin", "throughput_origin", "games_per_hour", "origin",
-                      "games per hour by source @ node", origin_colour, stacked=True),
+                      "games per hour by source @ node", origin, stacked=True),
             self.rate("positions-per-hour-origin", "throughput_origin", "positions_per_hour", "origin",
-                      "positions per hour by source @ node", origin_colour, stacked=True),
+                      "positions per hour by source @ node", origin, stacked=True),
         ]
 
     # -- game lengths and outcomes -----------------------------------------------------------
     def lengths(self) -> list[Chart]:
         n = len(self.data.table("length_summary"))
-        chart = alt.Chart(alt.Data(name="length_hist")).mark_bar(binSpacing=0).encode(
-            x=alt.X("moves_from:Q", bin="binned", title="moves per game", scale=alt.Scale(zero=False)),
-            x2="moves_to:Q",
-            y=alt.Y("games:Q", title="games"),
-            color=alt.Color("config:N", scale=self.config_scale, legend=None),
-            tooltip=["config:N", alt.Tooltip("moves_from:Q", title="from"), alt.Tooltip("moves_to:Q", title="to"),
-                     alt.Tooltip("games:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
-        ).properties(width=270, height=140).facet(
-            facet=alt.Facet("config:N", title=None), columns=min(3, max(1, n)),
-        ).resolve_scale(x="independent", y="independent").properties(title="game length per config")
-        return [_spec("game-length", _style(chart), "length_hist")]
+        inner = {
+            "mark": {"type": "bar", "binSpacing": 0},
+            "encoding": {
+                "x": _field("moves_from", "Q", bin="binned", title="moves per game", scale={"zero": False}),
+                "x2": {"field": "moves_to"},
+                "y": _field("games", "Q", title="games"),
+                "color": self.config_colour(legend=None),
+                "tooltip": [_field("config", "N"), _field("moves_from", "Q", title="from"),
+                            _field("moves_to", "Q", title="to"), _field("games", "Q", format=","),
+                            _field("share", "Q", format=".1%")],
+            },
+            "width": 270, "height": 140,
+        }
+        return [_chart("game-length", "length_hist", {
+            "facet": _field("config", "N", title=None), "columns": min(3, max(1, n)), "spec": inner,
+            "resolve": {"scale": {"x": "independent", "y": "independent"}},
+        }, title="game length per config")]
 
-    def shares(self, name: str, table: str, field: str, title: str, scheme: Any) -> Chart:
-        chart = alt.Chart(alt.Data(name=table), title=title).mark_bar().encode(
-            y=alt.Y("config:N", title=None, sort="ascending"),
-            x=alt.X("share:Q", title="share of games", stack="normalize", axis=alt.Axis(format="%")),
-            color=alt.Color(f"{field}:N", title=field.replace("_", " "), scale=alt.Scale(scheme=scheme)),
-            order=alt.Order(f"{field}:N"),
-            tooltip=["config:N", f"{field}:N", alt.Tooltip("games:Q", format=","),
-                     alt.Tooltip("share:Q", format=".1%")],
-        ).properties(width=WIDTH, height=alt.Step(26))
-        return _spec(name, _style(chart), table)
+    def shares(self, name: str, table: str, field: str, title: str, scheme: str) -> Chart:
+        encoding = {
+            "y": _field("config", "N", title=None, sort="ascending"),
+            "x": _field("share", "Q", title="share of games", stack="normalize", axis={"format": "%"}),
+            "color": _field(field, "N", title=field.replace("_", " "), scale={"scheme": scheme}),
+            "order": _field(field, "N"),
+            "tooltip": [_field("config", "N"), _field(field, "N"), _field("games", "Q", format=","),
+                        _field("share", "Q", format=".1%")],
+        }
+        return _chart(name, table, {"mark": {"type": "bar"}, "encoding": encoding, "width": WIDTH,
+                                    "height": {"step": 26}}, title=title)
 
     def outcomes(self) -> list[Chart]:
         return [
@@ -139,44 +147,44 @@ class _Charts:
     # -- freshness ----------------------------------------------------------------------------------
     def freshness(self) -> list[Chart]:
         quiet_h = self.data.quiet_after.total_seconds() / 3600.0
-        status = alt.Color(
-            "status:N", title="status",
-            scale=alt.Scale(domain=["ok", "quiet", "no time"], range=[OK_COLOUR, QUIET_COLOUR, NO_TIME_COLOUR]),
-        )
-        base = alt.Chart(alt.Data(name="freshness"), title=f"age of the newest game (quiet after {quiet_h:g} h)")
-        bars = base.mark_bar().encode(
-            y=alt.Y("config:N", title=None, sort=alt.SortField("age_hours", order="descending")),
-            x=alt.X("age_hours:Q", title="hours since the newest game"),
-            color=status,
-            tooltip=["config:N", alt.Tooltip("newest_game:T", timeUnit="utcyearmonthdatehoursminutesseconds",
-                                             title="newest game (UTC)"),
-                     alt.Tooltip("age_hours:Q", format=",.2f", title="age (hours)"),
-                     alt.Tooltip("games_last_hour:Q", title="games in the last hour"),
-                     alt.Tooltip("games_last_day:Q", title="games in the last day"), "status:N"],
-        )
-        labels = base.mark_text(align="left", dx=4, fontSize=11).encode(
-            y=alt.Y("config:N", sort=alt.SortField("age_hours", order="descending")),
-            x="age_hours:Q",
-            text="age:N",
-        )
-        rule = alt.Chart(alt.Data(values=[{"quiet": quiet_h}])).mark_rule(strokeDash=[4, 3], color=QUIET_COLOUR).encode(
-            x="quiet:Q")
-        chart = alt.layer(bars, labels, rule).properties(width=WIDTH, height=alt.Step(26))
-        return [_spec("freshness", _style(chart), "freshness")]
+        y = _field("config", "N", title=None, sort={"field": "age_hours", "order": "descending"})
+        bars = {
+            "mark": {"type": "bar"},
+            "encoding": {
+                "y": y,
+                "x": _field("age_hours", "Q", title="hours since the newest game"),
+                "color": _field("status", "N", title="status", scale={
+                    "domain": ["ok", "quiet", "no time"], "range": [OK_COLOUR, QUIET_COLOUR, NO_TIME_COLOUR]}),
+                "tooltip": [_field("config", "N"),
+                            _field("newest_game", "T", timeUnit="utcyearmonthdatehoursminutesseconds",
+                                 title="newest game (UTC)"),
+                            _field("age_hours", "Q", format=",.2f", title="age (hours)"),
+                            _field("games_last_hour", "Q", title="games in the last hour"),
+                            _field("games_last_day", "Q", title="games in the last day"), _field("status", "N")],
+            },
+        }
+        labels = {"mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 11},
+                  "encoding": {"y": y, "x": _field("age_hours", "Q"), "text": _field("age", "N")}}
+        rule = {"data": {"values": [{"quiet": quiet_h}]},
+                "mark": {"type": "rule", "strokeDash": [4, 3], "color": QUIET_COLOUR},
+                "encoding": {"x": _field("quiet", "Q")}}
+        return [_chart("freshness", "freshness", {"layer": [bars, labels, rule], "width": WIDTH,
+                                                  "height": {"step": 26}},
+                       title=f"age of the newest game (quiet after {quiet_h:g} h)")]
 
     # -- training signal ------------------------------------------------------------------------------
     def distribution(self, name: str, table: str, field: str, title: str, x_title: str) -> Chart:
         x = f"{field}_from" if f"{field}_from" in self.data.table(table).columns else field
-        chart = alt.Chart(alt.Data(name=table), title=title).mark_line(
-            point=alt.OverlayMarkDef(size=14), interpolate="step-after" if x != field else "linear",
-        ).encode(
-            x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
-            y=alt.Y("share:Q", title="share of moves", axis=alt.Axis(format="%")),
-            color=self.config_colour(),
-            tooltip=["config:N", alt.Tooltip(f"{x}:Q", title=x_title), alt.Tooltip("moves:Q", format=","),
-                     alt.Tooltip("share:Q", format=".2%")],
-        ).properties(width=WIDTH, height=HEIGHT)
-        return _spec(name, _style(chart), table)
+        encoding = {
+            "x": _field(x, "Q", title=x_title, scale={"zero": False}),
+            "y": _field("share", "Q", title="share of moves", axis={"format": "%"}),
+            "color": self.config_colour(),
+            "tooltip": [_field("config", "N"), _field(x, "Q", title=x_title), _field("moves", "Q", format=","),
+                        _field("share", "Q", format=".2%")],
+        }
+        mark = {"type": "line", "point": {"size": 14}, "interpolate": "step-after" if x != field else "linear"}
+        return _chart(name, table, {"mark": mark, "encoding": encoding, "width": WIDTH, "height": HEIGHT},
+                      title=title)
 
     def signal(self) -> list[Chart]:
         charts = []
@@ -195,17 +203,18 @@ class _Charts:
         if not self.data.table("shard_sizes").rows:
             return []
         target = self.data.store["compaction_target_moves"]
-        chart = alt.Chart(alt.Data(name="shard_sizes"), title=f"shard sizes (compaction target {target:,} moves)")
-        chart = chart.mark_bar(binSpacing=1).encode(
-            x=alt.X("moves_from:Q", bin="binned", title="moves per shard"),
-            x2="moves_to:Q",
-            y=alt.Y("shards:Q", title="shards", stack=True),
-            color=alt.Color("size:N", title="shard",
-                            scale=alt.Scale(domain=["below target", "full"], range=[BELOW_TARGET_COLOUR, FULL_COLOUR])),
-            tooltip=[alt.Tooltip("moves_from:Q", title="from", format=","), alt.Tooltip("moves_to:Q", title="to", format=","),
-                     "size:N", "shards:Q"],
-        ).properties(width=WIDTH, height=HEIGHT)
-        return [_spec("shard-sizes", _style(chart), "shard_sizes")]
+        encoding = {
+            "x": _field("moves_from", "Q", bin="binned", title="moves per shard"),
+            "x2": {"field": "moves_to"},
+            "y": _field("shards", "Q", title="shards", stack=True),
+            "color": _field("size", "N", title="shard", scale={"domain": ["below target", "full"],
+                                                                "range": [BELOW_TARGET_COLOUR, FULL_COLOUR]}),
+            "tooltip": [_field("moves_from", "Q", title="from", format=","), _field("moves_to", "Q", title="to", format=","),
+                        _field("size", "N"), _field("shards", "Q")],
+        }
+        return [_chart("shard-sizes", "shard_sizes", {"mark": {"type": "bar", "binSpacing": 1}, "encoding": encoding,
+                                                      "width": WIDTH, "height": HEIGHT},
+                       title=f"shard sizes (compaction target {target:,} moves)")]
 
 
 def build_charts(data: ReportData) -> dict[str, list[Chart]]:
