@@ -152,11 +152,18 @@ def test_training_signal_sample(mixed, mixed_data):
         assert per and all(n > 0 for n in per.values())
 
 
-def test_sample_is_bounded_and_newest_first(mixed):
+def test_sample_is_whole_newest_shards_within_budget(mixed):
     d = collect(mixed, as_of=AS_OF, sample_moves=3000)
-    configs = len(MIXED_CONFIGS)
-    # at most one game past the budget of each config
-    assert d.sample_moves <= 3000 + configs * 700
+    shards = mixed.sql("SELECT shard_id, sum(num_moves) AS moves, max(created_at) AS newest FROM games"
+                       " GROUP BY 1 ORDER BY newest DESC").fetchall()
+    # the newest shards, whole, until the budget is reached: the last one may pass it
+    expect, total = 0, 0
+    for _, moves, _ in shards:
+        if total >= 3000:
+            break
+        total += moves
+        expect += 1
+    assert d.sample_moves == total and 0 < expect < len(shards)
     assert 0 < d.sample_games < mixed.count_games()
     assert collect(mixed, as_of=AS_OF, sample_moves=0).sample_moves == 0
 

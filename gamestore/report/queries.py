@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Table", "ReportData", "collect", "parse_duration", "DEFAULT_SAMPLE_MOVES", "DEFAULT_QUIET_AFTER"]
 
 #: Moves decoded (newest games first, shared among configs) for the training-signal figures.
-DEFAULT_SAMPLE_MOVES = 100_000
+DEFAULT_SAMPLE_MOVES = 50_000
 #: A config whose newest game is older than this is flagged as quiet.
 DEFAULT_QUIET_AFTER = _dt.timedelta(hours=1)
 #: Most time buckets a throughput chart gets (the bucket width grows to fit).
