@@ -15,8 +15,8 @@ targets per player and for the mover, and the 49 heuristic features.
   with numpy.  In order, no shuffle.
 - **gamestore**: ``PositionDataset`` (shuffled: seeded order of moves
   batches, then windows of 16,384 positions) through ``ResumableLoader``
-  (``rl``) and through ``DataLoader(batch_size=None,
-  collate_fn=passthrough)`` (``dl``), with 0, 1 and 2 workers.
+  (``rl``) and through ``DataLoader(ds, batch_size=None)``
+  (``dl``, the documented idiom, default collation), with 0, 1 and 2 workers.
 
 Each configuration runs ``--rounds`` times, interleaved, and the best pass
 counts (the machine is shared; ratios measured side by side are the
@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 
 import gamestore
 from gamestore import synth
-from gamestore.torch import PositionDataset, ResumableLoader, passthrough
+from gamestore.torch import PositionDataset, ResumableLoader
 
 from benchmarks.sqlite_baseline import SqliteBaseline
 
@@ -168,7 +168,7 @@ def gamestore_loader(path: Path, action_map, batch_size: int, workers: int, epoc
     ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1, epoch=epoch, action_map=action_map)
     if kind == "rl":
         return ds, ResumableLoader(ds, num_workers=workers)
-    return ds, DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=passthrough)
+    return ds, DataLoader(ds, batch_size=None, num_workers=workers)
 
 
 def throughput(gs: Path, db: Path, *, batch_size: int, rounds: int) -> dict:
@@ -221,7 +221,7 @@ def _peak_child(path: str, batch_size: int, workers: int) -> None:
     shares with the main process) and its VmHWM, sampled at every batch.
     """
     ds = PositionDataset(path, batch_size=batch_size, buffer_size=16384, seed=1, transform=_MemoryProbe())
-    loader = DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=passthrough)
+    loader = DataLoader(ds, batch_size=None, num_workers=workers)
     t0 = time.perf_counter()
     n = private = hwm = 0
     for b in loader:

@@ -35,15 +35,20 @@ iterable dataset over 16 shards with a 16,384-example shuffle buffer).
 
 Every dataset is opened once (not timed); a pass is one epoch (for the
 DataLoader rows, starting the workers included).  All rows run in one
-process, interleaved, best of ``--rounds`` passes; each pass checks that every reader delivered the same positions (count, sums of
+process, interleaved, best of ``--rounds`` passes, as wall-clock
+positions/s and as positions per CPU-second (this process's threads plus
+its DataLoader workers: steadier than wall time on a shared machine); each
+pass checks that every reader delivered the same positions (count, sums of
 move numbers, value targets and probabilities).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import sys
@@ -319,9 +324,15 @@ def gamestore_epoch(ds: PositionDataset, epoch: int, workers: int | None) -> Ite
 # ---------------------------------------------------------------------------
 # measurement
 # ---------------------------------------------------------------------------
-def _timed(batches: Iterable[dict]) -> tuple[float, tuple[int, int, float]]:
-    """Seconds for the whole pass and a checksum (positions, sums of move numbers, value targets, probabilities)."""
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and of its reaped children (DataLoader workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _timed(batches: Iterable[dict]) -> tuple[float, float, tuple[int, int, int, float]]:
+    """Wall and CPU seconds of the whole pass, and a checksum (positions, sums of move numbers, values, probabilities)."""
+    t0, c0 = time.perf_counter(), _cpu()
     n = moves = values = 0
     probs = 0.0
     for b in batches:
@@ -329,7 +340,9 @@ def _timed(batches: Iterable[dict]) -> tuple[float, tuple[int, int, float]]:
         moves += int(b["move_number"].sum())
         values += int(b["value"].sum()) + int(b["value_mover"].sum())
         probs += float(b["policy_prob"].double().sum())
-    return time.perf_counter() - t0, (n, moves, values, round(probs, 3))
+    wall = time.perf_counter() - t0
+    gc.collect()  # a finished DataLoader iterator joins its workers: their CPU time is counted
+    return wall, _cpu() - c0, (n, moves, values, round(probs, 3))
 
 
 def _backend_name() -> str:
@@ -367,25 +380,29 @@ def run(args: argparse.Namespace, root: Path) -> None:
     print(f"corpus: {games} games, {positions:,} positions (RingRift fixture x{args.copies}); ready in"
           f" {time.perf_counter() - t:.0f} s; backend {_backend_name()}", flush=True)  # fmt: skip
     best: dict[str, float] = {}
+    best_cpu: dict[str, float] = {}
     checks: dict[str, tuple] = {}
     for r in range(args.rounds):
         for name, make in readers.items():
-            seconds, check = _timed(make(r))
+            seconds, cpu, check = _timed(make(r))
             best[name] = min(best.get(name, float("inf")), seconds)
+            best_cpu[name] = min(best_cpu.get(name, float("inf")), cpu)
             checks[name] = check
-            print(f"  round {r}: {name}: {check[0] / seconds:,.0f} positions/s", flush=True)
+            print(f"  round {r}: {name}: {check[0] / seconds:,.0f} positions/s, {check[0] / cpu:,.0f} per CPU-s", flush=True)
     if len(set(checks.values())) != 1:
         raise SystemExit(f"readers disagree: {checks}")
-    base = positions / best["sqlite_json"]
-    pq_rate = positions / best["parquet"] if "parquet" in best else None
     print(f"\n{positions:,} positions, batches of {args.batch_size}, best of {args.rounds}; all readers delivered the same"
           f" positions ({checks['sqlite_json']}); load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
-    print("| reader | positions/s | vs SQLite + JSON | vs Parquet loop |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, seconds in best.items():
-        rate = positions / seconds
-        vs_pq = f"{rate / pq_rate:.2f}x" if pq_rate else "-"
-        print(f"| {name} | {rate:,.0f} | {rate / base:.1f}x | {vs_pq} |")
+    print("| reader | positions/s | vs SQLite + JSON | vs Parquet loop | positions per CPU-s | vs SQLite + JSON | vs Parquet loop |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in best:
+        cells = []
+        for table in (best, best_cpu):
+            rate = positions / table[name]
+            base = positions / table["sqlite_json"]
+            vs_pq = f"{rate * table['parquet'] / positions:.2f}x" if "parquet" in table else "-"
+            cells.append(f"{rate:,.0f} | {rate / base:.1f}x | {vs_pq}")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 def main(argv: list[str] | None = None) -> None:
