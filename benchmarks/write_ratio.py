@@ -1,0 +1,76 @@
+"""End-to-end write cost per backend: ``write_games`` + ``flush`` CPU time per move, compiled vs reference.
+
+    python -m benchmarks.write_ratio [--games 150] [--repeat 3]
+
+Each backend runs in its own process (``GAMESTORE_BACKEND`` is read at
+import) on the same synthetic square8 games (``gamestore.synth``, seed 5),
+alternating, best of ``--repeat`` fresh stores (fsync off).  CPU time
+(``time.process_time``: this process's threads, Arrow's compression threads
+included) is used rather than wall time, so that the ratio holds on a
+shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(games: int, repeat: int) -> None:
+    import gamestore
+    from gamestore import backend, synth
+
+    records = synth.games(games, board_type="square8", num_players=2, seed=5)
+    moves = sum(len(g["moves"]) for g in records)
+    best = float("inf")
+    with tempfile.TemporaryDirectory(prefix="write_ratio_") as tmp:
+        for r in range(repeat):
+            path = Path(tmp) / f"s{r}"
+            with gamestore.open(path, vectors=synth.VECTORS, fsync=False) as store:
+                t = time.process_time()
+                store.write_games(records)
+                store.flush()
+                best = min(best, time.process_time() - t)
+            shutil.rmtree(path)
+    print(json.dumps({"backend": backend.BACKEND, "moves": moves, "us_per_move": best / moves * 1e6}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--games", type=int, default=150)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args.games, args.repeat)
+        return
+    best: dict[str, dict] = {}
+    for _ in range(2):
+        for name in ("cython", "python"):
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.write_ratio", "--child", "--games", str(args.games), "--repeat", str(args.repeat)],
+                check=True, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "GAMESTORE_BACKEND": name},
+            )  # fmt: skip
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if r["backend"] != name:
+                raise SystemExit(f"asked for backend {name}, got {r['backend']}")
+            if name not in best or r["us_per_move"] < best[name]["us_per_move"]:
+                best[name] = r
+    cy, py = best["cython"]["us_per_move"], best["python"]["us_per_move"]
+    print(f"{best['cython']['moves']:,} moves; write_games + flush, CPU per move: compiled {cy:.2f} us,"
+          f" reference {py:.2f} us: {py / cy:.1f}x (load average {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
