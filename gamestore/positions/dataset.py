@@ -301,7 +301,7 @@ class PositionDataset(IterableDataset):
             batch_size=self.batch_size,
             drop_last=self.drop_last,
         )
-        progress = {"num_workers": num_workers, "batches": {worker: skip}}
+        progress: dict[str, Any] = {"num_workers": num_workers, "batches": {worker: skip}}
         self._progress = progress
         position = {seg: i for i, seg in enumerate(segments)}
 
