@@ -10,48 +10,24 @@ switches a file to WAL mode).
 """
 from __future__ import annotations
 
-import io
-import os
 import random
 import shutil
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gamestore.ringrift.fixtures import decompress_fixtures, fixture_dir
+from gamestore.ringrift.fixtures import decompress_fixtures, extract_source, fixture_dir, source_tarball
 from gamestore.ringrift.transfer import import_sqlite
-
-REPO = Path(__file__).resolve().parents[1]
-TARBALL = Path("ringrift-src") / "ringrift-src.tar.zst"
-
-
-def src_tarball() -> Path | None:
-    env = os.environ.get("GAMESTORE_RINGRIFT_SRC")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / TARBALL, REPO.parent.parent / "shared" / TARBALL]
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def extract(tarball: Path, dest: Path) -> Path:
-    import zstandard
-
-    with open(tarball, "rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as r:
-        data = io.BytesIO(r.read())
-    with tarfile.open(fileobj=data) as tar:
-        tar.extractall(dest, filter="tar") if sys.version_info >= (3, 12) else tar.extractall(dest)
-    return dest / "ringrift" / "ai-service"
 
 
 @pytest.fixture(scope="session")
 def rr_src(tmp_path_factory) -> Path:
     """RingRift's ai-service directory, importable (``app.*``, ``scripts.*``)."""
-    tarball = src_tarball()
-    if tarball is None:
+    if source_tarball() is None:
         pytest.skip("RingRift source snapshot not found (../shared/ringrift-src/ringrift-src.tar.zst)")
-    root = extract(tarball, tmp_path_factory.mktemp("ringrift_src"))
+    root = extract_source(tmp_path_factory.mktemp("ringrift_src"))
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     import logging

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["FIXTURE_NAMES", "fixture_dir", "decompress_fixtures"]
+__all__ = ["FIXTURE_NAMES", "fixture_dir", "decompress_fixtures", "source_tarball", "extract_source"]
 
 FIXTURE_NAMES = ("ringrift_v18_sample", "ringrift_v18_history")
 
@@ -38,3 +38,36 @@ def decompress_fixtures(dest: str | os.PathLike) -> dict[str, Path]:
             path.write_bytes(data)
         out[name] = path
     return out
+
+
+_SOURCE = Path("ringrift-src") / "ringrift-src.tar.zst"
+
+
+def source_tarball() -> Path | None:
+    """RingRift's source snapshot: ``$GAMESTORE_RINGRIFT_SRC`` or ``../shared/ringrift-src/ringrift-src.tar.zst``
+    beside the repository (or beside its parent directory, for worktrees)."""
+    candidates = [Path(os.environ["GAMESTORE_RINGRIFT_SRC"])] if os.environ.get("GAMESTORE_RINGRIFT_SRC") else []
+    repo = Path(__file__).resolve().parents[2]
+    candidates += [repo.parent / "shared" / _SOURCE, repo.parent.parent / "shared" / _SOURCE]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def extract_source(dest: str | os.PathLike) -> Path:
+    """Extract the snapshot into ``dest``; returns its ``ai-service`` directory (put it on ``sys.path``)."""
+    import io
+    import sys
+    import tarfile
+
+    import zstandard
+
+    tarball = source_tarball()
+    if tarball is None:
+        raise FileNotFoundError("RingRift source snapshot not found (set GAMESTORE_RINGRIFT_SRC)")
+    with open(tarball, "rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as r:
+        data = io.BytesIO(r.read())
+    with tarfile.open(fileobj=data) as tar:
+        if sys.version_info >= (3, 12):
+            tar.extractall(dest, filter="tar")
+        else:
+            tar.extractall(dest)
+    return Path(dest) / "ringrift" / "ai-service"
