@@ -102,3 +102,21 @@ def test_get_conn_context_manager(dbs):
         with db._get_conn() as conn:
             rows = conn.execute("SELECT game_id FROM games").fetchall()
             assert len(rows) == 10 and rows[0]["game_id"] == rows[0][0]
+
+
+def test_move_json_fast_path_equals_the_mapping(dbs):
+    """compat_rows.move_json (the readers' fast path) gives mapping.move_json_value's object, key order included."""
+    import gamestore
+    from gamestore.ringrift.compat_rows import move_json
+    from gamestore.ringrift.mapping import move_json_value
+
+    records = [{"move_number": 3, "move_type": "place_ring", "player": 1, "custom": 5, "rr_x": 1,
+                "to": {"x": 1, "y": 2, "z": None}}]  # fmt: skip
+    for _, path in dbs.values():
+        with gamestore.open(path) as s:
+            for gid in s.query_games(columns=["game_id"]).column("game_id").to_pylist():
+                records += s.get_game(gid)["moves"]
+    assert len(records) > 2000
+    for m in records:
+        a, b = move_json(m), move_json_value(m)
+        assert a == b and list(a) == list(b)

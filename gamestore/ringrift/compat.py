@@ -23,6 +23,7 @@ from typing import Any, Iterator, Literal
 
 from ..errors import GameNotFoundError
 from . import compat_rows as R
+from .compat_index import GameIndex
 from .compat_side import SideTables
 from .compat_sql import Connection
 from .compat_types import Replay, Types
@@ -68,6 +69,8 @@ class GameReplayDB(SideTables):
         self._headers: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        self._index = GameIndex(self._store)
+        self._game_rows: OrderedDict[int, dict] = OrderedDict()  # id(header) -> games row (checked by game_id)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -147,15 +150,43 @@ class GameReplayDB(SideTables):
         except GameNotFoundError:
             return None
 
-    def _moves(self, game_id: str) -> list[dict] | None:
+    def _moves(self, game_id: str, *, policy: bool = False, vectors: bool = False) -> list[dict] | None:
+        """The game's move records, decoding only the columns asked for (None: no such game)."""
+        self._store._check_open()
+        self._store.catalog.refresh()
+        found = R.game_moves_batch(self._store, game_id)
+        if found is not None:
+            return R.decode_partial(*found, policy=policy, vectors=vectors)
         rec = self._record(game_id)
         return None if rec is None else rec["moves"]
 
+    def _heuristics(self, game_id: str) -> list[tuple[int, Any]]:
+        """``(move_number, features or None)`` of every move."""
+        self._store._check_open()
+        self._store.catalog.refresh()
+        found = R.game_moves_batch(self._store, game_id)
+        if found is not None:
+            feats = R.heuristics_of_rows(*found)
+            if feats is not None:
+                return list(zip(found[1].column("move_number").to_pylist(), feats))
+        return [(m["move_number"], R.heuristics(m)) for m in self._moves(game_id, vectors=True) or ()]
+
     # -- game-level reads -------------------------------------------------------------------
     def get_game_metadata(self, game_id: str) -> dict | None:
-        """Get game metadata without loading full state."""
+        """Get game metadata without loading full state (the ``games`` row as a new dict)."""
         header = self._header(game_id)
-        return None if header is None else R.game_row(header)
+        if header is None:
+            return None
+        key = id(header)
+        with self._lock:
+            row = self._game_rows.get(key)
+        if row is None or row["game_id"] != game_id:
+            row = R.game_row(header)
+            with self._lock:
+                self._game_rows[key] = row
+                if len(self._game_rows) > _HEADER_CACHE:
+                    self._game_rows.popitem(last=False)
+        return dict(row)
 
     def get_game_with_players(self, game_id: str) -> dict | None:
         """Get game metadata including player details."""
@@ -202,7 +233,7 @@ class GameReplayDB(SideTables):
         moves = self._moves(game_id)
         if not moves:
             return []
-        return self._types.moves([R.move_json_value(m) for m in moves if R.in_range(m["move_number"], start, end)])
+        return self._types.moves([R.move_json(m) for m in moves if R.in_range(m["move_number"], start, end)])
 
     def get_moves_batch(self, game_ids: list[str]) -> dict[str, list[Any]]:
         """Moves of several games (an empty list for unknown games)."""
@@ -216,7 +247,7 @@ class GameReplayDB(SideTables):
             return {}
         results: dict[str, dict[int, dict[str, float]]] = {}
         for gid in dict.fromkeys(game_ids):
-            for m in self._moves(gid) or ():
+            for m in self._moves(gid, policy=True) or ():
                 probs = R.move_probs(m)
                 if probs:
                     results.setdefault(gid, {})[m["move_number"]] = probs
@@ -238,7 +269,7 @@ class GameReplayDB(SideTables):
                     "player": c["player"],
                     "phase": c["phase"],
                     "moveType": c["move_type"],
-                    "move": R.move_json_value(m),
+                    "move": R.move_json(m),
                     "timestamp": c["timestamp"],
                     "thinkTimeMs": c["think_time_ms"],
                     "timeRemainingMs": c["time_remaining_ms"],
@@ -254,22 +285,17 @@ class GameReplayDB(SideTables):
 
     def get_move_heuristics(self, game_id: str, move_number: int) -> Any:
         """The move's heuristic features (float32 array), or None."""
-        for m in self._moves(game_id) or ():
-            if m["move_number"] == move_number:
-                return R.heuristics(m)
+        for mn, h in self._heuristics(game_id):
+            if mn == move_number:
+                return h
         return None
 
     def get_game_heuristics_batch(self, game_id: str) -> dict[int, Any]:
         """move_number -> heuristic features for the moves that have them."""
-        out = {}
-        for m in self._moves(game_id) or ():
-            h = R.heuristics(m)
-            if h is not None:
-                out[m["move_number"]] = h
-        return out
+        return {mn: h for mn, h in self._heuristics(game_id) if h is not None}
 
     def has_heuristics(self, game_id: str) -> bool:
-        return any(R.heuristics(m) is not None for m in self._moves(game_id) or ())
+        return any(h is not None for _, h in self._heuristics(game_id))
 
     # -- states ---------------------------------------------------------------------------------
     def get_state_at_move(self, game_id: str, move_number: int, auto_inject: bool | None = None) -> Any:
@@ -290,15 +316,14 @@ class GameReplayDB(SideTables):
             return None
         if move_number < 0:
             return initial
-        rec = self._record(game_id)
-        moves = rec["moves"] if rec is not None else []
+        moves = self._moves(game_id) or []
         start_mn, state = -1, initial
         if not auto_inject:
-            snaps = R.snapshot_states(rec or header, moves)
+            snaps = R.snapshot_states(header, moves)
             best = max((mn for mn in snaps if mn <= move_number), default=None)
             if best is not None:
                 start_mn, state = best, self._types.state(snaps[best])
-        todo = [R.move_json_value(m) for m in moves if start_mn < m["move_number"] <= move_number]
+        todo = [R.move_json(m) for m in moves if start_mn < m["move_number"] <= move_number]
         return self._types.replay(state, self._types.moves(todo), auto_inject=auto_inject)
 
     def get_state_at_move_legacy(self, game_id: str, move_number: int) -> Any:
@@ -306,35 +331,10 @@ class GameReplayDB(SideTables):
         return self.get_state_at_move(game_id, move_number, auto_inject=True)
 
     # -- queries --------------------------------------------------------------------------------
-    def _where(
-        self,
-        board_type: Any,
-        num_players: int | None,
-        winner: int | None,
-        termination_reason: str | None,
-        source: str | None,
-        min_moves: int | None,
-        max_moves: int | None,
-    ) -> tuple[list[str], list[Any]]:
-        conds: list[str] = []
-        params: list[Any] = []
-        for col, val in (
-            ("board_type", None if board_type is None else (board_type.value if hasattr(board_type, "value") else str(board_type))),
-            ("num_players", num_players),
-            ("winner", winner),
-            ("termination_reason", termination_reason),
-            ("source", source),
-        ):
-            if val is not None:
-                conds.append(f"{col} = ?")
-                params.append(val)
-        if min_moves is not None:
-            conds.append("total_moves >= ?")
-            params.append(min_moves)
-        if max_moves is not None:
-            conds.append("total_moves <= ?")
-            params.append(max_moves)
-        return conds, params
+    def _filters(self, board_type: Any, *rest: Any) -> dict[str, Any]:
+        names = ("num_players", "winner", "termination_reason", "source", "min_moves", "max_moves")
+        bt = None if board_type is None else (board_type.value if hasattr(board_type, "value") else str(board_type))
+        return {"board_type": bt, **dict(zip(names, rest))}
 
     def _catalog_rows(self, sql: str, params: list[Any]) -> list[tuple]:
         self._store._check_open()
@@ -362,20 +362,18 @@ class GameReplayDB(SideTables):
         ``excluded_from_training`` column, so ``exclude_training_excluded`` changes
         nothing, as in RingRift.
         """
-        conds, params = self._where(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
-        if require_moves:
-            conds.append("num_moves > 0")
-        if exclude_non_canonical:
-            conds.append("COALESCE(parity_status, 'pending') != 'non_canonical_history'")
-        where = " AND ".join(conds) or "true"
-        ids = self._catalog_rows(
-            f"SELECT game_id FROM games WHERE {where} ORDER BY created_at DESC, shard_id DESC, move_offset DESC"
-            " LIMIT ? OFFSET ?",
-            [*params, limit, offset],
+        rows = self._index.select(
+            **self._filters(board_type, num_players, winner, termination_reason, source, min_moves, max_moves),
+            require_moves=require_moves,
+            exclude_non_canonical=exclude_non_canonical,
         )
+        if limit is not None and limit >= 0:  # SQLite: a negative LIMIT means none
+            rows = rows[offset : offset + limit] if offset > 0 else rows[:limit]
+        elif offset > 0:
+            rows = rows[offset:]
         out = []
-        for (gid,) in ids:
-            row = self.get_game_metadata(gid)
+        for r in rows:
+            row = self.get_game_metadata(r.game_id)
             if row is not None:
                 out.append(row)
         return out
@@ -392,9 +390,8 @@ class GameReplayDB(SideTables):
         exclude_training_excluded: bool = True,
     ) -> int:
         """Number of games matching the filters."""
-        conds, params = self._where(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
-        where = " AND ".join(conds) or "true"
-        return int(self._catalog_rows(f"SELECT COUNT(*) FROM games WHERE {where}", params)[0][0])
+        f = self._filters(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
+        return len(self._index.select(**f))
 
     def iterate_games(self, batch_size: int = 100, **filters: Any) -> Iterator[tuple[dict, Any, list[Any]]]:
         """``(metadata, initial_state, moves)`` for each matching game (``limit`` defaults to 10000)."""
@@ -416,8 +413,8 @@ class GameReplayDB(SideTables):
             initial = self.get_initial_state(gid)
             if initial is None:
                 continue
-            moves = self._moves(gid) or []
-            move_objs = self._types.moves([R.move_json_value(m) for m in moves])
+            moves = self._moves(gid, policy=probs) or []
+            move_objs = self._types.moves([R.move_json(m) for m in moves])
             mp: dict[int, dict[str, float]] = {}
             if probs:
                 for m in moves:
@@ -428,20 +425,9 @@ class GameReplayDB(SideTables):
 
     def get_stats(self) -> dict:
         """Database statistics, keyed as RingRift's ``get_stats``."""
-        rows = self._catalog_rows
-        total_games = int(rows("SELECT COUNT(*) FROM games", [])[0][0])
-        total_moves = int(rows("SELECT coalesce(SUM(num_moves), 0) FROM games", [])[0][0])
-        by_board = dict(rows("SELECT board_type, COUNT(*) FROM games GROUP BY 1", []))
-        by_status = dict(rows("SELECT game_status, COUNT(*) FROM games GROUP BY 1", []))
-        by_term = {k: v for k, v in rows("SELECT termination_reason, COUNT(*) FROM games GROUP BY 1", []) if k}
+        stats = self._index.stats()
         stored = self._store.get_meta("ringrift.schema_metadata")
         meta = {r[0]: r[1] for r in stored or []}
         version = meta.get("schema_version", None if stored else 18)  # a store not imported from SQLite: v18
-        return {
-            "total_games": total_games,
-            "games_by_board_type": by_board,
-            "games_by_status": by_status,
-            "games_by_termination": by_term,
-            "total_moves": total_moves,
-            "schema_version": int(version) if version is not None else 1,
-        }
+        stats["schema_version"] = int(version) if version is not None else 1
+        return stats

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .jsontext import untag
-from .mapping import HEURISTIC_FEATURES, move_json_value, record_to_rows
+from .mapping import _DIRECT_JSON, _JSON_RESERVED, HEURISTIC_FEATURES, MOVE_JSON_KEYS, move_json_value, record_to_rows
 from .tables import COLUMNS
 
 __all__ = [
@@ -26,6 +26,29 @@ __all__ = [
 _GAME_COLS = COLUMNS["games"]
 _MOVE_SCALARS = ("turn_number", "player", "phase", "move_type", "timestamp", "think_time_ms", "time_remaining_ms",
                  "engine_eval", "engine_eval_type", "engine_depth", "engine_nodes", "engine_pv", "engine_time_ms")  # fmt: skip
+
+
+_MN = object()  # placeholder of moveNumber (move_number + 1)
+_IMPLIED_SRC = {"type": "move_type", "player": "player", "timestamp": "timestamp", "thinkTime": "think_time_ms",
+                "phase": "phase", "moveNumber": _MN}  # fmt: skip
+_PLAN = tuple((k, _DIRECT_JSON.get(k, _IMPLIED_SRC.get(k, k))) for k in MOVE_JSON_KEYS)
+_NOT_EXTRA = frozenset(MOVE_JSON_KEYS) | _JSON_RESERVED
+_SLOW_KEYS = ("rr_text", "rr_json_keys", "rr_json")
+
+
+def move_json(m: Mapping) -> dict:
+    """:func:`.mapping.move_json_value`, about 3x faster for the usual records (no key order or overrides kept)."""
+    for k in _SLOW_KEYS:
+        if k in m:
+            return move_json_value(m)
+    get = m.get
+    d = {k: (m["move_number"] + 1 if src is _MN else get(src)) for k, src in _PLAN}
+    extra = m.keys() - _NOT_EXTRA
+    if extra:  # records not imported from SQLite: their unknown keys join the move JSON, in record order
+        for k, v in m.items():
+            if k in extra and not k.startswith("rr_"):
+                d[k] = v
+    return d
 
 
 def in_range(n: int, start: int, end: int | None) -> bool:
@@ -87,7 +110,7 @@ def snapshot_states(rec: Mapping, moves: Sequence[Mapping]) -> dict[int, dict]:
             else:
                 index, n = mh
                 items = list(state.items())
-                items.insert(index, ("moveHistory", [move_json_value(m) for m in moves[:n]]))
+                items.insert(index, ("moveHistory", [move_json(m) for m in moves[:n]]))
                 out[s["move_number"]] = dict(items)
         else:
             plain.append(s)
@@ -141,4 +164,64 @@ def table_rows(rec: Mapping, table: str) -> list[dict]:
     out = [dict(zip(cols, r)) for r in rows]
     if table in ("game_history_entries", "game_state_snapshots", "game_moves"):
         out.sort(key=lambda r: r["move_number"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# partial move decoding: only the columns a read needs
+# ---------------------------------------------------------------------------------------------
+#: column groups a partial decode may leave out (read as absent)
+_POLICY_COLS = ("policy",)
+_SEARCH_COLS = ("search", "search_extra_json")
+
+
+def game_moves_batch(store: Any, game_id: str) -> tuple[Any, Any] | None:
+    """``(shard reader, the game's rows of its cached moves batch)``; None when not a plain point read."""
+    catalog = store.catalog
+    loc = catalog.locate(game_id)
+    if loc is None:
+        return None
+    reader = catalog.find_reader(loc.shard_id)
+    if reader is None or loc.num_moves == 0:
+        return None
+    i = reader.batch_index(loc.move_offset)
+    start = loc.move_offset - reader.batch_starts[i]
+    batch = reader.cached_batch(i).batch
+    if start < 0 or start + loc.num_moves > batch.num_rows:
+        return None
+    return reader, batch.slice(start, loc.num_moves)
+
+
+def decode_partial(reader: Any, rows: Any, *, policy: bool = False, search: bool = False, vectors: bool = False) -> list[dict]:
+    """Move records of ``rows`` with the heavy per-move data left out unless asked for."""
+    import pyarrow as pa
+
+    from .. import codec
+
+    drop = set(() if policy else _POLICY_COLS) | set(() if search else _SEARCH_COLS)
+    specs = reader.vectors if vectors else {}
+    if not vectors:
+        drop |= {s.column for s in reader.vectors.values()}
+    cols = [pa.nulls(rows.num_rows, f.type) if f.name in drop else c for f, c in zip(rows.schema, rows.columns)]
+    return codec._moves.decode_moves(pa.RecordBatch.from_arrays(cols, schema=rows.schema), specs)
+
+
+def heuristics_of_rows(reader: Any, rows: Any) -> list[np.ndarray | None] | None:
+    """The heuristic features of each row straight from the vector column (None: decode the moves instead)."""
+    spec = reader.vectors.get(HEURISTIC_FEATURES)
+    extra = rows.column("extra_json")
+    if spec is None or extra.null_count < len(extra) and any("heuristic_features" in (e or "") for e in extra.to_pylist()):
+        return None
+    col = rows.column(spec.column)
+    values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    width = col.type.list_size
+    out: list[np.ndarray | None] = []
+    valid = col.is_valid().to_numpy(zero_copy_only=False)
+    pos = 0
+    for ok in valid:
+        if ok:
+            out.append(np.frombuffer(values[pos : pos + width].tobytes(), dtype=np.float32))
+            pos += width
+        else:
+            out.append(None)
     return out

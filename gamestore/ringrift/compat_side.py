@@ -22,17 +22,23 @@ class SideTables:
 
     _types: Any
 
-    def _record(self, game_id: str) -> dict | None:  # provided by GameReplayDB
+    def _header(self, game_id: str) -> dict | None:  # provided by GameReplayDB
+        raise NotImplementedError
+
+    def _moves(self, game_id: str, *, policy: bool = False, vectors: bool = False) -> list[dict] | None:
         raise NotImplementedError
 
     def _catalog_rows(self, sql: str, params: list[Any]) -> list[tuple]:  # provided by GameReplayDB
         raise NotImplementedError
 
     def _side_rows(self, game_id: str, table: str) -> list[dict]:
-        rec = self._record(game_id)
-        if rec is None or not any(s.get("rr_table") == table for s in rec.get("snapshots") or ()):
+        """The rows of a side table (kept among the game's snapshots, so the game row alone says if any exist)."""
+        header = self._header(game_id)
+        if header is None or not any(s.get("rr_table") == table for s in header.get("snapshots") or ()):
             return []
-        return R.table_rows(rec, table)
+        # history states embed the moves so far (rebuilt from the move texts); the other tables need no moves
+        moves = self._moves(game_id) if table == "game_history_entries" else []
+        return R.table_rows({**header, "moves": moves or []}, table)
 
     # -- choices ----------------------------------------------------------------------------------
     def get_choices_at_move(self, game_id: str, move_number: int) -> list[dict]:
