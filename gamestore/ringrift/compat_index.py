@@ -34,6 +34,10 @@ _SQL = (
 )
 
 
+def _equals(i: int, value: Any) -> Callable[[IndexRow], bool]:
+    return lambda r: r[i] is not None and r[i] == value
+
+
 class GameIndex:
     def __init__(self, store: Any) -> None:
         self._store = store
@@ -74,7 +78,7 @@ class GameIndex:
                              ("termination_reason", termination_reason), ("source", source)):  # fmt: skip
             if value is not None:
                 i = IndexRow._fields.index(field)
-                tests.append(lambda r, i=i, v=value: r[i] is not None and r[i] == v)
+                tests.append(_equals(i, value))
         if min_moves is not None:
             tests.append(lambda r: r.total_moves is not None and r.total_moves >= min_moves)
         if max_moves is not None:

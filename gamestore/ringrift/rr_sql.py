@@ -13,7 +13,7 @@ G = object()  # placeholder: a game id of the database
 GS = object()  # placeholder: three game ids (IN lists)
 
 #: (source, sql, params)
-STATEMENTS: list[tuple[str, str, tuple]] = [
+STATEMENTS: list[tuple[str, str, object]] = [
     # app/db/game_replay.py (GameReplayDB's own reads)
     ("game_replay.get_game_metadata", "SELECT * FROM games WHERE game_id = ?", (G,)),
     ("game_replay.get_initial_state", "SELECT name FROM sqlite_master WHERE type='table' AND name='game_initial_state'", ()),
