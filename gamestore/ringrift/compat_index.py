@@ -50,7 +50,7 @@ class GameIndex:
         store._check_open()
         catalog = store.catalog
         catalog.refresh()
-        gen = catalog._generation
+        gen = catalog.snapshot_generation
         if gen != self._generation:
             with self._lock:
                 if gen != self._generation:

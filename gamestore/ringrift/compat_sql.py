@@ -305,7 +305,23 @@ def translate(sql: str) -> Plan:
     if head not in ("SELECT", "WITH", "VALUES", "EXPLAIN"):
         raise CompatSQLError(f"statement not supported by the compatible views: {sql.strip()[:80]!r}")
     table, params = _point_route(toks)
-    return Plan("query", sql, table, params, _sqlite_names(toks))
+    return Plan("query", _qualify(toks), table, params, _sqlite_names(toks))
+
+
+_TABLES = frozenset(_VIEWS) | {"sqlite_master", "schema_metadata", "orphaned_games"}
+
+
+def _qualify(toks: list[str]) -> str:
+    """The statement with RingRift's table names pointing at the compat schema (not column references)."""
+    out = list(toks)
+    for i, t in enumerate(toks):
+        if t.lower() not in _TABLES:
+            continue
+        prev = next((toks[j] for j in range(i - 1, -1, -1) if toks[j].strip()), "")
+        nxt = next((toks[j] for j in range(i + 1, len(toks)) if toks[j].strip()), "")
+        if prev != "." and nxt != "(":
+            out[i] = f"{SCHEMA}.{t.lower()}"
+    return "".join(out)
 
 
 _PLAN_CACHE: OrderedDict[str, Plan] = OrderedDict()
@@ -527,7 +543,7 @@ class Connection:
         catalog.refresh()
         local = self._local
         con = getattr(local, "con", None)
-        gen = catalog._generation
+        gen = catalog.snapshot_generation
         if con is None or local.gen != gen:
             con = self._new_duck()
             local.con, local.gen = con, gen
@@ -535,7 +551,6 @@ class Connection:
 
     def _new_duck(self) -> duckdb.DuckDBPyConnection:
         con = self._store.catalog.new_connection()
-        con.execute(f"SET search_path = '{SCHEMA},main'")
         _add_udf(con)
         _register_meta_tables(con, self._store)
         return con
