@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import select
-import shutil
 import struct
 import subprocess
 import sys
@@ -17,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import gamestore
-from gamestore import synth
-from gamestore.cli import main
 from gamestore.cli.progress import Output
 from gamestore.ringrift.fixtures import decompress_fixtures
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_cli import run, store, template  # noqa: E402,F401  (the CLI tests' store: 12 games in 6 shards)
 
 pytestmark = pytest.mark.single_backend
 
@@ -30,31 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """8 games in 4 shards."""
-    path = tmp_path_factory.mktemp("cliout") / "store"
-    games = synth.games(6, board_type="square8", seed=31) + synth.games(2, board_type="hex8", seed=32)
-    with gamestore.open(path, fsync=False) as s:
-        for i in range(0, len(games), 2):
-            s.write_games(games[i : i + 2])
-            s.flush()
-    return path
-
-
-@pytest.fixture()
-def store(tmp_path, template):
-    path = tmp_path / "store"
-    shutil.copytree(template, path)
-    return path
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- the utility ------------------------------------------------------------------------------
@@ -132,11 +107,11 @@ def test_result_text_or_json():
 def test_commands_print_plain_progress_lines_to_stderr(capsys, store, tmp_path):
     code, out, err = run(capsys, "verify", store)
     assert code == 0 and out.splitlines()[-1] == "OK"
-    assert "verify: 4/4 shards (100%) done in" in err
+    assert "verify: 6/6 shards (100%) done in" in err
     code, out, err = run(capsys, "compact", store, "--target-moves", "100000")
-    assert code == 0 and "rewrote 4 shards into 1" in out and "compact: 1/1 groups (100%) done" in err
+    assert code == 0 and "rewrote 6 shards into 1" in out and "compact: 1/1 groups (100%) done" in err
     code, out, err = run(capsys, "report", store, "-o", tmp_path / "r.html")
-    assert code == 0 and "wrote " in out and "8 games" in out
+    assert code == 0 and "wrote " in out and "12 games" in out
     assert "report: training signal (" in err and "report: 8/8 steps (100%) done in" in err
 
 
@@ -156,20 +131,20 @@ def test_json_outputs(capsys, store, tmp_path):
         assert code == 0, err
         return json.loads(out)  # stdout holds exactly one JSON document
 
-    assert as_json("info", store)["games"] == 8
+    assert as_json("info", store)["games"] == 12
     v = as_json("verify", store)
-    assert v["ok"] is True and v["shards_checked"] == 4 and v["games"] == 8
-    assert as_json("reindex", store) == {"games": 8, "damaged_shards": []}
+    assert v["ok"] is True and v["shards_checked"] == 6 and v["games"] == 12
+    assert as_json("reindex", store) == {"games": 12, "damaged_shards": []}
     c = as_json("compact", store, "--dry-run")
-    assert c["dry_run"] is True and c["shards_before"] == 4 and c["games"] == 8
+    assert c["dry_run"] is True and c["shards_before"] == 6 and c["games"] == 12
     m = as_json("merge", store, tmp_path / "merged")
-    assert m["games_added"] == 8
+    assert m["games_added"] == 12
     e = as_json("export", store, "--format", "parquet", tmp_path / "exp")
-    assert e["games"] == 8 and len(e["files"]) == 2
+    assert e["games"] == 12 and len(e["files"]) == 2
     r = as_json("report", store, "-o", tmp_path / "r.html", "--since", "3650d")
-    assert r["games"] == 8 and r["charts"] == 13 and r["bytes"] == (tmp_path / "r.html").stat().st_size
+    assert r["games"] == 12 and r["charts"] == 13 and r["bytes"] == (tmp_path / "r.html").stat().st_size
     p = as_json("prune", store, "--where", "board_type = 'hex8'")
-    assert p["games_removed"] == 2
+    assert p["games_removed"] == 4
     code, _, err = run(capsys, "export", store, "--format", "jsonl", "-", "--json")
     assert code == 2 and "--json" in err
 
