@@ -254,3 +254,28 @@ def test_import_gamestore_does_not_import_plotting():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_damaged_shard_costs_its_games_not_the_report(tmp_path):
+    from gamestore import synth
+
+    path = tmp_path / "store"
+    with gamestore.open(path, fsync=False) as s:
+        for seed in (1, 2):
+            s.write_games(synth.games(2, seed=seed))
+            s.flush()
+        victim = s.catalog.shard_ids()[-1]  # the newest: the training-signal sample reads it
+    moves = path / "shards" / victim / "moves.arrow"
+    data = bytearray(moves.read_bytes())
+    for i in range(1000, len(data) - 1000, 997):
+        data[i] ^= 0xFF
+    moves.write_bytes(bytes(data))
+    with gamestore.open(path, create=False) as s:
+        result = write_report(s, tmp_path / "r.html", as_of=AS_OF)
+        d = collect(s, as_of=AS_OF)
+    assert result.games == 4 and result.charts == 13
+    assert victim in set(d.store["damaged_shards"]) | set(d.store["quarantined_shards"]) | set(d.unreadable_shards)
+    assert d.sample_games == 2  # the readable shard's games
+    text = (tmp_path / "r.html").read_text()
+    assert '<div class="tile bad"><div class="v">1</div><div class="k">damaged / quarantined shards' in text
+    assert victim in text

@@ -206,7 +206,7 @@ def _tiles(data: ReportData) -> str:
     quiet = [r for r in fresh if r["status"] != "ok"]
     newest = min((r["age_hours"] for r in fresh if r["age_hours"] is not None), default=None)
     bpm = st.get("bytes_per_move")
-    damaged = len(st.get("damaged_shards", [])) + len(st.get("quarantined_shards", []))
+    damaged = len(set(st.get("damaged_shards", [])) | set(st.get("quarantined_shards", [])) | set(data.unreadable_shards))
     tiles = [
         _tile("games" + (" selected" if data.where or data.since else ""), f"{data.games:,}"),
         _tile("positions (moves)", f"{data.positions:,}"),
@@ -236,7 +236,8 @@ def _health(page: _Page, data: ReportData, charts: list[Chart]) -> None:
     page.section("health", "Store health",
                  "The whole store, whatever the selection: shard sizes against the compaction target, bytes per move,"
                  " duplicate copies of a game (readers use the first; <code>gamestore compact</code> drops the rest),"
-                 " damaged and quarantined shards (<code>gamestore verify</code> names the damage).")
+                 " damaged and quarantined shards as the store knows them, and any shard the report could not read"
+                 " (<code>gamestore verify</code> checks every checksum and names the damage).")
     page.charts(charts)
     figures = Table(["figure", "value"], [
         {"figure": "games", "value": st.get("games")}, {"figure": "moves", "value": st.get("moves")},
@@ -250,6 +251,8 @@ def _health(page: _Page, data: ReportData, charts: list[Chart]) -> None:
         {"figure": "compaction backlog (moves)", "value": st.get("compaction_backlog_moves")},
         {"figure": "damaged shards", "value": ", ".join(st.get("damaged_shards", [])) or "none"},
         {"figure": "quarantined shards", "value": ", ".join(st.get("quarantined_shards", [])) or "none"},
+        {"figure": "shards unreadable while reporting",
+         "value": "; ".join(f"{sid}: {why}" for sid, why in sorted(data.unreadable_shards.items())) or "none"},
     ])
     page.table("store figures", figures)
     if data.table("shard_sizes").rows:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import QueryError
+from ..errors import QueryError, ShardCorruptError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import GameStore
@@ -106,6 +106,8 @@ class ReportData:
     tables: dict[str, Table] = field(default_factory=dict)
     store: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: shards the report could not read (shard id -> why), besides those the store already knows are damaged
+    unreadable_shards: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -285,9 +287,11 @@ class _Queries:
             f" THEN 'quiet' ELSE 'ok' END AS status FROM sel GROUP BY 1 ORDER BY 3 DESC NULLS FIRST, 1"
         )
 
-    def sample(self, budget: int) -> tuple[pa.Table, str]:
-        """The selected games of the newest shards, about ``budget`` moves in all: (game_id, config), predicate.
+    def sample(self, budget: int) -> tuple[pa.Table, dict[str, str]]:
+        """The selected games of the newest shards, about ``budget`` moves in all.
 
+        Returns their ``(game_id, config, shard_id)`` and, per shard, the predicate over ``games``
+        selecting them.
         Whole shards (newest games first) rather than the newest games of each config: a shard is
         read batch by batch, so games spread thinly over many shards would cost far more than they hold.
         """
@@ -298,8 +302,7 @@ class _Queries:
             f" WHERE cum - moves < {int(budget)})"
         )
         shards = sorted(set(games.column("shard_id").to_pylist()))
-        predicate = f"shard_id IN ({', '.join(_sql_text(s) for s in shards)}) AND {self.predicate}" if shards else "FALSE"
-        return games.select(["game_id", "config"]), predicate
+        return games, {sid: f"shard_id = {_sql_text(sid)} AND {self.predicate}" for sid in shards}
 
 
 # ---------------------------------------------------------------------------
@@ -368,9 +371,18 @@ def _histogram(con: duckdb.DuckDBPyConnection, column: str, *, bins: int = 40, i
 
 
 def _training_signal(store: "GameStore", q: _Queries, data: ReportData, sample_moves: int) -> None:
-    games, predicate = q.sample(sample_moves)
+    games, shards = q.sample(sample_moves)
     columns = ["game_id", "policy", "search", "search_root_value"]
-    batches = [b for b in store.scan_moves(predicate, columns=columns) if b.num_rows] if games.num_rows else []
+    batches: list[pa.RecordBatch] = []
+    read = []
+    for sid, predicate in shards.items():
+        try:
+            batches += [b for b in store.scan_moves(predicate, columns=columns) if b.num_rows]
+            read.append(sid)
+        except (ShardCorruptError, OSError) as exc:
+            # a damaged shard costs its games in the sample, never the report
+            data.unreadable_shards[sid] = str(exc)
+    games = games.filter(pc.is_in(games.column("shard_id"), value_set=pa.array(read, pa.string())))
     data.sample_games = games.num_rows
     data.sample_moves = sum(b.num_rows for b in batches)
     if not batches:
