@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -60,6 +61,9 @@ REFRESH_STEP_SHARDS = 64
 #: A process that has indexed this many shards beyond the checkpoint writes a new one.
 CHECKPOINT_TAIL = 256
 _READER_CACHE = 4096
+_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+#: Views over the in-memory game and shard tables only (no shard file is read).
+_GAME_LEVEL_VIEWS = frozenset({"games", "players", "shards"})
 
 
 @dataclass(frozen=True)
@@ -250,11 +254,35 @@ class Catalog:
             local.datasets = datasets
         return con
 
-    def new_connection(self) -> duckdb.DuckDBPyConnection:
-        """A fresh connection with every view current (for relations handed to callers)."""
+    def new_connection(self, query: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh connection with the views current (for relations handed to callers).
+
+        With ``query``, the shard datasets (two of the four registrations,
+        the per-statement cost) are registered only when a word of it names
+        a view other than ``games``, ``players`` and ``shards``; a statement
+        that still needs them is bound again by :meth:`sql_relation`.
+        """
+        return self._connection(query, self._snap)
+
+    def _connection(self, query: str | None, snap: _Snapshot) -> duckdb.DuckDBPyConnection:
         con = self._db.cursor()
-        self._register(con, datasets=True)
+        words = set(_WORD.findall(query.lower())) if query is not None else None
+        self._register(con, datasets=words is None or bool(words & (self._views - _GAME_LEVEL_VIEWS)), snap=snap)
         return con
+
+    def sql_relation(self, query: str) -> duckdb.DuckDBPyRelation:
+        """``query`` bound on a fresh connection (see :meth:`new_connection`)."""
+        snap = self._snap  # one snapshot for the games and the datasets
+        con = self._connection(query, snap)
+        try:
+            return con.sql(query)
+        except duckdb.CatalogException as exc:
+            if "_moves_ds" not in str(exc) and "_games_ds" not in str(exc):
+                raise
+            moves, games = self._datasets(snap)
+            con.register("_moves_ds", moves)
+            con.register("_games_ds", games)
+            return con.sql(query)
 
     def trusted_connection(self) -> duckdb.DuckDBPyConnection:
         """A private full-access DuckDB database holding a snapshot of every view (``sql(allow_writes=True)``).

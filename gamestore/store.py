@@ -482,9 +482,9 @@ class GameStore:
             con = self._catalog.trusted_connection()
         else:
             sqlguard.check_query(query)
-            con = self._catalog.new_connection()
+            con = None
         try:
-            rel = con.sql(query)
+            rel = con.sql(query) if con is not None else self._catalog.sql_relation(query)
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from exc
         return rel if rel is None else sqlguard.Relation(rel)
