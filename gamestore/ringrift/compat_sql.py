@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from ..errors import QueryError
 from .jsontext import dumps, untag
+from .compat_rows import game_moves_batch
 from .tables import COLUMNS, V18_DDL
 
 __all__ = ["Connection", "Cursor", "Row", "ReadOnlySQLError", "CompatSQLError", "connect", "install_schema"]
@@ -591,7 +592,8 @@ class Connection:
             if reader is None:
                 return None, None
             if want_moves:
-                t = reader.game_moves(loc.move_offset, loc.num_moves)
+                found = game_moves_batch(self._store, gid)  # the point-read path's cached, decompressed batch
+                t = pa.Table.from_batches([found[1]]) if found is not None else reader.game_moves(loc.move_offset, loc.num_moves)
             else:
                 t = reader.games.slice(loc.row, 1)
             parts.append(t)
