@@ -7,16 +7,19 @@ import json
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
 
 import gamestore
 from gamestore.cli.progress import Output
+from gamestore import synth
 from gamestore.ringrift.fixtures import decompress_fixtures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -205,3 +208,27 @@ def test_demo_runs_end_now_so_the_report_shows_them_fresh(capsys, tmp_path):
     with gamestore.open(tmp_path / "demo", create=False) as s:
         fresh = collect(s, sample_moves=0).table("freshness").rows
     assert len(fresh) == 6 and all(r["status"] == "ok" for r in fresh), fresh
+
+
+def test_compact_watch_prints_json_lines(tmp_path):
+    """`compact --watch --json`: one JSON line per round that did something, then one when stopped; -q: no status."""
+    store = tmp_path / "store"
+    with gamestore.open(store, fsync=False) as s:
+        for seed in range(8):
+            s.write_games(synth.games(2, seed=seed))
+            s.flush()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "gamestore.cli", "compact", str(store), "--watch", "--interval",
+                             "0.2", "--fanin", "4", "--retain", "0", "--json", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 120
+    while len([p for p in (store / "shards").iterdir() if not p.name.startswith(".")]) > 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == ""
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[-1]["stopped"]["games"] == 16 and events[-1]["stopped"]["shards"] <= 2
+    rounds = [e["round"] for e in events[:-1]]
+    assert rounds and sum(r["shards_merged"] for r in rounds) >= 6

@@ -47,21 +47,21 @@ def _watch(args: argparse.Namespace) -> int:
     policy = TierPolicy(fanin=args.fanin, target_moves=args.target_moves, retain_seconds=args.retain)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    out = Output.from_args(args)
 
     def report(r: RoundResult) -> None:
-        if r.merges or r.shards_removed:
-            print(f"merged {r.shards_merged} shards into {r.merges}; removed {r.shards_removed} replaced shards",
-                  flush=True)
-        for sid, problems in sorted(r.damaged_shards.items()):
-            print(f"skipped damaged shard {sid}: {'; '.join(problems)}", flush=True)
+        if r.merges or r.shards_removed or r.damaged_shards:
+            out.event({"round": r.to_dict()}, [
+                f"merged {r.shards_merged} shards into {r.merges}; removed {r.shards_removed} replaced shards"
+            ] + _damaged_lines(r.damaged_shards))
 
     try:
         with gamestore.open(args.store, create=False) as store:
-            print(f"watching {args.store} (fan-in {policy.fanin}, every {args.interval:g} s); stop with Ctrl-C",
-                  flush=True)
+            out.info(f"watching {args.store} (fan-in {policy.fanin}, every {args.interval:g} s); stop with Ctrl-C")
             merges = watch(store, policy, interval=args.interval, stop=stop, on_round=report)
-            print(f"stopped after {merges} merges; {store.info()['shards']} shards, {store.count_games():,} games",
-                  flush=True)
+            shards, games = store.info()["shards"], store.count_games()
+            out.event({"stopped": {"merges": merges, "shards": shards, "games": games}},
+                      f"stopped after {merges} merges; {shards} shards, {games:,} games")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

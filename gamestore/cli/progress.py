@@ -8,7 +8,9 @@ One :class:`Output` per command run, built from the parsed arguments
   seconds plus a closing ``done`` line (``verify: 40/40 shards (100%) done in
   3.2 s``); nothing with ``-q``;
 - results go to stdout: readable lines, or with ``--json`` exactly one JSON
-  document a script can parse (progress never goes to stdout);
+  document a script can parse (a command that runs until stopped, such as
+  ``compact --watch``, prints one JSON line per event instead); progress
+  never goes to stdout;
 - warnings go to stderr, also with ``-q``.
 
 Library functions never print: they take the callables handed out here:
@@ -172,6 +174,13 @@ class Output:
     def warn(self, message: str) -> None:
         """A warning on stderr, also with ``-q``."""
         print(message, file=self.stderr, flush=True)
+
+    def event(self, obj: Any, lines: Iterable[str] | str) -> None:
+        """One result of a long-running command (a ``--watch`` round): a JSON line with ``--json``, else ``lines``."""
+        if self.json:
+            print(json.dumps(obj, default=str), file=self.stdout, flush=True)
+        else:
+            self.result(obj, lines)
 
     def result(self, obj: Any, lines: Iterable[str] | str | None = None) -> None:
         """The command's result: ``obj`` as JSON with ``--json`` (or when there are no ``lines``), else ``lines``."""
