@@ -115,7 +115,7 @@ def test_commands_print_plain_progress_lines_to_stderr(capsys, store, tmp_path):
     assert code == 0 and "rewrote 6 shards into 1" in out and "compact: 1/1 groups (100%) done" in err
     code, out, err = run(capsys, "report", store, "-o", tmp_path / "r.html")
     assert code == 0 and "wrote " in out and "12 games" in out
-    assert "report: training signal (" in err and "report: 8/8 steps (100%) done in" in err
+    assert "report: training signal (" in err and "report: 8 steps done in" in err
 
 
 def test_quiet_commands_write_nothing_to_stderr(capsys, store, tmp_path):

@@ -8,9 +8,6 @@ from .progress import Output, add_output_arguments
 
 __all__ = ["register"]
 
-_STEPS = 8  # store health, selection, overview, throughput, outcomes, training signal, charts, write
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import parse_duration, write_report
 
@@ -21,7 +18,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Output.from_args(args)
     since = parse_duration(args.since) if args.since else None
     quiet_after = parse_duration(args.quiet_after)
-    with open_existing(args.store) as store, out.steps("report", _STEPS) as steps:
+    with open_existing(args.store) as store, out.steps("report") as steps:
         result = write_report(store, args.output, where=args.where, since=since, quiet_after=quiet_after,
                               sample_moves=args.sample_moves, progress=steps.step)
     out.result(result.to_dict(), f"wrote {result.path}: {result.bytes / 2**20:.2f} MB, {result.charts} charts,"
