@@ -80,7 +80,7 @@ def test_game_level_reads_equal(pairs):
         for gid in ids + ["no-such-game"]:
             for method in ("get_game_metadata", "get_game_with_players", "get_initial_state", "get_moves",
                            "get_move_records", "get_game_heuristics_batch", "has_heuristics", "has_nnue_features",
-                           "get_nnue_features", "get_all_history_entries"):  # fmt: skip
+                           "get_nnue_features"):  # fmt: skip
                 assert _eq(getattr(ours, method)(gid), getattr(rdb, method)(gid)), (name, gid, method)
             for start, end in ((0, 5), (3, None), (10, 11)):
                 assert ours.get_moves(gid, start, end) == rdb.get_moves(gid, start, end)
@@ -93,7 +93,9 @@ def test_game_level_reads_equal(pairs):
         for method in ("get_moves_batch", "get_initial_states_batch", "get_move_probs_batch"):
             assert _eq(getattr(ours, method)(both), getattr(rdb, method)(both)), (name, method)
             assert getattr(ours, method)([]) == {}
-        assert _eq(ours.get_all_history_entries(ids[0], False, True), rdb.get_all_history_entries(ids[0], False, True))
+        for gid in ids[:2]:  # full history states are costly for RingRift to parse: two games a database
+            assert _eq(ours.get_all_history_entries(gid), rdb.get_all_history_entries(gid)), (name, gid)
+            assert _eq(ours.get_all_history_entries(gid, False, True), rdb.get_all_history_entries(gid, False, True))
 
 
 def test_queries_equal(pairs):
@@ -111,6 +113,7 @@ def test_queries_equal(pairs):
             assert _eq(ours.query_games(**f), rdb.query_games(**f)), (name, f)
             count_f = {k: v for k, v in f.items() if k not in ("limit", "offset", "require_moves", "exclude_non_canonical")}
             assert ours.get_game_count(**count_f) == rdb.get_game_count(**count_f), (name, f)
+        for f in filters[1:4]:  # the iterators decode whole games: three filters
             it = {k: v for k, v in f.items() if k != "offset"}
             assert _eq(list(ours.iterate_games(**it)), list(rdb.iterate_games(**it))), (name, f)
             assert _eq(list(ours.iterate_games_with_probs(batch_size=2, **it)),
