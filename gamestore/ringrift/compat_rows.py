@@ -19,8 +19,9 @@ from .mapping import _DIRECT_JSON, _JSON_RESERVED, HEURISTIC_FEATURES, MOVE_JSON
 from .tables import COLUMNS
 
 __all__ = [
-    "game_row", "player_rows", "initial_state", "snapshot_states", "move_cells", "move_probs", "heuristics",
-    "table_rows", "state_from_cell", "in_range",
+    "game_row", "player_rows", "initial_state", "snapshot_states", "move_json", "move_cells", "move_probs",
+    "heuristics", "table_rows", "state_from_cell", "in_range", "game_moves_batch", "decode_partial",
+    "heuristics_of_rows",
 ]  # fmt: skip
 
 _GAME_COLS = COLUMNS["games"]
