@@ -2,7 +2,7 @@
 
 ``_ext/_encode.pyx`` and ``_ext/_decode.pyx`` hold only the hot loops of the
 compiled moves backend; ``_ext/_common.pxd`` their shared declarations
-(found through ``include_path``).  ``gamestore/backend.py`` wraps them.
+(found through ``include_path``).  ``gamestore/_backend_cython.py`` wraps them.
 """
 import numpy
 from Cython.Build import cythonize

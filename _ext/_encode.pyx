@@ -3,7 +3,7 @@
 """Encoding hot loops of the compiled moves backend (``gamestore._encode``).
 
 :class:`MoveEncoder` walks move dicts and fills preallocated numpy buffers
-(values, validity, dictionary codes, list offsets); ``gamestore/backend.py``
+(values, validity, dictionary codes, list offsets); ``gamestore/_backend_cython.py``
 assembles the Arrow arrays from them.
 
 Validation: the fast path accepts only inputs it checks completely.  Any
@@ -735,7 +735,7 @@ cdef class MoveEncoder:
 
     # -- output -----------------------------------------------------------------
     def finish(self):
-        """The filled buffers, as a dict of numpy arrays and lists (see backend.py)."""
+        """The filled buffers, as a dict of numpy arrays and lists (see _backend_cython.py)."""
         cdef Py_ssize_t np_ = self.p_cand.size(), ns = self.s_cand.size()
         out = {
             "n": self.n,

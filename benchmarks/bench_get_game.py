@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import gamestore  # noqa: E402
 from gamestore import codec, synth  # noqa: E402
 from gamestore.records import games_equal  # noqa: E402
-from gamestore.backend import BACKEND  # noqa: E402
+from gamestore.backend import BACKEND, selected  # noqa: E402
 from benchmarks.sqlite_baseline import SqliteBaseline  # noqa: E402
 
 _CHUNK = 500
@@ -94,7 +94,7 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
         "game_row_decode": [],
     }
-    backend = codec._moves
+    backend = selected()
     for gid in ids:
         t = time.perf_counter()
         cat.refresh()

@@ -27,9 +27,6 @@ from .schema import (
 
 __all__ = ["EncodedGames", "encode_games", "decode_games", "decode_game", "utc_now"]
 
-#: The moves backend used by this module (tests swap it to run both).
-_moves = _backend_mod.get_backend(_backend_mod.BACKEND)
-
 _GAME_SCALAR_NAMES = tuple(n for n, _, _ in GAME_SCALAR_FIELDS)
 _GAME_KNOWN = frozenset(_GAME_SCALAR_NAMES) | GAME_STRUCTURED_KEYS
 _PLAYER_NAMES = tuple(n for n, _, _ in PLAYER_FIELDS)
@@ -93,7 +90,7 @@ def encode_games(
         moves_lists.append(moves)
     game_ids = [h["game_id"] for h in headers]
     try:
-        moves_table, counts = _moves.encode_moves(game_ids, moves_lists, specs)
+        moves_table, counts = _backend_mod.selected().encode_moves(game_ids, moves_lists, specs)
     except RecordError as exc:
         exc.game_index = seen[exc.game_id]  # type: ignore[attr-defined]
         raise
@@ -258,6 +255,7 @@ def decode_games(
         if start < 0 or count < 0 or start + count > moves.num_rows:
             raise ValueError(f"moves rows [{start}, {start + count}) outside the {moves.num_rows} given")
     out = []
+    backend = _backend_mod.selected()
     # decode contiguous runs of games with one backend call each
     i = 0
     while i < len(rows):
@@ -265,7 +263,7 @@ def decode_games(
         while j < len(rows) and starts[j] == starts[j - 1] + counts[j - 1]:
             j += 1
         total = sum(counts[i:j])
-        decoded = _moves.decode_moves(moves.slice(starts[i], total), specs) if total else []
+        decoded = backend.decode_moves(moves.slice(starts[i], total), specs) if total else []
         pos = 0
         for k in range(i, j):
             game = _header_from_row(rows[k])
@@ -285,5 +283,8 @@ def decode_game(game_row: pa.Table | pa.RecordBatch, moves: pa.Table | pa.Record
     if moves.num_rows != row["move_count"]:
         raise ValueError(f"game has {row['move_count']} moves, {moves.num_rows} rows given")
     game = _header_from_row(row)
-    game["moves"] = _moves.decode_moves(moves, vectors_from_schema(moves.schema)) if moves.num_rows else []
+    if moves.num_rows:
+        game["moves"] = _backend_mod.selected().decode_moves(moves, vectors_from_schema(moves.schema))
+    else:
+        game["moves"] = []
     return game

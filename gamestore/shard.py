@@ -403,13 +403,13 @@ class ShardReader:
 
     def read_game(self, row: int, move_offset: int, move_count: int) -> dict:
         """The canonical record of the game in ``games.arrow`` row ``row`` (new objects on every call)."""
-        from . import codec  # codec -> backend; imported here so that shard.py stays import-light
+        from . import codec  # imported here so that shard.py stays import-light
 
         game_row = self.game_row(row)
         if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
             raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=self.shard_id)
         game = codec._header_from_row(game_row)
-        game["moves"] = self.decode_moves(move_offset, move_count, backend=codec._moves)
+        game["moves"] = self.decode_moves(move_offset, move_count)
         return game
 
     def decode_moves(self, move_offset: int, move_count: int, *, backend: Any = None) -> list[dict]:
@@ -418,9 +418,9 @@ class ShardReader:
         ``backend``: a :class:`gamestore.backend.Backend` (default: the selected one).
         """
         if backend is None:
-            from . import codec
+            from .backend import selected
 
-            backend = codec._moves
+            backend = selected()
         if move_count == 0:
             return []
         i = self.batch_index(move_offset)

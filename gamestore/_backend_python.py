@@ -1,8 +1,10 @@
-"""Pure-Python reference backend: moves <-> ``moves.arrow`` columns.
+"""The pure-Python reference moves backend: moves <-> ``moves.arrow`` columns.
 
-Validates every move with :func:`gamestore.records.normalize_move`, then
-fills plain Python lists column by column.  Slow and simple on purpose: the
-compiled backend (``_ext/_encode.pyx``, ``_ext/_decode.pyx``) must produce equal Arrow tables.
+A complete backend, peer of :mod:`gamestore._backend_cython`: ``NAME``,
+``encode_moves``, ``decode_moves`` and ``batch_decoder``.  Validates every move
+with :func:`gamestore.records.normalize_move`, then fills plain Python lists
+column by column.  Slow and simple on purpose: it is the spec, and the compiled
+backend (``_ext/_encode.pyx``, ``_ext/_decode.pyx``) must produce equal Arrow tables.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from .schema import (
     moves_schema,
 )
 
-__all__ = ["NAME", "encode_moves", "decode_moves", "float32_split", "dictionary_limit"]
+__all__ = ["NAME", "encode_moves", "decode_moves", "batch_decoder", "BatchDecoder", "float32_split", "dictionary_limit"]
 
 NAME = "python"
 
@@ -314,3 +316,25 @@ def decode_moves(moves: pa.Table | pa.RecordBatch, vectors: Mapping[str, VectorS
             m.update(json.loads(row["extra_json"]))
         out.append(m)
     return out
+
+
+class BatchDecoder:
+    """Move dicts of any row range of one moves record batch (decodes a slice of the batch)."""
+
+    def __init__(self, batch: pa.RecordBatch, vectors: Mapping[str, VectorSpec], strings: dict | None = None) -> None:
+        self._batch = batch
+        self._vectors = dict(vectors)
+        self.num_rows = batch.num_rows
+
+    def decode(self, start: int, stop: int) -> list[dict]:
+        """The move dicts of rows ``[start, stop)``; ``IndexError`` outside the batch."""
+        if start < 0 or stop > self.num_rows or start > stop:
+            raise IndexError(f"rows [{start}, {stop}) outside the batch of {self.num_rows}")
+        return decode_moves(self._batch.slice(start, stop - start), self._vectors)
+
+
+def batch_decoder(
+    batch: pa.RecordBatch, vectors: Mapping[str, VectorSpec], strings: dict | None = None
+) -> BatchDecoder:
+    """Decodes any row range of ``batch`` (``strings`` is accepted for the interface; unused here)."""
+    return BatchDecoder(batch, vectors, strings)
