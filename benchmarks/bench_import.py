@@ -75,7 +75,7 @@ def _cpu() -> float:
 
 def _timed_import(db: Path, store: Path, workers: int | None) -> tuple[object, float]:
     c0 = _cpu()
-    report = import_sqlite(db, store, progress=False, workers=workers)
+    report = import_sqlite(db, store, progress=False, workers=workers, pause_gc=True)  # as the CLI
     assert not report.failed, report.failed[:3]
     return report, _cpu() - c0
 
@@ -160,7 +160,7 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_import_"))
     try:
-        dbs = decompress_fixtures(work)
+        dbs = decompress_fixtures(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ringrift", work)
         results = [bench(path, work, args.repeat) for path in dbs.values()]
         if args.big_db is not None:
             big = build_big_db(args.big_db, scale=args.big_scale)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +16,7 @@ from gamestore.catalog import Catalog
 from gamestore.errors import GameNotFoundError, GameWriterError, QueryError, RecordError
 from gamestore.records import games_equal, normalize_game
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mp_workers import make_games  # noqa: E402
+from helpers.mp_workers import make_games
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +270,7 @@ def test_shared_executor_is_not_shut_down(tmp_path, games):
         pool.shutdown()
 
 
-def test_switch_interval_is_lowered_never_raised(tmp_path):
+def test_switch_interval_only_when_asked_and_restored(tmp_path):
     before = sys.getswitchinterval()
     try:
         sys.setswitchinterval(0.005)
@@ -281,13 +279,28 @@ def test_switch_interval_is_lowered_never_raised(tmp_path):
             async with gamestore.open_async(tmp_path / "s", **kw):
                 return sys.getswitchinterval()
 
+        assert run(main()) == pytest.approx(0.005)  # the default: the process setting is left alone
+        assert sys.getswitchinterval() == pytest.approx(0.005)
         assert run(main(switch_interval=0.002)) == pytest.approx(0.002)
-        assert run(main(switch_interval=0.004)) == pytest.approx(0.002)  # already lower: left alone
+        assert sys.getswitchinterval() == pytest.approx(0.005)  # restored on close
+        sys.setswitchinterval(0.001)
+        assert run(main(switch_interval=0.004)) == pytest.approx(0.001)  # never raised
+        assert sys.getswitchinterval() == pytest.approx(0.001)
         sys.setswitchinterval(0.005)
-        assert run(main(switch_interval=None)) == pytest.approx(0.005)
-        assert run(main()) == pytest.approx(0.001)  # the default
         with pytest.raises(ValueError):
             run(main(switch_interval=0))
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+
+        async def two():  # two stores: the lowest applies while both are open; the first setting comes back
+            a = await gamestore.open_async(tmp_path / "a", switch_interval=0.003)
+            b = await gamestore.open_async(tmp_path / "b", switch_interval=0.002)
+            seen = [sys.getswitchinterval()]
+            await b.close()
+            seen.append(sys.getswitchinterval())
+            await a.close()
+            return seen + [sys.getswitchinterval()]
+
+        assert run(two()) == pytest.approx([0.002, 0.003, 0.005])
     finally:
         sys.setswitchinterval(before)
 

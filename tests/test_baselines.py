@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from gamestore import synth
+from gamestore.records import games_equal
 
-from benchmarks.json_parquet_baseline import JsonParquetBaseline  # noqa: E402
-from benchmarks.sqlite_baseline import SqliteBaseline  # noqa: E402
-from gamestore import synth  # noqa: E402
-from gamestore.records import games_equal  # noqa: E402
+from helpers import import_benchmark
+
+pytestmark = pytest.mark.single_backend  # SQLite and Parquet layouts: no gamestore encoder involved
+
+JsonParquetBaseline = import_benchmark("json_parquet_baseline").JsonParquetBaseline
+SqliteBaseline = import_benchmark("sqlite_baseline").SqliteBaseline
 
 
 @pytest.fixture(scope="module")

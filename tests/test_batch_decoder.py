@@ -15,25 +15,10 @@ from gamestore.backend import BACKENDS, get_backend
 from gamestore.records import games_equal
 from gamestore.shard import LRUCache
 
-from test_codec import REAL_VECTORS, VECTORS, move_lists, realistic_games
+from helpers.codec_cases import REAL_VECTORS, VECTORS, move_lists, realistic_games
 
 PY = get_backend("python")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _backends():
-    out = []
-    for name in BACKENDS:
-        try:
-            out.append(get_backend(name))
-        except ImportError:  # pragma: no cover - the extension is part of the build
-            pass
-    return out
-
-
-@pytest.fixture(params=_backends(), ids=lambda b: b.name)
-def backend(request):
-    return request.param
 
 
 @SETTINGS
@@ -48,7 +33,7 @@ def test_any_row_range_equals_the_reference(games, data):
     batch = table.combine_chunks().to_batches()[0].slice(lo) if n else pa.RecordBatch.from_pylist([], schema=table.schema)
     start = data.draw(st.integers(0, batch.num_rows))
     stop = data.draw(st.integers(start, batch.num_rows))
-    for be in _backends():
+    for be in map(get_backend, BACKENDS):
         decoder = be.batch_decoder(batch, VECTORS, {})
         assert decoder.num_rows == batch.num_rows
         assert games_equal(decoder.decode(start, stop), expected[lo + start:lo + stop]), be.name
@@ -74,10 +59,7 @@ def test_strings_shared_across_batches_of_one_file(backend, tmp_path):
 
 
 def test_decoder_rejects_other_batches():
-    try:
-        cy = get_backend("cython")
-    except ImportError:  # pragma: no cover
-        pytest.skip("compiled backend unavailable")
+    cy = get_backend("cython")
     with pytest.raises(ValueError, match="lacks column"):
         cy.batch_decoder(pa.record_batch([pa.array([1, 2], pa.int32())], names=["move_number"]), {})
     table, _ = PY.encode_moves(["g"], [[{"move_number": 0}]], VECTORS)
@@ -133,10 +115,7 @@ def test_get_game_through_the_caches(tmp_path, monkeypatch):
         assert len(shard.BATCH_CACHE) == batches + 1
 
 
-def test_backends_agree_on_read_game(backend, tmp_path, monkeypatch):
-    from gamestore import codec
-
-    monkeypatch.setattr(codec, "_moves", backend)
+def test_backends_agree_on_read_game(backend, tmp_path):
     games = synth.games(3, seed=5, board_type="hex8")
     with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as store:
         store.write_games(games)

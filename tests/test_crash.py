@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,10 +26,8 @@ from gamestore.errors import StoreFullError
 from gamestore.ops import reindex_store, verify_store
 from gamestore.records import games_equal, normalize_game
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from mp_workers import make_games  # noqa: E402
-from test_multiprocess import finish, read_acks, spawn  # noqa: E402
+from helpers import finish, read_acks, spawn
+from helpers.mp_workers import make_games
 
 PHASES = ("encode", "shard_write", "pre_rename", "post_rename", "segment", "config", "random")
 BATCHES, BATCH_SIZE, MAX_MOVES = 5, 3, 16

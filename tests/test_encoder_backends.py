@@ -19,15 +19,12 @@ from gamestore.errors import RecordError
 from gamestore.records import games_equal, normalize_move
 from gamestore.schema import VectorSpec, moves_schema
 
-from test_codec import VECTORS, move_lists, realistic_games, REAL_VECTORS
+from helpers.codec_cases import REAL_VECTORS, VECTORS, move_lists, realistic_games
 
-try:
-    CY = get_backend("cython")
-except ImportError as exc:  # pragma: no cover - the extension is part of the build
-    pytest.skip(f"compiled backend unavailable: {exc}", allow_module_level=True)
+CY = get_backend("cython")  # both backends are part of the build
 PY = get_backend("python")
+pytestmark = pytest.mark.single_backend  # compares both backends explicitly, whichever is selected
 
-FIXTURE = Path("/work/shared/fixtures/ringrift_v18_sample.db.zst")
 SETTINGS = settings(
     max_examples=75,
     deadline=None,
@@ -252,12 +249,7 @@ def test_realistic_equal_tables():
     assert_same_outcome([r["moves"] for r in records], REAL_VECTORS)
 
 
-def _fixture_games(tmp_path: Path) -> list[list[dict]]:
-    zstandard = pytest.importorskip("zstandard")
-    if not FIXTURE.exists():
-        pytest.skip("fixture not available")
-    db = tmp_path / "sample.db"
-    db.write_bytes(zstandard.ZstdDecompressor().decompress(FIXTURE.read_bytes()))
+def _fixture_games(db: Path) -> list[list[dict]]:
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     games: dict[str, list[dict]] = {}
@@ -279,8 +271,8 @@ def _fixture_games(tmp_path: Path) -> list[list[dict]]:
     return list(games.values())
 
 
-def test_fixture_moves_equal_tables(tmp_path):
-    games = _fixture_games(tmp_path)
+def test_fixture_moves_equal_tables(ringrift_dbs):
+    games = _fixture_games(ringrift_dbs["ringrift_v18_sample"])
     assert sum(map(len, games)) == 2044
     table = assert_same_outcome(games, REAL_VECTORS)
     # RingRift's probabilities are float32 numbers: no float64 override column is needed

@@ -1,10 +1,8 @@
 """Move-by-move writing with store.game_writer(...)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +11,8 @@ import gamestore
 from gamestore.errors import DuplicateGameError, GameNotFoundError, GameWriterError, RecordError
 from gamestore.records import games_equal, normalize_game
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mp_workers import make_games, write_via_game_writer  # noqa: E402
+from helpers import subprocess_env
+from helpers.mp_workers import make_games, write_via_game_writer
 
 RESULT_KEYS = ("winner", "termination_reason", "game_status", "completed_at", "duration_ms")
 
@@ -195,10 +193,9 @@ def test_killed_mid_game_leaves_nothing(tmp_path, games):
         s.write_games([games[0]])
         s.flush()
     code = f"""
-import os, signal, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+import os, signal
 import gamestore
-from mp_workers import make_games
+from helpers.mp_workers import make_games
 g = make_games("dead", 1, seed=3, max_moves=40)[0]
 s = gamestore.open({str(path)!r})
 w = s.game_writer(g["game_id"], board_type=g["board_type"], num_players=2)
@@ -206,9 +203,7 @@ for m in g["moves"]:
     w.add_move(m)
 os.kill(os.getpid(), signal.SIGKILL)
 """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), cwd=tmp_path, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
     with gamestore.open(path, create=False) as s:
         assert s.count_games() == 1

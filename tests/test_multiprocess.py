@@ -9,9 +9,6 @@ once, no aborted game is visible, and every reader snapshot was consistent.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,31 +17,7 @@ import pytest
 import gamestore
 from gamestore.ops import verify_store
 
-HERE = Path(__file__).resolve().parent
-WORKER = HERE / "mp_workers.py"
-
-
-def spawn(role: str, args: dict) -> subprocess.Popen:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), role, json.dumps(args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    return out.decode(errors="replace")
-
-
-def read_acks(ack_dir: Path) -> list[str]:
-    ids: list[str] = []
-    for f in sorted(ack_dir.glob("*.txt")):
-        ids.extend(line for line in f.read_text().splitlines() if line)
-    return ids
+from helpers import finish, read_acks, spawn
 
 
 def run_many(tmp_path: Path, *, writers: int, batches: int, batch_size: int, max_moves: int) -> dict:

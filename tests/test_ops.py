@@ -468,17 +468,14 @@ def test_write_query_formats(tmp_path, template):
     assert text[0].split() == ["game_id", "num_moves", "players"] and text[-1] == "(14 rows)"
 
 
-def test_export_jsonl_of_an_imported_gamereplaydb_matches_its_json_columns(tmp_path):
+def test_export_jsonl_of_an_imported_gamereplaydb_matches_its_json_columns(tmp_path, ringrift_dbs):
     """On a real RingRift database: every move object holds move_json exactly (keys and order);
     moveProbs and searchStats equal the move_probs and search_stats_json columns."""
     import sqlite3
 
-    from gamestore.ringrift.fixtures import decompress_fixtures, fixture_dir
     from gamestore.ringrift.transfer import import_sqlite
 
-    if fixture_dir() is None:
-        pytest.skip("RingRift fixture databases not available")
-    db = decompress_fixtures(tmp_path)["ringrift_v18_sample"]
+    db = ringrift_dbs["ringrift_v18_sample"]
     import_sqlite(db, tmp_path / "store")
     with gamestore.open(tmp_path / "store", create=False) as s:
         r = export_jsonl(s, tmp_path / "out.jsonl")

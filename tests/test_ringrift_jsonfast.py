@@ -15,7 +15,9 @@ from gamestore.errors import RecordError
 from gamestore.records import dump_json, json_canonical
 from gamestore.ringrift import jsontext
 
-_rrjson = pytest.importorskip("gamestore.ringrift._rrjson")
+from gamestore.ringrift import _rrjson  # compiled with the package
+
+pytestmark = pytest.mark.single_backend
 styled_equal = _rrjson.styled_equal
 
 _STYLES = {

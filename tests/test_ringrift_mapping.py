@@ -9,21 +9,16 @@ import pytest
 
 from gamestore.records import normalize_game
 from gamestore.ringrift import mapping
-from gamestore.ringrift.fixtures import FIXTURE_NAMES, decompress_fixtures, fixture_dir
+from gamestore.ringrift.fixtures import FIXTURE_NAMES
 from gamestore.ringrift.jsontext import encode_state, gzip_params, render_state
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import GAME_TABLES
 from gamestore.schema import VectorSpec
 
+pytestmark = pytest.mark.single_backend
+
 FIXTURES = FIXTURE_NAMES
 VECTORS = {"heuristic_features": VectorSpec("heuristic_features", (49,), "float32")}
-
-
-@pytest.fixture(scope="session")
-def ringrift_dbs(tmp_path_factory) -> dict[str, Path]:
-    if fixture_dir() is None:
-        pytest.skip("RingRift fixture databases not found")
-    return decompress_fixtures(tmp_path_factory.mktemp("ringrift_dbs"))
 
 
 def _games(path: Path) -> list[dict]:

@@ -11,18 +11,11 @@ import pytest
 import gamestore.store as store_mod
 from gamestore.errors import StoreExistsError
 from gamestore.ringrift.compat import GameReplayDB
-from gamestore.ringrift.fixtures import FIXTURE_NAMES, decompress_fixtures, fixture_dir
+from gamestore.ringrift.fixtures import FIXTURE_NAMES
 from gamestore.ringrift.mapping import compare_rows
 from gamestore.ringrift.sqlite_io import connect_readonly, read_table, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite
-
-
-@pytest.fixture(scope="session")
-def ringrift_dbs(tmp_path_factory) -> dict[str, Path]:
-    if fixture_dir() is None:
-        pytest.skip("RingRift fixture databases not found")
-    return decompress_fixtures(tmp_path_factory.mktemp("ringrift_dbs"))
 
 
 @pytest.fixture(scope="session")
@@ -208,3 +201,21 @@ def test_cli_commands(ringrift_dbs, tmp_path, capsys):
     assert main(["export-sqlite", "-q", str(store), str(out)]) == 2  # exists
     assert main(["import-sqlite", "-q", str(tmp_path / "missing.db"), str(store)]) == 2
     assert "missing.db" in capsys.readouterr().err
+
+
+def test_gc_is_left_alone_unless_asked(ringrift_dbs, tmp_path, monkeypatch):
+    """The collector is a process-wide setting: import_sqlite and synth only switch it with pause_gc=True."""
+    import gc
+
+    from gamestore import synth
+
+    calls: list[str] = []
+    real_disable = gc.disable
+    monkeypatch.setattr(gc, "disable", lambda: (calls.append("disable"), real_disable())[1])
+    assert gc.isenabled()
+    synth.games(3, seed=1, snapshot_every=5)
+    import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "a", progress=False, workers=0)
+    assert calls == [] and gc.isenabled()
+    report = import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "b", progress=False, workers=2,
+                           pause_gc=True)
+    assert report.games_written == 2 and calls == ["disable"] and gc.isenabled()

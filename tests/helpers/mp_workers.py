@@ -1,6 +1,7 @@
 """Child processes for the multi-process and crash tests (not collected by pytest).
 
-Run as ``python tests/mp_workers.py ROLE JSON_ARGS``.  Roles:
+Run as ``python tests/helpers/mp_workers.py ROLE JSON_ARGS`` with the environment of
+:func:`helpers.subprocess_env` (the gamestore under test on ``PYTHONPATH``).  Roles:
 
 ``writer``   writes batches of games (half of them move by move through a
              game writer, plus one aborted game per batch), flushes after
@@ -26,10 +27,8 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import gamestore  # noqa: E402
-from gamestore import synth  # noqa: E402
+import gamestore
+from gamestore import synth
 
 BOARDS = ("square8", "hex8", "square19", "hexagonal")
 

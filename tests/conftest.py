@@ -1,0 +1,101 @@
+"""Test-session setup: which gamestore is under test, where fixture files are, and the CI rules.
+
+- The encoder backend in use is the one ``GAMESTORE_BACKEND`` asked for (pytest refuses to start otherwise;
+  an unloadable compiled backend is an ImportError, never a silent fallback).
+- With ``CI=true``: ``GAMESTORE_BACKEND`` must be set, ``gamestore`` must be imported from the installed
+  build (site-packages), not from the source tree, and a skipped test fails the run.
+- Fixture files are found from the repository (``tests/fixtures``, ``../shared``), never relative to the
+  installed package.
+- ``backend``: runs a test once per backend (``gamestore.backend.use``), whatever ``GAMESTORE_BACKEND`` is.
+"""
+from __future__ import annotations
+
+import os
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import gamestore
+from gamestore import backend as gs_backend
+from gamestore.ringrift.fixtures import FIXTURE_NAMES, decompress_fixtures
+
+from helpers import REPO, TESTS
+
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+#: Where the RingRift GameReplayDB fixtures may be, in order: the copies in the repository, then ../shared.
+RINGRIFT_FIXTURE_DIRS = (TESTS / "fixtures" / "ringrift", REPO.parent / "shared" / "fixtures")
+
+
+def build_problems() -> list[str]:
+    """What is wrong with the gamestore under test (empty when it is the one asked for)."""
+    problems = []
+    asked = os.environ.get("GAMESTORE_BACKEND", "").strip().lower()
+    in_use = gs_backend.selected().name
+    if asked and asked != in_use:
+        problems.append(f"GAMESTORE_BACKEND={asked} but the backend in use is {in_use}")
+    if IN_CI:
+        if not asked:
+            problems.append("CI=true: set GAMESTORE_BACKEND to the backend under test")
+        package = Path(gamestore.__file__).resolve().parent
+        installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+        if package.parent not in installed or package == REPO / "gamestore":
+            problems.append(f"CI=true: gamestore imported from {package}, not from the installed build in "
+                            f"{' or '.join(sorted(map(str, installed)))}")
+    return problems
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    problems = build_problems()
+    if problems:
+        raise pytest.UsageError("; ".join(problems))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"gamestore {gamestore.__version__} from {Path(gamestore.__file__).resolve().parent}, "
+            f"backend {gs_backend.selected().name}{', CI rules (no skips)' if IN_CI else ''}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped:
+        _fail_skip(report)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true (a skip is a failure in CI: install what it needs): {reason}"
+
+
+@pytest.fixture(params=gs_backend.BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[gs_backend.Backend]:
+    """Each encoder backend in turn, in use for the whole test."""
+    with gs_backend.use(request.param) as chosen:
+        yield chosen
+
+
+@pytest.fixture(scope="session")
+def ringrift_fixture_dir() -> Path:
+    """The directory holding every RingRift ``<name>.db.zst`` fixture."""
+    for d in RINGRIFT_FIXTURE_DIRS:
+        if all((d / f"{name}.db.zst").is_file() for name in FIXTURE_NAMES):
+            return d
+    raise FileNotFoundError(f"RingRift fixtures {FIXTURE_NAMES} in none of {[str(d) for d in RINGRIFT_FIXTURE_DIRS]}")
+
+
+@pytest.fixture(scope="session")
+def ringrift_dbs(ringrift_fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Name -> path of each RingRift fixture database, decompressed once per session."""
+    return decompress_fixtures(ringrift_fixture_dir, tmp_path_factory.mktemp("ringrift_dbs"))
