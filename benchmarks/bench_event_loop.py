@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush-every", type=int, default=5, help="gamestore: flush every N write calls (default 5)")
     p.add_argument("--workers", type=int, default=4, help="gamestore: threads of the async pool")
     p.add_argument("--switch-interval", type=float, default=0.001,
-                   help="open_async(switch_interval=...) for the gamestore run (seconds; default 0.001 as open_async;"
+                   help="open_async(switch_interval=...) for the gamestore run (seconds; default 0.001, the opt-in value;"
                         " 0.005 is Python's own default)")
     p.add_argument("--niceness", type=int, default=0, help="open_async(worker_niceness=...) (default 0, as open_async)")
     p.add_argument("--seed", type=int, default=0)

@@ -39,6 +39,42 @@ __all__ = ["open_async", "AsyncGameStore", "AsyncGameWriter", "AsyncQuery"]
 
 T = TypeVar("T")
 _log = logging.getLogger("gamestore.aio")
+
+
+class _SwitchInterval:
+    """The interpreter's GIL switch interval, lowered while stores that asked for it are open.
+
+    The lowest interval asked for by an open store applies (never raised above the
+    interpreter's own setting); when the last of them closes, the setting from before
+    the first is restored, unless someone else changed it meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[float] = []
+        self._saved = 0.0
+        self._set = 0.0
+
+    def hold(self, interval: float) -> None:
+        with self._lock:
+            if not self._held:
+                self._saved = sys.getswitchinterval()
+            self._held.append(interval)
+            self._apply(min(self._saved, *self._held))
+
+    def release(self, interval: float) -> None:
+        with self._lock:
+            self._held.remove(interval)
+            if sys.getswitchinterval() != self._set:  # changed by someone else: theirs to keep
+                return
+            self._apply(min(self._saved, *self._held) if self._held else self._saved)
+
+    def _apply(self, value: float) -> None:
+        sys.setswitchinterval(value)
+        self._set = sys.getswitchinterval()
+
+
+_SWITCH = _SwitchInterval()
 _DONE = object()
 
 
@@ -205,11 +241,13 @@ class AsyncGameStore:
         executor: ThreadPoolExecutor,
         own_executor: bool = True,
         flush_interval: float | None = None,
+        switch_interval: float | None = None,
     ) -> None:
         self.sync = store
         self._executor = executor
         self._own_executor = own_executor
         self._closed = False
+        self._switch_interval = switch_interval
         self._flush_interval = flush_interval
         self._flusher: asyncio.Task | None = None
         self.flush_errors: list[BaseException] = []
@@ -217,6 +255,10 @@ class AsyncGameStore:
             if flush_interval <= 0:
                 raise ValueError("flush_interval must be > 0")
             self._flusher = asyncio.get_running_loop().create_task(self._autoflush(flush_interval))
+        if switch_interval is not None:
+            if switch_interval <= 0:
+                raise ValueError("switch_interval must be > 0")
+            _SWITCH.hold(switch_interval)
 
     # -- plumbing -----------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -353,6 +395,8 @@ class AsyncGameStore:
         finally:
             if self._own_executor:
                 self._executor.shutdown(wait=False)
+            if self._switch_interval is not None:
+                _SWITCH.release(self._switch_interval)
 
     async def __aenter__(self) -> "AsyncGameStore":
         return self
@@ -401,7 +445,7 @@ def open_async(
     workers: int = 4,
     executor: ThreadPoolExecutor | None = None,
     flush_interval: float | None = None,
-    switch_interval: float | None = 0.001,
+    switch_interval: float | None = None,
     worker_niceness: int = 0,
     **open_options: Any,
 ) -> _AwaitableContext:
@@ -413,11 +457,12 @@ def open_async(
     given (then the caller shuts it down).  ``flush_interval``: see
     :class:`AsyncGameStore`.
 
-    ``switch_interval`` (seconds): the interpreter's GIL switch interval is
-    lowered to at most this (``sys.setswitchinterval``; never raised, not
-    restored), so that Python code running in the pool hands the GIL back to
-    the event loop within about that time instead of Python's default 5 ms.
-    ``None`` leaves the interpreter setting alone (docs/concurrency.md).
+    ``switch_interval`` (seconds, opt-in): while the store is open, the
+    interpreter's GIL switch interval (a process-wide setting) is lowered to at
+    most this (``sys.setswitchinterval``; never raised), so that Python code
+    running in the pool hands the GIL back to the event loop within about that
+    time instead of Python's default 5 ms; ``close()`` restores it.  ``None``
+    (the default) leaves the interpreter setting alone (docs/concurrency.md).
 
     ``worker_niceness``: when > 0, the pool's threads run this much nicer
     than the process (Linux thread priority), so that on a busy machine the
@@ -426,11 +471,8 @@ def open_async(
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
-    if switch_interval is not None:
-        if switch_interval <= 0:
-            raise ValueError("switch_interval must be > 0")
-        if sys.getswitchinterval() > switch_interval:
-            sys.setswitchinterval(switch_interval)
+    if switch_interval is not None and switch_interval <= 0:
+        raise ValueError("switch_interval must be > 0")
 
     async def make() -> AsyncGameStore:
         pool = executor
@@ -446,7 +488,8 @@ def open_async(
                 pool.shutdown(wait=False)
             raise
         try:
-            return AsyncGameStore(store, executor=pool, own_executor=executor is None, flush_interval=flush_interval)
+            return AsyncGameStore(store, executor=pool, own_executor=executor is None, flush_interval=flush_interval,
+                                  switch_interval=switch_interval)
         except BaseException:
             store.close()
             if executor is None:

@@ -25,7 +25,6 @@ longer run extends a shorter one, and ids never repeat across seeds.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import random
 from dataclasses import dataclass
@@ -791,15 +790,7 @@ def iter_games(
         start = start_time
     spec = BOARDS[board_type]
     for i in range(n):
-        # Records are acyclic: collecting while one is built only costs time.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            record = _one_game(spec, num_players, seed, i, start, snapshot_every)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        yield record
+        yield _one_game(spec, num_players, seed, i, start, snapshot_every)
 
 
 def games(
@@ -820,11 +811,5 @@ def games(
     ISO text, default 2026-01-01T00:00:00) is the creation time of game 0;
     later games are created later.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return list(iter_games(n, board_type=board_type, num_players=num_players, seed=seed,
-                               snapshot_every=snapshot_every, start_time=start_time))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    return list(iter_games(n, board_type=board_type, num_players=num_players, seed=seed,
+                           snapshot_every=snapshot_every, start_time=start_time))

@@ -23,7 +23,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     for src in args.src:
         try:
             report = import_sqlite(src, args.store, progress=out.tracker("game"), verify=args.verify,
-                                   workers=args.workers)
+                                   workers=args.workers, pause_gc=True)  # the command owns its process
         except sqlite3.Error as exc:
             raise type(exc)(f"{src}: {exc}") from exc  # which of several sources
         if not out.json:

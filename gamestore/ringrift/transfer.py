@@ -126,6 +126,7 @@ def import_sqlite(
     workers: int | None = None,
     part: tuple[int, int] | None = None,
     store_tables: bool = True,
+    pause_gc: bool = False,
 ) -> ImportReport:
     """Import every game of the GameReplayDB ``src`` into the store at ``store_path`` (created if needed).
 
@@ -142,11 +143,17 @@ def import_sqlite(
     n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
     ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
     :func:`merge_store_tables`).
+    ``pause_gc``: disable Python's cyclic garbage collector (a process-wide
+    setting) during the import and restore it afterwards, in this process and
+    the workers; records are acyclic, and collecting while they are built costs
+    about a third more time (``benchmarks/gc_ratio.py``).  Off unless asked;
+    ``gamestore import-sqlite`` asks.
     """
     t0 = time.perf_counter()
     con = connect_readonly(src)
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # records are acyclic: collecting while millions of them are built only costs time
+    if pause_gc:
+        gc.disable()
     try:
         report_schema = schema_report(con)
         report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
@@ -170,7 +177,7 @@ def import_sqlite(
             bar.update(report.games_already_stored)
             try:
                 if n_workers > 1:
-                    batches = map_parallel(src, todo, n_workers, verify)
+                    batches = map_parallel(src, todo, n_workers, verify, pause_gc=pause_gc)
                 else:
                     batches = map_serial(con, report_schema, todo, verify)
                 chunk: list[dict] = []
@@ -192,7 +199,7 @@ def import_sqlite(
                 bar.close()
     finally:
         con.close()
-        if gc_was_enabled:
+        if pause_gc and gc_was_enabled:
             gc.enable()
     report.seconds = time.perf_counter() - t0
     return report

@@ -11,8 +11,8 @@ never re-imported.
 """
 from __future__ import annotations
 
-import gc
 import os
+import gc
 import pickle
 import queue
 import struct
@@ -67,8 +67,12 @@ def map_serial(con, report_schema, ids: Sequence, verify: bool) -> Iterator[Batc
         yield map_games(con, report_schema, ids[k : k + TASK_GAMES], verify)
 
 
-def map_parallel(src: str | os.PathLike, ids: Sequence, workers: int, verify: bool) -> Iterator[Batch]:
+def map_parallel(
+    src: str | os.PathLike, ids: Sequence, workers: int, verify: bool, *, pause_gc: bool = False
+) -> Iterator[Batch]:
     """:func:`map_serial` in ``workers`` processes; batches come back in order, at most 2 per worker in flight.
+
+    ``pause_gc``: the worker processes run with the garbage collector disabled.
 
     A thread per worker drains its pipe as results arrive (so no worker waits
     for the parent to reach its turn); the calling thread unpickles in order.
@@ -76,7 +80,7 @@ def map_parallel(src: str | os.PathLike, ids: Sequence, workers: int, verify: bo
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve())]
+    cmd = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve())] + (["--pause-gc"] if pause_gc else [])
     procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env) for _ in range(workers)]
     inboxes: list[queue.Queue] = [queue.Queue() for _ in procs]
     readers = [threading.Thread(target=_drain, args=(p.stdout, q), daemon=True) for p, q in zip(procs, inboxes)]
@@ -151,7 +155,6 @@ def _drain(stream, inbox: queue.Queue) -> None:
 
 def _serve(src: str) -> int:
     """Worker loop: read ``(ids, verify)`` tasks from stdin until EOF, write each batch to stdout."""
-    gc.disable()  # records are acyclic
     con = connect_readonly(src)
     report_schema = schema_report(con)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -173,4 +176,6 @@ def _serve(src: str) -> int:
 
 
 if __name__ == "__main__":
+    if "--pause-gc" in sys.argv[2:]:  # asked by map_parallel(pause_gc=True): this process is ours alone
+        gc.disable()
     sys.exit(_serve(sys.argv[1]))
