@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -17,8 +16,8 @@ import gamestore
 from gamestore.errors import QueryError
 from gamestore.report import collect, parse_duration, write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_stores import AS_OF, MIXED_CONFIGS, make_empty_store, make_mixed_store  # noqa: E402
+from helpers import subprocess_env
+from helpers.report_stores import AS_OF, MIXED_CONFIGS, make_empty_store, make_mixed_store
 
 pytestmark = pytest.mark.single_backend
 
@@ -252,7 +251,7 @@ def test_import_gamestore_does_not_import_plotting():
     code = ("import sys, gamestore, gamestore.report; "
             "bad = [m for m in ('altair', 'vl_convert', 'matplotlib', 'pandas') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -6,7 +6,6 @@ kept under pytest's temporary directory (``report-mixed.png``, ``report-empty.pn
 from __future__ import annotations
 
 import struct
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ import pytest
 import gamestore
 from gamestore.report import write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chromium import find_chromium, open_page  # noqa: E402
-from report_stores import AS_OF, make_empty_store, make_mixed_store  # noqa: E402
+from helpers.chromium import find_chromium, open_page
+from helpers.report_stores import AS_OF, make_empty_store, make_mixed_store
 
 pytestmark = pytest.mark.single_backend
 
