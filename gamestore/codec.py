@@ -58,7 +58,7 @@ def encode_games(
 
     Raises :class:`RecordError` (or :class:`DuplicateGameError` for an id
     repeated inside ``records``) for the first malformed record; the error's
-    ``game_index`` attribute is that record's index, so ``records[:game_index]``
+    ``game_index`` is that record's index, so ``records[:game_index]``
     are valid.
     """
     specs = _coerce_vectors(vectors)
@@ -82,8 +82,7 @@ def encode_games(
             elif not isinstance(moves, (list, tuple)):
                 raise RecordError("moves must be a list", game_id=game_id, field="moves")
         except RecordError as exc:
-            exc.game_index = index  # type: ignore[attr-defined]
-            header_error = exc
+            header_error = exc.at_index(index).with_traceback(exc.__traceback__)
             break
         seen[game_id] = index
         headers.append(header)
@@ -92,8 +91,7 @@ def encode_games(
     try:
         moves_table, counts = _backend_mod.selected().encode_moves(game_ids, moves_lists, specs)
     except RecordError as exc:
-        exc.game_index = seen[exc.game_id]  # type: ignore[attr-defined]
-        raise
+        raise exc.at_index(seen[str(exc.game_id)]).with_traceback(exc.__traceback__) from exc.__cause__
     except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still a bad record
         raise _first_bad_game(game_ids, moves_lists, specs, exc) from exc
     if header_error is not None:
@@ -119,17 +117,14 @@ def _first_bad_game(game_ids: list[str], moves_lists: list[Any], specs: Mapping[
             prev = None
             for i, m in enumerate(moves):
                 prev = normalize_move(m, i, game_id=gid, vectors=specs, previous_number=prev)["move_number"]
-            _moves.encode_moves([gid], [moves], specs)
+            _backend_mod.selected().encode_moves([gid], [moves], specs)
         except RecordError as err:
-            err.game_index = index  # type: ignore[attr-defined]
-            return err
+            return err.at_index(index)
         except Exception as err:  # noqa: BLE001
-            bad = RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=gid, field="moves")
-            bad.game_index = index  # type: ignore[attr-defined]
-            return bad
-    bad = RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}", game_id=game_ids[0] if game_ids else None)
-    bad.game_index = 0  # type: ignore[attr-defined]
-    return bad
+            return RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=gid, field="moves",
+                               game_index=index)
+    return RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}",
+                       game_id=game_ids[0] if game_ids else None, game_index=0)
 
 
 def _first_bad_header(headers: list[dict], counts: list[int], exc: Exception) -> RecordError:
@@ -138,12 +133,10 @@ def _first_bad_header(headers: list[dict], counts: list[int], exc: Exception) ->
         try:
             _games_table([h], [n])
         except Exception as err:  # noqa: BLE001
-            bad = RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=h.get("game_id"))
-            bad.game_index = index  # type: ignore[attr-defined]
-            return bad
-    bad = RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}", game_id=headers[0].get("game_id"))
-    bad.game_index = 0  # type: ignore[attr-defined]
-    return bad
+            return RecordError(f"cannot be encoded: {type(err).__name__}: {err}", game_id=h.get("game_id"),
+                               game_index=index)
+    return RecordError(f"the batch cannot be encoded: {type(exc).__name__}: {exc}",
+                       game_id=headers[0].get("game_id"), game_index=0)
 
 
 def _json_or_none(obj: dict) -> str | None:

@@ -6,6 +6,8 @@ written against plain Python exceptions keeps working.
 """
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 __all__ = [
     "GamestoreError",
     "RecordError",
@@ -20,7 +22,11 @@ __all__ = [
     "GameWriterError",
     "QueryError",
     "StoreBusyError",
+    "DatasetError",
+    "StateMismatchError",
 ]
+
+_R = TypeVar("_R", bound="RecordError")
 
 
 class GamestoreError(Exception):
@@ -31,12 +37,18 @@ class RecordError(GamestoreError, ValueError):
     """A game record is malformed; nothing of that game was written.
 
     ``game_id`` names the game (``None`` when the id itself is missing) and
-    ``field`` the offending field as a dotted path, e.g. ``moves[3].policy``.
+    ``field`` the offending field as a dotted path, e.g. ``moves[3].policy``;
+    ``game_index``, when the record came in a batch, is its index there (so
+    ``records[:game_index]`` are valid).
     """
 
-    def __init__(self, message: str, *, game_id: object = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, game_id: object = None, field: str | None = None, game_index: int | None = None
+    ) -> None:
+        self.message = message
         self.game_id = game_id
         self.field = field
+        self.game_index = game_index
         where = []
         if game_id is not None:
             where.append(f"game {game_id!r}")
@@ -45,16 +57,18 @@ class RecordError(GamestoreError, ValueError):
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
-    def __reduce__(self):  # keep game_id/field across process boundaries
-        return (_rebuild_record_error, (type(self), self.args[0], self.game_id, self.field))
+    def at_index(self: _R, game_index: int) -> _R:
+        """This error for the record at ``game_index`` of a batch: a new error of the same type."""
+        return type(self)(self.message, game_id=self.game_id, field=self.field, game_index=game_index)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the attributes across process boundaries
+        return (_rebuild_record_error, (type(self), self.message, self.game_id, self.field, self.game_index))
 
 
-def _rebuild_record_error(cls, message, game_id, field):
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.game_id = game_id
-    err.field = field
-    return err
+def _rebuild_record_error(
+    cls: type[RecordError], message: str, game_id: object, field: str | None, game_index: int | None
+) -> RecordError:
+    return cls(message, game_id=game_id, field=field, game_index=game_index)
 
 
 class DuplicateGameError(RecordError):
@@ -106,3 +120,11 @@ class QueryError(GamestoreError, ValueError):
 
 class StoreBusyError(GamestoreError, RuntimeError):
     """Another maintenance job (compact, prune, merge into it) holds the store."""
+
+
+class DatasetError(GamestoreError, ValueError):
+    """A position cannot be turned into a training batch with the dataset's options (``gamestore.torch``)."""
+
+
+class StateMismatchError(GamestoreError, ValueError):
+    """A saved loader state does not fit this dataset (other options, workers, or data removed)."""

@@ -168,8 +168,7 @@ class GameStore:
                         raise RecordError(f"cannot declare a vector from it: {exc}", game_id=rec.get("game_id"),
                                           field=field) from None
             except RecordError as exc:
-                exc.game_index = index  # type: ignore[attr-defined]
-                failure = exc
+                failure = exc.at_index(index)
                 break
             new.update(mine)
         if new:
@@ -212,9 +211,10 @@ class GameStore:
         return written
 
     def _write_chunk(self, chunk: list[Mapping], on_duplicate: OnDuplicate) -> int:
-        failure: Exception | None = self._auto_declare(chunk)
-        if failure is not None:
-            chunk = chunk[: getattr(failure, "game_index")]
+        declare_failure = self._auto_declare(chunk)
+        failure: Exception | None = declare_failure
+        if declare_failure is not None:
+            chunk = chunk[: declare_failure.game_index]
         accepted: list[Mapping] = []
         seen: set[str] = set()
         for record in chunk:
@@ -231,7 +231,7 @@ class GameStore:
         try:
             encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=utc_now())
         except RecordError as exc:
-            index = getattr(exc, "game_index", None)
+            index = exc.game_index
             if index is None:
                 raise
             failure = exc

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import struct
 import subprocess
 import sys
@@ -181,6 +182,13 @@ def test_first_bad_record_has_game_index(backend):
         codec.encode_games([dict(good[0], board_type="chess")], vectors=REAL_VECTORS,
                            board_types=RINGRIFT_BOARD_TYPES)
     assert (info.value.game_index, info.value.field) == (0, "board_type")
+    # the index is set through the constructor, and survives pickling (worker processes)
+    err = pickle.loads(pickle.dumps(info.value))
+    assert type(err) is RecordError and str(err) == str(info.value)
+    assert (err.game_id, err.field, err.game_index, err.message) == (
+        info.value.game_id, "board_type", 0, info.value.message)
+    dup = DuplicateGameError("repeated", game_id="g", field="game_id").at_index(4)
+    assert type(dup) is DuplicateGameError and dup.game_index == 4 and str(dup) == "game 'g', field 'game_id': repeated"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..errors import GamestoreError
+from ..errors import DatasetError
 from .batch import TORCH_DTYPES, Batch
 from .buffer import stream
 from .decode import SegmentReader
@@ -32,10 +32,6 @@ STATE_VERSION = 1
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _READ_AHEAD = 3  # moves batches decompressed ahead on a helper thread
-
-
-class DatasetError(GamestoreError, ValueError):
-    """A position cannot be turned into a batch with the dataset's options."""
 
 
 class PositionDataset(IterableDataset):

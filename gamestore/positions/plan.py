@@ -17,17 +17,13 @@ import duckdb
 import numpy as np
 
 from .. import sqlguard
-from ..errors import FormatError, GamestoreError, QueryError
+from ..errors import FormatError, QueryError, StateMismatchError
 from ..schema import VectorSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import GameStore
 
 __all__ = ["Selection", "Plan", "StateMismatchError", "resolve_plan", "partition", "unit_order", "rng_for", "LANES"]
-
-
-class StateMismatchError(GamestoreError, ValueError):
-    """A saved loader state does not fit this dataset (other options, workers, or data removed)."""
 
 
 def rng_for(seed: int, epoch: int, *tags: int) -> np.random.Generator:
