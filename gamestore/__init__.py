@@ -18,9 +18,13 @@ from .errors import __all__ as _errors_all
 from .schema import FORMAT_VERSION, VectorSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import synth
-    from .records import games_equal, normalize_game
-    from .store import GameStore, open
+    from . import synth as synth
+    from .aio import AsyncGameStore as AsyncGameStore
+    from .aio import open_async as open_async
+    from .records import games_equal as games_equal
+    from .records import normalize_game as normalize_game
+    from .store import GameStore as GameStore
+    from .store import open as open
 
 __version__ = "0.1.0"
 

@@ -86,8 +86,8 @@ class _Entries:
         self.keys = _Dictionary(KEY_TYPE.index_type)
         self.key_idx: list = []
         self.action: list = []
-        self.floats = {name: ([], []) for name in floats}  # name -> (values, present)
-        self.ints = {name: [] for name in ints}
+        self.floats: dict[str, tuple[list[Any], list[bool]]] = {name: ([], []) for name in floats}  # (values, present)
+        self.ints: dict[str, list[Any]] = {name: [] for name in ints}
         self.offsets = [0]
         self.valid: list[bool] = []
 
@@ -136,11 +136,11 @@ class _Columns:
         self.dicts = {
             col: _Dictionary(t.index_type) for _, col, t, _ in MOVE_SCALAR_FIELDS if pa.types.is_dictionary(t)
         }
-        self.positions = {f"{p}_{a}": [] for _, p in POSITION_FIELDS for a in "xyz"}
+        self.positions: dict[str, list[Any]] = {f"{p}_{a}": [] for _, p in POSITION_FIELDS for a in "xyz"}
         self.policy = _Entries(POLICY_ENTRY, ("prob",), ())
         self.search = _Entries(SEARCH_ENTRY, ("q", "prior"), ("visits",))
         self.search_flags: list[int] = []
-        self.search_scalars = {col: [] for _, col, _, _, _ in SEARCH_SCALARS}
+        self.search_scalars: dict[str, list[Any]] = {col: [] for _, col, _, _, _ in SEARCH_SCALARS}
         self.search_extra: list = []
         self.extra: list = []
         self.vec_rows: dict[str, list] = {name: [] for name in self.vectors}

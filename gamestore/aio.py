@@ -26,6 +26,8 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
 from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import pyarrow as pa
@@ -33,6 +35,7 @@ import pyarrow as pa
 from . import store as _store
 from .errors import GamestoreError, StoreClosedError
 from .game_writer import GameWriter
+from .sqlguard import Relation
 from .store import GameStore, OnDuplicate
 
 __all__ = ["open_async", "AsyncGameStore", "AsyncGameWriter", "AsyncQuery"]
@@ -85,9 +88,10 @@ def _next(it: Iterator[T]) -> Any:
 async def _aiter_sync(run: Callable[..., Awaitable[Any]], make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
     """Drive a blocking iterator in the pool, one item ahead of the consumer."""
     it = await run(make)
-    pending: asyncio.Future | None = asyncio.ensure_future(run(_next, it))
+    pending: asyncio.Future[Any] | None = asyncio.ensure_future(run(_next, it))
     try:
         while True:
+            assert pending is not None
             item = await pending
             pending = None
             if item is _DONE:
@@ -122,7 +126,9 @@ class _AwaitableContext:
         self._value = await self._make()
         return await self._value.__aenter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self._value.__aexit__(exc_type, exc, tb)
 
 
@@ -138,22 +144,32 @@ class AsyncQuery:
         self.query = query
         self.allow_writes = allow_writes
 
-    def _relation(self):
+    def _relation(self) -> Relation | None:
+        """The relation, or None for a statement without a result (only with ``allow_writes=True``)."""
         return self._astore.sync.sql(self.query, allow_writes=self.allow_writes)
 
     def __await__(self) -> Generator[Any, None, pa.Table]:
         return self.to_arrow_table().__await__()
 
     async def to_arrow_table(self) -> pa.Table:
-        return await self._astore._run(lambda: self._relation().to_arrow_table())
+        def table() -> pa.Table:
+            rel = self._relation()
+            return pa.table({}) if rel is None else rel.to_arrow_table()
 
-    async def fetchall(self) -> list[tuple]:
-        return await self._astore._run(lambda: self._relation().fetchall())
+        return await self._astore._run(table)
 
-    async def fetchone(self) -> tuple | None:
-        def one():
-            rows = self._relation().limit(1).fetchall()
-            return rows[0] if rows else None
+    async def fetchall(self) -> list[tuple[Any, ...]]:
+        def rows() -> list[tuple[Any, ...]]:
+            rel = self._relation()
+            return [] if rel is None else list(rel.fetchall())
+
+        return await self._astore._run(rows)
+
+    async def fetchone(self) -> tuple[Any, ...] | None:
+        def one() -> tuple[Any, ...] | None:
+            rel = self._relation()
+            rows = [] if rel is None else rel.limit(1).fetchall()
+            return tuple(rows[0]) if rows else None
 
         return await self._astore._run(one)
 
@@ -166,8 +182,8 @@ class AsyncQuery:
         """Stream the result as record batches (for results too big to hold at once)."""
 
         def make() -> Iterator[pa.RecordBatch]:
-            reader = self._relation().arrow(batch_size)
-            return iter(reader)
+            rel = self._relation()
+            return iter(()) if rel is None else iter(rel.arrow(batch_size))
 
         return _aiter_sync(self._astore._run, make)
 
@@ -199,7 +215,7 @@ class AsyncGameWriter:
     def num_moves(self) -> int:
         return self.sync.num_moves
 
-    async def add_move(self, move: Mapping[str, Any] | None = None, /, **fields: Any) -> dict:
+    async def add_move(self, move: Mapping[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
         """Validate and append one move (see :meth:`GameWriter.add_move`)."""
         vecs = (move or {}).get("vectors") if "vectors" not in fields else fields["vectors"]
         if vecs and isinstance(vecs, Mapping) and any(n not in self._astore.sync.vectors for n in vecs):
@@ -217,7 +233,9 @@ class AsyncGameWriter:
     async def __aenter__(self) -> "AsyncGameWriter":
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.sync.state == "open":
             self.sync.abort()
 
@@ -249,7 +267,7 @@ class AsyncGameStore:
         self._closed = False
         self._switch_interval = switch_interval
         self._flush_interval = flush_interval
-        self._flusher: asyncio.Task | None = None
+        self._flusher: asyncio.Task[Any] | None = None
         self.flush_errors: list[BaseException] = []
         if flush_interval is not None:
             if flush_interval <= 0:
@@ -284,11 +302,11 @@ class AsyncGameStore:
                 _log.warning("gamestore: background flush of %s failed: %s", self.sync.path, exc)
 
     @property
-    def path(self):
+    def path(self) -> Path:
         return self.sync.path
 
     # -- writing ------------------------------------------------------------------------
-    async def write_games(self, games: Iterable[Mapping], *, on_duplicate: OnDuplicate = "error") -> int:
+    async def write_games(self, games: Iterable[Mapping[str, Any]], *, on_duplicate: OnDuplicate = "error") -> int:
         """See :meth:`GameStore.write_games`.  A generator argument is consumed in the pool."""
         return await self._run(self.sync.write_games, games, on_duplicate=on_duplicate)
 
@@ -315,7 +333,7 @@ class AsyncGameStore:
     async def contains(self, game_id: str) -> bool:
         return await self._run(self.sync.__contains__, game_id)
 
-    async def get_game(self, game_id: str) -> dict:
+    async def get_game(self, game_id: str) -> dict[str, Any]:
         """See :meth:`GameStore.get_game` (raises :class:`GameNotFoundError`, a ``KeyError``)."""
         return await self._run(self.sync.get_game, game_id)
 
@@ -361,7 +379,7 @@ class AsyncGameStore:
         """The result of ``query`` as a ``pyarrow.Table``."""
         return await AsyncQuery(self, query).to_arrow_table()
 
-    async def info(self) -> dict:
+    async def info(self) -> dict[str, Any]:
         return await self._run(self.sync.info)
 
     # -- store-level documents ----------------------------------------------------------
@@ -401,7 +419,9 @@ class AsyncGameStore:
     async def __aenter__(self) -> "AsyncGameStore":
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     def __repr__(self) -> str:
@@ -477,8 +497,11 @@ def open_async(
     async def make() -> AsyncGameStore:
         pool = executor
         if pool is None:
-            init = (_lower_priority, (worker_niceness,)) if worker_niceness > 0 else (None, ())
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore", initializer=init[0], initargs=init[1])
+            if worker_niceness > 0:
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore", initializer=_lower_priority,
+                                          initargs=(worker_niceness,))
+            else:
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore")
         loop = asyncio.get_running_loop()
         try:
             store = await loop.run_in_executor(pool, functools.partial(_store.open, path, **open_options))

@@ -40,7 +40,7 @@ class BatchDecoder(Protocol):
 
     num_rows: int
 
-    def decode(self, start: int, stop: int) -> list[dict]: ...
+    def decode(self, start: int, stop: int) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Backend:
     encode_moves: Callable[
         [Sequence[str], Sequence[Sequence[Any]], Mapping[str, VectorSpec]], tuple[pa.Table, list[int]]
     ]
-    decode_moves: Callable[[pa.Table | pa.RecordBatch, Mapping[str, VectorSpec]], list[dict]]
+    decode_moves: Callable[[pa.Table | pa.RecordBatch, Mapping[str, VectorSpec]], list[dict[str, Any]]]
     #: ``batch_decoder(batch, vectors, strings=None)``: decodes any row range of one record batch;
     #: ``strings`` (a dict the caller keeps) shares decoded dictionary strings across batches of one file
     batch_decoder: Callable[..., BatchDecoder]

@@ -10,6 +10,7 @@ open must repair (docs/concurrency.md).
 """
 from __future__ import annotations
 
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -44,7 +45,7 @@ class GameWriter:
         # the same check as write_games: this handle's index, without a catalog refresh (docs/concurrency.md)
         if self.game_id in store.catalog:
             raise DuplicateGameError("game id already stored", game_id=self.game_id, field="game_id")
-        self._moves: list[dict] = []
+        self._moves: list[dict[str, Any]] = []
         self._last_number: int | None = None
         self._state = _OPEN
 
@@ -59,7 +60,7 @@ class GameWriter:
         return len(self._moves)
 
     @property
-    def moves(self) -> list[dict]:
+    def moves(self) -> list[dict[str, Any]]:
         """The moves added so far, in canonical form (a copy of the list)."""
         return list(self._moves)
 
@@ -68,7 +69,7 @@ class GameWriter:
             raise GameWriterError(f"game {self.game_id!r}: cannot {action}, the writer is already {self._state}")
 
     # -- moves --------------------------------------------------------------------------
-    def add_move(self, move: Mapping[str, Any] | None = None, /, **fields: Any) -> dict:
+    def add_move(self, move: Mapping[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
         """Validate one move and append it; returns its canonical form.
 
         Give the move as a dict, as keyword fields, or both (keywords win):
@@ -112,7 +113,7 @@ class GameWriter:
             self._store.declare_vectors(new)
 
     # -- end of game ------------------------------------------------------------------
-    def record(self, **result_fields: Any) -> dict:
+    def record(self, **result_fields: Any) -> dict[str, Any]:
         """The game record as ``finalize`` would store it (without storing anything)."""
         if "moves" in result_fields or "game_id" in result_fields:
             raise RecordError("finalize takes result fields only (not game_id or moves)", game_id=self.game_id)
@@ -145,7 +146,9 @@ class GameWriter:
     def __enter__(self) -> "GameWriter":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._state == _OPEN:
             self.abort()
 

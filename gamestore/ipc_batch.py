@@ -21,10 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-try:  # optional: the fast path needs a reusable zstd context
-    import zstandard as _zstd
-except ImportError:  # pragma: no cover - zstandard comes with the test extra
-    _zstd = None
+import zstandard as _zstd  # a core dependency: the fast path reuses one zstd context per thread
 
 __all__ = ["FastBatchReader", "Unsupported", "fast_reader"]
 
@@ -168,6 +165,8 @@ class FastBatchReader:
         if msg.byte(1) != _RECORD_BATCH:
             raise Unsupported("not a record batch message")
         rb = msg.table(2)
+        if rb is None:
+            raise Unsupported("record batch message without a header")
         comp = rb.table(3)
         if comp is None or comp.byte(0) != _ZSTD:
             raise Unsupported("not zstd-compressed")
@@ -262,8 +261,6 @@ def _build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list)
 
 def fast_reader(path: str, reader: ipc.RecordBatchFileReader) -> FastBatchReader | None:
     """A :class:`FastBatchReader` for ``path``, or None where Arrow's reader must be used."""
-    if _zstd is None:
-        return None
     try:
         return FastBatchReader(path, reader)
     except (Unsupported, OSError, ValueError, struct.error, IndexError):

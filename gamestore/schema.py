@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -226,11 +226,11 @@ class VectorSpec:
             metadata={b"shape": json.dumps(list(self.shape)).encode()},
         )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "dtype": self.dtype}
 
     @classmethod
-    def from_json(cls, name: str, obj: Mapping) -> "VectorSpec":
+    def from_json(cls, name: str, obj: Mapping[str, Any]) -> "VectorSpec":
         return cls(name, tuple(int(d) for d in obj["shape"]), str(obj.get("dtype", "float32")))
 
     @classmethod

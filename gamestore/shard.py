@@ -125,7 +125,7 @@ def write_shard(
         batches = list(_move_batches(games, moves, batch_rows))
         _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
         _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
-        files = {
+        files: dict[str, dict[str, Any]] = {
             name: {"bytes": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)}
             for name in (MOVES_FILE, GAMES_FILE)
         }
@@ -285,7 +285,8 @@ class ShardReader:
         self._key = str(self.path)
         self._games_key: tuple = ()
         self._moves_key: tuple = ()
-        self._fast: FastBatchReader | None | bool = False  # False: not tried yet; None: Arrow's reader only
+        self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
+        self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
 
     # -- files ---------------------------------------------------------------
@@ -373,8 +374,9 @@ class ShardReader:
 
     def _point_read(self, index: int) -> tuple[pa.RecordBatch, int]:
         """Moves batch ``index`` and its size, through the one-zstd-context reader where it applies (ipc_batch.py)."""
-        if self._fast is False:
+        if not self._fast_tried:
             self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
+            self._fast_tried = True
         if self._fast is not None:
             try:
                 return self._fast.read_sized(index)
@@ -440,7 +442,7 @@ class ShardReader:
             return self.moves_schema.empty_table()
         starts = self.batch_starts
         i = self.batch_index(move_offset)
-        pieces = []
+        pieces: list[pa.RecordBatch] = []
         row, remaining = move_offset, move_count
         while remaining > 0 or not pieces:
             batch = self.batch(i)
@@ -475,9 +477,10 @@ class ShardReader:
         self._moves = None
         self._projected.clear()
         self._strings = {}
-        if self._fast:
+        if self._fast is not None:
             self._fast.close()
-        self._fast = False
+        self._fast = None
+        self._fast_tried = False
 
 
 def check_files(path: Path, manifest: dict) -> list[str]:

@@ -129,6 +129,8 @@ class _Pool:
     """Cells, rays and RingRift move-key strings of one board."""
 
     def __init__(self, spec: BoardSpec) -> None:
+        coords: list[tuple[int, int, int | None]]
+        dirs: list[tuple[int, int, int | None]]
         if spec.hex:
             r = spec.radius
             coords = [(x, y, -x - y) for x in range(-r, r + 1) for y in range(-r, r + 1) if abs(-x - y) <= r]
@@ -150,7 +152,7 @@ class _Pool:
                 ray = []
                 k = 1
                 while True:
-                    c = (x + k * dx, y + k * dy, None if z is None else z + k * dz)
+                    c = (x + k * dx, y + k * dy, None if z is None or dz is None else z + k * dz)
                     if c not in index:
                         break
                     ray.append(index[c])
@@ -316,7 +318,8 @@ class _Game:
             if not own:
                 mine = [c for c, q in self.markers.items() if q == p]
                 if mine and rnd.random() < 0.6:
-                    return self._recovery(rnd.choice(mine))
+                    self._recovery(rnd.choice(mine))
+                    return None
                 self._bookkeeping("movement", "no_movement_action")
                 return None
             origin = own[int(rnd.random() * len(own))]
@@ -448,7 +451,7 @@ class _Game:
         ray = max(pool.rays[origin], key=len)[:3]
         cells = [origin] + ray
         line = [pool.position(c) for c in cells]
-        direction = [b - a if a is not None else None for a, b in zip(pool.coords[origin], pool.coords[cells[1]])]
+        direction = [b - a if a is not None and b is not None else None for a, b in zip(pool.coords[origin], pool.coords[cells[1]])]
         legal = [pool.line_keys[origin], pool.process_line_keys[origin]]
         self._searched("line_processing", "choose_line_option", f"choose-line-option-0-{self._cube(origin)}-all",
                        legal, 0, to=pool.position(origin),

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..errors import FormatError, GamestoreError, StoreNotFoundError
 from ..fsutil import copy_file, fsync_dir
-from ..shard import GAMES_FILE, MANIFEST, MOVES_FILE, check_files, new_shard_id
+from ..shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, check_files, new_shard_id
 from ..store import GameStore
 from ..store import open as open_store
 from .common import DEFAULT_TARGET_MOVES, Progress, clean_orphan_segments, indexed_rows, maintenance_lock, union_vectors, with_progress
@@ -107,7 +107,7 @@ def merge(
                 raise GamestoreError(f"{st.path} is both a source and the destination")
         vectors = union_vectors([st.vectors for st in srcs] + [st.catalog.vectors() for st in srcs], what="sources")
         allowed = [st.board_types for st in srcs]
-        board_types = None if any(b is None for b in allowed) else sorted(set().union(*allowed))
+        board_types = None if any(b is None for b in allowed) else sorted({t for b in allowed if b for t in b})
         used = set().union(*(_board_types(st) for st in srcs)) if srcs else set()
         with open_store(dest_path, create=True, board_types=board_types, fsync=fsync) as d, maintenance_lock(d.path):
             if d.board_types is not None and not used <= d.board_types:
@@ -141,7 +141,7 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
             result.shards_written += 1
         pending, pending_moves = [], 0
 
-    work = []
+    work: list[tuple[GameStore, ShardReader]] = []
     for st in srcs:
         st.refresh()
         result.damaged_shards.update({f"{st.path}:{sid}": ["unreadable"] for sid in st.catalog.damaged_shards()})

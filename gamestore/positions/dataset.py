@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from .plan import (
     rng_for,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import GameStore
+
 __all__ = ["PositionDataset", "DatasetError", "StateMismatchError", "END_OF_WORKER", "Batch"]
 
 STATE_VERSION = 1
@@ -34,7 +37,7 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 _READ_AHEAD = 3  # moves batches decompressed ahead on a helper thread
 
 
-class PositionDataset(IterableDataset):
+class PositionDataset(IterableDataset[Any]):
     """Ready training batches (dicts of tensors) of the positions of selected games.
 
     Use with ``DataLoader(ds, batch_size=None, num_workers=k)`` (or
@@ -110,7 +113,7 @@ class PositionDataset(IterableDataset):
         loss_value: float = -1.0,
         draw_value: float = 0.0,
         policy_dtype: Literal["float32", "float64"] = "float32",
-        transform: Callable[[dict], Any] | None = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or buffer_size < 0:
@@ -158,13 +161,13 @@ class PositionDataset(IterableDataset):
         self._reader: SegmentReader | None = None
         self._reader_pid: int | None = None
         self._key_lookup = np.zeros(0, dtype=np.int64)
-        self._value_cache: tuple | None = None
-        self._progress: dict | None = None
-        self._resume: dict | None = None
+        self._value_cache: tuple[Any, ...] | None = None
+        self._progress: dict[str, Any] | None = None
+        self._resume: dict[str, Any] | None = None
         self._plan: Plan = self._resolve(int(epoch))
 
     # -- store and plan ---------------------------------------------------------------
-    def _get_store(self):
+    def _get_store(self) -> GameStore:
         """The store handle of this process (opened anew after a fork: no DuckDB state crosses it)."""
         if self._store is None or self._store_pid != os.getpid():
             from ..store import open as open_store
@@ -227,7 +230,7 @@ class PositionDataset(IterableDataset):
             }
         )
 
-    def _state(self, num_workers: int | None, batches: Mapping[int, int]) -> dict:
+    def _state(self, num_workers: int | None, batches: Mapping[int, int]) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "fingerprint": self._fingerprint(),
@@ -237,7 +240,7 @@ class PositionDataset(IterableDataset):
             "batches": {int(w): int(n) for w, n in batches.items()},
         }
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Where this process's iteration stands (epoch, shard snapshot, batches per worker)."""
         if self._progress is not None:
             return self._state(self._progress["num_workers"], self._progress["batches"])
@@ -245,7 +248,7 @@ class PositionDataset(IterableDataset):
             return self._state(self._resume["num_workers"], self._resume["batches"])
         return self._state(None, {})
 
-    def load_state_dict(self, state: Mapping) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Make the next iteration continue exactly where ``state`` was taken."""
         if state.get("version") != STATE_VERSION:
             raise StateMismatchError(f"unsupported state version {state.get('version')!r}")
@@ -301,7 +304,7 @@ class PositionDataset(IterableDataset):
         self._progress = progress
         position = {seg: i for i, seg in enumerate(segments)}
 
-        def read(seg):
+        def read(seg: Any) -> Any:
             i = position[seg]
             reader.prefetch(plan, segments[i + 1 : i + 1 + _READ_AHEAD])
             return reader.read(plan, seg, seed=self.seed)
@@ -400,7 +403,8 @@ class PositionDataset(IterableDataset):
             amap = self._action_map or {}
             new = np.fromiter((amap.get(k, -1) for k in keys[len(self._key_lookup):]), dtype=np.int64)
             self._key_lookup = np.concatenate((self._key_lookup, new))
-        return self._key_lookup[key_ids]
+        out: np.ndarray = self._key_lookup[key_ids]
+        return out
 
     def _dense(self, index: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         size = int(self.action_size)  # type: ignore[arg-type]
@@ -442,7 +446,7 @@ class PositionDataset(IterableDataset):
         return {"value": value, "value_mask": present, "value_mover": mover}
 
     # -- pickling and cleanup ---------------------------------------------------------------------
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_store"] = None
         state["_store_pid"] = None
@@ -460,7 +464,7 @@ class PositionDataset(IterableDataset):
     def __enter__(self) -> "PositionDataset":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -470,7 +474,7 @@ class PositionDataset(IterableDataset):
         )
 
 
-def _object_array(items: list) -> np.ndarray:
+def _object_array(items: list[Any]) -> np.ndarray:
     """A 1-d object array of ``items`` (lists stay elements, as torch's collation leaves object arrays alone)."""
     out = np.empty(len(items), dtype=object)
     for i, item in enumerate(items):
@@ -478,7 +482,7 @@ def _object_array(items: list) -> np.ndarray:
     return out
 
 
-def _fit(a: np.ndarray, width: int, fill) -> np.ndarray:
+def _fit(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
     if a.shape[1] == width:
         return a
     if a.shape[1] > width:

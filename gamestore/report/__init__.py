@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Any, TYPE_CHECKING, Callable
 
 from ..fsutil import atomic_path
 from .queries import DEFAULT_QUIET_AFTER, DEFAULT_SAMPLE_MOVES, ReportData, collect, parse_duration
@@ -46,7 +46,7 @@ class ReportResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "bytes": self.bytes, "games": self.games, "positions": self.positions,
                 "charts": self.charts, "sample_moves": self.sample_moves, "seconds": round(self.seconds, 3),
                 "timings": self.timings}
@@ -69,7 +69,7 @@ def render_report(data: ReportData) -> tuple[str, int]:
 
 def write_report(
     store: "GameStore",
-    output: str | os.PathLike,
+    output: str | os.PathLike[str],
     *,
     where: str | None = None,
     since: str | _dt.timedelta | None = None,

@@ -122,7 +122,7 @@ def game_record(game: Mapping, *, training_data: bool = True) -> dict:
             for p in players
         ],
         "winner": game.get("winner"),
-        "outcome": _OUTCOMES.get(reason, reason),
+        "outcome": _OUTCOMES.get(reason, reason) if reason is not None else None,
         "finalScore": {
             "ringsEliminated": per_player("final_eliminated_rings"),
             "territorySpaces": per_player("final_territory_spaces"),
@@ -136,7 +136,7 @@ def game_record(game: Mapping, *, training_data: bool = True) -> dict:
         "metadata": {
             "recordVersion": "1.0",
             "createdAt": created,
-            "source": _SOURCES.get(source, source),
+            "source": _SOURCES.get(source, source) if source is not None else None,
             "sourceId": None,
             "generation": None,
             "candidateId": None,
@@ -180,7 +180,7 @@ def export_jsonl(
     if not to_stdout and target.exists() and not overwrite:
         raise GamestoreError(f"{target} exists (use --overwrite to replace it)")
     total = store.count_games(where)
-    games = iter_games(store, where)
+    games: Iterable[dict[str, Any]] = iter_games(store, where)
     if progress is not None:
         games = progress(games, total)
     if to_stdout:

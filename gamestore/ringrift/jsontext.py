@@ -12,7 +12,7 @@ import base64
 import gzip
 import json
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = [
     "STYLES",
@@ -40,7 +40,7 @@ STYLES: dict[str, dict] = {
     "csa": {"separators": (",", ":"), "sort_keys": True},
     "su": {"sort_keys": True, "ensure_ascii": False},
 }
-_ENCODERS = {name: json.JSONEncoder(**kw).encode for name, kw in STYLES.items()}
+_ENCODERS: dict[str, Callable[[Any], str]] = {name: json.JSONEncoder(**kw).encode for name, kw in STYLES.items()}
 _COMPACT = ("c", "ca")
 _json_default = _ENCODERS["d"]
 
@@ -118,7 +118,9 @@ try:  # orjson parses about 3x faster; values are the same as json.loads gives
     _ENCODERS["d"] = _dumps_default
 
 except ImportError:  # pragma: no cover - depends on the environment
-    loads = json.loads
+
+    def loads(text: str) -> Any:
+        return json.loads(text)
 
 
 def dumps(value: Any, style: str) -> str:
@@ -132,6 +134,7 @@ def dumps(value: Any, style: str) -> str:
 #: style -> (spaced separators, ensure_ascii) for the styles the fast check handles (no sort_keys)
 _FAST_STYLES = {"c": (False, False), "ca": (False, True), "d": (True, True), "du": (True, False)}
 
+_styled_equal: Callable[[bytes, bytes, bool, bool], bool] | None
 try:
     import orjson as _orj
 

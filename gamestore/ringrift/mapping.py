@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def _fits(value: Any, kind: str, atype: str | None) -> bool:
         return type(value) is str
     if kind == "float":
         return type(value) is float
-    if type(value) is not int:
+    if type(value) is not int or atype is None:
         return False
     lo, hi = INT_RANGES[atype]
     return lo <= value <= hi
@@ -321,8 +321,10 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
 
 _MOVE_BASE_KEYS = {"move_number", "rr_cells"} | {c for _, c, _, _ in _MOVE_TYPED}
 _PYTYPES = {"str": str, "float": float, "int": int}
-_MOVE_TYPED_FAST = tuple(
-    (i, c, _PYTYPES[k]) + ((None, None) if k != "int" else INT_RANGES[a]) for i, c, k, a in _MOVE_TYPED
+#: (column index, column, Python type, int low, int high) of each typed move column
+_MOVE_TYPED_FAST = cast(
+    "tuple[tuple[int, str, type, Any, Any], ...]",
+    tuple((i, c, _PYTYPES[k]) + ((None, None) if k != "int" else INT_RANGES[a]) for i, c, k, a in _MOVE_TYPED),
 )
 
 

@@ -8,6 +8,7 @@ schema lacks read as NULL, and :func:`schema_report` says which.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class SchemaReport:
         return out
 
 
-def connect_readonly(path: str | Path) -> sqlite3.Connection:
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A read-only connection (the file is never modified)."""
     p = Path(path)
     if not p.is_file():
@@ -153,7 +154,7 @@ def _read_children(con: sqlite3.Connection, report: SchemaReport, games: list[tu
 
 def unowned_rows(con: sqlite3.Connection, report: SchemaReport) -> dict[str, int]:
     """Rows of per-game tables whose game_id has no ``games`` row (they cannot be imported)."""
-    out = {}
+    out: dict[str, int] = {}
     if "games" not in report.tables:
         return out
     for t in GAME_TABLES:

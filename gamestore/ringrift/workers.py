@@ -96,8 +96,10 @@ def map_parallel(
             k = next(tasks, None)
             if k is not None:
                 w = turn % workers
-                pickle.dump((list(ids[k : k + TASK_GAMES]), verify), procs[w].stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                procs[w].stdin.flush()
+                stdin = procs[w].stdin
+                assert stdin is not None  # Popen(stdin=PIPE)
+                pickle.dump((list(ids[k : k + TASK_GAMES]), verify), stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
                 pending.append(w)
                 turn += 1
 
@@ -118,7 +120,8 @@ def map_parallel(
             if pending:  # stopped early: nobody will read what the workers are writing
                 proc.kill()
             try:
-                proc.stdin.close()
+                if proc.stdin is not None:
+                    proc.stdin.close()
             except OSError:
                 pass
         for proc in procs:
@@ -130,7 +133,8 @@ def map_parallel(
         for t in readers:
             t.join(timeout=10)
         for proc in procs:
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 _HEADER = struct.Struct("<Q")
