@@ -48,7 +48,7 @@ def _coerce_vectors(vectors: Mapping[str, Any]) -> dict[str, VectorSpec]:
 
 
 def encode_games(
-    records: Sequence[Mapping],
+    records: Sequence[Mapping[str, Any]],
     *,
     vectors: Mapping[str, VectorSpec],
     board_types: frozenset[str] | None = None,
@@ -62,7 +62,7 @@ def encode_games(
     are valid.
     """
     specs = _coerce_vectors(vectors)
-    headers: list[dict] = []
+    headers: list[dict[str, Any]] = []
     moves_lists: list[Any] = []
     seen: dict[str, int] = {}
     header_error: RecordError | None = None
@@ -127,7 +127,7 @@ def _first_bad_game(game_ids: list[str], moves_lists: list[Any], specs: Mapping[
                        game_id=game_ids[0] if game_ids else None, game_index=0)
 
 
-def _first_bad_header(headers: list[dict], counts: list[int], exc: Exception) -> RecordError:
+def _first_bad_header(headers: list[dict[str, Any]], counts: list[int], exc: Exception) -> RecordError:
     """The :class:`RecordError` of the first game whose game-level fields Arrow could not take (``exc``)."""
     for index, (h, n) in enumerate(zip(headers, counts)):
         try:
@@ -139,17 +139,17 @@ def _first_bad_header(headers: list[dict], counts: list[int], exc: Exception) ->
                        game_id=headers[0].get("game_id"), game_index=0)
 
 
-def _json_or_none(obj: dict) -> str | None:
+def _json_or_none(obj: dict[str, Any]) -> str | None:
     return dump_json(obj) if obj else None
 
 
-def _player_row(p: Mapping) -> dict:
+def _player_row(p: Mapping[str, Any]) -> dict[str, Any]:
     row = {k: p.get(k) for k in _PLAYER_NAMES}
     row["extra_json"] = _json_or_none({k: v for k, v in p.items() if k not in _PLAYER_KNOWN})
     return row
 
 
-def _snapshot_row(s: Mapping) -> dict:
+def _snapshot_row(s: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "move_number": s["move_number"],
         "state_json": dump_json(s["state"]),
@@ -158,8 +158,8 @@ def _snapshot_row(s: Mapping) -> dict:
     }
 
 
-def _games_table(headers: list[dict], counts: list[int]) -> pa.Table:
-    columns: dict[str, list] = {name: [h.get(name) for h in headers] for name in _GAME_SCALAR_NAMES}
+def _games_table(headers: list[dict[str, Any]], counts: list[int]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [h.get(name) for h in headers] for name in _GAME_SCALAR_NAMES}
     players, metadata, state_json, state_blob, snapshots, extra, offsets = [], [], [], [], [], [], []
     offset = 0
     for h, count in zip(headers, counts):
@@ -191,12 +191,12 @@ def _games_table(headers: list[dict], counts: list[int]) -> pa.Table:
 # ---------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------
-def _merge_extra(out: dict, text: str | None) -> None:
+def _merge_extra(out: dict[str, Any], text: str | None) -> None:
     if text is not None:
         out.update(json.loads(text))
 
 
-def _header_from_row(row: Mapping) -> dict:
+def _header_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in _GAME_SCALAR_NAMES if row.get(k) is not None}
     if row.get("players") is not None:
         players = []
@@ -233,7 +233,7 @@ def decode_games(
     moves: pa.Table | pa.RecordBatch,
     *,
     base_offset: int = 0,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Canonical records of every row of ``games``.
 
     Each game's moves are the rows ``[move_offset - base_offset, +move_count)``
@@ -267,7 +267,7 @@ def decode_games(
     return out
 
 
-def decode_game(game_row: pa.Table | pa.RecordBatch, moves: pa.Table | pa.RecordBatch) -> dict:
+def decode_game(game_row: pa.Table | pa.RecordBatch, moves: pa.Table | pa.RecordBatch) -> dict[str, Any]:
     """One game: ``game_row`` holds exactly one row, ``moves`` exactly its moves."""
     if game_row.num_rows != 1:
         raise ValueError(f"expected one game row, got {game_row.num_rows}")

@@ -6,6 +6,7 @@ written against plain Python exceptions keeps working.
 """
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, TypeVar
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "StoreBusyError",
     "DatasetError",
     "StateMismatchError",
+    "CompatUnavailableError",
+    "CompatSQLError",
+    "ReadOnlySQLError",
 ]
 
 _R = TypeVar("_R", bound="RecordError")
@@ -128,3 +132,15 @@ class DatasetError(GamestoreError, ValueError):
 
 class StateMismatchError(GamestoreError, ValueError):
     """A saved loader state does not fit this dataset (other options, workers, or data removed)."""
+
+
+class CompatUnavailableError(GamestoreError, RuntimeError):
+    """A RingRift capability (models, rules engine) the call needs is not available (``gamestore.compat``)."""
+
+
+class CompatSQLError(QueryError, sqlite3.OperationalError):
+    """A statement the RingRift-compatible views cannot run (also a ``sqlite3.OperationalError``)."""
+
+
+class ReadOnlySQLError(CompatSQLError):
+    """A write statement on the read-only RingRift-compatible connection."""

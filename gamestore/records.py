@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Collection, Iterable, Mapping
+from typing import AbstractSet, Any, Iterable, Mapping
 
 import numpy as np
+import orjson  # a core dependency: speeds json_canonical up; json stays the reference
+import pyarrow as pa
 
 from .errors import RecordError
 from .schema import (
@@ -50,7 +52,7 @@ INT_RANGES = {
 }
 
 
-def _int_range(arrow_type) -> tuple[int, int]:
+def _int_range(arrow_type: pa.DataType) -> tuple[int, int]:
     return INT_RANGES[str(arrow_type)]
 
 
@@ -79,26 +81,20 @@ def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
     NaN and infinities are rejected (JSON has no such numbers), as are lone
     surrogates in strings and nesting deeper than :data:`MAX_JSON_DEPTH`.
     """
-    if _orjson is not None:  # fast path: same result whenever orjson's round trip gives back an equal value
-        try:
-            back = _orjson.loads(_orjson.dumps(value))
-        except (TypeError, ValueError):  # non-str keys, big ints, unsupported types: the json path decides
-            pass
-        else:
-            if back == value and _plain_json(value):
-                return back
+    # fast path (orjson): same result whenever orjson's round trip gives back an equal value
+    try:
+        back = orjson.loads(orjson.dumps(value))
+    except (TypeError, ValueError):  # non-str keys, big ints, unsupported types: the json path decides
+        pass
+    else:
+        if back == value and _plain_json(value):
+            return back
     try:
         text = dump_json(_check_json_keys(value, game_id, field, 0))
     except (TypeError, ValueError, RecursionError) as exc:
         raise RecordError(f"not JSON-serialisable: {exc}", game_id=game_id, field=field) from None
     check_text(text, game_id=game_id, field=field)
     return json.loads(text)
-
-
-try:  # orjson (a core dependency) speeds json_canonical up; json stays the reference
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
 
 
 def _plain_json(value: Any) -> bool:
@@ -120,7 +116,7 @@ def _check_json_keys(value: Any, game_id: object, field: str, depth: int) -> Any
     return value
 
 
-def check_scalar(value: Any, kind: str, arrow_type, *, game_id: object, field: str) -> Any:
+def check_scalar(value: Any, kind: str, arrow_type: pa.DataType, *, game_id: object, field: str) -> Any:
     """Check one typed scalar (not None) and return it coerced to its kind."""
     if kind == "str":
         if not isinstance(value, str):
@@ -141,7 +137,7 @@ def check_scalar(value: Any, kind: str, arrow_type, *, game_id: object, field: s
     raise AssertionError(kind)
 
 
-def _check_string_key(d: Mapping, key: str, game_id: object, field: str) -> None:
+def _check_string_key(d: Mapping[str, Any], key: str, game_id: object, field: str) -> None:
     if not isinstance(key, str):
         raise RecordError(f"keys must be str, got {key!r}", game_id=game_id, field=field)
 
@@ -153,7 +149,7 @@ _GAME_SCALARS = {n: (t, k) for n, t, k in GAME_SCALAR_FIELDS}
 _PLAYER_SCALARS = {n: (t, k) for n, t, k in PLAYER_FIELDS}
 
 
-def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) -> dict:
+def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) -> dict[str, Any]:
     """Validate and canonicalise every game-level field (everything but ``moves``).
 
     Returns the canonical dict without the ``moves`` key.
@@ -213,7 +209,7 @@ def normalize_header(record: Any, *, board_types: frozenset[str] | None = None) 
     return out
 
 
-def _normalize_players(value: Any, game_id: object) -> list[dict]:
+def _normalize_players(value: Any, game_id: object) -> list[dict[str, Any]]:
     if not isinstance(value, (list, tuple)):
         raise RecordError("players must be a list of dicts", game_id=game_id, field="players")
     players = []
@@ -237,7 +233,7 @@ def _normalize_players(value: Any, game_id: object) -> list[dict]:
     return players
 
 
-def _normalize_snapshots(value: Any, game_id: object) -> list[dict]:
+def _normalize_snapshots(value: Any, game_id: object) -> list[dict[str, Any]]:
     if not isinstance(value, (list, tuple)):
         raise RecordError("snapshots must be a list of dicts", game_id=game_id, field="snapshots")
     snaps = []
@@ -271,7 +267,7 @@ _SEARCH_MAP_KEYS = {k for k, _ in SEARCH_MAPS}
 _SEARCH_SCALAR_KEYS = {k: (t, kind) for k, _, t, kind, _ in SEARCH_SCALARS}
 
 
-def normalize_position(value: Any, *, game_id: object, field: str) -> dict:
+def normalize_position(value: Any, *, game_id: object, field: str) -> dict[str, Any]:
     if isinstance(value, Mapping):
         if set(value) - {"x", "y", "z"} or "x" not in value or "y" not in value:
             raise RecordError("a position is {x, y[, z]}", game_id=game_id, field=field)
@@ -297,7 +293,7 @@ def _check_candidate_key(k: Any, game_id: object, field: str) -> Any:
     raise RecordError(f"candidate keys are str or int, got {k!r}", game_id=game_id, field=field)
 
 
-def normalize_policy(value: Any, *, game_id: object, field: str) -> dict:
+def normalize_policy(value: Any, *, game_id: object, field: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise RecordError("a policy is a mapping candidate -> probability", game_id=game_id, field=field)
     out = {}
@@ -312,7 +308,7 @@ def normalize_policy(value: Any, *, game_id: object, field: str) -> dict:
     return out
 
 
-def normalize_search(value: Any, *, game_id: object, field: str) -> dict:
+def normalize_search(value: Any, *, game_id: object, field: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise RecordError("search statistics must be a mapping", game_id=game_id, field=field)
     out: dict[str, Any] = {}
@@ -357,7 +353,7 @@ def normalize_move(
     game_id: object,
     vectors: Mapping[str, VectorSpec],
     previous_number: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Validate and canonicalise one move (``index`` is its position in the game)."""
     field = f"moves[{index}]"
     if not isinstance(move, Mapping):
@@ -416,7 +412,7 @@ def normalize_game(
     *,
     vectors: Mapping[str, VectorSpec] | None = None,
     board_types: frozenset[str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Validate a whole game record and return its canonical form."""
     out = normalize_header(record, board_types=board_types)
     game_id = out["game_id"]
@@ -436,7 +432,7 @@ def normalize_game(
     return out
 
 
-def undeclared_vectors(moves: Iterable[Any], declared: Collection[str]) -> dict[str, Any]:
+def undeclared_vectors(moves: Iterable[Any], declared: AbstractSet[str]) -> dict[str, Any]:
     """The first value seen for each vector name in ``moves`` not in ``declared`` (for auto-declaration)."""
     seen: dict[str, Any] = {}
     for m in moves:

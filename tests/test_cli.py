@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 
 import duckdb
 import pyarrow.parquet as pq
@@ -17,32 +16,14 @@ from gamestore import synth
 from gamestore.cli import build_parser, main
 from gamestore.ops import verify_store
 
+from helpers.cli import run
+
 OPS_COMMANDS = ("info", "sql", "compact", "merge", "export", "prune")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """12 games in 6 shards: 8 square8 2p, 4 hex8 2p."""
-    path = tmp_path_factory.mktemp("cli") / "store"
-    games = synth.games(8, board_type="square8", seed=21) + synth.games(4, board_type="hex8", seed=22)
-    with gamestore.open(path, fsync=False) as s:
-        for i in range(0, len(games), 2):
-            s.write_games(games[i : i + 2])
-            s.flush()
-    return path
-
-
 @pytest.fixture()
-def store(tmp_path, template):
-    path = tmp_path / "store"
-    shutil.copytree(template, path)
-    return path
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+def store(cli_store):
+    return cli_store
 
 
 def game_ids(path) -> list[str]:

@@ -13,21 +13,23 @@ import subprocess
 import sys
 import termios
 import time
-from pathlib import Path
 
 import pytest
 
 import gamestore
 from gamestore.cli.progress import Output
 from gamestore import synth
-from gamestore.ringrift.fixtures import decompress_fixtures
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cli import run, store, template  # noqa: E402,F401  (the CLI tests' store: 12 games in 6 shards)
+from helpers import subprocess_env
+from helpers.cli import run
 
 pytestmark = pytest.mark.single_backend
 
-ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture()
+def store(cli_store):
+    """The CLI tests' store: 12 games in 6 shards."""
+    return cli_store
 
 
 class Tty(io.StringIO):
@@ -152,8 +154,8 @@ def test_json_outputs(capsys, store, tmp_path):
     assert code == 2 and "--json" in err
 
 
-def test_import_sqlite_json_and_progress(capsys, tmp_path):
-    dbs = decompress_fixtures(tmp_path)
+def test_import_sqlite_json_and_progress(capsys, tmp_path, ringrift_dbs):
+    dbs = ringrift_dbs
     src = str(dbs["ringrift_v18_history"])
     code, out, err = run(capsys, "import-sqlite", src, tmp_path / "store", "--json")
     summary = json.loads(out)
@@ -176,7 +178,7 @@ def test_bar_on_a_real_terminal(store):
     """`gamestore verify` with stderr on a pseudo-terminal draws a tqdm bar (carriage returns), stdout stays clean."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0x0: no room for a bar
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, "-m", "gamestore.cli", "verify", str(store)], stdout=subprocess.PIPE,
                             stderr=slave, env=env)
     os.close(slave)
@@ -217,7 +219,7 @@ def test_compact_watch_prints_json_lines(tmp_path):
         for seed in range(8):
             s.write_games(synth.games(2, seed=seed))
             s.flush()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, "-m", "gamestore.cli", "compact", str(store), "--watch", "--interval",
                              "0.2", "--fanin", "4", "--retain", "0", "--json", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)

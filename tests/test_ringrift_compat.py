@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gamestore.compat import CompatUnavailableError, GameReplayDB
-from rr_support import rr_dbs, rr_src, sqlite_copy  # noqa: F401 - session fixtures
+
+from helpers.ringrift_src import sqlite_copy
 
 pytestmark = pytest.mark.single_backend
 

@@ -7,7 +7,6 @@ import sqlite3
 import pytest
 
 from gamestore.compat import CompatSQLError, GameReplayDB, ReadOnlySQLError, Row, connect
-from gamestore.ringrift.fixtures import decompress_fixtures, fixture_dir
 from gamestore.ringrift.rr_sql import STATEMENTS, bind
 from gamestore.ringrift.transfer import import_sqlite
 
@@ -18,12 +17,10 @@ _JSON_COLS = {"move_json", "move_probs", "search_stats_json", "metadata_json", "
 
 
 @pytest.fixture(scope="module")
-def dbs(tmp_path_factory):
-    if fixture_dir() is None:
-        pytest.skip("RingRift fixture databases not found")
+def dbs(tmp_path_factory, ringrift_dbs):
     base = tmp_path_factory.mktemp("compat_sql")
     out = {}
-    for name, path in decompress_fixtures(base).items():
+    for name, path in ringrift_dbs.items():
         store = base / f"{name}.store"
         import_sqlite(path, store, progress=False, workers=0)
         out[name] = (path, store)

@@ -7,12 +7,11 @@ point-query routing by ``game_id`` and SQLite's result column names (docs/ringri
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..errors import QueryError
+from ..errors import CompatSQLError, ReadOnlySQLError
 
 __all__ = ["SCHEMA", "Plan", "plan_for", "translate", "CompatSQLError", "ReadOnlySQLError"]
 
@@ -25,12 +24,6 @@ _GAMES_FILE_TABLES = {"game_initial_state", "game_state_snapshots", "game_choice
                       "game_nnue_features"}  # fmt: skip
 
 
-class CompatSQLError(QueryError, sqlite3.OperationalError):
-    """A statement the compatible views cannot run (also a ``sqlite3.OperationalError``)."""
-
-
-class ReadOnlySQLError(CompatSQLError):
-    """A write statement on the read-only compatible connection."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from ..errors import GamestoreError
+from ..errors import CompatUnavailableError
 
 __all__ = ["CompatUnavailableError", "Types", "Replay"]
 
@@ -33,10 +33,6 @@ __all__ = ["CompatUnavailableError", "Types", "Replay"]
 Replay = Callable[[Any, Sequence[Any]], Any]
 
 _IMPORT_LOCK = threading.Lock()
-
-
-class CompatUnavailableError(GamestoreError, RuntimeError):
-    """A RingRift capability (models, rules engine) the call needs is not available."""
 
 
 def _import(name: str) -> ModuleType | None:

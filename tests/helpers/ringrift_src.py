@@ -1,39 +1,31 @@
-"""RingRift's own code for the compatibility tests: the source snapshot, its fixtures, databases it writes.
+"""RingRift's own code for the compatibility tests: where its source snapshot is, and databases it writes.
 
-``rr_src`` extracts ``../shared/ringrift-src/ringrift-src.tar.zst`` (beside the
-repository, or ``$GAMESTORE_RINGRIFT_SRC``) once per session into a temporary
-directory and puts its ``ai-service`` on ``sys.path``; tests skip with a message
-only where the snapshot is absent.  ``rr_dbs`` are SQLite files written by
-RingRift's ``GameReplayDB`` (the two fixtures plus one generated here by random
-legal play), each with a store imported from it: RingRift opens copies (it
+The session fixtures ``rr_src`` and ``rr_dbs`` (``tests/conftest.py``) use these:
+:func:`src_tarball` finds ``../shared/ringrift-src/ringrift-src.tar.zst`` from the
+repository (or ``$GAMESTORE_RINGRIFT_SRC``), :func:`generate_db` writes a GameReplayDB
+with RingRift's own code, and :func:`sqlite_copy` gives RingRift a writable copy (it
 switches a file to WAL mode).
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from gamestore.ringrift.fixtures import decompress_fixtures, extract_source, fixture_dir, source_tarball
-from gamestore.ringrift.transfer import import_sqlite
+REPO = Path(__file__).resolve().parents[2]
+TARBALL = Path("ringrift-src") / "ringrift-src.tar.zst"
 
 
-@pytest.fixture(scope="session")
-def rr_src(tmp_path_factory) -> Path:
-    """RingRift's ai-service directory, importable (``app.*``, ``scripts.*``)."""
-    if source_tarball() is None:
-        pytest.skip("RingRift source snapshot not found (../shared/ringrift-src/ringrift-src.tar.zst)")
-    root = extract_source(tmp_path_factory.mktemp("ringrift_src"))
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import logging
-
-    logging.getLogger("app").setLevel(logging.ERROR)
-    return root
+def src_tarball() -> Path | None:
+    """RingRift's source snapshot: ``$GAMESTORE_RINGRIFT_SRC``, else ``../shared`` beside the repository
+    (or beside its parent directory, for worktrees)."""
+    env = os.environ.get("GAMESTORE_RINGRIFT_SRC")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / TARBALL, REPO.parent.parent / "shared" / TARBALL]
+    return next((p for p in candidates if p.is_file()), None)
 
 
 def generate_db(path: Path, *, games: int = 3, seed: int = 7) -> Path:
@@ -68,21 +60,6 @@ def generate_db(path: Path, *, games: int = 3, seed: int = 7) -> Path:
         writer.finalize(state, metadata={"source": "selfplay", "seed": seed})
     db.close()
     return path
-
-
-@pytest.fixture(scope="session")
-def rr_dbs(rr_src, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """name -> (SQLite file written by RingRift, store imported from it)."""
-    base = tmp_path_factory.mktemp("rr_dbs")
-    out: dict[str, tuple[Path, Path]] = {}
-    if fixture_dir() is not None:
-        for name, path in decompress_fixtures(base).items():
-            out[name] = (path, base / f"{name}.store")
-    out["generated"] = (generate_db(base / "generated.db"), base / "generated.store")
-    for name, (db, store) in out.items():
-        import_sqlite(db, store, progress=False, workers=0)
-        db.chmod(0o444)
-    return out
 
 
 def sqlite_copy(src: Path, dest_dir: Path) -> Path:
