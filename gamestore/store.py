@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence, overload
 
 import duckdb
@@ -34,7 +35,7 @@ from .errors import (
 from .records import undeclared_vectors
 from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
 from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
-from .shard import write_shard
+from .shard import ShardReader, write_shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
@@ -100,7 +101,7 @@ class GameStore:
         self._catalog.load()
 
     # -- configuration --------------------------------------------------------------
-    def _read_config(self) -> dict:
+    def _read_config(self) -> dict[str, Any]:
         return read_config(self.path)
 
     @contextmanager
@@ -136,7 +137,7 @@ class GameStore:
             self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
             atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
 
-    def _auto_declare(self, records: Sequence[Mapping]) -> RecordError | None:
+    def _auto_declare(self, records: Sequence[Mapping[str, Any]]) -> RecordError | None:
         """Declare the vectors ``records`` use that are not declared yet.
 
         Returns the error of the first record with an unusable new vector (its
@@ -180,7 +181,7 @@ class GameStore:
         if self._closed:
             raise StoreClosedError(f"store {self.path} is closed")
 
-    def write_games(self, games: Iterable[Mapping], *, on_duplicate: OnDuplicate = "error") -> int:
+    def write_games(self, games: Iterable[Mapping[str, Any]], *, on_duplicate: OnDuplicate = "error") -> int:
         """Validate, encode and buffer games; returns how many were accepted.
 
         Full shards are sealed as the buffer fills; :meth:`flush` seals the
@@ -192,7 +193,7 @@ class GameStore:
             raise ValueError("on_duplicate must be 'error' or 'skip'")
         self._check_open()
         written = 0
-        chunk: list[Mapping] = []
+        chunk: list[Mapping[str, Any]] = []
         with self._write_lock:
             # no catalog refresh here: a writer process indexing every other writer's new shards costs
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
@@ -210,12 +211,12 @@ class GameStore:
                 written += self._write_chunk(chunk, on_duplicate)
         return written
 
-    def _write_chunk(self, chunk: list[Mapping], on_duplicate: OnDuplicate) -> int:
+    def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate) -> int:
         declare_failure = self._auto_declare(chunk)
         failure: Exception | None = declare_failure
         if declare_failure is not None:
             chunk = chunk[: declare_failure.game_index]
-        accepted: list[Mapping] = []
+        accepted: list[Mapping[str, Any]] = []
         seen: set[str] = set()
         for record in chunk:
             gid = record.get("game_id") if isinstance(record, Mapping) else None
@@ -288,7 +289,7 @@ class GameStore:
         self._catalog.refresh()
         return len(self._catalog)
 
-    def get_game(self, game_id: str) -> dict:
+    def get_game(self, game_id: str) -> dict[str, Any]:
         """The whole game (canonical record form, moves and per-move data included)."""
         self._check_open()
         self._catalog.refresh()
@@ -396,8 +397,8 @@ class GameStore:
         self._check_open()
         self._catalog.refresh()
         cols = list(columns) if columns is not None else None
+        selected: dict[str, list[tuple[int, int]]] | None = None
         if where is None:
-            selected = None
             shard_ids = self._catalog.shard_ids()
         else:
             locs = self.game_locations(where)
@@ -409,7 +410,13 @@ class GameStore:
             shard_ids = sorted(selected)
         return self._scan(shard_ids, selected, cols, batch_size)
 
-    def _scan(self, shard_ids, selected, cols, batch_size) -> Iterator[pa.RecordBatch]:
+    def _scan(
+        self,
+        shard_ids: list[str],
+        selected: dict[str, list[tuple[int, int]]] | None,
+        cols: list[str] | None,
+        batch_size: int,
+    ) -> Iterator[pa.RecordBatch]:
         target = moves_schema({**self._catalog.vectors(), **self.vectors})
         if cols is not None:
             unknown = [c for c in cols if c not in target.names]
@@ -448,15 +455,14 @@ class GameStore:
                 for off in range(0, batch.num_rows, batch_size):
                     yield batch.slice(off, batch_size)
 
-    def _indexed_rows(self, reader) -> np.ndarray | None:
-        ids = reader.manifest["game_ids"]
-        if all(self._catalog.locate(g) is not None and self._catalog.locate(g).shard_id == reader.shard_id for g in ids):
+    def _indexed_rows(self, reader: ShardReader) -> np.ndarray | None:
+        locs = [self._catalog.locate(g) for g in reader.manifest["game_ids"]]
+        mine = [loc for loc in locs if loc is not None and loc.shard_id == reader.shard_id]
+        if len(mine) == len(locs):
             return None
         mask = np.zeros(sum(reader.manifest["batch_rows"]), dtype=bool)
-        for g in ids:
-            loc = self._catalog.locate(g)
-            if loc is not None and loc.shard_id == reader.shard_id:
-                mask[loc.move_offset : loc.move_offset + loc.num_moves] = True
+        for loc in mine:
+            mask[loc.move_offset : loc.move_offset + loc.num_moves] = True
         return mask
 
     @overload
@@ -517,7 +523,7 @@ class GameStore:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """Summary figures: games, moves, shards, bytes on disk, per-config counts, newest game."""
         self._check_open()
         self._catalog.refresh()
@@ -571,7 +577,9 @@ class GameStore:
     def __enter__(self) -> "GameStore":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -609,7 +617,7 @@ def _clean_stale(root: Path) -> None:
                     pass
 
 
-def read_config(root: Path) -> dict:
+def read_config(root: Path) -> dict[str, Any]:
     """The store's ``gamestore.json``; typed errors for a path that is no store or a damaged config."""
     root = Path(root)
     try:
@@ -636,7 +644,7 @@ def read_config(root: Path) -> dict:
     return config
 
 
-def require_store(path: str | os.PathLike) -> Path:
+def require_store(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path when it holds a readable gamestore (nothing is created); typed errors otherwise."""
     root = Path(path)
     read_config(root)
@@ -661,7 +669,7 @@ def check_layout(root: Path, *, create: bool) -> None:
 
 
 def open(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     create: bool = True,
     vectors: Mapping[str, object] | None = None,
@@ -694,6 +702,7 @@ def open(
                 foreign = [p.name for p in root.iterdir() if p.name not in _LAYOUT and p.name != ".lock"]
                 if foreign:
                     raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
+                bt: list[str] | None
                 if board_types == "ringrift":
                     bt = sorted(RINGRIFT_BOARD_TYPES)
                 else:

@@ -97,7 +97,8 @@ def plan_tiers(shards: list[tuple[str, int]], policy: TierPolicy) -> list[list[s
     for t in sorted(tiers):
         members = tiers[t]
         while len(members) >= policy.fanin:
-            group, total = [], 0
+            group: list[str] = []
+            total = 0
             for sid, moves in members:
                 if len(group) >= policy.max_inputs or (group and total + moves > policy.target_moves):
                     break
