@@ -19,11 +19,9 @@ from gamestore.ops.common import indexed_rows
 from gamestore.ops.shardbuild import Part, write_parts
 from gamestore.ops.tiering import TierPolicy, compact_round, plan_tiers
 
-from test_multiprocess import finish, read_acks, spawn
+from helpers import finish, read_acks, spawn, subprocess_env
 
 pytestmark = pytest.mark.single_backend
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ids(store) -> list[str]:
@@ -116,7 +114,7 @@ def _games(n: int) -> list[dict]:
 
 
 def _watcher(store: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = subprocess_env()
     return subprocess.Popen(
         [sys.executable, "-m", "gamestore.cli", "compact", str(store), "--watch", "--interval", "0.2", "--fanin", "4",
          "--retain", "0.5"],
