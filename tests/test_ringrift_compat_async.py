@@ -8,7 +8,6 @@ import time
 import pytest
 
 from gamestore.compat import AsyncGameReplayDB, GameReplayDB
-from gamestore.ringrift.fixtures import decompress_fixtures, fixture_dir
 from gamestore.ringrift.transfer import import_sqlite
 
 pytestmark = pytest.mark.single_backend
@@ -17,11 +16,9 @@ _ITERATORS = {"iterate_games", "iterate_games_with_probs", "get_nnue_features_fo
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    if fixture_dir() is None:
-        pytest.skip("RingRift fixture databases not found")
+def store(tmp_path_factory, ringrift_dbs):
     base = tmp_path_factory.mktemp("compat_async")
-    path = decompress_fixtures(base)["ringrift_v18_history"]
+    path = ringrift_dbs["ringrift_v18_history"]
     import_sqlite(path, base / "store", progress=False, workers=0)
     return base / "store"
 

@@ -48,7 +48,7 @@ class GameReplayDB(SideTables):
 
     def __init__(
         self,
-        db_path: str | os.PathLike,
+        db_path: str | os.PathLike[str],
         snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
         enforce_canonical_history: bool = True,
         journal_mode: str = "WAL",
@@ -66,11 +66,11 @@ class GameReplayDB(SideTables):
         self._owns_store = store is None
         self._store = store if store is not None else store_mod.open(self._db_path, create=False)
         self._types = Types(models, replay)
-        self._headers: OrderedDict[tuple, dict] = OrderedDict()
+        self._headers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._index = GameIndex(self._store)
-        self._game_rows: OrderedDict[int, dict] = OrderedDict()  # id(header) -> games row (checked by game_id)
+        self._game_rows: OrderedDict[int, dict[str, Any]] = OrderedDict()  # id(header) -> games row (checked by game_id)
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -96,7 +96,7 @@ class GameReplayDB(SideTables):
     @property
     def pydantic(self) -> bool:
         """True when results are RingRift's pydantic objects, False for plain dicts."""
-        return self._types.pydantic
+        return bool(self._types.pydantic)
 
     def checkpoint_wal(self) -> tuple[int, int]:
         """No write-ahead log to checkpoint: ``(0, 0)``."""
@@ -114,7 +114,7 @@ class GameReplayDB(SideTables):
         yield conn
 
     # -- point reads ---------------------------------------------------------------------
-    def _header(self, game_id: str) -> dict | None:
+    def _header(self, game_id: str) -> dict[str, Any] | None:
         """The game record without moves, from the shard's game row (cached; shared: do not change it)."""
         catalog = self._store.catalog
         self._store._check_open()
@@ -144,13 +144,13 @@ class GameReplayDB(SideTables):
                 self._headers.popitem(last=False)
         return header
 
-    def _record(self, game_id: str) -> dict | None:
+    def _record(self, game_id: str) -> dict[str, Any] | None:
         try:
             return self._store.get_game(game_id)
         except GameNotFoundError:
             return None
 
-    def _moves(self, game_id: str, *, policy: bool = False, vectors: bool = False) -> list[dict] | None:
+    def _moves(self, game_id: str, *, policy: bool = False, vectors: bool = False) -> list[dict[str, Any]] | None:
         """The game's move records, decoding only the columns asked for (None: no such game)."""
         self._store._check_open()
         self._store.catalog.refresh()
@@ -172,7 +172,7 @@ class GameReplayDB(SideTables):
         return [(m["move_number"], R.heuristics(m)) for m in self._moves(game_id, vectors=True) or ()]
 
     # -- game-level reads -------------------------------------------------------------------
-    def get_game_metadata(self, game_id: str) -> dict | None:
+    def get_game_metadata(self, game_id: str) -> dict[str, Any] | None:
         """Get game metadata without loading full state (the ``games`` row as a new dict)."""
         header = self._header(game_id)
         if header is None:
@@ -188,7 +188,7 @@ class GameReplayDB(SideTables):
                     self._game_rows.popitem(last=False)
         return dict(row)
 
-    def get_game_with_players(self, game_id: str) -> dict | None:
+    def get_game_with_players(self, game_id: str) -> dict[str, Any] | None:
         """Get game metadata including player details."""
         header = self._header(game_id)
         if header is None:
@@ -233,7 +233,8 @@ class GameReplayDB(SideTables):
         moves = self._moves(game_id)
         if not moves:
             return []
-        return self._types.moves([R.move_json(m) for m in moves if R.in_range(m["move_number"], start, end)])
+        out: list[Any] = self._types.moves([R.move_json(m) for m in moves if R.in_range(m["move_number"], start, end)])
+        return out
 
     def get_moves_batch(self, game_ids: list[str]) -> dict[str, list[Any]]:
         """Moves of several games (an empty list for unknown games)."""
@@ -253,7 +254,7 @@ class GameReplayDB(SideTables):
                     results.setdefault(gid, {})[m["move_number"]] = probs
         return results
 
-    def get_move_records(self, game_id: str, start: int = 0, end: int | None = None) -> list[dict]:
+    def get_move_records(self, game_id: str, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
         """Move records with full metadata (RingRift's camelCase record shape; ``move`` is the move JSON)."""
         import json
 
@@ -336,7 +337,7 @@ class GameReplayDB(SideTables):
         bt = None if board_type is None else (board_type.value if hasattr(board_type, "value") else str(board_type))
         return {"board_type": bt, **dict(zip(names, rest))}
 
-    def _catalog_rows(self, sql: str, params: list[Any]) -> list[tuple]:
+    def _catalog_rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self._store._check_open()
         self._store.catalog.refresh()
         return self._store.catalog.cursor().execute(sql, params).fetchall()
@@ -355,7 +356,7 @@ class GameReplayDB(SideTables):
         exclude_training_excluded: bool = True,
         require_moves: bool = False,
         exclude_non_canonical: bool = True,
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Games matching the filters, newest first: ``games`` rows as dicts (all v18 columns).
 
         Answered from the catalog's game rows (no moves are read).  v18 files have no
@@ -393,18 +394,18 @@ class GameReplayDB(SideTables):
         f = self._filters(board_type, num_players, winner, termination_reason, source, min_moves, max_moves)
         return len(self._index.select(**f))
 
-    def iterate_games(self, batch_size: int = 100, **filters: Any) -> Iterator[tuple[dict, Any, list[Any]]]:
+    def iterate_games(self, batch_size: int = 100, **filters: Any) -> Iterator[tuple[dict[str, Any], Any, list[Any]]]:
         """``(metadata, initial_state, moves)`` for each matching game (``limit`` defaults to 10000)."""
         for meta, initial, moves, _ in self._iterate(batch_size, filters, probs=False):
             yield meta, initial, moves
 
     def iterate_games_with_probs(
         self, batch_size: int = 100, **filters: Any
-    ) -> Iterator[tuple[dict, Any, list[Any], dict[int, dict[str, float]]]]:
+    ) -> Iterator[tuple[dict[str, Any], Any, list[Any], dict[int, dict[str, float]]]]:
         """As :meth:`iterate_games`, plus ``{move_number: {move_key: probability}}`` for the moves with soft targets."""
         yield from self._iterate(batch_size, filters, probs=True)
 
-    def _iterate(self, batch_size: int, filters: dict, *, probs: bool) -> Iterator[tuple[dict, Any, list[Any], dict]]:
+    def _iterate(self, batch_size: int, filters: dict[str, Any], *, probs: bool) -> Iterator[tuple[dict[str, Any], Any, list[Any], dict[int, dict[str, float]]]]:
         filters = dict(filters)
         limit = filters.pop("limit", 10000)
         games = self.query_games(**filters, limit=limit)
@@ -423,7 +424,7 @@ class GameReplayDB(SideTables):
                         mp[m["move_number"]] = p
             yield meta, initial, move_objs, mp
 
-    def get_stats(self) -> dict:
+    def get_stats(self) -> dict[str, Any]:
         """Database statistics, keyed as RingRift's ``get_stats``."""
         stats = self._index.stats()
         stored = self._store.get_meta("ringrift.schema_metadata")

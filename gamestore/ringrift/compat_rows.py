@@ -197,14 +197,14 @@ def decode_partial(reader: Any, rows: Any, *, policy: bool = False, search: bool
     """Move records of ``rows`` with the heavy per-move data left out unless asked for."""
     import pyarrow as pa
 
-    from .. import codec
+    from ..backend import selected
 
     drop = set(() if policy else _POLICY_COLS) | set(() if search else _SEARCH_COLS)
     specs = reader.vectors if vectors else {}
     if not vectors:
         drop |= {s.column for s in reader.vectors.values()}
     cols = [pa.nulls(rows.num_rows, f.type) if f.name in drop else c for f, c in zip(rows.schema, rows.columns)]
-    return codec._moves.decode_moves(pa.RecordBatch.from_arrays(cols, schema=rows.schema), specs)
+    return selected().decode_moves(pa.RecordBatch.from_arrays(cols, schema=rows.schema), specs)
 
 
 def heuristics_of_rows(reader: Any, rows: Any) -> list[np.ndarray | None] | None:
