@@ -7,7 +7,7 @@ every network request the page attempts, evaluates a check script, and takes
 a full-page PNG screenshot.  Used by tests/test_report_browser.py and to make
 the README's screenshot::
 
-    python tests/chromium.py REPORT.html docs/report.png [--width 1440] [--height 2200] [--scale 0.6]
+    python tests/helpers/chromium.py REPORT.html docs/report.png [--width 1440] [--height 2200] [--scale 0.6]
 """
 from __future__ import annotations
 
