@@ -13,7 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format versions this reader reads (docs/format.md): 1 has no per-batch checksums.
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 #: Board types of the RingRift profile; stores accept these unless opened
 #: with another ``board_types=`` set.

@@ -21,10 +21,11 @@ from typing import Any, Hashable, Iterator, Sequence
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from .checksum import FileVerifier, file_checksums
 from .errors import FormatError, ShardCorruptError, StoreFullError
 from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
 from .ipc_batch import FastBatchReader, fast_reader
-from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema, vectors_from_schema
+from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
 
 __all__ = [
     "MANIFEST",
@@ -43,6 +44,7 @@ __all__ = [
 MOVES_FILE = "moves.arrow"
 GAMES_FILE = "games.arrow"
 MANIFEST = "MANIFEST.json"
+_READABLE_META = {str(v).encode() for v in READABLE_FORMAT_VERSIONS}
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 
 
@@ -126,7 +128,11 @@ def write_shard(
         _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
         _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
         files: dict[str, dict[str, Any]] = {
-            name: {"bytes": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)}
+            name: {
+                "bytes": (staging / name).stat().st_size,
+                "sha256": sha256_file(staging / name),
+                "checksums": file_checksums(staging / name),
+            }
             for name in (MOVES_FILE, GAMES_FILE)
         }
         manifest = {
@@ -177,7 +183,7 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict):
         raise ShardCorruptError(f"manifest is a JSON {type(manifest).__name__}, not an object", shard_id=path.name)
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise FormatError(f"shard {path.name}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
     problem = _manifest_problem(manifest)
     if problem:
@@ -288,18 +294,40 @@ class ShardReader:
         self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
         self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
+        self._verifiers: dict[str, FileVerifier] = {}
 
     # -- files ---------------------------------------------------------------
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
+        self.verifier(name)
         try:
             source = pa.memory_map(str(self.path / name), "r")
             reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=threads))
         except (OSError, pa.ArrowInvalid) as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
         meta = reader.schema.metadata or {}
-        if meta.get(b"gamestore.format_version") != str(FORMAT_VERSION).encode():
+        if meta.get(b"gamestore.format_version") not in _READABLE_META:
             raise FormatError(f"shard {self.shard_id}: {name} has an unsupported format version")
         return reader
+
+    def verifier(self, name: str) -> FileVerifier | None:
+        """The checksum verifier of one file (None for format-1 shards, which carry no per-batch checksums)."""
+        v = self._verifiers.get(name)
+        if v is None:
+            entry = self.manifest["files"][name]
+            if "checksums" not in entry:
+                return None
+            v = self._verifiers[name] = FileVerifier(
+                self.path / name, entry["checksums"], shard_id=self.shard_id, name=name, size=entry["bytes"]
+            )
+        return v
+
+    def _checked(self, name: str, index: int) -> None:
+        v = self.verifier(name)
+        if v is not None:
+            v.check(index)
+
+    def _corrupt(self, name: str, exc: BaseException) -> ShardCorruptError:
+        return ShardCorruptError(f"{name} unreadable: {type(exc).__name__}: {exc}", shard_id=self.shard_id)
 
     def _file_key(self, name: str) -> tuple:
         """Cache key of one file's content: a file rewritten in place (damage, repair) gets a new key."""
@@ -313,7 +341,23 @@ class ShardReader:
     def games(self) -> pa.Table:
         if self._games is None:
             self._games_key = self._file_key(GAMES_FILE)
-            self._games = self._open(GAMES_FILE).read_all()
+            v = self.verifier(GAMES_FILE)
+            reader = self._open(GAMES_FILE)
+            try:
+                if v is not None:
+                    v.check_all()
+                    if v.num_batches != reader.num_record_batches:
+                        raise ShardCorruptError("games.arrow batches differ from its checksums", shard_id=self.shard_id)
+                games = reader.read_all()
+                if v is None:
+                    games.validate(full=True)
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                if isinstance(exc, ShardCorruptError):
+                    raise
+                raise self._corrupt(GAMES_FILE, exc) from None
+            if games.num_rows != self.manifest["num_games"] or games.schema.names != GAMES_SCHEMA.names:
+                raise ShardCorruptError("games.arrow does not match its manifest", shard_id=self.shard_id)
+            self._games = games
         return self._games
 
     @property
@@ -321,6 +365,7 @@ class ShardReader:
         if self._moves is None:
             # point reads decode one small batch: a thread pool costs more than it saves
             self._moves_key = self._file_key(MOVES_FILE)
+            self.verifier(MOVES_FILE)  # head (schema, dictionaries) and footer checked before Arrow parses them
             reader = self._open(MOVES_FILE, threads=False)
             rows = self.manifest.get("batch_rows")
             if rows is None or len(rows) != reader.num_record_batches:
@@ -354,8 +399,19 @@ class ShardReader:
         return self._batch_starts
 
     def batch(self, index: int) -> pa.RecordBatch:
-        """Moves batch ``index``, read (and decompressed) now."""
-        return self.moves_reader.get_record_batch(index)
+        """Moves batch ``index``, read (and decompressed) now, after its checksum (format 1: full validation)."""
+        reader = self.moves_reader
+        self._checked(MOVES_FILE, index)
+        try:
+            batch = reader.get_record_batch(index)
+            if self._verifiers.get(MOVES_FILE) is None:
+                batch.validate(full=True)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise self._corrupt(MOVES_FILE, exc) from None
+        if batch.num_rows != self.manifest["batch_rows"][index]:
+            raise ShardCorruptError(f"moves batch {index} has {batch.num_rows} rows, the manifest says otherwise",
+                                    shard_id=self.shard_id)
+        return batch
 
     def batch_index(self, move_offset: int) -> int:
         """The index of the moves batch holding row ``move_offset``."""
@@ -377,9 +433,12 @@ class ShardReader:
         if not self._fast_tried:
             self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
             self._fast_tried = True
-        if self._fast is not None:
+        if self._fast is not None and self.verifier(MOVES_FILE) is not None:  # format 1: Arrow's validated read
+            self._checked(MOVES_FILE, index)
             try:
-                return self._fast.read_sized(index)
+                batch, size = self._fast.read_sized(index)
+                if batch.num_rows == self.manifest["batch_rows"][index]:
+                    return batch, size
             except Exception:  # noqa: BLE001 - Arrow's reader gives the authoritative result or error
                 pass
         batch = self.batch(index)
@@ -465,8 +524,18 @@ class ShardReader:
                 names = self.moves_schema.names
                 self._projected[key] = self._open(MOVES_FILE, fields=sorted(names.index(c) for c in columns))
             reader = self._projected[key]
+        v = self.verifier(MOVES_FILE)
         for i, start in enumerate(self.batch_starts):
-            batch = reader.get_record_batch(i)
+            if v is not None:
+                v.check(i)
+            try:
+                batch = reader.get_record_batch(i)
+                if v is None:
+                    batch.validate(full=True)
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise self._corrupt(MOVES_FILE, exc) from None
+            if batch.num_rows != self.manifest["batch_rows"][i]:
+                raise ShardCorruptError(f"moves batch {i} row count differs from the manifest", shard_id=self.shard_id)
             if columns is not None:
                 batch = batch.select(list(columns))
             yield start, batch
@@ -481,6 +550,9 @@ class ShardReader:
             self._fast.close()
         self._fast = None
         self._fast_tried = False
+        for v in self._verifiers.values():
+            v.close()
+        self._verifiers = {}
 
 
 def check_files(path: Path, manifest: dict) -> list[str]:

@@ -33,7 +33,7 @@ from .errors import (
     StoreNotFoundError,
 )
 from .records import undeclared_vectors
-from .schema import FORMAT_VERSION, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
+from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
 from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
 from .shard import ShardReader, write_shard
 
@@ -629,7 +629,7 @@ def read_config(root: Path) -> dict[str, Any]:
         raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
     if not isinstance(config, dict):
         raise FormatError(f"store {root}: {CONFIG_FILE} is a JSON {type(config).__name__}, not an object")
-    if config.get("format_version") != FORMAT_VERSION:
+    if config.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise FormatError(f"store {root}: format version {config.get('format_version')!r} is not supported")
     vectors, board_types = config.get("vectors", {}), config.get("board_types")
     try:

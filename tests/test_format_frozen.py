@@ -1,4 +1,4 @@
-"""Frozen version-1 shards (tests/fixtures/format_v1) keep reading, equal to what was written."""
+"""Frozen shards of every published format version (tests/fixtures/format_v1, format_v2) keep reading, equal to what was written."""
 from __future__ import annotations
 
 import json
@@ -15,21 +15,32 @@ from gamestore.schema import FORMAT_VERSION, GAMES_SCHEMA, moves_schema, VectorS
 
 from fixtures.make_format_v1 import from_json, records
 
-FIXTURE = Path(__file__).parent / "fixtures" / "format_v1"
+FIXTURES = Path(__file__).parent / "fixtures"
+VERSIONS = (1, 2)
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request):
+    return request.param
 
 
 @pytest.fixture()
-def frozen_store(tmp_path):
+def FIXTURE(version):
+    return FIXTURES / f"format_v{version}"
+
+
+@pytest.fixture()
+def frozen_store(tmp_path, FIXTURE):
     dst = tmp_path / "store"
     shutil.copytree(FIXTURE / "store", dst)
     return dst
 
 
-def test_fixture_is_format_version_1():
-    assert FORMAT_VERSION == 1, "a new format version needs its own frozen fixture and a reader for version 1"
+def test_every_published_version_has_a_fixture():
+    assert FORMAT_VERSION == max(VERSIONS), "a new format version needs its own frozen fixture and a reader for the old ones"
 
 
-def test_frozen_shards_read_back_equal(frozen_store):
+def test_frozen_shards_read_back_equal(frozen_store, FIXTURE):
     expected = from_json(json.loads((FIXTURE / "expected.json").read_text()))
     with gamestore.open(frozen_store, create=False) as store:
         assert store.count_games() == len(expected)
@@ -37,20 +48,20 @@ def test_frozen_shards_read_back_equal(frozen_store):
             assert games_equal(store.get_game(rec["game_id"]), rec)
 
 
-def test_expected_is_still_the_canonical_form_of_the_inputs():
+def test_expected_is_still_the_canonical_form_of_the_inputs(FIXTURE):
     vectors = {"heuristic_features": VectorSpec("heuristic_features", (49,))}
     expected = from_json(json.loads((FIXTURE / "expected.json").read_text()))
     assert all(games_equal(gamestore.normalize_game(r, vectors=vectors), e) for r, e in zip(records(), expected))
 
 
-def test_frozen_schema_matches_the_current_writer(frozen_store):
+def test_frozen_schema_matches_the_current_writer(frozen_store, version):
     shard = next((frozen_store / "shards").iterdir())
     moves = ipc.open_file(shard / "moves.arrow").schema
     games = ipc.open_file(shard / "games.arrow").schema
     vectors = {"heuristic_features": VectorSpec("heuristic_features", (49,))}
     assert moves.remove_metadata().equals(moves_schema(vectors).remove_metadata(), check_metadata=False)
     assert games.remove_metadata().equals(GAMES_SCHEMA.remove_metadata(), check_metadata=False)
-    assert moves.metadata[b"gamestore.format_version"] == b"1"
+    assert moves.metadata[b"gamestore.format_version"] == str(version).encode()
 
 
 def test_frozen_store_verifies(frozen_store):

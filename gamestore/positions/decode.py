@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from ..errors import FormatError, QueryError, ShardCorruptError
-from ..schema import FORMAT_VERSION, VectorSpec
+from ..schema import READABLE_FORMAT_VERSIONS, VectorSpec
 from ..shard import MOVES_FILE
 from .plan import Plan
 
@@ -51,7 +51,7 @@ class _Shard:
         except (OSError, pa.ArrowInvalid) as exc:
             raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=path.name) from None
         meta = probe.schema.metadata or {}
-        if meta.get(b"gamestore.format_version") != str(FORMAT_VERSION).encode():
+        if meta.get(b"gamestore.format_version") not in {str(v).encode() for v in READABLE_FORMAT_VERSIONS}:
             raise FormatError(f"shard {path.name}: moves.arrow has an unsupported format version")
         names = probe.schema.names
         self.names = set(names)
