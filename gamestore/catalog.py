@@ -88,7 +88,7 @@ def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
 
 def _write_segment(path: Path, table: pa.Table) -> None:
     with atomic_path(path, fsync=False) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
 
 
 def _shard_row(shard_id: str, manifest: dict) -> dict:
@@ -458,8 +458,10 @@ class Catalog:
     def _segment(self, path: Path, manifest: dict) -> pa.Table:
         seg_path = self.catalog_dir / f"{path.name}.parquet"
         try:
-            table = pq.read_table(seg_path)
-            if table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]:
+            # page checksums: a damaged segment is rebuilt from its shard, never trusted
+            table = pq.read_table(seg_path, page_checksum_verification=True)
+            if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
+                    and table.column("game_id").to_pylist() == manifest["game_ids"]):
                 return table
         except (OSError, pa.ArrowException):
             pass

@@ -81,7 +81,7 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
         seg_path = root / "catalog" / f"{shard_dir.name}.parquet"
         if seg_path.exists():
             try:
-                seg = pq.read_table(seg_path)
+                seg = pq.read_table(seg_path, page_checksum_verification=True)
                 expect = segment_from_games(shard_dir.name, reader.games)
                 # compared as values, NaN equal to NaN bit for bit (Table.equals calls a NaN score a difference)
                 if not seg.schema.equals(SEGMENT_SCHEMA) or not games_equal(seg.to_pylist(), expect.to_pylist()):
@@ -117,7 +117,7 @@ def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[
         except (ShardCorruptError, FormatError, pa.ArrowException, OSError):
             damaged.append(shard_dir.name)
             continue
-        pq.write_table(seg, staging / f"{shard_dir.name}.parquet", compression="zstd")
+        pq.write_table(seg, staging / f"{shard_dir.name}.parquet", compression="zstd", write_page_checksum=True)
         games += seg.num_rows
     old = root / "trash" / staging.name
     shutil.rmtree(old, ignore_errors=True)
