@@ -167,7 +167,7 @@ def write_shard(
             fsync_dir(final.parent)
         except OSError as exc:
             warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
-    size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
+    size = sum(int(v["bytes"]) for v in files.values()) + (final / MANIFEST).stat().st_size
     return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
 
 
@@ -433,10 +433,11 @@ class ShardReader:
         if not self._fast_tried:
             self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
             self._fast_tried = True
-        if self._fast is not None and self.verifier(MOVES_FILE) is not None:  # format 1: Arrow's validated read
+        fast = self._fast
+        if fast is not None and self.verifier(MOVES_FILE) is not None:  # format 1: Arrow's validated read
             self._checked(MOVES_FILE, index)
             try:
-                batch, size = self._fast.read_sized(index)
+                batch, size = fast.read_sized(index)
                 if batch.num_rows == self.manifest["batch_rows"][index]:
                     return batch, size
             except Exception:  # noqa: BLE001 - Arrow's reader gives the authoritative result or error

@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from ..errors import FormatError, QueryError, ShardCorruptError
+from ..checksum import FileVerifier
 from ..schema import READABLE_FORMAT_VERSIONS, VectorSpec
-from ..shard import MOVES_FILE
+from ..shard import MOVES_FILE, read_manifest
 from .plan import Plan
 
 __all__ = ["SegmentReader", "FILL", "concat_columns"]
@@ -41,6 +42,13 @@ class _Shard:
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
+        # format 2: checksums of the schema, dictionaries and footer before Arrow parses them, of each batch
+        # before it is decoded (format 1: Arrow's full validation of each batch)
+        entry = read_manifest(path)["files"][MOVES_FILE]
+        self.verifier = (
+            FileVerifier(path / MOVES_FILE, entry["checksums"], shard_id=path.name, name=MOVES_FILE, size=entry["bytes"])
+            if "checksums" in entry else None
+        )
         try:
             source = pa.OSFile(str(path / MOVES_FILE), "rb")
             probe = ipc.open_file(source)
@@ -72,11 +80,22 @@ class _Shard:
             if self._policy_reader is None:
                 options = ipc.IpcReadOptions(included_fields=[self._policy_field], use_threads=False)
                 self._policy_reader = ipc.open_file(self._source, options=options)
-            return self._policy_reader.get_record_batch(index)
+            return self._checked(self._policy_reader, index)
 
     def batch(self, index: int) -> pa.RecordBatch:
         with self.lock:  # a file reader is not safe for concurrent use (read-ahead thread)
-            return self.reader.get_record_batch(index)
+            return self._checked(self.reader, index)
+
+    def _checked(self, reader: ipc.RecordBatchFileReader, index: int) -> pa.RecordBatch:
+        if self.verifier is not None:
+            self.verifier.check(index)
+        try:
+            batch = reader.get_record_batch(index)
+            if self.verifier is None:
+                batch.validate(full=True)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ShardCorruptError(f"{MOVES_FILE} unreadable: {exc}", shard_id=self.path.name) from None
+        return batch
 
 
 class SegmentReader:
