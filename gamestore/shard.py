@@ -167,7 +167,7 @@ def write_shard(
             fsync_dir(final.parent)
         except OSError as exc:
             warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
-    size = sum(int(v["bytes"]) for v in files.values()) + (final / MANIFEST).stat().st_size
+    size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
     return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
 
 
