@@ -402,12 +402,20 @@ class AsyncGameStore:
         if self._closed:
             return
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
-            try:
-                await self._flusher
-            except asyncio.CancelledError:
-                pass
+        flusher = self._flusher
+        if flusher is not None:
+            if flusher.get_loop() is asyncio.get_running_loop():
+                flusher.cancel()
+                try:
+                    await flusher
+                except asyncio.CancelledError:
+                    pass
+            else:  # closed from another event loop than the one that opened: cancel it there, never await it here
+                try:
+                    flusher.get_loop().call_soon_threadsafe(flusher.cancel)
+                except RuntimeError:
+                    pass  # that loop is closed: its task is gone with it
+        # sealing what is buffered runs whatever happened above: no buffered game is lost
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self.sync.close)
         finally:
