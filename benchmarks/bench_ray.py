@@ -8,7 +8,9 @@ Every figure comes from one run, side by side: the same store, read
 2. by ``gamestore.ray.read_positions`` on a local Ray cluster of one node (1 CPU),
 3. the same on two nodes (1 CPU each),
 
-with the driver only counting rows (``iter_batches(batch_format="numpy")``).
+consumed as Ray Train consumes a dataset: ``streaming_split`` with locality
+hints to one consumer actor per node, each counting rows (blocks stay on the
+node that made them); also on one node with every block pulled to the driver.
 Then a GameReplayDB-shaped database (``bench_import.build_big_db``) is
 imported by one process (``workers=0``) and by ``gamestore.ray.import_sqlite``
 on two nodes.  Nodes are ``ray.cluster_utils.Cluster`` nodes on this machine:
@@ -32,7 +34,8 @@ import gamestore  # noqa: E402
 import gamestore.backend  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 300 * 2**20}
-OPTIONS = {"batch_size": 1024, "seed": 1}
+BATCH = 1024  # training batch delivered by every reader
+OPTIONS = {"batch_size": BATCH, "seed": 1}
 
 
 def build_store(path: Path, games: int) -> None:
@@ -83,15 +86,48 @@ def _shutdown(c) -> None:
 
 
 def ray_positions(path: Path, width: int, nodes: int) -> tuple[int, float]:
+    """Positions/s of read_positions consumed as Ray Train consumes: one consumer per node, blocks kept local."""
+    import ray
+
     import gamestore.ray as gray
 
     c = _cluster(nodes)
     try:
-        gray.read_positions(path, max_candidates=width, **OPTIONS).take(1)  # workers warm (imports), not timed
+        @ray.remote(num_cpus=0)
+        class Consumer:
+            def node(self) -> str:
+                return ray.get_runtime_context().get_node_id()
+
+            def consume(self, it) -> int:
+                return sum(len(b["move_number"]) for b in it.iter_batches(batch_size=BATCH, batch_format="numpy"))
+
+        node_ids = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        consumers = [
+            Consumer.options(scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(nid, soft=False)).remote()
+            for nid in node_ids
+        ]  # fmt: skip
+        gray.read_positions(path, max_candidates=width, seed=1).take(1)  # workers warm (imports), not timed
+        t0 = time.perf_counter()
+        ds = gray.read_positions(path, max_candidates=width, seed=1, parallelism=2 * nodes)
+        splits = ds.streaming_split(len(consumers), equal=False, locality_hints=node_ids)
+        n = sum(ray.get([cons.consume.remote(s) for cons, s in zip(consumers, splits)]))
+        return n, time.perf_counter() - t0
+    finally:
+        _shutdown(c)
+
+
+def ray_positions_to_driver(path: Path, width: int) -> tuple[int, float]:
+    """Positions/s of read_positions on one node with every block consumed by the driver."""
+    import gamestore.ray as gray
+
+    c = _cluster(1)
+    try:
+        gray.read_positions(path, max_candidates=width, seed=1).take(1)
         t0 = time.perf_counter()
         n = 0
-        ds = gray.read_positions(path, max_candidates=width, parallelism=4 * nodes, **OPTIONS)
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in gray.read_positions(path, max_candidates=width, seed=1, parallelism=2).iter_batches(
+            batch_size=BATCH, batch_format="numpy"
+        ):
             n += len(batch["move_number"])
         return n, time.perf_counter() - t0
     finally:
@@ -134,11 +170,13 @@ def main() -> int:
         width = _width(store)
         n0, t0 = in_process(store, width)
         print(f"in process: {n0} positions in {t0:.2f} s", file=sys.stderr)
+        nd, td = ray_positions_to_driver(store, width)
+        print(f"1 node to the driver: {nd} positions in {td:.2f} s", file=sys.stderr)
         n1, t1 = ray_positions(store, width, 1)
         print(f"1 node: {n1} positions in {t1:.2f} s", file=sys.stderr)
         n2, t2 = ray_positions(store, width, 2)
         print(f"2 nodes: {n2} positions in {t2:.2f} s", file=sys.stderr)
-        assert n0 == n1 == n2, (n0, n1, n2)
+        assert n0 == nd == n1 == n2, (n0, nd, n1, n2)
         from bench_import import build_big_db
 
         db = build_big_db(work / "big.db", scale=args.import_scale)
@@ -146,6 +184,7 @@ def main() -> int:
         result = {
             "positions": n0,
             "in_process_per_s": n0 / t0,
+            "ray_1_node_to_driver_per_s": nd / td,
             "ray_1_node_per_s": n1 / t1,
             "ray_2_nodes_per_s": n2 / t2,
             "two_vs_one_node": t1 / t2,
@@ -159,6 +198,8 @@ def main() -> int:
     else:
         print(f"positions: {result['positions']:,}")
         print(f"PositionDataset, one process   {result['in_process_per_s']:>12,.0f} positions/s")
+        print(f"read_positions, 1 node, driver {result['ray_1_node_to_driver_per_s']:>12,.0f} positions/s"
+              f"  ({result['ray_1_node_to_driver_per_s'] / result['in_process_per_s']:.2f}x in-process)")
         print(f"read_positions, 1 node         {result['ray_1_node_per_s']:>12,.0f} positions/s"
               f"  ({result['one_node_vs_in_process']:.2f}x in-process; goal >= 0.5x)")
         print(f"read_positions, 2 nodes        {result['ray_2_nodes_per_s']:>12,.0f} positions/s"

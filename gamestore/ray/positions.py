@@ -33,6 +33,10 @@ __all__ = ["PositionsDatasource", "CollatePositions", "read_positions"]
 
 _RESERVED = ("rank", "world_size", "transform")
 
+#: Positions per Ray block: Ray costs about a millisecond per block, so blocks are large;
+#: ``iter_batches`` / ``iter_torch_batches`` cut training batches of any size out of them.
+BLOCK_POSITIONS = 16384
+
 
 class PositionsDatasource(Datasource):
     """Read tasks that each iterate one rank of a :class:`~gamestore.torch.PositionDataset`."""
@@ -46,7 +50,7 @@ class PositionsDatasource(Datasource):
         self._options = dict(options)
         if self._options.get("max_candidates") is None:
             self._options["max_candidates"] = _widest_policy(store, self._options.get("where"))
-        self._options.setdefault("batch_size", 4096)
+        self._options.setdefault("batch_size", BLOCK_POSITIONS)
         from ..torch import PositionDataset
 
         probe = PositionDataset(store, rank=0, world_size=1, **self._options)
@@ -114,7 +118,8 @@ def read_positions(store: Any, *, parallelism: int = -1, **options: Any) -> "ray
     """Positions of the selected games as a Ray Dataset: the batch keys of ``PositionDataset``, one row each.
 
     ``options`` are those of :class:`gamestore.torch.PositionDataset` (``where``, ``newest_games``,
-    ``weight``, ``vectors``, ``action_map``, ``seed``, ...); ``batch_size`` is the rows per block.
+    ``weight``, ``vectors``, ``action_map``, ``seed``, ...); ``batch_size`` is the positions per Ray block
+    (default :data:`BLOCK_POSITIONS`), not the training batch size.
     Feed training with ``ds.iter_torch_batches(batch_size=..., collate_fn=CollatePositions())``
     (Ray's default collation cannot make tensors of the string columns ``game_id`` and ``board_type``).
     """
