@@ -205,27 +205,14 @@ def test_plan_helpers():
     assert len(split_work(work, 10, weight=lambda w: w.num_moves)) == 4
 
 
-@pytest.fixture(scope="module")
-def ringrift_dbs(tmp_path_factory):
-    import zstandard
-
-    src = Path(__file__).parent / "fixtures" / "ringrift"
-    out = tmp_path_factory.mktemp("rrdb")
-    paths = []
-    for name in ("ringrift_v18_sample", "ringrift_v18_history"):
-        p = out / f"{name}.db"
-        p.write_bytes(zstandard.ZstdDecompressor().decompress((src / f"{name}.db.zst").read_bytes()))
-        paths.append(p)
-    return paths
-
-
 def test_distributed_import_equals_local_import(cluster, ringrift_dbs, tmp_path):
     from gamestore.ringrift.transfer import import_sqlite as import_local
 
+    dbs = list(ringrift_dbs.values())
     dist, local = tmp_path / "dist", tmp_path / "local"
-    report = gray.import_sqlite(ringrift_dbs, dist, tasks=4)
+    report = gray.import_sqlite(dbs, dist, tasks=4)
     assert report.tasks >= 2 and not report.failed
-    for db in ringrift_dbs:
+    for db in dbs:
         import_local(db, local, progress=False)
     with gamestore.open(dist) as a, gamestore.open(local) as b:
         ids = sorted(b.query_games(columns=["game_id"]).column("game_id").to_pylist())
@@ -235,14 +222,14 @@ def test_distributed_import_equals_local_import(cluster, ringrift_dbs, tmp_path)
             assert gamestore.games_equal(a.get_game(gid), b.get_game(gid))
         for name in b.meta_names():
             assert sorted(map(repr, a.get_meta(name))) == sorted(map(repr, b.get_meta(name)))
-    again = gray.import_sqlite(ringrift_dbs, dist, tasks=3)
+    again = gray.import_sqlite(dbs, dist, tasks=3)
     assert again.games_written == 0 and again.games_already_stored == 12
 
 
 def test_cli_import_sqlite_ray(cluster, ringrift_dbs, tmp_path):
     c, _ = cluster
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", "import-sqlite", "--ray", c.address, *map(str, ringrift_dbs), str(tmp_path / "cli")],
+        [sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", "import-sqlite", "--ray", c.address, *map(str, ringrift_dbs.values()), str(tmp_path / "cli")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
