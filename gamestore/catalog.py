@@ -19,10 +19,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,29 +29,13 @@ import pyarrow.parquet as pq
 from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, ShardCorruptError
+from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, shard_row
+from .catalog_snapshot import Snapshot as _Snapshot
 from .fsutil import atomic_path
-from .ringrift import views as ringrift_views
-from .schema import GAME_SCALAR_FIELDS, GAMES_SCHEMA, PLAYER_FIELDS, PLAYER_TYPE, VectorSpec, moves_schema
+from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader, read_manifest
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow.dataset as ds  # imported when a statement first needs the move-level views (it imports pandas)
-
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
-
-SEGMENT_SCHEMA = pa.schema(
-    [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
-    + [
-        pa.field("players", pa.list_(PLAYER_TYPE)),
-        pa.field("metadata_json", pa.string()),
-        pa.field("extra_json", pa.string()),
-        pa.field("shard_id", pa.string()),
-        pa.field("move_offset", pa.int64()),
-        pa.field("num_moves", pa.int32()),
-        pa.field("num_snapshots", pa.int32()),
-        pa.field("row", pa.int32()),
-    ]
-)
 
 _FULL_REFRESH_SECONDS = 1.0
 _REFRESH_ATTEMPTS = 8
@@ -74,94 +57,9 @@ class GameLocation:
     num_moves: int
 
 
-def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
-    """The catalog segment of one shard, derived from its ``games.arrow`` table."""
-    n = games.num_rows
-    cols = {f.name: games.column(f.name) for f in SEGMENT_SCHEMA if f.name in games.column_names}
-    cols["shard_id"] = pa.array([shard_id] * n, pa.string())
-    cols["num_moves"] = games.column("move_count")
-    snaps = games.column("snapshots")
-    cols["num_snapshots"] = pc.fill_null(pc.list_value_length(snaps), 0).cast(pa.int32())
-    cols["row"] = pa.array(range(n), pa.int32())
-    return pa.table([cols[f.name] for f in SEGMENT_SCHEMA], schema=SEGMENT_SCHEMA)
-
-
 def _write_segment(path: Path, table: pa.Table) -> None:
     with atomic_path(path, fsync=False) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
-
-
-def _shard_row(shard_id: str, manifest: dict) -> dict:
-    """The shard's row of the ``shards`` table (its id is its directory name, the manifest's may be a copy's)."""
-    return {
-        "shard_id": shard_id,
-        "num_games": manifest["num_games"],
-        "num_moves": manifest["num_moves"],
-        "bytes": sum(f["bytes"] for f in manifest["files"].values()),
-        "created_at": manifest["created_at"],
-        "vectors_json": json.dumps(manifest.get("vectors", {}), sort_keys=True),
-        "replaces": _replaces(manifest),
-    }
-
-
-def _replaces(manifest: dict) -> list[str]:
-    rep = manifest.get("replaces") or []
-    return [str(s) for s in rep] if isinstance(rep, list) else []
-
-
-def _first_copies(rows: pa.Table, hidden: frozenset[str]) -> pa.Table:
-    """The indexed copy of every game: not in a replaced shard, then the lowest shard id (first committed)."""
-    if hidden:
-        rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), pa.array(sorted(hidden), pa.string()))))
-    if rows.num_rows == 0 or pc.count_distinct(rows.column("game_id")).as_py() == rows.num_rows:
-        return rows
-    order = pc.sort_indices(rows, [("game_id", "ascending"), ("shard_id", "ascending")]).to_numpy()
-    ids = rows.column("game_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
-    first = np.ones(len(ids), dtype=bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return rows.take(pa.array(np.sort(order[first])))
-
-
-def _compact_chunks(table: pa.Table) -> pa.Table:
-    """``table`` with its chunks merged once appends have made many (scans of many tiny chunks are slow)."""
-    return table.combine_chunks() if table.num_columns and table.column(0).num_chunks > 32 else table
-
-
-class _Snapshot:
-    """One consistent view of the catalog; never changed once published (except ``_locations`` growing)."""
-
-    __slots__ = ("rows", "visible", "shards", "shard_ids", "hidden", "damaged", "generation", "_locations",
-                 "_datasets", "covered")
-
-    def __init__(self, rows: pa.Table, shards: pa.Table, damaged: frozenset[str], generation: int,
-                 covered: int, visible: pa.Table | None = None, hidden: frozenset[str] | None = None,
-                 shard_ids: frozenset[str] | None = None) -> None:
-        self.rows = _compact_chunks(rows)  # every game row of every indexed shard (all copies)
-        self.shards = _compact_chunks(shards)  # SHARDS_SCHEMA, one row per indexed shard
-        if shard_ids is None:
-            shard_ids = frozenset(shards.column("shard_id").to_pylist())
-        self.shard_ids = shard_ids
-        if hidden is None:
-            rep = pc.list_flatten(shards.column("replaces"))
-            hidden = frozenset(s for s in pc.unique(rep).to_pylist() if s in self.shard_ids) if len(rep) else frozenset()
-        self.hidden = hidden
-        self.visible = _first_copies(self.rows, hidden) if visible is None else _compact_chunks(visible)
-        self.damaged = damaged
-        self.generation = generation
-        self.covered = covered  # shards that came from the checkpoint (the rest is the tail)
-        self._locations: dict[str, tuple[str, int, int, int]] | None = None
-        self._datasets: tuple[ds.Dataset, ds.Dataset] | None = None  # built on first use
-
-    @property
-    def locations(self) -> dict[str, tuple[str, int, int, int]]:
-        locs = self._locations
-        if locs is None:
-            v = self.visible
-            locs = dict(zip(v.column("game_id").to_pylist(), zip(
-                v.column("shard_id").to_pylist(), v.column("row").to_pylist(),
-                v.column("move_offset").to_pylist(), v.column("num_moves").to_pylist())))
-            self._locations = locs
-        return locs
 
 
 class Catalog:
@@ -192,7 +90,7 @@ class Catalog:
     def _create_views(self) -> None:
         db = self._db
         self._register(db, datasets=True)
-        _create_views(db)
+        create_views(db)
         # every query of the store runs here: no file, network or extension access (gamestore/sqlguard.py)
         sqlguard.lock_down(db)
         self._views = frozenset(
@@ -207,7 +105,7 @@ class Catalog:
     def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
         """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
         if snap._datasets is None:
-            import pyarrow.dataset as ds
+            import pyarrow.dataset as ds  # here: it imports pandas, which an open need not pay for
 
             sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
             if not sids:
@@ -298,7 +196,7 @@ class Catalog:
         moves, games = self._datasets(snap)
         con.register("_moves_ds", moves)
         con.register("_games_ds", games)
-        _create_views(con)
+        create_views(con)
         return con
 
     # -- listing ------------------------------------------------------------------
@@ -453,7 +351,7 @@ class Catalog:
             if path.exists():
                 return None
             raise  # removed meanwhile: the caller lists again
-        return segment, _shard_row(shard_id, manifest)
+        return segment, shard_row(shard_id, manifest)
 
     def _segment(self, path: Path, manifest: dict) -> pa.Table:
         seg_path = self.catalog_dir / f"{path.name}.parquet"
@@ -548,7 +446,8 @@ class Catalog:
                     if attempt == _REFRESH_ATTEMPTS - 1:
                         raise
         snap = self._snap
-        if self._write_checkpoints and (cp is None and snap.shard_ids or len(snap.shard_ids) - snap.covered >= CHECKPOINT_TAIL):
+        due = (cp is None and bool(snap.shard_ids)) or len(snap.shard_ids) - snap.covered >= CHECKPOINT_TAIL
+        if self._write_checkpoints and due and not self._checkpointing:  # (a background one may be under way)
             try:
                 self.write_checkpoint()
             except OSError:
@@ -637,27 +536,3 @@ class Catalog:
             with self._readers_lock:
                 self._readers.clear()
             self._db.close()
-
-
-def _create_views(db: duckdb.DuckDBPyConnection) -> None:
-    """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets."""
-    game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
-    db.execute(
-        f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
-        " shard_id, move_offset, num_moves, num_snapshots FROM _games"
-    )
-    player_cols = ", ".join(f"p.{n} AS {n}" for n, _, _ in PLAYER_FIELDS)
-    db.execute(
-        f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"
-        " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
-    )
-    db.execute("CREATE VIEW shards AS SELECT shard_id, num_games, num_moves, bytes, created_at FROM _shards")
-    db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
-    db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
-    db.execute(
-        "CREATE VIEW policies AS SELECT game_id, move_number, e.key AS key, e.action AS action,"
-        " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
-        " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
-    )
-    # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
-    ringrift_views.install_views(db)

@@ -1,0 +1,147 @@
+"""The catalog's data: segment rows, the visibility rule, immutable snapshots and the SQL views.
+
+A :class:`Snapshot` is one consistent view of a store's catalog (docs/format.md
+section 5): every game row of the indexed shards, the shard table, the
+replaced shards and the indexed (visible) copy of every game.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .ringrift import views as ringrift_views
+from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.dataset as ds
+
+__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views"]
+
+SEGMENT_SCHEMA = pa.schema(
+    [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
+    + [
+        pa.field("players", pa.list_(PLAYER_TYPE)),
+        pa.field("metadata_json", pa.string()),
+        pa.field("extra_json", pa.string()),
+        pa.field("shard_id", pa.string()),
+        pa.field("move_offset", pa.int64()),
+        pa.field("num_moves", pa.int32()),
+        pa.field("num_snapshots", pa.int32()),
+        pa.field("row", pa.int32()),
+    ]
+)
+
+
+def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
+    """The catalog segment of one shard, derived from its ``games.arrow`` table."""
+    n = games.num_rows
+    cols = {f.name: games.column(f.name) for f in SEGMENT_SCHEMA if f.name in games.column_names}
+    cols["shard_id"] = pa.array([shard_id] * n, pa.string())
+    cols["num_moves"] = games.column("move_count")
+    snaps = games.column("snapshots")
+    cols["num_snapshots"] = pc.fill_null(pc.list_value_length(snaps), 0).cast(pa.int32())
+    cols["row"] = pa.array(range(n), pa.int32())
+    return pa.table([cols[f.name] for f in SEGMENT_SCHEMA], schema=SEGMENT_SCHEMA)
+
+
+def shard_row(shard_id: str, manifest: dict) -> dict:
+    """The shard's row of the ``shards`` table (its id is its directory name, the manifest's may be a copy's)."""
+    return {
+        "shard_id": shard_id,
+        "num_games": manifest["num_games"],
+        "num_moves": manifest["num_moves"],
+        "bytes": sum(f["bytes"] for f in manifest["files"].values()),
+        "created_at": manifest["created_at"],
+        "vectors_json": json.dumps(manifest.get("vectors", {}), sort_keys=True),
+        "replaces": _replaces(manifest),
+    }
+
+
+def _replaces(manifest: dict) -> list[str]:
+    rep = manifest.get("replaces") or []
+    return [str(s) for s in rep] if isinstance(rep, list) else []
+
+
+def _first_copies(rows: pa.Table, hidden: frozenset[str]) -> pa.Table:
+    """The indexed copy of every game: not in a replaced shard, then the lowest shard id (first committed)."""
+    if hidden:
+        rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), pa.array(sorted(hidden), pa.string()))))
+    if rows.num_rows == 0 or pc.count_distinct(rows.column("game_id")).as_py() == rows.num_rows:
+        return rows
+    order = pc.sort_indices(rows, [("game_id", "ascending"), ("shard_id", "ascending")]).to_numpy()
+    ids = rows.column("game_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return rows.take(pa.array(np.sort(order[first])))
+
+
+def _compact_chunks(table: pa.Table) -> pa.Table:
+    """``table`` with its chunks merged once appends have made many (scans of many tiny chunks are slow)."""
+    return table.combine_chunks() if table.num_columns and table.column(0).num_chunks > 32 else table
+
+
+class Snapshot:
+    """One consistent view of the catalog; never changed once published (except ``_locations`` growing)."""
+
+    __slots__ = ("rows", "visible", "shards", "shard_ids", "hidden", "damaged", "generation", "_locations",
+                 "_datasets", "covered")
+
+    def __init__(self, rows: pa.Table, shards: pa.Table, damaged: frozenset[str], generation: int,
+                 covered: int, visible: pa.Table | None = None, hidden: frozenset[str] | None = None,
+                 shard_ids: frozenset[str] | None = None) -> None:
+        self.rows = _compact_chunks(rows)  # every game row of every indexed shard (all copies)
+        self.shards = _compact_chunks(shards)  # SHARDS_SCHEMA, one row per indexed shard
+        if shard_ids is None:
+            shard_ids = frozenset(shards.column("shard_id").to_pylist())
+        self.shard_ids = shard_ids
+        if hidden is None:
+            rep = pc.list_flatten(shards.column("replaces"))
+            hidden = frozenset(s for s in pc.unique(rep).to_pylist() if s in self.shard_ids) if len(rep) else frozenset()
+        self.hidden = hidden
+        self.visible = _first_copies(self.rows, hidden) if visible is None else _compact_chunks(visible)
+        self.damaged = damaged
+        self.generation = generation
+        self.covered = covered  # shards that came from the checkpoint (the rest is the tail)
+        self._locations: dict[str, tuple[str, int, int, int]] | None = None
+        self._datasets: tuple[ds.Dataset, ds.Dataset] | None = None  # built on first use
+
+    @property
+    def locations(self) -> dict[str, tuple[str, int, int, int]]:
+        locs = self._locations
+        if locs is None:
+            v = self.visible
+            locs = dict(zip(v.column("game_id").to_pylist(), zip(
+                v.column("shard_id").to_pylist(), v.column("row").to_pylist(),
+                v.column("move_offset").to_pylist(), v.column("num_moves").to_pylist())))
+            self._locations = locs
+        return locs
+
+
+def create_views(db: duckdb.DuckDBPyConnection) -> None:
+    """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets."""
+    game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
+    db.execute(
+        f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
+        " shard_id, move_offset, num_moves, num_snapshots FROM _games"
+    )
+    player_cols = ", ".join(f"p.{n} AS {n}" for n, _, _ in PLAYER_FIELDS)
+    db.execute(
+        f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"
+        " FROM (SELECT game_id, unnest(players) AS p FROM _games)"
+    )
+    db.execute("CREATE VIEW shards AS SELECT shard_id, num_games, num_moves, bytes, created_at FROM _shards")
+    db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
+    db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
+    db.execute(
+        "CREATE VIEW policies AS SELECT game_id, move_number, e.key AS key, e.action AS action,"
+        " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
+        " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
+    )
+    # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
+    ringrift_views.install_views(db)
+
