@@ -134,16 +134,22 @@ def _plain_select(node: dict, what: str) -> None:
         raise QueryError(f"{what} must be one SQL expression")
 
 
-def check_predicate(expr: str, *, allowed: Collection[str] | None = None, what: str = "where") -> str:
-    """``expr`` when it is one SQL boolean expression over ``games`` (subqueries only over ``allowed`` views)."""
+def _embedded(expr: object, template: str, what: str) -> dict:
+    """The parse tree of ``template`` with ``expr`` in it, when that is one plain SELECT over ``games``."""
     if not isinstance(expr, str):
         raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
-    query = f"SELECT * FROM games WHERE ({expr}\n)"
+    query = template.format(expr)
     types = _statement_types(query)
     if types != ["SELECT"]:
         raise QueryError(f"{what} must be one SQL expression, not {len(types)} statements")
     node = _parse(query)
     _plain_select(node, what)
+    return node
+
+
+def check_predicate(expr: str, *, allowed: Collection[str] | None = None, what: str = "where") -> str:
+    """``expr`` when it is one SQL boolean expression over ``games`` (subqueries only over ``allowed`` views)."""
+    node = _embedded(expr, "SELECT * FROM games WHERE ({}\n)", what)
     if node.get("modifiers") or node.get("where_clause") is None:
         raise QueryError(f"{what} must be one SQL expression")
     _check_sources(node.get("where_clause"), _lower(allowed), what)
@@ -152,14 +158,7 @@ def check_predicate(expr: str, *, allowed: Collection[str] | None = None, what: 
 
 def check_order_by(expr: str, *, allowed: Collection[str] | None = None, what: str = "order_by") -> str:
     """``expr`` when it is a list of sort keys (``col [ASC|DESC] [NULLS FIRST|LAST], ...``)."""
-    if not isinstance(expr, str):
-        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
-    query = f"SELECT * FROM games ORDER BY {expr}\n"
-    types = _statement_types(query)
-    if types != ["SELECT"]:
-        raise QueryError(f"{what} must be one ORDER BY list, not {len(types)} statements")
-    node = _parse(query)
-    _plain_select(node, what)
+    node = _embedded(expr, "SELECT * FROM games ORDER BY {}\n", what)
     mods = node.get("modifiers") or []
     if node.get("where_clause") is not None or len(mods) != 1 or mods[0].get("type") != "ORDER_MODIFIER":
         raise QueryError(f"{what} must be one ORDER BY list")
