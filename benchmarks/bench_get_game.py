@@ -104,15 +104,15 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         index = reader.batch_index(loc.move_offset)
         parts["batch_read_arrow"].append(_time(lambda: reader.batch(index)))
         t = time.perf_counter()
-        batch = reader._point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
+        batch = reader.point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
         parts["batch_read"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        decoder = backend.batch_decoder(batch, reader.vectors, reader._strings)
+        decoder = backend.batch_decoder(batch, reader.vectors, reader.strings)
         parts["decoder_setup"].append(time.perf_counter() - t)
         start = loc.move_offset - reader.batch_starts[index]
         parts["moves_decode"].append(_time(lambda: decoder.decode(start, start + loc.num_moves)))
         parts["game_row_decode"].append(
-            _time(lambda: codec._header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0]))
+            _time(lambda: codec.header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0]))
         )
     return {k: _stats(v) for k, v in parts.items()}
 

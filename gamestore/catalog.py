@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from . import checkpoint as ckpt
 from . import sqlguard
-from .errors import FormatError, ShardCorruptError
+from .errors import FormatError, QueryError, ShardCorruptError
 from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, shard_row
 from .catalog_snapshot import Snapshot as _Snapshot
 from .fsutil import atomic_path
@@ -457,6 +457,26 @@ class Catalog:
     @property
     def snapshot_generation(self) -> int:
         return self._snap.generation
+
+    def select_games(self, where: str | None = None, *, columns: Sequence[str] = ()) -> pa.Table:
+        """``shard_id, row, move_offset, num_moves`` (and ``columns``) of the indexed games matching ``where``.
+
+        ``where`` is a SQL predicate over the ``games`` view's columns,
+        already checked by the caller; rows come ordered by shard id and move
+        offset.  (The selection step of gamestore/readpath.py.)
+        """
+        bad = [c for c in columns if not c.isidentifier()]
+        if bad:
+            raise QueryError(f"not a column name: {bad[0]!r}")
+        extra = "".join(f', "{c}"' for c in columns)
+        query = f"SELECT shard_id, \"row\", move_offset, num_moves{extra} FROM _game_rows"
+        if where:
+            query += f" WHERE ({where}\n)"
+        query += " ORDER BY shard_id, move_offset, \"row\""
+        try:
+            return self.cursor().sql(query).to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(f"{exc} (in: {query})") from exc
 
     def locate(self, game_id: str) -> GameLocation | None:
         loc = self._snap.locations.get(game_id)

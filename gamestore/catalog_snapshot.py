@@ -125,10 +125,12 @@ class Snapshot:
 def create_views(db: duckdb.DuckDBPyConnection) -> None:
     """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets."""
     game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
+    # _game_rows: the games view plus each game's games.arrow row (the selection of gamestore/readpath.py)
     db.execute(
-        f"CREATE VIEW games AS SELECT {game_cols}, players, metadata_json, extra_json,"
-        " shard_id, move_offset, num_moves, num_snapshots FROM _games"
+        f"CREATE VIEW _game_rows AS SELECT {game_cols}, players, metadata_json, extra_json,"
+        ' shard_id, move_offset, num_moves, num_snapshots, "row" FROM _games'
     )
+    db.execute('CREATE VIEW games AS SELECT * EXCLUDE ("row") FROM _game_rows')
     player_cols = ", ".join(f"p.{n} AS {n}" for n, _, _ in PLAYER_FIELDS)
     db.execute(
         f"CREATE VIEW players AS SELECT game_id, {player_cols}, p.extra_json AS extra_json"

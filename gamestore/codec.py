@@ -25,7 +25,7 @@ from .schema import (
     vectors_from_schema,
 )
 
-__all__ = ["EncodedGames", "encode_games", "decode_games", "decode_game", "utc_now"]
+__all__ = ["EncodedGames", "encode_games", "decode_games", "decode_game", "header_from_row", "utc_now"]
 
 _GAME_SCALAR_NAMES = tuple(n for n, _, _ in GAME_SCALAR_FIELDS)
 _GAME_KNOWN = frozenset(_GAME_SCALAR_NAMES) | GAME_STRUCTURED_KEYS
@@ -196,7 +196,8 @@ def _merge_extra(out: dict[str, Any], text: str | None) -> None:
         out.update(json.loads(text))
 
 
-def _header_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def header_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The game-level fields of a canonical record from one ``games.arrow`` row (Python values)."""
     out = {k: row[k] for k in _GAME_SCALAR_NAMES if row.get(k) is not None}
     if row.get("players") is not None:
         players = []
@@ -259,7 +260,7 @@ def decode_games(
         decoded = backend.decode_moves(moves.slice(starts[i], total), specs) if total else []
         pos = 0
         for k in range(i, j):
-            game = _header_from_row(rows[k])
+            game = header_from_row(rows[k])
             game["moves"] = decoded[pos:pos + counts[k]]
             pos += counts[k]
             out.append(game)
@@ -275,7 +276,7 @@ def decode_game(game_row: pa.Table | pa.RecordBatch, moves: pa.Table | pa.Record
     moves = _as_table(moves)
     if moves.num_rows != row["move_count"]:
         raise ValueError(f"game has {row['move_count']} moves, {moves.num_rows} rows given")
-    game = _header_from_row(row)
+    game = header_from_row(row)
     if moves.num_rows:
         game["moves"] = _backend_mod.selected().decode_moves(moves, vectors_from_schema(moves.schema))
     else:

@@ -23,7 +23,9 @@ import pyarrow.ipc as ipc
 
 import zstandard as _zstd  # a core dependency: the fast path reuses one zstd context per thread
 
-__all__ = ["FastBatchReader", "Unsupported", "fast_reader"]
+_ZstdError: type[Exception] = _zstd.ZstdError
+
+__all__ = ["FastBatchReader", "Unsupported", "Damaged", "fast_reader"]
 
 _MAGIC = b"ARROW1"
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
@@ -39,6 +41,10 @@ _local = threading.local()
 
 class Unsupported(Exception):
     """The file uses something this reader does not handle (use Arrow's reader)."""
+
+
+class Damaged(Exception):
+    """The batch's bytes are not a valid batch (bad compressed data, offsets out of range, invalid arrays)."""
 
 
 def _dctx() -> Any:
@@ -154,7 +160,21 @@ class FastBatchReader:
         return self.read_sized(index)[0]
 
     def read_sized(self, index: int) -> tuple[pa.RecordBatch, int]:
-        """Record batch ``index`` and the bytes of its buffers (without the dictionaries)."""
+        """Record batch ``index`` and the bytes of its buffers (without the dictionaries).
+
+        :class:`Unsupported` where Arrow's reader must do it; :class:`Damaged`
+        when the bytes cannot be a valid batch.
+        """
+        if not 0 <= index < len(self._blocks):
+            raise IndexError(f"no record batch {index} (the file has {len(self._blocks)})")
+        try:
+            return self._read(index)
+        except Unsupported:
+            raise
+        except (struct.error, IndexError, ValueError, pa.ArrowException, _ZstdError) as exc:
+            raise Damaged(f"{type(exc).__name__}: {exc}") from exc
+
+    def _read(self, index: int) -> tuple[pa.RecordBatch, int]:
         offset, meta_len, body_len = self._blocks[index]
         buf = self._map
         if _I32.unpack_from(buf, offset)[0] == -1:

@@ -268,8 +268,8 @@ def vectors_from_schema(schema: pa.Schema) -> dict[str, VectorSpec]:
     return out
 
 
-def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``data`` with exactly the columns of ``schema``, in its order.
+def conform(data: pa.Table | pa.RecordBatch, schema: pa.Schema) -> Any:
+    """``data`` (a table or a record batch) with exactly the columns of ``schema``, in its order.
 
     Columns ``data`` lacks (vectors declared after it was written) become
     nulls; columns of another type are cast.  Returned as is when it already
@@ -277,11 +277,14 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     """
     if data.schema.names == schema.names and data.schema.types == schema.types:
         return data
+    names = set(data.schema.names)
     cols = []
     for f in schema:
-        if f.name in data.column_names:
+        if f.name in names:
             col = data.column(f.name)
             cols.append(col if col.type == f.type else col.cast(f.type))
         else:
             cols.append(pa.nulls(data.num_rows, f.type))
+    if isinstance(data, pa.RecordBatch):
+        return pa.RecordBatch.from_arrays(cols, schema=schema)
     return pa.table(cols, schema=schema)

@@ -24,7 +24,7 @@ import pyarrow.ipc as ipc
 from .checksum import FileVerifier, file_checksums
 from .errors import FormatError, ShardCorruptError, StoreFullError
 from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
-from .ipc_batch import FastBatchReader, fast_reader
+from .ipc_batch import Damaged, FastBatchReader, Unsupported, fast_reader
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "new_shard_id",
     "write_shard",
     "ShardReader",
+    "open_ipc",
     "LRUCache",
     "BATCH_CACHE",
     "ROW_CACHE",
@@ -171,6 +172,35 @@ def write_shard(
     return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
 
 
+def open_ipc(
+    path: Path,
+    *,
+    source: pa.NativeFile | None = None,
+    fields: list[int] | None = None,
+    threads: bool = True,
+) -> ipc.RecordBatchFileReader:
+    """Open one shard file (``<shard>/<name>.arrow``) and check its format version.
+
+    ``source``: an already open file to read through (default: the file
+    memory-mapped); ``fields``: read only these columns' buffers.  A missing
+    or unreadable file is a :class:`ShardCorruptError`, another format
+    version a :class:`FormatError`.
+    """
+    path = Path(path)
+    shard_id = path.parent.name
+    try:
+        src = source if source is not None else pa.memory_map(str(path), "r")
+        reader = ipc.open_file(src, options=ipc.IpcReadOptions(included_fields=fields, use_threads=threads))
+    except FileNotFoundError:
+        raise ShardCorruptError(f"{path.name} is gone (shard removed by compaction?)", shard_id=shard_id) from None
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ShardCorruptError(f"{path.name} unreadable: {exc}", shard_id=shard_id) from exc
+    meta = reader.schema.metadata or {}
+    if meta.get(b"gamestore.format_version") not in _READABLE_META:
+        raise FormatError(f"shard {shard_id}: {path.name} has an unsupported format version")
+    return reader
+
+
 def read_manifest(path: Path) -> dict:
     """The shard's MANIFEST.json, checked for shape (a damaged one raises :class:`ShardCorruptError`)."""
     try:
@@ -287,7 +317,7 @@ class ShardReader:
         self._batch_starts: list[int] | None = None
         self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
         self._vectors: dict[str, VectorSpec] | None = None
-        self._strings: dict = {}  # decoded dictionary strings of moves.arrow, shared by its batches' decoders
+        self.strings: dict = {}  #: decoded dictionary strings of moves.arrow, shared by its batches' decoders
         self._key = str(self.path)
         self._games_key: tuple = ()
         self._moves_key: tuple = ()
@@ -299,15 +329,7 @@ class ShardReader:
     # -- files ---------------------------------------------------------------
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
         self.verifier(name)
-        try:
-            source = pa.memory_map(str(self.path / name), "r")
-            reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=threads))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
-        meta = reader.schema.metadata or {}
-        if meta.get(b"gamestore.format_version") not in _READABLE_META:
-            raise FormatError(f"shard {self.shard_id}: {name} has an unsupported format version")
-        return reader
+        return open_ipc(self.path / name, fields=fields, threads=threads)
 
     def verifier(self, name: str) -> FileVerifier | None:
         """The checksum verifier of one file (None for format-1 shards, which carry no per-batch checksums)."""
@@ -423,13 +445,18 @@ class ShardReader:
         key = (self._moves_key, index)
         entry = BATCH_CACHE.get(key)
         if entry is None:
-            batch, size = self._point_read(index)
+            batch, size = self.point_read(index)
             entry = _CachedBatch(batch)
             BATCH_CACHE.put(key, entry, size)
         return entry
 
-    def _point_read(self, index: int) -> tuple[pa.RecordBatch, int]:
-        """Moves batch ``index`` and its size, through the one-zstd-context reader where it applies (ipc_batch.py)."""
+    def point_read(self, index: int) -> tuple[pa.RecordBatch, int]:
+        """Moves batch ``index`` and its size, through the one-zstd-context reader where it applies (ipc_batch.py).
+
+        Only :class:`~gamestore.ipc_batch.Unsupported` (a layout that reader
+        does not handle) falls back to Arrow's reader; damage it detects is a
+        :class:`ShardCorruptError`.
+        """
         if not self._fast_tried:
             self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
             self._fast_tried = True
@@ -440,8 +467,10 @@ class ShardReader:
                 batch, size = fast.read_sized(index)
                 if batch.num_rows == self.manifest["batch_rows"][index]:
                     return batch, size
-            except Exception:  # noqa: BLE001 - Arrow's reader gives the authoritative result or error
+            except Unsupported:
                 pass
+            except Damaged as exc:
+                raise ShardCorruptError(f"{MOVES_FILE} batch {index}: {exc}", shard_id=self.shard_id) from exc
         batch = self.batch(index)
         return batch, batch.nbytes
 
@@ -463,39 +492,6 @@ class ShardReader:
             ROW_CACHE.put(key, value)
         return value
 
-    def read_game(self, row: int, move_offset: int, move_count: int) -> dict:
-        """The canonical record of the game in ``games.arrow`` row ``row`` (new objects on every call)."""
-        from . import codec  # imported here so that shard.py stays import-light
-
-        game_row = self.game_row(row)
-        if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
-            raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=self.shard_id)
-        game = codec._header_from_row(game_row)
-        game["moves"] = self.decode_moves(move_offset, move_count)
-        return game
-
-    def decode_moves(self, move_offset: int, move_count: int, *, backend: Any = None) -> list[dict]:
-        """The move dicts of rows ``[move_offset, +move_count)``, through the batch cache.
-
-        ``backend``: a :class:`gamestore.backend.Backend` (default: the selected one).
-        """
-        if backend is None:
-            from .backend import selected
-
-            backend = selected()
-        if move_count == 0:
-            return []
-        i = self.batch_index(move_offset)
-        start = move_offset - self.batch_starts[i]
-        entry = self.cached_batch(i)
-        if start < 0 or start + move_count > entry.batch.num_rows:
-            # a game over several batches (never written so, but readable): the generic path
-            return backend.decode_moves(self.game_moves(move_offset, move_count), self.vectors)
-        decoder = entry.decoders.get(backend.name)
-        if decoder is None:
-            decoder = entry.decoders[backend.name] = backend.batch_decoder(entry.batch, self.vectors, self._strings)
-        return decoder.decode(start, start + move_count)
-
     def game_moves(self, move_offset: int, move_count: int) -> pa.Table:
         """The rows of one game (whole games never straddle batches, but slices are handled generally)."""
         if move_count == 0:  # a game without moves (a shard of such games has no batches at all)
@@ -516,8 +512,11 @@ class ShardReader:
                 break
         return pa.Table.from_batches(pieces, schema=self.moves_schema)
 
-    def iter_batches(self, columns: Sequence[str] | None = None) -> Iterator[tuple[int, pa.RecordBatch]]:
-        """(first row, batch) for every moves batch; a projection reads only those columns' buffers."""
+    def iter_batches(
+        self, columns: Sequence[str] | None = None, *, only: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """(first row, batch) for every moves batch (or the batches ``only``, in order); a projection reads only
+        those columns' buffers.  A damaged batch is a :class:`ShardCorruptError`."""
         reader = self.moves_reader
         if columns is not None:
             key = tuple(columns)
@@ -526,7 +525,8 @@ class ShardReader:
                 self._projected[key] = self._open(MOVES_FILE, fields=sorted(names.index(c) for c in columns))
             reader = self._projected[key]
         v = self.verifier(MOVES_FILE)
-        for i, start in enumerate(self.batch_starts):
+        starts = self.batch_starts
+        for i in range(len(starts)) if only is None else only:
             if v is not None:
                 v.check(i)
             try:
@@ -539,14 +539,14 @@ class ShardReader:
                 raise ShardCorruptError(f"moves batch {i} row count differs from the manifest", shard_id=self.shard_id)
             if columns is not None:
                 batch = batch.select(list(columns))
-            yield start, batch
+            yield starts[i], batch
 
     def close(self) -> None:
         self._games = None
         self._games_columns = None
         self._moves = None
         self._projected.clear()
-        self._strings = {}
+        self.strings = {}
         if self._fast is not None:
             self._fast.close()
         self._fast = None

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import codec, sqlguard
+from . import codec, readpath, sqlguard
 from .catalog import Catalog
 from .checkpoint import CHECKPOINT_DIR
 from .errors import (
@@ -35,7 +35,7 @@ from .errors import (
 from .records import undeclared_vectors
 from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
 from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
-from .shard import ShardReader, write_shard
+from .shard import write_shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
@@ -305,7 +305,7 @@ class GameStore:
             if reader is not None:
                 try:
                     # through the reader's caches of decompressed batches and game rows (shard.BATCH_CACHE, ROW_CACHE)
-                    return reader.read_game(loc.row, loc.move_offset, loc.num_moves)
+                    return readpath.read_game(reader, loc.row, loc.move_offset, loc.num_moves)
                 except (ShardCorruptError, FileNotFoundError) as exc:
                     failure = exc
             # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
@@ -386,6 +386,16 @@ class GameStore:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
 
+    def select_games(self, where: str | None = None, *, columns: Sequence[str] = ()) -> readpath.Selection:
+        """The indexed games matching the SQL predicate ``where``, per shard (see gamestore/readpath.py)."""
+        self._check_open()
+        self._catalog.refresh()
+        if where is not None and not where.strip():
+            where = None
+        if where is not None:
+            sqlguard.check_predicate(where, allowed=self._catalog.view_names)
+        return readpath.select(self._catalog, where, columns=columns)
+
     def scan_moves(
         self,
         where: str | None = None,
@@ -394,76 +404,10 @@ class GameStore:
         batch_size: int = 65536,
     ) -> Iterator[pa.RecordBatch]:
         """Record batches of moves (one row per move) of the games matching ``where``."""
-        self._check_open()
-        self._catalog.refresh()
-        cols = list(columns) if columns is not None else None
-        selected: dict[str, list[tuple[int, int]]] | None = None
-        if where is None:
-            shard_ids = self._catalog.shard_ids()
-        else:
-            locs = self.game_locations(where)
-            selected = {}
-            for sid, off, cnt in zip(
-                locs.column("shard_id").to_pylist(), locs.column("move_offset").to_pylist(), locs.column("num_moves").to_pylist()
-            ):
-                selected.setdefault(sid, []).append((off, cnt))
-            shard_ids = sorted(selected)
-        return self._scan(shard_ids, selected, cols, batch_size)
-
-    def _scan(
-        self,
-        shard_ids: list[str],
-        selected: dict[str, list[tuple[int, int]]] | None,
-        cols: list[str] | None,
-        batch_size: int,
-    ) -> Iterator[pa.RecordBatch]:
+        selection = self.select_games(where)
         target = moves_schema({**self._catalog.vectors(), **self.vectors})
-        if cols is not None:
-            unknown = [c for c in cols if c not in target.names]
-            if unknown:
-                raise QueryError(f"unknown move columns: {unknown} (known: {', '.join(target.names)})")
-        for sid in shard_ids:
-            reader = self._catalog.find_reader(sid)
-            if reader is None:
-                continue
-            want = cols if cols is not None else target.names
-            present = [c for c in want if c in reader.moves_schema.names]
-            shard_cols = present if (cols is not None or len(present) != len(want)) else None
-            ranges = selected.get(sid) if selected is not None else None
-            mask_all = None
-            if ranges is None:
-                # games shadowed by an earlier copy are not indexed: keep only indexed rows
-                indexed = self._indexed_rows(reader)
-                if indexed is not None:
-                    mask_all = indexed
-            else:
-                mask_all = np.zeros(sum(reader.manifest["batch_rows"]), dtype=bool)
-                for off, cnt in ranges:
-                    mask_all[off : off + cnt] = True
-            for start, batch in reader.iter_batches(shard_cols):
-                if mask_all is not None:
-                    m = mask_all[start : start + batch.num_rows]
-                    if not m.any():
-                        continue
-                    if not m.all():
-                        batch = batch.filter(pa.array(m))
-                if len(present) != len(want):  # columns (vectors) this older shard lacks
-                    batch = pa.RecordBatch.from_arrays(
-                        [batch.column(c) if c in present else pa.nulls(batch.num_rows, target.field(c).type) for c in want],
-                        schema=pa.schema([target.field(c) for c in want]),
-                    )
-                for off in range(0, batch.num_rows, batch_size):
-                    yield batch.slice(off, batch_size)
-
-    def _indexed_rows(self, reader: ShardReader) -> np.ndarray | None:
-        locs = [self._catalog.locate(g) for g in reader.manifest["game_ids"]]
-        mine = [loc for loc in locs if loc is not None and loc.shard_id == reader.shard_id]
-        if len(mine) == len(locs):
-            return None
-        mask = np.zeros(sum(reader.manifest["batch_rows"]), dtype=bool)
-        for loc in mine:
-            mask[loc.move_offset : loc.move_offset + loc.num_moves] = True
-        return mask
+        cols = list(columns) if columns is not None else None
+        return readpath.scan(self._catalog, selection, columns=cols, schema=target, batch_size=batch_size)
 
     @overload
     def sql(self, query: str, *, allow_writes: Literal[False] = False) -> sqlguard.Relation: ...

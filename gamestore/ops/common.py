@@ -7,8 +7,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from ..errors import FormatError, StoreBusyError
 from ..fsutil import file_lock, fsync_dir
+from ..readpath import ShardPick
 from ..schema import VectorSpec
 from ..shard import ShardReader
 from ..store import GameStore
@@ -20,7 +23,8 @@ __all__ = [
     "opened",
     "maintenance_lock",
     "with_progress",
-    "indexed_rows",
+    "indexed_picks",
+    "pick_of",
     "union_vectors",
     "trash_shards",
     "clean_orphan_segments",
@@ -61,15 +65,15 @@ def with_progress(items: Sequence, progress: Progress | None) -> Iterable:
     return items if progress is None else progress(items)
 
 
-def indexed_rows(store: GameStore, reader: ShardReader) -> list[int]:
-    """Rows of ``reader``'s games.arrow that the catalog indexes (the first copy of each game id)."""
-    cat = store.catalog
-    out = []
-    for i, gid in enumerate(reader.manifest["game_ids"]):
-        loc = cat.locate(gid)
-        if loc is not None and loc.shard_id == reader.shard_id:
-            out.append(i)
-    return out
+def indexed_picks(store: GameStore, *, columns: Sequence[str] = ()) -> dict[str, ShardPick]:
+    """The games the catalog indexes (the first copy of each game id), per shard id; shards with none are absent."""
+    return {p.shard_id: p for p in store.select_games(columns=columns).picks()}
+
+
+def pick_of(picks: dict[str, ShardPick], reader: ShardReader) -> ShardPick:
+    """``reader``'s pick in ``picks`` (an empty one when none of its games is indexed)."""
+    empty = np.zeros(0, dtype=np.int64)
+    return picks.get(reader.shard_id) or ShardPick(reader.shard_id, empty, empty, empty, {})
 
 
 def union_vectors(specs: Iterable[dict[str, VectorSpec]], *, what: str = "shards") -> dict[str, VectorSpec]:

@@ -14,15 +14,17 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+from ..readpath import ShardPick
 from ..shard import ShardReader, check_files
 from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
     Progress,
     clean_orphan_segments,
-    indexed_rows,
+    indexed_picks,
     maintenance_lock,
     opened,
+    pick_of,
     trash_shards,
     with_progress,
 )
@@ -52,7 +54,7 @@ class CompactResult:
 @dataclass
 class _ShardPlan:
     reader: ShardReader
-    rows: list[int]
+    pick: ShardPick
     moves: int
     shadowed: int
 
@@ -101,18 +103,17 @@ def compact(
             trash_shards(s.path, cat.hidden_shards(), fsync=fsync)
             s.refresh()
         result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
+        picks = indexed_picks(s)
         plans = []
         for reader in cat.readers():
-            rows = indexed_rows(s, reader)
-            counts = reader.games.column("move_count").to_numpy()
-            plans.append(_ShardPlan(reader, rows, int(counts[rows].sum()) if rows else 0,
-                                    reader.manifest["num_games"] - len(rows)))
+            pick = pick_of(picks, reader)
+            plans.append(_ShardPlan(reader, pick, pick.num_moves, reader.manifest["num_games"] - pick.num_games))
         result.shards_before = len(plans) + len(result.damaged_shards)
         groups = _plan_groups(plans, target_moves)
         if dry_run:
             result.shards_rewritten = sum(len(g) for g in groups)
             result.duplicates_dropped = sum(p.shadowed for g in groups for p in g)
-            result.shards_written = sum(1 for g in groups if any(p.rows for p in g))
+            result.shards_written = sum(1 for g in groups if any(p.pick.num_games for p in g))
         else:
             for group in with_progress(groups, progress):
                 intact = []
@@ -125,7 +126,7 @@ def compact(
                 if not intact or (len(intact) == 1 and not intact[0].shadowed):
                     continue
                 ids = [p.reader.shard_id for p in intact]
-                if write_parts(s, [Part(p.reader, p.rows) for p in intact], fsync=fsync, replaces=ids) is not None:
+                if write_parts(s, [Part(p.reader, p.pick) for p in intact], fsync=fsync, replaces=ids) is not None:
                     result.shards_written += 1
                 trash_shards(s.path, ids, fsync=fsync)
                 s.refresh()

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import codec
+from .. import readpath
 from ..errors import GamestoreError
 from ..fsutil import atomic_path
 from ..schema import GAMES_SCHEMA, VectorSpec, moves_schema
@@ -47,31 +47,6 @@ class ExportResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# ---------------------------------------------------------------------------
-# Selection: the indexed copy of every matching game, shard by shard
-# ---------------------------------------------------------------------------
-def _selection(store: GameStore, where: str | None) -> list[tuple[str, list[int]]]:
-    """(shard id, games.arrow rows in move order) of every matching game."""
-    locs = store.game_locations(where)
-    cat = store.catalog
-    by_shard: dict[str, list[int]] = {}
-    for gid, sid in zip(locs.column("game_id").to_pylist(), locs.column("shard_id").to_pylist()):
-        loc = cat.locate(gid)
-        if loc is None or loc.shard_id != sid:
-            continue  # changed under us (a compaction committed); it is exported from its new home
-        by_shard.setdefault(sid, []).append(loc.row)
-    return [(sid, sorted(rows)) for sid, rows in sorted(by_shard.items())]
-
-
-def _row_mask(games: pa.Table, rows: list[int], total: int) -> np.ndarray:
-    offsets = games.column("move_offset").to_numpy()
-    counts = games.column("move_count").to_numpy()
-    mask = np.zeros(total, dtype=bool)
-    for r in rows:
-        mask[offsets[r] : offsets[r] + counts[r]] = True
-    return mask
 
 
 # ---------------------------------------------------------------------------
@@ -217,8 +192,7 @@ def export_parquet(
     if not overwrite and any(t.exists() for t in targets):
         raise GamestoreError(f"{dest} already holds an export (use --overwrite to replace it)")
     dest.mkdir(parents=True, exist_ok=True)
-    store.refresh()
-    selection = _selection(store, where)
+    picks = store.select_games(where).picks()
     vectors = store.catalog.vectors()
     gschema, mschema = plain_games_schema(), plain_moves_schema(vectors)
     result = ExportResult()
@@ -227,18 +201,11 @@ def export_parquet(
                 pq.ParquetWriter(str(mtmp), mschema, compression=compression) as mw:
             pending: list[pa.Table] = []
             pending_rows = 0
-            for sid, rows in (selection if progress is None else progress(selection, len(selection))):
-                reader = store.catalog.reader(sid)
-                games = reader.games
-                gw.write_table(_plain_games(games.take(pa.array(rows, pa.int64())), gschema))
-                result.games += len(rows)
-                mask = _row_mask(games, rows, sum(reader.manifest["batch_rows"]))
-                for start, batch in reader.iter_batches():
-                    m = mask[start : start + batch.num_rows]
-                    if not m.any():
-                        continue
-                    if not m.all():
-                        batch = batch.filter(pa.array(m))
+            for pick in (picks if progress is None else progress(picks, len(picks))):
+                reader = readpath.reader_for(store.catalog, pick)
+                gw.write_table(_plain_games(reader.games.take(pa.array(pick.rows, pa.int64())), gschema))
+                result.games += pick.num_games
+                for batch in readpath.shard_batches(reader, pick):
                     pending.append(to_plain_moves(batch, mschema))
                     pending_rows += batch.num_rows
                     if pending_rows >= row_group_rows:
@@ -257,25 +224,5 @@ def export_parquet(
 # ---------------------------------------------------------------------------
 def iter_games(store: GameStore, where: str | None = None) -> Iterator[dict]:
     """Canonical records of the matching games, decoded one moves batch at a time (bounded memory)."""
-    store.refresh()
-    for sid, rows in _selection(store, where):
-        reader = store.catalog.reader(sid)
-        games = reader.games
-        offsets = games.column("move_offset").to_numpy()
-        counts = games.column("move_count").to_numpy()
-        starts = reader.batch_starts
-        pending = list(rows)  # ascending move offset
-        for i, start in enumerate(starts):
-            if not pending:
-                break
-            end = start + reader.manifest["batch_rows"][i]
-            inside = [r for r in pending if offsets[r] >= start and offsets[r] + counts[r] <= end]
-            if not inside:
-                continue
-            batch = reader.batch(i)
-            yield from codec.decode_games(games.take(pa.array(inside, pa.int64())), batch, base_offset=start)
-            done = set(inside)
-            pending = [r for r in pending if r not in done]
-        for r in pending:  # a game straddling batches (not written by gamestore, but readable)
-            row = games.slice(r, 1)
-            yield codec.decode_game(row, reader.game_moves(int(offsets[r]), int(counts[r])))
+    for pick in store.select_games(where).picks():
+        yield from readpath.iter_games(readpath.reader_for(store.catalog, pick), pick)

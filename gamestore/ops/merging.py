@@ -7,12 +7,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import FormatError, GamestoreError, StoreNotFoundError
 from ..fsutil import copy_file, fsync_dir
+from ..readpath import ShardPick
 from ..shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, check_files, new_shard_id
 from ..store import GameStore
 from ..store import open as open_store
-from .common import DEFAULT_TARGET_MOVES, Progress, clean_orphan_segments, indexed_rows, maintenance_lock, union_vectors, with_progress
+from .common import (
+    DEFAULT_TARGET_MOVES,
+    Progress,
+    clean_orphan_segments,
+    indexed_picks,
+    maintenance_lock,
+    pick_of,
+    union_vectors,
+    with_progress,
+)
 from .shardbuild import Part, write_parts
 
 __all__ = ["MergeResult", "merge", "copy_shard"]
@@ -141,25 +153,24 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
             result.shards_written += 1
         pending, pending_moves = [], 0
 
-    work: list[tuple[GameStore, ShardReader]] = []
+    work: list[tuple[GameStore, ShardReader, ShardPick]] = []
     for st in srcs:
         st.refresh()
         result.damaged_shards.update({f"{st.path}:{sid}": ["unreadable"] for sid in st.catalog.damaged_shards()})
-        work.extend((st, r) for r in st.catalog.readers())
-    for st, reader in with_progress(work, progress):
-        ids = reader.manifest["game_ids"]
-        indexed = indexed_rows(st, reader)
-        new = [i for i in indexed if ids[i] not in dcat and ids[i] not in taken]
-        result.games_skipped += len(indexed) - len(new)
-        if not new:
+        picks = indexed_picks(st, columns=["game_id"])
+        work.extend((st, r, pick_of(picks, r)) for r in st.catalog.readers())
+    for st, reader, indexed in with_progress(work, progress):
+        ids = indexed.columns.get("game_id", [])
+        new = indexed.subset(np.array([g not in dcat and g not in taken for g in ids], dtype=bool))
+        result.games_skipped += indexed.num_games - new.num_games
+        if not new.num_games:
             continue
         problems = check_files(reader.path, reader.manifest)
         if problems:
             result.damaged_shards[f"{st.path}:{reader.shard_id}"] = problems
             continue
-        counts = reader.games.column("move_count").to_numpy()
-        moves = int(counts[new].sum())
-        if len(new) == len(ids) and copy_shard(reader.path, d.path, reader.shard_id, reader.manifest, fsync=fsync):
+        moves = new.num_moves
+        if new.num_games == reader.manifest["num_games"] and copy_shard(reader.path, d.path, reader.shard_id, reader.manifest, fsync=fsync):
             dcat.add_committed(reader.shard_id)
             result.shards_copied += 1
         else:
@@ -167,7 +178,7 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
                 flush()
             pending.append(Part(reader, new))
             pending_moves += moves
-        taken.update(ids[i] for i in new)
-        result.games_added += len(new)
+        taken.update(new.columns["game_id"].tolist())
+        result.games_added += new.num_games
         result.moves_added += moves
     flush()

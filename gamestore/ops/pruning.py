@@ -4,10 +4,22 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ..errors import FormatError, QueryError
+from ..readpath import ShardPick
 from ..shard import ShardReader, check_files
 from ..store import GameStore
-from .common import Progress, clean_orphan_segments, indexed_rows, maintenance_lock, opened, trash_shards, with_progress
+from .common import (
+    Progress,
+    clean_orphan_segments,
+    indexed_picks,
+    maintenance_lock,
+    opened,
+    pick_of,
+    trash_shards,
+    with_progress,
+)
 from .shardbuild import Part, write_parts
 
 __all__ = ["PruneResult", "prune"]
@@ -53,16 +65,17 @@ def prune(
         result.moves_removed = s.count_moves(where) if victims else 0
         if not victims:
             return result
-        cat = s.catalog
-        affected: list[tuple[ShardReader, list[int]]] = []
-        for reader in cat.readers():
-            ids = reader.manifest["game_ids"]
-            if not any(g in victims for g in ids):
+        picks = indexed_picks(s, columns=["game_id"])
+        doomed = list(victims)
+        affected: list[tuple[ShardReader, ShardPick]] = []
+        for reader in s.catalog.readers():
+            if not any(g in victims for g in reader.manifest["game_ids"]):
                 continue
-            keep = [i for i in indexed_rows(s, reader) if ids[i] not in victims]
+            pick = pick_of(picks, reader)
+            keep = pick.subset(~np.isin(pick.columns.get("game_id", np.zeros(0, object)), doomed))
             affected.append((reader, keep))
-        result.shards_rewritten = sum(1 for _, keep in affected if keep)
-        result.shards_removed = sum(1 for _, keep in affected if not keep)
+        result.shards_rewritten = sum(1 for _, keep in affected if keep.num_games)
+        result.shards_removed = sum(1 for _, keep in affected if not keep.num_games)
         if dry_run:
             return result
         clean_orphan_segments(s.path)
@@ -71,7 +84,7 @@ def prune(
             if problems:
                 raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
         for reader, keep in with_progress(affected, progress):
-            if keep:
+            if keep.num_games:
                 write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
         trash_shards(s.path, [r.shard_id for r, _ in affected], fsync=fsync)
         s.refresh()

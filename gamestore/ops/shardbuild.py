@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import readpath
+from ..readpath import ShardPick
 from ..schema import VectorSpec, conform, moves_schema
 from ..shard import ShardReader, write_shard
 from ..store import GameStore
@@ -62,30 +64,23 @@ def _recode(moves: pa.Table, game_ids: list[str], counts: list[int]) -> pa.Table
 
 @dataclass
 class Part:
-    """Some game rows of one committed shard, to be carried into a new shard."""
+    """Some games of one committed shard, to be carried into a new shard."""
 
     reader: ShardReader
-    rows: list[int]
+    pick: ShardPick
 
 
 def _part_tables(part: Part) -> tuple[pa.Table, pa.Table]:
     """The games rows and their move rows of one part (move_offset relative to the part)."""
-    reader = part.reader
+    reader, pick = part.reader, part.pick
     games = reader.games
-    moves = pa.Table.from_batches([b for _, b in reader.iter_batches()], schema=reader.moves_schema)
-    if len(part.rows) == games.num_rows and part.rows == list(range(games.num_rows)):
+    moves = pa.Table.from_batches(list(readpath.shard_batches(reader, pick)), schema=reader.moves_schema)
+    if pick.num_games == games.num_rows and np.array_equal(pick.rows, np.arange(games.num_rows)):
         return games, moves
-    sel = games.take(pa.array(part.rows, pa.int64()))
-    offsets = sel.column("move_offset").to_numpy()
-    counts = sel.column("move_count").to_numpy().astype(np.int64)
-    if len(offsets):
-        take = np.concatenate([np.arange(o, o + c, dtype=np.int64) for o, c in zip(offsets, counts)])
-    else:
-        take = np.zeros(0, dtype=np.int64)
-    moves = moves.take(pa.array(take, pa.int64()))
-    new_offsets = np.zeros(len(counts), dtype=np.int64)
-    if len(counts):
-        np.cumsum(counts[:-1], out=new_offsets[1:])
+    sel = games.take(pa.array(pick.rows, pa.int64()))
+    new_offsets = np.zeros(pick.num_games, dtype=np.int64)
+    if pick.num_games:
+        np.cumsum(pick.counts[:-1], out=new_offsets[1:])
     i = sel.schema.get_field_index("move_offset")
     sel = sel.set_column(i, sel.schema.field(i), pa.array(new_offsets, pa.int64()))
     return sel, moves
@@ -114,7 +109,7 @@ def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_r
 
     ``replaces``: the shards the new one supersedes (named in its manifest; readers ignore them from its commit on).
     """
-    parts = [p for p in parts if p.rows]
+    parts = [p for p in parts if p.pick.num_games]
     if not parts:
         return None
     vectors = union_vectors([p.reader.vectors for p in parts])

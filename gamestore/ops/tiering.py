@@ -33,7 +33,7 @@ from typing import Callable
 from ..errors import StoreBusyError
 from ..shard import check_files
 from ..store import GameStore
-from .common import DEFAULT_TARGET_MOVES, indexed_rows, maintenance_lock, trash_shards
+from .common import DEFAULT_TARGET_MOVES, indexed_picks, maintenance_lock, pick_of, trash_shards
 from .shardbuild import Part, write_parts
 
 __all__ = ["TierPolicy", "RoundResult", "plan_tiers", "compact_round", "AutoCompactor", "watch"]
@@ -148,6 +148,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
         if stop is not None and stop.is_set():
             break
         parts, ids = [], []
+        picks = indexed_picks(store)
         for sid in group:
             reader = cat.find_reader(sid)
             problems = ["unreadable"] if reader is None else check_files(reader.path, reader.manifest)
@@ -155,7 +156,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
                 result.damaged_shards[sid] = problems
                 continue
             assert reader is not None
-            parts.append(Part(reader, indexed_rows(store, reader)))
+            parts.append(Part(reader, pick_of(picks, reader)))
             ids.append(sid)
         if len(ids) < 2:
             continue

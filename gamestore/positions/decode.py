@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..errors import FormatError, QueryError, ShardCorruptError
+from ..errors import QueryError, ShardCorruptError
 from ..checksum import FileVerifier
-from ..schema import READABLE_FORMAT_VERSIONS, VectorSpec
-from ..shard import MOVES_FILE, read_manifest
+from ..schema import VectorSpec
+from ..shard import MOVES_FILE, open_ipc, read_manifest
 from .plan import Plan
 
 __all__ = ["SegmentReader", "FILL", "concat_columns"]
@@ -51,22 +51,19 @@ class _Shard:
         )
         try:
             source = pa.OSFile(str(path / MOVES_FILE), "rb")
-            probe = ipc.open_file(source)
         except FileNotFoundError:
             raise ShardCorruptError(
                 "moves.arrow is gone (shard removed by compaction?)", shard_id=path.name
             ) from None
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=path.name) from None
-        meta = probe.schema.metadata or {}
-        if meta.get(b"gamestore.format_version") not in {str(v).encode() for v in READABLE_FORMAT_VERSIONS}:
-            raise FormatError(f"shard {path.name}: moves.arrow has an unsupported format version")
+        except OSError as exc:
+            raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=path.name) from exc
+        probe = open_ipc(path / MOVES_FILE, source=source)
         names = probe.schema.names
         self.names = set(names)
         present = [c for c in columns if c in self.names]
         fields = sorted(names.index(c) for c in present)
         # a thread pool costs more than it saves on ~1,000-row batches (and fights DataLoader workers)
-        self.reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=False))
+        self.reader = open_ipc(path / MOVES_FILE, source=source, fields=fields, threads=False)
         self._source = source
         self._policy_field = names.index("policy")
         self._policy_reader: ipc.RecordBatchFileReader | None = None
@@ -78,8 +75,8 @@ class _Shard:
         """Only the policy column of moves batch ``index`` (resumption replays count with it)."""
         with self.lock:
             if self._policy_reader is None:
-                options = ipc.IpcReadOptions(included_fields=[self._policy_field], use_threads=False)
-                self._policy_reader = ipc.open_file(self._source, options=options)
+                self._policy_reader = open_ipc(self.path / MOVES_FILE, source=self._source,
+                                               fields=[self._policy_field], threads=False)
             return self._checked(self._policy_reader, index)
 
     def batch(self, index: int) -> pa.RecordBatch:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import sqlguard
 from ..errors import FormatError, QueryError, StateMismatchError
+from ..readpath import locate_batches
 from ..schema import VectorSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -243,12 +244,11 @@ def resolve_plan(
     for si, sid in enumerate(shards):
         a, b = bounds[si], bounds[si + 1]
         rows = store.catalog.reader(sid).manifest["batch_rows"]
-        starts = np.concatenate(([0], np.cumsum(rows, dtype=np.int64)))
-        idx = np.searchsorted(starts, game_offset[a:b], side="right") - 1
-        if np.any(game_offset[a:b] + game_count[a:b] > starts[idx + 1]):
+        idx, first, straddles = locate_batches(rows, game_offset[a:b], game_count[a:b])
+        if np.any(straddles):
             raise FormatError(f"shard {sid}: a game straddles two moves batches")
         game_batch[a:b] = idx
-        game_bstart[a:b] = starts[idx]
+        game_bstart[a:b] = first
     key = game_shard.astype(np.int64) << 32 | game_batch.astype(np.int64)
     change = np.flatnonzero(np.diff(key)) + 1 if n else np.zeros(0, np.int64)
     glo = np.concatenate(([0], change)).astype(np.int64) if n else np.zeros(0, np.int64)

@@ -1,0 +1,172 @@
+"""The one read path (gamestore/readpath.py): selection -> picks -> batches, typed errors, layering."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import gamestore
+from gamestore import ipc_batch, readpath, shard, synth
+from gamestore.errors import QueryError, ShardCorruptError
+from gamestore.records import games_equal
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def store(tmp_path):
+    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, batch_rows=64, shard_games=6) as s:
+        s.write_games(synth.games(20, seed=3))
+        s.flush()
+        yield s
+
+
+def _fresh_caches(monkeypatch):
+    monkeypatch.setattr(shard, "BATCH_CACHE", shard.LRUCache(64 << 20))
+    monkeypatch.setattr(shard, "ROW_CACHE", shard.LRUCache(1000))
+
+
+def test_selection_matches_the_catalog(store):
+    sel = store.select_games("num_moves > 30", columns=["game_id"])
+    expect = store.game_locations("num_moves > 30")
+    assert len(sel) == expect.num_rows > 0
+    assert sorted(sel.columns["game_id"].tolist()) == sorted(expect.column("game_id").to_pylist())
+    picks = sel.picks()
+    assert [p.shard_id for p in picks] == sel.shard_ids == sorted(set(expect.column("shard_id").to_pylist()))
+    for p in picks:
+        reader = store.catalog.reader(p.shard_id)
+        assert (np.diff(p.offsets) >= 0).all()
+        for gid, row, off, cnt in zip(p.columns["game_id"], p.rows, p.offsets, p.counts):
+            loc = store.catalog.locate(gid)
+            assert (loc.shard_id, loc.row, loc.move_offset, loc.num_moves) == (p.shard_id, row, off, cnt)
+            assert reader.game_row(int(row))["game_id"] == gid
+
+
+def test_shard_batches_hold_exactly_the_picked_moves(store):
+    sel = store.select_games("winner = 1", columns=["game_id"])
+    for pick in sel.picks():
+        reader = store.catalog.reader(pick.shard_id)
+        batches = list(readpath.shard_batches(reader, pick, columns=["game_id", "move_number"]))
+        got = pa.Table.from_batches(batches) if batches else None
+        assert got is not None and got.num_rows == pick.num_moves
+        assert set(got.column("game_id").to_pylist()) == set(pick.columns["game_id"].tolist())
+    total = sum(b.num_rows for b in store.scan_moves("winner = 1", columns=["move_number"], batch_size=7))
+    assert total == store.count_moves("winner = 1")
+
+
+def test_iter_games_decodes_the_picked_games(store):
+    sel = store.select_games("num_players = 2", columns=["game_id"])
+    got = {}
+    for pick in sel.picks():
+        for g in readpath.iter_games(store.catalog.reader(pick.shard_id), pick):
+            got[g["game_id"]] = g
+    assert len(got) == len(sel)
+    for gid, g in got.items():
+        assert games_equal(g, store.get_game(gid))
+
+
+def test_locate_batches():
+    idx, first, straddles = readpath.locate_batches([3, 3, 4], np.array([0, 3, 5, 6, 10]), np.array([3, 2, 2, 4, 0]))
+    assert idx.tolist() == [0, 1, 1, 2, 2]
+    assert first.tolist() == [0, 3, 3, 6, 6]
+    assert straddles.tolist() == [False, False, True, False, False]
+
+
+def test_unknown_move_column_is_a_query_error(store):
+    with pytest.raises(QueryError, match="unknown move columns"):
+        next(store.scan_moves(columns=["no_such_column"]))
+
+
+def test_fast_reader_unsupported_falls_back_to_arrow(store, monkeypatch):
+    _fresh_caches(monkeypatch)
+
+    def unsupported(self, index):
+        raise ipc_batch.Unsupported("a layout this reader does not handle")
+
+    monkeypatch.setattr(ipc_batch.FastBatchReader, "_read", unsupported)
+    gid = store.query_games(columns=["game_id"], limit=1).column("game_id")[0].as_py()
+    assert store.get_game(gid)["game_id"] == gid
+
+
+def test_fast_reader_damage_is_a_typed_error_not_swallowed(store, monkeypatch):
+    """A failure of the hand-written reader is not hidden behind Arrow's reader (which would read this batch)."""
+    pytest.importorskip("zstandard")
+    _fresh_caches(monkeypatch)
+
+    def damaged(self, index):
+        raise ipc_batch._ZstdError("Corrupted block detected")
+
+    monkeypatch.setattr(ipc_batch.FastBatchReader, "_read", damaged)
+    gid = store.query_games(columns=["game_id"], limit=1).column("game_id")[0].as_py()
+    with pytest.raises(ShardCorruptError, match="moves.arrow batch") as info:
+        store.get_game(gid)
+    assert isinstance(info.value.__cause__, ipc_batch.Damaged)
+
+
+def test_damaged_moves_file_gives_typed_errors(store, monkeypatch):
+    """Garbage in the middle of moves.arrow: every read of an affected game is a ShardCorruptError."""
+    _fresh_caches(monkeypatch)
+    sid = store.catalog.shard_ids()[0]
+    path = store.path / "shards" / sid / shard.MOVES_FILE
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 256] = bytes(range(256))
+    path.write_bytes(bytes(data))
+    ids = store.catalog.reader(sid).manifest["game_ids"]
+    failures = 0
+    for gid in ids:
+        try:
+            store.get_game(gid)
+        except ShardCorruptError as exc:
+            assert exc.shard_id == sid
+            failures += 1
+    assert failures > 0
+    pick = readpath.pick_rows(store.catalog.reader(sid), range(len(ids)))
+    with pytest.raises(ShardCorruptError):
+        for _ in readpath.shard_batches(store.catalog.reader(sid), pick):
+            pass
+
+
+def test_open_ipc_checks_the_format_version(tmp_path):
+    d = tmp_path / "shard-x"
+    d.mkdir()
+    table = pa.table({"a": [1]}).replace_schema_metadata({b"gamestore.format_version": b"999"})
+    with pa.ipc.new_file(str(d / "moves.arrow"), table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(gamestore.errors.FormatError, match="unsupported format version"):
+        shard.open_ipc(d / "moves.arrow")
+    with pytest.raises(ShardCorruptError, match="gone"):
+        shard.open_ipc(d / "games.arrow")
+
+
+# -- layering -------------------------------------------------------------------------------------
+#: modules of the storage layer and what they may never import (decoding and everything above it)
+_STORAGE = ["fsutil.py", "schema.py", "ipc_batch.py", "shard.py", "errors.py"]
+_ABOVE = {"codec", "backend", "store", "readpath", "ops", "cli", "ringrift", "positions", "aio", "catalog", "game_writer"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            mod = (node.module or "").split(".")[0]
+            out.update([mod] if mod else [a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gamestore"):
+            out.add((node.module or "").split(".")[1] if "." in (node.module or "") else "")
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("gamestore."))
+    return out
+
+
+@pytest.mark.parametrize("name", _STORAGE)
+def test_storage_layer_never_imports_upwards(name):
+    assert not (_imports(ROOT / "gamestore" / name) & _ABOVE)
+
+
+def test_selection_where_may_use_profile_columns_of_the_games_view(store):
+    # parity_status is computed by the games view (RingRift profile) from extra_json, not stored in the index
+    assert len(store.select_games("parity_status IS NULL")) == store.count_games() == 20
