@@ -34,7 +34,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 import gamestore
-from gamestore import backend, synth
+from gamestore import backend
+from gamestore.testing import synth
 
 from benchmarks.sqlite_baseline import SqliteBaseline
 

@@ -34,7 +34,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import codec, synth  # noqa: E402
+from gamestore import codec  # noqa: E402
+from gamestore.testing import synth
 from gamestore.records import games_equal  # noqa: E402
 from gamestore.backend import BACKEND, selected  # noqa: E402
 from benchmarks.sqlite_baseline import SqliteBaseline  # noqa: E402

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_torch --games 1000 --memory-games 1000 10000
 
-Both paths get the same synthetic games (``gamestore.synth``, square8 2p)
+Both paths get the same synthetic games (``gamestore.testing.synth``, square8 2p)
 and produce the same ready torch batches of ``--batch-size`` positions:
 move number, player, policy candidate indices (through one shared
 key -> index map) and probabilities padded to the widest policy, value
@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.torch import PositionDataset, ResumableLoader
 
 from benchmarks.sqlite_baseline import SqliteBaseline

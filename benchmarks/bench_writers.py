@@ -27,7 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore
-from gamestore import backend, codec, synth
+from gamestore import backend, codec
+from gamestore.testing import synth
 
 
 BOARDS = ("square8", "hex8", "square8", "hex8", "square19")

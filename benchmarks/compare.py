@@ -2,7 +2,7 @@
 
     python -m benchmarks.compare --games 10000 --board square8
 
-Every store receives the same synthetic corpus (``gamestore.synth``),
+Every store receives the same synthetic corpus (``gamestore.testing.synth``),
 generated chunk by chunk (generation is not timed).  Reported: bytes per
 move on disk, games/s and moves/s written, ``get_game`` p50/p99 latency over
 random ids, full-scan moves/s including the policies (gamestore: Arrow
@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.records import games_equal, normalize_game
-from gamestore.schema import RINGRIFT_BOARD_TYPES
+from gamestore.ringrift.profile import BOARD_TYPES as RINGRIFT_BOARD_TYPES
 
 from benchmarks.json_parquet_baseline import JsonParquetBaseline
 from benchmarks.sqlite_baseline import SqliteBaseline

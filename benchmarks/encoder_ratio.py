@@ -4,7 +4,7 @@
     python -m benchmarks.encoder_ratio --fixture ../shared/fixtures/ringrift_v18_sample.db.zst
 
 Both backends encode (and decode) the same synthetic RingRift-shaped moves
-(``gamestore.synth``: 8-16-entry policies, search statistics over every
+(``gamestore.testing.synth``: 8-16-entry policies, search statistics over every
 legal move, a 49-float32 vector) in alternation; the best of ``--repeat``
 runs is reported per backend, so both see the same machine state.
 """
@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import pyarrow.compute as pc
 
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.backend import get_backend
 
 

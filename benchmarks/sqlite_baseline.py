@@ -16,7 +16,7 @@ Writing is one transaction per game in WAL mode with ``executemany`` for the
 moves; reading a game is SELECTs plus ``json.loads``.  :func:`encode_game`
 and :func:`decode_game` (record <-> row tuples) are shared with the
 JSON-in-Parquet baseline.  Records round-trip when their overflow keys are
-``move_json`` fields (as ``gamestore.synth`` records are).
+``move_json`` fields (as ``gamestore.testing.synth`` records are).
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from gamestore import codec, synth
+from gamestore import codec
+from gamestore.testing import synth
 from gamestore.backend import BACKENDS, get_backend
 
 GAMES = 10

@@ -4,7 +4,7 @@ zstd-compressed Arrow shards indexed by DuckDB, with a sync and an async API::
 
     import gamestore
     with gamestore.open("runs/store") as store:
-        store.write_games(gamestore.synth.games(100))
+        store.write_games(gamestore.testing.synth.games(100))
         store.flush()
         store.count_games("board_type = 'square8'")
 """
@@ -18,7 +18,8 @@ from .errors import __all__ as _errors_all
 from .schema import FORMAT_VERSION, VectorSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import synth as synth
+    from . import testing as testing
+    from .testing import synth as synth
     from .aio import AsyncGameStore as AsyncGameStore
     from .aio import open_async as open_async
     from .records import games_equal as games_equal
@@ -37,7 +38,8 @@ _LAZY = {
     "AsyncGameStore": "aio",
     "normalize_game": "records",
     "games_equal": "records",
-    "synth": None,
+    "testing": None,
+    "synth": "testing.synth",  # the module gamestore.testing.synth
 }
 
 __all__ = ["FORMAT_VERSION", "VectorSpec", *_LAZY, *_errors_all]
@@ -47,8 +49,8 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'gamestore' has no attribute {name!r}")
     module = _LAZY[name]
-    if module is None:
-        value = importlib.import_module(f".{name}", __name__)
+    if module is None or name == "synth":
+        value = importlib.import_module(f".{module or name}", __name__)
     else:
         value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value

@@ -32,6 +32,7 @@ from .errors import FormatError, QueryError, ShardCorruptError
 from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, shard_row
 from .catalog_snapshot import Snapshot as _Snapshot
 from .fsutil import atomic_path
+from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MOVES_FILE, ShardReader, read_manifest
 
@@ -65,8 +66,10 @@ def _write_segment(path: Path, table: pa.Table) -> None:
 class Catalog:
     """Game and shard index of one store, for one process (thread-safe)."""
 
-    def __init__(self, root: Path, *, write_checkpoints: bool = True) -> None:
+    def __init__(self, root: Path, *, write_checkpoints: bool = True, profile: Profile | None = None) -> None:
+        """``profile``: the game profile whose views this catalog installs beside the core views."""
         self.root = Path(root)
+        self.profile = profile
         self.shards_dir = self.root / "shards"
         self.catalog_dir = self.root / "catalog"
         self._write_checkpoints = write_checkpoints
@@ -90,7 +93,7 @@ class Catalog:
     def _create_views(self) -> None:
         db = self._db
         self._register(db, datasets=True)
-        create_views(db)
+        create_views(db, self.profile)
         # every query of the store runs here: no file, network or extension access (gamestore/sqlguard.py)
         sqlguard.lock_down(db)
         self._views = frozenset(
@@ -196,7 +199,7 @@ class Catalog:
         moves, games = self._datasets(snap)
         con.register("_moves_ds", moves)
         con.register("_games_ds", games)
-        create_views(con)
+        create_views(con, self.profile)
         return con
 
     # -- listing ------------------------------------------------------------------

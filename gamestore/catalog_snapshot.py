@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .ringrift import views as ringrift_views
+from .profiles import Profile
 from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,9 +122,11 @@ class Snapshot:
         return locs
 
 
-def create_views(db: duckdb.DuckDBPyConnection) -> None:
-    """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets."""
-    game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + list(ringrift_views.GAMES_EXTRA_COLUMNS))
+def create_views(db: duckdb.DuckDBPyConnection, profile: Profile | None) -> None:
+    """The views of a catalog database over its ``_games``/``_shards`` tables and registered datasets,
+    then those of ``profile``."""
+    extra = list(profile.games_columns) if profile is not None else []
+    game_cols = ", ".join([n for n, _, _ in GAME_SCALAR_FIELDS] + extra)
     # _game_rows: the games view plus each game's games.arrow row (the selection of gamestore/readpath.py)
     db.execute(
         f"CREATE VIEW _game_rows AS SELECT {game_cols}, players, metadata_json, extra_json,"
@@ -144,6 +146,6 @@ def create_views(db: duckdb.DuckDBPyConnection) -> None:
         " coalesce(e.prob64, e.prob::DOUBLE) AS prob"
         " FROM (SELECT game_id, move_number, unnest(policy) AS e FROM _moves_ds)"
     )
-    # the RingRift profile: GameReplayDB table and column names (docs/ringrift.md)
-    ringrift_views.install_views(db)
+    if profile is not None and profile.install_views is not None:
+        profile.install_views(db)
 

@@ -28,6 +28,7 @@ __all__ = [
     "CompatUnavailableError",
     "CompatSQLError",
     "ReadOnlySQLError",
+    "ProfileError",
 ]
 
 _R = TypeVar("_R", bound="RecordError")
@@ -144,3 +145,7 @@ class CompatSQLError(QueryError, sqlite3.OperationalError):
 
 class ReadOnlySQLError(CompatSQLError):
     """A write statement on the read-only RingRift-compatible connection."""
+
+
+class ProfileError(GamestoreError, ValueError):
+    """An unknown game profile, or a store opened with a profile other than the one it was created with."""

@@ -17,10 +17,6 @@ FORMAT_VERSION = 2
 #: Format versions this reader reads (docs/format.md): 1 has no per-batch checksums.
 READABLE_FORMAT_VERSIONS = (1, 2)
 
-#: Board types of the RingRift profile; stores accept these unless opened
-#: with another ``board_types=`` set.
-RINGRIFT_BOARD_TYPES = frozenset({"square8", "square19", "hex8", "hexagonal"})
-
 # --------------------------------------------------------------------------
 # Game-level scalar fields: (name, arrow type, kind).  kind is one of
 # "str", "int", "float"; the record key and the column name are the same.

@@ -24,6 +24,7 @@ from .checkpoint import CHECKPOINT_DIR
 from .errors import (
     DuplicateGameError,
     FormatError,
+    ProfileError,
     GameNotFoundError,
     QueryError,
     RecordError,
@@ -33,7 +34,8 @@ from .errors import (
     StoreNotFoundError,
 )
 from .records import undeclared_vectors
-from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
+from .profiles import LEGACY_PROFILE, get_profile
+from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, VectorSpec, conform, moves_schema
 from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
 from .shard import write_shard
 
@@ -97,7 +99,8 @@ class GameStore:
         self._buffered_moves = 0
         self._closed = False
         self._compactor: AutoCompactor | None = None
-        self._catalog = Catalog(self.path)
+        name = self.profile
+        self._catalog = Catalog(self.path, profile=None if name is None else get_profile(name))
         self._catalog.load()
 
     # -- configuration --------------------------------------------------------------
@@ -114,6 +117,11 @@ class GameStore:
     def vectors(self) -> dict[str, VectorSpec]:
         """Declared per-move vectors (name -> spec)."""
         return {n: VectorSpec.from_json(n, s) for n, s in self._config.get("vectors", {}).items()}
+
+    @property
+    def profile(self) -> str | None:
+        """The game profile the store was created with (its views are installed on open); None: none."""
+        return self._config.get("profile", LEGACY_PROFILE)
 
     @property
     def board_types(self) -> frozenset[str] | None:
@@ -616,8 +624,9 @@ def open(
     path: str | os.PathLike[str],
     *,
     create: bool = True,
+    profile: str | None = None,
     vectors: Mapping[str, object] | None = None,
-    board_types: Iterable[str] | None | Literal["ringrift"] = "ringrift",
+    board_types: Iterable[str] | None = None,
     shard_moves: int = 65536,
     shard_games: int = 4096,
     batch_rows: int = 1024,
@@ -626,8 +635,13 @@ def open(
 ) -> GameStore:
     """Open (and by default create) the store at ``path``.
 
-    ``vectors`` declares per-move vectors; ``board_types`` (used when the
-    store is created) restricts board types, ``None`` allows any.
+    ``profile`` names a game profile (gamestore/profiles.py, e.g.
+    ``"ringrift"``): a store created with one records it and installs its
+    views on every open; by default a store knows no game.  Opening a store
+    that has no profile with one records it; a different one than recorded
+    is a :class:`ProfileError`.  ``vectors`` declares per-move vectors;
+    ``board_types`` (used when the store is created) restricts board types,
+    by default to the profile's (``None`` and no profile: any).
     ``auto_compact=True`` (or a :class:`gamestore.ops.tiering.TierPolicy`)
     runs tiered compaction in a background thread of this process until
     :meth:`GameStore.close` (one compactor per store at a time, whichever
@@ -637,6 +651,8 @@ def open(
     config_path = root / CONFIG_FILE
     if root.exists() and not root.is_dir():
         raise StoreNotFoundError(f"not a gamestore: {root} is not a directory")
+    if profile is not None:
+        get_profile(profile)  # an unknown name fails before anything is created
     if not config_path.exists():
         if not create:
             raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})")
@@ -647,14 +663,16 @@ def open(
                 if foreign:
                     raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
                 bt: list[str] | None
-                if board_types == "ringrift":
-                    bt = sorted(RINGRIFT_BOARD_TYPES)
-                else:
-                    bt = None if board_types is None else sorted(board_types)
+                if board_types is None and profile is not None:
+                    board_types = get_profile(profile).board_types
+                bt = None if board_types is None else sorted(board_types)
                 check_layout(root, create=True)
-                config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt}
+                config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt,
+                          "profile": profile}
                 atomic_write_json(config_path, config, fsync=fsync)
     read_config(root)
+    if profile is not None:
+        _record_profile(root, profile, fsync=fsync)
     check_layout(root, create=True)
     _clean_stale(root)
     store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
@@ -667,3 +685,15 @@ def open(
         store._compactor = AutoCompactor(store, policy, fsync=fsync).start()
     return store
 
+
+def _record_profile(root: Path, profile: str, *, fsync: bool) -> None:
+    """Record ``profile`` in a store's config unless it has it; another profile is a :class:`ProfileError`."""
+    with file_lock(root / ".lock"):
+        config = read_config(root)
+        recorded = config.get("profile", LEGACY_PROFILE)
+        if recorded == profile:
+            return
+        if recorded is not None:
+            raise ProfileError(f"store {root} was created with profile {recorded!r}, not {profile!r}")
+        config["profile"] = profile
+        atomic_write_json(root / CONFIG_FILE, config, fsync=fsync)

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.records import games_equal
 
 from helpers import import_benchmark

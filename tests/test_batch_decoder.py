@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gamestore
-from gamestore import shard, synth
+from gamestore import shard
+from gamestore.testing import synth
 from gamestore.backend import BACKENDS, get_backend
 from gamestore.records import games_equal
 from gamestore.shard import LRUCache

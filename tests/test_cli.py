@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.cli import build_parser, main
 from gamestore.ops import verify_store
 

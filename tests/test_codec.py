@@ -15,7 +15,8 @@ from gamestore import codec
 from gamestore.backend import BACKENDS, get_backend, use
 from gamestore.errors import DuplicateGameError, RecordError
 from gamestore.records import games_equal, normalize_game
-from gamestore.schema import GAMES_SCHEMA, RINGRIFT_BOARD_TYPES, moves_schema
+from gamestore.ringrift.profile import BOARD_TYPES as RINGRIFT_BOARD_TYPES
+from gamestore.schema import GAMES_SCHEMA, moves_schema
 
 from helpers import subprocess_env
 from helpers.codec_cases import NOW, REAL_VECTORS, VECTORS, assert_games_equal, game_batches, realistic_games

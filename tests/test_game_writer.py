@@ -24,7 +24,7 @@ def games():
 
 @pytest.fixture()
 def store(tmp_path):
-    with gamestore.open(tmp_path / "store") as s:
+    with gamestore.open(tmp_path / "store", profile="ringrift") as s:
         yield s
 
 

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import gamestore
-from gamestore import ops, synth
+from gamestore import ops
+from gamestore.testing import synth
 from gamestore.ops import common as ops_common
 from gamestore.ops import compaction, merging
 from gamestore.errors import FormatError, GamestoreError, QueryError

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 import gamestore
-from gamestore import ipc_batch, readpath, shard, synth
+from gamestore import ipc_batch, readpath, shard
+from gamestore.testing import synth
 from gamestore.errors import QueryError, ShardCorruptError
 from gamestore.records import games_equal
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture()
 def store(tmp_path):
-    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, batch_rows=64, shard_games=6) as s:
+    with gamestore.open(tmp_path / "s", profile="ringrift", vectors=synth.VECTORS, batch_rows=64, shard_games=6) as s:
         s.write_games(synth.games(20, seed=3))
         s.flush()
         yield s

@@ -190,7 +190,7 @@ def test_store_health(mixed, mixed_data):
 
 
 def test_duplicate_copies_are_counted(tmp_path):
-    from gamestore import synth
+    from gamestore.testing import synth
 
     path, other = tmp_path / "store", tmp_path / "other"
     games = synth.games(4, seed=9)

@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 import gamestore
-from gamestore import ops, synth
+from gamestore import ops
+from gamestore.testing import synth
 from gamestore.cli import main
 from gamestore.errors import QueryError
 from gamestore.positions.plan import Selection, resolve_plan

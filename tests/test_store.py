@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.errors import (
     DuplicateGameError,
     GameNotFoundError,
@@ -177,7 +177,7 @@ def _game(gid="g1", **over):
     ],
 )
 def test_bad_record_keeps_earlier_games(tmp_path, bad, field):
-    with gamestore.open(tmp_path / "s", vectors={"heuristic_features": 49}) as s:
+    with gamestore.open(tmp_path / "s", profile="ringrift", vectors={"heuristic_features": 49}) as s:
         good = [_game("ok1"), _game("ok2")]
         with pytest.raises(RecordError) as info:
             s.write_games(good + [_game("bad", **bad), _game("after")])

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.records import games_equal, normalize_game
-from gamestore.schema import RINGRIFT_BOARD_TYPES
+from gamestore.ringrift.profile import BOARD_TYPES as RINGRIFT_BOARD_TYPES
 
 # a handful of games per board keeps the suite light (hexagonal games have ~1,200 moves)
 SMALL = {"square8": 12, "hex8": 12, "square19": 3, "hexagonal": 2}

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gamestore  # noqa: E402
-from gamestore import synth  # noqa: E402
+from gamestore.testing import synth  # noqa: E402
 from gamestore.errors import GamestoreError, QueryError  # noqa: E402
 from gamestore.torch import DatasetError, PositionDataset  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402

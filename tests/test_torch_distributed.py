@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gamestore  # noqa: E402
-from gamestore import synth  # noqa: E402
+from gamestore.testing import synth  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -27,12 +27,12 @@ FROM games GROUP BY 1, 2 ORDER BY 1, 2"""
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import gamestore
-    from gamestore import synth
+    from gamestore.testing import synth
 
     out = Output.from_args(args)
     # every config's run ends about now, as on a live cluster (`gamestore report` shows it fresh)
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    with gamestore.open(args.store) as store:
+    with gamestore.open(args.store, profile="ringrift") as store:
         total = 0
         for i, (board, players, share) in enumerate(DEMO_CONFIGS):
             n = max(1, round(args.games * share))

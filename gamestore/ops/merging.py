@@ -121,7 +121,10 @@ def merge(
         allowed = [st.board_types for st in srcs]
         board_types = None if any(b is None for b in allowed) else sorted({t for b in allowed if b for t in b})
         used = set().union(*(_board_types(st) for st in srcs)) if srcs else set()
-        with open_store(dest_path, create=True, board_types=board_types, fsync=fsync) as d, maintenance_lock(d.path):
+        profiles = {st.profile for st in srcs}
+        profile = profiles.pop() if len(profiles) == 1 else None  # a destination of mixed sources gets none
+        with open_store(dest_path, create=True, profile=profile, board_types=board_types, fsync=fsync) as d, \
+                maintenance_lock(d.path):
             if d.board_types is not None and not used <= d.board_types:
                 raise FormatError(
                     f"{d.path} accepts board types {sorted(d.board_types)}; the sources hold {sorted(used - d.board_types)}"

@@ -113,7 +113,9 @@ class _NoBar:
 def _open_store(store_path: str | os.PathLike, *, create: bool):
     from .. import store as store_mod
 
-    return store_mod.open(store_path, create=create, vectors=RINGRIFT_VECTORS if create else None)
+    if create:
+        return store_mod.open(store_path, create=True, profile="ringrift", vectors=RINGRIFT_VECTORS)
+    return store_mod.open(store_path, create=False)
 
 
 def import_sqlite(

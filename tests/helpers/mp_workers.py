@@ -28,7 +28,7 @@ import traceback
 from pathlib import Path
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 
 BOARDS = ("square8", "hex8", "square19", "hexagonal")
 

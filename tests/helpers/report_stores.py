@@ -5,7 +5,7 @@ import datetime as dt
 from pathlib import Path
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 
 #: The report's "now" in the tests.
 AS_OF = dt.datetime(2026, 3, 1, 12, 0, 0)
