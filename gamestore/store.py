@@ -5,9 +5,7 @@ import builtins
 import json
 import os
 import re
-import shutil
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -20,10 +18,8 @@ import pyarrow.compute as pc
 
 from . import codec, readpath, sqlguard
 from .catalog import Catalog
-from .checkpoint import CHECKPOINT_DIR
 from .errors import (
     DuplicateGameError,
-    FormatError,
     ProfileError,
     GameNotFoundError,
     QueryError,
@@ -35,8 +31,9 @@ from .errors import (
 )
 from .records import undeclared_vectors
 from .profiles import LEGACY_PROFILE, get_profile
-from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, VectorSpec, conform, moves_schema
-from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
+from .schema import FORMAT_VERSION, VectorSpec, conform, moves_schema
+from .fsutil import atomic_write_json, file_lock, utc_now
+from .layout import LAYOUT, CONFIG_FILE, check_layout, clean_leftovers, read_config, require_store
 from .shard import write_shard
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,24 +42,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 
-CONFIG_FILE = "gamestore.json"
 _ENCODE_CHUNK = 256
-_STALE_SECONDS = 3600.0
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LAYOUT = ("shards", "catalog", "tmp", "trash", "meta")
 
 OnDuplicate = Literal["error", "skip"]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quote_ident(name: str) -> str:
@@ -538,88 +522,6 @@ class GameStore:
         return f"<GameStore {str(self.path)!r}{' closed' if self._closed else ''}>"
 
 
-def _clean_stale(root: Path) -> None:
-    """Remove staging and trash entries left by dead processes."""
-    now = time.time()
-    for sub in ("tmp", "trash"):
-        d = root / sub
-        if not d.exists():
-            continue
-        for entry in d.iterdir():
-            parts = entry.name.split("-")
-            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
-            try:
-                age = now - entry.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if sub == "trash" or (pid is not None and not _pid_alive(pid)) or age > _STALE_SECONDS:
-                if sub == "tmp" and pid == os.getpid():
-                    continue
-                shutil.rmtree(entry, ignore_errors=True)
-    # half-written ".<name>.<pid>.<thread>.tmp" files of atomic replaces (config, meta, catalog segments)
-    for d in (root, root / "catalog", root / "catalog" / CHECKPOINT_DIR, root / "meta"):
-        if not d.exists():
-            continue
-        for entry in d.glob(".*.tmp"):
-            m = TMP_NAME.match(entry.name)
-            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
-                try:
-                    entry.unlink()
-                except FileNotFoundError:
-                    pass
-
-
-def read_config(root: Path) -> dict[str, Any]:
-    """The store's ``gamestore.json``; typed errors for a path that is no store or a damaged config."""
-    root = Path(root)
-    try:
-        with builtins.open(root / CONFIG_FILE, encoding="utf-8") as f:
-            config = json.load(f)
-    except (FileNotFoundError, NotADirectoryError):
-        raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})") from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
-    if not isinstance(config, dict):
-        raise FormatError(f"store {root}: {CONFIG_FILE} is a JSON {type(config).__name__}, not an object")
-    if config.get("format_version") not in READABLE_FORMAT_VERSIONS:
-        raise FormatError(f"store {root}: format version {config.get('format_version')!r} is not supported")
-    vectors, board_types = config.get("vectors", {}), config.get("board_types")
-    try:
-        if not isinstance(vectors, dict):
-            raise TypeError("vectors is not an object")
-        for name, spec in vectors.items():
-            VectorSpec.from_json(name, spec)
-        if board_types is not None and not (isinstance(board_types, list) and all(isinstance(b, str) for b in board_types)):
-            raise TypeError("board_types is not a list of str")
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
-    return config
-
-
-def require_store(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path when it holds a readable gamestore (nothing is created); typed errors otherwise."""
-    root = Path(path)
-    read_config(root)
-    check_layout(root, create=False)
-    return root
-
-
-def check_layout(root: Path, *, create: bool) -> None:
-    """The store's directories exist (made when ``create``); a file in place of one is :class:`FormatError`."""
-    for sub in _LAYOUT:
-        d = root / sub
-        if d.is_dir():
-            continue
-        if d.exists() or d.is_symlink():
-            raise FormatError(f"store {root}: {sub} is not a directory (the store is damaged)")
-        if create:  # a missing directory is fine (git keeps no empty ones); made when the store is opened
-            try:
-                d.mkdir()
-            except FileExistsError:
-                if not d.is_dir():
-                    raise FormatError(f"store {root}: {sub} is not a directory (the store is damaged)") from None
-
-
 def open(
     path: str | os.PathLike[str],
     *,
@@ -659,7 +561,7 @@ def open(
         root.mkdir(parents=True, exist_ok=True)
         with file_lock(root / ".lock"):
             if not config_path.exists():
-                foreign = [p.name for p in root.iterdir() if p.name not in _LAYOUT and p.name != ".lock"]
+                foreign = [p.name for p in root.iterdir() if p.name not in LAYOUT and p.name != ".lock"]
                 if foreign:
                     raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
                 bt: list[str] | None
@@ -674,7 +576,7 @@ def open(
     if profile is not None:
         _record_profile(root, profile, fsync=fsync)
     check_layout(root, create=True)
-    _clean_stale(root)
+    clean_leftovers(root)
     store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
     if vectors:
         store.declare_vectors(vectors)

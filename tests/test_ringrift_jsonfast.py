@@ -129,7 +129,7 @@ def test_json_canonical_still_refuses_non_json():
 # ---------------------------------------------------------------------------
 # move_json decomposition: exact without re-rendering
 # ---------------------------------------------------------------------------
-from gamestore.ringrift import mapping  # noqa: E402
+from gamestore.ringrift import cells, mapping  # noqa: E402
 
 _pos = st.one_of(
     st.none(),
@@ -170,7 +170,7 @@ def _move_json(draw):
 def test_decomposition_rebuilds_the_parsed_move_json(d):
     m = {"move_number": 7, "turn_number": 3, "player": 1, "phase": "movement", "move_type": "move_stack",
          "timestamp": "2026-01-01T00:00:00", "think_time_ms": 5}  # fmt: skip
-    mapping._decompose_move_json(d, m)
+    cells.decompose_move_json(d, m)
     back = mapping.move_json_value(m)
-    assert mapping._same(back, d)
+    assert cells.same(back, d)
     assert all(back[k] is d[k] or back[k] == d[k] for k in d)

@@ -102,7 +102,7 @@ def reindex_store(path: str | os.PathLike, *, progress=None) -> tuple[int, list[
     """Rebuild the catalog from nothing; returns (games indexed, damaged shard ids skipped)."""
     root = require_store(path)
     catalog = root / "catalog"
-    staging = root / "tmp" / f"catalog-{os.getpid()}-{secrets.token_hex(4)}"  # <name>-<pid>-<hex>: see store._clean_stale
+    staging = root / "tmp" / f"catalog-{os.getpid()}-{secrets.token_hex(4)}"  # <name>-<pid>-<hex>: see layout.clean_leftovers
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     games, damaged = 0, []
