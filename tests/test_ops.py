@@ -17,7 +17,7 @@ import gamestore
 from gamestore import ops
 from gamestore.testing import synth
 from gamestore.ops import common as ops_common
-from gamestore.ops import compaction, merging
+from gamestore.ops import merging, rewrite
 from gamestore.errors import FormatError, GamestoreError, QueryError
 from gamestore.ops import export_parquet, iter_games
 from gamestore.ringrift.jsonl import export_jsonl, game_record
@@ -151,7 +151,7 @@ def test_compact_crash_after_commit_leaves_every_game_once(store_path, monkeypat
     def crash(*a, **k):
         raise KeyboardInterrupt("simulated crash before the old shards are trashed")
 
-    monkeypatch.setattr(compaction, "trash_shards", crash)
+    monkeypatch.setattr(rewrite, "trash_shards", crash)
     with pytest.raises(KeyboardInterrupt):
         ops.compact(store_path, fsync=False)
     monkeypatch.undo()

@@ -3,7 +3,7 @@
 Every job that removes or rewrites shards follows one rule, so that a crash
 at any point leaves every game readable exactly once: new shards are
 committed first, and only then are the old ones renamed into ``trash/``
-(see :mod:`gamestore.ops.compaction` and docs/format.md).
+(see :mod:`gamestore.ops.rewrite` and docs/format.md).
 
 One module per job; this package re-exports their public functions.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from ..errors import StoreBusyError
 from .common import DEFAULT_TARGET_MOVES, maintenance_lock, opened, trash_shards
-from .compaction import CompactResult, compact
 from .export import ExportResult, export_parquet, iter_games
 from .integrity import VerifyReport, reindex_store, verify_store
 from .merging import MergeResult, merge
-from .pruning import PruneResult, prune
+from .rewrite import CompactResult, PruneResult, compact, prune
 
 __all__ = [
     "StoreBusyError",

@@ -25,7 +25,6 @@ longer run extends a shorter one, and ids never repeat across seeds.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Iterator
@@ -243,40 +242,19 @@ def iter_games(
         start = start_time
     spec = BOARDS[board_type]
     for i in range(n):
-        # Records are acyclic: collecting while one is built only costs time.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            record = _one_game(spec, num_players, seed, i, start, snapshot_every)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        yield record
+        yield _one_game(spec, num_players, seed, i, start, snapshot_every)
 
 
-def games(
-    n: int,
-    *,
-    board_type: str = "square8",
-    num_players: int = 2,
-    seed: int = 0,
-    snapshot_every: int | None = None,
-    start_time: datetime | str | None = None,
-) -> list[dict]:
+def games(n: int, **options: Any) -> list[dict]:
     """``n`` synthetic self-play game records in canonical form (deterministic for the arguments).
 
-    Game ``i`` depends only on ``(board_type, num_players, seed, i)``; ids
-    (``f"{board}-{num_players}p-{seed}-{i}-{hash8}"``) are unique across
-    seeds.  ``snapshot_every=N`` adds a state snapshot (RingRift GameState
-    without move history) after every N moves.  ``start_time`` (datetime or
-    ISO text, default 2026-01-01T00:00:00) is the creation time of game 0;
-    later games are created later.
+    ``options`` are those of :func:`iter_games`: ``board_type`` (default
+    square8), ``num_players`` (2), ``seed`` (0), ``snapshot_every`` and
+    ``start_time``.  Game ``i`` depends only on ``(board_type, num_players,
+    seed, i)``; ids (``f"{board}-{num_players}p-{seed}-{i}-{hash8}"``) are
+    unique across seeds.  ``snapshot_every=N`` adds a state snapshot
+    (RingRift GameState without move history) after every N moves.
+    ``start_time`` (datetime or ISO text, default 2026-01-01T00:00:00) is the
+    creation time of game 0; later games are created later.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return list(iter_games(n, board_type=board_type, num_players=num_players, seed=seed,
-                               snapshot_every=snapshot_every, start_time=start_time))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    return list(iter_games(n, **options))

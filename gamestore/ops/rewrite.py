@@ -1,4 +1,5 @@
-"""``compact``: merge small shards into full ones and drop shadowed duplicate copies of games.
+"""Jobs that rewrite a store's shards in place: ``compact`` (small shards into full ones, shadowed
+duplicate copies dropped) and ``prune`` (remove the games matching a predicate).
 
 Every job that removes or rewrites shards follows one rule, so that a crash
 at any point leaves every game readable exactly once: new shards are
@@ -14,7 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from ..readpath import ShardPick
+from ..errors import FormatError, QueryError
 from ..shard import ShardReader, check_files
 from ..store import GameStore
 from .common import (
@@ -30,7 +34,7 @@ from .common import (
 )
 from .shardbuild import Part, write_parts
 
-__all__ = ["CompactResult", "compact"]
+__all__ = ["CompactResult", "compact", "PruneResult", "prune"]
 
 
 @dataclass
@@ -142,4 +146,70 @@ def compact(
             if dry_run
             else len(cat.shard_ids()) + len(cat.damaged_shards())
         )
+    return result
+
+
+@dataclass
+class PruneResult:
+    """What :func:`prune` removed (or would remove, with ``dry_run``)."""
+
+    games_removed: int = 0
+    moves_removed: int = 0
+    shards_rewritten: int = 0
+    shards_removed: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prune(
+    store: GameStore | str | os.PathLike,
+    *,
+    where: str,
+    dry_run: bool = False,
+    fsync: bool = True,
+    progress: Progress | None = None,
+) -> PruneResult:
+    """Remove every game matching the SQL predicate ``where`` (over the ``games`` view).
+
+    Affected shards are rewritten without those games and committed first;
+    then the old shards are trashed.  Each game disappears at once; a crash
+    part-way leaves some of the matching games removed and all others intact,
+    and re-running finishes the job.  A damaged affected shard aborts the job
+    before anything is removed.
+    """
+    if not where or not where.strip():
+        raise QueryError("prune needs a non-empty --where predicate")
+    result = PruneResult(dry_run=dry_run)
+    with opened(store) as s, maintenance_lock(s.path):
+        s.refresh()
+        victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
+        result.games_removed = len(victims)
+        result.moves_removed = s.count_moves(where) if victims else 0
+        if not victims:
+            return result
+        picks = indexed_picks(s, columns=["game_id"])
+        doomed = list(victims)
+        affected: list[tuple[ShardReader, ShardPick]] = []
+        for reader in s.catalog.readers():
+            if not any(g in victims for g in reader.manifest["game_ids"]):
+                continue
+            pick = pick_of(picks, reader)
+            keep = pick.subset(~np.isin(pick.columns.get("game_id", np.zeros(0, object)), doomed))
+            affected.append((reader, keep))
+        result.shards_rewritten = sum(1 for _, keep in affected if keep.num_games)
+        result.shards_removed = sum(1 for _, keep in affected if not keep.num_games)
+        if dry_run:
+            return result
+        clean_orphan_segments(s.path)
+        for reader, _ in affected:
+            problems = check_files(reader.path, reader.manifest)
+            if problems:
+                raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
+        for reader, keep in with_progress(affected, progress):
+            if keep.num_games:
+                write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
+        trash_shards(s.path, [r.shard_id for r, _ in affected], fsync=fsync)
+        s.refresh()
     return result
