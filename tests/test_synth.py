@@ -1,4 +1,4 @@
-"""Tests of gamestore.synth: shape, realism and determinism of synthetic records."""
+"""Tests of gamestore.testing.synth: shape, realism and determinism of synthetic records."""
 from __future__ import annotations
 
 import json

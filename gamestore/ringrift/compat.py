@@ -135,9 +135,9 @@ class GameReplayDB(SideTables):
                 return None
             header = {k: v for k, v in rec.items() if k != "moves"}
         else:
-            from ..codec import _header_from_row
+            from ..codec import header_from_row
 
-            header = _header_from_row(reader.game_row(loc.row))
+            header = header_from_row(reader.game_row(loc.row))
         with self._lock:
             self._headers[key] = header
             if len(self._headers) > _HEADER_CACHE:
