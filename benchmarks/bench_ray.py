@@ -39,7 +39,7 @@ OPTIONS = {"batch_size": BATCH, "seed": 1}
 
 
 def build_store(path: Path, games: int) -> None:
-    from gamestore.synth import iter_games
+    from gamestore.testing.synth import iter_games
 
     with gamestore.open(path) as st:
         for i, (board, players) in enumerate([("square8", 2), ("hex8", 2), ("square8", 4)]):

@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_report.py [--games 100000] [--store /tmp/gamestore-bench-report] [--repeat 3] [--json]
 
 The store is built once (kept at ``--store`` for the next run) from
-``gamestore.synth`` games: six configs in the demo's proportions, created
+``gamestore.testing.synth`` games: six configs in the demo's proportions, created
 over seven days in time order (one config stopped three hours before the
 end, so it shows as quiet), three sources on sixteen nodes, moves cut to
 ``--moves-per-game`` (default 40: 4 million moves) so the store builds in a
@@ -50,7 +50,7 @@ BASE_GAMES = 60
 
 def build_store(path: Path, games: int, moves_per_game: int, *, seed: int = 7) -> None:
     import gamestore
-    from gamestore import synth
+    from gamestore.testing import synth
 
     rnd = random.Random(seed)
     end = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=5)

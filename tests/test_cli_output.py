@@ -18,7 +18,7 @@ import pytest
 
 import gamestore
 from gamestore.cli.progress import Output
-from gamestore import synth
+from gamestore.testing import synth
 
 from helpers import subprocess_env
 from helpers.cli import run

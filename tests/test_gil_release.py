@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.backend import get_backend
 
 pytestmark = pytest.mark.single_backend  # drives the compiled backend explicitly

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import gamestore
-from gamestore.synth import games
+from gamestore.testing.synth import games
 
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")

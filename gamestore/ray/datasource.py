@@ -22,6 +22,7 @@ from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
 from ..errors import QueryError
+from ..schema import conform
 from .plan import ShardWork, open_shard, select_shards, split_work
 
 if TYPE_CHECKING:
@@ -166,15 +167,7 @@ class MovesDatasource(_StoreDatasource):
         for work in group:
             batches = list(_moves_of(store, work, columns))
             if batches:
-                yield _conform(pa.Table.from_batches(batches), schema)
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in ``schema``: columns an older shard lacks (vectors declared later) as nulls."""
-    return pa.table(
-        [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in schema],
-        schema=schema,
-    )
+                yield conform(pa.Table.from_batches(batches), schema)
 
 
 def _moves_of(store: str, work: ShardWork, columns: list[str], *, first_only: bool = False) -> Iterator[pa.RecordBatch]:

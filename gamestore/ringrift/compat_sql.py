@@ -241,12 +241,14 @@ class Connection:
                 t = reader.games.slice(loc.row, 1)
             parts.append(t)
         if want_moves:
-            schema = _moves_target(self._store)
-            tables = [_conform(t, schema) for t in parts] or [schema.empty_table()]
-            return pa.concat_tables(tables), None
-        from ..schema import GAMES_SCHEMA
+            from ..schema import conform
 
-        tables = [_conform(t, GAMES_SCHEMA) for t in parts] or [GAMES_SCHEMA.empty_table()]
+            schema = _moves_target(self._store)
+            tables = [conform(t, schema) for t in parts] or [schema.empty_table()]
+            return pa.concat_tables(tables), None
+        from ..schema import GAMES_SCHEMA, conform
+
+        tables = [conform(t, GAMES_SCHEMA) for t in parts] or [GAMES_SCHEMA.empty_table()]
         return None, pa.concat_tables(tables)
 
     # -- DB-API ---------------------------------------------------------------------------------
@@ -291,13 +293,6 @@ def _moves_target(store: Any) -> pa.Schema:
     from ..schema import moves_schema
 
     return moves_schema({**store.catalog.vectors(), **store.vectors})
-
-
-def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
-    if t.schema.equals(schema):
-        return t
-    cols = [t.column(f.name).cast(f.type) if f.name in t.schema.names else pa.nulls(t.num_rows, f.type) for f in schema]
-    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def connect(path: Any, *args: Any, **kwargs: Any) -> Any:
