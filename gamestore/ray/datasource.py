@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
+from .. import readpath
 from ..errors import QueryError
 from ..schema import conform
 from .plan import ShardWork, open_shard, select_shards, split_work
@@ -142,6 +143,8 @@ class GamesDatasource(_StoreDatasource):
 def _games_of(store: str, work: ShardWork, columns: list[str]) -> pa.Table:
     reader = open_shard(store, work.shard_id)
     try:
+        if work.rows is not None:
+            return reader.games.take(pa.array(work.rows, pa.int64())).select(columns)
         games = reader.games
         keep = pc.is_in(games.column("game_id"), value_set=pa.array(work.game_ids, pa.string()))
         return games.filter(keep).select(columns)
@@ -174,12 +177,8 @@ def _moves_of(store: str, work: ShardWork, columns: list[str], *, first_only: bo
     reader = open_shard(store, work.shard_id)
     try:
         present = [c for c in columns if c in reader.moves_schema.names]
-        mask = work.move_mask(int(reader.manifest["num_moves"]))
-        for start, batch in reader.iter_batches(present):
-            m = mask[start : start + batch.num_rows]
-            if not m.any():
-                continue
-            yield batch if m.all() else batch.filter(pa.array(m))
+        for batch in readpath.shard_batches(reader, work.pick(), columns=present):
+            yield batch
             if first_only:
                 return
     finally:

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from ..readpath import ShardPick
 from ..schema import GAMES_SCHEMA, moves_schema
 from ..shard import ShardReader
 
@@ -19,23 +20,26 @@ GAME_COLUMNS = [n for n in GAMES_SCHEMA.names if n != "move_offset"]
 
 @dataclass
 class ShardWork:
-    """The selected games of one shard: their ids and where their moves are."""
+    """The selected games of one shard: their ids, ``games.arrow`` rows and where their moves are."""
 
     shard_id: str
     game_ids: list[str]
     move_offsets: np.ndarray
     move_counts: np.ndarray
+    rows: np.ndarray | None = None
 
     @property
     def num_moves(self) -> int:
         return int(self.move_counts.sum())
 
+    def pick(self) -> ShardPick:
+        """These games as a pick of the one read path (gamestore/readpath.py)."""
+        rows = self.rows if self.rows is not None else np.zeros(len(self.game_ids), dtype=np.int64)
+        return ShardPick(self.shard_id, rows, self.move_offsets, self.move_counts)
+
     def move_mask(self, total_rows: int) -> np.ndarray:
         """A boolean mask over the shard's move rows, true on the selected games' moves."""
-        mask = np.zeros(total_rows, dtype=bool)
-        for off, cnt in zip(self.move_offsets.tolist(), self.move_counts.tolist()):
-            mask[off : off + cnt] = True
-        return mask
+        return self.pick().move_mask(total_rows)
 
 
 def select_shards(store: str, *, where: str | None, kind: str) -> tuple[list[ShardWork], pa.Schema]:
@@ -43,25 +47,16 @@ def select_shards(store: str, *, where: str | None, kind: str) -> tuple[list[Sha
     from ..store import open as open_store
 
     with open_store(store, create=False) as st:
-        locs = st.game_locations(where)
+        selection = st.select_games(where, columns=["game_id"])
         if kind == "games":
             schema = pa.schema([GAMES_SCHEMA.field(n) for n in GAME_COLUMNS])
         else:
             schema = moves_schema({**st.catalog.vectors(), **st.vectors})
-    work: dict[str, ShardWork] = {}
-    sids = locs.column("shard_id").to_numpy(zero_copy_only=False)
-    gids = locs.column("game_id").to_pylist()
-    offs = locs.column("move_offset").to_numpy(zero_copy_only=False)
-    cnts = locs.column("num_moves").to_numpy(zero_copy_only=False)
-    order = np.argsort(sids, kind="stable")
-    bounds: np.ndarray = (
-        np.flatnonzero(np.r_[True, sids[order][1:] != sids[order][:-1], True]) if len(order) else np.zeros(0, np.int64)
-    )
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        idx = order[a:b]
-        sid = str(sids[idx[0]])
-        work[sid] = ShardWork(sid, [gids[i] for i in idx], offs[idx].astype(np.int64), cnts[idx].astype(np.int64))
-    return [work[s] for s in sorted(work)], schema
+    work = [
+        ShardWork(p.shard_id, [str(g) for g in p.columns["game_id"].tolist()], p.offsets, p.counts, p.rows)
+        for p in selection.picks()
+    ]
+    return work, schema
 
 
 def split_work(work: Sequence[ShardWork], parts: int, *, weight: Callable[[ShardWork], int]) -> list[list[ShardWork]]:
