@@ -172,7 +172,7 @@ case("move-key-surrogate", _set_move("k" + S, 1))
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("badrec") / "store"
-    with gamestore.open(path, fsync=False, vectors={"feat": 4}) as s:
+    with gamestore.open(path, profile="ringrift", fsync=False, vectors={"feat": 4}) as s:
         yield s
 
 
