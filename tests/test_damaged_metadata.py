@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 from gamestore.cli import main
 from gamestore.errors import FormatError, GamestoreError, ShardCorruptError, StoreNotFoundError
 from gamestore.ops import verify_store

@@ -1,4 +1,4 @@
-"""gamestore.ops / gamestore.export from Python: compact, merge, prune, export, SQL output, crash safety."""
+"""gamestore.ops from Python: compact, merge, prune, export, SQL output, crash safety."""
 from __future__ import annotations
 
 import gzip

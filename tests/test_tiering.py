@@ -15,7 +15,7 @@ import pytest
 import gamestore
 from gamestore.manyshards import make_store_of_shards
 from gamestore.ops import verify_store
-from gamestore.ops.common import indexed_rows
+from gamestore.ops.common import indexed_picks, pick_of
 from gamestore.ops.shardbuild import Part, write_parts
 from gamestore.ops.tiering import TierPolicy, compact_round, plan_tiers
 
@@ -70,7 +70,8 @@ def test_interrupted_merge_replaced_shards_hidden_then_removed(tmp_path):
     with gamestore.open(root, create=False) as s:
         before = sorted(_ids(s))
         old = s.catalog.shard_ids()
-        parts = [Part(s.catalog.reader(sid), indexed_rows(s, s.catalog.reader(sid))) for sid in old[:4]]
+        picks = indexed_picks(s)
+        parts = [Part(s.catalog.reader(sid), pick_of(picks, s.catalog.reader(sid))) for sid in old[:4]]
         new = write_parts(s, parts, fsync=False, replaces=old[:4])
         assert sorted(_ids(s)) == before
         assert s.catalog.hidden_shards() == old[:4] and new in s.catalog.shard_ids()
@@ -103,7 +104,7 @@ def test_auto_compact(tmp_path):
 
 
 def _games(n: int) -> list[dict]:
-    from gamestore import synth
+    from gamestore.testing import synth
 
     out = synth.games(n, seed=3)
     for g in out:

@@ -9,7 +9,7 @@ rewritten about ``log_fanin(target_moves / its size)`` times, and the number
 of shards stays about ``fanin`` per tier plus the final ones, however many
 tiny shards writers commit.
 
-Each merge follows the rewrite rule of :mod:`gamestore.ops.compaction`: the
+Each merge follows the rewrite rule of :mod:`gamestore.ops.rewrite`: the
 new shard is committed first and names the shards it replaces in its
 manifest, so every reader ignores them from that instant on (each game is
 seen exactly once at every moment); the replaced shards are removed
