@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 _WRITER = r"""
 import sys, time, gamestore
-from gamestore import synth
+from gamestore.testing import synth
 path, wid, interval, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 games = synth.games(1, seed=11)
 with gamestore.open(path) as s:

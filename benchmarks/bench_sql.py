@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     import duckdb
 
     import gamestore
-    from gamestore import synth
+    from gamestore.testing import synth
     from gamestore.backend import BACKEND
     from gamestore.ops import export_parquet
 

@@ -3,7 +3,7 @@
     python -m benchmarks.write_ratio [--games 150] [--repeat 3]
 
 Each backend runs in its own process (``GAMESTORE_BACKEND`` is read at
-import) on the same synthetic square8 games (``gamestore.synth``, seed 5),
+import) on the same synthetic square8 games (``gamestore.testing.synth``, seed 5),
 alternating, best of ``--repeat`` fresh stores (fsync off).  CPU time
 (``time.process_time``: this process's threads, Arrow's compression threads
 included) is used rather than wall time, so that the ratio holds on a
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(games: int, repeat: int) -> None:
     import gamestore
-    from gamestore import backend, synth
+    from gamestore import backend
+    from gamestore.testing import synth
 
     records = synth.games(games, board_type="square8", num_players=2, seed=5)
     moves = sum(len(g["moves"]) for g in records)

@@ -256,7 +256,7 @@ def test_import_gamestore_does_not_import_plotting():
 
 
 def test_a_damaged_shard_costs_its_games_not_the_report(tmp_path):
-    from gamestore import synth
+    from gamestore.testing import synth
 
     path = tmp_path / "store"
     with gamestore.open(path, fsync=False) as s:
