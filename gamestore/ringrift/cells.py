@@ -28,6 +28,8 @@ from .tables import COLUMNS
 
 __all__ = [
     "MOVE_JSON_KEYS",
+    "DIRECT_JSON",
+    "JSON_RESERVED",
     "SEARCH_KEYS",
     "STYLE",
     "fits",

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .jsontext import untag
-from .mapping import _DIRECT_JSON, _JSON_RESERVED, HEURISTIC_FEATURES, MOVE_JSON_KEYS, move_json_value, record_to_rows
+from .cells import DIRECT_JSON, JSON_RESERVED
+from .mapping import HEURISTIC_FEATURES, MOVE_JSON_KEYS, move_json_value, record_to_rows
 from .tables import COLUMNS
 
 __all__ = [
@@ -32,8 +33,8 @@ _MOVE_SCALARS = ("turn_number", "player", "phase", "move_type", "timestamp", "th
 _MN = object()  # placeholder of moveNumber (move_number + 1)
 _IMPLIED_SRC = {"type": "move_type", "player": "player", "timestamp": "timestamp", "thinkTime": "think_time_ms",
                 "phase": "phase", "moveNumber": _MN}  # fmt: skip
-_PLAN = tuple((k, _DIRECT_JSON.get(k, _IMPLIED_SRC.get(k, k))) for k in MOVE_JSON_KEYS)
-_NOT_EXTRA = frozenset(MOVE_JSON_KEYS) | _JSON_RESERVED
+_PLAN = tuple((k, DIRECT_JSON.get(k, _IMPLIED_SRC.get(k, k))) for k in MOVE_JSON_KEYS)
+_NOT_EXTRA = frozenset(MOVE_JSON_KEYS) | JSON_RESERVED
 _SLOW_KEYS = ("rr_text", "rr_json_keys", "rr_json")
 
 
