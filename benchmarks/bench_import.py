@@ -6,7 +6,7 @@ Each fixture is imported into a fresh store ``--repeat`` times (the best run
 counts; modules are imported before timing), then exported back and
 compared table by table, so the figures are for a lossless round trip.
 With ``--big-db PATH`` a synthetic GameReplayDB of about 200,000 moves
-(``BIG_MIX`` games of ``gamestore.synth`` written through
+(``BIG_MIX`` games of ``gamestore.testing.synth`` written through
 ``sqlite_baseline.SqliteBaseline``: v18 layout, snapshots with their move
 history every 20 moves) is built at PATH if missing (kept for the next run),
 imported once in this process (``workers=0``) and once with worker

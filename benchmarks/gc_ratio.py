@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_import import build_big_db  # noqa: E402
 
-from gamestore import synth  # noqa: E402
+from gamestore.testing import synth  # noqa: E402
 from gamestore.ringrift.transfer import import_sqlite  # noqa: E402
 
 

@@ -143,7 +143,7 @@ def rr_dbs(rr_src: Path, ringrift_dbs: dict[str, Path], tmp_path_factory: pytest
 @pytest.fixture(scope="module")
 def cli_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of 12 games in 6 shards (8 square8 2p, 4 hex8 2p), built once per module."""
-    from gamestore import synth
+    from gamestore.testing import synth
 
     path = tmp_path_factory.mktemp("cli") / "store"
     games = synth.games(8, board_type="square8", seed=21) + synth.games(4, board_type="hex8", seed=22)

@@ -207,7 +207,7 @@ def test_gc_is_left_alone_unless_asked(ringrift_dbs, tmp_path, monkeypatch):
     """The collector is a process-wide setting: import_sqlite and synth only switch it with pause_gc=True."""
     import gc
 
-    from gamestore import synth
+    from gamestore.testing import synth
 
     calls: list[str] = []
     real_disable = gc.disable

@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from gamestore.records import games_equal, normalize_game
-from gamestore.schema import RINGRIFT_BOARD_TYPES, VectorSpec
+from gamestore.ringrift.profile import BOARD_TYPES as RINGRIFT_BOARD_TYPES
+from gamestore.schema import VectorSpec
 
 NOW = "2026-11-28T23:15:40.954795+00:00"
 
