@@ -90,6 +90,8 @@ def read_config(root: Path) -> dict[str, Any]:
             VectorSpec.from_json(name, spec)
         if board_types is not None and not (isinstance(board_types, list) and all(isinstance(b, str) for b in board_types)):
             raise TypeError("board_types is not a list of str")
+        if config.get("profile") is not None and not isinstance(config["profile"], str):
+            raise TypeError("profile is not a string")
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
     return config

@@ -105,7 +105,8 @@ class GameStore:
     @property
     def profile(self) -> str | None:
         """The game profile the store was created with (its views are installed on open); None: none."""
-        return self._config.get("profile", LEGACY_PROFILE)
+        name = self._config.get("profile", LEGACY_PROFILE)
+        return None if name is None else str(name)
 
     @property
     def board_types(self) -> frozenset[str] | None:
