@@ -30,7 +30,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import checksum, shard, synth  # noqa: E402
+from gamestore import checksum, shard  # noqa: E402
+from gamestore.testing import synth  # noqa: E402
 from gamestore.backend import BACKEND  # noqa: E402
 
 

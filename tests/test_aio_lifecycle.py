@@ -5,7 +5,7 @@ import asyncio
 import threading
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 
 
 def test_close_from_another_loop_flushes_buffered_games(tmp_path):

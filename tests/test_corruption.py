@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import gamestore
-from gamestore import synth
+from gamestore.testing import synth
 
 HERE = Path(__file__).parent
 FAST_CASES = int(os.environ.get("GAMESTORE_FUZZ_CASES", "40"))
