@@ -28,18 +28,8 @@ from .ipc_batch import Damaged, FastBatchReader, Unsupported, fast_reader
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
 
 __all__ = [
-    "MANIFEST",
-    "MOVES_FILE",
-    "GAMES_FILE",
-    "new_shard_id",
-    "write_shard",
-    "ShardReader",
-    "open_ipc",
-    "LRUCache",
-    "BATCH_CACHE",
-    "ROW_CACHE",
-    "verify_shard",
-    "check_files",
+    "MANIFEST", "MOVES_FILE", "GAMES_FILE", "new_shard_id", "write_shard", "ShardReader", "open_ipc",
+    "LRUCache", "BATCH_CACHE", "ROW_CACHE", "verify_shard", "check_files",
 ]
 
 MOVES_FILE = "moves.arrow"

@@ -19,15 +19,8 @@ import pyarrow.compute as pc
 from . import codec, readpath, sqlguard
 from .catalog import Catalog
 from .errors import (
-    DuplicateGameError,
-    ProfileError,
-    GameNotFoundError,
-    QueryError,
-    RecordError,
-    ShardCorruptError,
-    StoreClosedError,
-    StoreExistsError,
-    StoreNotFoundError,
+    DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
+    ShardCorruptError, StoreClosedError, StoreExistsError, StoreNotFoundError,
 )
 from .records import undeclared_vectors
 from .profiles import LEGACY_PROFILE, get_profile
