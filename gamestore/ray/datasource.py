@@ -137,7 +137,7 @@ class GamesDatasource(_StoreDatasource):
     @staticmethod
     def _read_group(store: str, group: list[ShardWork], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
         for work in group:
-            yield _games_of(store, work, columns).cast(schema)
+            yield conform(_games_of(store, work, columns), schema)
 
 
 def _games_of(store: str, work: ShardWork, columns: list[str]) -> pa.Table:
