@@ -197,9 +197,9 @@ def test_write_task_retried_after_a_crash_writes_nothing_twice(cluster, tmp_path
 def test_plan_helpers():
     assert plan_parts([100, 300], 8) == [2, 6]
     assert plan_parts([0, 5], 4) == [1, 4]  # at least one part per source, at most one per game
-    from gamestore.ray.plan import ShardWork
+    from gamestore.readpath import ShardPick
 
-    work = [ShardWork(f"s{i}", ["g"], np.array([0]), np.array([n])) for i, n in enumerate([50, 10, 10, 30])]
+    work = [ShardPick(f"s{i}", np.array([0]), np.array([0]), np.array([n])) for i, n in enumerate([50, 10, 10, 30])]
     groups = split_work(work, 2, weight=lambda w: w.num_moves)
     assert sorted(sum(w.num_moves for w in g) for g in groups) == [50, 50]
     assert len(split_work(work, 10, weight=lambda w: w.num_moves)) == 4

@@ -24,7 +24,8 @@ from ray.data.block import BlockMetadata
 from .. import readpath
 from ..errors import QueryError
 from ..schema import conform
-from .plan import ShardWork, open_shard, select_shards, split_work
+from ..readpath import ShardPick, shard_batches
+from .plan import open_shard, select_shards, split_work
 
 if TYPE_CHECKING:
     import ray.data
@@ -71,7 +72,7 @@ class _StoreDatasource(Datasource):
             cols = [c for c in cols if c in projected]
         return list(cols)
 
-    def _num_rows(self, work: ShardWork) -> int:
+    def _num_rows(self, work: ShardPick) -> int:
         raise NotImplementedError
 
     def estimate_inmemory_data_size(self) -> int | None:
@@ -88,7 +89,7 @@ class _StoreDatasource(Datasource):
                     break
         return self._row_bytes
 
-    def _sample(self, work: ShardWork, columns: list[str]) -> pa.RecordBatch | None:
+    def _sample(self, work: ShardPick, columns: list[str]) -> pa.RecordBatch | None:
         raise NotImplementedError
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None) -> list[ReadTask]:
@@ -111,7 +112,7 @@ class _StoreDatasource(Datasource):
         return tasks
 
     @staticmethod
-    def _read_group(store: str, group: list[ShardWork], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
+    def _read_group(store: str, group: list[ShardPick], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
         raise NotImplementedError
 
 
@@ -127,27 +128,23 @@ class GamesDatasource(_StoreDatasource):
 
     _kind = "games"
 
-    def _num_rows(self, work: ShardWork) -> int:
-        return len(work.game_ids)
+    def _num_rows(self, work: ShardPick) -> int:
+        return work.num_games
 
-    def _sample(self, work: ShardWork, columns: list[str]) -> pa.RecordBatch | None:
+    def _sample(self, work: ShardPick, columns: list[str]) -> pa.RecordBatch | None:
         table = _games_of(self._store, work, columns)
         return table.to_batches()[0] if table.num_rows else None
 
     @staticmethod
-    def _read_group(store: str, group: list[ShardWork], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
+    def _read_group(store: str, group: list[ShardPick], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
         for work in group:
             yield conform(_games_of(store, work, columns), schema)
 
 
-def _games_of(store: str, work: ShardWork, columns: list[str]) -> pa.Table:
+def _games_of(store: str, work: ShardPick, columns: list[str]) -> pa.Table:
     reader = open_shard(store, work.shard_id)
     try:
-        if work.rows is not None:
-            return reader.games.take(pa.array(work.rows, pa.int64())).select(columns)
-        games = reader.games
-        keep = pc.is_in(games.column("game_id"), value_set=pa.array(work.game_ids, pa.string()))
-        return games.filter(keep).select(columns)
+        return reader.games.take(pa.array(work.rows)).select(columns)
     finally:
         reader.close()
 
@@ -157,30 +154,28 @@ class MovesDatasource(_StoreDatasource):
 
     _kind = "moves"
 
-    def _num_rows(self, work: ShardWork) -> int:
-        return int(work.num_moves)
+    def _num_rows(self, work: ShardPick) -> int:
+        return work.num_moves
 
-    def _sample(self, work: ShardWork, columns: list[str]) -> pa.RecordBatch | None:
-        for batch in _moves_of(self._store, work, columns, first_only=True):
+    def _sample(self, work: ShardPick, columns: list[str]) -> pa.RecordBatch | None:
+        schema = pa.schema([self._schema.field(c) for c in columns])
+        for batch in _moves_of(self._store, work, schema):
             return batch
         return None
 
     @staticmethod
-    def _read_group(store: str, group: list[ShardWork], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
+    def _read_group(store: str, group: list[ShardPick], columns: list[str], schema: pa.Schema) -> Iterator[pa.Table]:
         for work in group:
-            batches = list(_moves_of(store, work, columns))
+            batches = list(_moves_of(store, work, schema))
             if batches:
-                yield conform(pa.Table.from_batches(batches), schema)
+                yield pa.Table.from_batches(batches, schema=schema)
 
 
-def _moves_of(store: str, work: ShardWork, columns: list[str], *, first_only: bool = False) -> Iterator[pa.RecordBatch]:
+def _moves_of(store: str, work: ShardPick, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The picked games' moves of one shard, in ``schema`` (the one read path: gamestore/readpath.py)."""
     reader = open_shard(store, work.shard_id)
     try:
-        present = [c for c in columns if c in reader.moves_schema.names]
-        for batch in readpath.shard_batches(reader, work.pick(), columns=present):
-            yield batch
-            if first_only:
-                return
+        yield from shard_batches(reader, work, columns=schema.names, schema=schema)
     finally:
         reader.close()
 
