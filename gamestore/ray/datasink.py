@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 
+from .plan import store_location
 from ..errors import RecordError
 
 if TYPE_CHECKING:
@@ -110,8 +111,6 @@ def write_games(dataset: "ray.data.Dataset", store: Any, *, column: str = RECORD
 
     Games already in the store are skipped.  Returns how many games were written and skipped.
     """
-    from .datasource import _store_uri
-
-    sink = GamesDatasink(_store_uri(store), column=column)
+    sink = GamesDatasink(store_location(store), column=column)
     dataset.write_datasink(sink, ray_remote_args=dict(ray_remote_args or {}))
     return sink.summary

@@ -25,7 +25,7 @@ from .. import readpath
 from ..errors import QueryError
 from ..schema import conform
 from ..readpath import ShardPick, shard_batches
-from .plan import open_shard, select_shards, split_work
+from .plan import open_shard, select_shards, split_work, store_location
 
 if TYPE_CHECKING:
     import ray.data
@@ -50,7 +50,7 @@ class _StoreDatasource(Datasource):
     def __init__(self, store: Any, *, where: str | None = None, columns: Sequence[str] | None = None) -> None:
         super().__init__()
         self._projection_map = None
-        self._store = _store_uri(store)
+        self._store = store_location(store)
         self._where = where
         self._columns = None if columns is None else list(columns)
         self._work, self._schema = select_shards(self._store, where=where, kind=self._kind)
@@ -178,11 +178,6 @@ def _moves_of(store: str, work: ShardPick, schema: pa.Schema) -> Iterator[pa.Rec
         yield from shard_batches(reader, work, columns=schema.names, schema=schema)
     finally:
         reader.close()
-
-
-def _store_uri(store: Any) -> str:
-    path = getattr(store, "path", store)
-    return os.fspath(path) if not isinstance(path, str) else path
 
 
 def read_games(store: Any, *, where: str | None = None, columns: Sequence[str] | None = None,

@@ -1,8 +1,9 @@
 """Planning reads on the driver: the catalog's selection (gamestore/readpath.py), grouped into read tasks."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
@@ -11,10 +12,16 @@ from ..schema import GAMES_SCHEMA, moves_schema
 from ..shard import ShardReader
 from ..sqlguard import check_predicate
 
-__all__ = ["select_shards", "split_work", "open_shard", "GAME_COLUMNS"]
+__all__ = ["select_shards", "split_work", "open_shard", "store_location", "GAME_COLUMNS"]
 
 #: The game-level columns a games dataset offers: those of ``games.arrow`` but the row's place in the moves file.
 GAME_COLUMNS = [n for n in GAMES_SCHEMA.names if n != "move_offset"]
+
+
+def store_location(store: Any) -> str:
+    """The location (path or URI) of ``store``: a store handle, a path or a URI; what read and write tasks open."""
+    path = getattr(store, "path", store)
+    return path if isinstance(path, str) else os.fspath(path)
 
 
 def select_shards(store: str, *, where: str | None, kind: str) -> tuple[list[ShardPick], pa.Schema]:

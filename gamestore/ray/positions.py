@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - read_positions needs the torch extra; 
 
 from ..errors import QueryError
 from ..sqlguard import check_predicate
+from .plan import store_location
 
 if TYPE_CHECKING:
     import ray.data
@@ -125,9 +126,7 @@ def read_positions(store: Any, *, parallelism: int = -1, **options: Any) -> "ray
     """
     import ray.data
 
-    from .datasource import _store_uri
-
-    source = PositionsDatasource(_store_uri(store), options)
+    source = PositionsDatasource(store_location(store), options)
     return ray.data.read_datasource(source, override_num_blocks=None if parallelism <= 0 else parallelism)
 
 
