@@ -37,6 +37,7 @@ _LAZY = {
     "AsyncGameStore": "aio",
     "normalize_game": "records",
     "games_equal": "records",
+    "sync": "replicate",
     "synth": None,
 }
 

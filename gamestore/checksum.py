@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import xxhash
 
 from .errors import ShardCorruptError
@@ -81,7 +82,7 @@ def _problem(record: Any) -> str | None:
 class FileVerifier:
     """Checks one file of a shard against its checksum record (head and tail at once, batches on demand)."""
 
-    def __init__(self, path: Path, record: dict, *, shard_id: str, name: str, size: int) -> None:
+    def __init__(self, path: "Path | pa.Buffer", record: dict, *, shard_id: str, name: str, size: int) -> None:
         self.shard_id = shard_id
         self.name = name
         self._record = record
@@ -89,14 +90,19 @@ class FileVerifier:
         problem = _problem(record)
         if problem:
             self._fail(problem)
-        try:
-            with open(path, "rb") as f:
-                actual = os.fstat(f.fileno()).st_size
-                if actual != size:
-                    self._fail(f"size {actual} != {size}")
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            self._fail(f"unreadable: {exc}")
+        if isinstance(path, pa.Buffer):  # a file read whole from object storage
+            self._map = memoryview(path)
+            if path.size != size:
+                self._fail(f"size {path.size} != {size}")
+        else:
+            try:
+                with open(path, "rb") as f:
+                    actual = os.fstat(f.fileno()).st_size
+                    if actual != size:
+                        self._fail(f"size {actual} != {size}")
+                    self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as exc:
+                self._fail(f"unreadable: {exc}")
         if VERIFY:
             head_len, head = record["head"]
             tail_start, tail = record["tail"]

@@ -1,11 +1,15 @@
 """Shards: immutable directories of two zstd Arrow IPC files and a manifest.
 
-A shard is written into ``tmp/<shard_id>/``, every file fsynced, and then
-committed by renaming the directory into ``shards/`` (see docs/format.md).
+On a local filesystem a shard is written into ``tmp/<shard_id>/``, every
+file fsynced, and then committed by renaming the directory into ``shards/``.
+On object storage (no rename) the data files are written under
+``shards/<shard_id>/`` and the manifest last: its appearance is the commit
+(docs/format.md).  All I/O goes through a :class:`gamestore.storage.Storage`.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any, Hashable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
 from .checksum import FileVerifier, file_checksums
@@ -26,6 +31,7 @@ from .errors import FormatError, ShardCorruptError, StoreFullError
 from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
 from .ipc_batch import FastBatchReader, fast_reader
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
+from .storage import Storage
 
 __all__ = [
     "MANIFEST",
@@ -38,7 +44,6 @@ __all__ = [
     "BATCH_CACHE",
     "ROW_CACHE",
     "verify_shard",
-    "check_files",
 ]
 
 MOVES_FILE = "moves.arrow"
@@ -77,6 +82,14 @@ def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator
         yield from moves.slice(start, end - start).to_batches()
 
 
+def _ipc_bytes(schema: pa.Schema, batches) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, schema, options=_IPC_OPTIONS) as writer:
+        for batch in batches:
+            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+    return sink.getvalue()
+
+
 def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
     # a native sink: compression and writes run without the GIL (a Python file object would take the
     # GIL for every write and stall an event loop in another thread for tens of milliseconds)
@@ -91,14 +104,30 @@ def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
 @dataclass(frozen=True)
 class ShardInfo:
     shard_id: str
-    path: Path
+    path: str
     num_games: int
     num_moves: int
     bytes: int
 
 
+def _manifest(shard_id: str, games: pa.Table, moves: pa.Table, batches: list, vectors: dict, files: dict,
+              replaces: Sequence[str] = ()) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "shard_id": shard_id,
+        "created_at": utc_now(),
+        "num_games": games.num_rows,
+        "num_moves": moves.num_rows,
+        "game_ids": games.column("game_id").to_pylist(),
+        "batch_rows": [b.num_rows for b in batches],
+        "vectors": {name: spec.to_json() for name, spec in sorted(vectors.items())},
+        "files": files,
+        **({"replaces": sorted(replaces)} if replaces else {}),
+    }
+
+
 def write_shard(
-    root: Path,
+    storage: Storage,
     games: pa.Table,
     moves: pa.Table,
     *,
@@ -108,23 +137,28 @@ def write_shard(
     shard_id: str | None = None,
     replaces: Sequence[str] = (),
 ) -> ShardInfo:
-    """Write and commit one shard under store ``root``; returns once it is durable and visible.
+    """Write and commit one shard of the store at ``storage``; returns once it is durable and visible.
 
     ``replaces`` names the shards whose games this one carries over (compaction, prune): from this
     commit on readers ignore them (docs/format.md, "replaces").
 
-    On any failure (including ENOSPC) the staging directory is removed and
-    nothing becomes visible.
+    On any failure (including ENOSPC) nothing becomes visible: the local
+    staging directory is removed; on object storage no manifest was written
+    (the data objects written so far are removed, or cleaned up later as
+    orphans, docs/format.md).
     """
     shard_id = shard_id or new_shard_id()
-    staging = root / "tmp" / shard_id
-    final = root / "shards" / shard_id
     mschema = moves_schema(vectors).with_metadata(_file_metadata("moves", shard_id))
     gschema = GAMES_SCHEMA.with_metadata(_file_metadata("games", shard_id))
+    moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
+    batches = list(_move_batches(games, moves, batch_rows))
+    if not storage.local:
+        return _write_shard_object(storage, shard_id, games, moves, batches, mschema, gschema, vectors, replaces)
+    root = storage.local_path()
+    staging = root / "tmp" / shard_id
+    final = root / "shards" / shard_id
     try:
         staging.mkdir(parents=True)
-        moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
-        batches = list(_move_batches(games, moves, batch_rows))
         _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
         _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
         files: dict[str, dict[str, Any]] = {
@@ -135,18 +169,7 @@ def write_shard(
             }
             for name in (MOVES_FILE, GAMES_FILE)
         }
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "shard_id": shard_id,
-            "created_at": utc_now(),
-            "num_games": games.num_rows,
-            "num_moves": moves.num_rows,
-            "game_ids": games.column("game_id").to_pylist(),
-            "batch_rows": [b.num_rows for b in batches],
-            "vectors": {name: spec.to_json() for name, spec in sorted(vectors.items())},
-            "files": files,
-            **({"replaces": sorted(replaces)} if replaces else {}),
-        }
+        manifest = _manifest(shard_id, games, moves, batches, vectors, files, replaces)
         with open(staging / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, separators=(",", ":"))
             f.flush()
@@ -168,27 +191,62 @@ def write_shard(
         except OSError as exc:
             warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
     size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
-    return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
+    return ShardInfo(shard_id, str(final), games.num_rows, moves.num_rows, size)
 
 
-def read_manifest(path: Path) -> dict:
-    """The shard's MANIFEST.json, checked for shape (a damaged one raises :class:`ShardCorruptError`)."""
+def _write_shard_object(storage: Storage, shard_id, games, moves, batches, mschema, gschema, vectors,
+                        replaces: Sequence[str]) -> ShardInfo:
+    """Object-storage commit: data objects under the shard's unique prefix, the manifest last."""
+    prefix = f"shards/{shard_id}"
+    data = {
+        MOVES_FILE: _ipc_bytes(mschema, batches),
+        GAMES_FILE: _ipc_bytes(gschema, games.combine_chunks().to_batches()),
+    }
+    files = {name: {"bytes": buf.size, "sha256": hashlib.sha256(memoryview(buf)).hexdigest()} for name, buf in data.items()}
+    body = json.dumps(_manifest(shard_id, games, moves, batches, vectors, files, replaces), separators=(",", ":")).encode()
     try:
-        with open(path / MANIFEST, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise ShardCorruptError("manifest missing", shard_id=path.name) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=path.name) from None
+        for name, buf in data.items():
+            storage.put_new(f"{prefix}/{name}", buf)
+        storage.put_new(f"{prefix}/{MANIFEST}", body)  # the commit point
+    except BaseException:
+        # nothing is visible without the manifest; remove what was uploaded (or leave it to the orphan cleanup)
+        try:
+            if not storage.exists(f"{prefix}/{MANIFEST}"):
+                storage.delete_dir(prefix)
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            pass
+        raise
+    size = sum(v["bytes"] for v in files.values()) + len(body)
+    return ShardInfo(shard_id, storage.path(prefix), games.num_rows, moves.num_rows, size)
+
+
+def parse_manifest(data: bytes, shard_id: str) -> dict:
+    """A manifest's JSON, checked for a supported format version."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=shard_id) from None
     if not isinstance(manifest, dict):
-        raise ShardCorruptError(f"manifest is a JSON {type(manifest).__name__}, not an object", shard_id=path.name)
+        raise ShardCorruptError(f"manifest is a JSON {type(manifest).__name__}, not an object", shard_id=shard_id)
     version = manifest.get("format_version")
     if version not in READABLE_FORMAT_VERSIONS:
-        raise FormatError(f"shard {path.name}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
+        raise FormatError(f"shard {shard_id}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
     problem = _manifest_problem(manifest)
     if problem:
-        raise ShardCorruptError(f"{MANIFEST}: {problem}", shard_id=path.name)
+        raise ShardCorruptError(f"{MANIFEST}: {problem}", shard_id=shard_id)
     return manifest
+
+
+def read_manifest(storage: Storage, rel: str) -> dict:
+    """The manifest of the shard directory ``rel`` (ShardCorruptError when missing or unreadable)."""
+    shard_id = rel.rsplit("/", 1)[-1]
+    try:
+        data = storage.read_bytes(f"{rel}/{MANIFEST}")
+    except FileNotFoundError:
+        raise ShardCorruptError("manifest missing", shard_id=shard_id) from None
+    except OSError as exc:
+        raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=shard_id) from None
+    return parse_manifest(data, shard_id)
 
 
 def _is_count(v: Any) -> bool:
@@ -278,29 +336,55 @@ class _CachedBatch:
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
-    def __init__(self, path: Path, *, manifest: dict | None = None) -> None:
-        self.path = Path(path)
-        self.shard_id = self.path.name
-        self.manifest = read_manifest(self.path) if manifest is None else manifest
+    def __init__(self, storage: Storage, shard_id: str, *, prefix: str = "shards", manifest: dict | None = None) -> None:
+        self.storage = storage
+        self.shard_id = shard_id
+        self.rel = f"{prefix}/{shard_id}" if prefix else shard_id
+        #: the shard directory on its filesystem (a local Path only on local storage)
+        self.path = Path(storage.path(self.rel))
+        self.manifest = manifest if manifest is not None else read_manifest(storage, self.rel)
         self._games: pa.Table | None = None
         self._moves: ipc.RecordBatchFileReader | None = None
         self._batch_starts: list[int] | None = None
         self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
         self._vectors: dict[str, VectorSpec] | None = None
         self._strings: dict = {}  # decoded dictionary strings of moves.arrow, shared by its batches' decoders
-        self._key = str(self.path)
+        self._key = f"{storage.uri}|{self.rel}"
         self._games_key: tuple = ()
         self._moves_key: tuple = ()
         self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
         self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
         self._verifiers: dict[str, FileVerifier] = {}
+        self._buffers: dict[str, pa.Buffer] = {}  # object storage: files read whole, by name
+
+    @classmethod
+    def at(cls, path: str | os.PathLike) -> "ShardReader":
+        """A reader of the shard directory at local ``path``."""
+        p = Path(path).absolute()
+        return cls(Storage(pafs.LocalFileSystem(), str(p.parent)), p.name, prefix="")
+
+    def file_path(self, name: str) -> str:
+        """The full path of one of the shard's files on its filesystem."""
+        return self.storage.path(f"{self.rel}/{name}")
 
     # -- files ---------------------------------------------------------------
+    def _buffer(self, name: str) -> pa.Buffer:
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = pa.py_buffer(self.storage.read_bytes(f"{self.rel}/{name}"))
+        return buf
+
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
+        if not self.storage.local:
+            # a network failure stays an OSError (transient: retry), not a damaged shard
+            try:
+                buf = self._buffer(name)
+            except FileNotFoundError:
+                raise ShardCorruptError(f"{name} missing", shard_id=self.shard_id) from None
         self.verifier(name)
         try:
-            source = pa.memory_map(str(self.path / name), "r")
+            source: pa.NativeFile = pa.memory_map(self.file_path(name), "r") if self.storage.local else pa.BufferReader(buf)
             reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields, use_threads=threads))
         except (OSError, pa.ArrowInvalid) as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
@@ -316,8 +400,9 @@ class ShardReader:
             entry = self.manifest["files"][name]
             if "checksums" not in entry:
                 return None
+            source = self.path / name if self.storage.local else self._buffer(name)  # object storage: the bytes
             v = self._verifiers[name] = FileVerifier(
-                self.path / name, entry["checksums"], shard_id=self.shard_id, name=name, size=entry["bytes"]
+                source, entry["checksums"], shard_id=self.shard_id, name=name, size=entry["bytes"]
             )
         return v
 
@@ -331,8 +416,10 @@ class ShardReader:
 
     def _file_key(self, name: str) -> tuple:
         """Cache key of one file's content: a file rewritten in place (damage, repair) gets a new key."""
+        if not self.storage.local:  # objects are never rewritten in place: the manifest's checksum names the content
+            return (self._key, name, self.manifest.get("files", {}).get(name, {}).get("sha256"))
         try:
-            st = os.stat(self.path / name)
+            st = os.stat(self.file_path(name))
         except OSError as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
         return (self._key, name, st.st_ino, st.st_mtime_ns, st.st_size)
@@ -431,7 +518,8 @@ class ShardReader:
     def _point_read(self, index: int) -> tuple[pa.RecordBatch, int]:
         """Moves batch ``index`` and its size, through the one-zstd-context reader where it applies (ipc_batch.py)."""
         if not self._fast_tried:
-            self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
+            source = self.file_path(MOVES_FILE) if self.storage.local else self._buffer(MOVES_FILE)
+            self._fast = fast_reader(source, self.moves_reader)
             self._fast_tried = True
         fast = self._fast
         if fast is not None and self.verifier(MOVES_FILE) is not None:  # format 1: Arrow's validated read
@@ -541,12 +629,48 @@ class ShardReader:
                 batch = batch.select(list(columns))
             yield start, batch
 
+    def preload(self) -> None:
+        """Object storage: download ``moves.arrow`` now (a scan's read-ahead); nothing locally."""
+        if not self.storage.local:
+            self._buffer(MOVES_FILE)
+
+    def check_files(self) -> list[str]:
+        """Size and sha256 problems of the shard's files against its manifest (empty when intact).
+
+        On object storage each file is read whole once; the reader keeps the
+        content for the reads that follow.
+        """
+        problems = []
+        for name, expect in self.manifest.get("files", {}).items():
+            try:
+                if self.storage.local:
+                    fp = Path(self.file_path(name))
+                    size = fp.stat().st_size
+                    digest = sha256_file(fp) if size == expect.get("bytes") else ""
+                else:
+                    self._buffers.pop(name, None)  # verify what is stored now, not what was read before
+                    buf = self._buffer(name)
+                    size = buf.size
+                    digest = hashlib.sha256(memoryview(buf)).hexdigest()
+            except FileNotFoundError:
+                problems.append(f"{name} missing")
+                continue
+            except OSError as exc:
+                problems.append(f"{name}: {exc.strerror or exc}")
+                continue
+            if size != expect.get("bytes"):
+                problems.append(f"{name}: size {size} != {expect.get('bytes')}")
+            elif digest != expect.get("sha256"):
+                problems.append(f"{name}: checksum mismatch")
+        return problems
+
     def close(self) -> None:
         self._games = None
         self._games_columns = None
         self._moves = None
         self._projected.clear()
         self._strings = {}
+        self._buffers = {}
         if self._fast is not None:
             self._fast.close()
         self._fast = None
@@ -556,36 +680,25 @@ class ShardReader:
         self._verifiers = {}
 
 
-def check_files(path: Path, manifest: dict) -> list[str]:
-    """Size and checksum problems of a shard's files against its manifest (empty when intact)."""
-    problems = []
-    for name, expect in manifest.get("files", {}).items():
-        fp = Path(path) / name
-        try:
-            size = fp.stat().st_size
-            if size != expect["bytes"]:
-                problems.append(f"{name}: size {size} != {expect['bytes']}")
-            elif sha256_file(fp) != expect["sha256"]:
-                problems.append(f"{name}: checksum mismatch")
-        except FileNotFoundError:
-            problems.append(f"{name} missing")
-        except OSError as exc:
-            problems.append(f"{name}: {exc.strerror or exc}")
-    return problems
+def verify_shard(storage: Storage | str | os.PathLike, shard_id: str | None = None, *, prefix: str = "shards") -> list[str]:
+    """Every problem found in one shard (empty when intact).
 
-
-def verify_shard(path: Path) -> list[str]:
-    """Every problem found in one shard directory (empty when intact)."""
-    path = Path(path)
+    ``verify_shard(storage, shard_id)`` checks ``shards/<shard_id>`` of a
+    store; ``verify_shard(path)`` a local shard directory.
+    """
     try:
-        manifest = read_manifest(path)
+        if isinstance(storage, Storage):
+            assert shard_id is not None, "verify_shard(storage, shard_id)"
+            reader = ShardReader(storage, shard_id, prefix=prefix)
+        else:
+            reader = ShardReader.at(storage)
     except (ShardCorruptError, FormatError) as exc:
         return [str(exc)]
-    problems = check_files(path, manifest)
+    manifest = reader.manifest
+    problems = reader.check_files()
     if problems:
         return problems
     try:
-        reader = ShardReader(path)
         games = reader.games
         ids = games.column("game_id").to_pylist()
         if ids != manifest["game_ids"]:

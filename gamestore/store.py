@@ -1,13 +1,13 @@
 """GameStore: the synchronous store API over shards and the catalog."""
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
 import shutil
 import threading
 import time
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from . import codec, sqlguard
 from .catalog import Catalog
@@ -34,8 +35,9 @@ from .errors import (
 )
 from .records import undeclared_vectors
 from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, RINGRIFT_BOARD_TYPES, VectorSpec, conform, moves_schema
-from .fsutil import TMP_NAME, atomic_write_json, file_lock, utc_now
+from .fsutil import TMP_NAME, utc_now
 from .shard import ShardReader, write_shard
+from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
@@ -46,11 +48,16 @@ __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 CONFIG_FILE = "gamestore.json"
 _ENCODE_CHUNK = 256
 _STALE_SECONDS = 3600.0
+_SCAN_DOWNLOADS = 4  # object storage: shard files a scan downloads ahead
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LAYOUT = ("shards", "catalog", "tmp", "trash", "meta")
 
 OnDuplicate = Literal["error", "skip"]
+
+
+def _atomic_write_json(storage: Storage, rel: str, obj: Any, *, fsync: bool = True) -> None:
+    storage.write_bytes(rel, json.dumps(obj, indent=1, sort_keys=True).encode(), fsync=fsync)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -70,7 +77,7 @@ def _quote_ident(name: str) -> str:
 
 
 class GameStore:
-    """An embedded store of game records at one directory path.
+    """An embedded store of game records at one location (a directory, or a prefix on object storage).
 
     Use :func:`gamestore.open` to get one.  Thread-safe; many processes may
     open the same path at once (docs/concurrency.md).
@@ -78,14 +85,16 @@ class GameStore:
 
     def __init__(
         self,
-        path: Path,
+        location: "Storage | str | os.PathLike",
         *,
         shard_moves: int = 65536,
         shard_games: int = 4096,
         batch_rows: int = 1024,
         fsync: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.storage = Storage.from_location(location)
+        #: the store's directory (a Path) on a local filesystem, else its URI
+        self.path: Path | str = self.storage.local_path() if self.storage.local else self.storage.uri
         self._config = self._read_config()
         self._shard_moves = shard_moves
         self._shard_games = shard_games
@@ -97,17 +106,19 @@ class GameStore:
         self._buffered_moves = 0
         self._closed = False
         self._compactor: AutoCompactor | None = None
-        self._catalog = Catalog(self.path)
+        self._catalog = Catalog(self.storage)
         self._catalog.load()
 
     # -- configuration --------------------------------------------------------------
     def _read_config(self) -> dict[str, Any]:
-        return read_config(self.path)
+        return read_config(self.storage)
 
     @contextmanager
     def _store_lock(self) -> Iterator[None]:
-        """Exclusive, short inter-process lock for store-wide metadata changes."""
-        with file_lock(self.path / ".lock"):
+        """Exclusive, short inter-process lock for store-wide metadata changes (none on object storage:
+        there a concurrent declaration may be lost from gamestore.json, but every shard declares its own
+        vectors in its manifest and schema, and readers take the union)."""
+        with self.storage.lock(".lock"):
             yield
 
     @property
@@ -135,7 +146,7 @@ class GameStore:
             if all(n in current for n in specs):
                 return
             self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
-            atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
+            _atomic_write_json(self.storage, CONFIG_FILE, self._config, fsync=self._fsync)
 
     def _auto_declare(self, records: Sequence[Mapping[str, Any]]) -> RecordError | None:
         """Declare the vectors ``records`` use that are not declared yet.
@@ -267,7 +278,7 @@ class GameStore:
         vectors = self.vectors
         mschema = moves_schema(vectors)
         moves = pa.concat_tables([conform(p.moves, mschema) for p in parts])
-        info = write_shard(self.path, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
+        info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
         self._buffer = []
         self._buffered_ids = set()
         self._buffered_moves = 0
@@ -422,8 +433,7 @@ class GameStore:
             unknown = [c for c in cols if c not in target.names]
             if unknown:
                 raise QueryError(f"unknown move columns: {unknown} (known: {', '.join(target.names)})")
-        for sid in shard_ids:
-            reader = self._catalog.find_reader(sid)
+        for sid, reader in self._scan_readers(shard_ids):
             if reader is None:
                 continue
             want = cols if cols is not None else target.names
@@ -454,6 +464,40 @@ class GameStore:
                     )
                 for off in range(0, batch.num_rows, batch_size):
                     yield batch.slice(off, batch_size)
+
+    def _scan_readers(self, shard_ids: Sequence[str]) -> Iterator[tuple[str, Any]]:
+        """(shard id, reader) in order.  On object storage the next shards' moves files are downloaded
+        ahead (the requests are latency-bound), into readers of this scan only: a scan never pins the
+        whole store in memory."""
+        if self.storage.local:
+            for sid in shard_ids:
+                yield sid, self._catalog.find_reader(sid)
+            return
+
+        def load(sid: str) -> Any:
+            cached = self._catalog.find_reader(sid)
+            if cached is None:
+                return None
+            reader = ShardReader(self.storage, sid, manifest=cached.manifest)
+            reader.preload()
+            return reader
+
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(_SCAN_DOWNLOADS, thread_name_prefix="gamestore-scan") as pool:
+            ahead: deque = deque()
+            todo = iter(shard_ids)
+            for sid in todo:
+                ahead.append((sid, pool.submit(load, sid)))
+                if len(ahead) >= _SCAN_DOWNLOADS:
+                    break
+            while ahead:
+                sid, fut = ahead.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    ahead.append((nxt, pool.submit(load, nxt)))
+                yield sid, fut.result()
 
     def _indexed_rows(self, reader: ShardReader) -> np.ndarray | None:
         locs = [self._catalog.locate(g) for g in reader.manifest["game_ids"]]
@@ -501,22 +545,19 @@ class GameStore:
         self._check_open()
         if not _META_NAME.match(name):
             raise ValueError(f"bad meta name {name!r}")
-        d = self.path / "meta"
-        d.mkdir(exist_ok=True)
-        atomic_write_json(d / f"{name}.json", value, fsync=self._fsync)
+        self.storage.makedirs("meta")
+        _atomic_write_json(self.storage, f"meta/{name}.json", value, fsync=self._fsync)
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         if not _META_NAME.match(name):
             raise ValueError(f"bad meta name {name!r}")
         try:
-            with builtins.open(self.path / "meta" / f"{name}.json", encoding="utf-8") as f:
-                return json.load(f)
+            return json.loads(self.storage.read_bytes(f"meta/{name}.json"))
         except FileNotFoundError:
             return default
 
     def meta_names(self) -> list[str]:
-        d = self.path / "meta"
-        return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
+        return sorted(n[: -len(".json")] for n in self.storage.list_dir("meta") if n.endswith(".json") and not n.startswith("."))
 
     # -- housekeeping -----------------------------------------------------------------------------
     @property
@@ -530,7 +571,7 @@ class GameStore:
         games = self.count_games()
         moves = self.count_moves()
         shard_bytes = int(self._scalar("SELECT coalesce(sum(bytes), 0) FROM shards"))
-        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        disk = sum(e.size for e in self.storage.list_files(""))
         configs = self._table(
             "SELECT board_type, num_players, count(*) AS games, sum(num_moves) AS moves FROM games"
             " GROUP BY 1, 2 ORDER BY 1, 2"
@@ -586,8 +627,9 @@ class GameStore:
         return f"<GameStore {str(self.path)!r}{' closed' if self._closed else ''}>"
 
 
-def _clean_stale(root: Path) -> None:
-    """Remove staging and trash entries left by dead processes."""
+def _clean_stale(storage: Storage) -> None:
+    """Remove staging and trash entries left by dead processes (local storage)."""
+    root = storage.local_path()
     now = time.time()
     for sub in ("tmp", "trash"):
         d = root / sub
@@ -617,20 +659,28 @@ def _clean_stale(root: Path) -> None:
                     pass
 
 
-def read_config(root: Path) -> dict[str, Any]:
-    """The store's ``gamestore.json``; typed errors for a path that is no store or a damaged config."""
-    root = Path(root)
-    try:
-        with builtins.open(root / CONFIG_FILE, encoding="utf-8") as f:
-            config = json.load(f)
-    except (FileNotFoundError, NotADirectoryError):
-        raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})") from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
+def read_config(storage: Storage) -> dict[str, Any]:
+    """The store's ``gamestore.json``; typed errors for a location that is no store or a damaged config."""
+    where = storage.uri
+    for attempt in range(5):
+        try:
+            config = json.loads(storage.read_bytes(CONFIG_FILE))
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            raise StoreNotFoundError(f"not a gamestore: {where} (no {CONFIG_FILE})") from None
+        except (ValueError, RecursionError) as exc:
+            # local replaces are atomic; an S3-compatible server may serve a GET racing a PUT torn: read again
+            if storage.local or attempt == 4:
+                raise FormatError(f"store {where}: {CONFIG_FILE} is damaged: {exc}") from None
+            time.sleep(0.05 * (attempt + 1))
+        except OSError as exc:
+            if not storage.local:
+                raise  # a network failure, not damage
+            raise FormatError(f"store {where}: {CONFIG_FILE} is damaged: {exc}") from None
     if not isinstance(config, dict):
-        raise FormatError(f"store {root}: {CONFIG_FILE} is a JSON {type(config).__name__}, not an object")
+        raise FormatError(f"store {where}: {CONFIG_FILE} is a JSON {type(config).__name__}, not an object")
     if config.get("format_version") not in READABLE_FORMAT_VERSIONS:
-        raise FormatError(f"store {root}: format version {config.get('format_version')!r} is not supported")
+        raise FormatError(f"store {where}: format version {config.get('format_version')!r} is not supported")
     vectors, board_types = config.get("vectors", {}), config.get("board_types")
     try:
         if not isinstance(vectors, dict):
@@ -640,16 +690,19 @@ def read_config(root: Path) -> dict[str, Any]:
         if board_types is not None and not (isinstance(board_types, list) and all(isinstance(b, str) for b in board_types)):
             raise TypeError("board_types is not a list of str")
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise FormatError(f"store {root}: {CONFIG_FILE} is damaged: {exc}") from None
+        raise FormatError(f"store {where}: {CONFIG_FILE} is damaged: {exc}") from None
     return config
 
 
-def require_store(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path when it holds a readable gamestore (nothing is created); typed errors otherwise."""
-    root = Path(path)
-    read_config(root)
-    check_layout(root, create=False)
-    return root
+def require_store(path: "str | os.PathLike | Storage", *, filesystem: "pafs.FileSystem | None" = None) -> Storage:
+    """The storage of ``path`` when it holds a readable gamestore (nothing is created); typed errors otherwise."""
+    storage = Storage.from_location(path, filesystem=filesystem)
+    if storage.local and os.path.exists(storage.root) and not os.path.isdir(storage.root):
+        raise StoreNotFoundError(f"not a gamestore: {storage.uri} is not a directory")
+    read_config(storage)
+    if storage.local:
+        check_layout(storage.local_path(), create=False)
+    return storage
 
 
 def check_layout(root: Path, *, create: bool) -> None:
@@ -668,8 +721,54 @@ def check_layout(root: Path, *, create: bool) -> None:
                     raise FormatError(f"store {root}: {sub} is not a directory (the store is damaged)") from None
 
 
+def clean_orphans(store: GameStore, *, grace_seconds: float = _STALE_SECONDS) -> list[str]:
+    """Object storage: delete shard prefixes without a manifest whose newest object is older than ``grace_seconds``.
+
+    A writer or sync that died mid-upload leaves data objects without the
+    manifest (the commit point); readers never see them.  The age is that of
+    the objects (an upload in progress keeps writing new ones), never the
+    shard id's timestamp (a synced shard keeps its original id).  Returns
+    the removed shard ids.
+    """
+    removed = []
+    now = time.time()
+    for sid in sorted(store.catalog.uncommitted):
+        entries = store.storage.list_files(f"shards/{sid}")
+        if any(e.path.endswith("/MANIFEST.json") for e in entries):
+            continue  # committed meanwhile
+        if entries and now - max(e.mtime or now for e in entries) <= grace_seconds:
+            continue
+        try:
+            store.storage.delete_dir(f"shards/{sid}")
+        except OSError:
+            continue  # read-only credentials: leave it to a process that may write
+        removed.append(sid)
+    store.catalog.uncommitted.difference_update(removed)
+    return removed
+
+
+def _create(storage: Storage, board_types: Iterable[str] | None | Literal["ringrift"], *, fsync: bool) -> None:
+    """Write the config of a new store at ``storage`` (StoreExistsError when the place holds something else)."""
+    storage.makedirs("")
+    with storage.lock(".lock") if storage.local else contextlib.nullcontext(True):
+        if storage.exists(CONFIG_FILE):
+            return
+        foreign = [n for n in storage.list_dir("") if n not in _LAYOUT and n not in (".lock", CONFIG_FILE)]
+        if foreign:
+            raise StoreExistsError(f"{storage.uri} exists and is not a gamestore (holds {sorted(foreign)[:3]})")
+        bt: list[str] | None
+        if board_types == "ringrift":
+            bt = sorted(RINGRIFT_BOARD_TYPES)
+        else:
+            bt = None if board_types is None else sorted(board_types)
+        if storage.local:
+            check_layout(storage.local_path(), create=True)
+        config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt}
+        _atomic_write_json(storage, CONFIG_FILE, config, fsync=fsync)
+
+
 def open(
-    path: str | os.PathLike[str],
+    path: "str | os.PathLike | Storage",
     *,
     create: bool = True,
     vectors: Mapping[str, object] | None = None,
@@ -679,9 +778,14 @@ def open(
     batch_rows: int = 1024,
     fsync: bool = True,
     auto_compact: "bool | TierPolicy" = False,
+    filesystem: "pafs.FileSystem | None" = None,
 ) -> GameStore:
     """Open (and by default create) the store at ``path``.
 
+    ``path`` is a local directory or a URI that ``pyarrow.fs.FileSystem.from_uri``
+    accepts (``s3://bucket/prefix``, ``s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http``,
+    ``gs://...``, ``file://...``); ``AWS_ENDPOINT_URL`` is honoured for ``s3://``.
+    ``filesystem`` (a ``pyarrow.fs.FileSystem``) makes ``path`` a path on it.
     ``vectors`` declares per-move vectors; ``board_types`` (used when the
     store is created) restricts board types, ``None`` allows any.
     ``auto_compact=True`` (or a :class:`gamestore.ops.tiering.TierPolicy`)
@@ -689,31 +793,20 @@ def open(
     :meth:`GameStore.close` (one compactor per store at a time, whichever
     process gets the lock; see docs/operations.md).
     """
-    root = Path(path)
-    config_path = root / CONFIG_FILE
-    if root.exists() and not root.is_dir():
-        raise StoreNotFoundError(f"not a gamestore: {root} is not a directory")
-    if not config_path.exists():
+    storage = Storage.from_location(path, filesystem=filesystem)
+    if storage.local and os.path.exists(storage.root) and not os.path.isdir(storage.root):
+        raise StoreNotFoundError(f"not a gamestore: {storage.uri} is not a directory")
+    if not storage.exists(CONFIG_FILE):
         if not create:
-            raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})")
-        root.mkdir(parents=True, exist_ok=True)
-        with file_lock(root / ".lock"):
-            if not config_path.exists():
-                foreign = [p.name for p in root.iterdir() if p.name not in _LAYOUT and p.name != ".lock"]
-                if foreign:
-                    raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
-                bt: list[str] | None
-                if board_types == "ringrift":
-                    bt = sorted(RINGRIFT_BOARD_TYPES)
-                else:
-                    bt = None if board_types is None else sorted(board_types)
-                check_layout(root, create=True)
-                config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt}
-                atomic_write_json(config_path, config, fsync=fsync)
-    read_config(root)
-    check_layout(root, create=True)
-    _clean_stale(root)
-    store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
+            raise StoreNotFoundError(f"not a gamestore: {storage.uri} (no {CONFIG_FILE})")
+        _create(storage, board_types, fsync=fsync)
+    read_config(storage)
+    if storage.local:
+        check_layout(storage.local_path(), create=True)
+        _clean_stale(storage)
+    store = GameStore(storage, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
+    if not storage.local and store.catalog.uncommitted:
+        clean_orphans(store)
     if vectors:
         store.declare_vectors(vectors)
     if auto_compact:
@@ -722,4 +815,3 @@ def open(
         policy = auto_compact if isinstance(auto_compact, TierPolicy) else TierPolicy()
         store._compactor = AutoCompactor(store, policy, fsync=fsync).start()
     return store
-

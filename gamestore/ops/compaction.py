@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from ..shard import ShardReader, check_files
+from ..shard import ShardReader
 from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
@@ -91,14 +91,14 @@ def compact(
     if target_moves < 1:
         raise ValueError("target_moves must be positive")
     result = CompactResult(dry_run=dry_run)
-    with opened(store) as s, maintenance_lock(s.path):
+    with opened(store) as s, maintenance_lock(s):
         if not dry_run:
-            clean_orphan_segments(s.path)
+            clean_orphan_segments(s.storage)
         s.refresh()
         cat = s.catalog
         if not dry_run and cat.hidden_shards():
             # replaced by a shard an interrupted compaction or prune committed: their games are already there
-            trash_shards(s.path, cat.hidden_shards(), fsync=fsync)
+            trash_shards(s.storage, cat.hidden_shards(), fsync=fsync)
             s.refresh()
         result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
         plans = []
@@ -117,7 +117,7 @@ def compact(
             for group in with_progress(groups, progress):
                 intact = []
                 for p in group:
-                    problems = check_files(p.reader.path, p.reader.manifest)
+                    problems = p.reader.check_files()
                     if problems:
                         result.damaged_shards[p.reader.shard_id] = problems
                     else:
@@ -127,7 +127,7 @@ def compact(
                 ids = [p.reader.shard_id for p in intact]
                 if write_parts(s, [Part(p.reader, p.rows) for p in intact], fsync=fsync, replaces=ids) is not None:
                     result.shards_written += 1
-                trash_shards(s.path, ids, fsync=fsync)
+                trash_shards(s.storage, ids, fsync=fsync)
                 s.refresh()
                 result.shards_rewritten += len(intact)
                 result.duplicates_dropped += sum(p.shadowed for p in intact)

@@ -5,7 +5,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from ..errors import FormatError, QueryError
-from ..shard import ShardReader, check_files
+from ..shard import ShardReader
 from ..store import GameStore
 from .common import Progress, clean_orphan_segments, indexed_rows, maintenance_lock, opened, trash_shards, with_progress
 from .shardbuild import Part, write_parts
@@ -46,7 +46,7 @@ def prune(
     if not where or not where.strip():
         raise QueryError("prune needs a non-empty --where predicate")
     result = PruneResult(dry_run=dry_run)
-    with opened(store) as s, maintenance_lock(s.path):
+    with opened(store) as s, maintenance_lock(s):
         s.refresh()
         victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
         result.games_removed = len(victims)
@@ -65,14 +65,14 @@ def prune(
         result.shards_removed = sum(1 for _, keep in affected if not keep)
         if dry_run:
             return result
-        clean_orphan_segments(s.path)
+        clean_orphan_segments(s.storage)
         for reader, _ in affected:
-            problems = check_files(reader.path, reader.manifest)
+            problems = reader.check_files()
             if problems:
                 raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
         for reader, keep in with_progress(affected, progress):
             if keep:
                 write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
-        trash_shards(s.path, [r.shard_id for r, _ in affected], fsync=fsync)
+        trash_shards(s.storage, [r.shard_id for r, _ in affected], fsync=fsync)
         s.refresh()
     return result

@@ -147,25 +147,27 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
     elif phase == "segment":
         orig_segment = catalog._write_segment
 
-        def _write_segment(path, table):
+        def _write_segment(storage, rel, table):
             if hit():
+                path = storage.local_path(rel)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.1.tmp")
                 tmp.write_bytes(b"PAR1 half written")
                 _die()
-            orig_segment(path, table)
+            orig_segment(storage, rel, table)
 
         catalog._write_segment = _write_segment
     elif phase == "config":
-        orig_atomic = store_mod.atomic_write_json
+        orig_atomic = store_mod._atomic_write_json
 
-        def atomic_write_json(path, obj, *, fsync=True):
-            if Path(path).name == store_mod.CONFIG_FILE and hit():
+        def _atomic_write_json(storage, rel, obj, *, fsync=True):
+            if rel == store_mod.CONFIG_FILE and hit():
+                path = storage.local_path(rel)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.1.tmp")
                 tmp.write_text('{"format_version": 1, "vec')
                 _die()
-            orig_atomic(path, obj, fsync=fsync)
+            orig_atomic(storage, rel, obj, fsync=fsync)
 
-        store_mod.atomic_write_json = atomic_write_json
+        store_mod._atomic_write_json = _atomic_write_json
     elif phase != "random":
         raise ValueError(f"unknown phase {phase!r}")
 
