@@ -237,8 +237,13 @@ def parse_manifest(data: bytes, shard_id: str) -> dict:
     return manifest
 
 
-def read_manifest(storage: Storage, rel: str) -> dict:
-    """The manifest of the shard directory ``rel`` (ShardCorruptError when missing or unreadable)."""
+def read_manifest(storage: Storage | str | os.PathLike, rel: str | None = None) -> dict:
+    """The manifest of the shard directory ``rel`` of ``storage``, or of a local shard directory
+    ``read_manifest(path)`` (ShardCorruptError when missing or unreadable)."""
+    if not isinstance(storage, Storage):
+        path = Path(storage).absolute()
+        storage, rel = Storage(pafs.LocalFileSystem(), str(path.parent)), path.name
+    assert rel is not None, "read_manifest(storage, rel)"
     shard_id = rel.rsplit("/", 1)[-1]
     try:
         data = storage.read_bytes(f"{rel}/{MANIFEST}")

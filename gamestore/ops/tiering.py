@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import StoreBusyError
-
 from ..store import GameStore
 from .common import DEFAULT_TARGET_MOVES, indexed_rows, maintenance_lock, trash_shards
 from .shardbuild import Part, write_parts
