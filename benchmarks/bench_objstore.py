@@ -35,7 +35,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.s3server
 
 import pyarrow.fs as pafs  # noqa: E402
 
@@ -44,7 +44,7 @@ from gamestore import synth  # noqa: E402
 from gamestore.backend import BACKEND  # noqa: E402
 from gamestore.replicate import committed_shards  # noqa: E402
 from gamestore.storage import Storage  # noqa: E402
-from s3server import S3Server  # noqa: E402
+from helpers.s3server import S3Server  # noqa: E402
 
 
 def _load() -> str:

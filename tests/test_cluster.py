@@ -11,7 +11,6 @@ converges.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,26 +22,23 @@ import pytest
 import gamestore
 from gamestore.ops import verify_store
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from s3server import S3Server  # noqa: E402
+from helpers import TESTS, subprocess_env
+from helpers.s3server import S3Server
+
+HELPERS = TESTS / "helpers"
 
 pytestmark = pytest.mark.single_backend
 
 
-def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
 def _spawn(script: str, role: str, args: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(HERE / script), role, json.dumps(args)], env=_env(),
+    return subprocess.Popen([sys.executable, str(HELPERS / script), role, json.dumps(args)], env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _sync(node: Path, hub: str, log: Path) -> subprocess.Popen:
     out = open(log, "a")
     return subprocess.Popen([sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", "sync", str(node), hub, "--watch", "0.3",
-                             "--workers", "2", "--no-fsync"], env=_env(), stdout=out, stderr=subprocess.STDOUT)
+                             "--workers", "2", "--no-fsync"], env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def _acked(ack_dir: Path) -> set[str]:

@@ -5,7 +5,6 @@ import asyncio
 import json
 import time
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,9 @@ from gamestore.ops import reindex_store, verify_store
 from gamestore.records import games_equal
 from gamestore.storage import Storage, StorageError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mp_workers import write_via_game_writer  # noqa: E402
-from s3server import S3Server  # noqa: E402
+from helpers import subprocess_env
+from helpers.mp_workers import write_via_game_writer
+from helpers.s3server import S3Server
 
 pytestmark = pytest.mark.single_backend
 
@@ -229,7 +228,7 @@ def _cli(*args: str) -> "subprocess.CompletedProcess[str]":
     import os
     import subprocess
 
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = subprocess_env()
     return subprocess.run([sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", *args], capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -1,6 +1,6 @@
 """Processes of the cluster test (tests/test_cluster.py): a trainer streaming from the hub.
 
-Run as ``python cluster_workers.py trainer '<json args>'``.
+Run as ``python helpers/cluster_workers.py trainer '<json args>'`` with :func:`helpers.subprocess_env`.
 """
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def role_trainer(args: dict) -> None:
