@@ -5,8 +5,8 @@ proportion to its size so that tasks are about equal); every task imports
 its part straight into the store and commits its own shards, as any writer
 process does, so nothing funnels through the driver.  Sources must be
 readable where the tasks run (a shared filesystem, or the same path on
-every node); for files that live on one node only, import on that node
-into a local store and ``gamestore sync`` it (docs/cluster.md).  The
+every node); for files that live on one node only, import on
+that node into a local store (docs/cluster.md).  The
 store-level tables of each source are read by a task and merged into the
 store's meta documents once, by the driver.  Re-running adds nothing twice
 (games already stored are skipped), so a failed run is finished by running
