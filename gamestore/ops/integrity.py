@@ -65,6 +65,7 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
     root = require_store(path)
     report = VerifyReport()
     owners: dict[str, list[str]] = {}
+    replaced: set[str] = set()
     shards = _shard_dirs(root)
     for shard_dir in shards if progress is None else progress(shards):
         report.shards_checked += 1
@@ -74,6 +75,7 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
             continue
         reader = ShardReader(shard_dir)
         m = reader.manifest
+        replaced.update(m.get("replaces") or [])
         report.games += m["num_games"]
         report.moves += m["num_moves"]
         for gid in m["game_ids"]:
@@ -94,7 +96,10 @@ def verify_store(path: str | os.PathLike, *, progress=None) -> VerifyReport:
             report.catalog_problems.append(f"segment {seg_path.name} has no shard (run reindex)")
     if (root / "catalog" / LAST_CHECKPOINT).exists() and read_checkpoint(root / "catalog", SEGMENT_SCHEMA) is None:
         report.catalog_problems.append("checkpoint damaged (the next open rebuilds it; or run reindex)")
-    report.duplicate_games = {g: s for g, s in owners.items() if len(s) > 1}
+    # a shard that a committed compaction or prune output replaces is hidden from readers and removed after
+    # a retention period (docs/format.md, "replaces"): its copies are not duplicates
+    live = {g: [sid for sid in sids if sid not in replaced] for g, sids in owners.items()}
+    report.duplicate_games = {g: sids for g, sids in live.items() if len(sids) > 1}
     return report
 
 
