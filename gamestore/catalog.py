@@ -34,7 +34,8 @@ from .catalog_snapshot import Snapshot as _Snapshot
 from .fsutil import atomic_path
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
-from .shard import GAMES_FILE, MOVES_FILE, ShardReader, read_manifest
+from .shard import GAMES_FILE, ShardReader, read_manifest
+from .sqlscan import MovesSource
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
 
@@ -113,8 +114,7 @@ class Catalog:
             sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
             if not sids:
                 return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
-            mschema = moves_schema(self._vectors_of(snap))
-            moves_ds = ds.dataset([str(self.shards_dir / s / MOVES_FILE) for s in sids], schema=mschema, format="ipc")
+            moves_ds = MovesSource(self, snap, moves_schema(self._vectors_of(snap)))
             games_ds = ds.dataset([str(self.shards_dir / s / GAMES_FILE) for s in sids], schema=GAMES_SCHEMA,
                                   format="ipc")
             snap._datasets = (moves_ds, games_ds)

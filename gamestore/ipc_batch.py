@@ -18,6 +18,7 @@ import struct
 import threading
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -25,7 +26,7 @@ import zstandard as _zstd  # a core dependency: the fast path reuses one zstd co
 
 _ZstdError: type[Exception] = _zstd.ZstdError
 
-__all__ = ["FastBatchReader", "Unsupported", "Damaged", "fast_reader"]
+__all__ = ["FastBatchReader", "Unsupported", "Damaged", "fast_reader", "build"]
 
 _MAGIC = b"ARROW1"
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
@@ -35,7 +36,6 @@ _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _I64 = struct.Struct("<q")
 _BLOCK = struct.Struct("<qi4xq")
-_PAIR = struct.Struct("<qq")
 _local = threading.local()
 
 
@@ -144,6 +144,7 @@ class FastBatchReader:
             _check_type(f.type)
         self._dicts: list | None = None
         self._reader = reader
+        self._layouts: dict[int, tuple] = {}
 
     def _dictionary_list(self) -> list:
         if self._dicts is None:
@@ -174,7 +175,15 @@ class FastBatchReader:
         except (struct.error, IndexError, ValueError, pa.ArrowException, _ZstdError) as exc:
             raise Damaged(f"{type(exc).__name__}: {exc}") from exc
 
-    def _read(self, index: int) -> tuple[pa.RecordBatch, int]:
+    def layout(self, index: int) -> tuple[int, list[list[int]], list[list[int]], int]:
+        """Record batch ``index``'s row count, field nodes (length, nulls), body buffers (offset, size) and the
+        file position of its body (read from the message, nothing decompressed; kept for the next call)."""
+        got = self._layouts.get(index)
+        if got is None:
+            got = self._layouts[index] = self._layout(index)
+        return got
+
+    def _layout(self, index: int) -> tuple[int, list[list[int]], list[list[int]], int]:
         offset, meta_len, body_len = self._blocks[index]
         buf = self._map
         if _I32.unpack_from(buf, offset)[0] == -1:
@@ -193,31 +202,42 @@ class FastBatchReader:
         length = rb.scalar(0, _I64)
         nstart, ncount = rb.vector(1)
         bstart, bcount = rb.vector(2)
-        nodes = [_PAIR.unpack_from(buf, nstart + 16 * k) for k in range(ncount)]
-        body = offset + meta_len
-        decompress = _dctx().decompress
-        view = self._view
+        nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).reshape(-1, 2).tolist()
+        bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2).tolist()
+        return length, nodes, bufs, offset + meta_len
+
+    def buffer(self, body: int, off: int, size: int) -> bytes:
+        """One body buffer of a batch (``body`` from :meth:`layout`), decompressed."""
+        p = body + off
+        raw = _I64.unpack_from(self._map, p)[0]
+        if raw == -1:
+            return bytes(self._view[p + 8:p + size])
+        if raw == 0:
+            return b""
+        data = _dctx().decompress(self._view[p + 8:p + size], max_output_size=raw)
+        if len(data) != raw:
+            raise Unsupported("buffer decompresses to another size than its prefix says")
+        return data
+
+    def dictionary_list(self) -> list:
+        """The file's dictionaries, in the depth-first order of the schema's fields."""
+        return self._dictionary_list()
+
+    def _read(self, index: int) -> tuple[pa.RecordBatch, int]:
+        length, nodes, bufs, body = self.layout(index)
+        ncount, bcount = len(nodes), len(bufs)
         buffers: list[pa.Buffer | None] = []
         total = 0
-        for off, size in _PAIR.iter_unpack(buf[bstart:bstart + 16 * bcount]):
+        for off, size in bufs:
             if size == 0:
                 buffers.append(None)
                 continue
-            p = body + off
-            raw = _I64.unpack_from(buf, p)[0]
-            if raw == -1:
-                data = bytes(view[p + 8:p + size])
-            elif raw == 0:
-                data = b""
-            else:
-                data = decompress(view[p + 8:p + size], max_output_size=raw)
-                if len(data) != raw:
-                    raise Unsupported("buffer decompresses to another size than its prefix says")
+            data = self.buffer(body, off, size)
             total += len(data)
             buffers.append(pa.py_buffer(data))
         state = [0, 0, 0]  # next node, next buffer, next dictionary
         dicts = self._dictionary_list()
-        arrays = [_build(f.type, nodes, buffers, dicts, state) for f in self.schema]
+        arrays = [build(f.type, nodes, buffers, dicts, state) for f in self.schema]
         if state[0] != ncount or state[1] != bcount:
             raise Unsupported("message layout differs from the schema")
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
@@ -240,7 +260,7 @@ def _data(buf: pa.Buffer | None, nbytes: int) -> pa.Buffer:
     return buf
 
 
-def _build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list) -> pa.Array:
+def build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list) -> pa.Array:
     length, nulls = nodes[state[0]]
     state[0] += 1
     b = state[1]
@@ -255,18 +275,18 @@ def _build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list)
         return pa.DictionaryArray.from_buffers(t, length, [validity, indices], dictionary, null_count=nulls)
     if pa.types.is_fixed_size_list(t):
         state[1] += 1
-        child = _build(t.value_type, nodes, buffers, dicts, state)
+        child = build(t.value_type, nodes, buffers, dicts, state)
         if len(child) < length * t.list_size:
             raise Unsupported("fixed-size list values shorter than the list")
         return pa.Array.from_buffers(t, length, [validity], null_count=nulls, children=[child])
     if pa.types.is_list(t):
         state[1] += 2
         offsets = _data(buffers[b + 1], (length + 1) * 4)
-        child = _build(t.value_type, nodes, buffers, dicts, state)
+        child = build(t.value_type, nodes, buffers, dicts, state)
         return pa.Array.from_buffers(t, length, [validity, offsets], null_count=nulls, children=[child])
     if pa.types.is_struct(t):
         state[1] += 1
-        children = [_build(f.type, nodes, buffers, dicts, state) for f in t]
+        children = [build(f.type, nodes, buffers, dicts, state) for f in t]
         return pa.Array.from_buffers(t, length, [validity], null_count=nulls, children=children)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         state[1] += 3

@@ -440,6 +440,13 @@ class ShardReader:
             BATCH_CACHE.put(key, entry, size)
         return entry
 
+    def fast_reader(self) -> FastBatchReader | None:
+        """The one-zstd-context reader of ``moves.arrow`` (ipc_batch.py); None where Arrow's reader must do it."""
+        if not self._fast_tried:
+            self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
+            self._fast_tried = True
+        return self._fast
+
     def point_read(self, index: int) -> tuple[pa.RecordBatch, int]:
         """Moves batch ``index`` and its size, through the one-zstd-context reader where it applies (ipc_batch.py).
 
@@ -447,10 +454,7 @@ class ShardReader:
         does not handle) falls back to Arrow's reader; damage it detects is a
         :class:`ShardCorruptError`.
         """
-        if not self._fast_tried:
-            self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
-            self._fast_tried = True
-        fast = self._fast
+        fast = self.fast_reader()
         if fast is not None and self.verifier(MOVES_FILE) is not None:  # format 1: Arrow's validated read
             self._checked(MOVES_FILE, index)
             try:
@@ -539,8 +543,7 @@ class ShardReader:
         self.strings = {}
         if self._fast is not None:
             self._fast.close()
-        self._fast = None
-        self._fast_tried = False
+        self._fast, self._fast_tried = None, False
         for v in self._verifiers.values():
             v.close()
         self._verifiers = {}
