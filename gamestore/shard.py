@@ -25,6 +25,7 @@ from .checksum import FileVerifier, file_checksums
 from .errors import FormatError, ShardCorruptError, StoreFullError
 from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
 from .ipc_batch import Damaged, FastBatchReader, Unsupported, fast_reader
+from .ipc_write import write_ipc_file
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
 
 __all__ = [
@@ -36,7 +37,6 @@ MOVES_FILE = "moves.arrow"
 GAMES_FILE = "games.arrow"
 MANIFEST = "MANIFEST.json"
 _READABLE_META = {str(v).encode() for v in READABLE_FORMAT_VERSIONS}
-_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 
 
 def new_shard_id() -> str:
@@ -69,12 +69,9 @@ def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator
 
 
 def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
-    # a native sink: compression and writes run without the GIL (a Python file object would take the
-    # GIL for every write and stall an event loop in another thread for tens of milliseconds)
-    with pa.OSFile(str(path), "wb") as f:
-        with ipc.new_file(f, schema, options=_IPC_OPTIONS) as writer:
-            for batch in batches:
-                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+    # compressed with one reused zstd context (ipc_write); written through a native sink, without the
+    # GIL (a Python file object would take the GIL for every write and stall an event loop in another thread)
+    write_ipc_file(path, schema, batches)
     if fsync:
         fsync_file(path)
 

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence, overload
@@ -198,10 +198,36 @@ class GameStore:
         return written
 
     def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate) -> int:
+        # Fast attempt: no new ids repeated and every record encodes. Then no record uses an undeclared
+        # vector (the encoder refuses those), so the per-move scan of _auto_declare is skipped; anything
+        # else takes the full path below, whose outcome (declared vectors, accepted games, error) it is.
+        accepted, duplicate = self._accept(chunk, on_duplicate)
+        encoded = None
+        if duplicate is None:
+            with suppress(RecordError):
+                encoded = self._encode(accepted, self.vectors)
+        if encoded is not None:
+            return self._buffer_encoded(accepted, encoded)
         declare_failure = self._auto_declare(chunk)
-        failure: Exception | None = declare_failure
         if declare_failure is not None:
             chunk = chunk[: declare_failure.game_index]
+        accepted, duplicate = self._accept(chunk, on_duplicate)
+        failure: RecordError | None = duplicate or declare_failure
+        vectors = self.vectors
+        try:
+            encoded = self._encode(accepted, vectors)
+        except RecordError as exc:
+            if exc.game_index is None:
+                raise
+            failure, accepted = exc, accepted[: exc.game_index]
+            encoded = self._encode(accepted, vectors)
+        self._buffer_encoded(accepted, encoded)
+        if failure is not None:
+            raise failure
+        return len(accepted)
+
+    def _accept(self, chunk: list[Any], on_duplicate: OnDuplicate) -> tuple[list[Any], DuplicateGameError | None]:
+        """The records of ``chunk`` whose ids are new, up to the first repeated one (its error) unless skipped."""
         accepted: list[Mapping[str, Any]] = []
         seen: set[str] = set()
         for record in chunk:
@@ -209,29 +235,22 @@ class GameStore:
             if isinstance(gid, str) and (gid in self._buffered_ids or gid in self._catalog or gid in seen):
                 if on_duplicate == "skip":
                     continue
-                failure = DuplicateGameError("game id already stored", game_id=gid, field="game_id")
-                break
+                return accepted, DuplicateGameError("game id already stored", game_id=gid, field="game_id")
             if isinstance(gid, str):
                 seen.add(gid)
             accepted.append(record)
-        vectors = self.vectors
-        try:
-            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=utc_now())
-        except RecordError as exc:
-            index = exc.game_index
-            if index is None:
-                raise
-            failure = exc
-            accepted = accepted[:index]
-            encoded = codec.encode_games(accepted, vectors=vectors, board_types=self.board_types, now=utc_now())
+        return accepted, None
+
+    def _encode(self, records: list[Any], vectors: dict[str, VectorSpec]) -> codec.EncodedGames:
+        return codec.encode_games(records, vectors=vectors, board_types=self.board_types, now=utc_now())
+
+    def _buffer_encoded(self, accepted: list[Mapping[str, Any]], encoded: codec.EncodedGames) -> int:
         if accepted:
             self._buffer.append(encoded)
             self._buffered_ids.update(encoded.game_ids)
             self._buffered_moves += encoded.moves.num_rows
             if self._buffered_moves >= self._shard_moves or len(self._buffered_ids) >= self._shard_games:
                 self._seal()
-        if failure is not None:
-            raise failure
         return len(accepted)
 
     def flush(self) -> None:
