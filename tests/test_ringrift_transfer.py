@@ -74,7 +74,7 @@ def test_reimport_adds_nothing(ringrift_dbs, imported, tmp_path):
 
 
 def test_worker_processes_import_the_same_games(ringrift_dbs, tmp_path):
-    """workers=2: games parsed in two worker processes, written here; the export equals the source."""
+    """workers=2: two processes import a share of the games each, into one store; the export equals the source."""
     src = ringrift_dbs["ringrift_v18_history"]
     report = import_sqlite(src, tmp_path / "store", progress=False, workers=2, verify=True)
     assert report.failed == [] and report.games_written == 2 and report.moves_written == 248
@@ -84,6 +84,18 @@ def test_worker_processes_import_the_same_games(ringrift_dbs, tmp_path):
         assert compare_rows(table, expected[table], out[table]) == [], table
     again = import_sqlite(src, tmp_path / "store", progress=False, workers=2)
     assert again.games_written == 0 and again.games_already_stored == 2
+
+
+def test_a_failing_import_process_is_an_error_naming_it(tmp_path):
+    from gamestore.errors import GamestoreError
+    from gamestore.ringrift.workers import import_parts
+
+    class Bar:
+        def update(self, n: int = 1) -> None:
+            pass
+
+    with pytest.raises(GamestoreError, match=r"import process \d of 2 exited with code 1: .*FileNotFoundError: no SQLite file"):
+        import_parts(tmp_path / "missing.db", tmp_path / "store", 2, verify=False, pause_gc=False, bar=Bar())
 
 
 def test_older_schema_imports_what_it_holds(ringrift_dbs, tmp_path):

@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--verify", action="store_true", help="rebuild each game's rows before writing and refuse any that differ")
     p.add_argument(
         "--workers", type=int, default=None,
-        help="processes that parse games while this one writes (default: CPUs - 1 from 4 CPUs and 20,000 moves; 0: none)",
+        help="processes that each import a share of the games (default: one per CPU from 2 CPUs and 20,000 moves; 0: none)",
     )  # fmt: skip
     p.add_argument(
         "--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",

@@ -26,7 +26,7 @@ from .sqlite_io import (
     unowned_rows,
 )
 from .tables import SCHEMA_VERSION
-from .workers import map_parallel, map_serial
+from .workers import import_parts, map_serial
 
 __all__ = [
     "ImportReport",
@@ -43,7 +43,7 @@ __all__ = [
 META_SCHEMA = "ringrift.schema_metadata"
 META_ORPHANS = "ringrift.orphaned_games"
 
-_CHUNK_GAMES = 32  # games per store write: small enough to overlap writing with the workers
+_CHUNK_GAMES = 32  # games per store write
 
 ProgressArg = bool | None | Callable[..., Any]
 
@@ -139,8 +139,9 @@ def import_sqlite(
     failed) any game that would not come back equal.
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
-    ``workers``: processes that read and split games while this one writes
-    (None: one per CPU but one, from 4 CPUs and 20,000 moves; 0 or 1: none).
+    ``workers``: processes that each import a contiguous share of the games (read, split and write
+    their own shards) while this one waits (None: one per CPU from 2 CPUs and 20,000 moves; 0 or 1:
+    everything in this process).
     ``part=(i, n)`` imports only the i-th of n contiguous runs of the source's games (so that
     n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
     ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
@@ -173,30 +174,17 @@ def import_sqlite(
                 if not 0 <= index < count:
                     raise ValueError(f"part {index} of {count} does not exist")
                 ids = ids[len(ids) * index // count : len(ids) * (index + 1) // count]
-            todo = [g for g in ids if not (isinstance(g, str) and g in store)]
-            report.games_already_stored = len(ids) - len(todo)
             bar = _progress(progress, report.games_in_source, "import")
-            bar.update(report.games_already_stored)
             try:
-                if n_workers > 1:
-                    batches = map_parallel(src, todo, n_workers, verify, pause_gc=pause_gc)
+                if n_workers > 1 and part is None:
+                    store.flush()
+                    for child in import_parts(src, store_path, n_workers, verify=verify, pause_gc=pause_gc, bar=bar):
+                        report.games_already_stored += child["games_already_stored"]
+                        report.games_written += child["games_written"]
+                        report.moves_written += child["moves_written"]
+                        report.failed += [(g, r) for g, r in child["failed"]]
                 else:
-                    batches = map_serial(con, report_schema, todo, verify)
-                chunk: list[dict] = []
-                submitted: dict[str, int] = {}
-                for records, failed in batches:
-                    bar.update(len(records) + len(failed))
-                    report.failed += failed
-                    chunk += records
-                    if len(chunk) >= batch_games:
-                        _write(store, chunk, report, submitted)
-                        chunk = []
-                if chunk:
-                    _write(store, chunk, report, submitted)
-                store.flush()
-                written = [n for g, n in submitted.items() if g in store]
-                report.games_written = len(written)
-                report.moves_written = sum(written)
+                    _import_serial(con, report_schema, store, ids, report, bar, verify, batch_games)
             finally:
                 bar.close()
     finally:
@@ -208,19 +196,41 @@ def import_sqlite(
 
 
 _PARALLEL_MIN_MOVES = 20_000
-_PARALLEL_MIN_CPUS = 4
+_PARALLEL_MIN_CPUS = 2
 
 
 def _worker_count(con, report_schema, workers: int | None) -> int:
     if workers is not None:
         return max(0, int(workers))
-    # Workers cost ~50% more CPU in all (pickling records, one import per worker): they pay off with
-    # spare cores only. Two cores shared with the writer gain little and lose when the machine is busy.
+    # each process costs an interpreter and a store open (~0.5 s of CPU): worth it from ~20,000 moves
     cpus = os.cpu_count() or 1
     if cpus < _PARALLEL_MIN_CPUS or "game_moves" not in report_schema.tables:
         return 0
     moves = con.execute("SELECT COUNT(*) FROM game_moves").fetchone()[0]
-    return cpus - 1 if moves >= _PARALLEL_MIN_MOVES else 0
+    return cpus if moves >= _PARALLEL_MIN_MOVES else 0
+
+
+def _import_serial(con, report_schema, store, ids: list, report: ImportReport, bar: Any, verify: bool,
+                   batch_games: int) -> None:
+    """Import games ``ids`` in this process: read and split them in tasks, write them in chunks."""
+    todo = [g for g in ids if not (isinstance(g, str) and g in store)]
+    report.games_already_stored = len(ids) - len(todo)
+    bar.update(report.games_already_stored)
+    chunk: list[dict] = []
+    submitted: dict[str, int] = {}
+    for records, failed in map_serial(con, report_schema, todo, verify):
+        bar.update(len(records) + len(failed))
+        report.failed += failed
+        chunk += records
+        if len(chunk) >= batch_games:
+            _write(store, chunk, report, submitted)
+            chunk = []
+    if chunk:
+        _write(store, chunk, report, submitted)
+    store.flush()
+    written = [n for g, n in submitted.items() if g in store]
+    report.games_written = len(written)
+    report.moves_written = sum(written)
 
 
 def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, int]) -> None:

@@ -1,25 +1,24 @@
-"""Reading a GameReplayDB and splitting its games into records, here or in worker processes.
+"""Reading a GameReplayDB and splitting its games into records, here or in import processes.
 
 :func:`map_games` turns the rows of some games into records.
-:func:`map_parallel` runs it in worker processes (``python -m
-gamestore.ringrift.workers SRC``: each opens the file read-only itself and
-answers pickled task lists on stdin with pickled results on stdout), so an
-import parses games on every core while the calling process writes.  Plain
-subprocesses rather than ``multiprocessing``: nothing is forked from a
-process holding DuckDB or SQLite handles, and the caller's ``__main__`` is
-never re-imported.
+:func:`import_parts` imports one file with several processes (``python -m
+gamestore.ringrift.workers SRC STORE I N``: each opens the file read-only
+and the store itself and imports its contiguous share of the games, writing
+its own shards), so an import uses every core and no record crosses a
+process boundary (pickling records back to one writer cost about as much as
+making them).  Plain subprocesses rather than ``multiprocessing``: nothing is
+forked from a process holding DuckDB or SQLite handles, and the caller's
+``__main__`` is never re-imported.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import gc
-import pickle
 import queue
-import struct
 import subprocess
 import sys
 import threading
-from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -28,7 +27,7 @@ from .mapping import compare_rows, record_to_rows, rows_to_record
 from .sqlite_io import connect_readonly, read_games, schema_report
 from .tables import GAME_TABLES
 
-__all__ = ["map_games", "map_serial", "map_parallel", "TASK_GAMES"]
+__all__ = ["map_games", "map_serial", "import_parts", "TASK_GAMES"]
 
 #: Games per task (a few thousand moves: small enough to balance, large enough to amortise pickling).
 TASK_GAMES = 8
@@ -67,119 +66,102 @@ def map_serial(con, report_schema, ids: Sequence, verify: bool) -> Iterator[Batc
         yield map_games(con, report_schema, ids[k : k + TASK_GAMES], verify)
 
 
-def map_parallel(
-    src: str | os.PathLike, ids: Sequence, workers: int, verify: bool, *, pause_gc: bool = False
-) -> Iterator[Batch]:
-    """:func:`map_serial` in ``workers`` processes; batches come back in order, at most 2 per worker in flight.
+def import_parts(
+    src: str | os.PathLike,
+    store_path: str | os.PathLike,
+    processes: int,
+    *,
+    verify: bool,
+    pause_gc: bool,
+    bar: Any,
+) -> list[dict]:
+    """Import ``src`` into the (existing) store with ``processes`` processes, each its own contiguous share.
 
-    ``pause_gc``: the worker processes run with the garbage collector disabled.
-
-    A thread per worker drains its pipe as results arrive (so no worker waits
-    for the parent to reach its turn); the calling thread unpickles in order.
+    Every process reads, splits, encodes and writes its games itself (``import_sqlite(part=(i, n))``,
+    shards committed as any writer's), so nothing crosses a process boundary but progress lines
+    and the reports, which are returned (``ImportReport`` fields as JSON).  ``bar.update`` is
+    called from this thread as the processes advance.
     """
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve())] + (["--pause-gc"] if pause_gc else [])
-    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env) for _ in range(workers)]
-    inboxes: list[queue.Queue] = [queue.Queue() for _ in procs]
-    readers = [threading.Thread(target=_drain, args=(p.stdout, q), daemon=True) for p, q in zip(procs, inboxes)]
-    for t in readers:
+    base = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve()), str(Path(store_path).resolve())]
+    flags = (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
+    procs = [
+        subprocess.Popen(base + [str(i), str(processes)] + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for i in range(processes)
+    ]
+    events: queue.Queue = queue.Queue()
+    threads = [threading.Thread(target=_follow, args=(i, p, events), daemon=True) for i, p in enumerate(procs)]
+    for t in threads:
         t.start()
-    pending: deque = deque()  # worker index of each task sent, in order
+    reports: list[dict | None] = [None] * processes
     try:
-        tasks = iter(range(0, len(ids), TASK_GAMES))
-        turn = 0
-
-        def send() -> None:
-            nonlocal turn
-            k = next(tasks, None)
-            if k is not None:
-                w = turn % workers
-                stdin = procs[w].stdin
-                assert stdin is not None  # Popen(stdin=PIPE)
-                pickle.dump((list(ids[k : k + TASK_GAMES]), verify), stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                stdin.flush()
-                pending.append(w)
-                turn += 1
-
-        for _ in range(2 * workers):
-            send()
-        while pending:
-            w = pending.popleft()
-            payload = inboxes[w].get()
-            if payload is None:
-                raise GamestoreError(f"import worker exited with code {procs[w].wait()}")
-            result = pickle.loads(payload)
-            if isinstance(result, BaseException):
-                raise result
-            send()
-            yield result
+        running = processes
+        while running:
+            i, kind, value = events.get()
+            if kind == "progress":
+                bar.update(value)
+            elif kind == "report":
+                reports[i] = value
+            else:  # the process ended
+                running -= 1
+                if procs[i].wait() != 0 or reports[i] is None:
+                    tail = value.decode(errors="replace").strip().splitlines()[-5:]
+                    raise GamestoreError(f"import process {i} of {processes} exited with code {procs[i].returncode}: "
+                                         + " | ".join(tail))
     finally:
         for proc in procs:
-            if pending:  # stopped early: nobody will read what the workers are writing
+            if proc.poll() is None:
                 proc.kill()
-            try:
-                if proc.stdin is not None:
-                    proc.stdin.close()
-            except OSError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for t in readers:
+            proc.wait()
+        for t in threads:
             t.join(timeout=10)
-        for proc in procs:
-            if proc.stdout is not None:
-                proc.stdout.close()
+    return [r for r in reports if r is not None]
 
 
-_HEADER = struct.Struct("<Q")
+def _follow(index: int, proc: subprocess.Popen, events: queue.Queue) -> None:
+    """Turn a part process's stdout lines into events; ``("end", stderr)`` when it closes."""
+    assert proc.stdout is not None and proc.stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
+    err: list[bytes] = []
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    drain.start()
+    for line in proc.stdout:
+        kind, _, value = line.decode().partition(" ")
+        if kind == "progress":
+            events.put((index, "progress", int(value)))
+        elif kind == "report":
+            events.put((index, "report", json.loads(value)))
+    drain.join()
+    events.put((index, "end", b"".join(err)))
 
 
-def _drain(stream, inbox: queue.Queue) -> None:
-    """Move length-prefixed payloads from a worker's stdout to ``inbox``; None at the end."""
-    try:
-        while True:
-            head = stream.read(_HEADER.size)
-            if len(head) < _HEADER.size:
-                break
-            (size,) = _HEADER.unpack(head)
-            payload = stream.read(size)
-            if len(payload) < size:
-                break
-            inbox.put(payload)
-    except (OSError, ValueError):
+class _LineBar:
+    """A progress bar for ``import_sqlite(progress=...)`` that prints ``progress N`` lines for the parent."""
+
+    def __init__(self, total: int | None = None, desc: str = "") -> None:
+        self.out = sys.stdout
+
+    def update(self, n: int = 1) -> None:
+        if n:
+            self.out.write(f"progress {n}\n")
+            self.out.flush()
+
+    def close(self) -> None:
         pass
-    inbox.put(None)
 
 
-def _serve(src: str) -> int:
-    """Worker loop: read ``(ids, verify)`` tasks from stdin until EOF, write each batch to stdout."""
-    con = connect_readonly(src)
-    report_schema = schema_report(con)
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # stray prints must not corrupt the result stream
-    while True:
-        try:
-            ids, verify = pickle.load(inp)
-        except EOFError:
-            return 0
-        result: Any
-        try:
-            result = map_games(con, report_schema, ids, verify)
-        except Exception as exc:  # reported in the parent
-            result = GamestoreError(f"import worker failed: {type(exc).__name__}: {exc}")
-        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        out.write(_HEADER.pack(len(payload)))
-        out.write(payload)
-        out.flush()
+def _import_part(args: list[str]) -> int:
+    """``python -m gamestore.ringrift.workers SRC STORE I N [--verify] [--pause-gc]``: import part I of N."""
+    from .transfer import import_sqlite
+
+    src, store, index, count = args[0], args[1], int(args[2]), int(args[3])
+    report = import_sqlite(src, store, progress=_LineBar, verify="--verify" in args, workers=0,
+                           part=(index, count), store_tables=False, pause_gc="--pause-gc" in args)
+    sys.stdout.write("report " + json.dumps(dataclasses.asdict(report)) + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 if __name__ == "__main__":
-    if "--pause-gc" in sys.argv[2:]:  # asked by map_parallel(pause_gc=True): this process is ours alone
-        gc.disable()
-    sys.exit(_serve(sys.argv[1]))
+    sys.exit(_import_part(sys.argv[1:]))
