@@ -70,8 +70,8 @@ import gamestore
 from gamestore.ringrift.transfer import import_sqlite
 from gamestore.torch import PositionDataset
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "ringrift_v18_sample.db.zst"
+from benchmarks.ringrift_corpus import expanded_fixture
+
 PLAYERS = 4  # widest game in the corpus (value targets per player slot)
 FEATURES = 49
 WINDOW = 16384
@@ -81,34 +81,9 @@ SEED = 1
 # ---------------------------------------------------------------------------
 # corpus: RingRift's database, games copied under new ids, imported
 # ---------------------------------------------------------------------------
-def expand_db(src: Path, dst: Path, copies: int) -> None:
-    """``dst`` = ``src`` plus ``copies - 1`` copies of every game under ids ``<id>-x<k>`` (every table)."""
-    shutil.copyfile(src, dst)
-    con = sqlite3.connect(dst)
-    con.execute("ATTACH ? AS src", (str(src),))
-    names = [r[0] for r in con.execute("SELECT name FROM src.sqlite_master WHERE type = 'table'")]
-    with con:
-        for table in sorted(names, key=lambda t: t == "games"):  # the games triggers want the moves first
-            cols = [r[1] for r in con.execute(f"PRAGMA src.table_info({table})")]
-            if "game_id" not in cols:
-                continue
-            for k in range(1, copies):
-                sel = ", ".join(f"game_id || '-x{k}'" if c == "game_id" else c for c in cols)
-                con.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {sel} FROM src.{table}")
-    con.execute("DETACH src")
-    con.close()
-
-
 def build_corpus(root: Path, copies: int) -> tuple[Path, Path]:
     """The expanded SQLite database and the gamestore imported from it (reused when present)."""
-    import zstandard
-
-    db, store = root / f"ringrift_x{copies}.db", root / f"gs_x{copies}"
-    if not db.exists():
-        src = root / "sample.db"
-        src.write_bytes(zstandard.ZstdDecompressor().decompress(FIXTURE.read_bytes()))
-        expand_db(src, db.with_suffix(".tmp"), copies)
-        db.with_suffix(".tmp").rename(db)
+    db, store = expanded_fixture(root, copies), root / f"gs_x{copies}"
     if not (store / "gamestore.json").exists():
         shutil.rmtree(store, ignore_errors=True)
         report = import_sqlite(db, store, progress=False, workers=0)
