@@ -38,6 +38,7 @@ _LAZY = {
     "AsyncGameStore": "aio",
     "normalize_game": "records",
     "games_equal": "records",
+    "sync": "replicate",
     "testing": None,
     "synth": "testing.synth",  # the module gamestore.testing.synth
 }

@@ -302,7 +302,8 @@ class AsyncGameStore:
                 _log.warning("gamestore: background flush of %s failed: %s", self.sync.path, exc)
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The store's directory (a Path) on a local filesystem, else its URI."""
         return self.sync.path
 
     # -- writing ------------------------------------------------------------------------

@@ -12,34 +12,36 @@ no process ever holds a lock on a shared database file
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, shard_row
+from .catalog_snapshot import SEGMENT_SCHEMA, create_views, read_segment, segment_from_games, shard_row, write_segment
 from .catalog_snapshot import Snapshot as _Snapshot
-from .fsutil import atomic_path
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
-from .shard import GAMES_FILE, ShardReader, read_manifest
+from .shard import GAMES_FILE, MANIFEST, ShardReader, parse_manifest, read_manifest
 from .sqlscan import MovesSource
+from .storage import Storage
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
 
 _FULL_REFRESH_SECONDS = 1.0
+#: object storage has no cheap change token: a listing (one LIST request per 1,000 shards) at most this often
+_OBJECT_REFRESH_SECONDS = 5.0
+#: object storage: manifests and segments fetched at once while indexing (the requests are latency-bound)
+_OBJECT_FETCHERS = 16
+_OBJECT_READER_CACHE = 32
 _REFRESH_ATTEMPTS = 8
 #: Most shards one refresh step indexes while a read waits; the rest is picked up in the background.
 REFRESH_STEP_SHARDS = 64
@@ -59,20 +61,19 @@ class GameLocation:
     num_moves: int
 
 
-def _write_segment(path: Path, table: pa.Table) -> None:
-    with atomic_path(path, fsync=False) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+#: ``Catalog._load`` of a listed shard prefix without a manifest on object storage (an upload in progress, or an orphan)
+_UNCOMMITTED = object()
 
 
 class Catalog:
     """Game and shard index of one store, for one process (thread-safe)."""
 
-    def __init__(self, root: Path, *, write_checkpoints: bool = True, profile: Profile | None = None) -> None:
+    def __init__(self, storage: Storage, *, write_checkpoints: bool = True, profile: Profile | None = None) -> None:
         """``profile``: the game profile whose views this catalog installs beside the core views."""
-        self.root = Path(root)
+        self.storage = storage
         self.profile = profile
-        self.shards_dir = self.root / "shards"
-        self.catalog_dir = self.root / "catalog"
+        #: object storage: listed shard prefixes without a manifest (uploads in progress, or orphans)
+        self.uncommitted: set[str] = set()
         self._write_checkpoints = write_checkpoints
         self._db = duckdb.connect(":memory:")
         self._refresh_lock = threading.Lock()  # one refresh step at a time; reads never take it
@@ -115,8 +116,8 @@ class Catalog:
             if not sids:
                 return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
             moves_ds = MovesSource(self, snap, moves_schema(self._vectors_of(snap)))
-            games_ds = ds.dataset([str(self.shards_dir / s / GAMES_FILE) for s in sids], schema=GAMES_SCHEMA,
-                                  format="ipc")
+            games_ds = ds.dataset([self.storage.path(f"shards/{s}/{GAMES_FILE}") for s in sids], schema=GAMES_SCHEMA,
+                                  format="ipc", filesystem=self.storage.fs)
             snap._datasets = (moves_ds, games_ds)
         return snap._datasets
 
@@ -203,19 +204,18 @@ class Catalog:
         return con
 
     # -- listing ------------------------------------------------------------------
-    def _dir_signature(self) -> tuple[int, int]:
-        st = os.stat(self.shards_dir)
-        return (st.st_mtime_ns, st.st_nlink)
+    def _dir_signature(self) -> tuple[int, int] | None:
+        return self.storage.dir_signature("shards")
 
     def _list_shards(self, known: Iterable[str]) -> set[str]:
         """The committed shard ids.  When a known shard is missing, list once more: a shard that replaced
         it was committed before it was removed, so the second listing (started after the removal was
         seen) holds the replacement even if the first one missed it."""
-        listed = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+        listed = {n for n in self.storage.list_dir("shards") if not n.startswith(".")}
         for _ in range(3):
             if not any(s not in listed for s in known):
                 break
-            again = {n for n in os.listdir(self.shards_dir) if not n.startswith(".")}
+            again = {n for n in self.storage.list_dir("shards") if not n.startswith(".")}
             if again == listed:
                 break
             listed = again
@@ -235,7 +235,8 @@ class Catalog:
             return False
         if not force:
             sig = self._dir_signature()
-            if sig == self._dir_state and time.monotonic() - self._last_full < _FULL_REFRESH_SECONDS and not self._pending:
+            interval = _FULL_REFRESH_SECONDS if self.storage.local else _OBJECT_REFRESH_SECONDS
+            if sig == self._dir_state and time.monotonic() - self._last_full < interval and not self._pending:
                 return False
             if not self._refresh_lock.acquire(blocking=False):
                 return False
@@ -271,11 +272,13 @@ class Catalog:
         """Index up to ``limit`` pending shards (oldest first); drop removed shards once nothing is pending."""
         todo = self._pending if limit is None else self._pending[:limit]
         segments, rows, damaged = [], [], set()
-        for sid in todo:
-            loaded = self._load(sid)
-            if loaded is None:
+        for sid, loaded in zip(todo, self._load_all(todo)):
+            if loaded is _UNCOMMITTED:
+                self.uncommitted.add(sid)  # not a shard yet: listed again (and retried) by the next refresh
+            elif loaded is None:
                 damaged.add(sid)
             else:
+                self.uncommitted.discard(sid)
                 segments.append(loaded[0])
                 rows.append(loaded[1])
         self._pending = self._pending[len(todo):]
@@ -342,35 +345,56 @@ class Catalog:
         if self._write_checkpoints and len(new.shard_ids) - new.covered >= CHECKPOINT_TAIL and not self._pending:
             self._start_checkpoint()
 
-    def _load(self, shard_id: str) -> tuple[pa.Table, dict] | None:
-        """The segment and shard row of one committed shard; None when it is damaged."""
-        path = self.shards_dir / shard_id
+    def _load_all(self, shard_ids: list[str]) -> list[Any]:
+        """``_load`` of every id; on object storage ``_OBJECT_FETCHERS`` at once (each is a few GETs)."""
+        if self.storage.local or len(shard_ids) < 2:
+            return [self._load(sid) for sid in shard_ids]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(_OBJECT_FETCHERS, len(shard_ids)), thread_name_prefix="gamestore-index") as pool:
+            return list(pool.map(self._load, shard_ids))
+
+    def _load(self, shard_id: str) -> Any:
+        """The segment and shard row of one committed shard; None when it is damaged, ``_UNCOMMITTED``
+        when it has no manifest yet on object storage."""
+        rel = f"shards/{shard_id}"
         try:
-            manifest = read_manifest(path)
-            segment = self._segment(path, manifest)
+            if self.storage.local:
+                manifest = read_manifest(self.storage, rel)
+            else:
+                try:
+                    data = self.storage.read_bytes(f"{rel}/{MANIFEST}")
+                except FileNotFoundError:
+                    return _UNCOMMITTED  # data uploaded, manifest (the commit point) not yet
+                manifest = parse_manifest(data, shard_id)
+            segment = self._segment(shard_id, manifest)
         except (ShardCorruptError, FormatError):
             return None  # a damaged shard never makes the rest unreadable; `verify` reports it
         except FileNotFoundError:
-            if path.exists():
+            if self.storage.exists(rel):
                 return None
             raise  # removed meanwhile: the caller lists again
         return segment, shard_row(shard_id, manifest)
 
-    def _segment(self, path: Path, manifest: dict) -> pa.Table:
-        seg_path = self.catalog_dir / f"{path.name}.parquet"
+    def _segment(self, shard_id: str, manifest: dict) -> pa.Table:
+        rel = f"catalog/{shard_id}.parquet"
         try:
-            # page checksums: a damaged segment is rebuilt from its shard, never trusted
-            table = pq.read_table(seg_path, page_checksum_verification=True)
+            table = read_segment(self.storage, rel)
             if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
                     and table.column("game_id").to_pylist() == manifest["game_ids"]):
                 return table
-        except (OSError, pa.ArrowException):
+        except FileNotFoundError:
             pass
-        table = segment_from_games(path.name, ShardReader(path, manifest=manifest).games)
-        try:
-            _write_segment(seg_path, table)
+        except pa.ArrowException:
+            pass  # damaged: rebuilt below
         except OSError:
-            pass  # read-only media or disk full: the in-memory index is still right
+            if not self.storage.local:
+                raise  # a network failure is not a damaged segment
+        table = segment_from_games(shard_id, ShardReader(self.storage, shard_id, manifest=manifest).games)
+        try:
+            write_segment(self.storage, rel, table)
+        except OSError:
+            pass  # read-only media, credentials or disk full: the in-memory index is still right
         return table
 
     def add_committed(self, shard_id: str) -> None:
@@ -428,17 +452,17 @@ class Catalog:
     def write_checkpoint(self) -> str | None:
         """Write a checkpoint of the current snapshot; None if another process is writing one now."""
         snap = self._snap
-        with ckpt.checkpoint_lock(self.catalog_dir) as got:
+        with ckpt.checkpoint_lock(self.storage) as got:
             if not got:
                 return None
-            name = ckpt.write_checkpoint(self.catalog_dir, snap.rows.combine_chunks(), snap.shards.combine_chunks())
+            name = ckpt.write_checkpoint(self.storage, snap.rows.combine_chunks(), snap.shards.combine_chunks())
         self._snap.covered = max(self._snap.covered, len(snap.shard_ids))
         return name
 
     def load(self) -> None:
         """Open: read the checkpoint, then index the tail and drop what it lists but the store lost."""
         with self._refresh_lock:
-            cp = ckpt.read_checkpoint(self.catalog_dir, SEGMENT_SCHEMA)
+            cp = ckpt.read_checkpoint(self.storage, SEGMENT_SCHEMA)
             if cp is not None:
                 self._snap = _Snapshot(cp.games, cp.shards, frozenset(), 1, cp.shards.num_rows)
             for attempt in range(_REFRESH_ATTEMPTS):
@@ -501,12 +525,13 @@ class Catalog:
         if shard_id not in self._snap.shard_ids:
             return None
         try:
-            reader = ShardReader(self.shards_dir / shard_id)
+            reader = ShardReader(self.storage, shard_id)
         except (ShardCorruptError, FormatError):
             return None
         with self._readers_lock:
             self._readers[shard_id] = reader
-            while len(self._readers) > _READER_CACHE:
+            # object storage: a reader holds its files in memory once read, so keep fewer
+            while len(self._readers) > (_READER_CACHE if self.storage.local else _OBJECT_READER_CACHE):
                 self._readers.popitem(last=False)
         return reader
 

@@ -13,14 +13,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .profiles import Profile
 from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
+from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
 
-__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views"]
+__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment"]
 
 SEGMENT_SCHEMA = pa.schema(
     [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
@@ -149,3 +151,17 @@ def create_views(db: duckdb.DuckDBPyConnection, profile: Profile | None) -> None
     if profile is not None and profile.install_views is not None:
         profile.install_views(db)
 
+
+def write_segment(storage: Storage, rel: str, table: pa.Table) -> None:
+    """Replace catalog segment ``rel`` (zstd Parquet with page checksums)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    storage.write_bytes(rel, sink.getvalue(), fsync=False)  # derived data: rebuilt when lost
+
+
+def read_segment(storage: Storage, rel: str) -> pa.Table:
+    """Catalog segment ``rel``; page checksums: a damaged segment raises and is rebuilt by the caller."""
+    # page checksums: a damaged segment is rebuilt from its shard, never trusted
+    if storage.local:
+        return pq.read_table(storage.path(rel), page_checksum_verification=True)
+    return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True)

@@ -16,13 +16,13 @@ import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .fsutil import atomic_path, file_lock, utc_now, utc_stamp
+from .fsutil import utc_now, utc_stamp
+from .storage import Storage
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -37,6 +37,7 @@ __all__ = [
 
 CHECKPOINT_DIR = "_checkpoint"
 LAST_CHECKPOINT = "_last_checkpoint"
+_CATALOG = "catalog"
 CHECKPOINT_VERSION = 1
 #: Checkpoints kept besides the newest (a process may be reading one that was just superseded).
 _KEEP = 2
@@ -70,21 +71,26 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_checkpoint(catalog_dir: Path, games_schema: pa.Schema) -> Checkpoint | None:
-    """The checkpoint ``_last_checkpoint`` names, or None when there is none or it is damaged.
+def read_checkpoint(storage: Storage, games_schema: pa.Schema) -> Checkpoint | None:
+    """The checkpoint ``catalog/_last_checkpoint`` names, or None when there is none or it is damaged.
 
     Every file is checked against the sizes and sha256 digests recorded in
     ``_last_checkpoint``; any mismatch, a schema other than the expected
     one, or a row count that disagrees makes the checkpoint count as absent
-    (the caller rebuilds it from the segments).
+    (the caller rebuilds it from the segments).  Network failures on object
+    storage propagate (OSError): they are not damage.
     """
     for _ in range(3):  # the named files may be superseded and deleted between reading the pointer and them
         try:
-            pointer = json.loads((catalog_dir / LAST_CHECKPOINT).read_bytes())
+            pointer = json.loads(storage.read_bytes(f"{_CATALOG}/{LAST_CHECKPOINT}"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except ValueError:
             return None
+        except OSError:
+            if storage.local:
+                return None
+            raise
         if not isinstance(pointer, dict) or pointer.get("checkpoint_version") != CHECKPOINT_VERSION:
             return None
         try:
@@ -92,7 +98,7 @@ def read_checkpoint(catalog_dir: Path, games_schema: pa.Schema) -> Checkpoint | 
             tables = {}
             for part, schema in (("games", games_schema), ("shards", SHARDS_SCHEMA)):
                 expect = pointer["files"][part]
-                data = (catalog_dir / CHECKPOINT_DIR / f"{name}.{part}.parquet").read_bytes()
+                data = storage.read_bytes(f"{_CATALOG}/{CHECKPOINT_DIR}/{name}.{part}.parquet")
                 if len(data) != expect["bytes"] or _sha256(data) != expect["sha256"]:
                     return None
                 table = pq.read_table(pa.BufferReader(data))
@@ -101,15 +107,14 @@ def read_checkpoint(catalog_dir: Path, games_schema: pa.Schema) -> Checkpoint | 
                 tables[part] = table
         except FileNotFoundError:
             continue
-        except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        except (KeyError, TypeError, ValueError, pa.ArrowException):
             return None
+        except OSError:
+            if storage.local:
+                return None
+            raise
         return Checkpoint(name, tables["games"], tables["shards"])
     return None
-
-
-def _write_bytes(path: Path, data: bytes, *, fsync: bool) -> None:
-    with atomic_path(path, fsync=fsync) as tmp:
-        tmp.write_bytes(data)
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -118,21 +123,22 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_checkpoint(catalog_dir: Path, games: pa.Table, shards: pa.Table, *, fsync: bool = False) -> str:
+def write_checkpoint(storage: Storage, games: pa.Table, shards: pa.Table, *, fsync: bool = False) -> str:
     """Write a checkpoint of ``games`` and ``shards`` and make it the current one; returns its name.
 
     The two data files are complete under their final names before the
-    pointer is replaced, so a reader sees the old checkpoint or the new one,
-    never a mix; a crash leaves at most unreferenced files (removed by a
-    later checkpoint) or ``.tmp`` files (removed by the next open).
+    pointer is replaced (an atomic rename locally, one PUT on object
+    storage), so a reader sees the old checkpoint or the new one, never a
+    mix; a crash leaves at most unreferenced files (removed by a later
+    checkpoint) or ``.tmp`` files (removed by the next open).
     """
-    cdir = catalog_dir / CHECKPOINT_DIR
-    cdir.mkdir(parents=True, exist_ok=True)
+    cdir = f"{_CATALOG}/{CHECKPOINT_DIR}"
+    storage.makedirs(cdir)
     name = f"{utc_stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
     files = {}
     for part, table in (("games", games), ("shards", shards)):
         data = _parquet_bytes(table)
-        _write_bytes(cdir / f"{name}.{part}.parquet", data, fsync=fsync)
+        storage.write_bytes(f"{cdir}/{name}.{part}.parquet", data, fsync=fsync)
         files[part] = {"bytes": len(data), "sha256": _sha256(data)}
     pointer = {
         "checkpoint_version": CHECKPOINT_VERSION,
@@ -142,47 +148,46 @@ def write_checkpoint(catalog_dir: Path, games: pa.Table, shards: pa.Table, *, fs
         "shards": shards.num_rows,
         "files": files,
     }
-    _write_bytes(catalog_dir / LAST_CHECKPOINT, json.dumps(pointer, indent=1).encode(), fsync=fsync)
-    _remove_superseded(cdir, name)
+    storage.write_bytes(f"{_CATALOG}/{LAST_CHECKPOINT}", json.dumps(pointer, indent=1).encode(), fsync=fsync)
+    _remove_superseded(storage, name)
     return name
 
 
-def _remove_superseded(cdir: Path, current: str) -> None:
-    names = sorted({p.name.split(".", 1)[0] for p in cdir.glob("*.parquet")})
+def _remove_superseded(storage: Storage, current: str) -> None:
+    cdir = f"{_CATALOG}/{CHECKPOINT_DIR}"
+    entries = {e.path.rsplit("/", 1)[-1]: e for e in storage.list_files(cdir) if e.path.endswith(".parquet")}
+    names = sorted({n.split(".", 1)[0] for n in entries})
     old = [n for n in names if n < current][:-_KEEP] if _KEEP else [n for n in names if n < current]
     now = time.time()
     for n in old:
         for part in ("games", "shards"):
-            p = cdir / f"{n}.{part}.parquet"
-            try:
-                if now - p.stat().st_mtime > _GRACE_SECONDS:
-                    p.unlink()
-            except FileNotFoundError:
-                pass
+            e = entries.get(f"{n}.{part}.parquet")
+            if e is not None and now - (e.mtime or now) > _GRACE_SECONDS:
+                storage.delete_file(e.path)
 
 
 @contextmanager
-def checkpoint_lock(catalog_dir: Path) -> Iterator[bool]:
+def checkpoint_lock(storage: Storage) -> Iterator[bool]:
     """Non-blocking per-store lock so that one process at a time writes a checkpoint (released on crash).
 
-    Yields False (and holds nothing) when another process holds it.
+    Yields False (and holds nothing) when another process holds it.  Object
+    storage has no locks: two processes may both write one; the pointer's
+    last PUT wins and both checkpoints are complete.
     """
-    path = catalog_dir / CHECKPOINT_DIR / ".lock"
-    lock = file_lock(path, blocking=False)
+    rel = f"{_CATALOG}/{CHECKPOINT_DIR}/.lock"
+    lock = storage.lock(rel, blocking=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock.__enter__()
-    except OSError:  # held elsewhere (BlockingIOError), or read-only media
+        storage.makedirs(f"{_CATALOG}/{CHECKPOINT_DIR}")
+        got = lock.__enter__()
+    except OSError:  # read-only media
         yield False
         return
     try:
-        yield True
+        yield got
     finally:
         lock.__exit__(None, None, None)
 
 
-def checkpoint_files(catalog_dir: Path) -> Iterator[Path]:
-    """Every checkpoint data file (for verify and cleanup)."""
-    cdir = catalog_dir / CHECKPOINT_DIR
-    if cdir.exists():
-        yield from sorted(cdir.glob("*.parquet"))
+def checkpoint_files(storage: Storage) -> list[str]:
+    """Every checkpoint data file, relative to the store root (for verify and cleanup)."""
+    return sorted(e.path for e in storage.list_files(f"{_CATALOG}/{CHECKPOINT_DIR}") if e.path.endswith(".parquet"))

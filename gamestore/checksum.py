@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import xxhash
 
 from .errors import ShardCorruptError
@@ -32,10 +33,14 @@ def _h(data: Any) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
-def file_checksums(path: Path) -> dict:
-    """The checksum record of a freshly written Arrow IPC file (stored in the manifest)."""
-    with open(path, "rb") as f:
-        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+def file_checksums(path: "Path | pa.Buffer") -> dict:
+    """The checksum record of a freshly written Arrow IPC file, or of its content (stored in the manifest)."""
+    buf: Any
+    if isinstance(path, pa.Buffer):
+        buf = memoryview(path)
+    else:
+        with open(path, "rb") as f:
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
     try:
         n = len(buf)
         if n < 10 or buf[n - 6:] != _MAGIC:
@@ -81,7 +86,7 @@ def _problem(record: Any) -> str | None:
 class FileVerifier:
     """Checks one file of a shard against its checksum record (head and tail at once, batches on demand)."""
 
-    def __init__(self, path: Path, record: dict, *, shard_id: str, name: str, size: int) -> None:
+    def __init__(self, path: "Path | pa.Buffer", record: dict, *, shard_id: str, name: str, size: int) -> None:
         self.shard_id = shard_id
         self.name = name
         self._record = record
@@ -89,14 +94,20 @@ class FileVerifier:
         problem = _problem(record)
         if problem:
             self._fail(problem)
-        try:
-            with open(path, "rb") as f:
-                actual = os.fstat(f.fileno()).st_size
-                if actual != size:
-                    self._fail(f"size {actual} != {size}")
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            self._fail(f"unreadable: {exc}")
+        self._map: mmap.mmap | memoryview
+        if isinstance(path, pa.Buffer):  # a file read whole from object storage
+            self._map = memoryview(path)
+            if path.size != size:
+                self._fail(f"size {path.size} != {size}")
+        else:
+            try:
+                with open(path, "rb") as f:
+                    actual = os.fstat(f.fileno()).st_size
+                    if actual != size:
+                        self._fail(f"size {actual} != {size}")
+                    self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as exc:
+                self._fail(f"unreadable: {exc}")
         if VERIFY:
             head_len, head = record["head"]
             tail_start, tail = record["tail"]
@@ -133,7 +144,11 @@ class FileVerifier:
             self.check(i)
 
     def close(self) -> None:
+        m = getattr(self, "_map", None)
         try:
-            self._map.close()
-        except (AttributeError, BufferError):
+            if isinstance(m, mmap.mmap):
+                m.close()
+            elif m is not None:
+                m.release()
+        except BufferError:
             pass

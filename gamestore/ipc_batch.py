@@ -127,9 +127,13 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
 class FastBatchReader:
     """Reads record batch ``i`` of one zstd Arrow IPC file (see the module docstring)."""
 
-    def __init__(self, path: str, reader: ipc.RecordBatchFileReader) -> None:
-        with open(path, "rb") as f:
-            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader) -> None:
+        self._mmap: mmap.mmap | None = None
+        if isinstance(path, pa.Buffer):  # a file read whole from object storage
+            self._map: mmap.mmap | memoryview = memoryview(path)
+        else:
+            with open(path, "rb") as f:
+                self._map = self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self._view = memoryview(self._map)
         buf = self._map
         n = len(buf)
@@ -248,7 +252,10 @@ class FastBatchReader:
 
     def close(self) -> None:
         self._view.release()
-        self._map.close()
+        if self._mmap is not None:
+            self._mmap.close()
+        else:
+            self._map.release()  # type: ignore[union-attr]
 
 
 def _data(buf: pa.Buffer | None, nbytes: int) -> pa.Buffer:
@@ -299,8 +306,8 @@ def build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list) 
     return pa.Array.from_buffers(t, length, [validity, values], null_count=nulls)
 
 
-def fast_reader(path: str, reader: ipc.RecordBatchFileReader) -> FastBatchReader | None:
-    """A :class:`FastBatchReader` for ``path``, or None where Arrow's reader must be used."""
+def fast_reader(path: str | pa.Buffer, reader: ipc.RecordBatchFileReader) -> FastBatchReader | None:
+    """A :class:`FastBatchReader` for ``path`` (or a file's whole content), or None where Arrow's reader must be used."""
     try:
         return FastBatchReader(path, reader)
     except (Unsupported, OSError, ValueError, struct.error, IndexError):

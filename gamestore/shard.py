@@ -1,162 +1,40 @@
-"""Shards: immutable directories of two zstd Arrow IPC files and a manifest.
+"""Shards: immutable directories of two zstd Arrow IPC files and a manifest; reading them.
 
-A shard is written into ``tmp/<shard_id>/``, every file fsynced, and then
-committed by renaming the directory into ``shards/`` (see docs/format.md).
+Shards are written and committed by :mod:`gamestore.shardwrite` (a rename on
+a local filesystem, the manifest written last on object storage) and
+described by their manifest (:mod:`gamestore.manifest`).  All I/O goes
+through a :class:`gamestore.storage.Storage`: local files are memory-mapped,
+objects read whole once per reader.
 """
 from __future__ import annotations
 
-import errno
-import json
+import hashlib
 import os
-import secrets
-import shutil
 import threading
-import warnings
 from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Hashable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from .checksum import FileVerifier, file_checksums
-from .errors import FormatError, ShardCorruptError, StoreFullError
-from .fsutil import fsync_dir, fsync_file, sha256_file, utc_now, utc_stamp
+from .checksum import FileVerifier
+from .errors import FormatError, ShardCorruptError
+from .fsutil import sha256_file
 from .ipc_batch import Damaged, FastBatchReader, Unsupported, fast_reader
-from .ipc_write import write_ipc_file
-from .schema import FORMAT_VERSION, GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, moves_schema, vectors_from_schema
+from .manifest import GAMES_FILE, MANIFEST, MOVES_FILE, parse_manifest, read_manifest
+from .schema import GAMES_SCHEMA, READABLE_FORMAT_VERSIONS, VectorSpec, vectors_from_schema
+from .shardwrite import ShardInfo, new_shard_id, write_shard
+from .storage import Storage
 
 __all__ = [
-    "MANIFEST", "MOVES_FILE", "GAMES_FILE", "new_shard_id", "write_shard", "ShardReader", "open_ipc",
-    "LRUCache", "BATCH_CACHE", "ROW_CACHE", "verify_shard", "check_files",
+    "MANIFEST", "MOVES_FILE", "GAMES_FILE", "ShardInfo", "new_shard_id", "write_shard", "ShardReader", "open_ipc",
+    "LRUCache", "BATCH_CACHE", "ROW_CACHE", "verify_shard", "parse_manifest", "read_manifest",
 ]
 
-MOVES_FILE = "moves.arrow"
-GAMES_FILE = "games.arrow"
-MANIFEST = "MANIFEST.json"
 _READABLE_META = {str(v).encode() for v in READABLE_FORMAT_VERSIONS}
-
-
-def new_shard_id() -> str:
-    """A unique, time-sortable shard id: ``YYYYmmddTHHMMSSffffff-<pid>-<8 hex>``."""
-    return f"{utc_stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
-    return {
-        b"gamestore.format_version": str(FORMAT_VERSION).encode(),
-        b"gamestore.kind": kind.encode(),
-        b"gamestore.shard_id": shard_id.encode(),
-    }
-
-
-def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each."""
-    moves = moves.combine_chunks()  # one dictionary per field: the IPC file format allows no replacement
-    offsets = games.column("move_offset").to_pylist()
-    counts = games.column("move_count").to_pylist()
-    start = 0
-    end = 0
-    for off, cnt in zip(offsets, counts):
-        if end - start >= batch_rows or (end > start and end - start + cnt > batch_rows):
-            yield from moves.slice(start, end - start).to_batches()
-            start = end
-        end = off + cnt
-    if end > start:
-        yield from moves.slice(start, end - start).to_batches()
-
-
-def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
-    # compressed with one reused zstd context (ipc_write); written through a native sink, without the
-    # GIL (a Python file object would take the GIL for every write and stall an event loop in another thread)
-    write_ipc_file(path, schema, batches)
-    if fsync:
-        fsync_file(path)
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    shard_id: str
-    path: Path
-    num_games: int
-    num_moves: int
-    bytes: int
-
-
-def write_shard(
-    root: Path,
-    games: pa.Table,
-    moves: pa.Table,
-    *,
-    vectors: dict[str, VectorSpec],
-    batch_rows: int = 1024,
-    fsync: bool = True,
-    shard_id: str | None = None,
-    replaces: Sequence[str] = (),
-) -> ShardInfo:
-    """Write and commit one shard under store ``root``; returns once it is durable and visible.
-
-    ``replaces`` names the shards whose games this one carries over (compaction, prune): from this
-    commit on readers ignore them (docs/format.md, "replaces").
-
-    On any failure (including ENOSPC) the staging directory is removed and
-    nothing becomes visible.
-    """
-    shard_id = shard_id or new_shard_id()
-    staging = root / "tmp" / shard_id
-    final = root / "shards" / shard_id
-    mschema = moves_schema(vectors).with_metadata(_file_metadata("moves", shard_id))
-    gschema = GAMES_SCHEMA.with_metadata(_file_metadata("games", shard_id))
-    try:
-        staging.mkdir(parents=True)
-        moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
-        batches = list(_move_batches(games, moves, batch_rows))
-        _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
-        _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
-        files: dict[str, dict[str, Any]] = {
-            name: {
-                "bytes": (staging / name).stat().st_size,
-                "sha256": sha256_file(staging / name),
-                "checksums": file_checksums(staging / name),
-            }
-            for name in (MOVES_FILE, GAMES_FILE)
-        }
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "shard_id": shard_id,
-            "created_at": utc_now(),
-            "num_games": games.num_rows,
-            "num_moves": moves.num_rows,
-            "game_ids": games.column("game_id").to_pylist(),
-            "batch_rows": [b.num_rows for b in batches],
-            "vectors": {name: spec.to_json() for name, spec in sorted(vectors.items())},
-            "files": files,
-            **({"replaces": sorted(replaces)} if replaces else {}),
-        }
-        with open(staging / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, separators=(",", ":"))
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        if fsync:
-            fsync_dir(staging)
-        os.rename(staging, final)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreFullError(exc.errno, f"disk full while writing shard {shard_id}: {exc.strerror}") from exc
-        raise
-    if fsync:
-        # committed (visible) from here on: never undo or report failure, or a retry would store the games twice;
-        # a failed directory fsync is made good by the next commit's (docs/concurrency.md)
-        try:
-            fsync_dir(final.parent)
-        except OSError as exc:
-            warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
-    size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
-    return ShardInfo(shard_id, final, games.num_rows, moves.num_rows, size)
 
 
 def open_ipc(
@@ -187,51 +65,6 @@ def open_ipc(
         raise FormatError(f"shard {shard_id}: {path.name} has an unsupported format version")
     return reader
 
-
-def read_manifest(path: Path) -> dict:
-    """The shard's MANIFEST.json, checked for shape (a damaged one raises :class:`ShardCorruptError`)."""
-    try:
-        with open(path / MANIFEST, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise ShardCorruptError("manifest missing", shard_id=path.name) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=path.name) from None
-    if not isinstance(manifest, dict):
-        raise ShardCorruptError(f"manifest is a JSON {type(manifest).__name__}, not an object", shard_id=path.name)
-    version = manifest.get("format_version")
-    if version not in READABLE_FORMAT_VERSIONS:
-        raise FormatError(f"shard {path.name}: format version {version!r} is not supported (this reader: {FORMAT_VERSION})")
-    problem = _manifest_problem(manifest)
-    if problem:
-        raise ShardCorruptError(f"{MANIFEST}: {problem}", shard_id=path.name)
-    return manifest
-
-
-def _is_count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _manifest_problem(m: dict) -> str | None:
-    """What is wrong with the shape of a manifest (None when it is well formed)."""
-    ids, rows, files = m.get("game_ids"), m.get("batch_rows"), m.get("files")
-    if not _is_count(m.get("num_games")) or not _is_count(m.get("num_moves")):
-        return "num_games/num_moves missing or not counts"
-    if not isinstance(ids, list) or not all(isinstance(g, str) for g in ids) or len(ids) != m["num_games"]:
-        return "game_ids missing, not a list of str, or not num_games long"
-    if len(set(ids)) != len(ids):
-        return "game_ids repeat"
-    if not isinstance(rows, list) or not all(_is_count(n) for n in rows) or sum(rows) != m["num_moves"]:
-        return "batch_rows missing, not counts, or not adding up to num_moves"
-    # file names are confined to the shard directory: exactly the shard's two files, nothing else
-    if not isinstance(files, dict) or set(files) != {MOVES_FILE, GAMES_FILE}:
-        return f"files must name exactly {MOVES_FILE} and {GAMES_FILE}"
-    for entry in files.values():
-        if not isinstance(entry, dict) or not _is_count(entry.get("bytes")) or not isinstance(entry.get("sha256"), str):
-            return "files entries need bytes and sha256"
-    if not isinstance(m.get("created_at", ""), str) or not isinstance(m.get("vectors", {}), dict):
-        return "created_at/vectors malformed"
-    return None
 
 
 class LRUCache:
@@ -295,28 +128,55 @@ class _CachedBatch:
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
-    def __init__(self, path: Path, *, manifest: dict | None = None) -> None:
-        self.path = Path(path)
-        self.shard_id = self.path.name
-        self.manifest = read_manifest(self.path) if manifest is None else manifest
+    def __init__(self, storage: Storage, shard_id: str, *, prefix: str = "shards", manifest: dict | None = None) -> None:
+        self.storage = storage
+        self.shard_id = shard_id
+        self.rel = f"{prefix}/{shard_id}" if prefix else shard_id
+        #: the shard directory on its filesystem (a local Path only on local storage)
+        self.path = Path(storage.path(self.rel))
+        self.manifest = manifest if manifest is not None else read_manifest(storage, self.rel)
         self._games: pa.Table | None = None
         self._moves: ipc.RecordBatchFileReader | None = None
         self._batch_starts: list[int] | None = None
         self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
         self._vectors: dict[str, VectorSpec] | None = None
         self.strings: dict = {}  #: decoded dictionary strings of moves.arrow, shared by its batches' decoders
-        self._key = str(self.path)
+        self._key = f"{storage.uri}|{self.rel}"
         self._games_key: tuple = ()
         self._moves_key: tuple = ()
         self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
         self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
         self._verifiers: dict[str, FileVerifier] = {}
+        self._buffers: dict[str, pa.Buffer] = {}  # object storage: files read whole, by name
+
+    @classmethod
+    def at(cls, path: str | os.PathLike) -> "ShardReader":
+        """A reader of the shard directory at local ``path``."""
+        p = Path(path).absolute()
+        return cls(Storage(pafs.LocalFileSystem(), str(p.parent)), p.name, prefix="")
+
+    def file_path(self, name: str) -> str:
+        """The full path of one of the shard's files on its filesystem."""
+        return self.storage.path(f"{self.rel}/{name}")
 
     # -- files ---------------------------------------------------------------
+    def _buffer(self, name: str) -> pa.Buffer:
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = pa.py_buffer(self.storage.read_bytes(f"{self.rel}/{name}"))
+        return buf
+
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:
+        source: pa.NativeFile | None = None
+        if not self.storage.local:
+            # a network failure stays an OSError (transient: retry), not a damaged shard
+            try:
+                source = pa.BufferReader(self._buffer(name))
+            except FileNotFoundError:
+                raise ShardCorruptError(f"{name} missing", shard_id=self.shard_id) from None
         self.verifier(name)
-        return open_ipc(self.path / name, fields=fields, threads=threads)
+        return open_ipc(Path(self.file_path(name)), source=source, fields=fields, threads=threads)
 
     def verifier(self, name: str) -> FileVerifier | None:
         """The checksum verifier of one file (None for format-1 shards, which carry no per-batch checksums)."""
@@ -325,8 +185,9 @@ class ShardReader:
             entry = self.manifest["files"][name]
             if "checksums" not in entry:
                 return None
+            source = self.path / name if self.storage.local else self._buffer(name)  # object storage: the bytes
             v = self._verifiers[name] = FileVerifier(
-                self.path / name, entry["checksums"], shard_id=self.shard_id, name=name, size=entry["bytes"]
+                source, entry["checksums"], shard_id=self.shard_id, name=name, size=entry["bytes"]
             )
         return v
 
@@ -340,8 +201,10 @@ class ShardReader:
 
     def _file_key(self, name: str) -> tuple:
         """Cache key of one file's content: a file rewritten in place (damage, repair) gets a new key."""
+        if not self.storage.local:  # objects are never rewritten in place: the manifest's checksum names the content
+            return (self._key, name, self.manifest.get("files", {}).get(name, {}).get("sha256"))
         try:
-            st = os.stat(self.path / name)
+            st = os.stat(self.file_path(name))
         except OSError as exc:
             raise ShardCorruptError(f"{name} unreadable: {exc}", shard_id=self.shard_id) from None
         return (self._key, name, st.st_ino, st.st_mtime_ns, st.st_size)
@@ -440,7 +303,8 @@ class ShardReader:
     def fast_reader(self) -> FastBatchReader | None:
         """The one-zstd-context reader of ``moves.arrow`` (ipc_batch.py); None where Arrow's reader must do it."""
         if not self._fast_tried:
-            self._fast = fast_reader(str(self.path / MOVES_FILE), self.moves_reader)
+            source = self.file_path(MOVES_FILE) if self.storage.local else self._buffer(MOVES_FILE)
+            self._fast = fast_reader(source, self.moves_reader)
             self._fast_tried = True
         return self._fast
 
@@ -532,12 +396,48 @@ class ShardReader:
                 batch = batch.select(list(columns))
             yield starts[i], batch
 
+    def preload(self) -> None:
+        """Object storage: download ``moves.arrow`` now (a scan's read-ahead); nothing locally."""
+        if not self.storage.local:
+            self._buffer(MOVES_FILE)
+
+    def check_files(self) -> list[str]:
+        """Size and sha256 problems of the shard's files against its manifest (empty when intact).
+
+        On object storage each file is read whole once; the reader keeps the
+        content for the reads that follow.
+        """
+        problems = []
+        for name, expect in self.manifest.get("files", {}).items():
+            try:
+                if self.storage.local:
+                    fp = Path(self.file_path(name))
+                    size = fp.stat().st_size
+                    digest = sha256_file(fp) if size == expect.get("bytes") else ""
+                else:
+                    self._buffers.pop(name, None)  # verify what is stored now, not what was read before
+                    buf = self._buffer(name)
+                    size = buf.size
+                    digest = hashlib.sha256(memoryview(buf)).hexdigest()
+            except FileNotFoundError:
+                problems.append(f"{name} missing")
+                continue
+            except OSError as exc:
+                problems.append(f"{name}: {exc.strerror or exc}")
+                continue
+            if size != expect.get("bytes"):
+                problems.append(f"{name}: size {size} != {expect.get('bytes')}")
+            elif digest != expect.get("sha256"):
+                problems.append(f"{name}: checksum mismatch")
+        return problems
+
     def close(self) -> None:
         self._games = None
         self._games_columns = None
         self._moves = None
         self._projected.clear()
         self.strings = {}
+        self._buffers = {}
         if self._fast is not None:
             self._fast.close()
         self._fast, self._fast_tried = None, False
@@ -546,36 +446,25 @@ class ShardReader:
         self._verifiers = {}
 
 
-def check_files(path: Path, manifest: dict) -> list[str]:
-    """Size and checksum problems of a shard's files against its manifest (empty when intact)."""
-    problems = []
-    for name, expect in manifest.get("files", {}).items():
-        fp = Path(path) / name
-        try:
-            size = fp.stat().st_size
-            if size != expect["bytes"]:
-                problems.append(f"{name}: size {size} != {expect['bytes']}")
-            elif sha256_file(fp) != expect["sha256"]:
-                problems.append(f"{name}: checksum mismatch")
-        except FileNotFoundError:
-            problems.append(f"{name} missing")
-        except OSError as exc:
-            problems.append(f"{name}: {exc.strerror or exc}")
-    return problems
+def verify_shard(storage: Storage | str | os.PathLike, shard_id: str | None = None, *, prefix: str = "shards") -> list[str]:
+    """Every problem found in one shard (empty when intact).
 
-
-def verify_shard(path: Path) -> list[str]:
-    """Every problem found in one shard directory (empty when intact)."""
-    path = Path(path)
+    ``verify_shard(storage, shard_id)`` checks ``shards/<shard_id>`` of a
+    store; ``verify_shard(path)`` a local shard directory.
+    """
     try:
-        manifest = read_manifest(path)
+        if isinstance(storage, Storage):
+            assert shard_id is not None, "verify_shard(storage, shard_id)"
+            reader = ShardReader(storage, shard_id, prefix=prefix)
+        else:
+            reader = ShardReader.at(storage)
     except (ShardCorruptError, FormatError) as exc:
         return [str(exc)]
-    problems = check_files(path, manifest)
+    manifest = reader.manifest
+    problems = reader.check_files()
     if problems:
         return problems
     try:
-        reader = ShardReader(path)
         games = reader.games
         ids = games.column("game_id").to_pylist()
         if ids != manifest["game_ids"]:

@@ -1,7 +1,6 @@
 """GameStore: the synchronous store API over shards and the catalog."""
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
@@ -15,19 +14,24 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from . import codec, readpath, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
-    ShardCorruptError, StoreClosedError, StoreExistsError, StoreNotFoundError,
+    ShardCorruptError, StoreClosedError, StoreNotFoundError,
 )
 from .records import undeclared_vectors
 from .profiles import LEGACY_PROFILE, get_profile
-from .schema import FORMAT_VERSION, VectorSpec, conform, moves_schema
-from .fsutil import atomic_write_json, file_lock, utc_now
-from .layout import LAYOUT, CONFIG_FILE, check_layout, clean_leftovers, read_config, require_store
+from .schema import VectorSpec, conform, moves_schema
+from .fsutil import utc_now
+from .layout import (
+    CONFIG_FILE, check_layout, clean_leftovers, clean_orphans, create_config, read_config, record_profile, require_store,
+    write_json,
+)
 from .shard import write_shard
+from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     from .game_writer import GameWriter
@@ -49,7 +53,7 @@ def _quote_ident(name: str) -> str:
 
 
 class GameStore:
-    """An embedded store of game records at one directory path.
+    """An embedded store of game records at one location (a directory, or a prefix on object storage).
 
     Use :func:`gamestore.open` to get one.  Thread-safe; many processes may
     open the same path at once (docs/concurrency.md).
@@ -57,14 +61,16 @@ class GameStore:
 
     def __init__(
         self,
-        path: Path,
+        location: "Storage | str | os.PathLike[str]",
         *,
         shard_moves: int = 65536,
         shard_games: int = 4096,
         batch_rows: int = 1024,
         fsync: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.storage = Storage.from_location(location)
+        #: the store's directory (a Path) on a local filesystem, else its URI
+        self.path: Path | str = self.storage.local_path() if self.storage.local else self.storage.uri
         self._config = self._read_config()
         self._shard_moves = shard_moves
         self._shard_games = shard_games
@@ -77,17 +83,19 @@ class GameStore:
         self._closed = False
         self._compactor: AutoCompactor | None = None
         name = self.profile
-        self._catalog = Catalog(self.path, profile=None if name is None else get_profile(name))
+        self._catalog = Catalog(self.storage, profile=None if name is None else get_profile(name))
         self._catalog.load()
 
     # -- configuration --------------------------------------------------------------
     def _read_config(self) -> dict[str, Any]:
-        return read_config(self.path)
+        return read_config(self.storage)
 
     @contextmanager
     def _store_lock(self) -> Iterator[None]:
-        """Exclusive, short inter-process lock for store-wide metadata changes."""
-        with file_lock(self.path / ".lock"):
+        """Exclusive, short inter-process lock for store-wide metadata changes (none on object storage:
+        there a concurrent declaration may be lost from gamestore.json, but every shard declares its own
+        vectors in its manifest and schema, and readers take the union)."""
+        with self.storage.lock(".lock"):
             yield
 
     @property
@@ -121,7 +129,7 @@ class GameStore:
             if all(n in current for n in specs):
                 return
             self._config.setdefault("vectors", {}).update({n: s.to_json() for n, s in specs.items()})
-            atomic_write_json(self.path / CONFIG_FILE, self._config, fsync=self._fsync)
+            write_json(self.storage, CONFIG_FILE, self._config, fsync=self._fsync)
 
     def _auto_declare(self, records: Sequence[Mapping[str, Any]]) -> RecordError | None:
         """Declare the vectors ``records`` use that are not declared yet.
@@ -272,7 +280,7 @@ class GameStore:
         vectors = self.vectors
         mschema = moves_schema(vectors)
         moves = pa.concat_tables([conform(p.moves, mschema) for p in parts])
-        info = write_shard(self.path, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
+        info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
         self._buffer = []
         self._buffered_ids = set()
         self._buffered_moves = 0
@@ -450,22 +458,19 @@ class GameStore:
         self._check_open()
         if not _META_NAME.match(name):
             raise ValueError(f"bad meta name {name!r}")
-        d = self.path / "meta"
-        d.mkdir(exist_ok=True)
-        atomic_write_json(d / f"{name}.json", value, fsync=self._fsync)
+        self.storage.makedirs("meta")
+        write_json(self.storage, f"meta/{name}.json", value, fsync=self._fsync)
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         if not _META_NAME.match(name):
             raise ValueError(f"bad meta name {name!r}")
         try:
-            with builtins.open(self.path / "meta" / f"{name}.json", encoding="utf-8") as f:
-                return json.load(f)
+            return json.loads(self.storage.read_bytes(f"meta/{name}.json"))
         except FileNotFoundError:
             return default
 
     def meta_names(self) -> list[str]:
-        d = self.path / "meta"
-        return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
+        return sorted(n[: -len(".json")] for n in self.storage.list_dir("meta") if n.endswith(".json") and not n.startswith("."))
 
     # -- housekeeping -----------------------------------------------------------------------------
     @property
@@ -479,7 +484,7 @@ class GameStore:
         games = self.count_games()
         moves = self.count_moves()
         shard_bytes = int(self._scalar("SELECT coalesce(sum(bytes), 0) FROM shards"))
-        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        disk = sum(e.size for e in self.storage.list_files(""))
         configs = self._table(
             "SELECT board_type, num_players, count(*) AS games, sum(num_moves) AS moves FROM games"
             " GROUP BY 1, 2 ORDER BY 1, 2"
@@ -536,7 +541,7 @@ class GameStore:
 
 
 def open(
-    path: str | os.PathLike[str],
+    path: "str | os.PathLike[str] | Storage",
     *,
     create: bool = True,
     profile: str | None = None,
@@ -547,9 +552,14 @@ def open(
     batch_rows: int = 1024,
     fsync: bool = True,
     auto_compact: "bool | TierPolicy" = False,
+    filesystem: "pafs.FileSystem | None" = None,
 ) -> GameStore:
     """Open (and by default create) the store at ``path``.
 
+    ``path`` is a local directory or a URI that ``pyarrow.fs.FileSystem.from_uri``
+    accepts (``s3://bucket/prefix``, ``s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http``,
+    ``gs://...``, ``file://...``); ``AWS_ENDPOINT_URL`` is honoured for ``s3://``.
+    ``filesystem`` (a ``pyarrow.fs.FileSystem``) makes ``path`` a path on it.
     ``profile`` names a game profile (gamestore/profiles.py, e.g.
     ``"ringrift"``): a store created with one records it and installs its
     views on every open; by default a store knows no game.  Opening a store
@@ -562,35 +572,26 @@ def open(
     :meth:`GameStore.close` (one compactor per store at a time, whichever
     process gets the lock; see docs/operations.md).
     """
-    root = Path(path)
-    config_path = root / CONFIG_FILE
-    if root.exists() and not root.is_dir():
-        raise StoreNotFoundError(f"not a gamestore: {root} is not a directory")
+    storage = Storage.from_location(path, filesystem=filesystem)
+    if storage.local and os.path.exists(storage.root) and not os.path.isdir(storage.root):
+        raise StoreNotFoundError(f"not a gamestore: {storage.uri} is not a directory")
     if profile is not None:
         get_profile(profile)  # an unknown name fails before anything is created
-    if not config_path.exists():
+    if not storage.exists(CONFIG_FILE):
         if not create:
-            raise StoreNotFoundError(f"not a gamestore: {root} (no {CONFIG_FILE})")
-        root.mkdir(parents=True, exist_ok=True)
-        with file_lock(root / ".lock"):
-            if not config_path.exists():
-                foreign = [p.name for p in root.iterdir() if p.name not in LAYOUT and p.name != ".lock"]
-                if foreign:
-                    raise StoreExistsError(f"{root} exists and is not a gamestore (holds {foreign[:3]})")
-                bt: list[str] | None
-                if board_types is None and profile is not None:
-                    board_types = get_profile(profile).board_types
-                bt = None if board_types is None else sorted(board_types)
-                check_layout(root, create=True)
-                config = {"format_version": FORMAT_VERSION, "created_at": utc_now(), "vectors": {}, "board_types": bt,
-                          "profile": profile}
-                atomic_write_json(config_path, config, fsync=fsync)
-    read_config(root)
+            raise StoreNotFoundError(f"not a gamestore: {storage.uri} (no {CONFIG_FILE})")
+        if board_types is None and profile is not None:
+            board_types = get_profile(profile).board_types
+        create_config(storage, board_types, profile, fsync=fsync)
+    read_config(storage)
     if profile is not None:
-        _record_profile(root, profile, fsync=fsync)
-    check_layout(root, create=True)
-    clean_leftovers(root)
-    store = GameStore(root, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
+        record_profile(storage, profile, fsync=fsync)
+    if storage.local:
+        check_layout(storage.local_path(), create=True)
+        clean_leftovers(storage.local_path())
+    store = GameStore(storage, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
+    if not storage.local and store.catalog.uncommitted:
+        clean_orphans(store.storage, store.catalog.uncommitted)
     if vectors:
         store.declare_vectors(vectors)
     if auto_compact:
@@ -600,15 +601,3 @@ def open(
         store._compactor = AutoCompactor(store, policy, fsync=fsync).start()
     return store
 
-
-def _record_profile(root: Path, profile: str, *, fsync: bool) -> None:
-    """Record ``profile`` in a store's config unless it has it; another profile is a :class:`ProfileError`."""
-    with file_lock(root / ".lock"):
-        config = read_config(root)
-        recorded = config.get("profile", LEGACY_PROFILE)
-        if recorded == profile:
-            return
-        if recorded is not None:
-            raise ProfileError(f"store {root} was created with profile {recorded!r}, not {profile!r}")
-        config["profile"] = profile
-        atomic_write_json(root / CONFIG_FILE, config, fsync=fsync)

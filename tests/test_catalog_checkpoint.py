@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import gamestore
+from gamestore.storage import Storage
 from gamestore import catalog as catalog_mod
 from gamestore import checkpoint as ckpt
 from gamestore.ops.integrity import verify_store
@@ -82,11 +83,11 @@ def test_damaged_or_missing_checkpoint_is_rebuilt(many, damage):
         (many / "catalog" / ckpt.LAST_CHECKPOINT).unlink()
     else:
         (many / "catalog" / ckpt.LAST_CHECKPOINT).write_text("{not json")
-    assert ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA) is None
+    assert ckpt.read_checkpoint(Storage.from_location(many), catalog_mod.SEGMENT_SCHEMA) is None
     assert verify_store(many).ok == (damage == "delete_pointer")
     with gamestore.open(many, create=False) as s:
         assert _game_ids(s) == expect
-    rebuilt = ckpt.read_checkpoint(many / "catalog", catalog_mod.SEGMENT_SCHEMA)
+    rebuilt = ckpt.read_checkpoint(Storage.from_location(many), catalog_mod.SEGMENT_SCHEMA)
     assert rebuilt is not None and rebuilt.name != pointer["name"] and rebuilt.games.num_rows == 300
 
 

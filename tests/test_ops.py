@@ -189,7 +189,7 @@ def test_compact_crash_while_trashing_leaves_every_game_once(store_path, monkeyp
 def test_compact_crash_while_writing_leaves_nothing_visible(store_path, monkeypatch):
     before = snapshot(store_path)
     shards = shard_ids(store_path)
-    import gamestore.shard as shard_mod
+    import gamestore.shardwrite as shard_mod
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")

@@ -33,6 +33,7 @@ COMMAND_GROUPS = (
     "gamestore.cli.maintenance",
     "gamestore.cli.export",
     "gamestore.cli.report",
+    "gamestore.cli.sync",
     "gamestore.ringrift.cli",
 )
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import FormatError, StoreBusyError
-from ..fsutil import file_lock, fsync_dir
+from ..fsutil import fsync_dir
 from ..readpath import ShardPick
 from ..schema import VectorSpec
-from ..shard import ShardReader
+from ..shard import MANIFEST, ShardReader
+from ..storage import Storage
 from ..store import GameStore
 from ..store import open as open_store
 
@@ -51,13 +51,16 @@ def opened(store: GameStore | str | os.PathLike, *, create: bool = False) -> Ite
 
 
 @contextmanager
-def maintenance_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock held by one shard-rewriting job per store; writers and readers are not blocked."""
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(file_lock(Path(root) / _LOCK_FILE, blocking=False))
-        except BlockingIOError:
-            raise StoreBusyError(f"another compact/prune/merge is running on {root}") from None
+def maintenance_lock(store: GameStore | Storage | str | os.PathLike) -> Iterator[None]:
+    """Exclusive lock held by one shard-rewriting job per store; writers and readers are not blocked.
+
+    Object storage has no locks: concurrent jobs there are safe (every game
+    stays visible exactly once) but may rewrite the same games twice.
+    """
+    storage = store.storage if isinstance(store, GameStore) else Storage.from_location(store)
+    with storage.lock(_LOCK_FILE, blocking=False) as taken:
+        if not taken:
+            raise StoreBusyError(f"another compact/prune/merge is running on {storage.uri}")
         yield
 
 
@@ -89,13 +92,21 @@ def union_vectors(specs: Iterable[dict[str, VectorSpec]], *, what: str = "shards
     return out
 
 
-def trash_shards(root: Path, shard_ids: Iterable[str], *, fsync: bool = True) -> None:
+def trash_shards(storage: Storage, shard_ids: Iterable[str], *, fsync: bool = True) -> None:
     """Remove committed shards: each is renamed into ``trash/`` (its games vanish at once), then deleted.
 
+    On object storage the manifest is deleted first (the shard is no longer
+    committed: its games vanish at once), then the data and the segment.
     Shards go in descending id order, so a game stored in several of them
     stays visible until its first-indexed copy goes.
     """
-    root = Path(root)
+    if not storage.local:
+        for sid in sorted(shard_ids, reverse=True):
+            storage.delete_file(f"shards/{sid}/{MANIFEST}")
+            storage.delete_dir(f"shards/{sid}")
+            storage.delete_file(f"catalog/{sid}.parquet")
+        return
+    root = storage.local_path()
     for sid in sorted(shard_ids, reverse=True):
         src = root / "shards" / sid
         dst = root / "trash" / sid
@@ -109,16 +120,15 @@ def trash_shards(root: Path, shard_ids: Iterable[str], *, fsync: bool = True) ->
         shutil.rmtree(dst, ignore_errors=True)
 
 
-def clean_orphan_segments(root: Path) -> int:
+def clean_orphan_segments(storage: Storage) -> int:
     """Delete catalog segments whose shard is gone (a crash between trash and unlink leaves them)."""
-    root = Path(root)
     # segments first: a writer commits its shard before its segment, so every segment
     # listed here whose shard is missing from the later listing really has no shard
-    segments = list((root / "catalog").glob("*.parquet"))
-    shards = set(os.listdir(root / "shards"))
+    segments = [n[: -len(".parquet")] for n in storage.list_dir("catalog") if n.endswith(".parquet") and not n.startswith(".")]
+    shards = set(storage.list_dir("shards"))
     removed = 0
-    for seg in segments:
-        if seg.stem not in shards:
-            seg.unlink(missing_ok=True)
+    for sid in segments:
+        if sid not in shards:
+            storage.delete_file(f"catalog/{sid}.parquet")
             removed += 1
     return removed

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import FormatError, GamestoreError, StoreNotFoundError
-from ..fsutil import copy_file, fsync_dir
+from ..errors import FormatError, GamestoreError
 from ..readpath import ShardPick
-from ..shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, check_files, new_shard_id
+from ..replicate import copy_shard
+from ..shard import ShardReader
+from ..storage import Storage
 from ..store import GameStore
 from ..store import open as open_store
 from .common import (
@@ -27,7 +26,7 @@ from .common import (
 )
 from .shardbuild import Part, write_parts
 
-__all__ = ["MergeResult", "merge", "copy_shard"]
+__all__ = ["MergeResult", "merge"]
 
 
 @dataclass
@@ -43,40 +42,6 @@ class MergeResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def copy_shard(src: Path, root: Path, shard_id: str, manifest: dict, *, fsync: bool) -> bool:
-    """Copy a committed shard byte for byte into store ``root`` under its own id (commit protocol).
-
-    Returns False when a shard of that id is already there.  The copy is
-    checked against the manifest checksums before it is committed.
-    """
-    final = root / "shards" / shard_id
-    if final.exists():
-        return False
-    staging = root / "tmp" / new_shard_id()  # our pid: never mistaken for a dead writer's leftovers
-    staging.mkdir(parents=True)
-    try:
-        for name in (MOVES_FILE, GAMES_FILE, MANIFEST):
-            digest = copy_file(src / name, staging / name, fsync=fsync)
-            expect = manifest["files"].get(name)
-            if expect is not None and digest != expect["sha256"]:
-                raise FormatError(f"shard {shard_id}: {name} changed while it was copied (checksum mismatch)")
-        if fsync:
-            fsync_dir(staging)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            if final.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-                return False
-            raise
-        if fsync:
-            fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return True
 
 
 def _board_types(s: GameStore) -> set[str]:
@@ -100,7 +65,7 @@ def merge(
     merge is finished by running it again.  The first source wins when
     several hold the same game id.
     """
-    dest_path = Path(dest)
+    dest_storage = Storage.from_location(dest)
     result = MergeResult()
     srcs: list[GameStore] = []
     owned: list[GameStore] = []
@@ -109,22 +74,20 @@ def merge(
             if isinstance(src, GameStore):
                 srcs.append(src)
             else:
-                if not (Path(src) / "gamestore.json").exists():
-                    raise StoreNotFoundError(f"no gamestore at {src}")
                 st = open_store(src, create=False)
                 owned.append(st)
                 srcs.append(st)
         for st in srcs:
-            if dest_path.exists() and st.path.resolve() == dest_path.resolve():
-                raise GamestoreError(f"{st.path} is both a source and the destination")
+            if st.storage.same_place(dest_storage):
+                raise GamestoreError(f"{st.storage.uri} is both a source and the destination")
         vectors = union_vectors([st.vectors for st in srcs] + [st.catalog.vectors() for st in srcs], what="sources")
         allowed = [st.board_types for st in srcs]
         board_types = None if any(b is None for b in allowed) else sorted({t for b in allowed if b for t in b})
         used = set().union(*(_board_types(st) for st in srcs)) if srcs else set()
         profiles = {st.profile for st in srcs}
         profile = profiles.pop() if len(profiles) == 1 else None  # a destination of mixed sources gets none
-        with open_store(dest_path, create=True, profile=profile, board_types=board_types, fsync=fsync) as d, \
-                maintenance_lock(d.path):
+        with open_store(dest_storage, create=True, profile=profile, board_types=board_types, fsync=fsync) as d, \
+                maintenance_lock(d):
             if d.board_types is not None and not used <= d.board_types:
                 raise FormatError(
                     f"{d.path} accepts board types {sorted(d.board_types)}; the sources hold {sorted(used - d.board_types)}"
@@ -132,7 +95,7 @@ def merge(
             if vectors:
                 union_vectors([d.vectors, vectors], what="stores")
                 d.declare_vectors(vectors)
-            clean_orphan_segments(d.path)
+            clean_orphan_segments(d.storage)
             d.refresh()
             _merge_into(d, srcs, result, target_moves=target_moves, fsync=fsync, progress=progress)
             d.refresh()
@@ -168,12 +131,12 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
         result.games_skipped += indexed.num_games - new.num_games
         if not new.num_games:
             continue
-        problems = check_files(reader.path, reader.manifest)
+        problems = reader.check_files()
         if problems:
             result.damaged_shards[f"{st.path}:{reader.shard_id}"] = problems
             continue
         moves = new.num_moves
-        if new.num_games == reader.manifest["num_games"] and copy_shard(reader.path, d.path, reader.shard_id, reader.manifest, fsync=fsync):
+        if new.num_games == reader.manifest["num_games"] and copy_shard(reader, d.storage, fsync=fsync) is not None:
             dcat.add_committed(reader.shard_id)
             result.shards_copied += 1
         else:

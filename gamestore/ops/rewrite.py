@@ -19,7 +19,7 @@ import numpy as np
 
 from ..readpath import ShardPick
 from ..errors import FormatError, QueryError
-from ..shard import ShardReader, check_files
+from ..shard import ShardReader
 from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
@@ -97,14 +97,14 @@ def compact(
     if target_moves < 1:
         raise ValueError("target_moves must be positive")
     result = CompactResult(dry_run=dry_run)
-    with opened(store) as s, maintenance_lock(s.path):
+    with opened(store) as s, maintenance_lock(s):
         if not dry_run:
-            clean_orphan_segments(s.path)
+            clean_orphan_segments(s.storage)
         s.refresh()
         cat = s.catalog
         if not dry_run and cat.hidden_shards():
             # replaced by a shard an interrupted compaction or prune committed: their games are already there
-            trash_shards(s.path, cat.hidden_shards(), fsync=fsync)
+            trash_shards(s.storage, cat.hidden_shards(), fsync=fsync)
             s.refresh()
         result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
         picks = indexed_picks(s)
@@ -122,7 +122,7 @@ def compact(
             for group in with_progress(groups, progress):
                 intact = []
                 for p in group:
-                    problems = check_files(p.reader.path, p.reader.manifest)
+                    problems = p.reader.check_files()
                     if problems:
                         result.damaged_shards[p.reader.shard_id] = problems
                     else:
@@ -132,7 +132,7 @@ def compact(
                 ids = [p.reader.shard_id for p in intact]
                 if write_parts(s, [Part(p.reader, p.pick) for p in intact], fsync=fsync, replaces=ids) is not None:
                     result.shards_written += 1
-                trash_shards(s.path, ids, fsync=fsync)
+                trash_shards(s.storage, ids, fsync=fsync)
                 s.refresh()
                 result.shards_rewritten += len(intact)
                 result.duplicates_dropped += sum(p.shadowed for p in intact)
@@ -182,7 +182,7 @@ def prune(
     if not where or not where.strip():
         raise QueryError("prune needs a non-empty --where predicate")
     result = PruneResult(dry_run=dry_run)
-    with opened(store) as s, maintenance_lock(s.path):
+    with opened(store) as s, maintenance_lock(s):
         s.refresh()
         victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
         result.games_removed = len(victims)
@@ -202,14 +202,14 @@ def prune(
         result.shards_removed = sum(1 for _, keep in affected if not keep.num_games)
         if dry_run:
             return result
-        clean_orphan_segments(s.path)
+        clean_orphan_segments(s.storage)
         for reader, _ in affected:
-            problems = check_files(reader.path, reader.manifest)
+            problems = reader.check_files()
             if problems:
                 raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
         for reader, keep in with_progress(affected, progress):
             if keep.num_games:
                 write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
-        trash_shards(s.path, [r.shard_id for r, _ in affected], fsync=fsync)
+        trash_shards(s.storage, [r.shard_id for r, _ in affected], fsync=fsync)
         s.refresh()
     return result

@@ -114,7 +114,7 @@ def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_r
         return None
     vectors = union_vectors([p.reader.vectors for p in parts])
     games, moves = build_shard_tables(parts, vectors)
-    info = write_shard(store.path, games, moves, vectors=vectors, batch_rows=batch_rows, fsync=fsync,
+    info = write_shard(store.storage, games, moves, vectors=vectors, batch_rows=batch_rows, fsync=fsync,
                        replaces=replaces)
     store.catalog.add_committed(info.shard_id)
     return info.shard_id

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import StoreBusyError
-from ..shard import check_files
 from ..store import GameStore
 from .common import DEFAULT_TARGET_MOVES, indexed_picks, maintenance_lock, pick_of, trash_shards
 from .shardbuild import Part, write_parts
@@ -128,7 +127,7 @@ def compact_round(
     """
     result = RoundResult()
     try:
-        with maintenance_lock(store.path):
+        with maintenance_lock(store):
             _round_locked(store, policy, result, fsync=fsync, hidden_since=hidden_since, stop=stop)
     except StoreBusyError:
         result.busy = True
@@ -151,7 +150,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
         picks = indexed_picks(store)
         for sid in group:
             reader = cat.find_reader(sid)
-            problems = ["unreadable"] if reader is None else check_files(reader.path, reader.manifest)
+            problems = ["unreadable"] if reader is None else reader.check_files()
             if problems:
                 result.damaged_shards[sid] = problems
                 continue
@@ -172,7 +171,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
     else:
         due = sorted(hidden)
     if due:
-        trash_shards(store.path, due, fsync=fsync)
+        trash_shards(store.storage, due, fsync=fsync)
         result.shards_removed = len(due)
         if hidden_since is not None:
             for s in due:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
@@ -149,12 +148,14 @@ class PositionDataset(IterableDataset[Any]):
 
         from ..store import GameStore
 
+        from ..storage import Storage
+
         if isinstance(store_or_path, GameStore):
-            self._path = Path(store_or_path.path)
+            self._path: Storage = store_or_path.storage
             self._store: GameStore | None = store_or_path
             self._owns_store = False
         else:
-            self._path = Path(store_or_path)
+            self._path = Storage.from_location(store_or_path)
             self._store = None
             self._owns_store = True
         self._store_pid = os.getpid() if self._store is not None else None
@@ -469,7 +470,7 @@ class PositionDataset(IterableDataset[Any]):
 
     def __repr__(self) -> str:
         return (
-            f"<PositionDataset {str(self._path)!r} epoch={self.epoch} games={self.num_games}"
+            f"<PositionDataset {self._path.uri!r} epoch={self.epoch} games={self.num_games}"
             f" positions={self.num_positions} rank={self.rank}/{self.world_size}>"
         )
 

@@ -28,6 +28,7 @@ from ..errors import QueryError, ShardCorruptError
 from ..checksum import FileVerifier
 from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
+from ..storage import Storage
 from .plan import Plan
 
 __all__ = ["SegmentReader", "FILL", "concat_columns"]
@@ -35,35 +36,45 @@ __all__ = ["SegmentReader", "FILL", "concat_columns"]
 #: padding value of every 2-D column (and of columns a buffer grows)
 FILL = {"pol_id": -1, "pol_prob": 0.0}
 _MAX_OPEN = 16  # open shard files per reader (the stream reads ~8 side by side)
+_DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requests are latency-bound)
 
 
 class _Shard:
     """Open readers and decoded dictionaries of one shard's moves file."""
 
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
-        self.path = path
+    def __init__(self, storage: Storage, shard_id: str, columns: Sequence[str], data: bytes | None = None) -> None:
+        rel = f"shards/{shard_id}/{MOVES_FILE}"
+        self.shard_id = shard_id
+        self.file = file = Path(storage.path(rel))
         # format 2: checksums of the schema, dictionaries and footer before Arrow parses them, of each batch
         # before it is decoded (format 1: Arrow's full validation of each batch)
-        entry = read_manifest(path)["files"][MOVES_FILE]
+        entry = read_manifest(storage, f"shards/{shard_id}")["files"][MOVES_FILE]
+        whole: Path | pa.Buffer = file
+        try:
+            # local: positioned reads; object storage: the file in one GET (``data``: downloaded ahead; a
+            # network failure stays an OSError)
+            if storage.local:
+                source: pa.NativeFile = pa.OSFile(str(file), "rb")
+            else:
+                whole = pa.py_buffer(data if data is not None else storage.read_bytes(rel))
+                source = pa.BufferReader(whole)
+        except FileNotFoundError:
+            raise ShardCorruptError("moves.arrow is gone (shard removed by compaction?)", shard_id=shard_id) from None
+        except OSError as exc:
+            if not storage.local:
+                raise
+            raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=shard_id) from exc
         self.verifier = (
-            FileVerifier(path / MOVES_FILE, entry["checksums"], shard_id=path.name, name=MOVES_FILE, size=entry["bytes"])
+            FileVerifier(whole, entry["checksums"], shard_id=shard_id, name=MOVES_FILE, size=entry["bytes"])
             if "checksums" in entry else None
         )
-        try:
-            source = pa.OSFile(str(path / MOVES_FILE), "rb")
-        except FileNotFoundError:
-            raise ShardCorruptError(
-                "moves.arrow is gone (shard removed by compaction?)", shard_id=path.name
-            ) from None
-        except OSError as exc:
-            raise ShardCorruptError(f"moves.arrow unreadable: {exc}", shard_id=path.name) from exc
-        probe = open_ipc(path / MOVES_FILE, source=source)
+        probe = open_ipc(file, source=source)
         names = probe.schema.names
         self.names = set(names)
         present = [c for c in columns if c in self.names]
         fields = sorted(names.index(c) for c in present)
         # a thread pool costs more than it saves on ~1,000-row batches (and fights DataLoader workers)
-        self.reader = open_ipc(path / MOVES_FILE, source=source, fields=fields, threads=False)
+        self.reader = open_ipc(file, source=source, fields=fields, threads=False)
         self._source = source
         self._policy_field = names.index("policy")
         self._policy_reader: ipc.RecordBatchFileReader | None = None
@@ -75,7 +86,7 @@ class _Shard:
         """Only the policy column of moves batch ``index`` (resumption replays count with it)."""
         with self.lock:
             if self._policy_reader is None:
-                self._policy_reader = open_ipc(self.path / MOVES_FILE, source=self._source,
+                self._policy_reader = open_ipc(self.file, source=self._source,
                                                fields=[self._policy_field], threads=False)
             return self._checked(self._policy_reader, index)
 
@@ -91,7 +102,7 @@ class _Shard:
             if self.verifier is None:
                 batch.validate(full=True)
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise ShardCorruptError(f"{MOVES_FILE} unreadable: {exc}", shard_id=self.path.name) from None
+            raise ShardCorruptError(f"{MOVES_FILE} unreadable: {exc}", shard_id=self.shard_id) from None
         return batch
 
 
@@ -100,19 +111,21 @@ class SegmentReader:
 
     def __init__(
         self,
-        root: str | Path,
+        root: "str | Path | Storage",
         *,
         policy_only: bool = False,
         columns: Sequence[str] = (),
         prob_dtype: type = np.float32,
     ) -> None:
-        self.root = Path(root)
+        self.storage = Storage.from_location(root)
         self.prob_dtype = np.dtype(prob_dtype)
         self.policy_only = policy_only
         self.extra = list(columns)
         self._open: OrderedDict[str, _Shard] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: OrderedDict[tuple[int, int], Future] = OrderedDict()  # (shard index, batch) -> batch
+        self._fetch_pool: ThreadPoolExecutor | None = None
+        self._fetching: OrderedDict[str, Future] = OrderedDict()  # object storage: shard id -> moves.arrow bytes
         self.keys: list[str] = []  # key table: id -> policy key string
         self._key_ids: dict[str, int] = {}
 
@@ -120,7 +133,14 @@ class SegmentReader:
         sh = self._open.get(shard_id)
         if sh is None:
             cols = ["game_id", "move_number", "player", "policy"] + [v.column for v in plan.vectors.values()] + self.extra
-            sh = _Shard(self.root / "shards" / shard_id, cols)
+            fut = self._fetching.pop(shard_id, None)
+            data = None
+            if fut is not None:
+                try:
+                    data = fut.result()
+                except OSError:
+                    data = None  # read again below, and reported the usual way
+            sh = _Shard(self.storage, shard_id, cols, data)
             missing = [c for c in self.extra if c not in sh.names]
             if missing:
                 raise QueryError(f"unknown move columns: {missing}")
@@ -140,6 +160,8 @@ class SegmentReader:
         """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="gamestore-readahead")
+        if not self.storage.local:
+            self._download_ahead(plan, segments)
         for u, _, _ in segments[:depth]:
             key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
             if key not in self._ahead:
@@ -147,6 +169,17 @@ class SegmentReader:
                 self._ahead[key] = self._pool.submit(sh.batch, key[1])
         while len(self._ahead) > 2 * depth:
             self._ahead.popitem(last=False)
+
+    def _download_ahead(self, plan: Plan, segments: Sequence[tuple[int, int, int]]) -> None:
+        """Object storage: start downloading the moves files of the next shards the segments need."""
+        if self._fetch_pool is None:
+            self._fetch_pool = ThreadPoolExecutor(_DOWNLOADS, thread_name_prefix="gamestore-download")
+        for u, _, _ in segments:
+            if len(self._fetching) >= _DOWNLOADS:
+                break
+            sid = plan.shards[int(plan.unit_shard[u])]
+            if sid not in self._open and sid not in self._fetching:
+                self._fetching[sid] = self._fetch_pool.submit(self.storage.read_bytes, f"shards/{sid}/{MOVES_FILE}")
 
     def _batch(self, plan: Plan, u: int) -> pa.RecordBatch:
         key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
@@ -161,6 +194,10 @@ class SegmentReader:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._ahead.clear()
+        if self._fetch_pool is not None:
+            self._fetch_pool.shutdown(wait=True, cancel_futures=True)
+            self._fetch_pool = None
+        self._fetching.clear()
 
     # -- counting (resumption replays without decoding) -------------------------------
     def count(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> int:

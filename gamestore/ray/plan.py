@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
@@ -52,5 +51,7 @@ def split_work(work: Sequence[ShardPick], parts: int, *, weight: Callable[[Shard
 
 
 def open_shard(store: str, shard_id: str) -> ShardReader:
-    """A reader of one committed shard of the store at ``store``."""
-    return ShardReader(Path(store) / "shards" / shard_id)
+    """A reader of one committed shard of the store at ``store`` (a path or a URI)."""
+    from ..storage import Storage
+
+    return ShardReader(Storage.from_location(store), shard_id)

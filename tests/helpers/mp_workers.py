@@ -100,7 +100,7 @@ def _die() -> None:
 
 def _install_kill(phase: str, nth: int, store_path: Path) -> None:
     """Make this process SIGKILL itself the ``nth`` time it reaches ``phase``."""
-    from gamestore import catalog, codec, shard
+    from gamestore import catalog, codec, shard, shardwrite
     from gamestore import store as store_mod
 
     count = {"n": 0}
@@ -120,7 +120,7 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
 
         codec.encode_games = encode_games
     elif phase == "shard_write":
-        orig_ipc = shard._write_ipc
+        orig_ipc = shardwrite._write_ipc
 
         def _write_ipc(path, *a, **k):
             orig_ipc(path, *a, **k)
@@ -130,7 +130,7 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
                     f.truncate(max(1, os.path.getsize(path) // 2))
                 _die()
 
-        shard._write_ipc = _write_ipc
+        shardwrite._write_ipc = _write_ipc
     elif phase in ("pre_rename", "post_rename"):
         orig_rename = os.rename
         tmp_dir = str(store_path / "tmp")
@@ -145,27 +145,29 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
 
         os.rename = rename
     elif phase == "segment":
-        orig_segment = catalog._write_segment
+        orig_segment = catalog.write_segment
 
-        def _write_segment(path, table):
+        def _write_segment(storage, rel, table):
             if hit():
+                path = storage.local_path(rel)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.1.tmp")
                 tmp.write_bytes(b"PAR1 half written")
                 _die()
-            orig_segment(path, table)
+            orig_segment(storage, rel, table)
 
-        catalog._write_segment = _write_segment
+        catalog.write_segment = _write_segment
     elif phase == "config":
-        orig_atomic = store_mod.atomic_write_json
+        orig_atomic = store_mod.write_json
 
-        def atomic_write_json(path, obj, *, fsync=True):
-            if Path(path).name == store_mod.CONFIG_FILE and hit():
+        def _atomic_write_json(storage, rel, obj, *, fsync=True):
+            if rel == store_mod.CONFIG_FILE and hit():
+                path = storage.local_path(rel)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.1.tmp")
                 tmp.write_text('{"format_version": 1, "vec')
                 _die()
-            orig_atomic(path, obj, fsync=fsync)
+            orig_atomic(storage, rel, obj, fsync=fsync)
 
-        store_mod.atomic_write_json = atomic_write_json
+        store_mod.write_json = _atomic_write_json
     elif phase != "random":
         raise ValueError(f"unknown phase {phase!r}")
 

@@ -1,0 +1,173 @@
+"""Writing and committing shards (docs/format.md, "Commit protocol").
+
+On a local filesystem a shard is written into ``tmp/<shard_id>/``, every
+file fsynced, and then committed by renaming the directory into ``shards/``.
+On object storage (no rename) the data files are written under
+``shards/<shard_id>/`` and the manifest last: its appearance is the commit.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+
+from .checksum import file_checksums
+from .errors import StoreFullError
+from .fsutil import fsync_dir, fsync_file, sha256_file, utc_stamp
+from .ipc_write import ipc_file_bytes, write_ipc_file
+from .manifest import GAMES_FILE, MANIFEST, MOVES_FILE, build_manifest
+from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema
+from .storage import Storage
+
+__all__ = ["ShardInfo", "new_shard_id", "write_shard"]
+
+def new_shard_id() -> str:
+    """A unique, time-sortable shard id: ``YYYYmmddTHHMMSSffffff-<pid>-<8 hex>``."""
+    return f"{utc_stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
+    return {
+        b"gamestore.format_version": str(FORMAT_VERSION).encode(),
+        b"gamestore.kind": kind.encode(),
+        b"gamestore.shard_id": shard_id.encode(),
+    }
+
+
+def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each."""
+    moves = moves.combine_chunks()  # one dictionary per field: the IPC file format allows no replacement
+    offsets = games.column("move_offset").to_pylist()
+    counts = games.column("move_count").to_pylist()
+    start = 0
+    end = 0
+    for off, cnt in zip(offsets, counts):
+        if end - start >= batch_rows or (end > start and end - start + cnt > batch_rows):
+            yield from moves.slice(start, end - start).to_batches()
+            start = end
+        end = off + cnt
+    if end > start:
+        yield from moves.slice(start, end - start).to_batches()
+
+
+def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
+    # compressed with one reused zstd context (ipc_write); written through a native sink, without the
+    # GIL (a Python file object would take the GIL for every write and stall an event loop in another thread)
+    write_ipc_file(path, schema, batches)
+    if fsync:
+        fsync_file(path)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    shard_id: str
+    path: str
+    num_games: int
+    num_moves: int
+    bytes: int
+
+
+def write_shard(
+    storage: Storage,
+    games: pa.Table,
+    moves: pa.Table,
+    *,
+    vectors: dict[str, VectorSpec],
+    batch_rows: int = 1024,
+    fsync: bool = True,
+    shard_id: str | None = None,
+    replaces: Sequence[str] = (),
+) -> ShardInfo:
+    """Write and commit one shard of the store at ``storage``; returns once it is durable and visible.
+
+    ``replaces`` names the shards whose games this one carries over (compaction, prune): from this
+    commit on readers ignore them (docs/format.md, "replaces").
+
+    On any failure (including ENOSPC) nothing becomes visible: the local
+    staging directory is removed; on object storage no manifest was written
+    (the data objects written so far are removed, or cleaned up later as
+    orphans, docs/format.md).
+    """
+    shard_id = shard_id or new_shard_id()
+    mschema = moves_schema(vectors).with_metadata(_file_metadata("moves", shard_id))
+    gschema = GAMES_SCHEMA.with_metadata(_file_metadata("games", shard_id))
+    moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
+    batches = list(_move_batches(games, moves, batch_rows))
+    if not storage.local:
+        return _write_shard_object(storage, shard_id, games, moves, batches, mschema, gschema, vectors, replaces)
+    root = storage.local_path()
+    staging = root / "tmp" / shard_id
+    final = root / "shards" / shard_id
+    try:
+        staging.mkdir(parents=True)
+        _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
+        _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
+        files: dict[str, dict[str, Any]] = {
+            name: {
+                "bytes": (staging / name).stat().st_size,
+                "sha256": sha256_file(staging / name),
+                "checksums": file_checksums(staging / name),
+            }
+            for name in (MOVES_FILE, GAMES_FILE)
+        }
+        manifest = build_manifest(shard_id, games, moves, batches, vectors, files, replaces)
+        with open(staging / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, separators=(",", ":"))
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        if fsync:
+            fsync_dir(staging)
+        os.rename(staging, final)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreFullError(exc.errno, f"disk full while writing shard {shard_id}: {exc.strerror}") from exc
+        raise
+    if fsync:
+        # committed (visible) from here on: never undo or report failure, or a retry would store the games twice;
+        # a failed directory fsync is made good by the next commit's (docs/concurrency.md)
+        try:
+            fsync_dir(final.parent)
+        except OSError as exc:
+            warnings.warn(f"shard {shard_id} committed, but fsync of shards/ failed: {exc}", RuntimeWarning, stacklevel=2)
+    size = sum(v["bytes"] for v in files.values()) + (final / MANIFEST).stat().st_size
+    return ShardInfo(shard_id, str(final), games.num_rows, moves.num_rows, size)
+
+
+def _write_shard_object(storage: Storage, shard_id, games, moves, batches, mschema, gschema, vectors,
+                        replaces: Sequence[str]) -> ShardInfo:
+    """Object-storage commit: data objects under the shard's unique prefix, the manifest last."""
+    prefix = f"shards/{shard_id}"
+    data = {
+        MOVES_FILE: ipc_file_bytes(mschema, batches),
+        GAMES_FILE: ipc_file_bytes(gschema, games.combine_chunks().to_batches()),
+    }
+    files = {
+        name: {"bytes": buf.size, "sha256": hashlib.sha256(memoryview(buf)).hexdigest(), "checksums": file_checksums(buf)}
+        for name, buf in data.items()
+    }
+    body = json.dumps(build_manifest(shard_id, games, moves, batches, vectors, files, replaces), separators=(",", ":")).encode()
+    try:
+        for name, buf in data.items():
+            storage.put_new(f"{prefix}/{name}", buf)
+        storage.put_new(f"{prefix}/{MANIFEST}", body)  # the commit point
+    except BaseException:
+        # nothing is visible without the manifest; remove what was uploaded (or leave it to the orphan cleanup)
+        try:
+            if not storage.exists(f"{prefix}/{MANIFEST}"):
+                storage.delete_dir(prefix)
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            pass
+        raise
+    size = sum(v["bytes"] for v in files.values()) + len(body)
+    return ShardInfo(shard_id, storage.path(prefix), games.num_rows, moves.num_rows, size)
