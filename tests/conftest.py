@@ -27,6 +27,7 @@ from gamestore.ringrift.transfer import import_sqlite
 
 from helpers import REPO, TESTS
 from helpers.ringrift_src import generate_db, src_tarball
+from helpers.s3server import S3Server
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 #: Where the RingRift GameReplayDB fixtures may be, in order: the copies in the repository, then ../shared.
@@ -160,3 +161,11 @@ def cli_store(tmp_path: Path, cli_template: Path) -> Path:
     path = tmp_path / "store"
     shutil.copytree(cli_template, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """A local S3-compatible server (moto, in its own process) for one test module."""
+    server = S3Server()
+    yield server
+    server.close()

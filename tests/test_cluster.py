@@ -142,7 +142,7 @@ def run_cluster(tmp_path: Path, *, nodes: int, writers_per_node: int, batches: i
 
 
 def test_cluster_nodes_sync_into_s3_hub_while_trainer_streams(tmp_path):
-    run_cluster(tmp_path, nodes=4, writers_per_node=1, batches=4, kills=2)
+    run_cluster(tmp_path, nodes=4, writers_per_node=1, batches=3, kills=2)
 
 
 @pytest.mark.slow

@@ -18,16 +18,8 @@ from gamestore.storage import Storage, StorageError
 
 from helpers import subprocess_env
 from helpers.mp_workers import write_via_game_writer
-from helpers.s3server import S3Server
 
 pytestmark = pytest.mark.single_backend
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = S3Server()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,8 @@ from gamestore.testing import synth
 
 from helpers import subprocess_env
 from helpers.cli import run
-from helpers.s3server import S3Server
 
 pytestmark = pytest.mark.single_backend
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = S3Server()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
