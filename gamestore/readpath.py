@@ -22,6 +22,8 @@ and ``get_game``, the exports, the operator jobs that rewrite shards
 """
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -229,8 +231,7 @@ def scan(
         unknown = [c for c in columns if c not in schema.names]
         if unknown:
             raise QueryError(f"unknown move columns: {unknown} (known: {', '.join(schema.names)})")
-    for pick in selection.picks():
-        reader = catalog.find_reader(pick.shard_id)
+    for pick, reader in _scan_readers(catalog, selection.picks()):
         if reader is None:  # damaged, or removed since the selection
             continue
         for batch in shard_batches(reader, pick, columns=columns, schema=schema):
@@ -239,6 +240,47 @@ def scan(
             else:
                 for off in range(0, batch.num_rows, batch_size):
                     yield batch.slice(off, batch_size)
+
+
+#: object storage: shards whose moves files a scan downloads ahead (the requests are latency-bound)
+SCAN_DOWNLOADS = 4
+
+
+def _scan_readers(catalog: "Catalog", picks: list[ShardPick]) -> Iterator[tuple[ShardPick, "ShardReader | None"]]:
+    """(pick, reader) in order.  On object storage the next :data:`SCAN_DOWNLOADS` shards' moves files
+    are downloaded while the current one is decoded, into readers of this scan only (a scan never pins
+    the whole store in memory)."""
+    if catalog.storage.local:
+        for pick in picks:
+            yield pick, catalog.find_reader(pick.shard_id)
+        return
+    from .shard import ShardReader
+
+    def load(pick: ShardPick) -> "ShardReader | None":
+        cached = catalog.find_reader(pick.shard_id)
+        if cached is None:
+            return None
+        reader = ShardReader(catalog.storage, pick.shard_id, manifest=cached.manifest)
+        reader.preload()
+        return reader
+
+    with ThreadPoolExecutor(SCAN_DOWNLOADS, thread_name_prefix="gamestore-scan") as pool:
+        ahead: deque[tuple[ShardPick, Future]] = deque()
+        todo = iter(picks)
+        try:
+            for pick in todo:
+                ahead.append((pick, pool.submit(load, pick)))
+                if len(ahead) >= SCAN_DOWNLOADS:
+                    break
+            while ahead:
+                pick, fut = ahead.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    ahead.append((nxt, pool.submit(load, nxt)))
+                yield pick, fut.result()
+        finally:
+            for _, fut in ahead:
+                fut.cancel()
 
 
 # ---------------------------------------------------------------------------

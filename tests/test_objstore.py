@@ -268,3 +268,22 @@ def test_sync_watch_pulls_new_shards_until_stopped(corpus, tmp_path):
         t.join(30)
     assert not t.is_alive() and out["r"].games_copied == 8 and out["r"].shards_copied == 4 and len(passes) >= 4
     _same(_snapshot(node), _snapshot(mirror))
+
+
+def test_scan_on_s3_reads_ahead_and_stops_cleanly(s3, corpus):
+    from gamestore import readpath
+
+    uri = s3.uri(s3.bucket(), "scan")
+    with gamestore.open(uri, fsync=False) as s:
+        for i in range(0, 12, 2):  # 6 shards: more than the scan downloads ahead
+            s.write_games(corpus[i : i + 2])
+            s.flush()
+    assert readpath.SCAN_DOWNLOADS < 6
+    with gamestore.open(uri, create=False) as s:
+        ids = [g for b in s.scan_moves(columns=["game_id"]) for g in b.column("game_id").to_pylist()]
+        assert len(ids) == sum(len(g["moves"]) for g in corpus[:12])
+        assert set(ids) == {g["game_id"] for g in corpus[:12]}
+        it = s.scan_moves(columns=["game_id"])
+        assert next(it).num_rows > 0
+        it.close()  # a scan abandoned mid-way cancels its downloads and returns
+        assert s.count_games() == 12
