@@ -166,6 +166,20 @@ def main(argv=None) -> dict:
                 assert a == b, (name, a, b)
             reads[name] = {"local_s": min(tl), "s3_s": min(tr), "ratio": min(tl) / min(tr)}
         res["reading"] = reads
+        # -- the server's ceiling: the store's moves files read whole with plain GETs, 1 and 4 at a time ---------
+        files = [e.path for e in Storage.from_location(remote).list_files("shards") if e.path.endswith("/moves.arrow")]
+        rs = Storage.from_location(remote)
+        moves_bytes = sum(e.size for e in rs.list_files("shards") if e.path.endswith("/moves.arrow"))
+        ceiling = {}
+        for threads in (1, 4):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                t, _ = _timed(lambda: list(pool.map(rs.read_bytes, files)))
+            ceiling[f"get_mb_s_{threads}"] = moves_bytes / 1e6 / t
+        t, _ = _timed(lambda: [len((local / f).read_bytes()) for f in files])
+        ceiling["local_read_mb_s"] = moves_bytes / 1e6 / t
+        res["server"] = ceiling
         if args.many_shards:
             res["many_shards"] = _many_shards(s3, bucket, args.workdir, args.many_shards)
     finally:
@@ -210,6 +224,9 @@ def _print(res: dict) -> None:
           f" ratio {th['ratio']:.2f} (goal >= 0.5)")
     for name, r in res["reading"].items():
         print(f"{name:<11} local {r['local_s']:.2f} s  S3 {r['s3_s']:.2f} s  local/S3 {r['ratio']:.2f} (goal >= 0.5)")
+    sv = res["server"]
+    print(f"server ceiling: plain GETs of the moves files {sv['get_mb_s_1']:.1f} MB/s (1 at a time),"
+          f" {sv['get_mb_s_4']:.1f} MB/s (4 at a time); local file reads {sv['local_read_mb_s']:.0f} MB/s")
     if "many_shards" in res:
         m = res["many_shards"]
         print(f"open of {m['shards']:,} shards: S3 {m['open_s3_s']:.2f} s (goal < 3 s), local {m['open_local_s']:.2f} s")

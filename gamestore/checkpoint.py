@@ -98,7 +98,7 @@ def read_checkpoint(storage: Storage, games_schema: pa.Schema) -> Checkpoint | N
             tables = {}
             for part, schema in (("games", games_schema), ("shards", SHARDS_SCHEMA)):
                 expect = pointer["files"][part]
-                data = storage.read_bytes(f"{_CATALOG}/{CHECKPOINT_DIR}/{name}.{part}.parquet")
+                data = storage.read_bytes(f"{_CATALOG}/{CHECKPOINT_DIR}/{name}.{part}.parquet", large=True)
                 if len(data) != expect["bytes"] or _sha256(data) != expect["sha256"]:
                     return None
                 table = pq.read_table(pa.BufferReader(data))

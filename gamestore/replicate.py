@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 from .errors import FormatError, GamestoreError
 from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, new_shard_id, parse_manifest
 from .fsutil import fsync_dir
+from .profiles import LEGACY_PROFILE
 from .storage import Storage
 from .store import CONFIG_FILE, GameStore, require_store
 from .store import open as open_store
@@ -96,7 +97,7 @@ def copy_shard(reader: ShardReader, dst: Storage, *, fsync: bool = True, with_se
     expect = parse_manifest(manifest_bytes, sid).get("files", {})
     data = {}
     for name in _DATA_FILES:
-        blob = src.read_bytes(f"{reader.rel}/{name}")
+        blob = src.read_bytes(f"{reader.rel}/{name}", large=True, size=expect.get(name, {}).get("bytes"))
         want = expect.get(name, {})
         if len(blob) != want.get("bytes") or hashlib.sha256(blob).hexdigest() != want.get("sha256"):
             raise FormatError(f"shard {sid}: {name} does not match its manifest checksum; not copied")
@@ -158,10 +159,12 @@ def _commit_object(dst: Storage, sid: str, data: dict[str, bytes], manifest: byt
 
 
 def _prepare_dst(src: Storage, dst: Storage, *, fsync: bool) -> GameStore:
-    """Open DST (created with SRC's config when missing) and declare SRC's vectors there."""
+    """Open DST (created with SRC's board types and profile when missing) and declare SRC's vectors there."""
     config = json.loads(src.read_bytes(CONFIG_FILE))
     board_types = config.get("board_types")
-    d = open_store(dst, create=True, board_types=board_types, fsync=fsync)
+    profile = config.get("profile", LEGACY_PROFILE)  # a store without the key has the RingRift views
+    d = open_store(dst, create=True, board_types=board_types, profile=profile if isinstance(profile, str) else None,
+                   fsync=fsync)
     try:
         if config.get("vectors"):
             d.declare_vectors(config["vectors"])

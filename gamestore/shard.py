@@ -164,7 +164,9 @@ class ShardReader:
     def _buffer(self, name: str) -> pa.Buffer:
         buf = self._buffers.get(name)
         if buf is None:
-            buf = self._buffers[name] = pa.py_buffer(self.storage.read_bytes(f"{self.rel}/{name}"))
+            size = self.manifest.get("files", {}).get(name, {}).get("bytes")
+            data = self.storage.read_bytes(f"{self.rel}/{name}", large=True, size=size)
+            buf = self._buffers[name] = pa.py_buffer(data)
         return buf
 
     def _open(self, name: str, *, fields: list[int] | None = None, threads: bool = True) -> ipc.RecordBatchFileReader:

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import os
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -35,7 +36,12 @@ import pyarrow.fs as pafs
 from .errors import GamestoreError
 from .fsutil import atomic_path, file_lock
 
-__all__ = ["Storage", "Entry", "StorageError", "location_of"]
+__all__ = ["Storage", "Entry", "StorageError", "location_of", "PART_BYTES", "PARTS"]
+
+#: object storage: large data files are read as ranged GETs of this size ...
+PART_BYTES = 1 << 20
+#: ... this many at once (benchmarks/bench_objstore.py: 2-7x one GET stream on the local S3 server)
+PARTS = 4
 
 
 class StorageError(GamestoreError, ValueError):
@@ -142,12 +148,20 @@ class Storage:
     def exists(self, rel: str) -> bool:
         return self.info(rel).type != pafs.FileType.NotFound
 
-    def read_bytes(self, rel: str) -> bytes:
-        """The whole content of ``rel``; ``FileNotFoundError`` when it does not exist."""
+    def read_bytes(self, rel: str, *, large: bool = False, size: int | None = None) -> bytes:
+        """The whole content of ``rel``; ``FileNotFoundError`` when it does not exist.
+
+        ``large`` (object storage): a data file that may be megabytes; one
+        larger than :data:`PART_BYTES` is fetched as ranged GETs,
+        :data:`PARTS` at once (a single GET stream is latency-bound).
+        ``size``, when the caller knows it (a manifest), saves asking for it.
+        """
         if self.local:
             with open(self.path(rel), "rb") as f:
                 return f.read()
         try:
+            if large and (size is None or size > PART_BYTES):
+                return self._read_parts(rel)
             with self.fs.open_input_stream(self.path(rel)) as f:
                 return f.read()
         except FileNotFoundError:
@@ -156,6 +170,17 @@ class Storage:
             if _is_not_found(exc):
                 raise FileNotFoundError(errno.ENOENT, f"{self.uri}: no {rel}") from None
             raise
+
+    def _read_parts(self, rel: str) -> bytes:
+        with self.fs.open_input_file(self.path(rel)) as f:  # one HEAD for the size
+            size = f.size()
+            if size <= PART_BYTES:
+                return f.read()
+            offsets = range(0, size, PART_BYTES)
+            # a pool per call, not per process: fork-safe (DataLoader workers), and ranged reads are thread-safe
+            with ThreadPoolExecutor(min(PARTS, len(offsets)), thread_name_prefix="gamestore-get") as pool:
+                parts = list(pool.map(lambda off: f.read_at(min(PART_BYTES, size - off), off), offsets))
+        return b"".join(parts)
 
     def list_dir(self, rel: str) -> list[str]:
         """Names of the entries (files and sub-directories / common prefixes) directly under ``rel``."""

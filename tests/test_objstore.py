@@ -126,7 +126,7 @@ def test_uncommitted_upload_is_invisible_and_orphans_are_cleaned(s3, corpus):
 
 def test_sync_local_to_s3_to_local_is_incremental_and_idempotent(s3, corpus, tmp_path):
     node = tmp_path / "node"
-    with gamestore.open(node, fsync=False) as s:
+    with gamestore.open(node, fsync=False, profile="ringrift") as s:
         for i in range(0, 8, 2):
             s.write_games(corpus[i : i + 2])
             s.flush()
@@ -142,6 +142,8 @@ def test_sync_local_to_s3_to_local_is_incremental_and_idempotent(s3, corpus, tmp
     # byte copies under their own ids, verifiable on the far side
     assert replicate.committed_shards(Storage.from_location(hub)) == replicate.committed_shards(Storage.from_location(node))
     assert verify_store(hub).ok
+    with gamestore.open(hub, create=False) as h:
+        assert h.profile == "ringrift"  # created with the source's profile (its views)
     mirror = tmp_path / "mirror"
     assert gamestore.sync(hub, mirror, fsync=False).games_copied == 10
     _same(_snapshot(node), _snapshot(mirror))

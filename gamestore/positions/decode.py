@@ -56,7 +56,7 @@ class _Shard:
             if storage.local:
                 source: pa.NativeFile = pa.OSFile(str(file), "rb")
             else:
-                whole = pa.py_buffer(data if data is not None else storage.read_bytes(rel))
+                whole = pa.py_buffer(data if data is not None else storage.read_bytes(rel, large=True, size=entry["bytes"]))
                 source = pa.BufferReader(whole)
         except FileNotFoundError:
             raise ShardCorruptError("moves.arrow is gone (shard removed by compaction?)", shard_id=shard_id) from None
@@ -179,7 +179,8 @@ class SegmentReader:
                 break
             sid = plan.shards[int(plan.unit_shard[u])]
             if sid not in self._open and sid not in self._fetching:
-                self._fetching[sid] = self._fetch_pool.submit(self.storage.read_bytes, f"shards/{sid}/{MOVES_FILE}")
+                self._fetching[sid] = self._fetch_pool.submit(self.storage.read_bytes, f"shards/{sid}/{MOVES_FILE}",
+                                                              large=True)
 
     def _batch(self, plan: Plan, u: int) -> pa.RecordBatch:
         key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
