@@ -188,10 +188,11 @@ class Relation:
     return a relation return a :class:`Relation` again.
     """
 
-    __slots__ = ("_rel",)
+    __slots__ = ("_rel", "_parent", "__weakref__")
 
-    def __init__(self, rel: duckdb.DuckDBPyRelation) -> None:
+    def __init__(self, rel: duckdb.DuckDBPyRelation, parent: "Relation | None" = None) -> None:
         self._rel = rel
+        self._parent = parent  # relations made from this one keep it (and its connection) alive
 
     @property
     def relation(self) -> duckdb.DuckDBPyRelation:
@@ -208,7 +209,7 @@ class Relation:
                 out = value(*args, **kwargs)
             except duckdb.Error as exc:
                 raise QueryError(str(exc)) from exc
-            return Relation(out) if isinstance(out, duckdb.DuckDBPyRelation) else out
+            return Relation(out, self) if isinstance(out, duckdb.DuckDBPyRelation) else out
 
         call.__name__ = name
         return call

@@ -33,7 +33,7 @@ from . import readpath
 from .errors import ShardCorruptError
 from .ipc_batch import Damaged, Unsupported, build
 from .schema import conform
-from .shard import MOVES_FILE
+from .shard import MOVES_FILE, LRUCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .catalog import Catalog
@@ -51,6 +51,10 @@ __all__ = ["MovesSource", "read_columns"]
 
 #: Shards decoded ahead of the one DuckDB is reading.
 PREFETCH = 2
+#: Decoded columns of whole shards, kept for the next statement (bytes; ``COLUMN_CACHE.max_size = 0``: off).
+#: A moves batch is ~1,000 rows and each column of it one zstd frame: decompressing those small frames,
+#: not reading them, is most of a scan's cost (docs: benchmarks/README.md, bench_sql.py).
+COLUMN_CACHE = LRUCache(256 << 20)
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -178,6 +182,21 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
     return pa.table(columns, schema=pa.schema([schema.field(n) for n in names]))
 
 
+def _whole_shard(reader: "ShardReader", names: list[str], batches: list[int]) -> pa.Table:
+    """Columns ``names`` of every row of one shard, through :data:`COLUMN_CACHE`."""
+    reader.moves_reader  # sets the file's cache key
+    key = reader._moves_key
+    got = {n: COLUMN_CACHE.get((key, n)) for n in names}
+    missing = [n for n in names if got[n] is None]
+    if missing:
+        read = read_columns(reader, missing, batches)
+        for n, col in zip(missing, read.columns):
+            got[n] = col
+            COLUMN_CACHE.put((key, n), col, col.nbytes)
+    schema = pa.schema([reader.moves_schema.field(n) for n in names])
+    return pa.table([got[n] for n in names], schema=schema)
+
+
 # ---------------------------------------------------------------------------
 # Which rows: the indexed copies, and the pushed-down game_id filter
 # ---------------------------------------------------------------------------
@@ -212,6 +231,7 @@ class MovesSource(_Base):
         self._snap = snap
         self._schema = schema
         self._plan: list[tuple[str, "readpath.ShardPick | None"]] | None = None
+        self._rows: int | None = None
         self._lock = threading.Lock()
 
     # -- DuckDB's side ------------------------------------------------------------
@@ -222,8 +242,10 @@ class MovesSource(_Base):
         return self.reader(None, None).__arrow_c_stream__(requested_schema)
 
     def rows(self) -> int | None:
-        v = self._snap.visible
-        return int(pc.sum(v.column("num_moves")).as_py() or 0) if v.num_rows else 0
+        if self._rows is None:
+            v = self._snap.visible
+            self._rows = int(pc.sum(v.column("num_moves")).as_py() or 0) if v.num_rows else 0
+        return self._rows
 
     def accepts(self, predicate: Any) -> bool:
         return _game_ids(predicate) is not None
@@ -301,8 +323,12 @@ class MovesSource(_Base):
             starts = reader.batch_starts
             batches = [i for i, (s, n) in enumerate(zip(starts, rows)) if mask[s:s + n].any()]
             keep = np.concatenate([mask[starts[i]:starts[i] + rows[i]] for i in batches]) if batches else None
-        table = read_columns(reader, present, batches) if batches else pa.schema(
-            [reader.moves_schema.field(n) for n in present]).empty_table()
+        if pick is None:
+            table = _whole_shard(reader, present, batches)
+        elif batches:
+            table = read_columns(reader, present, batches)
+        else:
+            table = pa.schema([reader.moves_schema.field(n) for n in present]).empty_table()
         if keep is not None and not keep.all():
             table = table.filter(pa.array(keep))
         return conform(table, schema)

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -447,10 +448,15 @@ class GameStore:
             sqlguard.check_query(query)
             con = None
         try:
-            rel = con.sql(query) if con is not None else self._catalog.sql_relation(query)
+            if con is not None:
+                rel = con.sql(query)
+                return rel if rel is None else sqlguard.Relation(rel)
+            rel, release = self._catalog.sql_relation(query)
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from exc
-        return rel if rel is None else sqlguard.Relation(rel)
+        out = sqlguard.Relation(rel)
+        weakref.finalize(out, release)  # the connection serves the next statement once this relation is gone
+        return out
 
     # -- store-level documents -------------------------------------------------------------
     def put_meta(self, name: str, value: Any) -> None:

@@ -121,3 +121,29 @@ def test_a_damaged_batch_is_named_and_other_games_still_read(tmp_path):
         # a game of batch 0 is still readable through SQL (only its batch is read)
         gid = next(g for g, _ in first if s.catalog.locate(g).move_offset < manifest["batch_rows"][0])
         assert s.sql(f"SELECT count(*) FROM moves WHERE game_id = '{gid}'").fetchall() == [(dict(first)[gid],)]
+
+
+def test_whole_shard_columns_come_from_the_cache_equal(written):
+    sqlscan.COLUMN_CACHE.clear()
+    with gamestore.open(written, create=False) as s:
+        q = "SELECT game_id, phase, think_time_ms, policy FROM moves ORDER BY game_id, move_number"
+        first = _norm(s.sql(q).fetchall())
+        assert len(sqlscan.COLUMN_CACHE) > 0
+        assert _norm(s.sql(q).fetchall()) == first == _plain(s, written, q)
+
+
+def test_a_relation_keeps_its_snapshot_while_connections_are_reused(tmp_path):
+    with gamestore.open(tmp_path / "store", fsync=False) as s:
+        s.write_games(synth.iter_games(5, seed=1))
+        s.flush()
+        old = s.sql("SELECT count(*) FROM moves")
+        derived = s.sql("SELECT game_id FROM games").order("game_id").limit(2)  # a relation made from another
+        before = old.fetchall()
+        for _ in range(20):  # connections handed back and reused
+            assert s.sql("SELECT count(*) FROM games").fetchall() == [(5,)]
+        s.write_games(synth.iter_games(3, seed=9))
+        s.flush()
+        assert s.sql("SELECT count(*) FROM games").fetchall() == [(8,)]
+        assert old.fetchall() == before  # still the snapshot it was made on
+        assert len(derived.fetchall()) == 2
+        assert s.sql("SELECT count(*) FROM moves").fetchall()[0][0] == s.count_moves() > before[0][0]
