@@ -12,7 +12,8 @@ random game ids:
   load average printed with the figures);
 - the split of one gamestore call, each part timed on its own with the
   caches bypassed: catalog lookup, moves batch read (Arrow's IPC reader, and
-  the one-zstd-context reader get_game uses), decoder set-up, moves decode,
+  the one-zstd-context reader get_game uses, its buffers decompressed in
+  ``ipc_batch.THREADS`` threads and in one), decoder set-up, moves decode,
   game row decode (one-row ``to_pylist`` + header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
   before (what the batch cache makes cheap).
@@ -34,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import codec  # noqa: E402
+from gamestore import codec, ipc_batch  # noqa: E402
 from gamestore.testing import synth
 from gamestore.records import games_equal  # noqa: E402
 from gamestore.backend import BACKEND, selected  # noqa: E402
@@ -93,8 +94,9 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
     cat = store._catalog
     parts: dict[str, list[float]] = {
         "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
-        "game_row_decode": [],
+        "game_row_decode": [], "batch_read_1thread": [],
     }
+    threads = ipc_batch.THREADS
     backend = selected()
     for gid in ids:
         t = time.perf_counter()
@@ -107,6 +109,9 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         t = time.perf_counter()
         batch = reader.point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
         parts["batch_read"].append(time.perf_counter() - t)
+        ipc_batch.THREADS = 1
+        parts["batch_read_1thread"].append(_time(lambda: reader.point_read(index)))
+        ipc_batch.THREADS = threads
         t = time.perf_counter()
         decoder = backend.batch_decoder(batch, reader.vectors, reader.strings)
         parts["decoder_setup"].append(time.perf_counter() - t)
@@ -135,9 +140,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             store.get_game(gid)
             if db is not None:
                 db.get_game(gid)
-        lat: dict[str, list[float]] = {"gamestore": [], "sqlite": []}
+        lat: dict[str, list[float]] = {"gamestore": [], "gamestore CPU": [], "sqlite": []}
         for gid in sample:
+            c = time.thread_time()
             lat["gamestore"].append(_time(lambda: store.get_game(gid)))
+            lat["gamestore CPU"].append(time.thread_time() - c)  # this thread's CPU: the call without the queueing
             if db is not None:
                 lat["sqlite"].append(_time(lambda: db.get_game(gid)))
         out["get_game"] = {k: _stats(v) for k, v in lat.items() if v}

@@ -37,8 +37,9 @@ _U16 = struct.Struct("<H")
 _I64 = struct.Struct("<q")
 _BLOCK = struct.Struct("<qi4xq")
 _local = threading.local()
-#: Threads one batch's buffers are decompressed in (:meth:`FastBatchReader.buffers`).
-THREADS = 2
+#: Threads one batch's buffers are decompressed in (:meth:`FastBatchReader.buffers`; the GIL is released either
+#: way).  2 was slower than 1 at p50 and p99 on the loaded 2-core machine (benchmarks/bench_get_game.py split).
+THREADS = 1
 
 
 class Unsupported(Exception):
@@ -151,6 +152,8 @@ class FastBatchReader:
         self._dicts: list | None = None
         self._reader = reader
         self._layouts: dict[int, tuple] = {}
+        self._column_dicts: dict[int, list] = {}
+        self._path = path
 
     def _dictionary_list(self) -> list:
         if self._dicts is None:
@@ -252,9 +255,17 @@ class FastBatchReader:
                 out[k] = pa.py_buffer(got[j].tobytes())
         return out
 
-    def dictionary_list(self) -> list:
-        """The file's dictionaries, in the depth-first order of the schema's fields."""
-        return self._dictionary_list()
+    def column_dictionaries(self, k: int) -> list:
+        """The dictionaries of column ``k``, depth-first, read with only that column's buffers of batch 0
+        (the caller checks batch 0's checksum first)."""
+        got = self._column_dicts.get(k)
+        if got is None:
+            reader = ipc.open_file(pa.memory_map(self._path), options=ipc.IpcReadOptions(included_fields=[k],
+                                                                                     use_threads=False))
+            got = []
+            _dictionaries(reader.get_record_batch(0).column(0), got)
+            self._column_dicts[k] = got
+        return got
 
     def _read(self, index: int) -> tuple[pa.RecordBatch, int]:
         length, nodes, bufs, body = self.layout(index)

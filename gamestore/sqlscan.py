@@ -109,6 +109,8 @@ def read_columns(reader: "ShardReader", names: Sequence[str], batches: Sequence[
     decompressed; format-1 shards (no checksums) go through Arrow's
     validating reader.  Damage is a :class:`ShardCorruptError`.
     """
+    if not batches:
+        return pa.schema([reader.moves_schema.field(n) for n in names]).empty_table()
     fast = reader.fast_reader() if reader.verifier(MOVES_FILE) is not None else None
     if fast is None:
         return _read_slow(reader, names, batches)
@@ -142,16 +144,16 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
             raise ShardCorruptError(f"{MOVES_FILE} batch {i} has {lay[0]} rows, the manifest says {rows[i]}",
                                     shard_id=reader.shard_id)
     total = sum(lay[0] for lay in layouts)
-    dicts: list | None = None
     columns: list[pa.Array | pa.ChunkedArray] = []
     try:
         for name in names:
             k = schema.get_field_index(name)
             t = schema.field(k).type
-            node, buf, dct = starts[k]
+            node, buf, _ = starts[k]
             n_nodes, n_bufs, n_dicts = _spans(t)
-            if n_dicts and dicts is None:
-                dicts = fast.dictionary_list()
+            if n_dicts:
+                reader._checked(MOVES_FILE, 0)
+            dicts = fast.column_dictionaries(k) if n_dicts else []
             flat = _flat(t) and all(lay[1][node][1] == 0 and (lay[0] == 0 or lay[2][buf + 1][1] > 0) for lay in layouts)
             if flat:
                 width = (t.index_type if pa.types.is_dictionary(t) else t).bit_width // 8
@@ -160,7 +162,7 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
                 if len(data) != total * width:  # Arrow pads buffers to 8 bytes: each part was cut to its rows
                     raise Damaged(f"column {name}: data shorter than its rows")
                 if pa.types.is_dictionary(t):
-                    arr = pa.DictionaryArray.from_buffers(t, total, [None, pa.py_buffer(data)], dicts[dct])  # type: ignore[index]
+                    arr = pa.DictionaryArray.from_buffers(t, total, [None, pa.py_buffer(data)], dicts[0])
                 else:
                     arr = pa.Array.from_buffers(t, total, [None, pa.py_buffer(data)])
                 arr.validate()
@@ -168,12 +170,8 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
                 continue
             chunks = []
             for lay in layouts:
-                bufs: list = [None] * (buf + n_bufs)
-                for j in range(buf, buf + n_bufs):
-                    off, size = lay[2][j]
-                    if size:
-                        bufs[j] = pa.py_buffer(fast.buffer(lay[3], off, size))
-                arr = build(t, lay[1], bufs, dicts or [], [node, buf, dct])
+                bufs = fast.buffers(lay[2], lay[3], range(buf, buf + n_bufs))
+                arr = build(t, lay[1], bufs, dicts, [node, buf, 0])
                 arr.validate()
                 chunks.append(arr)
             columns.append(pa.chunked_array(chunks, type=t))
@@ -323,12 +321,7 @@ class MovesSource(_Base):
             starts = reader.batch_starts
             batches = [i for i, (s, n) in enumerate(zip(starts, rows)) if mask[s:s + n].any()]
             keep = np.concatenate([mask[starts[i]:starts[i] + rows[i]] for i in batches]) if batches else None
-        if pick is None:
-            table = _whole_shard(reader, present, batches)
-        elif batches:
-            table = read_columns(reader, present, batches)
-        else:
-            table = pa.schema([reader.moves_schema.field(n) for n in present]).empty_table()
+        table = _whole_shard(reader, present, batches) if pick is None else read_columns(reader, present, batches)
         if keep is not None and not keep.all():
             table = table.filter(pa.array(keep))
         return conform(table, schema)
