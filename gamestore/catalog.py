@@ -607,4 +607,6 @@ class Catalog:
         with self._refresh_lock:
             with self._readers_lock:
                 self._readers.clear()
+            with self._pool_lock:
+                self._pool.clear()
             self._db.close()
