@@ -7,7 +7,7 @@ One run, side by side, statements interleaved, medians:
 - ``SELECT 1`` through ``store.sql`` vs a plain DuckDB connection: the
   per-statement overhead.
 
-    python benchmarks/bench_sql.py [--games 2000] [--repeat 7] [--workdir DIR]
+    python benchmarks/bench_sql.py [--games 2000] [--repeat 7] [--workdir DIR] [--no-column-cache]
 
 ``--workdir``: keep the store and its export there and reuse them on the
 next run (a 20,000-game store takes minutes to write on a loaded machine).
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--games", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--no-column-cache", action="store_true", help="every statement decompresses its columns again")
     args = ap.parse_args(argv)
     import duckdb
 
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     from gamestore.backend import BACKEND
     from gamestore.ops import export_parquet
 
+    if args.no_column_cache:
+        from gamestore import sqlscan
+
+        sqlscan.COLUMN_CACHE.max_size = 0
     tmp = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sql-"))
     if not (tmp / "export" / "moves.parquet").exists():
         with gamestore.open(tmp / "store", fsync=False) as s:
