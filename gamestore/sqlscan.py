@@ -150,7 +150,7 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
             k = schema.get_field_index(name)
             t = schema.field(k).type
             node, buf, _ = starts[k]
-            n_nodes, n_bufs, n_dicts = _spans(t)
+            _, n_bufs, n_dicts = _spans(t)
             if n_dicts:
                 reader._checked(MOVES_FILE, 0)
             dicts = fast.column_dictionaries(k) if n_dicts else []
