@@ -177,6 +177,8 @@ def main(argv=None) -> dict:
             with ThreadPoolExecutor(threads) as pool:
                 t, _ = _timed(lambda: list(pool.map(rs.read_bytes, files)))
             ceiling[f"get_mb_s_{threads}"] = moves_bytes / 1e6 / t
+        t, _ = _timed(lambda: [rs.read_bytes(f, large=True) for f in files])  # the storage layer's ranged GETs
+        ceiling["ranged_mb_s"] = moves_bytes / 1e6 / t
         t, _ = _timed(lambda: [len((local / f).read_bytes()) for f in files])
         ceiling["local_read_mb_s"] = moves_bytes / 1e6 / t
         res["server"] = ceiling
@@ -226,7 +228,8 @@ def _print(res: dict) -> None:
         print(f"{name:<11} local {r['local_s']:.2f} s  S3 {r['s3_s']:.2f} s  local/S3 {r['ratio']:.2f} (goal >= 0.5)")
     sv = res["server"]
     print(f"server ceiling: plain GETs of the moves files {sv['get_mb_s_1']:.1f} MB/s (1 at a time),"
-          f" {sv['get_mb_s_4']:.1f} MB/s (4 at a time); local file reads {sv['local_read_mb_s']:.0f} MB/s")
+          f" {sv['get_mb_s_4']:.1f} MB/s (4 at a time); one file at a time as 1 MB ranged GETs, 4 at once"
+          f" (Storage.read_bytes(large=True)) {sv['ranged_mb_s']:.1f} MB/s; local file reads {sv['local_read_mb_s']:.0f} MB/s")
     if "many_shards" in res:
         m = res["many_shards"]
         print(f"open of {m['shards']:,} shards: S3 {m['open_s3_s']:.2f} s (goal < 3 s), local {m['open_local_s']:.2f} s")

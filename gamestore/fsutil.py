@@ -11,13 +11,12 @@ import builtins
 import datetime as _dt
 import fcntl
 import hashlib
-import json
 import os
 import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Iterator
 
 __all__ = [
     "HASH_CHUNK",
@@ -28,13 +27,11 @@ __all__ = [
     "fsync_dir",
     "tmp_path",
     "atomic_path",
-    "atomic_write_json",
     "sha256_file",
-    "copy_file",
     "file_lock",
 ]
 
-#: Bytes read at a time when hashing or copying files.
+#: Bytes read at a time when hashing files.
 HASH_CHUNK = 1 << 20
 #: Names of the temporary files of :func:`atomic_path`: ``.<name>.<pid>.<thread>.tmp`` (group 1: the pid).
 TMP_NAME = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
@@ -97,32 +94,12 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
         fsync_dir(target.parent)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
-    """Replace ``path`` atomically with ``obj`` as indented, key-sorted JSON."""
-    with atomic_path(path, fsync=fsync) as tmp:
-        with builtins.open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
     with builtins.open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
-
-
-def copy_file(src: str | os.PathLike, dst: str | os.PathLike, *, fsync: bool = True) -> str:
-    """Copy ``src`` to a new file ``dst`` byte for byte (fsynced if asked); returns the hex SHA-256 of what was copied."""
-    h = hashlib.sha256()
-    with builtins.open(src, "rb") as fin, builtins.open(dst, "wb") as fout:
-        while chunk := fin.read(HASH_CHUNK):
-            h.update(chunk)
-            fout.write(chunk)
-        fout.flush()
-        if fsync:
-            os.fsync(fout.fileno())
     return h.hexdigest()
 
 
