@@ -260,8 +260,8 @@ class FastBatchReader:
         (the caller checks batch 0's checksum first)."""
         got = self._column_dicts.get(k)
         if got is None:
-            reader = ipc.open_file(pa.memory_map(self._path), options=ipc.IpcReadOptions(included_fields=[k],
-                                                                                     use_threads=False))
+            source = pa.BufferReader(self._path) if isinstance(self._path, pa.Buffer) else pa.memory_map(self._path)
+            reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=[k], use_threads=False))
             got = []
             _dictionaries(reader.get_record_batch(0).column(0), got)
             self._column_dicts[k] = got
