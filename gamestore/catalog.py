@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import SEGMENT_SCHEMA, create_views, read_segment, segment_from_games, shard_row, write_segment
+from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, segment_of, shard_row
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
@@ -391,7 +391,7 @@ class Catalog:
                 except FileNotFoundError:
                     return _UNCOMMITTED  # data uploaded, manifest (the commit point) not yet
                 manifest = parse_manifest(data, shard_id)
-            segment = self._segment(shard_id, manifest)
+            segment = segment_of(self.storage, shard_id, manifest)
         except (ShardCorruptError, FormatError):
             return None  # a damaged shard never makes the rest unreadable; `verify` reports it
         except FileNotFoundError:
@@ -399,27 +399,6 @@ class Catalog:
                 return None
             raise  # removed meanwhile: the caller lists again
         return segment, shard_row(shard_id, manifest)
-
-    def _segment(self, shard_id: str, manifest: dict) -> pa.Table:
-        rel = f"catalog/{shard_id}.parquet"
-        try:
-            table = read_segment(self.storage, rel)
-            if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
-                    and table.column("game_id").to_pylist() == manifest["game_ids"]):
-                return table
-        except FileNotFoundError:
-            pass
-        except pa.ArrowException:
-            pass  # damaged: rebuilt below
-        except OSError:
-            if not self.storage.local:
-                raise  # a network failure is not a damaged segment
-        table = segment_from_games(shard_id, ShardReader(self.storage, shard_id, manifest=manifest).games)
-        try:
-            write_segment(self.storage, rel, table)
-        except OSError:
-            pass  # read-only media, credentials or disk full: the in-memory index is still right
-        return table
 
     def add_committed(self, shard_id: str) -> None:
         """Index a shard this process has just committed (no directory listing needed)."""

@@ -22,7 +22,7 @@ from .storage import Storage
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
 
-__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment"]
+__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment", "segment_of"]
 
 SEGMENT_SCHEMA = pa.schema(
     [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
@@ -165,3 +165,29 @@ def read_segment(storage: Storage, rel: str) -> pa.Table:
     if storage.local:
         return pq.read_table(storage.path(rel), page_checksum_verification=True)
     return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True)
+
+
+def segment_of(storage: Storage, shard_id: str, manifest: dict) -> pa.Table:
+    """The catalog segment of a committed shard: its stored one when it matches the manifest, else rebuilt
+    from ``games.arrow`` (and stored again, best effort)."""
+    from .shard import ShardReader
+
+    rel = f"catalog/{shard_id}.parquet"
+    try:
+        table = read_segment(storage, rel)
+        if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
+                and table.column("game_id").to_pylist() == manifest["game_ids"]):
+            return table
+    except FileNotFoundError:
+        pass
+    except pa.ArrowException:
+        pass  # damaged: rebuilt below
+    except OSError:
+        if not storage.local:
+            raise  # a network failure is not a damaged segment
+    table = segment_from_games(shard_id, ShardReader(storage, shard_id, manifest=manifest).games)
+    try:
+        write_segment(storage, rel, table)
+    except OSError:
+        pass  # read-only media, credentials or disk full: the in-memory index is still right
+    return table

@@ -16,12 +16,12 @@ import pyarrow.fs as pafs
 from .checkpoint import CHECKPOINT_DIR
 from .errors import FormatError, ProfileError, StoreExistsError, StoreNotFoundError
 from .fsutil import TMP_NAME, utc_now
-from .profiles import LEGACY_PROFILE
+from .profiles import LEGACY_PROFILE, get_profile
 from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, VectorSpec
 from .storage import Storage
 
 __all__ = ["CONFIG_FILE", "LAYOUT", "read_config", "require_store", "check_layout", "clean_leftovers", "pid_alive",
-           "STALE_SECONDS", "write_json", "create_config", "record_profile", "clean_orphans"]
+           "STALE_SECONDS", "write_json", "create_config", "record_profile", "clean_orphans", "prepare_store"]
 
 #: The store's config file.
 CONFIG_FILE = "gamestore.json"
@@ -197,3 +197,26 @@ def clean_orphans(storage: Storage, uncommitted: set[str], *, grace_seconds: flo
         removed.append(sid)
     uncommitted.difference_update(removed)
     return removed
+
+
+def prepare_store(storage: Storage, *, create: bool, profile: str | None, board_types: Iterable[str] | None,
+                  fsync: bool) -> None:
+    """Before a store is opened: check its place, create its config when asked (``board_types`` default to
+    the profile's), record ``profile``, and on a local filesystem make its directories and remove the
+    leftovers of dead processes (:func:`gamestore.open`)."""
+    if storage.local and os.path.exists(storage.root) and not os.path.isdir(storage.root):
+        raise StoreNotFoundError(f"not a gamestore: {storage.uri} is not a directory")
+    if profile is not None:
+        get_profile(profile)  # an unknown name fails before anything is created
+    if not storage.exists(CONFIG_FILE):
+        if not create:
+            raise StoreNotFoundError(f"not a gamestore: {storage.uri} (no {CONFIG_FILE})")
+        if board_types is None and profile is not None:
+            board_types = get_profile(profile).board_types
+        create_config(storage, board_types, profile, fsync=fsync)
+    read_config(storage)
+    if profile is not None:
+        record_profile(storage, profile, fsync=fsync)
+    if storage.local:
+        check_layout(storage.local_path(), create=True)
+        clean_leftovers(storage.local_path())

@@ -21,16 +21,13 @@ from . import codec, readpath, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
-    ShardCorruptError, StoreClosedError, StoreNotFoundError,
+    ShardCorruptError, StoreClosedError,
 )
 from .records import undeclared_vectors
 from .profiles import LEGACY_PROFILE, get_profile
 from .schema import VectorSpec, conform, moves_schema
 from .fsutil import utc_now
-from .layout import (
-    CONFIG_FILE, check_layout, clean_leftovers, clean_orphans, create_config, read_config, record_profile, require_store,
-    write_json,
-)
+from .layout import CONFIG_FILE, clean_orphans, prepare_store, read_config, require_store, write_json
 from .shard import write_shard
 from .storage import Storage
 
@@ -579,22 +576,7 @@ def open(
     process gets the lock; see docs/operations.md).
     """
     storage = Storage.from_location(path, filesystem=filesystem)
-    if storage.local and os.path.exists(storage.root) and not os.path.isdir(storage.root):
-        raise StoreNotFoundError(f"not a gamestore: {storage.uri} is not a directory")
-    if profile is not None:
-        get_profile(profile)  # an unknown name fails before anything is created
-    if not storage.exists(CONFIG_FILE):
-        if not create:
-            raise StoreNotFoundError(f"not a gamestore: {storage.uri} (no {CONFIG_FILE})")
-        if board_types is None and profile is not None:
-            board_types = get_profile(profile).board_types
-        create_config(storage, board_types, profile, fsync=fsync)
-    read_config(storage)
-    if profile is not None:
-        record_profile(storage, profile, fsync=fsync)
-    if storage.local:
-        check_layout(storage.local_path(), create=True)
-        clean_leftovers(storage.local_path())
+    prepare_store(storage, create=create, profile=profile, board_types=board_types, fsync=fsync)
     store = GameStore(storage, shard_moves=shard_moves, shard_games=shard_games, batch_rows=batch_rows, fsync=fsync)
     if not storage.local and store.catalog.uncommitted:
         clean_orphans(store.storage, store.catalog.uncommitted)

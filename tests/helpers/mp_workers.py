@@ -100,7 +100,7 @@ def _die() -> None:
 
 def _install_kill(phase: str, nth: int, store_path: Path) -> None:
     """Make this process SIGKILL itself the ``nth`` time it reaches ``phase``."""
-    from gamestore import catalog, codec, shard, shardwrite
+    from gamestore import catalog_snapshot, codec, shard, shardwrite
     from gamestore import store as store_mod
 
     count = {"n": 0}
@@ -145,7 +145,7 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
 
         os.rename = rename
     elif phase == "segment":
-        orig_segment = catalog.write_segment
+        orig_segment = catalog_snapshot.write_segment
 
         def _write_segment(storage, rel, table):
             if hit():
@@ -155,7 +155,7 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
                 _die()
             orig_segment(storage, rel, table)
 
-        catalog.write_segment = _write_segment
+        catalog_snapshot.write_segment = _write_segment
     elif phase == "config":
         orig_atomic = store_mod.write_json
 
