@@ -314,3 +314,33 @@ def _display_uri(text: str, fs: pafs.FileSystem, root: str) -> str:
     parts = urllib.parse.urlsplit(text)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k not in _SECRET_PARAMS]
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+#: ``S3FileSystem`` options that an ``s3://`` URI can carry, and that say where the data is (never who reads it).
+_S3_URI_OPTIONS = ("endpoint_override", "scheme", "region", "allow_delayed_open", "tls_ca_file_path")
+
+
+def portable_location(storage: Storage) -> str:
+    """A location that opens ``storage`` on another machine: a path, or a URI naming the filesystem's endpoint.
+
+    For ``s3://`` the URI carries the endpoint, scheme and region the
+    filesystem resolved here (from the URI, ``AWS_ENDPOINT_URL`` or an
+    explicit ``S3FileSystem``), so remote processes need no endpoint
+    variables; it never carries credentials: remote processes take theirs
+    from their own environment (pyarrow's AWS SDK chain).  Other
+    filesystems: the caller's URI, credentials removed.
+    """
+    if storage.local:
+        return storage.root
+    if isinstance(storage.fs, pafs.S3FileSystem):
+        options = storage.fs.__reduce__()[1][0]  # the filesystem's own options (what pickling would send)
+        query = []
+        for key in _S3_URI_OPTIONS:
+            value = options.get(key)
+            if value in (None, "", False):
+                continue
+            query.append((key, "true" if value is True else str(value)))
+        return f"s3://{storage.root}" + (f"?{urllib.parse.urlencode(query, safe=':/')}" if query else "")
+    if "://" not in storage.uri:
+        raise StorageError(f"{storage.uri}: a store on a {storage.fs.type_name} filesystem has no URI to open it elsewhere")
+    return storage.uri

@@ -12,7 +12,11 @@ import pyarrow as pa
 import pytest
 
 import gamestore
+from gamestore.ops import verify_store
 from gamestore.testing.synth import games
+
+from helpers import subprocess_env
+from helpers.s3server import CREDENTIALS as S3_CREDENTIALS
 
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
@@ -30,6 +34,8 @@ _NODE = {"num_cpus": 1, "object_store_memory": 200 * 2**20}
 def cluster():
     from ray.cluster_utils import Cluster
 
+    for key, value in S3_CREDENTIALS.items():  # the nodes' own credentials for the local S3 server: tasks
+        os.environ.setdefault(key, value)  # take theirs from their environment, never from a pickled filesystem
     c = Cluster(initialize_head=True, head_node_args=dict(_NODE))
     workers = [c.add_node(**_NODE) for _ in range(2)]
     ray.init(address=c.address, log_to_driver=False)
@@ -42,16 +48,14 @@ def cluster():
         c.shutdown()
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A store of mixed configs in 6 shards, with a game id committed twice (by two handles)."""
-    path = tmp_path_factory.mktemp("raystore") / "s"
-    st = gamestore.open(path)
+def _fill(location):
+    """A store of mixed configs in 6 shards, with a game id committed twice (by two handles); returns it open."""
+    st = gamestore.open(location)
     configs = [("square8", 2), ("square8", 3), ("hex8", 2), ("square8", 4), ("hex8", 4), ("square8", 2)]
     for i, (board, players) in enumerate(configs):
         st.write_games(games(6, board_type=board, num_players=players, seed=100 + i))
         st.flush()
-    other = gamestore.open(path)  # opened before the next commit: it does not know game `dup`
+    other = gamestore.open(location)  # opened before the next commit: it does not know game `dup`
     dup = dict(next(iter(games(1, seed=999))))
     st.write_games([dup])
     st.flush()
@@ -59,6 +63,12 @@ def store(tmp_path_factory):
     other.flush()
     other.close()
     st.refresh()
+    return st
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    st = _fill(tmp_path_factory.mktemp("raystore") / "s")
     yield st
     st.close()
 
@@ -312,3 +322,112 @@ def test_import_of_a_missing_source_fails_before_any_task(tmp_path, capsys):
     assert main(["import-sqlite", "--ray", "auto", str(tmp_path / "missing.db"), str(tmp_path / "s")]) == 2
     assert "no such GameReplayDB" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+# -- a store in a bucket (the local S3 server), read and written by the cluster's tasks ----------------------
+
+@pytest.fixture(scope="module")
+def s3_store(s3):
+    st = _fill(s3.uri(s3.bucket(), "ray/store"))
+    yield st
+    st.close()
+
+
+def test_s3_reads_equal_local_api_exactly_once(cluster, s3, s3_store):
+    import pyarrow.fs as pafs
+    from ray import cloudpickle
+
+    from gamestore.torch import PositionDataset
+
+    uri = str(s3_store.path)
+    assert uri.startswith("s3://")
+    cols = ["game_id", "board_type", "num_players", "winner", "total_moves"]
+    got = pa.Table.from_pylist(gray.read_games(uri, where="num_players = 2", columns=cols, parallelism=3).take_all())
+    want = s3_store.query_games("num_players = 2", columns=cols)
+    assert got.num_rows == len(set(got.column("game_id").to_pylist())) == want.num_rows > 0
+    assert _rows(got, cols) == _rows(want, cols)
+
+    # a handle on an explicit S3FileSystem with its own keys: the tasks get the endpoint, never the keys
+    secret = "never-pickled-" + "x" * 8
+    fs = pafs.S3FileSystem(endpoint_override=s3.endpoint, scheme="http", region="us-east-1",
+                           access_key="AKIAPROBE", secret_key=secret)  # fmt: skip
+    with gamestore.open(uri.split("://", 1)[1].split("?")[0], filesystem=fs, create=False) as handle:
+        source = gray.MovesDatasource(handle, where="num_players >= 3", columns=["game_id", "move_number", "player"])
+        tasks = source.get_read_tasks(4)
+        assert secret.encode() not in cloudpickle.dumps(tasks)
+        assert all(f.startswith("s3://") and "?" not in f for t in tasks for f in t.metadata.input_files)
+        moves = gray.read_moves(handle, where="num_players >= 3", columns=["game_id", "move_number", "player"],
+                                parallelism=4).select_columns(["game_id", "move_number"])  # fmt: skip
+        got = pa.concat_tables([ray.get(r) for r in moves.to_arrow_refs()])
+    assert got.column_names == ["game_id", "move_number"]
+    want = _moves_table(s3_store.scan_moves("num_players >= 3", columns=["game_id", "move_number"]))
+    assert got.num_rows == want.num_rows == s3_store.count_moves("num_players >= 3")
+    assert _rows(got, got.column_names) == _rows(want, got.column_names)
+
+    where = "board_type = 'hex8'"
+    width = ds_width(s3_store, where)
+    seen = []
+    for batch in gray.read_positions(uri, where=where, shuffle=False, parallelism=2).iter_batches(batch_size=64):
+        seen += list(zip(batch["game_id"].tolist(), batch["move_number"].tolist(), batch["value_mover"].tolist()))
+    want_pos = []
+    with PositionDataset(uri, where=where, shuffle=False, max_candidates=width) as local:
+        for batch in local:
+            want_pos += list(zip(list(batch["game_id"]), batch["move_number"].tolist(), batch["value_mover"].tolist()))
+    assert len(seen) == len(set(seen)) == len(want_pos) == s3_store.count_moves(where)
+    assert sorted(seen) == sorted(want_pos)
+
+
+def test_s3_reads_open_only_selected_shards(cluster, s3):
+    st = gamestore.open(s3.uri(s3.bucket(), "pushdown"))
+    for board, seed in [("square8", 1), ("hex8", 2), ("square8", 3), ("hex8", 4)]:
+        st.write_games(games(3, board_type=board, seed=seed))
+        st.flush()
+    where = "board_type = 'hex8'"
+    want_games = st.count_games(where)
+    want_moves = st.count_moves(where)
+    games_ds = gray.read_games(st, where=where, columns=["game_id"])
+    moves_ds = gray.read_moves(st, where=where, columns=["game_id", "move_number"])
+    touched = set(st.query_games(where, columns=["shard_id"]).column("shard_id").to_pylist())
+    untouched = set(st.catalog.shard_ids()) - touched
+    assert len(touched) == len(untouched) == 2
+    for sid in untouched:  # the other shards' data is gone: a task that opened one would fail
+        for name in ("games.arrow", "moves.arrow"):
+            st.storage.delete_file(f"shards/{sid}/{name}")
+    assert len({r["game_id"] for r in games_ds.take_all()}) == games_ds.count() == want_games
+    assert len({(r["game_id"], r["move_number"]) for r in moves_ds.take_all()}) == want_moves
+    st.close()
+
+
+def test_s3_write_games_retried_task_writes_nothing_twice(cluster, s3, tmp_path):
+    records = list(games(16, seed=12))
+    uri = s3.uri(s3.bucket(), "written")
+    gamestore.open(uri).close()
+    gray.write_games(gray.records_to_dataset(records[:6], blocks=2), uri)  # games a retried task finds committed
+    marker = str(tmp_path / "crashed")
+    ds = gray.records_to_dataset(records, blocks=4).map_batches(_crash_once(marker), batch_size=None)
+    summary = gray.write_games(ds, uri, ray_remote_args={"max_retries": 3})
+    assert os.path.exists(marker)
+    assert summary.games_written + summary.games_skipped >= 16
+    with gamestore.open(uri, create=False) as st:
+        assert sorted(st.query_games(columns=["game_id"]).column("game_id").to_pylist()) == sorted(
+            r["game_id"] for r in records)
+        assert sum(row[0] for row in st.sql("SELECT num_games FROM shards").fetchall()) == 16  # one copy each
+        for r in records[::5]:
+            assert gamestore.games_equal(st.get_game(r["game_id"]), gamestore.normalize_game(r, vectors=st.vectors))
+    assert verify_store(uri).ok
+
+
+@pytest.mark.slow
+def test_cli_import_sqlite_ray_into_a_bucket(cluster, s3, ringrift_dbs):
+    c, _ = cluster
+    uri = s3.uri(s3.bucket(), "imported")
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from gamestore.cli import main; sys.exit(main())", "import-sqlite",
+         "--ray", c.address, "--tasks", "3", *map(str, ringrift_dbs.values()), uri],
+        capture_output=True, text=True, timeout=300, env=subprocess_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "imported 12 games" in out.stdout
+    with gamestore.open(uri, create=False) as st:
+        assert st.count_games() == 12 and st.meta_names()
+    assert verify_store(uri).ok

@@ -12,7 +12,6 @@ retries of a task lost with its node give the same rows again.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -25,7 +24,7 @@ from .. import readpath
 from ..errors import QueryError
 from ..schema import conform
 from ..readpath import ShardPick, shard_batches
-from .plan import open_shard, select_shards, split_work, store_location
+from .plan import open_shard, select_shards, shard_name, split_work, store_location
 
 if TYPE_CHECKING:
     import ray.data
@@ -102,7 +101,7 @@ class _StoreDatasource(Datasource):
             meta = BlockMetadata(
                 num_rows=rows,
                 size_bytes=int(rows * row_bytes),
-                input_files=tuple(f"{self._store}/shards/{w.shard_id}" for w in group),
+                input_files=tuple(shard_name(self._store, w.shard_id) for w in group),
                 exec_stats=None,
             )
             tasks.append(

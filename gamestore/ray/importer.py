@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .plan import store_location
+
 __all__ = ["DistributedImportReport", "import_sqlite"]
 
 
@@ -108,7 +110,7 @@ def import_sqlite(
         raise FileNotFoundError(f"no such GameReplayDB: {missing[0]}")
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
-    store_uri = os.fspath(store)
+    store_uri = store_location(store)
     with open_store(store_uri, create=True, vectors=RINGRIFT_VECTORS) as st:
         st.declare_vectors(RINGRIFT_VECTORS)
     try:

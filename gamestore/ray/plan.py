@@ -1,7 +1,6 @@
 """Planning reads on the driver: the catalog's selection (gamestore/readpath.py), grouped into read tasks."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
@@ -10,17 +9,27 @@ from ..readpath import ShardPick, select
 from ..schema import GAMES_SCHEMA, moves_schema
 from ..shard import ShardReader
 from ..sqlguard import check_predicate
+from ..storage import Storage, portable_location
 
-__all__ = ["select_shards", "split_work", "open_shard", "store_location", "GAME_COLUMNS"]
+__all__ = ["select_shards", "split_work", "open_shard", "store_location", "shard_name", "GAME_COLUMNS"]
 
 #: The game-level columns a games dataset offers: those of ``games.arrow`` but the row's place in the moves file.
 GAME_COLUMNS = [n for n in GAMES_SCHEMA.names if n != "move_offset"]
 
 
 def store_location(store: Any) -> str:
-    """The location (path or URI) of ``store``: a store handle, a path or a URI; what read and write tasks open."""
-    path = getattr(store, "path", store)
-    return path if isinstance(path, str) else os.fspath(path)
+    """What read and write tasks open: the location of ``store`` (a store handle, a path or a URI) as a path
+    or a URI that works on any node (endpoint included, credentials never: tasks take theirs from their
+    node's environment).  See :func:`gamestore.storage.portable_location`."""
+    storage = getattr(store, "storage", None)
+    if not isinstance(storage, Storage):
+        storage = Storage.from_location(store)
+    return portable_location(storage)
+
+
+def shard_name(location: str, shard_id: str) -> str:
+    """How a shard is named in Ray's metadata (``input_files``): the store location without its query."""
+    return f"{location.split('?', 1)[0]}/shards/{shard_id}"
 
 
 def select_shards(store: str, *, where: str | None, kind: str) -> tuple[list[ShardPick], pa.Schema]:
@@ -52,6 +61,4 @@ def split_work(work: Sequence[ShardPick], parts: int, *, weight: Callable[[Shard
 
 def open_shard(store: str, shard_id: str) -> ShardReader:
     """A reader of one committed shard of the store at ``store`` (a path or a URI)."""
-    from ..storage import Storage
-
     return ShardReader(Storage.from_location(store), shard_id)
