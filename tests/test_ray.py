@@ -431,3 +431,15 @@ def test_cli_import_sqlite_ray_into_a_bucket(cluster, s3, ringrift_dbs):
     with gamestore.open(uri, create=False) as st:
         assert st.count_games() == 12 and st.meta_names()
     assert verify_store(uri).ok
+
+
+def test_store_location_is_portable_and_carries_no_credentials(monkeypatch, tmp_path):
+    from gamestore.ray.plan import store_location
+
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert store_location(tmp_path / "s") == str(tmp_path / "s")
+    uri = store_location("s3://AKIAPROBE:s3cret@bkt/a/b?endpoint_override=10.0.0.5:9000&scheme=http")
+    assert uri == "s3://bkt/a/b?endpoint_override=10.0.0.5:9000&scheme=http&region=us-east-1&allow_delayed_open=true"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://objects.example:8443")  # the driver's endpoint goes along
+    assert store_location("s3://bkt/c").startswith("s3://bkt/c?endpoint_override=objects.example:8443&scheme=https")
