@@ -449,6 +449,37 @@ def undeclared_vectors(moves: Iterable[Any], declared: AbstractSet[str]) -> dict
     return seen
 
 
+def new_vector_specs(records: Iterable[Any], declared: AbstractSet[str]) -> tuple[dict[str, VectorSpec], RecordError | None]:
+    """Specs for the vectors ``records`` use that are not in ``declared`` (shape and float dtype of the first value).
+
+    Also returns the error of the first record with an unusable new vector (its ``game_index``
+    set); the specs are those of the records before it.
+    """
+    new: dict[str, VectorSpec] = {}
+    for index, rec in enumerate(records):
+        moves = rec.get("moves") if isinstance(rec, Mapping) else None
+        if not isinstance(moves, (list, tuple)):
+            continue
+        mine: dict[str, VectorSpec] = {}
+        for name, sample in undeclared_vectors(moves, declared).items():
+            if name in new:
+                continue
+            try:
+                if not isinstance(name, str):
+                    raise TypeError(f"vector names are str, got {type(name).__name__}")
+                arr = np.asarray(sample)
+                if arr.dtype == object:
+                    raise ValueError("not a rectangular numeric array")
+                dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
+                mine[name] = VectorSpec(name, tuple(arr.shape) or (1,), dtype)
+            except (TypeError, ValueError) as exc:
+                field = f"vectors.{name!r}" if not isinstance(name, str) else f"vectors.{name}"
+                err = RecordError(f"cannot declare a vector from it: {exc}", game_id=rec.get("game_id"), field=field)
+                return new, err.at_index(index)
+        new.update(mine)
+    return new, None
+
+
 def games_equal(a: Any, b: Any) -> bool:
     """Deep equality that compares numpy arrays by dtype, shape and bytes and floats bit for bit."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):

@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence, overload
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -23,7 +22,7 @@ from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
     ShardCorruptError, StoreClosedError,
 )
-from .records import undeclared_vectors
+from .records import new_vector_specs
 from .profiles import LEGACY_PROFILE, get_profile
 from .schema import VectorSpec, conform, moves_schema
 from .fsutil import utc_now
@@ -37,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 
-_ENCODE_CHUNK = 256
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -130,40 +128,8 @@ class GameStore:
             write_json(self.storage, CONFIG_FILE, self._config, fsync=self._fsync)
 
     def _auto_declare(self, records: Sequence[Mapping[str, Any]]) -> RecordError | None:
-        """Declare the vectors ``records`` use that are not declared yet.
-
-        Returns the error of the first record with an unusable new vector (its
-        ``game_index`` set); the vectors of the records before it are declared.
-        """
-        declared = set(self._config.get("vectors", {}))
-        new: dict[str, VectorSpec] = {}
-        failure: RecordError | None = None
-        for index, rec in enumerate(records):
-            moves = rec.get("moves") if isinstance(rec, Mapping) else None
-            if not isinstance(moves, (list, tuple)):
-                continue
-            try:
-                found = undeclared_vectors(moves, declared)
-                mine: dict[str, VectorSpec] = {}
-                for name, sample in found.items():
-                    if name in new:
-                        continue
-                    field = f"vectors.{name!r}" if not isinstance(name, str) else f"vectors.{name}"
-                    try:
-                        if not isinstance(name, str):
-                            raise TypeError(f"vector names are str, got {type(name).__name__}")
-                        arr = np.asarray(sample)
-                        if arr.dtype == object:
-                            raise ValueError("not a rectangular numeric array")
-                        dtype = arr.dtype.name if arr.dtype.name in ("float16", "float32", "float64") else "float32"
-                        mine[name] = VectorSpec(name, tuple(arr.shape) or (1,), dtype)
-                    except (TypeError, ValueError) as exc:
-                        raise RecordError(f"cannot declare a vector from it: {exc}", game_id=rec.get("game_id"),
-                                          field=field) from None
-            except RecordError as exc:
-                failure = exc.at_index(index)
-                break
-            new.update(mine)
+        """Declare the vectors ``records`` use that are not declared yet (see :func:`records.new_vector_specs`)."""
+        new, failure = new_vector_specs(records, set(self._config.get("vectors", {})))
         if new:
             self.declare_vectors(new)
         return failure
@@ -190,18 +156,24 @@ class GameStore:
             # no catalog refresh here: a writer process indexing every other writer's new shards costs
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
             # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
+            # a chunk is encoded at once and fills at most what is left of the shard being buffered, so a
+            # shard is usually one chunk: several must be combined (dictionaries unified, every buffer copied)
             chunk_moves = 0
-            move_limit = max(1, self._shard_moves // 4)
+            room_moves, room_games = self._room()
             for record in games:
                 chunk.append(record)
                 moves = record.get("moves") if isinstance(record, Mapping) else None
                 chunk_moves += len(moves) if isinstance(moves, (list, tuple)) else 0
-                if len(chunk) >= _ENCODE_CHUNK or chunk_moves >= move_limit:
+                if len(chunk) >= room_games or chunk_moves >= room_moves:
                     written += self._write_chunk(chunk, on_duplicate)
                     chunk, chunk_moves = [], 0
+                    room_moves, room_games = self._room()
             if chunk:
                 written += self._write_chunk(chunk, on_duplicate)
         return written
+
+    def _room(self) -> tuple[int, int]:
+        return max(1, self._shard_moves - self._buffered_moves), max(1, self._shard_games - len(self._buffered_ids))
 
     def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate) -> int:
         # Fast attempt: no new ids repeated and every record encodes. Then no record uses an undeclared
