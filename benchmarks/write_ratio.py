@@ -64,7 +64,7 @@ def _breakdown(games: int, repeat: int) -> None:
     import pyarrow.ipc as ipc
 
     import gamestore
-    from gamestore import _encode, codec, shard
+    from gamestore import _encode, codec, shardwrite
     from gamestore.ipc_write import write_ipc_file
     from gamestore.schema import GAMES_SCHEMA, VectorSpec, moves_schema
     from gamestore.testing import synth
@@ -84,7 +84,7 @@ def _breakdown(games: int, repeat: int) -> None:
         loop = _best(lambda: _encode.MoveEncoder([specs[k] for k in sorted(specs)], n).encode(ids, moves), repeat)
         enc = codec.encode_games(records, vectors=specs)
         encode = _best(lambda: codec.encode_games(records, vectors=specs), repeat)
-        batches = list(shard._move_batches(enc.games, enc.moves, 1024))
+        batches = list(shardwrite._move_batches(enc.games, enc.moves, 1024))
         mschema = moves_schema(specs)
         ours = _best(lambda: write_ipc_file(Path(tmp) / "m.arrow", mschema, batches), repeat)
 
