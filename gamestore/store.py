@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 
+_ENCODE_CHUNK = 256
 _META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -156,24 +157,18 @@ class GameStore:
             # no catalog refresh here: a writer process indexing every other writer's new shards costs
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
             # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
-            # a chunk is encoded at once and fills at most what is left of the shard being buffered, so a
-            # shard is usually one chunk: several must be combined (dictionaries unified, every buffer copied)
             chunk_moves = 0
-            room_moves, room_games = self._room()
+            move_limit = max(1, self._shard_moves // 4)
             for record in games:
                 chunk.append(record)
                 moves = record.get("moves") if isinstance(record, Mapping) else None
                 chunk_moves += len(moves) if isinstance(moves, (list, tuple)) else 0
-                if len(chunk) >= room_games or chunk_moves >= room_moves:
+                if len(chunk) >= _ENCODE_CHUNK or chunk_moves >= move_limit:
                     written += self._write_chunk(chunk, on_duplicate)
                     chunk, chunk_moves = [], 0
-                    room_moves, room_games = self._room()
             if chunk:
                 written += self._write_chunk(chunk, on_duplicate)
         return written
-
-    def _room(self) -> tuple[int, int]:
-        return max(1, self._shard_moves - self._buffered_moves), max(1, self._shard_games - len(self._buffered_ids))
 
     def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate) -> int:
         # Fast attempt: no new ids repeated and every record encodes. Then no record uses an undeclared

@@ -72,6 +72,8 @@ def run_cluster(tmp_path: Path, *, nodes: int, writers_per_node: int, batches: i
         assert ready.exists(), trainer.communicate()[0] if trainer.poll() is not None else "trainer not ready"
         writers = []
         node_dirs = [tmp_path / f"node{n}" for n in range(nodes)]
+        for node in node_dirs:  # before the syncs start: a sync of a path that is no store yet exits with an error
+            gamestore.open(node).close()
         for n, node in enumerate(node_dirs):
             for w in range(writers_per_node):
                 args = {"store": str(node), "wid": f"n{n}w{w}", "ack_dir": str(ack_dir), "batches": batches,
