@@ -155,10 +155,11 @@ class FastBatchReader:
         self._column_dicts: dict[int, list] = {}
         self._path = path
 
-    def _dictionary_list(self) -> list:
+    def _dictionary_list(self, index: int) -> list:
         if self._dicts is None:
-            # the file's dictionaries never change (the IPC file format allows no replacement): take them once
-            batch = self._reader.get_record_batch(0)
+            # the file's dictionaries never change (the IPC file format allows no replacement): take them once,
+            # through the batch being read (its checksum was checked; another batch may be the damaged one)
+            batch = self._reader.get_record_batch(index)
             out: list = []
             for col in batch.columns:
                 _dictionaries(col, out)
@@ -181,7 +182,7 @@ class FastBatchReader:
             return self._read(index)
         except Unsupported:
             raise
-        except (struct.error, IndexError, ValueError, pa.ArrowException, _ZstdError) as exc:
+        except (struct.error, IndexError, ValueError, OSError, pa.ArrowException, _ZstdError) as exc:
             raise Damaged(f"{type(exc).__name__}: {exc}") from exc
 
     def layout(self, index: int) -> tuple[int, list[list[int]], list[list[int]], int]:
@@ -273,7 +274,7 @@ class FastBatchReader:
         buffers = self.buffers(bufs, body, range(bcount))
         total = sum(b.size for b in buffers if b is not None)
         state = [0, 0, 0]  # next node, next buffer, next dictionary
-        dicts = self._dictionary_list()
+        dicts = self._dictionary_list(index)
         arrays = [build(f.type, nodes, buffers, dicts, state) for f in self.schema]
         if state[0] != ncount or state[1] != bcount:
             raise Unsupported("message layout differs from the schema")

@@ -79,10 +79,6 @@ def fuzz(template, tmp_path, cases: int) -> Counter:
     return tally
 
 
-# Known bug, found by this sample once it ran against the installed build: after a checksum failure on a
-# moves batch, a second get_game of a game in the same batch can raise an untyped OSError (Arrow's "ZSTD
-# decompression failed") instead of ShardCorruptError. Until it is fixed the sample runs with the slow tests.
-@pytest.mark.slow
 def test_corruption_sample(template, tmp_path):
     fuzz(template, tmp_path, FAST_CASES)
 
