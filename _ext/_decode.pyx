@@ -8,6 +8,14 @@ buffers, exported without a copy through the Arrow C data interface
 its rows.  Dictionary strings are decoded once per :class:`StrTable`; a
 caller that keeps a ``strings`` dict across batches of one file (a shard
 reader) decodes each move key once per file.
+
+Bounds: the batch passes Arrow's structural validation first (buffer sizes
+against lengths, first and last offsets, cheap); every offset, dictionary
+index and child length the loops follow is then checked against those
+bounds before it is used, so a damaged batch (a format-1 shard has no
+checksums; a crafted one may carry valid ones) raises
+:class:`~gamestore.errors.ShardCorruptError` and never reads outside its
+buffers.
 """
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport free, malloc
@@ -23,6 +31,9 @@ import json
 import json.decoder
 
 import numpy as np
+import pyarrow as pa
+
+from gamestore.errors import ShardCorruptError
 
 cnp.import_array()
 
@@ -134,6 +145,7 @@ cdef struct Col:
     const uint8_t* data    # values; int32 offsets for strings and lists
     const uint8_t* chars   # string bytes
     int64_t off            # the array's offset (plus its parents'), added to every index
+    int64_t lo, hi         # offsets and lists: the first and last offset of the array (every offset lies within)
     int width              # bytes per value
     bint absent            # every slot null
 
@@ -177,15 +189,33 @@ cdef inline double wide(const Col* f32, const Col* f64, int64_t e) noexcept nogi
     return fval(f32, e)
 
 
+cdef int damaged(str what) except -1:
+    raise ShardCorruptError(f"damaged moves batch: {what}")
+
+
+cdef inline int span(const Col* c, int64_t i, int64_t* a, int64_t* b) except -1:
+    """The offsets ``[a, b)`` of row ``i`` of a string or list column, checked to lie within the array."""
+    a[0] = offset_at(c, i)
+    b[0] = offset_at(c, i + 1)
+    if a[0] < c.lo or b[0] < a[0] or b[0] > c.hi:
+        damaged(f"offsets [{a[0]}, {b[0]}) of row {i} outside [{c.lo}, {c.hi}] or decreasing")
+    return 0
+
+
 cdef inline object string_at(const Col* c, int64_t i):
-    cdef int32_t a = offset_at(c, i), b = offset_at(c, i + 1)
-    if b <= a:
+    cdef int64_t a, b
+    span(c, i, &a, &b)
+    if b == a:
         return ""
     return PyUnicode_DecodeUTF8(<const char*>c.chars + a, b - a, NULL)
 
 
-cdef int set_col(Col* c, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, str kind, str name) except -1:
-    """Point ``c`` at array ``a``; ``kind`` is what the column must hold ('i', 'f', 'C', 'u', 'd', '+l')."""
+cdef int set_col(Col* c, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, int64_t rows, str kind,
+                 str name) except -1:
+    """Point ``c`` at array ``a``; ``kind`` is what the column must hold ('i', 'f', 'C', 'u', 'd', '+l').
+
+    ``rows``: the parent's offset plus its length (the child must hold that many slots).
+    """
     fmt = s.format.decode("ascii")
     if kind == "d":  # dictionary<int, string>: the indices here, the strings in a StrTable
         if s.dictionary == NULL or a.dictionary == NULL or strcmp(s.dictionary.format, b"u") != 0:
@@ -207,6 +237,14 @@ cdef int set_col(Col* c, const ArrowSchema* s, const ArrowArray* a, int64_t pare
     c.chars = <const uint8_t*>a.buffers[2] if kind == "u" else NULL
     if c.data == NULL and not c.absent and a.length > 0:
         raise ValueError(f"moves column {name!r}: no data buffer")
+    if a.length < rows or a.offset < 0 or parent_off < 0:
+        damaged(f"column {name!r} has {a.length} slots, its parent needs {rows}")
+    c.lo = c.hi = 0
+    if (kind == "u" or kind == "+l") and c.data != NULL:
+        c.lo = (<const int32_t*>c.data)[a.offset]
+        c.hi = (<const int32_t*>c.data)[a.offset + a.length]
+        if c.lo < 0 or c.hi < c.lo:
+            damaged(f"column {name!r}: offsets run from {c.lo} to {c.hi}")
     return 0
 
 
@@ -232,10 +270,13 @@ cdef class StrTable:
         cdef const int32_t* src = NULL
         cdef int32_t first = 0, last = 0
         cdef Py_ssize_t i, n = a.length
+        cdef bint bad = False
         if n:
             src = (<const int32_t*>a.buffers[1]) + a.offset
             first = src[0]
             last = src[n]
+        if first < 0 or last < first:
+            damaged(f"dictionary offsets run from {first} to {last}")
         t.off = <int32_t*>malloc(4 * (n + 1))
         t.chars = <char*>malloc(last - first + 1)
         if t.off == NULL or t.chars == NULL:
@@ -244,8 +285,11 @@ cdef class StrTable:
         with nogil:
             for i in range(1, n + 1):
                 t.off[i] = src[i] - first
-            if last > first:
+                bad |= src[i] < src[i - 1] or src[i] > last
+            if last > first and not bad:
                 memcpy(t.chars, (<const char*>a.buffers[2]) + first, last - first)
+        if bad:
+            damaged("dictionary offsets decrease or run past the last one")
         t.n = n
         t.cache = [None] * n
         return t
@@ -254,8 +298,11 @@ cdef class StrTable:
         return self.n
 
     cdef inline object get(self, int64_t i):
-        cdef object s = <object>PyList_GET_ITEM(self.cache, i)
+        cdef object s
         cdef int32_t a, b
+        if i < 0 or i >= self.n:
+            damaged(f"dictionary index {i} outside the {self.n} strings")
+        s = <object>PyList_GET_ITEM(self.cache, i)
         if s is None:
             a = self.off[i]
             b = self.off[i + 1]
@@ -320,17 +367,22 @@ cdef class BatchDecoder:
         free(self.vecs)
 
     def __init__(self, batch, vectors=(), dict strings=None):
+        try:
+            batch.validate()  # buffer sizes against lengths, first/last offsets, dictionaries: microseconds
+        except pa.ArrowException as exc:
+            raise ShardCorruptError(f"damaged moves batch: {exc}") from None
         cdef tuple caps = batch.__arrow_c_array__()
         cdef const ArrowSchema* top_s = <const ArrowSchema*>PyCapsule_GetPointer(caps[0], b"arrow_schema")
         cdef const ArrowArray* top = <const ArrowArray*>PyCapsule_GetPointer(caps[1], b"arrow_array")
         cdef const ArrowSchema* cs
         cdef const ArrowArray* ca
-        cdef int64_t i, slot
+        cdef int64_t i, slot, rows
         cdef Vec* v
         self._keep = caps
         if strcmp(top_s.format, b"+s") != 0 or top.n_children != top_s.n_children:
             raise ValueError("a moves record batch is expected")
         self.num_rows = top.length
+        rows = top.offset + top.length
         if strings is None:
             strings = {}
         found = set()
@@ -344,13 +396,13 @@ cdef class BatchDecoder:
             entry = SLOTS.get(name)
             if entry is not None:
                 slot, kind = entry
-                set_col(&self.cols[slot], cs, ca, top.offset, kind, name)
+                set_col(&self.cols[slot], cs, ca, top.offset, rows, kind, name)
                 if kind == "d":
                     self.dstr_tables[slot - C_DSTR] = _table(strings, name, ca)
                 elif slot == C_POLICY:
-                    self.p_keys = _entries(&self.pol, cs, ca, top.offset, POLICY_FIELDS, name, strings)
+                    self.p_keys = _entries(&self.pol, cs, ca, top.offset, rows, POLICY_FIELDS, name, strings)
                 elif slot == C_SEARCH:
-                    self.s_keys = _entries(&self.srch, cs, ca, top.offset, SEARCH_FIELDS, name, strings)
+                    self.s_keys = _entries(&self.srch, cs, ca, top.offset, rows, SEARCH_FIELDS, name, strings)
                 found.add(name)
             elif name in vec_cols:
                 vec_found.append((i, vec_cols[name]))
@@ -365,7 +417,7 @@ cdef class BatchDecoder:
                 raise MemoryError()
         for j, (i, spec) in enumerate(vec_found):
             vname, col, shape, dtype = spec
-            _vector(&self.vecs[j], top_s.children[i], top.children[i], top.offset, col, tuple(shape), dtype)
+            _vector(&self.vecs[j], top_s.children[i], top.children[i], top.offset, rows, col, tuple(shape), dtype)
             self.vec_names.append(vname)
 
     def decode(self, Py_ssize_t start, Py_ssize_t stop):
@@ -375,12 +427,17 @@ cdef class BatchDecoder:
         if start < 0 or stop > self.num_rows or start > stop:
             raise IndexError(f"rows [{start}, {stop}) outside the batch of {self.num_rows}")
         out = []
+        i = start
         was_enabled = PyGC_Disable()  # the dicts built here hold no cycles: collecting only costs time
         try:
             for i in range(start, stop):
                 out.append(self._row(i))
                 if (i & 63) == 63:
                     yield_gil()
+        except (ValueError, TypeError, OverflowError) as exc:  # bad UTF-8 or JSON, JSON not an object
+            if isinstance(exc, ShardCorruptError):
+                raise
+            raise ShardCorruptError(f"damaged moves batch: row {i}: {type(exc).__name__}: {exc}") from None
         finally:
             if was_enabled:
                 PyGC_Enable()
@@ -421,8 +478,7 @@ cdef class BatchDecoder:
                 m[<object>PyTuple_GET_ITEM(POS_KEYS, j)] = {"x": ival(x, i), "y": ival(&self.cols[C_POS + 3 * j + 1], i), "z": z}
         c = &self.pol.list
         if ok(c, i):
-            a = offset_at(c, i)
-            b = offset_at(c, i + 1)
+            span(c, i, &a, &b)
             d = _PyDict_NewPresized(b - a)
             keys = self.p_keys
             for e in range(a, b):
@@ -430,8 +486,7 @@ cdef class BatchDecoder:
             m["policy"] = d
         c = &self.cols[C_SEARCH_EXTRA]
         if ok(c, i):
-            a = offset_at(c, i)
-            b = offset_at(c, i + 1)
+            span(c, i, &a, &b)
             if b - a == 2 and c.chars[a] == b"{" and c.chars[a + 1] == b"}":
                 d = {}
             else:
@@ -470,8 +525,7 @@ cdef class BatchDecoder:
         cdef dict q = None, vis = None, p = None
         cdef StrTable keys = self.s_keys
         if ok(c, i):
-            a = offset_at(c, i)
-            b = offset_at(c, i + 1)
+            span(c, i, &a, &b)
         size = b - a
         if fl & L.map_bit[0]:
             q = _PyDict_NewPresized(size)
@@ -516,16 +570,18 @@ cdef StrTable _table(dict strings, str name, const ArrowArray* a):
     return <StrTable>t
 
 
-cdef StrTable _entries(Entries* en, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, dict fields, str name,
-                       dict strings):
+cdef StrTable _entries(Entries* en, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, int64_t rows,
+                       dict fields, str name, dict strings):
     """Point ``en`` at a list<struct> column; returns the StrTable of its ``key`` dictionary."""
     cdef const ArrowSchema* ss = s.children[0]
     cdef const ArrowArray* sa = a.children[0]
     cdef int64_t k, slot
     cdef StrTable keys = None
-    set_col(&en.list, s, a, parent_off, "+l", name)
+    set_col(&en.list, s, a, parent_off, rows, "+l", name)
     if strcmp(ss.format, b"+s") != 0:
         raise ValueError(f"moves column {name!r}: expected list<struct>, got {ss.format.decode()!r}")
+    if en.list.hi > sa.length:
+        damaged(f"column {name!r}: offsets reach {en.list.hi}, its entries are {sa.length}")
     found = set()
     for k in range(sa.n_children):
         fname = ss.children[k].name.decode("utf-8")
@@ -533,7 +589,7 @@ cdef StrTable _entries(Entries* en, const ArrowSchema* s, const ArrowArray* a, i
         if entry is None:
             continue
         slot, kind = entry
-        set_col(&en.f[slot], ss.children[k], sa.children[k], sa.offset, kind, f"{name}.{fname}")
+        set_col(&en.f[slot], ss.children[k], sa.children[k], sa.offset, sa.offset + sa.length, kind, f"{name}.{fname}")
         if kind == "d":
             keys = _table(strings, f"{name}.{fname}", sa.children[k])
         found.add(fname)
@@ -542,7 +598,7 @@ cdef StrTable _entries(Entries* en, const ArrowSchema* s, const ArrowArray* a, i
     return keys
 
 
-cdef int _vector(Vec* v, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, str name,
+cdef int _vector(Vec* v, const ArrowSchema* s, const ArrowArray* a, int64_t parent_off, int64_t rows, str name,
                  tuple shape, object dtype) except -1:
     fmt = s.format.decode("ascii")
     cdef int64_t size = 1
@@ -557,6 +613,8 @@ cdef int _vector(Vec* v, const ArrowSchema* s, const ArrowArray* a, int64_t pare
         raise ValueError(f"vector column {name!r}: values of format {child_fmt!r}, declared {dtype}")
     if len(shape) > MAX_DIMS:
         raise ValueError(f"vector column {name!r}: more than {MAX_DIMS} dimensions")
+    if a.length < rows or (a.offset + a.length) * size > a.children[0].length:
+        damaged(f"vector column {name!r}: {a.children[0].length} values for {a.length} rows of {size}")
     v.col.off = parent_off + a.offset
     v.col.valid = NULL if a.null_count == 0 else <const uint8_t*>a.buffers[0]
     v.col.absent = a.length > 0 and a.null_count == a.length

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import RecordError
+from .errors import RecordError, ShardCorruptError
 from .records import dump_json, normalize_move
 from .schema import (
     KEY_TYPE,
@@ -278,8 +278,28 @@ def _exact(entry: Mapping, name: str) -> float:
     return wide if wide is not None else float(entry[name])
 
 
+def _validated(moves: pa.Table | pa.RecordBatch) -> None:
+    """Arrow's full validation (offsets, dictionary indices, UTF-8): what the compiled decoder checks as it reads."""
+    try:
+        moves.validate(full=True)
+    except pa.ArrowException as exc:
+        raise ShardCorruptError(f"damaged moves batch: {exc}") from None
+
+
 def decode_moves(moves: pa.Table | pa.RecordBatch, vectors: Mapping[str, VectorSpec]) -> list[dict]:
-    """Canonical move dicts of every row of ``moves``."""
+    """Canonical move dicts of every row of ``moves``; a damaged batch is a :class:`ShardCorruptError`."""
+    _validated(moves)
+    return _decode_rows(moves, vectors)
+
+
+def _decode_rows(moves: pa.Table | pa.RecordBatch, vectors: Mapping[str, VectorSpec]) -> list[dict]:
+    try:
+        return _decode_valid(moves, vectors)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON texts that are not JSON objects
+        raise ShardCorruptError(f"damaged moves batch: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_valid(moves: pa.Table | pa.RecordBatch, vectors: Mapping[str, VectorSpec]) -> list[dict]:
     out = []
     for row in moves.to_pylist():
         m: dict[str, Any] = {"move_number": row["move_number"]}
@@ -322,6 +342,7 @@ class BatchDecoder:
     """Move dicts of any row range of one moves record batch (decodes a slice of the batch)."""
 
     def __init__(self, batch: pa.RecordBatch, vectors: Mapping[str, VectorSpec], strings: dict | None = None) -> None:
+        _validated(batch)
         self._batch = batch
         self._vectors = dict(vectors)
         self.num_rows = batch.num_rows
@@ -330,7 +351,7 @@ class BatchDecoder:
         """The move dicts of rows ``[start, stop)``; ``IndexError`` outside the batch."""
         if start < 0 or stop > self.num_rows or start > stop:
             raise IndexError(f"rows [{start}, {stop}) outside the batch of {self.num_rows}")
-        return decode_moves(self._batch.slice(start, stop - start), self._vectors)
+        return _decode_rows(self._batch.slice(start, stop - start), self._vectors)
 
 
 def batch_decoder(

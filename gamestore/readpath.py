@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -295,9 +296,25 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
     game_row = reader.game_row(row)
     if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
         raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=reader.shard_id)
-    game = codec.header_from_row(game_row)
+    with _damage_named(reader, f"games.arrow row {row}"):
+        game = codec.header_from_row(game_row)
     game["moves"] = decode_moves(reader, move_offset, move_count)
     return game
+
+
+@contextmanager
+def _damage_named(reader: "ShardReader", where: str) -> Iterator[None]:
+    """Decoding stored rows of ``reader``'s shard: a damaged batch (the decoders' :class:`ShardCorruptError`, which
+    cannot know the shard) or a stored JSON text that does not parse becomes a ShardCorruptError naming shard and
+    file."""
+    try:
+        yield
+    except ShardCorruptError as exc:
+        if exc.shard_id is not None:
+            raise
+        raise ShardCorruptError(f"{where}: {exc}", shard_id=reader.shard_id) from exc
+    except (ValueError, TypeError, KeyError) as exc:  # header JSON (metadata, initial state) that is not JSON
+        raise ShardCorruptError(f"{where}: {type(exc).__name__}: {exc}", shard_id=reader.shard_id) from exc
 
 
 def decode_moves(reader: "ShardReader", move_offset: int, move_count: int, *, backend: "Backend | None" = None) -> list[dict]:
@@ -312,13 +329,14 @@ def decode_moves(reader: "ShardReader", move_offset: int, move_count: int, *, ba
     i = reader.batch_index(move_offset)
     start = move_offset - reader.batch_starts[i]
     entry = reader.cached_batch(i)
-    if start < 0 or start + move_count > entry.batch.num_rows:
-        # a game over several batches (never written so, but readable): the generic path
-        return backend.decode_moves(reader.game_moves(move_offset, move_count), reader.vectors)
-    decoder: Any = entry.decoders.get(backend.name)
-    if decoder is None:
-        decoder = entry.decoders[backend.name] = backend.batch_decoder(entry.batch, reader.vectors, reader.strings)
-    return decoder.decode(start, start + move_count)
+    with _damage_named(reader, f"moves.arrow batch {i}"):
+        if start < 0 or start + move_count > entry.batch.num_rows:
+            # a game over several batches (never written so, but readable): the generic path
+            return backend.decode_moves(reader.game_moves(move_offset, move_count), reader.vectors)
+        decoder: Any = entry.decoders.get(backend.name)
+        if decoder is None:
+            decoder = entry.decoders[backend.name] = backend.batch_decoder(entry.batch, reader.vectors, reader.strings)
+        return decoder.decode(start, start + move_count)
 
 
 def iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
@@ -335,7 +353,13 @@ def iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
         while j < len(whole) and batch_idx[whole[j]] == b:
             j += 1
         sel = whole[k:j]
-        yield from codec.decode_games(games.take(pa.array(sel, pa.int64())), reader.batch(int(b)), base_offset=int(first[sel[0]]))
+        batch = reader.batch(int(b))
+        with _damage_named(reader, f"moves.arrow batch {b}"):
+            decoded = codec.decode_games(games.take(pa.array(sel, pa.int64())), batch, base_offset=int(first[sel[0]]))
+        yield from decoded
         k = j
     for g in np.flatnonzero(straddles).tolist():
-        yield codec.decode_game(games.slice(g, 1), reader.game_moves(int(pick.offsets[g]), int(pick.counts[g])))
+        moves = reader.game_moves(int(pick.offsets[g]), int(pick.counts[g]))
+        with _damage_named(reader, f"moves.arrow rows from {int(pick.offsets[g])}"):
+            game = codec.decode_game(games.slice(g, 1), moves)
+        yield game

@@ -13,10 +13,12 @@ import gamestore
 from gamestore import shard
 from gamestore.testing import synth
 from gamestore.backend import BACKENDS, get_backend
+from gamestore.errors import ShardCorruptError
 from gamestore.records import games_equal
 from gamestore.shard import LRUCache
 
 from helpers.codec_cases import REAL_VECTORS, VECTORS, move_lists, realistic_games
+from helpers.crafted import CRAFTS
 
 PY = get_backend("python")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,3 +167,47 @@ def test_fast_batch_reader_equals_arrow(tmp_path):
     with pytest.raises(Unsupported, match="not zstd"):
         fast.read(0)
     assert fast_reader(str(tmp_path / "s" / "MISSING"), reader) is None
+
+
+@pytest.fixture(scope="module")
+def real_batch() -> pa.RecordBatch:
+    games = realistic_games(3, moves_per_game=6)
+    table, _ = PY.encode_moves([g["game_id"] for g in games], [g["moves"] for g in games], REAL_VECTORS)
+    return table.combine_chunks().to_batches()[0]
+
+
+@pytest.mark.parametrize("craft", sorted(CRAFTS))
+@pytest.mark.parametrize("name", BACKENDS)
+def test_crafted_batch_is_a_shard_corrupt_error(real_batch, craft, name):
+    """Offsets, indices and texts out of range in a batch that passes Arrow's cheap validation (what a checksum
+    computed over the damage lets through): every backend's decoder raises ShardCorruptError, never reads out of
+    bounds (before the bounds checks the compiled decoder segfaulted or returned garbage on most of these, the
+    reference crashed in Arrow or raised SystemError)."""
+    batch = CRAFTS[craft](real_batch)
+    batch.validate()  # the damage is inside: the structure Arrow checks cheaply is intact
+    be = get_backend(name)
+    with pytest.raises(ShardCorruptError, match="damaged moves batch"):
+        be.batch_decoder(batch, REAL_VECTORS, {}).decode(0, batch.num_rows)
+    with pytest.raises(ShardCorruptError, match="damaged moves batch"):
+        be.decode_moves(batch, REAL_VECTORS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_structurally_invalid_batch_is_a_shard_corrupt_error(real_batch, name):
+    """A batch read from damaged IPC bytes without Arrow's validation (Arrow's readers do not validate): a
+    dictionary whose last offset runs past its strings.  Both decoders validate first: ShardCorruptError."""
+    import io
+
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, real_batch.schema) as w:  # uncompressed: the offsets are plain bytes
+        w.write_batch(real_batch)
+    data = bytearray(sink.getvalue())
+    offsets = real_batch.column("policy").values.field("key").dictionary.buffers()[1].to_pybytes()
+    at = data.find(offsets)
+    assert at > 0 and data.find(offsets, at + 1) < 0
+    data[at + len(offsets) - 4:at + len(offsets)] = np.array([1 << 24], np.int32).tobytes()
+    batch = pa.ipc.open_stream(bytes(data)).read_next_batch()
+    with pytest.raises(pa.ArrowInvalid):
+        batch.validate()
+    with pytest.raises(ShardCorruptError, match="damaged moves batch"):
+        get_backend(name).batch_decoder(batch, REAL_VECTORS, {}).decode(0, batch.num_rows)
