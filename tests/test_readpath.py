@@ -146,7 +146,7 @@ def test_crafted_shard_with_valid_checksums_is_typed(backend, tmp_path, monkeypa
             s.flush()
         sid = s.catalog.locate(games[0]["game_id"]).shard_id
     victim = tmp_path / "s" / "shards" / sid
-    reader = shard.ShardReader(victim)
+    reader = shard.ShardReader.at(victim)
     reseal(victim, [CRAFTS[craft](reader.batch(i)) for i in range(reader.num_batches)])
     reader.close()
     with gamestore.open(tmp_path / "s", create=False) as s:
