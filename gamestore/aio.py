@@ -219,12 +219,12 @@ class AsyncGameWriter:
         """Validate and append one move (see :meth:`GameWriter.add_move`)."""
         vecs = (move or {}).get("vectors") if "vectors" not in fields else fields["vectors"]
         if vecs and isinstance(vecs, Mapping) and any(n not in self._astore.sync.vectors for n in vecs):
-            return await self._astore._run(self.sync.add_move, move, **fields)
+            return await self._astore._write(self.sync.add_move, move, **fields)
         return self.sync.add_move(move, **fields)
 
     async def finalize(self, **result_fields: Any) -> str:
         """Store the game (see :meth:`GameWriter.finalize`); returns its id."""
-        return await self._astore._run(self.sync.finalize, **result_fields)
+        return await self._astore._write(self.sync.finalize, **result_fields)
 
     async def abort(self) -> None:
         """Drop the game; nothing of it is stored."""
@@ -286,7 +286,22 @@ class AsyncGameStore:
         call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
         return await loop.run_in_executor(self._executor, call)
 
+    async def _write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a call that stores something; cancelling the awaiting task never interrupts it.
+
+        On cancellation the call still runs to its end in the pool; the
+        CancelledError is raised once it has ended, so the caller knows it
+        took full effect (if the call itself failed, that error is the
+        CancelledError's ``__cause__``).  docs/concurrency.md, "Cancellation".
+        """
+        if self._closed:
+            raise StoreClosedError(f"store {self.sync.path} is closed")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        return await _to_the_end(loop.run_in_executor(self._executor, call))
+
     async def run_sync(self, fn: Callable[[GameStore], T]) -> T:
+
         """Run ``fn(sync_store)`` in the store's pool (for APIs without an async wrapper)."""
         return await self._run(fn, self.sync)
 
@@ -309,11 +324,11 @@ class AsyncGameStore:
     # -- writing ------------------------------------------------------------------------
     async def write_games(self, games: Iterable[Mapping[str, Any]], *, on_duplicate: OnDuplicate = "error") -> int:
         """See :meth:`GameStore.write_games`.  A generator argument is consumed in the pool."""
-        return await self._run(self.sync.write_games, games, on_duplicate=on_duplicate)
+        return await self._write(self.sync.write_games, games, on_duplicate=on_duplicate)
 
     async def flush(self) -> None:
         """Seal the buffer into a shard: durable and visible to every reader on return."""
-        await self._run(self.sync.flush)
+        await self._write(self.sync.flush)
 
     def game_writer(self, game_id: str, **game_fields: Any) -> _AwaitableContext:
         """Start a move-by-move game: ``w = await store.game_writer(...)`` or ``async with ...``."""
@@ -325,7 +340,7 @@ class AsyncGameStore:
         return _AwaitableContext(make)
 
     async def declare_vectors(self, vectors: Mapping[str, object]) -> None:
-        await self._run(self.sync.declare_vectors, vectors)
+        await self._write(self.sync.declare_vectors, vectors)
 
     # -- reading ------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -385,7 +400,7 @@ class AsyncGameStore:
 
     # -- store-level documents ----------------------------------------------------------
     async def put_meta(self, name: str, value: Any) -> None:
-        await self._run(self.sync.put_meta, name, value)
+        await self._write(self.sync.put_meta, name, value)
 
     async def get_meta(self, name: str, default: Any = None) -> Any:
         return await self._run(self.sync.get_meta, name, default)
@@ -399,11 +414,17 @@ class AsyncGameStore:
         return self._closed
 
     async def close(self) -> None:
-        """Stop the background flush, seal what is buffered and release the pool."""
+        """Stop the background flush, seal what is buffered and release the pool (from any loop or thread).
+
+        Cancelling it does not interrupt the seal (see :meth:`_write`).  If
+        sealing fails (``StoreFullError``...), the error is raised and the
+        store stays open with the games still buffered: ``close()`` again
+        once the cause is gone.
+        """
         if self._closed:
             return
         self._closed = True
-        flusher = self._flusher
+        flusher, self._flusher = self._flusher, None
         if flusher is not None:
             if flusher.get_loop() is asyncio.get_running_loop():
                 flusher.cancel()
@@ -418,12 +439,20 @@ class AsyncGameStore:
                     pass  # that loop is closed: its task is gone with it
         # sealing what is buffered runs whatever happened above: no buffered game is lost
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.sync.close)
+            await _to_the_end(asyncio.get_running_loop().run_in_executor(self._executor, self.sync.close))
         finally:
-            if self._own_executor:
-                self._executor.shutdown(wait=False)
-            if self._switch_interval is not None:
-                _SWITCH.release(self._switch_interval)
+            if self.sync.closed:
+                self._release()
+            else:
+                self._closed = False  # the seal failed: the store stays open, its games buffered
+
+    def _release(self) -> None:
+        self._closed = True
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+        if self._switch_interval is not None:
+            _SWITCH.release(self._switch_interval)
+            self._switch_interval = None
 
     async def __aenter__(self) -> "AsyncGameStore":
         return self
@@ -435,6 +464,23 @@ class AsyncGameStore:
 
     def __repr__(self) -> str:
         return f"<AsyncGameStore {str(self.sync.path)!r}{' closed' if self._closed else ''}>"
+
+
+async def _to_the_end(fut: asyncio.Future[T]) -> T:
+    """Await ``fut`` (a call running in the pool); if the awaiting task is cancelled, still wait for the call
+    to end, then raise the CancelledError (the call's own error, if any, as its ``__cause__``)."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError as cancelled:
+        while not fut.done():
+            try:
+                await asyncio.wait([fut])
+            except asyncio.CancelledError:
+                continue  # cancelled again: the call still runs, wait for it
+        failure = fut.exception()
+        if failure is not None:
+            raise cancelled from failure
+        raise
 
 
 def _lower_priority(niceness: int) -> None:

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, segment_of, shard_row
+from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, segment_of, shard_row, view_dataset
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
@@ -116,14 +116,13 @@ class Catalog:
     def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
         """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
         if snap._datasets is None:
-            import pyarrow.dataset as ds  # here: it imports pandas, which an open need not pay for
-
             sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
             if not sids:
                 return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
-            moves_ds = MovesSource(self, snap, moves_schema(self._vectors_of(snap)))
-            games_ds = ds.dataset([self.storage.path(f"shards/{s}/{GAMES_FILE}") for s in sids], schema=GAMES_SCHEMA,
-                                  format="ipc", filesystem=self.storage.fs)
+            moves_ds = MovesSource(self, snap, moves_schema(self._vectors_of(snap)))  # reads only indexed copies
+            # copies of games indexed in another shard are filtered out of their shard's games.arrow rows
+            games_ds = view_dataset({s: self.storage.path(f"shards/{s}/{GAMES_FILE}") for s in sids}, GAMES_SCHEMA,
+                                    snap.shadowed, filesystem=self.storage.fs)
             snap._datasets = (moves_ds, games_ds)
         return snap._datasets
 
@@ -588,4 +587,7 @@ class Catalog:
                 self._readers.clear()
             with self._pool_lock:
                 self._pool.clear()
-            self._db.close()
+            try:
+                self._db.close()
+            except duckdb.Error:
+                pass  # another thread's statement runs on it: DuckDB frees the database when that ends

@@ -21,8 +21,14 @@ from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
+    import pyarrow.fs as pfs
 
-__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment", "segment_of"]
+__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment", "segment_of",
+           "view_dataset", "SHARD_FIELD"]
+
+#: The column naming each row's shard in the ``games_full`` dataset of a snapshot with shadowed copies
+#: (filled from each file's partition expression; the view never shows it).
+SHARD_FIELD = "__gamestore_shard"
 
 SEGMENT_SCHEMA = pa.schema(
     [pa.field(n, t) for n, t, _ in GAME_SCALAR_FIELDS]
@@ -82,6 +88,52 @@ def _first_copies(rows: pa.Table, hidden: frozenset[str]) -> pa.Table:
     return rows.take(pa.array(np.sort(order[first])))
 
 
+def _shadowed_copies(rows: pa.Table, visible: pa.Table, hidden: frozenset[str]) -> dict[str, list[str]]:
+    """Per shard holding indexed games, the ids of its other rows: copies of games indexed in another shard."""
+    if hidden:
+        rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), pa.array(sorted(hidden), pa.string()))))
+    if rows.num_rows == visible.num_rows:
+        return {}
+    order = pc.sort_indices(rows, [("game_id", "ascending"), ("shard_id", "ascending")]).to_numpy()
+    ids = rows.column("game_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
+    sids = rows.column("shard_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    winner = sids[np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))]  # the indexed copy's shard
+    with_games = set(pc.unique(visible.column("shard_id")).to_pylist())
+    out: dict[str, list[str]] = {}
+    # a copy in the winner's own shard (one shard holding an id twice) cannot be told apart by id: not filtered
+    for i in np.flatnonzero(~first & (sids != winner)):
+        if sids[i] in with_games:
+            out.setdefault(str(sids[i]), []).append(str(ids[i]))
+    return out
+
+
+def view_dataset(files: dict[str, str], schema: pa.Schema, shadowed: dict[str, list[str]], *,
+                 filesystem: "pfs.FileSystem") -> "ds.Dataset":
+    """One Arrow dataset over the ``files`` (shard id -> path on ``filesystem``) of the shards holding indexed games.
+
+    Without shadowed copies it is the plain union of the files.  Otherwise
+    each file is a fragment whose partition expression names its shard
+    (column :data:`SHARD_FIELD`), and the dataset's filter drops the rows of
+    ``shadowed[shard]`` in that shard only, so that every scan (whatever
+    DuckDB pushes down) sees each game once (docs/format.md, "Visibility").
+    """
+    import pyarrow.dataset as ds
+
+    if not shadowed:
+        return ds.dataset(list(files.values()), schema=schema, format="ipc", filesystem=filesystem)
+    fmt = ds.IpcFileFormat()
+    shard = pc.field(SHARD_FIELD)
+    fragments = [fmt.make_fragment(path, filesystem, partition_expression=shard == sid) for sid, path in files.items()]
+    full = ds.FileSystemDataset(fragments, schema.append(pa.field(SHARD_FIELD, pa.string())), fmt, filesystem)
+    keep = None
+    for sid, ids in sorted(shadowed.items()):
+        cond = (shard != sid) | ~pc.field("game_id").isin(pa.array(ids, pa.string()))
+        keep = cond if keep is None else keep & cond
+    return full.filter(keep)
+
+
 def _compact_chunks(table: pa.Table) -> pa.Table:
     """``table`` with its chunks merged once appends have made many (scans of many tiny chunks are slow)."""
     return table.combine_chunks() if table.num_columns and table.column(0).num_chunks > 32 else table
@@ -91,7 +143,7 @@ class Snapshot:
     """One consistent view of the catalog; never changed once published (except ``_locations`` growing)."""
 
     __slots__ = ("rows", "visible", "shards", "shard_ids", "hidden", "damaged", "generation", "_locations",
-                 "_datasets", "covered")
+                 "_datasets", "covered", "_shadowed")
 
     def __init__(self, rows: pa.Table, shards: pa.Table, damaged: frozenset[str], generation: int,
                  covered: int, visible: pa.Table | None = None, hidden: frozenset[str] | None = None,
@@ -111,6 +163,14 @@ class Snapshot:
         self.covered = covered  # shards that came from the checkpoint (the rest is the tail)
         self._locations: dict[str, tuple[str, int, int, int]] | None = None
         self._datasets: tuple[ds.Dataset, ds.Dataset] | None = None  # built on first use
+        self._shadowed: dict[str, list[str]] | None = None
+
+    @property
+    def shadowed(self) -> dict[str, list[str]]:
+        """Per shard holding indexed games, the ids whose indexed copy is in another shard (usually empty)."""
+        if self._shadowed is None:
+            self._shadowed = _shadowed_copies(self.rows, self.visible, self.hidden)
+        return self._shadowed
 
     @property
     def locations(self) -> dict[str, tuple[str, int, int, int]]:
@@ -142,7 +202,8 @@ def create_views(db: duckdb.DuckDBPyConnection, profile: Profile | None) -> None
     )
     db.execute("CREATE VIEW shards AS SELECT shard_id, num_games, num_moves, bytes, created_at FROM _shards")
     db.execute("CREATE VIEW moves AS SELECT * FROM _moves_ds")
-    db.execute("CREATE VIEW games_full AS SELECT * FROM _games_ds")
+    every = f"COLUMNS(lambda c: c <> '{SHARD_FIELD}')"  # all columns but the shard marker (when present)
+    db.execute(f"CREATE VIEW games_full AS SELECT {every} FROM _games_ds")
     db.execute(
         "CREATE VIEW policies AS SELECT game_id, move_number, e.key AS key, e.action AS action,"
         " coalesce(e.prob64, e.prob::DOUBLE) AS prob"

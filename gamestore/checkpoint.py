@@ -21,6 +21,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import faults
 from .fsutil import utc_now, utc_stamp
 from .storage import Storage
 
@@ -140,6 +141,7 @@ def write_checkpoint(storage: Storage, games: pa.Table, shards: pa.Table, *, fsy
         data = _parquet_bytes(table)
         storage.write_bytes(f"{cdir}/{name}.{part}.parquet", data, fsync=fsync)
         files[part] = {"bytes": len(data), "sha256": _sha256(data)}
+    faults.point("checkpoint.files")
     pointer = {
         "checkpoint_version": CHECKPOINT_VERSION,
         "name": name,

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+from . import faults
 from .errors import FormatError, GamestoreError
 from .shard import GAMES_FILE, MANIFEST, MOVES_FILE, ShardReader, new_shard_id, parse_manifest
 from .fsutil import fsync_dir
@@ -132,6 +133,7 @@ def _commit_local(dst: Storage, sid: str, data: dict[str, bytes], manifest: byte
                     os.fsync(f.fileno())
         if fsync:
             fsync_dir(staging)
+        faults.point("shard.copy_staged")
         try:
             os.rename(staging, final)
         except OSError:
@@ -139,6 +141,7 @@ def _commit_local(dst: Storage, sid: str, data: dict[str, bytes], manifest: byte
                 shutil.rmtree(staging, ignore_errors=True)
                 return None
             raise
+        faults.point("shard.copied")
         if fsync:
             fsync_dir(final.parent)
     except BaseException:

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 
+from . import faults
 from .checksum import file_checksums
 from .errors import StoreFullError
 from .fsutil import fsync_dir, fsync_file, sha256_file, utc_stamp
@@ -105,7 +106,7 @@ def write_shard(
     if not storage.local:
         return _write_shard_object(storage, shard_id, games, moves, batches, mschema, gschema, vectors, replaces)
     root = storage.local_path()
-    staging = root / "tmp" / shard_id
+    staging = root / "tmp" / new_shard_id()  # this process's pid in the name, whatever id is given (layout.py)
     final = root / "shards" / shard_id
     try:
         staging.mkdir(parents=True)
@@ -127,6 +128,7 @@ def write_shard(
                 os.fsync(f.fileno())
         if fsync:
             fsync_dir(staging)
+        faults.point("shard.staged")
         os.rename(staging, final)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)

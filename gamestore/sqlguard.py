@@ -32,6 +32,7 @@ from typing import Any, Collection, Iterator
 import duckdb
 
 from .errors import QueryError
+from .lifecycle import Closable, closed_error
 
 __all__ = ["check_predicate", "check_order_by", "check_query", "lock_down", "Relation", "READ_ONLY_STATEMENTS"]
 
@@ -188,11 +189,13 @@ class Relation:
     return a relation return a :class:`Relation` again.
     """
 
-    __slots__ = ("_rel", "_parent", "__weakref__")
+    __slots__ = ("_rel", "_parent", "_store", "__weakref__")
 
-    def __init__(self, rel: duckdb.DuckDBPyRelation, parent: "Relation | None" = None) -> None:
+    def __init__(self, rel: duckdb.DuckDBPyRelation, parent: "Relation | None" = None,
+                 store: Closable | None = None) -> None:
         self._rel = rel
         self._parent = parent  # relations made from this one keep it (and its connection) alive
+        self._store = store  # its close makes every later call raise StoreClosedError (gamestore/lifecycle.py)
 
     @property
     def relation(self) -> duckdb.DuckDBPyRelation:
@@ -204,12 +207,18 @@ class Relation:
         if not callable(value):
             return value
 
+        store = self._store
+
         def call(*args: Any, **kwargs: Any) -> Any:
+            if store is not None and store.closed:
+                raise closed_error(store)
             try:
                 out = value(*args, **kwargs)
             except duckdb.Error as exc:
+                if store is not None and store.closed:
+                    raise closed_error(store, "a SQL statement") from exc
                 raise QueryError(str(exc)) from exc
-            return Relation(out, self) if isinstance(out, duckdb.DuckDBPyRelation) else out
+            return Relation(out, self, store) if isinstance(out, duckdb.DuckDBPyRelation) else out
 
         call.__name__ = name
         return call

@@ -1,7 +1,6 @@
 """GameStore: the synchronous store API over shards and the catalog."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from . import codec, readpath, sqlguard
+from . import codec, meta, readpath, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -27,6 +26,7 @@ from .profiles import LEGACY_PROFILE, get_profile
 from .schema import VectorSpec, conform, moves_schema
 from .fsutil import utc_now
 from .layout import CONFIG_FILE, clean_orphans, prepare_store, read_config, require_store, write_json
+from .lifecycle import closed_error, guard_iter, while_open
 from .shard import write_shard
 from .storage import Storage
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
 
 _ENCODE_CHUNK = 256
-_META_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 OnDuplicate = Literal["error", "skip"]
@@ -136,9 +135,14 @@ class GameStore:
         return failure
 
     # -- writing ------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has sealed the buffer (calls then raise :class:`StoreClosedError`)."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreClosedError(f"store {self.path} is closed")
+            raise closed_error(self)
 
     def write_games(self, games: Iterable[Mapping[str, Any]], *, on_duplicate: OnDuplicate = "error") -> int:
         """Validate, encode and buffer games; returns how many were accepted.
@@ -154,6 +158,7 @@ class GameStore:
         written = 0
         chunk: list[Mapping[str, Any]] = []
         with self._write_lock:
+            self._check_open()  # again: a close() in another thread may have sealed the buffer meanwhile
             # no catalog refresh here: a writer process indexing every other writer's new shards costs
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
             # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
@@ -230,6 +235,7 @@ class GameStore:
         """Seal everything buffered into a shard: durable (fsynced) and visible to every reader on return."""
         self._check_open()
         with self._write_lock:
+            self._check_open()
             self._seal()
 
     def _seal(self) -> None:
@@ -252,24 +258,24 @@ class GameStore:
         self._catalog.add_committed(info.shard_id)
 
     # -- reading ---------------------------------------------------------------------------
+    @while_open
     def refresh(self) -> None:
         """See shards committed by other processes now (reads do this on their own)."""
-        self._check_open()
         self._catalog.refresh(force=True)
 
+    @while_open
     def __contains__(self, game_id: object) -> bool:
-        self._check_open()
         self._catalog.refresh()
         return isinstance(game_id, str) and game_id in self._catalog
 
+    @while_open
     def __len__(self) -> int:
-        self._check_open()
         self._catalog.refresh()
         return len(self._catalog)
 
+    @while_open
     def get_game(self, game_id: str) -> dict[str, Any]:
         """The whole game (canonical record form, moves and per-move data included)."""
-        self._check_open()
         self._catalog.refresh()
         failure: Exception | None = None
         for _ in range(3):
@@ -327,6 +333,7 @@ class GameStore:
         except duckdb.Error as exc:
             raise QueryError(f"{exc} (in: {query})") from exc
 
+    @while_open
     def query_games(
         self,
         where: str | None = None,
@@ -336,7 +343,6 @@ class GameStore:
         limit: int | None = None,
     ) -> pa.Table:
         """Game-level columns of the games matching the SQL predicate ``where``."""
-        self._check_open()
         self._catalog.refresh()
         cols = "*" if columns is None else ", ".join(_quote_ident(c) for c in columns)
         query = f"SELECT {cols} FROM games{self._where(where)}{self._order_by(order_by)}"
@@ -344,19 +350,19 @@ class GameStore:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
 
+    @while_open
     def count_games(self, where: str | None = None) -> int:
-        self._check_open()
         self._catalog.refresh()
         return int(self._scalar(f"SELECT count(*) FROM games{self._where(where)}"))
 
+    @while_open
     def count_moves(self, where: str | None = None) -> int:
-        self._check_open()
         self._catalog.refresh()
         return int(self._scalar(f"SELECT coalesce(sum(num_moves), 0) FROM games{self._where(where)}"))
 
+    @while_open
     def game_locations(self, where: str | None = None, *, order_by: str | None = None, limit: int | None = None) -> pa.Table:
         """``game_id, shard_id, move_offset, num_moves`` of the matching games (for scanners)."""
-        self._check_open()
         self._catalog.refresh()
         query = f"SELECT game_id, shard_id, move_offset, num_moves FROM games{self._where(where)}"
         query += self._order_by(order_by) if order_by else " ORDER BY shard_id, move_offset"
@@ -364,9 +370,9 @@ class GameStore:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
 
+    @while_open
     def select_games(self, where: str | None = None, *, columns: Sequence[str] = ()) -> readpath.Selection:
         """The indexed games matching the SQL predicate ``where``, per shard (see gamestore/readpath.py)."""
-        self._check_open()
         self._catalog.refresh()
         if where is not None and not where.strip():
             where = None
@@ -385,7 +391,8 @@ class GameStore:
         selection = self.select_games(where)
         target = moves_schema({**self._catalog.vectors(), **self.vectors})
         cols = list(columns) if columns is not None else None
-        return readpath.scan(self._catalog, selection, columns=cols, schema=target, batch_size=batch_size)
+        return guard_iter(self, readpath.scan(self._catalog, selection, columns=cols, schema=target, batch_size=batch_size),
+                          "scan_moves")
 
     @overload
     def sql(self, query: str, *, allow_writes: Literal[False] = False) -> sqlguard.Relation: ...
@@ -417,8 +424,8 @@ class GameStore:
                 return rel if rel is None else sqlguard.Relation(rel)
             rel, release = self._catalog.sql_relation(query)
         except duckdb.Error as exc:
-            raise QueryError(str(exc)) from exc
-        out = sqlguard.Relation(rel)
+            raise (closed_error(self, "sql") if self._closed else QueryError(str(exc))) from exc
+        out = sqlguard.Relation(rel, store=self)
         weakref.finalize(out, release)  # the connection serves the next statement once this relation is gone
         return out
 
@@ -426,30 +433,22 @@ class GameStore:
     def put_meta(self, name: str, value: Any) -> None:
         """Store a JSON document under ``name`` (atomic replace)."""
         self._check_open()
-        if not _META_NAME.match(name):
-            raise ValueError(f"bad meta name {name!r}")
-        self.storage.makedirs("meta")
-        write_json(self.storage, f"meta/{name}.json", value, fsync=self._fsync)
+        meta.put(self.storage, name, value, fsync=self._fsync)
 
     def get_meta(self, name: str, default: Any = None) -> Any:
-        if not _META_NAME.match(name):
-            raise ValueError(f"bad meta name {name!r}")
-        try:
-            return json.loads(self.storage.read_bytes(f"meta/{name}.json"))
-        except FileNotFoundError:
-            return default
+        return meta.get(self.storage, name, default)
 
     def meta_names(self) -> list[str]:
-        return sorted(n[: -len(".json")] for n in self.storage.list_dir("meta") if n.endswith(".json") and not n.startswith("."))
+        return meta.names(self.storage)
 
     # -- housekeeping -----------------------------------------------------------------------------
     @property
     def catalog(self) -> Catalog:
         return self._catalog
 
+    @while_open
     def info(self) -> dict[str, Any]:
         """Summary figures: games, moves, shards, bytes on disk, per-config counts, newest game."""
-        self._check_open()
         self._catalog.refresh()
         games = self.count_games()
         moves = self.count_moves()
@@ -478,18 +477,18 @@ class GameStore:
         }
 
     def close(self) -> None:
-        """Seal what is buffered and release every resource."""
+        """Seal what is buffered, release every resource (any thread); a failed seal raises, the store stays open."""
         if self._closed:
             return
         compactor, self._compactor = self._compactor, None
         if compactor is not None:
             compactor.stop()
-        try:
-            with self._write_lock:
-                self._seal()
-        finally:
-            self._closed = True
-            self._catalog.close()
+        with self._write_lock:
+            if self._closed:
+                return
+            self._seal()
+            self._closed = True  # under the write lock: no write slips into the buffer after the seal
+        self._catalog.close()
 
     def game_writer(self, game_id: str, **game_fields: Any) -> "GameWriter":
         """Start a game written move by move (``add_move``, ``finalize``, ``abort``); see gamestore.game_writer."""

@@ -8,6 +8,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .. import faults
 from ..errors import FormatError, StoreBusyError
 from ..fsutil import fsync_dir
 from ..readpath import ShardPick
@@ -27,6 +28,7 @@ __all__ = [
     "pick_of",
     "union_vectors",
     "trash_shards",
+    "finish_interrupted",
     "clean_orphan_segments",
 ]
 
@@ -116,8 +118,20 @@ def trash_shards(storage: Storage, shard_ids: Iterable[str], *, fsync: bool = Tr
             continue  # already removed by someone else
         if fsync:
             fsync_dir(root / "shards")
+        faults.point("trash.moved")
         (root / "catalog" / f"{sid}.parquet").unlink(missing_ok=True)
         shutil.rmtree(dst, ignore_errors=True)
+        faults.point("trash.deleted")
+
+
+def finish_interrupted(store: GameStore, *, fsync: bool = True) -> None:
+    """Finish the cleanup of a killed compaction or prune: remove the shards a committed output replaces
+    (readers already ignore them: their games are in the output) and catalog segments without a shard."""
+    clean_orphan_segments(store.storage)
+    hidden = store.catalog.hidden_shards()
+    if hidden:
+        trash_shards(store.storage, hidden, fsync=fsync)
+        store.refresh()
 
 
 def clean_orphan_segments(storage: Storage) -> int:

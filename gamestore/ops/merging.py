@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import faults
 from ..errors import FormatError, GamestoreError
 from ..readpath import ShardPick
 from ..replicate import copy_shard
@@ -116,6 +117,7 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
         nonlocal pending, pending_moves
         if pending:
             write_parts(d, pending, fsync=fsync)
+            faults.point("merge.flushed")
             result.shards_written += 1
         pending, pending_moves = [], 0
 
@@ -125,6 +127,7 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
         result.damaged_shards.update({f"{st.path}:{sid}": ["unreadable"] for sid in st.catalog.damaged_shards()})
         picks = indexed_picks(st, columns=["game_id"])
         work.extend((st, r, pick_of(picks, r)) for r in st.catalog.readers())
+    faults.point("merge.planned")
     for st, reader, indexed in with_progress(work, progress):
         ids = indexed.columns.get("game_id", [])
         new = indexed.subset(np.array([g not in dcat and g not in taken for g in ids], dtype=bool))

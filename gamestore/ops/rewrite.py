@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import faults
 from ..readpath import ShardPick
 from ..errors import FormatError, QueryError
 from ..shard import ShardReader
@@ -24,11 +25,11 @@ from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
     Progress,
-    clean_orphan_segments,
     indexed_picks,
     maintenance_lock,
     opened,
     pick_of,
+    finish_interrupted,
     trash_shards,
     with_progress,
 )
@@ -98,14 +99,10 @@ def compact(
         raise ValueError("target_moves must be positive")
     result = CompactResult(dry_run=dry_run)
     with opened(store) as s, maintenance_lock(s):
-        if not dry_run:
-            clean_orphan_segments(s.storage)
         s.refresh()
         cat = s.catalog
-        if not dry_run and cat.hidden_shards():
-            # replaced by a shard an interrupted compaction or prune committed: their games are already there
-            trash_shards(s.storage, cat.hidden_shards(), fsync=fsync)
-            s.refresh()
+        if not dry_run:
+            finish_interrupted(s, fsync=fsync)
         result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
         picks = indexed_picks(s)
         plans = []
@@ -119,6 +116,7 @@ def compact(
             result.duplicates_dropped = sum(p.shadowed for g in groups for p in g)
             result.shards_written = sum(1 for g in groups if any(p.pick.num_games for p in g))
         else:
+            faults.point("compact.planned")
             for group in with_progress(groups, progress):
                 intact = []
                 for p in group:
@@ -134,6 +132,7 @@ def compact(
                     result.shards_written += 1
                 trash_shards(s.storage, ids, fsync=fsync)
                 s.refresh()
+                faults.point("compact.group_done")
                 result.shards_rewritten += len(intact)
                 result.duplicates_dropped += sum(p.shadowed for p in intact)
             s.refresh()
@@ -184,6 +183,8 @@ def prune(
     result = PruneResult(dry_run=dry_run)
     with opened(store) as s, maintenance_lock(s):
         s.refresh()
+        if not dry_run:
+            finish_interrupted(s, fsync=fsync)
         victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
         result.games_removed = len(victims)
         result.moves_removed = s.count_moves(where) if victims else 0
@@ -202,14 +203,19 @@ def prune(
         result.shards_removed = sum(1 for _, keep in affected if not keep.num_games)
         if dry_run:
             return result
-        clean_orphan_segments(s.storage)
+        faults.point("prune.planned")
         for reader, _ in affected:
             problems = reader.check_files()
             if problems:
                 raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
-        for reader, keep in with_progress(affected, progress):
+        # highest shard id first: of a pruned game's copies the indexed one (lowest id) goes last, so no
+        # other copy of it ever shows in between; a shard keeping nothing is removed at its turn
+        for reader, keep in with_progress(sorted(affected, key=lambda a: a[0].shard_id, reverse=True), progress):
             if keep.num_games:
                 write_parts(s, [Part(reader, keep)], fsync=fsync, replaces=[reader.shard_id])
+            else:
+                trash_shards(s.storage, [reader.shard_id], fsync=fsync)
+        faults.point("prune.rewritten")
         trash_shards(s.storage, [r.shard_id for r, _ in affected], fsync=fsync)
         s.refresh()
     return result

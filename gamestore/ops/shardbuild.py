@@ -1,6 +1,7 @@
 """New shards from rows of committed ones, without re-encoding (compact, prune and merge write through here)."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -8,14 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import readpath
+from .. import faults, readpath
 from ..readpath import ShardPick
 from ..schema import VectorSpec, conform, moves_schema
 from ..shard import ShardReader, write_shard
 from ..store import GameStore
 from .common import union_vectors
 
-__all__ = ["Part", "build_shard_tables", "write_parts"]
+__all__ = ["Part", "build_shard_tables", "write_parts", "successor_shard_id"]
 
 
 def _recode_dictionary(arr: pa.Array, type_: pa.DataType) -> pa.Array:
@@ -103,6 +104,18 @@ def build_shard_tables(parts: Sequence[Part], vectors: dict[str, VectorSpec]) ->
     return games, moves
 
 
+def successor_shard_id(replaced: Sequence[str]) -> str:
+    """The id of a shard that replaces ``replaced`` (compaction, prune): it sorts where the lowest of them did.
+
+    ``<the first three fields of the lowest replaced id>-<8 new hex>``: among
+    the ids of other origins it takes that id's place, so the copy of a game
+    that readers show (the one in the lowest shard id, docs/format.md
+    section 6) stays the same copy when its shard is rewritten.
+    """
+    base = "-".join(min(replaced).split("-")[:3])
+    return f"{base}-{secrets.token_hex(4)}"
+
+
 def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_rows: int = 2048,
                 replaces: Sequence[str] = ()) -> str | None:
     """Write and commit one shard holding ``parts``; returns its id (None when the parts are empty).
@@ -115,6 +128,7 @@ def write_parts(store: GameStore, parts: Sequence[Part], *, fsync: bool, batch_r
     vectors = union_vectors([p.reader.vectors for p in parts])
     games, moves = build_shard_tables(parts, vectors)
     info = write_shard(store.storage, games, moves, vectors=vectors, batch_rows=batch_rows, fsync=fsync,
-                       replaces=replaces)
+                       replaces=replaces, shard_id=successor_shard_id(replaces) if replaces else None)
+    faults.point("shard.committed")
     store.catalog.add_committed(info.shard_id)
     return info.shard_id

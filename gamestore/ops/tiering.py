@@ -30,9 +30,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from .. import faults
 from ..errors import StoreBusyError
 from ..store import GameStore
-from .common import DEFAULT_TARGET_MOVES, indexed_picks, maintenance_lock, pick_of, trash_shards
+from .common import (
+    DEFAULT_TARGET_MOVES,
+    clean_orphan_segments,
+    indexed_picks,
+    maintenance_lock,
+    pick_of,
+    trash_shards,
+)
 from .shardbuild import Part, write_parts
 
 __all__ = ["TierPolicy", "RoundResult", "plan_tiers", "compact_round", "AutoCompactor", "watch"]
@@ -136,6 +144,7 @@ def compact_round(
 
 def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, fsync: bool,
                   hidden_since: dict[str, float] | None, stop: threading.Event | None) -> None:
+    clean_orphan_segments(store.storage)  # a round killed between a trash rename and the segment's removal
     store.refresh()
     cat = store.catalog
     table = cat.shard_table()
@@ -143,6 +152,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
     damaged = set(cat.damaged_shards())
     sizes = [(s, int(m)) for s, m in zip(table.column("shard_id").to_pylist(), table.column("num_moves").to_pylist())
              if s not in hidden and s not in damaged]
+    faults.point("tier.planned")
     for group in plan_tiers(sizes, policy):
         if stop is not None and stop.is_set():
             break
@@ -160,6 +170,7 @@ def _round_locked(store: GameStore, policy: TierPolicy, result: RoundResult, *, 
         if len(ids) < 2:
             continue
         write_parts(store, parts, fsync=fsync, replaces=ids)
+        faults.point("tier.merged")
         result.merges += 1
         result.shards_merged += len(ids)
         hidden.update(ids)
