@@ -64,7 +64,7 @@ def make(cache: Path, shards: int, games: int) -> Path:
         return path
     shutil.rmtree(path, ignore_errors=True)
     t0 = time.perf_counter()
-    make_store_of_shards(path, shards, games_per_shard=games // shards)
+    make_store_of_shards(path, shards, games_per_shard=games // shards, checkpoint=True)
     import gamestore
 
     gamestore.open(path, create=False).close()  # writes the checkpoint

@@ -100,6 +100,41 @@ def test_missing_segments_rebuilt_from_shards(many):
     assert verify_store(many).ok
 
 
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "other_shard"])
+def test_damaged_segment_of_a_tail_shard_is_rebuilt(many, damage):
+    """A segment read at open (a shard after the checkpoint) that is damaged or another shard's is rebuilt."""
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+    new = make_store_of_shards(many, 4, games_per_shard=2, prefix="t", first=1000)
+    seg = many / "catalog" / f"{new[1]}.parquet"
+    data = seg.read_bytes()
+    if damage == "flip":
+        seg.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:])
+    elif damage == "truncate":
+        seg.write_bytes(data[:100])
+    elif damage == "empty":
+        seg.write_bytes(b"")
+    else:
+        seg.write_bytes((many / "catalog" / f"{new[2]}.parquet").read_bytes())
+    assert not verify_store(many).ok
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 308
+        assert s.get_game("t00001001-0001")["game_id"] == "t00001001-0001"
+        assert s.sql(f"SELECT count(*) FROM games WHERE shard_id = '{new[1]}'").fetchall()[0][0] == 2
+    assert verify_store(many).ok  # rewritten from the shard
+
+
+def test_checkpoint_and_every_segment_lost_rebuilt_from_shards(many):
+    with gamestore.open(many, create=False) as s:
+        expect = _game_ids(s)
+    shutil.rmtree(many / "catalog")
+    with gamestore.open(many, create=False) as s:
+        assert _game_ids(s) == expect
+        assert s.count_moves() == 1200
+    assert ckpt.read_checkpoint(Storage.from_location(many), catalog_mod.SEGMENT_SCHEMA).shards.num_rows == 150
+    assert verify_store(many).ok
+
+
 def test_refresh_is_bounded_and_catches_up_in_background(many, monkeypatch):
     monkeypatch.setattr(catalog_mod, "CHECKPOINT_TAIL", 10**9)
     with gamestore.open(many, create=False) as reader:
@@ -163,3 +198,20 @@ def test_thousands_of_shards(tmp_path, monkeypatch):
         assert s.sql("SELECT count(DISTINCT game_id), count(*) FROM moves").fetchall()[0] == (2000, 8000)
         assert s.info()["shards"] == 2000
     assert loaded == []
+
+
+def test_made_checkpoint_equals_the_one_an_open_writes(tmp_path):
+    """``make_store_of_shards(checkpoint=True)`` (what the 100,000-shard benchmark opens) writes what an open would."""
+    root = tmp_path / "made"
+    make_store_of_shards(root, 30, games_per_shard=3, checkpoint=True)
+    made = ckpt.read_checkpoint(Storage.from_location(root), catalog_mod.SEGMENT_SCHEMA)
+    assert made is not None and made.shards.num_rows == 30
+    shutil.rmtree(root / "catalog" / ckpt.CHECKPOINT_DIR)
+    (root / "catalog" / ckpt.LAST_CHECKPOINT).unlink()
+    gamestore.open(root, create=False).close()  # rebuilt from the segments
+    opened = ckpt.read_checkpoint(Storage.from_location(root), catalog_mod.SEGMENT_SCHEMA)
+    assert opened is not None
+    assert made.games.sort_by("game_id").equals(opened.games.sort_by("game_id"))
+    assert made.shards.sort_by("shard_id").equals(opened.shards.sort_by("shard_id"))
+    with pytest.raises(ValueError, match="new store"):
+        make_store_of_shards(root, 1, checkpoint=True)
