@@ -57,8 +57,12 @@ def test_every_method_awaitable_with_the_same_results(store):
 
 
 def test_loop_is_not_blocked(store, monkeypatch):
-    """A ticker on the loop keeps ticking while slow reads run: they run in the reader's threads."""
-    delay = 0.3
+    """A ticker on the loop keeps ticking while slow reads run: they run in the reader's threads.
+
+    A read run on the loop would stop the ticker for at least ``delay``; the
+    bound leaves half of it for scheduling noise on a loaded machine.
+    """
+    delay = 1.0
     real = GameReplayDB.get_moves
 
     def slow_get_moves(self, *args, **kwargs):  # stands for a slow disk: sleeps without the GIL
