@@ -150,6 +150,7 @@ class FastBatchReader:
         for f in self.schema:
             _check_type(f.type)
         self._dicts: list | None = None
+        self._dicts_lock = threading.Lock()  # Arrow's file reader reads its dictionaries on a first read: not thread-safe
         self._reader = reader
         self._layouts: dict[int, tuple] = {}
         self._column_dicts: dict[int, list] = {}
@@ -159,11 +160,13 @@ class FastBatchReader:
         if self._dicts is None:
             # the file's dictionaries never change (the IPC file format allows no replacement): take them once,
             # through the batch being read (its checksum was checked; another batch may be the damaged one)
-            batch = self._reader.get_record_batch(index)
-            out: list = []
-            for col in batch.columns:
-                _dictionaries(col, out)
-            self._dicts = out
+            with self._dicts_lock:
+                if self._dicts is None:
+                    batch = self._reader.get_record_batch(index)
+                    out: list = []
+                    for col in batch.columns:
+                        _dictionaries(col, out)
+                    self._dicts = out
         return self._dicts
 
     def read(self, index: int) -> pa.RecordBatch:

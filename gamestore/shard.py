@@ -149,6 +149,9 @@ class ShardReader:
         self._games_columns: list[tuple[str, pa.Array]] | None = None
         self._verifiers: dict[str, FileVerifier] = {}
         self._buffers: dict[str, pa.Buffer] = {}  # object storage: files read whole, by name
+        #: Arrow's file readers are not thread-safe (a first read loads the dictionaries: two threads at once
+        #: fail with "Unsupported dictionary replacement"): their reads of one shard take turns
+        self._arrow_lock = threading.Lock()
 
     @classmethod
     def at(cls, path: str | os.PathLike) -> "ShardReader":
@@ -276,7 +279,8 @@ class ShardReader:
         reader = self.moves_reader
         self._checked(MOVES_FILE, index)
         try:
-            batch = reader.get_record_batch(index)
+            with self._arrow_lock:
+                batch = reader.get_record_batch(index)
             if self._verifiers.get(MOVES_FILE) is None:
                 batch.validate(full=True)
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -386,7 +390,8 @@ class ShardReader:
             if v is not None:
                 v.check(i)
             try:
-                batch = reader.get_record_batch(i)
+                with self._arrow_lock:
+                    batch = reader.get_record_batch(i)
                 if v is None:
                     batch.validate(full=True)
             except (pa.ArrowException, OSError, ValueError) as exc:

@@ -49,3 +49,22 @@ def test_a_damaged_batch_costs_only_its_games(backend, tmp_path, first):
                     assert err.value.shard_id == shard_dir.name
                 else:
                     assert games_equal(s.get_game(g["game_id"]), g)
+
+
+
+def test_first_reads_from_many_threads_at_once(backend, tmp_path):
+    """Arrow's file reader loads the dictionaries on its first read: threads racing to it take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gamestore.shard import ShardReader
+
+    shard_dir, games = _store_one_game_per_batch(tmp_path / "s")
+    n = len(games)
+    expect = [ShardReader.at(shard_dir).batch(i) for i in range(n)]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(20):
+            fresh = ShardReader.at(shard_dir)
+            got = list(pool.map(lambda i: (fresh.batch(i % n), fresh.point_read(i % n)[0]), range(16)))
+            for i, (batch, point) in enumerate(got):
+                assert batch.equals(expect[i % n])
+                assert point.num_rows == batch.num_rows
