@@ -28,6 +28,7 @@ from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
 from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, segment_of, shard_row, view_dataset
+from .quarantine import check_sizes, games_dataset, reason_of, warn_damaged, without_shard
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
@@ -95,6 +96,8 @@ class Catalog:
         self._pool: list[duckdb.DuckDBPyConnection] = []  # connections of snapshot _pool_generation (sql_relation)
         self._pool_generation = -1
         self._pool_lock = threading.Lock()
+        self._damage: dict[str, str] = {}  # damaged shard id -> what is wrong
+        self.lost: dict[str, str] = {}  #: game id -> the quarantined shard that held it (see lost_in)
         self._create_views()
 
     # -- setup ------------------------------------------------------------------
@@ -119,11 +122,8 @@ class Catalog:
             sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
             if not sids:
                 return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
-            moves_ds = MovesSource(self, snap, moves_schema(self._vectors_of(snap)))  # reads only indexed copies
-            # copies of games indexed in another shard are filtered out of their shard's games.arrow rows
-            games_ds = view_dataset({s: self.storage.path(f"shards/{s}/{GAMES_FILE}") for s in sids}, GAMES_SCHEMA,
-                                    snap.shadowed, filesystem=self.storage.fs)
-            snap._datasets = (moves_ds, games_ds)
+            snap._datasets = (MovesSource(self, snap, moves_schema(self._vectors_of(snap))),  # reads only indexed copies
+                              games_dataset(self, snap, sids))
         return snap._datasets
 
     def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:
@@ -390,14 +390,46 @@ class Catalog:
                 except FileNotFoundError:
                     return _UNCOMMITTED  # data uploaded, manifest (the commit point) not yet
                 manifest = parse_manifest(data, shard_id)
+            check_sizes(self.storage, shard_id, manifest, lost=self.lost)
             segment = segment_of(self.storage, shard_id, manifest)
-        except (ShardCorruptError, FormatError):
-            return None  # a damaged shard never makes the rest unreadable; `verify` reports it
+        except (ShardCorruptError, FormatError) as exc:
+            if not self.storage.exists(rel):
+                raise FileNotFoundError(rel) from None  # removed meanwhile: the caller lists again
+            self._damage[shard_id] = reason_of(exc)
+            warn_damaged(shard_id, self._damage[shard_id])
+            return None  # a damaged shard never makes the rest unreadable: quarantined, reported by info and verify
         except FileNotFoundError:
             if self.storage.exists(rel):
                 return None
             raise  # removed meanwhile: the caller lists again
         return segment, shard_row(shard_id, manifest)
+
+    # -- quarantine (gamestore/quarantine.py) ----------------------------------------------
+    def quarantine(self, shard_id: str, reason: str) -> bool:
+        """Stop serving a damaged shard here (True if done now; False if gone from ``shards/``: not damage)."""
+        if not self.storage.exists(f"shards/{shard_id}"):
+            return False
+        with self._refresh_lock:
+            snap = self._snap
+            if shard_id not in snap.shard_ids or self._closed:
+                return False
+            new, ids = without_shard(snap, shard_id)
+            self._damage[shard_id] = reason
+            self._swap(new)
+            with self._readers_lock:
+                self._readers.pop(shard_id, None)
+            self.lost.update((g, shard_id) for g in ids if g not in self._snap.locations)
+        warn_damaged(shard_id, reason)
+        return True
+
+    def damage(self) -> dict[str, str]:
+        """Every damaged (quarantined) shard of this catalog, with what is wrong with it."""
+        return {sid: self._damage.get(sid, "unreadable") for sid in sorted(self._snap.damaged)}
+
+    def lost_in(self, game_id: str) -> str | None:
+        """The quarantined shard that held ``game_id`` (None when it did not, or another copy is indexed)."""
+        sid = self.lost.get(game_id)
+        return sid if sid is not None and sid in self._snap.damaged and game_id not in self._snap.locations else None
 
     def add_committed(self, shard_id: str) -> None:
         """Index a shard this process has just committed (no directory listing needed)."""
@@ -528,8 +560,11 @@ class Catalog:
             return None
         try:
             reader = ShardReader(self.storage, shard_id)
-        except (ShardCorruptError, FormatError):
+        except (ShardCorruptError, FormatError) as exc:
+            if isinstance(exc, ShardCorruptError):
+                self.quarantine(shard_id, reason_of(exc))
             return None
+        reader.on_damage = lambda exc: self.quarantine(shard_id, reason_of(exc))
         with self._readers_lock:
             self._readers[shard_id] = reader
             # object storage: a reader holds its files in memory once read, so keep fewer

@@ -29,6 +29,7 @@ __all__ = [
     "CompatSQLError",
     "ReadOnlySQLError",
     "ProfileError",
+    "DamagedShardWarning",
 ]
 
 _R = TypeVar("_R", bound="RecordError")
@@ -149,3 +150,10 @@ class ReadOnlySQLError(CompatSQLError):
 
 class ProfileError(GamestoreError, ValueError):
     """An unknown game profile, or a store opened with a profile other than the one it was created with."""
+
+
+class DamagedShardWarning(RuntimeWarning):
+    """A shard was found damaged and is quarantined: its games are unreadable until ``gamestore verify --repair``.
+
+    Not an error: every other game stays readable and writable (docs/operations.md, "Damaged shards").
+    """

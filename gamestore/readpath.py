@@ -35,6 +35,7 @@ from . import backend as _backend
 from . import codec
 from .errors import QueryError, ShardCorruptError
 from .schema import conform
+from .shard import GAMES_FILE, MOVES_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import Backend
@@ -46,11 +47,13 @@ __all__ = [
     "ShardPick",
     "select",
     "reader_for",
+    "intact_reader",
     "pick_rows",
     "locate_batches",
     "shard_batches",
     "scan",
     "read_game",
+    "watched",
     "decode_moves",
     "iter_games",
 ]
@@ -147,11 +150,35 @@ def select(catalog: "Catalog", where: str | None = None, *, columns: Sequence[st
     return selection_from_table(catalog.select_games(where, columns=columns), columns)
 
 
-def reader_for(catalog: "Catalog", pick: ShardPick) -> "ShardReader":
+def reader_for(catalog: "Catalog", pick: "ShardPick | str") -> "ShardReader":
     """The reader of ``pick``'s shard; a shard removed since the selection (by a compaction) is an error."""
-    reader = catalog.find_reader(pick.shard_id)
+    sid = pick if isinstance(pick, str) else pick.shard_id
+    reader = catalog.find_reader(sid)
     if reader is None:
-        raise ShardCorruptError("shard removed or damaged while being read; run the job again", shard_id=pick.shard_id)
+        why = catalog.damage().get(sid)
+        raise ShardCorruptError(why or "shard removed while being read; run the job again", shard_id=sid)
+    return reader
+
+
+def intact_reader(catalog: "Catalog", shard_id: str) -> "ShardReader | None":
+    """The reader of a shard whose files pass every checksum now (a job that takes whole shards checks them before
+    it writes anything of one); None when the shard is damaged (quarantined: ``catalog.damage()`` says why)."""
+    reader = catalog.find_reader(shard_id)
+    if reader is None:
+        if shard_id in catalog.damage():
+            return None
+        raise ShardCorruptError("shard removed while being read; run the job again", shard_id=shard_id)
+    try:
+        with watched(reader):
+            verifiers = [reader.verifier(name) for name in (MOVES_FILE, GAMES_FILE)]
+            for v in verifiers:
+                if v is not None:
+                    v.check_all()
+            problems = reader.check_files() if None in verifiers else []  # format 1: sha256
+            if problems:
+                raise ShardCorruptError("; ".join(problems), shard_id=shard_id)
+    except ShardCorruptError:
+        return None
     return reader
 
 
@@ -192,6 +219,13 @@ def shard_batches(
     schema) gives the output columns' types: columns the shard lacks are
     filled with nulls.  Batches without a picked row are skipped unread.
     """
+    with watched(reader):
+        yield from _shard_batches(reader, pick, columns, schema)
+
+
+def _shard_batches(
+    reader: "ShardReader", pick: ShardPick | None, columns: Sequence[str] | None, schema: pa.Schema | None
+) -> Iterator[pa.RecordBatch]:
     shard_names = reader.moves_schema.names
     want = list(columns) if columns is not None else (schema.names if schema is not None else shard_names)
     present = [c for c in want if c in shard_names]
@@ -293,13 +327,26 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
     Through the shard's caches of decompressed batches and game rows
     (``shard.BATCH_CACHE``, ``shard.ROW_CACHE``).
     """
-    game_row = reader.game_row(row)
-    if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
-        raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=reader.shard_id)
-    with _damage_named(reader, f"games.arrow row {row}"):
-        game = codec.header_from_row(game_row)
-    game["moves"] = decode_moves(reader, move_offset, move_count)
+    with watched(reader):
+        game_row = reader.game_row(row)
+        if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
+            raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=reader.shard_id)
+        with _damage_named(reader, f"games.arrow row {row}"):
+            game = codec.header_from_row(game_row)
+        game["moves"] = decode_moves(reader, move_offset, move_count)
     return game
+
+
+@contextmanager
+def watched(reader: "ShardReader") -> Iterator[None]:
+    """Reading ``reader``'s shard: damage found on the way (a :class:`ShardCorruptError` of this shard) is reported
+    to its ``on_damage`` (the catalog quarantines the shard) before it propagates."""
+    try:
+        yield
+    except ShardCorruptError as exc:
+        if exc.shard_id == reader.shard_id and reader.on_damage is not None:
+            reader.on_damage(exc)
+        raise
 
 
 @contextmanager
@@ -343,6 +390,11 @@ def iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
     """Canonical records of ``pick``'s games, decoded one moves batch at a time (bounded memory)."""
     if not pick.num_games:
         return
+    with watched(reader):
+        yield from _iter_games(reader, pick)
+
+
+def _iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
     games = reader.games.take(pa.array(pick.rows, pa.int64()))
     batch_idx, first, straddles = locate_batches(reader.manifest["batch_rows"], pick.offsets, pick.counts)
     whole = np.flatnonzero(~straddles)

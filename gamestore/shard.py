@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Hashable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -152,6 +152,8 @@ class ShardReader:
         #: Arrow's file readers are not thread-safe (a first read loads the dictionaries: two threads at once
         #: fail with "Unsupported dictionary replacement"): their reads of one shard take turns
         self._arrow_lock = threading.Lock()
+        #: called with the error when a read finds this shard damaged (the catalog quarantines it; readpath.py)
+        self.on_damage: Callable[[ShardCorruptError], object] | None = None
 
     @classmethod
     def at(cls, path: str | os.PathLike) -> "ShardReader":

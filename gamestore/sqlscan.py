@@ -315,19 +315,25 @@ class MovesSource(_Base):
         shard_id, pick = step
         reader = self._catalog.find_reader(shard_id)
         if reader is None:
-            raise ShardCorruptError("shard removed or damaged while being read; run the statement again",
-                                    shard_id=shard_id)
-        present = [n for n in schema.names if n in reader.moves_schema.names]
-        rows = reader.manifest["batch_rows"]
-        if pick is None:
-            batches = list(range(len(rows)))
-            keep = None
-        else:
-            mask = pick.move_mask(sum(rows))
-            starts = reader.batch_starts
-            batches = [i for i, (s, n) in enumerate(zip(starts, rows)) if mask[s:s + n].any()]
-            keep = np.concatenate([mask[starts[i]:starts[i] + rows[i]] for i in batches]) if batches else None
-        table = _whole_shard(reader, present, batches) if pick is None else read_columns(reader, present, batches)
+            why = self._catalog.damage().get(shard_id)
+            raise ShardCorruptError(f"{why} (quarantined; the next statement runs without it)" if why else
+                                    "shard removed while being read; run the statement again", shard_id=shard_id)
+        with readpath.watched(reader):  # damage found here quarantines the shard (gamestore/quarantine.py)
+            present = [n for n in schema.names if n in reader.moves_schema.names]
+            rows = reader.manifest["batch_rows"]
+            if pick is None:
+                batches = list(range(len(rows)))
+                keep = None
+            else:
+                mask = pick.move_mask(sum(rows))
+                starts = reader.batch_starts
+                batches = [i for i, (s, n) in enumerate(zip(starts, rows)) if mask[s:s + n].any()]
+                keep = np.concatenate([mask[starts[i]:starts[i] + rows[i]] for i in batches]) if batches else None
+            if pick is None:
+                table = _whole_shard(reader, present, batches)
+            else:
+                table = read_columns(reader, present, batches) if batches else pa.schema(
+                    [reader.moves_schema.field(n) for n in present]).empty_table()
         if keep is not None and not keep.all():
             table = table.filter(pa.array(keep))
         return conform(table, schema)

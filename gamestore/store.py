@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from . import codec, meta, readpath, sqlguard
+from . import codec, meta, quarantine, readpath, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -284,6 +284,7 @@ class GameStore:
                 self._catalog.refresh(force=True)
                 loc = self._catalog.locate(game_id)
                 if loc is None:
+                    quarantine.raise_if_lost(self._catalog, game_id)
                     raise GameNotFoundError(f"no game {game_id!r} in {self.path}")
             reader = self._catalog.find_reader(loc.shard_id)
             if reader is not None:
@@ -291,6 +292,8 @@ class GameStore:
                     # through the reader's caches of decompressed batches and game rows (shard.BATCH_CACHE, ROW_CACHE)
                     return readpath.read_game(reader, loc.row, loc.move_offset, loc.num_moves)
                 except (ShardCorruptError, FileNotFoundError) as exc:
+                    if isinstance(exc, ShardCorruptError) and exc.shard_id in self._catalog.damage():
+                        raise  # damaged (now quarantined), not moved by a compaction
                     failure = exc
             # the shard was removed (compact, prune) after the lookup: the game lives elsewhere now
             self._catalog.refresh(force=True)
@@ -450,6 +453,7 @@ class GameStore:
     def info(self) -> dict[str, Any]:
         """Summary figures: games, moves, shards, bytes on disk, per-config counts, newest game."""
         self._catalog.refresh()
+        quarantine.screen(self._catalog)  # truncated, deleted or swapped data files: a stat per file
         games = self.count_games()
         moves = self.count_moves()
         shard_bytes = int(self._scalar("SELECT coalesce(sum(bytes), 0) FROM shards"))
@@ -464,7 +468,7 @@ class GameStore:
             "games": games,
             "moves": moves,
             "shards": len(self._catalog.shard_ids()),
-            "damaged_shards": self._catalog.damaged_shards(),
+            **quarantine.damage_info(self._catalog),
             "shard_bytes": shard_bytes,
             "bytes_on_disk": disk,
             "bytes_per_move": (shard_bytes / moves) if moves else None,

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import gamestore
-from gamestore.errors import ShardCorruptError
+from gamestore import readpath
+from gamestore.errors import DamagedShardWarning, ShardCorruptError
 from gamestore.records import games_equal
-from gamestore.shard import MANIFEST, MOVES_FILE
+from gamestore.shard import MANIFEST, MOVES_FILE, ShardReader
 from gamestore.testing import synth
 
 
@@ -41,15 +42,34 @@ def test_a_damaged_batch_costs_only_its_games(backend, tmp_path, first):
     flip_in_batch(shard_dir, 0)
     order = games if first == "damaged" else games[1:] + games[:1]
     with gamestore.open(tmp_path / "s", create=False) as s:
-        for _ in range(2):
-            for g in order:
-                if g is games[0]:
-                    with pytest.raises(ShardCorruptError, match=f"{shard_dir.name}.*moves.arrow.*batch 0") as err:
-                        s.get_game(g["game_id"])
-                    assert err.value.shard_id == shard_dir.name
-                else:
-                    assert games_equal(s.get_game(g["game_id"]), g)
+        rows = {g["game_id"]: s.catalog.locate(g["game_id"]) for g in games}
+    reader = ShardReader.at(shard_dir)  # the storage layer alone (a store quarantines the shard: next test)
+    for _ in range(2):
+        for g in order:
+            loc = rows[g["game_id"]]
+            if g is games[0]:
+                with pytest.raises(ShardCorruptError, match=f"{shard_dir.name}.*moves.arrow.*batch 0") as err:
+                    readpath.read_game(reader, loc.row, loc.move_offset, loc.num_moves)
+                assert err.value.shard_id == shard_dir.name
+            else:
+                assert games_equal(readpath.read_game(reader, loc.row, loc.move_offset, loc.num_moves), g)
+    reader.close()
 
+
+def test_through_the_store_every_game_of_the_damaged_shard_is_typed(tmp_path):
+    """Through a store the first failure quarantines the shard: every later read of its games is a typed error
+    naming it (never Arrow's OSError), the warning says so once."""
+    shard_dir, games = _store_one_game_per_batch(tmp_path / "s")
+    flip_in_batch(shard_dir, 0)
+    with gamestore.open(tmp_path / "s", create=False) as s:
+        with pytest.warns(DamagedShardWarning, match=shard_dir.name):
+            with pytest.raises(ShardCorruptError, match="moves.arrow.*batch 0"):
+                s.get_game(games[0]["game_id"])
+        for g in games * 2:
+            with pytest.raises(ShardCorruptError) as err:
+                s.get_game(g["game_id"])
+            assert err.value.shard_id == shard_dir.name
+        assert s.info()["games_in_damaged_shards"] == len(games)
 
 
 def test_first_reads_from_many_threads_at_once(backend, tmp_path):

@@ -155,3 +155,39 @@ def test_compact_watch_and_auto_compact_on_s3(s3, corpus, tmp_path):
             s.refresh()
         assert len(s.catalog.shard_ids()) <= 2 and s.count_games() == 6
     assert verify_store(auto).ok
+
+
+def test_damaged_shard_quarantined_and_repaired_on_s3(s3, corpus, capsys):
+    """On object storage a damaged shard is skipped by info and compact (exit 1 naming it), and ``verify --repair``
+    moves its objects to quarantine/<id>/ (copy, then delete; the manifest first) leaving a store verify calls OK."""
+    from gamestore.quarantine import QUARANTINE_DIR, REASON_FILE
+    from gamestore.storage import Storage
+
+    uri = s3.uri(s3.bucket(), "store")
+    _fill(uri, corpus, 4)  # 3 shards
+    storage = Storage.from_location(uri)
+    victim = sorted(storage.list_dir("shards"))[1]
+    moves = f"shards/{victim}/moves.arrow"
+    storage.write_bytes(moves, storage.read_bytes(moves)[:-100])  # truncated
+
+    code, out, err = run(capsys, "info", uri, "--json")
+    assert code == 1 and victim in out
+    code, out, err = run(capsys, "compact", uri)
+    assert code == 1 and victim in out + err
+    code, out, err = run(capsys, "verify", uri)
+    assert code != 0 and victim in out
+    survivors = _ids(uri)
+    assert len(survivors) == 8
+
+    code, out, err = run(capsys, "verify", uri, "--repair")
+    assert code == 0, out + err
+    assert f"moved damaged shard {victim} to {QUARANTINE_DIR}/{victim}" in out and "after repair: OK" in out
+    assert victim not in storage.list_dir("shards")
+    moved = {e.path.rsplit("/", 1)[-1] for e in storage.list_files(f"{QUARANTINE_DIR}/{victim}")}
+    assert {"moves.arrow", "games.arrow", "MANIFEST.json", REASON_FILE} <= moved
+    reason = json.loads(storage.read_bytes(f"{QUARANTINE_DIR}/{victim}/{REASON_FILE}"))
+    assert reason["shard_id"] == victim and len(reason["game_ids"]) == 4
+    assert verify_store(uri).ok
+    assert _ids(uri) == survivors
+    code, out, err = run(capsys, "info", uri, "--json")
+    assert code == 0 and json.loads(out)["quarantined_shards"] == [victim]

@@ -118,7 +118,8 @@ def test_damaged_moves_file_gives_typed_errors(store, monkeypatch):
     mid = len(data) // 2
     data[mid : mid + 256] = bytes(range(256))
     path.write_bytes(bytes(data))
-    ids = store.catalog.reader(sid).manifest["game_ids"]
+    reader = store.catalog.reader(sid)
+    ids = reader.manifest["game_ids"]
     failures = 0
     for gid in ids:
         try:
@@ -127,9 +128,10 @@ def test_damaged_moves_file_gives_typed_errors(store, monkeypatch):
             assert exc.shard_id == sid
             failures += 1
     assert failures > 0
-    pick = readpath.pick_rows(store.catalog.reader(sid), range(len(ids)))
+    assert sid in store.catalog.damage() and store.catalog.find_reader(sid) is None  # quarantined
+    pick = readpath.pick_rows(reader, range(len(ids)))
     with pytest.raises(ShardCorruptError):
-        for _ in readpath.shard_batches(store.catalog.reader(sid), pick):
+        for _ in readpath.shard_batches(reader, pick):
             pass
 
 
@@ -150,8 +152,9 @@ def test_crafted_shard_with_valid_checksums_is_typed(backend, tmp_path, monkeypa
     reseal(victim, [CRAFTS[craft](reader.batch(i)) for i in range(reader.num_batches)])
     reader.close()
     with gamestore.open(tmp_path / "s", create=False) as s:
+        locations = {g["game_id"]: s.catalog.locate(g["game_id"]) for g in games}
         for g in games:
-            loc = s.catalog.locate(g["game_id"])
+            loc = locations[g["game_id"]]
             if loc.shard_id != sid:
                 assert games_equal(s.get_game(g["game_id"]), g)
             elif loc.move_offset == 0:  # the damage is in the first rows of batch 0: this game's
@@ -163,10 +166,11 @@ def test_crafted_shard_with_valid_checksums_is_typed(backend, tmp_path, monkeypa
                     assert games_equal(s.get_game(g["game_id"]), g)
                 except ShardCorruptError as exc:
                     assert exc.shard_id == sid
-        r = s.catalog.reader(sid)
-        with pytest.raises(ShardCorruptError, match="moves.arrow batch 0") as err:
-            list(readpath.iter_games(r, readpath.pick_rows(r, [0, 1])))
-        assert err.value.shard_id == sid
+        assert sid in s.catalog.damage()  # quarantined by the first failed read
+    r = shard.ShardReader.at(victim)
+    with pytest.raises(ShardCorruptError, match="moves.arrow batch 0") as err:
+        list(readpath.iter_games(r, readpath.pick_rows(r, [0, 1])))
+    assert err.value.shard_id == sid
 
 
 def test_open_ipc_checks_the_format_version(tmp_path):

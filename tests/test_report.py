@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 import gamestore
-from gamestore.errors import QueryError
+from gamestore.errors import DamagedShardWarning, QueryError
 from gamestore.report import collect, parse_duration, write_report
 
 from helpers import subprocess_env
@@ -278,3 +278,30 @@ def test_a_damaged_shard_costs_its_games_not_the_report(tmp_path):
     text = (tmp_path / "r.html").read_text()
     assert '<div class="tile bad"><div class="v">1</div><div class="k">damaged / quarantined shards' in text
     assert victim in text
+
+
+def test_store_health_names_damaged_and_quarantined_shards(tmp_path):
+    """Issue 14: the store-health section lists the shards found damaged (with what is wrong) and those `verify
+    --repair` moved into quarantine/; the tile counts both."""
+    from gamestore.ops import repair_store
+    from gamestore.testing import synth
+
+    path = tmp_path / "store"
+    with gamestore.open(path, fsync=False) as s:
+        for seed in (1, 2, 3):
+            s.write_games(synth.games(2, seed=seed))
+            s.flush()
+        first, second, _ = s.catalog.shard_ids()
+    (path / "shards" / first / "games.arrow").unlink()
+    assert repair_store(path).moved.keys() == {first}  # moved aside into quarantine/
+    moves = path / "shards" / second / "moves.arrow"
+    moves.write_bytes(moves.read_bytes()[:-100])  # truncated: found by the size check of info()
+    with pytest.warns(DamagedShardWarning, match=second):
+        with gamestore.open(path, create=False) as s:
+            write_report(s, tmp_path / "r.html", as_of=AS_OF)
+            d = collect(s, as_of=AS_OF)
+    assert d.store["damaged_shards"] == [second] and "size" in d.store["damage"][second]
+    assert d.store["quarantined_shards"] == [first] and d.store["games_in_damaged_shards"] == 2
+    text = (tmp_path / "r.html").read_text()
+    assert '<div class="tile bad"><div class="v">2</div><div class="k">damaged / quarantined shards' in text
+    assert f"{second}: moves.arrow" in text and first in text

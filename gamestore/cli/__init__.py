@@ -20,9 +20,10 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
 
-from ..errors import GamestoreError
+from ..errors import DamagedShardWarning, GamestoreError
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main"]
 
@@ -60,6 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     errors = _guarded() + tuple(getattr(args, "errors", ()))
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        if issubclass(category, DamagedShardWarning):  # one line for operators, no source line
+            print(f"gamestore {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kw)
+
+    warnings.showwarning = show
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
@@ -73,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as exc:
         print(f"gamestore {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,8 +28,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.dest == "-":
         out.info(text)  # stdout holds the games
     else:
-        out.result(r.to_dict(), text)
-    return 0
+        out.result(r.to_dict(), [text] + [f"skipped damaged shard {sid}: {'; '.join(why)}"
+                                          for sid, why in sorted(r.damaged_shards.items())])
+    if args.dest == "-":
+        for sid, why in sorted(r.damaged_shards.items()):
+            out.warn(f"skipped damaged shard {sid}: {'; '.join(why)}")
+    return 1 if r.damaged_shards else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

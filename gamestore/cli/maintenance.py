@@ -17,9 +17,13 @@ __all__ = ["register"]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ..ops import verify_store
+    from ..ops import repair_store, verify_store
 
     out = Output.from_args(args)
+    if args.repair:
+        r = repair_store(args.store, progress=out.bar("verify", "shard"))
+        out.result(r.to_dict(), r.lines())
+        return 0 if r.ok else 1  # 0: the store is clean now (what was moved aside is listed)
     report = verify_store(args.store, progress=out.bar("verify", "shard"))
     out.result(report.to_dict(), report.lines())
     return 0 if report.ok else 1
@@ -101,9 +105,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     out = Output.from_args(args)
     r = prune(args.store, where=args.where, dry_run=args.dry_run, progress=out.bar("prune", "shard"))
-    out.result(r.to_dict(), f"{'would remove' if r.dry_run else 'removed'} {r.games_removed:,} games"
-               f" ({r.moves_removed:,} moves): {r.shards_rewritten} shards rewritten, {r.shards_removed} removed")
-    return 0
+    out.result(r.to_dict(), [f"{'would remove' if r.dry_run else 'removed'} {r.games_removed:,} games"
+               f" ({r.moves_removed:,} moves): {r.shards_rewritten} shards rewritten, {r.shards_removed} removed"]
+               + _damaged_lines(r.damaged_shards))
+    return 1 if r.damaged_shards else 0
 
 
 def _damaged_lines(damaged: dict[str, list[str]]) -> list[str]:
@@ -113,9 +118,13 @@ def _damaged_lines(damaged: dict[str, list[str]]) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     from ..ops import DEFAULT_TARGET_MOVES
 
-    p = sub.add_parser("verify", help="check every shard's checksum and the catalog",
-                       epilog="example: gamestore verify /data/store   (exit code 1 when anything is damaged)")
+    p = sub.add_parser("verify", help="check every shard's checksum and the catalog (--repair: fix what is damaged)",
+                       formatter_class=FORMATTER,
+                       epilog="examples:\n  gamestore verify /data/store   (exit code 1 when anything is damaged)\n"
+                       "  gamestore verify /data/store --repair   (exit code 0 when the store is clean afterwards)")
     p.add_argument("store")
+    p.add_argument("--repair", action="store_true",
+                   help="move damaged shards into STORE/quarantine/ (with a REASON.json), rebuild the catalog, verify again")
     add_output_arguments(p)
     p.set_defaults(func=cmd_verify)
 

@@ -33,8 +33,13 @@ def info_lines(info: dict) -> list[str]:
         f"bytes       {info['bytes_on_disk']:,} on disk" + (f", {bpm:.1f} bytes/move in shards" if bpm else ""),
         f"newest game {info['newest_game']}",
     ]
-    return lines + [f"  {c['board_type']:<10} {c['num_players']}p  {c['games']:>8,} games {c['moves']:>11,} moves"
-                    for c in info["configs"]]
+    lines += [f"  {c['board_type']:<10} {c['num_players']}p  {c['games']:>8,} games {c['moves']:>11,} moves"
+              for c in info["configs"]]
+    lines += [f"DAMAGED shard {sid}: {why} (its games are missing; `gamestore verify --repair` moves it aside)"
+              for sid, why in info.get("damage", {}).items()]
+    if info.get("quarantined_shards"):
+        lines.append(f"quarantined {len(info['quarantined_shards'])} shards moved aside by verify --repair (quarantine/)")
+    return lines
 
 
 def print_relation(rel) -> None:

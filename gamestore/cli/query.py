@@ -14,7 +14,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with open_existing(args.store) as store:
         info = store.info()
     Output.from_args(args).result(info, info_lines(info))
-    return 0
+    return 1 if info["damaged_shards"] else 0  # done, but a damaged shard's games are missing (named above)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

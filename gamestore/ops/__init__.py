@@ -14,6 +14,7 @@ from .common import DEFAULT_TARGET_MOVES, maintenance_lock, opened, trash_shards
 from .export import ExportResult, export_parquet, iter_games
 from .integrity import VerifyReport, reindex_store, verify_store
 from .merging import MergeResult, merge
+from .repair import RepairResult, repair_store
 from .rewrite import CompactResult, PruneResult, compact, prune
 
 __all__ = [
@@ -22,12 +23,14 @@ __all__ = [
     "MergeResult",
     "PruneResult",
     "VerifyReport",
+    "RepairResult",
     "ExportResult",
     "compact",
     "merge",
     "prune",
     "verify_store",
     "reindex_store",
+    "repair_store",
     "export_parquet",
     "iter_games",
     "opened",

@@ -11,6 +11,7 @@ import numpy as np
 from .. import faults
 from ..errors import FormatError, StoreBusyError
 from ..fsutil import fsync_dir
+from ..quarantine import screen
 from ..readpath import ShardPick
 from ..schema import VectorSpec
 from ..shard import MANIFEST, ShardReader
@@ -24,6 +25,7 @@ __all__ = [
     "opened",
     "maintenance_lock",
     "with_progress",
+    "known_damage",
     "indexed_picks",
     "pick_of",
     "union_vectors",
@@ -64,6 +66,12 @@ def maintenance_lock(store: GameStore | Storage | str | os.PathLike) -> Iterator
         if not taken:
             raise StoreBusyError(f"another compact/prune/merge is running on {storage.uri}")
         yield
+
+
+def known_damage(store: GameStore) -> dict[str, list[str]]:
+    """Every damaged shard of ``store`` with what is wrong, after a stat of each data file (quarantine.screen)."""
+    screen(store.catalog)
+    return {sid: [why] for sid, why in store.catalog.damage().items()}
 
 
 def with_progress(items: Sequence, progress: Progress | None) -> Iterable:

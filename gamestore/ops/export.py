@@ -20,7 +20,9 @@ from .. import readpath
 from ..errors import GamestoreError
 from ..fsutil import atomic_path
 from ..schema import GAMES_SCHEMA, VectorSpec, moves_schema
+from ..shard import ShardReader
 from ..store import GameStore
+from .common import known_damage
 
 __all__ = [
     "ExportResult",
@@ -44,6 +46,8 @@ class ExportResult:
     games: int = 0
     moves: int = 0
     files: list[str] = field(default_factory=list)
+    #: damaged shards (id -> what is wrong) whose games the export lacks
+    damaged_shards: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,17 +196,16 @@ def export_parquet(
     if not overwrite and any(t.exists() for t in targets):
         raise GamestoreError(f"{dest} already holds an export (use --overwrite to replace it)")
     dest.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(damaged_shards=known_damage(store))
     picks = store.select_games(where).picks()
     vectors = store.catalog.vectors()
     gschema, mschema = plain_games_schema(), plain_moves_schema(vectors)
-    result = ExportResult()
     with atomic_path(targets[0]) as gtmp, atomic_path(targets[1]) as mtmp:
         with pq.ParquetWriter(str(gtmp), gschema, compression=compression) as gw, \
                 pq.ParquetWriter(str(mtmp), mschema, compression=compression) as mw:
             pending: list[pa.Table] = []
             pending_rows = 0
-            for pick in (picks if progress is None else progress(picks, len(picks))):
-                reader = readpath.reader_for(store.catalog, pick)
+            for pick, reader in _intact(store, picks if progress is None else progress(picks, len(picks)), result):
                 gw.write_table(_plain_games(reader.games.take(pa.array(pick.rows, pa.int64())), gschema))
                 result.games += pick.num_games
                 for batch in readpath.shard_batches(reader, pick):
@@ -222,7 +225,26 @@ def export_parquet(
 # ---------------------------------------------------------------------------
 # Decoded games, streaming
 # ---------------------------------------------------------------------------
-def iter_games(store: GameStore, where: str | None = None) -> Iterator[dict]:
-    """Canonical records of the matching games, decoded one moves batch at a time (bounded memory)."""
-    for pick in store.select_games(where).picks():
-        yield from readpath.iter_games(readpath.reader_for(store.catalog, pick), pick)
+def iter_games(store: GameStore, where: str | None = None, *, skipped: ExportResult | None = None) -> Iterator[dict]:
+    """Canonical records of the matching games, decoded one moves batch at a time (bounded memory).
+
+    A damaged shard raises :class:`~gamestore.errors.ShardCorruptError`; with ``skipped``, it is checked whole
+    before any of its games is yielded, skipped, and named in ``skipped.damaged_shards``."""
+    picks = store.select_games(where).picks()
+    if skipped is None:
+        for pick in picks:
+            yield from readpath.iter_games(readpath.reader_for(store.catalog, pick), pick)
+        return
+    skipped.damaged_shards.update(known_damage(store))
+    for pick, reader in _intact(store, picks, skipped):
+        yield from readpath.iter_games(reader, pick)
+
+
+def _intact(store: GameStore, picks: Iterable[readpath.ShardPick], result: ExportResult) -> Iterator[tuple[readpath.ShardPick, "ShardReader"]]:
+    """The picks whose shard passes every checksum now, with its reader; damaged ones are named in ``result``."""
+    for pick in picks:
+        reader = readpath.intact_reader(store.catalog, pick.shard_id)
+        if reader is None:
+            result.damaged_shards[pick.shard_id] = [store.catalog.damage().get(pick.shard_id, "unreadable")]
+        else:
+            yield pick, reader

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import faults
 from ..errors import FormatError, GamestoreError
-from ..readpath import ShardPick
+from ..readpath import ShardPick, intact_reader
 from ..replicate import copy_shard
 from ..shard import ShardReader
 from ..storage import Storage
@@ -20,6 +20,7 @@ from .common import (
     Progress,
     clean_orphan_segments,
     indexed_picks,
+    known_damage,
     maintenance_lock,
     pick_of,
     union_vectors,
@@ -124,9 +125,10 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
     work: list[tuple[GameStore, ShardReader, ShardPick]] = []
     for st in srcs:
         st.refresh()
-        result.damaged_shards.update({f"{st.path}:{sid}": ["unreadable"] for sid in st.catalog.damaged_shards()})
+        known_damage(st)  # before anything reads: a missing file would fail the SQL over the shards
         picks = indexed_picks(st, columns=["game_id"])
         work.extend((st, r, pick_of(picks, r)) for r in st.catalog.readers())
+        result.damaged_shards.update({f"{st.path}:{sid}": why for sid, why in known_damage(st).items()})
     faults.point("merge.planned")
     for st, reader, indexed in with_progress(work, progress):
         ids = indexed.columns.get("game_id", [])
@@ -134,9 +136,8 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
         result.games_skipped += indexed.num_games - new.num_games
         if not new.num_games:
             continue
-        problems = reader.check_files()
-        if problems:
-            result.damaged_shards[f"{st.path}:{reader.shard_id}"] = problems
+        if intact_reader(st.catalog, reader.shard_id) is None:  # quarantined now: skipped, named
+            result.damaged_shards[f"{st.path}:{reader.shard_id}"] = [st.catalog.damage().get(reader.shard_id, "unreadable")]
             continue
         moves = new.num_moves
         if new.num_games == reader.manifest["num_games"] and copy_shard(reader, d.storage, fsync=fsync) is not None:

@@ -18,14 +18,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import faults
-from ..readpath import ShardPick
-from ..errors import FormatError, QueryError
+from ..readpath import ShardPick, intact_reader
+from ..errors import QueryError
 from ..shard import ShardReader
 from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
     Progress,
     indexed_picks,
+    known_damage,
     maintenance_lock,
     opened,
     pick_of,
@@ -101,14 +102,15 @@ def compact(
     with opened(store) as s, maintenance_lock(s):
         s.refresh()
         cat = s.catalog
+        known_damage(s)  # before anything reads: a missing file would fail the SQL over the shards
         if not dry_run:
             finish_interrupted(s, fsync=fsync)
-        result.damaged_shards = {sid: ["unreadable"] for sid in cat.damaged_shards()}
         picks = indexed_picks(s)
         plans = []
         for reader in cat.readers():
             pick = pick_of(picks, reader)
             plans.append(_ShardPlan(reader, pick, pick.num_moves, reader.manifest["num_games"] - pick.num_games))
+        result.damaged_shards = known_damage(s)  # (reading the manifests above may have found more)
         result.shards_before = len(plans) + len(result.damaged_shards)
         groups = _plan_groups(plans, target_moves)
         if dry_run:
@@ -120,9 +122,8 @@ def compact(
             for group in with_progress(groups, progress):
                 intact = []
                 for p in group:
-                    problems = p.reader.check_files()
-                    if problems:
-                        result.damaged_shards[p.reader.shard_id] = problems
+                    if intact_reader(cat, p.reader.shard_id) is None:  # quarantined now: skipped, named
+                        result.damaged_shards[p.reader.shard_id] = [cat.damage().get(p.reader.shard_id, "unreadable")]
                     else:
                         intact.append(p)
                 if not intact or (len(intact) == 1 and not intact[0].shadowed):
@@ -157,6 +158,8 @@ class PruneResult:
     shards_rewritten: int = 0
     shards_removed: int = 0
     dry_run: bool = False
+    #: damaged shards (id -> what is wrong): skipped, their games untouched (a matching game there is not removed)
+    damaged_shards: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,8 +178,8 @@ def prune(
     Affected shards are rewritten without those games and committed first;
     then the old shards are trashed.  Each game disappears at once; a crash
     part-way leaves some of the matching games removed and all others intact,
-    and re-running finishes the job.  A damaged affected shard aborts the job
-    before anything is removed.
+    and re-running finishes the job.  Damaged shards are skipped and named in
+    ``damaged_shards`` (their games, matching or not, stay where they are).
     """
     if not where or not where.strip():
         raise QueryError("prune needs a non-empty --where predicate")
@@ -185,9 +188,8 @@ def prune(
         s.refresh()
         if not dry_run:
             finish_interrupted(s, fsync=fsync)
+        result.damaged_shards = known_damage(s)
         victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
-        result.games_removed = len(victims)
-        result.moves_removed = s.count_moves(where) if victims else 0
         if not victims:
             return result
         picks = indexed_picks(s, columns=["game_id"])
@@ -199,15 +201,18 @@ def prune(
             pick = pick_of(picks, reader)
             keep = pick.subset(~np.isin(pick.columns.get("game_id", np.zeros(0, object)), doomed))
             affected.append((reader, keep))
+        if not dry_run:  # a damaged affected shard is skipped (its games stay), the others are pruned
+            damaged = {r.shard_id for r, _ in affected if intact_reader(s.catalog, r.shard_id) is None}
+            affected = [(r, keep) for r, keep in affected if r.shard_id not in damaged]
+        result.damaged_shards.update(known_damage(s))
+        before = [pick_of(picks, r) for r, _ in affected]
+        result.games_removed = sum(p.num_games - k.num_games for p, (_, k) in zip(before, affected))
+        result.moves_removed = sum(p.num_moves - k.num_moves for p, (_, k) in zip(before, affected))
         result.shards_rewritten = sum(1 for _, keep in affected if keep.num_games)
         result.shards_removed = sum(1 for _, keep in affected if not keep.num_games)
         if dry_run:
             return result
         faults.point("prune.planned")
-        for reader, _ in affected:
-            problems = reader.check_files()
-            if problems:
-                raise FormatError(f"shard {reader.shard_id} is damaged ({'; '.join(problems)}); nothing was pruned")
         # highest shard id first: of a pruned game's copies the indexed one (lowest id) goes last, so no
         # other copy of it ever shows in between; a shard keeping nothing is removed at its turn
         for reader, keep in with_progress(sorted(affected, key=lambda a: a[0].shard_id, reverse=True), progress):

@@ -249,8 +249,12 @@ def _health(page: _Page, data: ReportData, charts: list[Chart]) -> None:
         {"figure": "shards below the target", "value": st.get("shards_below_target")},
         {"figure": "compaction backlog (shards)", "value": st.get("compaction_backlog_shards")},
         {"figure": "compaction backlog (moves)", "value": st.get("compaction_backlog_moves")},
-        {"figure": "damaged shards", "value": ", ".join(st.get("damaged_shards", [])) or "none"},
-        {"figure": "quarantined shards", "value": ", ".join(st.get("quarantined_shards", [])) or "none"},
+        {"figure": "damaged shards (games missing until `gamestore verify --repair`)",
+         "value": "; ".join(f"{sid}: {st.get('damage', {}).get(sid, 'unreadable')}"
+                            for sid in st.get("damaged_shards", [])) or "none"},
+        {"figure": "games known lost with the damaged shards", "value": st.get("games_in_damaged_shards", 0)},
+        {"figure": "quarantined shards (moved into quarantine/ by verify --repair)",
+         "value": ", ".join(st.get("quarantined_shards", [])) or "none"},
         {"figure": "shards unreadable while reporting",
          "value": "; ".join(f"{sid}: {why}" for sid, why in sorted(data.unreadable_shards.items())) or "none"},
     ])

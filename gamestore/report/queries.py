@@ -435,6 +435,8 @@ def _store_health(store: "GameStore", data: ReportData) -> None:
         "bytes_on_disk": info.get("bytes_on_disk"),
         "bytes_per_move": info.get("bytes_per_move"),
         "damaged_shards": damaged,
+        "damage": dict(info.get("damage") or {}),  # damaged shard -> what is wrong
+        "games_in_damaged_shards": info.get("games_in_damaged_shards", 0),
         "quarantined_shards": quarantined,
         "duplicate_copies": max(0, stored_copies - int(info["games"])),
         "compaction_target_moves": DEFAULT_TARGET_MOVES,

@@ -180,7 +180,7 @@ def export_jsonl(
     if not to_stdout and target.exists() and not overwrite:
         raise GamestoreError(f"{target} exists (use --overwrite to replace it)")
     total = store.count_games(where)
-    games: Iterable[dict[str, Any]] = iter_games(store, where)
+    games: Iterable[dict[str, Any]] = iter_games(store, where, skipped=result)  # damaged shards: skipped, named
     if progress is not None:
         games = progress(games, total)
     if to_stdout:
