@@ -130,7 +130,8 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
 class FastBatchReader:
     """Reads record batch ``i`` of one zstd Arrow IPC file (see the module docstring)."""
 
-    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader) -> None:
+    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader, *,
+                 reader_lock: threading.Lock | None = None) -> None:
         self._mmap: mmap.mmap | None = None
         if isinstance(path, pa.Buffer):  # a file read whole from object storage
             self._map: mmap.mmap | memoryview = memoryview(path)
@@ -150,7 +151,8 @@ class FastBatchReader:
         for f in self.schema:
             _check_type(f.type)
         self._dicts: list | None = None
-        self._dicts_lock = threading.Lock()  # Arrow's file reader reads its dictionaries on a first read: not thread-safe
+        # Arrow's file reader reads its dictionaries on a first read: not thread-safe; shared with its other users
+        self._dicts_lock = reader_lock or threading.Lock()
         self._reader = reader
         self._layouts: dict[int, tuple] = {}
         self._column_dicts: dict[int, list] = {}
@@ -343,9 +345,13 @@ def build(t: pa.DataType, nodes: list, buffers: list, dicts: list, state: list) 
     return pa.Array.from_buffers(t, length, [validity, values], null_count=nulls)
 
 
-def fast_reader(path: str | pa.Buffer, reader: ipc.RecordBatchFileReader) -> FastBatchReader | None:
-    """A :class:`FastBatchReader` for ``path`` (or a file's whole content), or None where Arrow's reader must be used."""
+def fast_reader(path: str | pa.Buffer, reader: ipc.RecordBatchFileReader, *,
+                reader_lock: threading.Lock | None = None) -> FastBatchReader | None:
+    """A :class:`FastBatchReader` for ``path`` (or a file's whole content), or None where Arrow's reader must be used.
+
+    ``reader_lock``: the lock its other users hold around reads of ``reader`` (Arrow's file reader is not thread-safe).
+    """
     try:
-        return FastBatchReader(path, reader)
+        return FastBatchReader(path, reader, reader_lock=reader_lock)
     except (Unsupported, OSError, ValueError, struct.error, IndexError):
         return None

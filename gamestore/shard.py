@@ -311,7 +311,7 @@ class ShardReader:
         """The one-zstd-context reader of ``moves.arrow`` (ipc_batch.py); None where Arrow's reader must do it."""
         if not self._fast_tried:
             source = self.file_path(MOVES_FILE) if self.storage.local else self._buffer(MOVES_FILE)
-            self._fast = fast_reader(source, self.moves_reader)
+            self._fast = fast_reader(source, self.moves_reader, reader_lock=self._arrow_lock)
             self._fast_tried = True
         return self._fast
 
