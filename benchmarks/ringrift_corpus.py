@@ -6,7 +6,12 @@ import sqlite3
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "ringrift_v18_sample.db.zst"
+#: the sample fixture: the repository's copy (tests/fixtures/ringrift), else ../shared/fixtures
+FIXTURE = next(
+    (p for p in (ROOT / "tests" / "fixtures" / "ringrift" / "ringrift_v18_sample.db.zst",
+                 ROOT.parent / "shared" / "fixtures" / "ringrift_v18_sample.db.zst") if p.exists()),
+    ROOT.parent / "shared" / "fixtures" / "ringrift_v18_sample.db.zst",
+)
 
 
 def expand_db(src: Path, dst: Path, copies: int) -> None:

@@ -178,7 +178,13 @@ def import_sqlite(
             try:
                 if n_workers > 1 and part is None:
                     store.flush()
-                    for child in import_parts(src, store_path, n_workers, verify=verify, pause_gc=pause_gc, bar=bar):
+                    own = ids[: len(ids) // n_workers]  # part 0 of n_workers, as import_sqlite(part=(0, n)) takes it
+
+                    def first_part(own_bar: Any) -> None:
+                        _import_serial(con, report_schema, store, own, report, own_bar, verify, batch_games)
+
+                    for child in import_parts(src, store_path, n_workers, verify=verify, pause_gc=pause_gc, bar=bar,
+                                              first_part=first_part):
                         report.games_already_stored += child["games_already_stored"]
                         report.games_written += child["games_written"]
                         report.moves_written += child["moves_written"]
