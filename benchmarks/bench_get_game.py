@@ -12,8 +12,7 @@ random game ids:
   load average printed with the figures);
 - the split of one gamestore call, each part timed on its own with the
   caches bypassed: catalog lookup, moves batch read (Arrow's IPC reader, and
-  the one-zstd-context reader get_game uses, its buffers decompressed in
-  ``ipc_batch.THREADS`` threads and in one), decoder set-up, moves decode,
+  the one-zstd-context reader get_game uses), decoder set-up, moves decode,
   game row decode (one-row ``to_pylist`` + header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
   before (what the batch cache makes cheap).
@@ -35,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import codec, ipc_batch  # noqa: E402
+from gamestore import codec  # noqa: E402
 from gamestore.testing import synth
 from gamestore.records import games_equal  # noqa: E402
 from gamestore.backend import BACKEND, selected  # noqa: E402
@@ -48,16 +47,16 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _build(work: Path, n: int, seed: int, *, sqlite: bool) -> None:
+def _build(work: Path, n: int, seed: int, *, sqlite: bool, batch_rows: int) -> None:
     stamp = work / "corpus.json"
-    want = {"games": n, "seed": seed, "board_type": "square8", "sqlite": sqlite}
+    want = {"games": n, "seed": seed, "board_type": "square8", "sqlite": sqlite, "batch_rows": batch_rows}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t = time.perf_counter()
     db = SqliteBaseline(work / "replay.db") if sqlite else None
-    with gamestore.open(work / "gamestore", vectors=synth.VECTORS) as store:
+    with gamestore.open(work / "gamestore", vectors=synth.VECTORS, batch_rows=batch_rows) as store:
         chunk: list[dict] = []
         for i, game in enumerate(synth.iter_games(n, seed=seed), 1):
             chunk.append(game)
@@ -94,9 +93,8 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
     cat = store._catalog
     parts: dict[str, list[float]] = {
         "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
-        "game_row_decode": [], "batch_read_1thread": [],
+        "game_row_decode": [],
     }
-    threads = ipc_batch.THREADS
     backend = selected()
     for gid in ids:
         t = time.perf_counter()
@@ -109,9 +107,6 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         t = time.perf_counter()
         batch = reader.point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
         parts["batch_read"].append(time.perf_counter() - t)
-        ipc_batch.THREADS = 1
-        parts["batch_read_1thread"].append(_time(lambda: reader.point_read(index)))
-        ipc_batch.THREADS = threads
         t = time.perf_counter()
         decoder = backend.batch_decoder(batch, reader.vectors, reader.strings)
         parts["decoder_setup"].append(time.perf_counter() - t)
@@ -125,7 +120,7 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir)
-    _build(work, args.games, args.seed, sqlite=not args.no_sqlite)
+    _build(work, args.games, args.seed, sqlite=not args.no_sqlite, batch_rows=args.batch_rows)
     rng = random.Random(args.seed)
     out: dict[str, Any] = {"backend": BACKEND, "games": args.games, "samples": args.samples, "load_before": _load()}
     with gamestore.open(work / "gamestore", create=False) as store:
@@ -187,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="/tmp/gamestore-bench-get-game", help="where the corpus stores live (reused)")
     p.add_argument("--games", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--batch-rows", type=int, default=1024, help="the store's moves batch size (gamestore.open batch_rows)")
     p.add_argument("--samples", type=int, default=2000, help="random get_game calls per store")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
     p.add_argument("--no-neighbours", dest="neighbours", action="store_false")
