@@ -15,7 +15,7 @@ import pyarrow as pa
 from . import backend as _backend_mod
 from .errors import DuplicateGameError, RecordError
 from .fsutil import utc_now
-from .records import dump_json, normalize_header, normalize_move
+from .records import dump_canonical_json, normalize_header, normalize_move
 from .schema import (
     GAME_SCALAR_FIELDS,
     GAME_STRUCTURED_KEYS,
@@ -140,7 +140,7 @@ def _first_bad_header(headers: list[dict[str, Any]], counts: list[int], exc: Exc
 
 
 def _json_or_none(obj: dict[str, Any]) -> str | None:
-    return dump_json(obj) if obj else None
+    return dump_canonical_json(obj) if obj else None
 
 
 def _player_row(p: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def _player_row(p: Mapping[str, Any]) -> dict[str, Any]:
 def _snapshot_row(s: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "move_number": s["move_number"],
-        "state_json": dump_json(s["state"]),
+        "state_json": dump_canonical_json(s["state"]),
         "state_hash": s.get("state_hash"),
         "extra_json": _json_or_none({k: v for k, v in s.items() if k not in _SNAPSHOT_KNOWN}),
     }
@@ -165,10 +165,10 @@ def _games_table(headers: list[dict[str, Any]], counts: list[int]) -> pa.Table:
     for h, count in zip(headers, counts):
         ps = h.get("players")
         players.append(None if ps is None else [_player_row(p) for p in ps])
-        metadata.append(dump_json(h["metadata"]) if "metadata" in h else None)
+        metadata.append(dump_canonical_json(h["metadata"]) if "metadata" in h else None)
         state = h.get("initial_state")
         state_blob.append(state if isinstance(state, bytes) else None)
-        state_json.append(dump_json(state) if "initial_state" in h and not isinstance(state, bytes) else None)
+        state_json.append(dump_canonical_json(state) if "initial_state" in h and not isinstance(state, bytes) else None)
         snaps = h.get("snapshots")
         snapshots.append(None if snaps is None else [_snapshot_row(s) for s in snaps])
         extra.append(_json_or_none({k: v for k, v in h.items() if k not in _GAME_KNOWN}))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamestore.errors import RecordError
-from gamestore.records import dump_json, json_canonical
+from gamestore.records import dump_canonical_json, dump_json, json_canonical
 from gamestore.ringrift import jsontext
 
 from gamestore.ringrift import _rrjson  # compiled with the package
@@ -114,6 +114,22 @@ def test_json_canonical_fast_path_matches_json(value):
     assert type(got) is type(expected)
     if isinstance(got, dict) and isinstance(got.get("a"), float) and math.isnan(got["a"]):
         assert math.isnan(expected["a"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_json, st.lists(_floats, max_size=30), st.integers(-(2**80), 2**80)))
+def test_dump_canonical_json_is_dump_json(value):
+    """The store's fast text of canonical JSON values (snapshot states, metadata) is dump_json's, float spellings included."""
+    canonical = json_canonical(value, game_id="g", field="f")
+    assert dump_canonical_json(canonical) == dump_json(canonical)
+
+
+def test_dump_canonical_json_escapes_every_code_point_alike():
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    for k in range(0, len(points), 4096):
+        chunk = "".join(points[k : k + 4096])
+        value = {chunk: [chunk]}
+        assert dump_canonical_json(value) == dump_json(value), hex(k)
 
 
 def test_json_canonical_still_refuses_non_json():
