@@ -102,3 +102,55 @@ def styled_equal(bytes ob, bytes text, bint spaced, bint ascii_only) -> bool:
             i += 1
             j += 1
     return j == m
+
+
+# ---------------------------------------------------------------------------
+# Shape checks of parsed RingRift cells (the reference: gamestore.ringrift.cells._py_search_maps / _py_finite_floats)
+# ---------------------------------------------------------------------------
+from cpython.dict cimport PyDict_Next
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject_RichCompareBool, Py_EQ
+from cpython.ref cimport PyObject
+from libc.math cimport isfinite
+
+
+cdef inline bint _same_key(PyObject* a, PyObject* b) except -1:
+    return a == b or PyObject_RichCompareBool(<object>a, <object>b, Py_EQ) == 1
+
+
+def search_maps(dict q, dict vc, dict pp) -> bool:
+    """True when ``q``, ``vc``, ``pp`` have one key list (same keys, same order; ``q`` not empty), ``q`` and ``pp``
+    only floats, ``vc`` only ints in int32 range."""
+    cdef Py_ssize_t n = len(q), i = 0, j = 0, k = 0
+    cdef PyObject* k1
+    cdef PyObject* v1
+    cdef PyObject* k2
+    cdef PyObject* v2
+    cdef PyObject* k3
+    cdef PyObject* v3
+    cdef long long iv
+    cdef int overflow = 0
+    if n == 0 or len(vc) != n or len(pp) != n:
+        return False
+    while PyDict_Next(q, &i, &k1, &v1):
+        PyDict_Next(vc, &j, &k2, &v2)
+        PyDict_Next(pp, &k, &k3, &v3)
+        if type(<object>v1) is not float or type(<object>v3) is not float or type(<object>v2) is not int:
+            return False
+        if not _same_key(k1, k2) or not _same_key(k1, k3):
+            return False
+        iv = PyLong_AsLongLongAndOverflow(<object>v2, &overflow)
+        if overflow or iv < -2147483648 or iv > 2147483647:
+            return False
+    return True
+
+
+def finite_floats(dict d) -> bool:
+    """True when every value of ``d`` is a finite float (exactly ``float``)."""
+    cdef Py_ssize_t i = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    while PyDict_Next(d, &i, &k, &v):
+        if type(<object>v) is not float or not isfinite(<double>(<object>v)):
+            return False
+    return True

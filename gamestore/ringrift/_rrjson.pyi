@@ -3,3 +3,9 @@
 def styled_equal(ob: bytes, text: bytes, spaced: bool, ascii_only: bool) -> bool:
     """True only when ``text`` is exactly what ``json.dumps`` writes, in the given style, for the
     value that orjson dumped compactly as ``ob``; False means "not proven", never "different"."""
+
+def search_maps(q: dict, vc: dict, pp: dict) -> bool:
+    """True when the three search maps share one key list (q not empty), q and pp hold floats, vc int32 ints."""
+
+def finite_floats(d: dict) -> bool:
+    """True when every value of ``d`` is a finite float."""

@@ -284,14 +284,37 @@ def move_json_value(m: Mapping) -> dict:
     return d
 
 
+def _py_finite_floats(d: dict) -> bool:
+    """Every value of ``d`` is a finite float (the reference of ``_rrjson.finite_floats``)."""
+    vals = list(d.values())
+    return all(type(v) is float for v in vals) and all(map(math.isfinite, vals))
+
+
+def _py_search_maps(q: dict, vc: dict, pp: dict) -> bool:
+    """The usual search statistics: one key list, float q and prior, int32 visits (the reference of ``_rrjson.search_maps``)."""
+    if not q:
+        return False
+    keys = list(q)
+    lo, hi = INT_RANGES["int32"]
+    vcs = list(vc.values())
+    return (
+        list(vc) == keys and list(pp) == keys
+        and set(map(type, q.values())) == _FLOAT_ONLY and set(map(type, pp.values())) == _FLOAT_ONLY
+        and set(map(type, vcs)) == _INT_ONLY and lo <= min(vcs) and max(vcs) <= hi
+    )  # fmt: skip
+
+
+try:
+    from ._rrjson import finite_floats as _finite_floats, search_maps as _search_maps
+except ImportError:  # pragma: no cover - extension not built: the reference checks
+    _finite_floats, _search_maps = _py_finite_floats, _py_search_maps
+
+
 def parse_policy(text: Any) -> tuple[dict, str] | None:
     if type(text) is not str:
         return None
     parsed = parse_styled(text, STYLE["move_probs"])
-    if parsed is None or type(parsed[0]) is not dict or not parsed[0]:
-        return None
-    vals = list(parsed[0].values())
-    if set(map(type, vals)) != _FLOAT_ONLY or not all(map(math.isfinite, vals)):
+    if parsed is None or type(parsed[0]) is not dict or not parsed[0] or not _finite_floats(parsed[0]):
         return None
     return parsed
 
@@ -304,16 +327,8 @@ def parse_search(text: Any) -> tuple[dict, list | None, str] | None:
         return None
     s, style = parsed
     q, vc, pp = s.get("q_values"), s.get("visit_counts"), s.get("prior_policy")
-    if type(q) is dict and type(vc) is dict and type(pp) is dict and q:  # the usual shape: one key list
-        keys = list(q)
-        lo, hi = INT_RANGES["int32"]
-        vcs = list(vc.values())
-        if (
-            list(vc) == keys and list(pp) == keys
-            and set(map(type, q.values())) == _FLOAT_ONLY and set(map(type, pp.values())) == _FLOAT_ONLY
-            and set(map(type, vcs)) == _INT_ONLY and lo <= min(vcs) and max(vcs) <= hi
-        ):  # fmt: skip
-            return _search_scalars(s, style)
+    if type(q) is dict and type(vc) is dict and type(pp) is dict and _search_maps(q, vc, pp):  # the usual shape
+        return _search_scalars(s, style)
     union: dict[str, None] = {}
     maps = []
     for name in ("q_values", "visit_counts", "prior_policy"):

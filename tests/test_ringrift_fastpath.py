@@ -1,0 +1,204 @@
+"""The import's compiled fast path (orjson + ``_rrjson``) against the pure-Python reference path.
+
+The reference path is the same code with the compiled checks swapped for their Python references
+(``jsontext._styled_equal`` off: every text proven by re-rendering with ``json``; ``cells`` shape
+checks in Python).  Both must split every row into exactly the same record, and so store the same games.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gamestore.store as store_mod
+from gamestore.ringrift import _rrjson, cells, jsontext
+from gamestore.ringrift.mapping import compare_rows, record_to_rows, rows_to_record
+from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
+from gamestore.ringrift.tables import COLUMNS
+from gamestore.ringrift.transfer import import_sqlite
+
+
+@contextmanager
+def reference_path() -> Iterator[None]:
+    saved = jsontext._styled_equal, cells._search_maps, cells._finite_floats
+    jsontext._styled_equal, cells._search_maps, cells._finite_floats = None, cells._py_search_maps, cells._py_finite_floats
+    try:
+        yield
+    finally:
+        jsontext._styled_equal, cells._search_maps, cells._finite_floats = saved
+
+
+def strict_equal(a: Any, b: Any, where: str = "") -> None:
+    """Equal values of the same types, floats bit for bit, dict keys in the same order."""
+    assert type(a) is type(b), (where, a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            strict_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            strict_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert struct.pack("<d", a) == struct.pack("<d", b), (where, a, b)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
+    else:
+        assert a == b, (where, a, b)
+
+
+def _games(path) -> list[dict]:
+    con = connect_readonly(path)
+    try:
+        return list(read_games(con, schema_report(con)))
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------
+# The compiled shape checks equal their references
+# ---------------------------------------------------------------------------
+_keys = st.sampled_from(["a", "b", "move_stack_1,2_3,4", "\u00e9", ""])
+_value = st.one_of(
+    st.floats(), st.integers(-(2**40), 2**40), st.sampled_from([2**31 - 1, -(2**31), 2**31, True, None, "x", 1e-5]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_keys, _value, max_size=4), st.dictionaries(_keys, _value, max_size=4),
+       st.dictionaries(_keys, _value, max_size=4), st.booleans())
+def test_search_maps_and_finite_floats_equal_their_references(q, vc, pp, aligned):
+    if aligned:  # mostly the usual shape: one key list, floats / int32 ints
+        vc = {k: (v if i else 7) for i, (k, v) in enumerate(zip(q, list(vc.values()) + [3] * len(q)))}
+        pp = {k: (float(i) if i % 2 else v) for i, (k, v) in enumerate(zip(q, list(pp.values()) + [0.5] * len(q)))}
+    assert _rrjson.search_maps(q, vc, pp) == cells._py_search_maps(q, vc, pp)
+    for d in (q, vc, pp):
+        assert _rrjson.finite_floats(d) == cells._py_finite_floats(d)
+
+
+# ---------------------------------------------------------------------------
+# Whole records: the fixtures, and RingRift-shaped rows with the odd cases
+# ---------------------------------------------------------------------------
+def test_fixture_records_equal_on_both_paths(ringrift_dbs):
+    for name, path in ringrift_dbs.items():
+        for rows in _games(path):
+            fast = rows_to_record(rows)
+            with reference_path():
+                ref = rows_to_record(rows)
+            strict_equal(fast, ref, f"{name}:{rows['games'][0][0]}")
+
+
+_MI = {c: i for i, c in enumerate(COLUMNS["game_moves"])}
+_text = st.text(alphabet=st.sampled_from('ab,: "\\\x00\x7f\u00e9\u2028\U0001f600'), max_size=4)
+_num = st.one_of(
+    st.floats(width=32), st.floats(), st.sampled_from([0.0, -0.0, 1e-5, 1e16, float("nan"), float("inf")]),
+    st.integers(-(2**31) - 1, 2**31), st.just(2**70),
+)
+_map = st.dictionaries(st.one_of(st.sampled_from(["move_stack_5,0_5,2", "place_1,1", "\u00e9"]), _text), _num, max_size=5)
+
+
+def _styled(value: Any, style: int) -> str:
+    """A JSON text of ``value``: RingRift's default spelling, compact, ASCII-escaped or not, or oddly spaced."""
+    if style == 0:
+        return json.dumps(value)
+    if style == 1:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if style == 2:
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, indent=1)
+
+
+@st.composite
+def _cells(draw) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    kind = draw(st.sampled_from(["keep", "null", "empty", "map", "text"]))
+    if kind != "keep":
+        out["move_probs"] = {"null": None, "empty": "{}", "text": draw(_text)}.get(kind) or _styled(draw(_map), draw(st.integers(0, 3)))
+    kind = draw(st.sampled_from(["keep", "null", "aligned", "map", "text"]))
+    if kind == "null":
+        out["search_stats_json"] = None
+    elif kind == "text":
+        out["search_stats_json"] = draw(_text)
+    elif kind != "keep":
+        q = draw(_map)
+        vc = {k: draw(st.integers(-3, 2**31)) for k in q} if kind == "aligned" else draw(_map)
+        pp = {k: draw(_num) for k in q} if kind == "aligned" else draw(_map)
+        s = {"q_values": q, "visit_counts": vc, "search_depth": draw(st.integers(0, 9)),
+             "uncertainty": draw(_num), "prior_policy": pp, "root_value": draw(_num)}
+        if draw(st.booleans()):
+            s = dict(reversed(list(s.items())))
+        out["search_stats_json"] = _styled(s, draw(st.integers(0, 3)))
+    kind = draw(st.sampled_from(["keep", "null", "respaced", "unicode", "text"]))
+    if kind == "null":
+        out["move_json"] = None
+    elif kind == "text":
+        out["move_json"] = draw(_text)
+    elif kind != "keep":
+        out["move_json"] = ("respaced", "unicode")  # applied to the row's own move_json below
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_game(ringrift_dbs) -> dict:
+    return min(_games(ringrift_dbs["ringrift_v18_sample"]), key=lambda g: len(g["game_moves"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_cells(), min_size=1, max_size=4), st.data())
+def test_odd_rows_equal_on_both_paths_and_round_trip(small_game, changes, data):
+    rows = {t: list(v) for t, v in small_game.items()}
+    moves = rows["game_moves"]
+    for change in changes:
+        i = data.draw(st.integers(0, len(moves) - 1))
+        row = list(moves[i])
+        for col, value in change.items():
+            if isinstance(value, tuple):  # the source row's own move_json, respaced, with a unicode id
+                parsed = json.loads(small_game["game_moves"][i][_MI[col]])
+                parsed["id"] = data.draw(_text)
+                value = json.dumps(parsed, ensure_ascii=data.draw(st.booleans()),
+                                   separators=data.draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+            row[_MI[col]] = value
+        moves[i] = tuple(row)
+    fast = rows_to_record(rows)
+    with reference_path():
+        ref = rows_to_record(rows)
+    strict_equal(fast, ref)
+    back = record_to_rows(fast)
+    assert compare_rows("game_moves", moves, back["game_moves"]) == []
+
+
+def test_fixture_import_stores_the_same_games_on_both_paths(ringrift_dbs, tmp_path):
+    """The stores written through either path hold the same games (the encoder backend under test writes both)."""
+    src = ringrift_dbs["ringrift_v18_history"]
+    import_sqlite(src, tmp_path / "fast", progress=False, workers=0)
+    with reference_path():
+        import_sqlite(src, tmp_path / "ref", progress=False, workers=0)
+    with store_mod.open(tmp_path / "fast", create=False) as a, store_mod.open(tmp_path / "ref", create=False) as b:
+        ids = sorted(a.query_games(None, columns=["game_id"]).column("game_id").to_pylist())
+        assert ids == sorted(b.query_games(None, columns=["game_id"]).column("game_id").to_pylist()) and ids
+        for gid in ids:
+            ga, gb = a.get_game(gid), b.get_game(gid)
+            ga.pop("created_at", None), gb.pop("created_at", None)
+            strict_equal(ga, gb, gid)
+
+
+def test_nan_and_infinity_cells_are_kept_verbatim_on_both_paths(small_game):
+    rows = {t: list(v) for t, v in small_game.items()}
+    row = list(rows["game_moves"][0])
+    row[_MI["move_probs"]] = '{"a": NaN, "b": Infinity}'
+    row[_MI["search_stats_json"]] = '{"q_values": {"a": NaN}, "visit_counts": {"a": 1}, "prior_policy": {"a": 0.5}}'
+    rows["game_moves"][0] = tuple(row)
+    fast = rows_to_record(rows)
+    with reference_path():
+        strict_equal(fast, rows_to_record(rows))
+    m = fast["moves"][0]
+    assert m["rr_text"]["move_probs"] == row[_MI["move_probs"]] and "policy" not in m
+    assert math.isnan(m["search"]["q_values"]["a"])  # json parses NaN; the text is rebuilt exactly
+    assert compare_rows("game_moves", rows["game_moves"], record_to_rows(fast)["game_moves"]) == []
