@@ -202,3 +202,29 @@ def test_nan_and_infinity_cells_are_kept_verbatim_on_both_paths(small_game):
     assert m["rr_text"]["move_probs"] == row[_MI["move_probs"]] and "policy" not in m
     assert math.isnan(m["search"]["q_values"]["a"])  # json parses NaN; the text is rebuilt exactly
     assert compare_rows("game_moves", rows["game_moves"], record_to_rows(fast)["game_moves"]) == []
+
+
+def test_the_import_report_counts_cells_kept_verbatim(ringrift_dbs, tmp_path):
+    """A cell whose split cannot be proven exact is kept as text (lossless) and counted, in every import process."""
+    import shutil
+    import sqlite3
+
+    src = tmp_path / "odd.db"
+    shutil.copy(ringrift_dbs["ringrift_v18_history"], src)
+    con = sqlite3.connect(src)
+    gids = [g for (g,) in con.execute("SELECT game_id FROM games ORDER BY rowid")]
+    with con:
+        for gid in gids:  # one odd cell in each process's share
+            con.execute("UPDATE game_moves SET move_probs = '{\"a\": NaN}' WHERE game_id = ? AND move_number = 3", (gid,))
+    con.close()
+    for workers in (0, 2):
+        report = import_sqlite(src, tmp_path / f"store{workers}", progress=False, workers=workers)
+        assert report.failed == [] and report.cells_verbatim == len(gids) == 2
+        assert "2 JSON/state cells kept as verbatim text" in report.summary()
+    out = tmp_path / "out.db"
+    from gamestore.ringrift.transfer import export_sqlite
+
+    export_sqlite(tmp_path / "store2", out, progress=False)
+    a, b = sqlite3.connect(src), sqlite3.connect(out)
+    q = "SELECT game_id, move_number, move_probs FROM game_moves ORDER BY 1, 2"
+    assert a.execute(q).fetchall() == b.execute(q).fetchall()

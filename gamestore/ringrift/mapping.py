@@ -73,6 +73,7 @@ __all__ = [
     "RINGRIFT_VECTORS",
     "rows_to_record",
     "record_to_rows",
+    "verbatim_cells",
     "compare_rows",
     "render_move_json",
     "move_json_value",
@@ -271,6 +272,14 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
     if styles:
         m["rr_style"] = styles
     return m, move_text
+
+
+def verbatim_cells(rec: Mapping) -> int:
+    """How many JSON/state cells of a record are kept as verbatim text (their split could not be proven exact)."""
+    n = sum(len(m["rr_text"]) for m in rec.get("moves") or () if "rr_text" in m)
+    n += sum(1 for s in rec.get("snapshots") or () if "raw" in (s.get("rr") or {}))
+    n += "raw" in (rec.get("rr_initial") or {})
+    return n + ("raw" in (rec.get("rr_metadata") or {}))
 
 
 _MOVE_BASE_KEYS = {"move_number", "rr_cells"} | {c for _, c, _, _ in _MOVE_TYPED}

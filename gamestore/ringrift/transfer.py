@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import RecordError, StoreExistsError
 from .jsontext import tag, untag
-from .mapping import RINGRIFT_VECTORS, record_to_rows, rows_to_record
+from .mapping import RINGRIFT_VECTORS, record_to_rows, rows_to_record, verbatim_cells
 from .sqlite_io import (
     connect_readonly,
     count_games,
@@ -59,6 +59,8 @@ class ImportReport:
     games_already_stored: int = 0
     moves_written: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (game_id, reason)
+    #: JSON/state cells stored as verbatim text: their split into fields could not be proven exact (still lossless)
+    cells_verbatim: int = 0
     missing: list[str] = field(default_factory=list)  # what an older schema lacks
     unowned_rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -73,6 +75,8 @@ class ImportReport:
             f" {self.games_written} imported ({self.moves_written} moves, {self.moves_per_second:,.0f} moves/s),"
             f" {self.games_already_stored} already stored, {len(self.failed)} failed"
         ]
+        if self.cells_verbatim:
+            lines.append(f"  {self.cells_verbatim} JSON/state cells kept as verbatim text (not split into fields)")
         lines += [f"  missing: {m}" for m in self.missing]
         lines += [f"  not imported: {n} {t} rows without a games row" for t, n in self.unowned_rows.items()]
         lines += [f"  failed: {g}: {r}" for g, r in self.failed[:20]]
@@ -188,6 +192,7 @@ def import_sqlite(
                         report.games_already_stored += child["games_already_stored"]
                         report.games_written += child["games_written"]
                         report.moves_written += child["moves_written"]
+                        report.cells_verbatim += child["cells_verbatim"]
                         report.failed += [(g, r) for g, r in child["failed"]]
                 else:
                     _import_serial(con, report_schema, store, ids, report, bar, verify, batch_games)
@@ -227,6 +232,7 @@ def _import_serial(con, report_schema, store, ids: list, report: ImportReport, b
     for records, failed in map_serial(con, report_schema, todo, verify):
         bar.update(len(records) + len(failed))
         report.failed += failed
+        report.cells_verbatim += sum(map(verbatim_cells, records))
         chunk += records
         if len(chunk) >= batch_games:
             _write(store, chunk, report, submitted)
