@@ -122,22 +122,40 @@ class Selection:
 
 
 def selection_from_table(table: pa.Table, columns: Sequence[str] = ()) -> Selection:
-    """A :class:`Selection` from rows ``shard_id, row, move_offset, num_moves`` (+ ``columns``) ordered by shard."""
+    """A :class:`Selection` from rows ``shard_id, row, move_offset, num_moves`` (+ ``columns``) in any order.
+
+    Rows already ordered by shard and move offset (a catalog query's ORDER
+    BY) are taken as they are; others are sorted first.  (The catalog's own
+    tables are in indexing order, which is not shard id order: a shard id
+    carries the time its writer started sealing, and a shard with a lower id
+    may be committed and indexed after one with a higher id.  Cut unsorted,
+    the picks lost those games: the ``moves`` view of test_multiprocess.)
+    """
     shard_col = table.column("shard_id").to_pylist()
     shard_ids = sorted(set(shard_col))
     index = {s: i for i, s in enumerate(shard_ids)}
     n = len(shard_col)
+    shard = np.fromiter((index[s] for s in shard_col), dtype=np.int32, count=n)
+    offsets = table.column("move_offset").to_numpy(zero_copy_only=False).astype(np.int64)
+    order: np.ndarray | None = None
+    if n > 1:
+        step = np.diff(shard)
+        if (step < 0).any() or ((step == 0) & (np.diff(offsets) < 0)).any():
+            order = np.lexsort((offsets, shard))  # by shard, then move offset
 
     def ints(name: str) -> np.ndarray:
         return table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
 
+    def arranged(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
     return Selection(
         shard_ids=shard_ids,
-        shard=np.fromiter((index[s] for s in shard_col), dtype=np.int32, count=n),
-        rows=ints("row"),
-        offsets=ints("move_offset"),
-        counts=ints("num_moves"),
-        columns={c: table.column(c).to_numpy(zero_copy_only=False) for c in columns},
+        shard=arranged(shard),
+        rows=arranged(ints("row")),
+        offsets=arranged(offsets),
+        counts=arranged(ints("num_moves")),
+        columns={c: arranged(table.column(c).to_numpy(zero_copy_only=False)) for c in columns},
     )
 
 

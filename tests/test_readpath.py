@@ -48,6 +48,27 @@ def test_selection_matches_the_catalog(store):
             assert reader.game_row(int(row))["game_id"] == gid
 
 
+def test_selection_from_rows_in_any_order(tmp_path):
+    """Catalog tables are in indexing order, not shard id order (a shard with a lower id may be indexed later):
+    a selection cut from such rows still picks every game, each in its own shard, in move order."""
+    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, batch_rows=64) as store:
+        for k in range(3):
+            store.write_games(synth.games(6, seed=10 + k))
+            store.flush()
+        locs = store.catalog.select_games(columns=["game_id"])
+    assert len(set(locs.column("shard_id").to_pylist())) >= 3
+    expect = readpath.selection_from_table(locs.sort_by([("shard_id", "ascending"), ("move_offset", "ascending")]),
+                                           ["game_id"])
+    shuffled = locs.take(pa.array(np.random.default_rng(5).permutation(locs.num_rows)))
+    for table in (shuffled, locs.sort_by([("shard_id", "descending"), ("move_offset", "descending")])):
+        got = readpath.selection_from_table(table, ["game_id"])
+        assert [p.shard_id for p in got.picks()] == [p.shard_id for p in expect.picks()]
+        for p, q in zip(got.picks(), expect.picks()):
+            assert p.rows.tolist() == q.rows.tolist() and p.offsets.tolist() == q.offsets.tolist()
+            assert p.counts.tolist() == q.counts.tolist() and p.columns["game_id"].tolist() == q.columns["game_id"].tolist()
+        assert sum(p.num_games for p in got.picks()) == locs.num_rows
+
+
 def test_shard_batches_hold_exactly_the_picked_moves(store):
     sel = store.select_games("winner = 1", columns=["game_id"])
     for pick in sel.picks():
