@@ -44,6 +44,7 @@ META_SCHEMA = "ringrift.schema_metadata"
 META_ORPHANS = "ringrift.orphaned_games"
 
 _CHUNK_GAMES = 32  # games per store write
+_MMAP_BYTES = 1 << 34  # SQLite maps at most this much of the source (its own limit may be lower)
 
 ProgressArg = bool | None | Callable[..., Any]
 
@@ -158,6 +159,9 @@ def import_sqlite(
     """
     t0 = time.perf_counter()
     con = connect_readonly(src)
+    # pages through a read-only memory map instead of read() copies: half the CPU of reading the
+    # ~100 KB snapshot texts and the move rows (benchmarks/README.md, RingRift GameReplayDB import)
+    con.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}").fetchall()
     gc_was_enabled = gc.isenabled()
     if pause_gc:
         gc.disable()
