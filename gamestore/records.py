@@ -67,10 +67,11 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-#: Where orjson's text may differ from ``dump_json``'s: float exponents (1e-05 / 1e-5, 1e+16), decimals below
-#: 1e-4 (orjson 0.00001, Python 1e-05), 17+ digit runs.  Strings are escaped alike (every code point checked in
-#: tests/test_ringrift_jsonfast.py); a match in a string only costs the slow path.
-_ORJSON_MAY_DIFFER = re.compile(rb"[0-9][eE]|0\.0000|[0-9]{17}")
+#: Where orjson's text may differ from ``dump_json``'s: float exponents (1e-05 / 1e-5), decimals below 1e-4
+#: (orjson 0.00001, Python 1e-05), 17+ integer digits before a decimal point (Python switches to 1e+16).
+#: Ints (64-bit hashes too) are spelled alike; strings are escaped alike (every code point checked in
+#: tests/test_ringrift_jsonfast.py); a match inside a string only costs the slow path.
+_ORJSON_MAY_DIFFER = re.compile(rb"[0-9][eE]|0\.0000|[0-9]{17}\.")
 
 
 def dump_canonical_json(value: Any) -> str:

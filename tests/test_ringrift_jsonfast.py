@@ -117,11 +117,22 @@ def test_json_canonical_fast_path_matches_json(value):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_json, st.lists(_floats, max_size=30), st.integers(-(2**80), 2**80)))
+@given(st.one_of(
+    _json, st.lists(_floats, max_size=30), st.integers(-(2**80), 2**80),
+    st.lists(st.one_of(st.floats(min_value=1e15, max_value=1e18), st.integers(10**15, 2**64)), max_size=8),
+))
 def test_dump_canonical_json_is_dump_json(value):
     """The store's fast text of canonical JSON values (snapshot states, metadata) is dump_json's, float spellings included."""
     canonical = json_canonical(value, game_id="g", field="f")
     assert dump_canonical_json(canonical) == dump_json(canonical)
+
+
+def test_dump_canonical_json_takes_orjson_for_ints_and_plain_floats(monkeypatch):
+    import gamestore.records as records
+
+    monkeypatch.setattr(records, "dump_json", None)  # the slow path would fail: only orjson's text is used
+    value = {"zobristHash": 12264949464163878250, "x": [0.5, -0.0, 1234567890123456.0, 0.0001], "s": "\u00e9\n"}
+    assert records.dump_canonical_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def test_dump_canonical_json_escapes_every_code_point_alike():
