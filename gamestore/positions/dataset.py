@@ -10,8 +10,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import DatasetError
 from .batch import TORCH_DTYPES, Batch
-from .buffer import stream
+from .buffer import Window, stream
 from .decode import SegmentReader
+from .gather import UNKNOWN_KEY, Source, addresses, compiled, copy_rows, fill_policy
 from .plan import (
     TAG_BUFFER,
     Plan,
@@ -34,6 +35,8 @@ STATE_VERSION = 1
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _READ_AHEAD = 3  # moves batches decompressed ahead on a helper thread
+#: the per-position tensors that come first in a batch, after game_id and board_type
+_HEAD = ("move_number", "player", "num_players", "winner", "value", "value_mask", "value_mover")
 
 
 class PositionDataset(IterableDataset[Any]):
@@ -161,8 +164,8 @@ class PositionDataset(IterableDataset[Any]):
         self._store_pid = os.getpid() if self._store is not None else None
         self._reader: SegmentReader | None = None
         self._reader_pid: int | None = None
-        self._key_lookup = np.zeros(0, dtype=np.int64)
         self._value_cache: tuple[Any, ...] | None = None
+        self._table_cache: tuple[Plan, dict[str, np.ndarray]] | None = None
         self._progress: dict[str, Any] | None = None
         self._resume: dict[str, Any] | None = None
         self._plan: Plan = self._resolve(int(epoch))
@@ -271,10 +274,10 @@ class PositionDataset(IterableDataset[Any]):
     def _segment_reader(self) -> SegmentReader:
         if self._reader is None or self._reader_pid != os.getpid():
             self._reader = SegmentReader(
-                self._path, policy_only=self.policy_only, columns=self._columns, prob_dtype=self._policy_dtype
+                self._path, policy_only=self.policy_only, columns=self._columns, prob_dtype=self._policy_dtype,
+                action_map=self._action_map, unknown_keys=self._unknown_keys,
             )
             self._reader_pid = os.getpid()
-            self._key_lookup = np.zeros(0, dtype=np.int64)
         return self._reader
 
     def _iterate(self, *, tagged: bool) -> Iterator[Any]:
@@ -321,9 +324,10 @@ class PositionDataset(IterableDataset[Any]):
             drop_last=self.drop_last,
             skip=skip,
         )
+        fast = compiled()
         try:
-            for cols in batches:
-                batch: Any = self._to_batch(cols, plan)
+            for win, a, b in batches:
+                batch: Any = self._to_batch(win, a, b, plan, fast)
                 if self.transform is not None:
                     batch = self.transform(batch)
                 progress["batches"][worker] += 1
@@ -334,78 +338,105 @@ class PositionDataset(IterableDataset[Any]):
             yield (worker, END_OF_WORKER)
 
     # -- batch assembly -------------------------------------------------------------------------
-    def _to_batch(self, c: dict[str, np.ndarray], plan: Plan) -> Batch:
-        """The batch of decoded columns ``c``."""
-        meta = c["meta"]
-        n = meta.shape[0]
-        games = meta[:, 0]
-        lens = meta[:, 3]
-        widest = int(lens.max()) if n else 0
+    def _window_columns(self, win: Window, plan: Plan, fast: Any) -> dict[str, Any]:
+        """The window's per-position columns in stream order (once per window; a batch takes slices)."""
+        cols = win.cache
+        if cols:
+            return cols
+        parts = win.parts
+        sizes = np.fromiter((p.n for p in parts), dtype=np.int64, count=len(parts))
+        flat = (np.cumsum(sizes) - sizes)[win.part] + win.pos  # position in the parts' concatenation
+
+        def per_part(get: Callable[[Any], np.ndarray], empty: Any = np.int64) -> np.ndarray:
+            return np.concatenate([get(p) for p in parts])[flat] if parts else np.zeros(0, empty)
+
+        cols["srcs"] = srcs = [p.src for p in parts]
+        cols["tables"] = addresses(srcs, list(plan.vectors)) if fast is not None else None
+        cols["part"] = win.part
+        cols["row"] = per_part(lambda p: p.rows)
+        cols["game"] = games = per_part(lambda p: p.games)
+        cols["lens"] = lens = per_part(lambda p: p.src.lens[p.rows], np.int32).astype(np.int32, copy=False)
+        cols["game_id"] = per_part(lambda p: p.src.gids[p.rows], object)
+        cols["board_type"] = self._plan_tables(plan)["boards"][plan.game_board[games]]
+        player = per_part(lambda p: p.src.player[p.rows]).astype(np.int64, copy=False)
+        # the batch's tensors, in key order: one tensor per window, a batch slices them
+        tensors = {
+            "move_number": per_part(lambda p: p.src.number[p.rows]).astype(np.int64, copy=False),
+            "player": player,
+            "num_players": self._plan_tables(plan)["players"][games],
+            "winner": self._plan_tables(plan)["winner"][games],
+        }
+        tensors.update(self._value_targets(player, games, plan))
+        tensors["has_policy"] = lens > 0
+        cols["tensors"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+        cols["objects"] = {}
+        for name in self._columns:
+            col = per_part(lambda p: p.src.extra[name][p.rows], object)
+            if col.dtype == object:
+                cols["objects"][name] = col
+            else:
+                cols["tensors"][name] = torch.from_numpy(np.ascontiguousarray(col))
+        return cols
+
+    def _plan_tables(self, plan: Plan) -> dict[str, np.ndarray]:
+        """Per-game lookups of ``plan`` as the batch dtypes (cached per plan)."""
+        cache = self._table_cache
+        if cache is None or cache[0] is not plan:
+            cache = self._table_cache = (plan, {
+                "boards": np.asarray(plan.boards + [None], dtype=object),  # board index -1 -> None
+                "players": plan.game_players.astype(np.int64),
+                "winner": plan.game_winner.astype(np.int64),
+            })
+        return cache[1]
+
+    def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any) -> Batch:
+        """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source."""
+        w = self._window_columns(win, plan, fast)
+        srcs, tables = w["srcs"], w["tables"]
+        part, row, lens = w["part"][a:b], w["row"][a:b], w["lens"][a:b]
+        widest = int(lens.max()) if b > a else 0
         width = widest
         if self.max_candidates is not None:
             if widest > self.max_candidates:
-                i = int(np.argmax(lens))
+                i = a + int(np.argmax(lens))
                 raise DatasetError(
-                    f"game {c['gid'][i]!r} move {int(meta[i, 1])}: {widest} policy candidates,"
-                    f" more than max_candidates={self.max_candidates}"
+                    f"game {w['game_id'][i]!r} move {int(w['tensors']['move_number'][i])}: {widest} policy"
+                    f" candidates, more than max_candidates={self.max_candidates}"
                 )
             width = self.max_candidates
-        code = _fit(c["pol_id"], width, -1)
-        prob = _fit(c["pol_prob"], width, 0)
-        mask = np.arange(width)[None, :] < lens[:, None]
-        index = code.astype(np.int64)
-        keyed = index <= -2
-        if keyed.any():
-            if self._action_map is not None:
-                lookup = self._lookup(-2 - index[keyed])
-                if self._unknown_keys == "error" and np.any(lookup < 0):
-                    bad = self._reader.keys[int(-2 - index[keyed][np.flatnonzero(lookup < 0)[0]])]  # type: ignore[union-attr]
-                    raise DatasetError(f"policy key {bad!r} is not in action_map")
-                index[keyed] = lookup
-            else:
-                index[keyed] = -1
-        player = np.ascontiguousarray(meta[:, 2])
-        nplayers = plan.game_players[games].astype(np.int64)
-        winner = plan.game_winner[games].astype(np.int64)
-        boards = np.asarray(plan.boards + [None], dtype=object)  # board index -1 -> None
-        arrays: dict[str, np.ndarray] = {
-            "move_number": meta[:, 1],
-            "player": player,
-            "num_players": nplayers,
-            "winner": winner,
-        }
-        arrays.update(self._value_targets(player, games, plan))
-        arrays["policy_index"] = index
-        arrays["policy_prob"] = prob
-        arrays["policy_mask"] = mask
-        arrays["has_policy"] = lens > 0
+        index, prob, mask = fill_policy(srcs, part, row, lens, width, np.dtype(self._policy_dtype), fast=fast, tables=tables)
+        if self._action_map is not None and self._unknown_keys == "error":
+            unknown = np.flatnonzero(index.reshape(-1) == UNKNOWN_KEY)
+            if unknown.size:
+                i, k = divmod(int(unknown[0]), width)
+                raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
+        batch = Batch(game_id=w["game_id"][a:b], board_type=w["board_type"][a:b])
+        tensors = w["tensors"]
+        for key in _HEAD:
+            batch[key] = tensors[key][a:b]
+        batch["policy_index"] = torch.from_numpy(index)
+        batch["policy_prob"] = torch.from_numpy(prob)
+        batch["policy_mask"] = torch.from_numpy(mask)
+        batch["has_policy"] = tensors["has_policy"][a:b]
         for name, spec in plan.vectors.items():
-            arrays[f"vec_{name}"] = c[f"vec_{name}"].astype(np.float32, copy=False).reshape((n,) + spec.shape)
-            arrays[f"vec_{name}_mask"] = c[f"vmask_{name}"]
-        objects: dict[str, np.ndarray] = {}
+            vals, ok = copy_rows(srcs, name, part, row, spec.shape, fast=fast, tables=tables)
+            batch[f"vec_{name}"] = torch.from_numpy(vals)
+            batch[f"vec_{name}_mask"] = torch.from_numpy(ok)
         for name in self._columns:
-            col = c[f"col_{name}"]
-            (objects if col.dtype == object else arrays)[name] = col
-        batch = Batch(game_id=c["gid"], board_type=boards[plan.game_board[games]])
-        batch.update((k, torch.from_numpy(np.ascontiguousarray(a))) for k, a in arrays.items())
+            batch[name] = tensors[name][a:b] if name in tensors else w["objects"][name][a:b]
         if self.return_keys:
-            keys = self._reader.keys  # type: ignore[union-attr]
             batch["policy_keys"] = _object_array(
-                [[keys[-2 - k] if k <= -2 else None for k in row[:ln]] for row, ln in zip(code.tolist(), lens.tolist())]
+                [[self._key_at(srcs, p, r, k) for k in range(min(ln, width))] for p, r, ln in zip(part, row, lens)]
             )
         if self.action_size is not None:
             batch["policy_dense"] = self._dense(index, prob, mask)
-        batch.update(objects)
         return batch
 
-    def _lookup(self, key_ids: np.ndarray) -> np.ndarray:
-        keys = self._reader.keys  # type: ignore[union-attr]
-        if len(self._key_lookup) < len(keys):
-            amap = self._action_map or {}
-            new = np.fromiter((amap.get(k, -1) for k in keys[len(self._key_lookup):]), dtype=np.int64)
-            self._key_lookup = np.concatenate((self._key_lookup, new))
-        out: np.ndarray = self._key_lookup[key_ids]
-        return out
+    def _key_at(self, srcs: list[Source], p: int, r: int, k: int) -> str | None:
+        """The policy key of entry ``k`` of source row ``r`` of part ``p`` (None for an action id)."""
+        src = srcs[int(p)]
+        code = int(src.code[int(src.off[int(r)]) + k])
+        return self._reader.keys[-2 - code] if code <= -2 else None  # type: ignore[union-attr]
 
     def _dense(self, index: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         size = int(self.action_size)  # type: ignore[arg-type]
@@ -480,16 +511,6 @@ def _object_array(items: list[Any]) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     for i, item in enumerate(items):
         out[i] = item
-    return out
-
-
-def _fit(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
-    if a.shape[1] == width:
-        return a
-    if a.shape[1] > width:
-        return np.ascontiguousarray(a[:, :width])
-    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
-    out[:, : a.shape[1]] = a
     return out
 
 

@@ -1,15 +1,12 @@
-"""Read plan segments from shard files into flat numpy columns (no DuckDB, no torch).
+"""Read plan segments from shard files as decoded moves batches (no DuckDB, no torch).
 
 A :class:`SegmentReader` opens ``moves.arrow`` files directly (positioned reads,
 only the needed columns' buffers decompressed), so DataLoader workers never
-need a catalog or a DuckDB connection.  Columns of a decoded segment:
-
-``gid`` (object: game id str), ``meta`` (int64 [n, 4]: the game's index in
-the plan, move number, player (-1 when null), number of policy entries),
-``pol_id`` (int32 [n, K]: the action id when >= 0,
-``-2 - k`` for entry ``k`` of the reader's key table, -1 for padding),
-``pol_prob`` ([n, K], the exact probability in ``prob_dtype``), ``vec_<name>`` ([n, size], stored dtype) with
-``vmask_<name>`` (bool), and ``col_<name>`` for extra move columns.
+need a catalog or a DuckDB connection.  A segment reads as a
+:class:`~gamestore.positions.gather.Part`: rows of one
+:class:`~gamestore.positions.gather.Source` (the batch's columns, decoded once
+per batch: numpy views of the Arrow buffers where possible), which the
+dataset gathers into padded batches.
 """
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -29,13 +26,13 @@ from ..checksum import FileVerifier
 from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
+from .gather import UNKNOWN_KEY, Part, Source
 from .plan import Plan
 
-__all__ = ["SegmentReader", "FILL", "concat_columns"]
+__all__ = ["SegmentReader"]
 
-#: padding value of every 2-D column (and of columns a buffer grows)
-FILL = {"pol_id": -1, "pol_prob": 0.0}
 _MAX_OPEN = 16  # open shard files per reader (the stream reads ~8 side by side)
+_MAX_SOURCES = 48  # decoded moves batches kept (a window of 16,384 positions reads ~17)
 _DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requests are latency-bound)
 
 
@@ -116,6 +113,8 @@ class SegmentReader:
         policy_only: bool = False,
         columns: Sequence[str] = (),
         prob_dtype: type = np.float32,
+        action_map: Mapping[Any, int] | None = None,
+        unknown_keys: str = "ignore",
     ) -> None:
         self.storage = Storage.from_location(root)
         self.prob_dtype = np.dtype(prob_dtype)
@@ -128,6 +127,10 @@ class SegmentReader:
         self._fetching: OrderedDict[str, Future] = OrderedDict()  # object storage: shard id -> moves.arrow bytes
         self.keys: list[str] = []  # key table: id -> policy key string
         self._key_ids: dict[str, int] = {}
+        self._action_map = action_map
+        self._unknown = UNKNOWN_KEY if action_map is not None and unknown_keys == "error" else -1
+        self._key_lookup = np.zeros(0, dtype=np.int64)
+        self._sources: OrderedDict[tuple, Source] = OrderedDict()
 
     def _shard(self, shard_id: str, plan: Plan) -> _Shard:
         sh = self._open.get(shard_id)
@@ -213,50 +216,69 @@ class SegmentReader:
         return int(np.count_nonzero(_policy_lengths(pol, rows) > 0))
 
     # -- decoding ------------------------------------------------------------------------
-    def read(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> dict[str, np.ndarray]:
-        """The columns of segment ``seg`` (positions without a policy dropped when ``policy_only``)."""
+    def read(self, plan: Plan, seg: tuple[int, int, int], *, seed: int) -> Part:
+        """The positions of segment ``seg`` (those without a policy dropped when ``policy_only``)."""
         u, lo, hi = seg
         rows, games = plan.unit_rows(u, seed=seed)
         rows, games = rows[lo:hi], games[lo:hi]
-        sh = self._shard(plan.shards[plan.unit_shard[u]], plan)
-        rb = self._batch(plan, u)
-        pol = rb.column("policy")
-        lens = _policy_lengths(pol, rows)
+        src = self.source(plan, u)
         if self.policy_only:
-            keep = lens > 0
+            keep = src.lens[rows] > 0
             if not keep.all():
-                rows, games, lens = rows[keep], games[keep], lens[keep]
-        out: dict[str, np.ndarray] = {}
+                rows, games = rows[keep], games[keep]
+        return Part(src, rows, games)
+
+    def source(self, plan: Plan, u: int) -> Source:
+        """The decoded columns of unit ``u``'s moves batch (cached: a window reads each batch once)."""
+        sid, b = plan.shards[int(plan.unit_shard[u])], int(plan.unit_batch[u])
+        key = (sid, b, tuple(plan.vectors))
+        src = self._sources.get(key)
+        if src is not None:
+            self._sources.move_to_end(key)
+            return src
+        sh = self._shard(sid, plan)
+        rb = self._batch(plan, u)
+        every = np.arange(rb.num_rows)
         gid = rb.column("game_id")
         if sh.gid_dict is None or len(sh.gid_dict) < len(gid.dictionary):
             sh.gid_dict = gid.dictionary.to_numpy(zero_copy_only=False)
-        out["gid"] = sh.gid_dict[gid.indices.to_numpy()[rows]]
-        meta = np.empty((rows.size, 4), dtype=np.int64)
-        meta[:, 0] = games
-        meta[:, 1] = rb.column("move_number").to_numpy()[rows]
-        meta[:, 2] = _int_column(rb.column("player"), rows, -1)
-        meta[:, 3] = lens
-        out["meta"] = meta
-        out.update(self._policy(sh, pol, rows, lens))
-        for name, spec in plan.vectors.items():
-            vals, mask = _vector(rb, spec, rows)
-            out[f"vec_{name}"] = vals
-            out[f"vmask_{name}"] = mask
-        for name in self.extra:
-            out[f"col_{name}"] = _any_column(rb.column(name), rows)
-        return out
+        pol = rb.column("policy")
+        code, prob = self._entries(sh, pol)
+        index = code.astype(np.int64)
+        keyed = index <= -2
+        if keyed.any():
+            index[keyed] = self._lookup()[-2 - index[keyed]]
+        vectors = {name: _vector(rb, spec) for name, spec in plan.vectors.items()}
+        src = Source(
+            keep=rb,
+            gids=sh.gid_dict[gid.indices.to_numpy()],
+            number=rb.column("move_number").to_numpy(),
+            player=_int_column(rb.column("player"), every, -1),
+            off=np.ascontiguousarray(pol.offsets.to_numpy(), dtype=np.int32),
+            lens=_policy_lengths(pol, every),
+            code=code,
+            index=index,
+            prob=prob,
+            vectors=vectors,
+            extra={name: _any_column(rb.column(name), every) for name in self.extra},
+        )
+        self._sources[key] = src
+        while len(self._sources) > _MAX_SOURCES:
+            self._sources.popitem(last=False)
+        return src
 
-    def _policy(self, sh: _Shard, pol: pa.ListArray, rows: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-        n = rows.size
-        width = int(lens.max()) if n else 0
-        starts = pol.offsets.to_numpy()[rows].astype(np.int64)
-        if width == 0:
-            return {
-                "pol_id": np.zeros((n, 0), dtype=np.int32),
-                "pol_prob": np.zeros((n, 0), dtype=self.prob_dtype),
-            }
-        # entries past a row's own run read its neighbours' (or clip at the end) and are masked below
-        idx = starts[:, None] + np.arange(width)[None, :]
+    def _lookup(self) -> np.ndarray:
+        """Key table id -> policy index (``action_map``; unmapped keys -1, or UNKNOWN_KEY to report them)."""
+        if len(self._key_lookup) < len(self.keys):
+            amap = self._action_map
+            new = [-1] * (len(self.keys) - len(self._key_lookup)) if amap is None else [
+                amap.get(k, self._unknown) for k in self.keys[len(self._key_lookup):]
+            ]
+            self._key_lookup = np.concatenate((self._key_lookup, np.asarray(new, dtype=np.int64)))
+        return self._key_lookup
+
+    def _entries(self, sh: _Shard, pol: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+        """Per policy entry of the batch: its code (action id, ``-2 - key table id``, -1) and probability."""
         values = pol.values
         action = values.field("action")
         key = values.field("key")
@@ -282,17 +304,11 @@ class SegmentReader:
                 code = np.where(kidx >= 0, sh.key_map[np.maximum(kidx, 0)], act)
         prob = values.field("prob").to_numpy(zero_copy_only=False)
         prob64 = values.field("prob64")
-        if self.prob_dtype == np.float64:
-            prob = prob.astype(np.float64)
         if prob64.null_count < len(prob64):
             valid = prob64.is_valid().to_numpy(zero_copy_only=False)
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
-        pol_id = np.take(code, idx, mode="clip").astype(np.int32, copy=False)
-        pol_prob = np.take(prob, idx, mode="clip")
-        pad = np.arange(width)[None, :] >= lens[:, None]
-        np.putmask(pol_id, pad, -1)
-        np.putmask(pol_prob, pad, 0)
-        return {"pol_id": pol_id, "pol_prob": pol_prob}
+        code = np.ascontiguousarray(code, dtype=np.int32)
+        return code, np.ascontiguousarray(prob, dtype=self.prob_dtype)
 
 
 def _policy_lengths(pol: pa.ListArray, rows: np.ndarray) -> np.ndarray:
@@ -309,19 +325,15 @@ def _int_column(col: pa.Array, rows: np.ndarray, null: int) -> np.ndarray:
     return col.to_numpy()[rows]
 
 
-def _vector(rb: pa.RecordBatch, spec: VectorSpec, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    size = spec.size
+def _vector(rb: pa.RecordBatch, spec: VectorSpec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Vector ``spec`` of every row: float32 [rows, size] and validity (uint8 per row, None when all valid)."""
+    n, size = rb.num_rows, spec.size
     if spec.column not in rb.schema.names:
-        return np.zeros((rows.size, size), dtype=spec.numpy_dtype), np.zeros(rows.size, dtype=bool)
+        return np.zeros((n, size), dtype=np.float32), np.zeros(n, dtype=np.uint8)
     col = rb.column(spec.column)
-    flat = col.values.to_numpy(zero_copy_only=False).reshape(-1, size)
-    vals = np.take(flat, rows + col.offset if col.offset else rows, axis=0)
-    if col.null_count:
-        mask = col.is_valid().to_numpy(zero_copy_only=False)[rows]
-        vals = np.where(mask[:, None], vals, 0)
-    else:
-        mask = np.ones(rows.size, dtype=bool)
-    return vals, mask
+    flat = col.values.to_numpy(zero_copy_only=False).reshape(-1, size)[col.offset : col.offset + n]
+    valid = col.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8) if col.null_count else None
+    return np.ascontiguousarray(flat, dtype=np.float32), valid
 
 
 def _any_column(col: pa.Array, rows: np.ndarray) -> np.ndarray:
@@ -338,25 +350,3 @@ def _any_column(col: pa.Array, rows: np.ndarray) -> np.ndarray:
         idx = pc.fill_null(col.indices, -1).to_numpy()[rows]
         return values[idx]
     return np.asarray(col.take(pa.array(rows)).to_pylist() + [None], dtype=object)[:-1]
-
-
-def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenate decoded column dicts, padding 2-D policy columns to the widest."""
-    if len(parts) == 1:
-        return parts[0]
-    out = {}
-    for name in parts[0]:
-        arrays = [p[name] for p in parts]
-        if name in FILL:
-            width = max(a.shape[1] for a in arrays)
-            arrays = [_widen(a, width, FILL[name]) for a in arrays]
-        out[name] = np.concatenate(arrays)
-    return out
-
-
-def _widen(a: np.ndarray, width: int, fill) -> np.ndarray:
-    if a.shape[1] >= width:
-        return a
-    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
-    out[:, : a.shape[1]] = a
-    return out

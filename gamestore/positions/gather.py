@@ -1,0 +1,154 @@
+"""Sources, parts and the one-copy gathers of PositionDataset's batches (numpy only).
+
+A :class:`Source` is one decoded moves record batch: per row the game id,
+move number, player and policy length; per policy entry the final index
+and probability; per vector its rows.  Numpy views of the Arrow buffers
+where they can be, computed once per record batch.  A :class:`Part` is the
+positions of one plan segment: rows of one source.  A batch is a list of
+``(part, position)`` pairs; :func:`fill_policy` and :func:`copy_rows` copy
+its padded policy and vector rows straight from the sources.
+
+Two implementations of the gathers: the numpy reference below (the spec)
+and the compiled loops of ``_ext/_positions.pyx``, used when the compiled
+backend is selected; the tests check they are equal.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_policy", "copy_rows", "compiled", "addresses"]
+
+#: policy index of a key missing from ``action_map`` while ``unknown_keys="error"`` (reported, never yielded)
+UNKNOWN_KEY = -3
+
+
+class Source:
+    """The columns of one moves record batch a dataset needs (see the module docstring)."""
+
+    __slots__ = ("keep", "gids", "number", "player", "off", "lens", "code", "index", "prob", "vectors", "extra")
+
+    def __init__(
+        self,
+        *,
+        keep: Any,
+        gids: np.ndarray,
+        number: np.ndarray,
+        player: np.ndarray,
+        off: np.ndarray,
+        lens: np.ndarray,
+        code: np.ndarray,
+        index: np.ndarray,
+        prob: np.ndarray,
+        vectors: dict[str, tuple[np.ndarray, np.ndarray | None]],
+        extra: dict[str, np.ndarray],
+    ) -> None:
+        self.keep = keep  # the Arrow batch the views read
+        self.gids = gids  # object [rows]: game id
+        self.number = number  # int [rows]
+        self.player = player  # int [rows], -1 when null
+        self.off = off  # int32 [rows + 1]: policy list offsets
+        self.lens = lens  # int32 [rows]: policy entries (0 for a null policy)
+        self.code = code  # int32 [entries]: action id >= 0, -2 - key table id, -1 none
+        self.index = index  # int64 [entries]: action id, action_map[key], -1, or UNKNOWN_KEY
+        self.prob = prob  # [entries], the dataset's probability dtype
+        self.vectors = vectors  # name -> (float32 [rows, size], valid uint8 [rows] or None)
+        self.extra = extra  # name -> [rows]
+
+
+class Part:
+    """Positions ``rows`` (of the source's batch) of one segment, with their games' plan indices."""
+
+    __slots__ = ("src", "rows", "games", "n")
+
+    def __init__(self, src: Source, rows: np.ndarray, games: np.ndarray) -> None:
+        self.src, self.rows, self.games, self.n = src, rows, games, int(rows.size)
+
+
+def compiled() -> Any:
+    """The compiled loops when the compiled backend is selected (else None: the numpy reference)."""
+    from .. import backend
+
+    if backend.selected().name != "cython":
+        return None
+    try:
+        from .. import _positions
+    except ImportError:  # pragma: no cover - a build without the positions extension
+        return None
+    return _positions
+
+
+def _address(a: np.ndarray | None) -> int:
+    return 0 if a is None else int(a.__array_interface__["data"][0])
+
+
+def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per source, the address of each array the compiled gathers read (once per window; the sources keep them alive)."""
+    def table(get: Any) -> np.ndarray:
+        return np.fromiter((_address(get(s)) for s in srcs), dtype=np.int64, count=len(srcs))
+
+    out = {"off": table(lambda s: s.off), "index": table(lambda s: s.index), "prob": table(lambda s: s.prob)}
+    for name in vectors:
+        out[f"vec_{name}"] = table(lambda s: s.vectors[name][0])
+        out[f"valid_{name}"] = table(lambda s: s.vectors[name][1])
+    return out
+
+
+def fill_policy(
+    srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, lens: np.ndarray, width: int, prob_dtype: np.dtype,
+    *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index int64 [n, width], prob [n, width], mask bool [n, width])`` of positions ``(part, row)``.
+
+    Row ``i`` holds the first ``min(lens[i], width)`` policy entries of its
+    source row, then -1 / 0 / False padding.
+    """
+    n = part.size
+    index = np.empty((n, width), dtype=np.int64)
+    prob = np.empty((n, width), dtype=prob_dtype)
+    mask = np.empty((n, width), dtype=bool)
+    if fast is not None:
+        t = tables if tables is not None else addresses(srcs, ())
+        fast.fill_policy(t["off"], t["index"], t["prob"], part, row, lens, index, prob, mask.view(np.uint8))
+        return index, prob, mask
+    col = np.arange(width)[None, :]
+    mask[...] = col < np.minimum(lens, width)[:, None]
+    index.fill(-1)
+    prob.fill(0)
+    for p in np.unique(part):
+        sel = np.flatnonzero(part == p)
+        src = srcs[int(p)]
+        if src.index.size == 0:
+            continue
+        at = np.minimum(src.off[row[sel]].astype(np.int64)[:, None] + col, src.index.size - 1)
+        m = mask[sel]
+        index[sel] = np.where(m, src.index[at], -1)
+        prob[sel] = np.where(m, src.prob[at], 0)
+    return index, prob, mask
+
+
+def copy_rows(
+    srcs: Sequence[Source], name: str, part: np.ndarray, row: np.ndarray, shape: tuple[int, ...], *,
+    fast: Any = None, tables: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(values float32 [n, *shape], valid bool [n])`` of vector ``name`` at positions ``(part, row)`` (zeros where null)."""
+    n = part.size
+    out = np.empty((n,) + tuple(shape), dtype=np.float32)
+    valid = np.empty(n, dtype=bool)
+    vecs = [s.vectors[name] for s in srcs]
+    if fast is not None:
+        t = tables if tables is not None else addresses(srcs, (name,))
+        flat = out.reshape(n, -1)
+        fast.copy_rows(t[f"vec_{name}"], t[f"valid_{name}"], part, row,
+                       flat.view(np.uint8).reshape(n, flat.shape[1] * 4), valid.view(np.uint8))
+        return out, valid
+    flat = out.reshape(n, -1)
+    for p in np.unique(part):
+        sel = np.flatnonzero(part == p)
+        vals, ok = vecs[int(p)]
+        r = row[sel]
+        flat[sel] = vals[r]
+        valid[sel] = True if ok is None else ok[r].astype(bool)
+    flat[~valid] = 0
+    return out, valid
