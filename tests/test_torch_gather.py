@@ -48,9 +48,10 @@ def test_gathers_equal_the_reference(dtype):
     for width in (int(lens.max()), int(lens.max()) + 5, 3, 0):
         want = gather.fill_policy(srcs, part, row, lens, width, np.dtype(dtype))
         got = gather.fill_policy(srcs, part, row, lens, width, np.dtype(dtype), fast=fast, tables=tables)
-        for w, g in zip(want, got):
+        for w, g in zip(want[:3], got[:3]):
             assert w.dtype == g.dtype and w.shape == g.shape
             np.testing.assert_array_equal(w, g)
+        assert want[3] == got[3]
         assert want[2].sum() == np.minimum(lens, width).sum()
     want_v, want_ok = gather.copy_rows(srcs, "f", part, row, (7,))
     got_v, got_ok = gather.copy_rows(srcs, "f", part, row, (7,), fast=fast, tables=tables)

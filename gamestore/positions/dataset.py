@@ -1,6 +1,7 @@
 """PositionDataset: a resumable, sharded, shuffled torch IterableDataset over stored positions."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
@@ -12,7 +13,7 @@ from ..errors import DatasetError
 from .batch import TORCH_DTYPES, Batch
 from .buffer import Window, stream
 from .decode import SegmentReader
-from .gather import UNKNOWN_KEY, Source, addresses, compiled, copy_rows, fill_policy
+from .gather import Source, addresses, compiled, copy_rows, fill_policy
 from .plan import (
     TAG_BUFFER,
     Plan,
@@ -147,6 +148,7 @@ class PositionDataset(IterableDataset[Any]):
         self._first_player = int(first_player)
         self._values = (float(win_value), float(loss_value), float(draw_value))
         self._policy_dtype = _DTYPES[policy_dtype]
+        self._prob_dtype = np.dtype(self._policy_dtype)
         self.transform = transform
 
         from ..store import GameStore
@@ -168,6 +170,7 @@ class PositionDataset(IterableDataset[Any]):
         self._table_cache: tuple[Plan, dict[str, np.ndarray]] | None = None
         self._progress: dict[str, Any] | None = None
         self._resume: dict[str, Any] | None = None
+        self._plan_cache: tuple[tuple[Any, ...], Plan] | None = None
         self._plan: Plan = self._resolve(int(epoch))
 
     # -- store and plan ---------------------------------------------------------------
@@ -189,7 +192,16 @@ class PositionDataset(IterableDataset[Any]):
             box = [current_snapshot(store) if dist.get_rank() == 0 else None]
             dist.broadcast_object_list(box, src=0)
             snapshot = box[0]
-        return resolve_plan(store, self._selection, epoch=epoch, seed=self.seed, snapshot=snapshot, vectors=self._vectors)
+        if snapshot is None:
+            snapshot = current_snapshot(store)
+        # the same shards (and declared vectors) select the same games: an unweighted plan differs only in its epoch
+        key = (tuple(sorted(snapshot)), tuple(sorted(store.catalog.vectors())))
+        cached = self._plan_cache
+        if cached is not None and cached[0] == key and not cached[1].weighted:
+            return dataclasses.replace(cached[1], epoch=epoch)
+        plan = resolve_plan(store, self._selection, epoch=epoch, seed=self.seed, snapshot=snapshot, vectors=self._vectors)
+        self._plan_cache = (key, plan)
+        return plan
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: a new order, and the games committed since the last call.
@@ -404,12 +416,10 @@ class PositionDataset(IterableDataset[Any]):
                     f" candidates, more than max_candidates={self.max_candidates}"
                 )
             width = self.max_candidates
-        index, prob, mask = fill_policy(srcs, part, row, lens, width, np.dtype(self._policy_dtype), fast=fast, tables=tables)
-        if self._action_map is not None and self._unknown_keys == "error":
-            unknown = np.flatnonzero(index.reshape(-1) == UNKNOWN_KEY)
-            if unknown.size:
-                i, k = divmod(int(unknown[0]), width)
-                raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
+        index, prob, mask, unknown = fill_policy(srcs, part, row, lens, width, self._prob_dtype, fast=fast, tables=tables)
+        if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
+            i, k = divmod(unknown, width)
+            raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
         batch = Batch(game_id=w["game_id"][a:b], board_type=w["board_type"][a:b])
         tensors = w["tensors"]
         for key in _HEAD:
@@ -484,6 +494,7 @@ class PositionDataset(IterableDataset[Any]):
         state["_store_pid"] = None
         state["_reader"] = None
         state["_reader_pid"] = None
+        state["_plan_cache"] = state["_value_cache"] = state["_table_cache"] = None  # rebuilt on use: small pickles
         return state
 
     def close(self) -> None:

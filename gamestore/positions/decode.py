@@ -193,7 +193,8 @@ class SegmentReader:
         return self._shard(plan.shards[key[0]], plan).batch(key[1])
 
     def stop_prefetch(self) -> None:
-        """Stop the read-ahead thread (a new one starts on the next prefetch)."""
+        """End of an iteration: stop the read-ahead thread (a new one starts on the next prefetch), drop decoded batches."""
+        self._sources.clear()  # an epoch decodes every batch afresh: memory is one window, not the store
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -98,11 +98,12 @@ def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.nd
 def fill_policy(
     srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, lens: np.ndarray, width: int, prob_dtype: np.dtype,
     *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(index int64 [n, width], prob [n, width], mask bool [n, width])`` of positions ``(part, row)``.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(index int64 [n, width], prob [n, width], mask bool [n, width], first)`` of positions ``(part, row)``.
 
     Row ``i`` holds the first ``min(lens[i], width)`` policy entries of its
-    source row, then -1 / 0 / False padding.
+    source row, then -1 / 0 / False padding; ``first`` is the first flat
+    position of ``index`` holding UNKNOWN_KEY, or -1.
     """
     n = part.size
     index = np.empty((n, width), dtype=np.int64)
@@ -110,8 +111,8 @@ def fill_policy(
     mask = np.empty((n, width), dtype=bool)
     if fast is not None:
         t = tables if tables is not None else addresses(srcs, ())
-        fast.fill_policy(t["off"], t["index"], t["prob"], part, row, lens, index, prob, mask.view(np.uint8))
-        return index, prob, mask
+        first = fast.fill_policy(t["off"], t["index"], t["prob"], part, row, lens, index, prob, mask, UNKNOWN_KEY)
+        return index, prob, mask, first
     col = np.arange(width)[None, :]
     mask[...] = col < np.minimum(lens, width)[:, None]
     index.fill(-1)
@@ -125,7 +126,8 @@ def fill_policy(
         m = mask[sel]
         index[sel] = np.where(m, src.index[at], -1)
         prob[sel] = np.where(m, src.prob[at], 0)
-    return index, prob, mask
+    unknown = np.flatnonzero(index.reshape(-1) == UNKNOWN_KEY)
+    return index, prob, mask, int(unknown[0]) if unknown.size else -1
 
 
 def copy_rows(
@@ -136,17 +138,14 @@ def copy_rows(
     n = part.size
     out = np.empty((n,) + tuple(shape), dtype=np.float32)
     valid = np.empty(n, dtype=bool)
-    vecs = [s.vectors[name] for s in srcs]
     if fast is not None:
         t = tables if tables is not None else addresses(srcs, (name,))
-        flat = out.reshape(n, -1)
-        fast.copy_rows(t[f"vec_{name}"], t[f"valid_{name}"], part, row,
-                       flat.view(np.uint8).reshape(n, flat.shape[1] * 4), valid.view(np.uint8))
+        fast.copy_rows(t[f"vec_{name}"], t[f"valid_{name}"], part, row, out, valid)
         return out, valid
     flat = out.reshape(n, -1)
     for p in np.unique(part):
         sel = np.flatnonzero(part == p)
-        vals, ok = vecs[int(p)]
+        vals, ok = srcs[int(p)].vectors[name]
         r = row[sel]
         flat[sel] = vals[r]
         valid[sel] = True if ok is None else ok[r].astype(bool)
