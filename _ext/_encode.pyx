@@ -21,7 +21,10 @@ from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_DATA
+from libc.string cimport memcmp
 
+cimport cython
 cimport numpy as cnp
 from _common cimport (
     Layout, load_layout, MAX_FIELDS, PyDict_CheckExact, PyUnicode_Check, PyUnicode_CheckExact, PyBool_Check,
@@ -181,26 +184,166 @@ cdef bint json_ok(object value, int depth) except -1:
     return False
 
 
-cdef inline int32_t dict_code(dict codes, list values, object s, Py_ssize_t limit) except -2:
-    """Code of ``s`` in a first-appearance dictionary; -1 when the dictionary is full."""
-    cdef PyObject* c = PyDict_GetItemWithError(codes, s)
-    if c != NULL:
-        return <int32_t>(<object>c)
-    cdef Py_ssize_t n = PyList_GET_SIZE(values)
-    if n >= limit:
-        return -1
-    codes[s] = n
-    values.append(s)
-    return <int32_t>n
+cdef extern from "Python.h":
+    int PyUnicode_READY(object) except -1
 
 
-cdef inline int code_candidate(object k, dict codes, list values, vector[uint8_t]& is_key,
-                               vector[int32_t]& cand) except -1:
+cdef inline uint64_t str_hash(const unsigned char* p, Py_ssize_t n, uint64_t seed) noexcept nogil:
+    """A fast 64-bit hash of ``n`` bytes (word-wise multiply-xorshift; not for untrusted keys' DoS resistance)."""
+    cdef uint64_t h = seed ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)
+    cdef uint64_t w
+    while n >= 8:
+        memcpy(&w, p, 8)
+        h = (h ^ w) * 0xff51afd7ed558ccdULL
+        h ^= h >> 32
+        p += 8
+        n -= 8
+    if n:
+        w = 0
+        memcpy(&w, p, n)
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    return h
+
+
+cdef struct Slot:
+    uint64_t h     # the key's hash (compared before the key: one cache line per probe)
+    int32_t code   # -1: empty
+
+
+@cython.final
+cdef class Codes:
+    """A first-appearance string dictionary: ``code(s)`` is the index of ``s`` in ``values``, added when new.
+
+    The same codes as a ``dict`` from str to index (string equality), without hashing each fresh key
+    object with Python's SipHash nor boxing the codes: an open-addressing table (linear probing) over
+    the strings' canonical storage (same content, same kind and bytes), codes as C ints.  ``truncate``
+    removes the newest codes (the rollback of a move), newest first, which leaves the table exactly as
+    if they had never been added (growing re-inserts in code order, so the layout is always that of
+    inserting the codes in order).
+    """
+
+    cdef readonly list values
+    cdef vector[PyObject*] keys  # borrowed: ``values`` holds the references
+    cdef vector[uint64_t] hashes
+    cdef vector[Slot] slots
+    cdef uint64_t mask
+    cdef Py_ssize_t limit
+
+    def __cinit__(self, Py_ssize_t limit):
+        self.values = []
+        self.limit = limit
+        cdef Slot empty
+        empty.h = 0
+        empty.code = -1
+        self.slots.assign(64, empty)
+        self.mask = 63
+
+    def __len__(self):
+        return PyList_GET_SIZE(self.values)
+
+    def add(self, object s):
+        """``code(s)`` for Python callers (tests): the code of the str ``s``, -1 when full."""
+        if not PyUnicode_Check(s):
+            raise TypeError("Codes holds str values")
+        return self.code(s)
+
+    def rollback(self, Py_ssize_t mark):
+        """``truncate(mark)`` for Python callers (tests)."""
+        if mark < 0:
+            raise ValueError("mark must be >= 0")
+        self.truncate(mark)
+
+    def __contains__(self, object s):
+        cdef uint64_t h
+        cdef bint found = False
+        if PyUnicode_Check(s):
+            self._find(s, &h, &found)
+        return found
+
+    cdef inline Py_ssize_t _find(self, object s, uint64_t* hout, bint* found) except -1:
+        """The slot holding the str ``s`` (``found``), or the empty slot where it would go; ``hout``: its hash."""
+        PyUnicode_READY(s)
+        cdef unsigned int kind = PyUnicode_KIND(s)
+        cdef Py_ssize_t nbytes = PyUnicode_GET_LENGTH(s) * kind
+        cdef const unsigned char* data = <const unsigned char*>PyUnicode_DATA(s)
+        cdef uint64_t h = str_hash(data, nbytes, kind)
+        cdef uint64_t i = h & self.mask
+        cdef int32_t c
+        cdef PyObject* k
+        hout[0] = h
+        while True:
+            c = self.slots[i].code
+            if c < 0:
+                found[0] = False
+                return <Py_ssize_t>i
+            if self.slots[i].h == h:
+                k = self.keys[c]
+                if k == <PyObject*>s or (
+                    PyUnicode_KIND(<object>k) == kind and PyUnicode_GET_LENGTH(<object>k) * kind == nbytes
+                    and memcmp(PyUnicode_DATA(<object>k), data, nbytes) == 0
+                ):
+                    found[0] = True
+                    return <Py_ssize_t>i
+            i = (i + 1) & self.mask
+
+    cdef inline int32_t code(self, object s) except -2:
+        """The code of the str ``s``, added when new; -1 when the dictionary is full."""
+        cdef uint64_t h
+        cdef bint found
+        cdef Py_ssize_t at = self._find(s, &h, &found)
+        if found:
+            return self.slots[at].code
+        cdef Py_ssize_t n = PyList_GET_SIZE(self.values)
+        if n >= self.limit:
+            return -1
+        self.values.append(s)
+        self.keys.push_back(<PyObject*>s)
+        self.hashes.push_back(h)
+        self.slots[at].h = h
+        self.slots[at].code = <int32_t>n
+        if 2 * (n + 1) > <Py_ssize_t>self.mask:
+            self._grow()
+        return <int32_t>n
+
+    cdef void _grow(self) noexcept:
+        cdef Py_ssize_t c, n = self.keys.size()
+        cdef uint64_t i
+        cdef Slot empty
+        empty.h = 0
+        empty.code = -1
+        self.mask = 2 * self.mask + 1
+        self.slots.assign(self.mask + 1, empty)
+        for c in range(n):
+            i = self.hashes[c] & self.mask
+            while self.slots[i].code >= 0:
+                i = (i + 1) & self.mask
+            self.slots[i].h = self.hashes[c]
+            self.slots[i].code = <int32_t>c
+
+    cdef truncate(self, Py_ssize_t mark):
+        """Remove the codes from ``mark`` on (newest first)."""
+        cdef Py_ssize_t c
+        cdef uint64_t i
+        for c in range(<Py_ssize_t>self.keys.size() - 1, mark - 1, -1):
+            i = self.hashes[c] & self.mask
+            while self.slots[i].code != c:
+                i = (i + 1) & self.mask
+            self.slots[i].code = -1
+        if <Py_ssize_t>self.keys.size() > mark:
+            self.keys.resize(mark)
+            self.hashes.resize(mark)
+            del self.values[mark:]
+
+
+cdef inline int code_candidate(object k, Codes codes, vector[uint8_t]& is_key, vector[int32_t]& cand) except -1:
     """Append a policy/search candidate: a str key by its dictionary code, an int as an action id."""
     cdef int64_t iv
     cdef int32_t c
     if PyUnicode_Check(k):
-        c = dict_code(codes, values, k, KEY_LIMIT)
+        c = codes.code(k)
         if c < 0:
             return FULL
         is_key.push_back(1)
@@ -253,8 +396,7 @@ cdef class MoveEncoder:
     cdef uint8_t[:, ::1] floats_ok
     cdef int32_t[:, ::1] dstr
     cdef uint8_t[:, ::1] dstr_ok
-    cdef list dstr_codes
-    cdef list dstr_values
+    cdef list dstr_codes  # a Codes per dictionary-string field
     cdef list strs
     cdef int16_t[:, ::1] pos
     cdef uint8_t[:, ::1] pos_ok
@@ -277,10 +419,8 @@ cdef class MoveEncoder:
     cdef vector[int32_t] p_cand
     cdef vector[uint8_t] p_is_key
     cdef vector[double] p_prob
-    cdef dict p_codes
-    cdef list p_values
-    cdef dict s_codes
-    cdef list s_values
+    cdef Codes p_codes
+    cdef Codes s_codes
     cdef vector[int32_t] s_cand
     cdef vector[uint8_t] s_is_key
     cdef vector[double] s_q
@@ -310,8 +450,7 @@ cdef class MoveEncoder:
         self.floats_ok = np.zeros((NF, n), np.uint8)
         self.dstr = np.zeros((ND, n), np.int32)
         self.dstr_ok = np.zeros((ND, n), np.uint8)
-        self.dstr_codes = [{} for _ in range(ND)]
-        self.dstr_values = [[] for _ in range(ND)]
+        self.dstr_codes = [Codes(DSTR_LIMITS[j]) for j in range(ND)]
         self.strs = [[None] * n for _ in range(NS)]
         self.pos = np.zeros((3 * NP, n), np.int16)
         self.pos_ok = np.zeros((NP, n), np.uint8)
@@ -333,10 +472,8 @@ cdef class MoveEncoder:
             self.vec_ptr.push_back(<char*>cnp.PyArray_DATA(buf))
             self.vec_nbytes.push_back(s.size * s.numpy_dtype.itemsize)
             self.vec_typenum.push_back(s.numpy_dtype.num)
-        self.p_codes = {}
-        self.p_values = []
-        self.s_codes = {}
-        self.s_values = []
+        self.p_codes = Codes(KEY_LIMIT)
+        self.s_codes = Codes(KEY_LIMIT)
 
     # -- driver ---------------------------------------------------------------
     def encode(self, list game_ids, games_moves):
@@ -393,14 +530,9 @@ cdef class MoveEncoder:
         self.mark_p = self.p_cand.size()
         self.mark_s = self.s_cand.size()
         for j in range(ND):
-            self.mark_dstr[j] = PyList_GET_SIZE(self.dstr_values[j])
-        self.mark_pv = PyList_GET_SIZE(self.p_values)
-        self.mark_sv = PyList_GET_SIZE(self.s_values)
-
-    cdef _truncate(self, dict codes, list values, Py_ssize_t mark):
-        for s in values[mark:]:
-            del codes[s]
-        del values[mark:]
+            self.mark_dstr[j] = len(<Codes>self.dstr_codes[j])
+        self.mark_pv = len(self.p_codes)
+        self.mark_sv = len(self.s_codes)
 
     cdef _rollback(self, Py_ssize_t row):
         cdef int j
@@ -416,9 +548,9 @@ cdef class MoveEncoder:
         self.s_prior.resize(self.mark_s)
         self.s_p_ok.resize(self.mark_s)
         for j in range(ND):
-            self._truncate(self.dstr_codes[j], self.dstr_values[j], self.mark_dstr[j])
-        self._truncate(self.p_codes, self.p_values, self.mark_pv)
-        self._truncate(self.s_codes, self.s_values, self.mark_sv)
+            (<Codes>self.dstr_codes[j]).truncate(self.mark_dstr[j])
+        self.p_codes.truncate(self.mark_pv)
+        self.s_codes.truncate(self.mark_sv)
         for j in range(NI):
             self.ints_ok[j, row] = 0
         for j in range(NF):
@@ -507,7 +639,7 @@ cdef class MoveEncoder:
             elif kind == K_DSTR:
                 if not PyUnicode_Check(value):
                     return SLOW
-                c = dict_code(self.dstr_codes[j], self.dstr_values[j], value, DSTR_LIMITS[j])
+                c = (<Codes>self.dstr_codes[j]).code(value)
                 if c < 0:
                     return FULL
                 self.dstr[j, row] = c
@@ -578,7 +710,7 @@ cdef class MoveEncoder:
         if not PyDict_CheckExact(value):
             return SLOW
         while PyDict_Next(value, &pos, &pk, &pv):
-            r = code_candidate(<object>pk, self.p_codes, self.p_values, self.p_is_key, self.p_cand)
+            r = code_candidate(<object>pk, self.p_codes, self.p_is_key, self.p_cand)
             if r != OK:
                 return r
             if as_float(<object>pv, &dv) or not isfinite(dv):
@@ -668,7 +800,7 @@ cdef class MoveEncoder:
                         if ps != NULL:
                             idx = <object>ps
                     if idx < 0:
-                        r = code_candidate(k, self.s_codes, self.s_values, self.s_is_key, self.s_cand)
+                        r = code_candidate(k, self.s_codes, self.s_is_key, self.s_cand)
                         if r != OK:
                             return r
                         idx = ncands
@@ -743,7 +875,7 @@ cdef class MoveEncoder:
             "ints": np.asarray(self.ints), "ints_ok": np.asarray(self.ints_ok).view(np.bool_),
             "floats": np.asarray(self.floats), "floats_ok": np.asarray(self.floats_ok).view(np.bool_),
             "dstr": np.asarray(self.dstr), "dstr_ok": np.asarray(self.dstr_ok).view(np.bool_),
-            "dstr_values": self.dstr_values,
+            "dstr_values": [(<Codes>c).values for c in self.dstr_codes],
             "strs": self.strs,
             "pos": np.asarray(self.pos), "pos_ok": np.asarray(self.pos_ok).view(np.bool_),
             "z_ok": np.asarray(self.z_ok).view(np.bool_),
@@ -753,7 +885,7 @@ cdef class MoveEncoder:
             "sfloat": np.asarray(self.sfloat), "sint": np.asarray(self.sint),
             "search_extra": self.search_extra, "extra": self.extra,
             "vec_bufs": self.vec_bufs, "vec_ok": np.asarray(self.vec_ok).view(np.bool_),
-            "p_values": self.p_values, "s_values": self.s_values,
+            "p_values": self.p_codes.values, "s_values": self.s_codes.values,
         }
         out["p_cand"] = vec_to_numpy(self.p_cand.data(), np_, 4, np.int32)
         out["p_is_key"] = vec_to_numpy(self.p_is_key.data(), np_, 1, np.bool_)

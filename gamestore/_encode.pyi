@@ -16,6 +16,18 @@ SEARCH_FLOAT_KEYS: tuple[str, ...]
 SEARCH_INT_KEYS: tuple[str, ...]
 KEY_LIMIT: int
 
+class Codes:
+    """A first-appearance string dictionary (codes equal to a dict's from str to index)."""
+
+    values: list[str]
+    def __init__(self, limit: int) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, s: object) -> bool: ...
+    def add(self, s: str) -> int:
+        """The code of ``s``, added when new; -1 when the dictionary holds ``limit`` values."""
+    def rollback(self, mark: int) -> None:
+        """Remove the codes from ``mark`` on."""
+
 class MoveEncoder:
     """Buffers of one batch of moves; ``encode`` fills them, ``finish`` hands them out."""
 
