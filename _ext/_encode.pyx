@@ -777,7 +777,7 @@ cdef class MoveEncoder:
         self.cands.clear()
         cdef vector[PyObject*]* cands = &self.cands  # candidates in first-seen order (borrowed from the maps)
         cdef dict seen = None     # candidate -> local index, built on the first out-of-step key
-        cdef Py_ssize_t t, idx, ncands
+        cdef Py_ssize_t t, idx, ncands, nstart
         cdef PyObject* ps
         cdef size_t e
         for m in range(3):
@@ -786,6 +786,7 @@ cdef class MoveEncoder:
                 continue
             pos = 0
             t = 0
+            nstart = cands.size()  # the candidates of the earlier maps: a map's own keys are distinct
             while PyDict_Next(mp, &pos, &pk, &pv):
                 ncands = cands.size()
                 if t < ncands and cands[0][t] == pk:
@@ -793,7 +794,7 @@ cdef class MoveEncoder:
                 else:
                     k = <object>pk
                     idx = -1
-                    if ncands:
+                    if nstart:
                         if seen is None:
                             seen = {<object>cands[0][u]: u for u in range(ncands)}
                         ps = PyDict_GetItemWithError(seen, k)
