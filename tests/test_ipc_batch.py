@@ -88,3 +88,30 @@ def test_first_reads_from_many_threads_at_once(backend, tmp_path):
             for i, (batch, point) in enumerate(got):
                 assert batch.equals(expect[i % n])
                 assert point.num_rows == batch.num_rows
+
+
+def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
+    """A compressed buffer whose uncompressed-length prefix differs from what its frame holds (a crafted file can carry
+    valid checksums over it) is :class:`Damaged`, never a short buffer handed to the decoder; other batches read."""
+    import struct
+
+    from gamestore.ipc_batch import Damaged
+
+    shard_dir, _ = _store_one_game_per_batch(tmp_path / "s")
+    fast = ShardReader.at(shard_dir).fast_reader()
+    assert fast is not None
+    _, _, bufs, body = fast.layout(0)
+    intact = [fast.read(i) for i in (1, 2)]
+    k = next(k for k, (off, size) in enumerate(bufs) if size and struct.unpack_from("<q", fast._map, body + off)[0] > 0)
+    pos = body + bufs[k][0]
+    fast.close()
+    data = bytearray((shard_dir / MOVES_FILE).read_bytes())
+    (raw,) = struct.unpack_from("<q", data, pos)
+    struct.pack_into("<q", data, pos, raw + 64)
+    (shard_dir / MOVES_FILE).write_bytes(bytes(data))
+    fast = ShardReader.at(shard_dir).fast_reader()
+    assert fast is not None
+    with pytest.raises(Damaged):
+        fast.read(0)
+    assert [fast.read(i).equals(b) for i, b in zip((1, 2), intact)] == [True, True]
+    fast.close()
