@@ -91,13 +91,51 @@ cdef inline dict load_layout(Layout* L):
     }
 
 
-cdef inline void yield_gil() noexcept:
-    """Let a thread that waits for the GIL run.
+cdef extern from *:
+    """
+    /* A bytecode function (``lambda: None``), called by gs_yield_gil. */
+    static PyObject *gs_switch_point = NULL;
+
+    static int gs_yield_gil(void) {
+        PyObject *r;
+        if (gs_switch_point == NULL) {
+            PyObject *code, *globals;
+            code = Py_CompileString("lambda: None", "<gamestore switch point>", Py_eval_input);
+            if (code == NULL) return -1;
+            globals = PyDict_New();
+            if (globals == NULL) { Py_DECREF(code); return -1; }
+            if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+                Py_DECREF(code); Py_DECREF(globals); return -1;
+            }
+            gs_switch_point = PyEval_EvalCode(code, globals, globals);
+            Py_DECREF(code);
+            Py_DECREF(globals);
+            if (gs_switch_point == NULL) return -1;
+        }
+        r = PyObject_CallNoArgs(gs_switch_point);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+    """
+    int gs_yield_gil() except -1
+
+
+cdef inline int yield_gil() except -1:
+    """A switch point of a compiled loop: hand the GIL to a thread that asked for it.
 
     Compiled loops never reach the interpreter's switch check, so a long one
     holds the GIL (and stalls an asyncio loop in another thread) until it
-    returns; releasing it briefly hands it to a waiter (CPython switches
-    when one has asked for it).  Costs ~0.1 us when nobody waits.
+    returns.  This calls a bytecode function, whose entry runs the
+    interpreter's eval-breaker check: when another thread has waited for the
+    GIL longer than the switch interval, it is handed over there, exactly as
+    Python code does (and pending signal handlers run: Ctrl-C interrupts the
+    loop).  Costs ~50 ns when nobody waits.
+
+    Not ``with nogil: pass``: releasing and retaking the GIL wakes a waiting
+    thread, which nearly always loses the race for it to the releasing thread
+    and then restarts its switch-interval wait; a loop releasing every few
+    hundred microseconds kept a waiting thread out for 30-300 ms at a time
+    (measured: /benchmarks/README.md, "Event-loop lag").
     """
-    with nogil:
-        pass
+    return gs_yield_gil()

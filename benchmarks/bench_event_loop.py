@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import functools
+import gc
 import os
 import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -58,6 +63,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.lags: list[float] = []
+        self.wakes: list[float] = []  # loop.time() (time.monotonic) of each wake-up
         self.running = True
 
     async def run(self) -> None:
@@ -65,7 +71,90 @@ class Probe:
         while self.running:
             t0 = loop.time()
             await asyncio.sleep(PROBE_S)
-            self.lags.append(max(0.0, loop.time() - t0 - PROBE_S))
+            t1 = loop.time()
+            self.lags.append(max(0.0, t1 - t0 - PROBE_S))
+            self.wakes.append(t1)
+
+
+class Recorder:
+    """What ran while the loop stalled: each pool call and each garbage-collector pass, with its span.
+
+    Pool calls are recorded by a ``ThreadPoolExecutor`` whose ``submit`` wraps the function
+    (``time.monotonic`` at start and end, and the name of the store method); GC passes by a
+    ``gc.callbacks`` hook (generation, thread).  :meth:`breakdown` attributes each late probe to what
+    overlapped its late interval.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, str]] = []
+        self.gcs: list[tuple[float, float, int, str]] = []
+        self._gc_start: dict[int, float] = {}
+
+    def executor(self, workers: int) -> ThreadPoolExecutor:
+        rec = self
+
+        class Recording(ThreadPoolExecutor):
+            def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+                name = _call_name(fn)
+
+                def timed():  # type: ignore[no-untyped-def]
+                    t0 = time.monotonic()
+                    try:
+                        return fn(*args, **kwargs)
+                    finally:
+                        rec.calls.append((t0, time.monotonic(), name))
+
+                return super().submit(timed)
+
+        return Recording(workers, thread_name_prefix="gamestore")
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        tid = threading.get_ident()
+        if phase == "start":
+            self._gc_start[tid] = time.monotonic()
+        elif tid in self._gc_start:
+            self.gcs.append((self._gc_start.pop(tid), time.monotonic(), info["generation"],
+                             threading.current_thread().name))
+
+    def __enter__(self) -> "Recorder":
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def breakdown(self, probe: Probe, *, over_ms: float = 2.0) -> list[str]:
+        """One line per kind of stall: how many late probes overlapped a GC pass, else which calls ran."""
+        late = [(w - lag, w, lag) for w, lag in zip(probe.wakes, probe.lags) if lag * 1000 > over_ms]
+        gc_hit: collections.Counter[int] = collections.Counter()
+        gc_max: dict[int, float] = {}
+        by_calls: collections.Counter[str] = collections.Counter()
+        worst: dict[str, float] = {}
+        for a, b, lag in late:
+            gens = [g for (s, e, g, _t) in self.gcs if s < b and e > a]
+            if gens:
+                gc_hit[max(gens)] += 1
+                gc_max[max(gens)] = max(gc_max.get(max(gens), 0.0), lag)
+                continue
+            running = sorted({n for (s, e, n) in self.calls if s < b and e > a}) or ["(no pool call)"]
+            key = " + ".join(running)
+            by_calls[key] += 1
+            worst[key] = max(worst.get(key, 0.0), lag)
+        lines = [f"{len(late)} probes later than {over_ms:g} ms; {len(self.gcs)} GC passes during the run"
+                 f" (gen 2: {sum(1 for g in self.gcs if g[2] == 2)}, longest"
+                 f" {max((e - s for s, e, _g, _t in self.gcs), default=0.0) * 1000:.1f} ms)"]
+        for gen, n in sorted(gc_hit.items()):
+            lines.append(f"  {n} overlapped a gen-{gen} GC pass (worst {gc_max[gen] * 1000:.1f} ms)")
+        for key, n in by_calls.most_common(8):
+            lines.append(f"  {n} while running: {key} (worst {worst[key] * 1000:.1f} ms)")
+        return lines
+
+
+def _call_name(fn: object) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    return name.replace("GameStore.", "").replace(".<locals>", "")
 
 
 async def idle_floor(seconds: float) -> dict:
@@ -85,48 +174,59 @@ def _stats(lags: list[float]) -> dict:
 
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
-                        switch_interval: float, niceness: int) -> dict:
+                        switch_interval: float | None) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
-    async with gamestore.open_async(path, workers=workers, switch_interval=switch_interval,
-                                    worker_niceness=niceness) as store:
-        probe_task = asyncio.ensure_future(probe.run())
-        t0 = time.perf_counter()
+    rec = Recorder()
+    pool = rec.executor(workers)
+    with rec:
+        try:
+            async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval) as store:
+                return await _drive_gamestore(store, probe, rec, games, written, ops, batch=batch,
+                                              flush_every=flush_every)
+        finally:
+            pool.shutdown(wait=True)
 
-        async def writer() -> None:
-            pending: list[str] = []
-            for i in range(0, len(games), batch):
-                chunk = games[i : i + batch]
-                await store.write_games(chunk)
-                pending.extend(g["game_id"] for g in chunk)
-                if (i // batch + 1) % flush_every == 0:
-                    await store.flush()
-                    written.extend(pending)  # visible from here on
-                    pending.clear()
-            await store.flush()
 
-        async def reader(done: asyncio.Future) -> None:
-            rnd = random.Random(1)
-            while not done.done():
-                if written:
-                    await store.get_game(rnd.choice(written))
-                await store.count_games("board_type = 'square8'")
-                await store.sql(SQL).fetchall()
-                ops["reads"] += 3
-                if ops["reads"] % 30 == 0:
-                    async for b in store.scan_moves(columns=["game_id", "move_number", "policy"], batch_size=8192):
-                        ops["scanned_moves"] += b.num_rows
-                await asyncio.sleep(0)
+async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, rec: Recorder, games: list[dict],
+                           written: list[str], ops: dict, *, batch: int, flush_every: int) -> dict:
+    probe_task = asyncio.ensure_future(probe.run())
+    t0 = time.perf_counter()
 
-        w = asyncio.ensure_future(writer())
-        await reader(w)
-        await w
-        elapsed = time.perf_counter() - t0
-        probe.running = False
-        await probe_task
-        assert await store.count_games() == len(games)
-    return {"elapsed": elapsed, **ops, **_stats(probe.lags)}
+    async def writer() -> None:
+        pending: list[str] = []
+        for i in range(0, len(games), batch):
+            chunk = games[i : i + batch]
+            await store.write_games(chunk)
+            pending.extend(g["game_id"] for g in chunk)
+            if (i // batch + 1) % flush_every == 0:
+                await store.flush()
+                written.extend(pending)  # visible from here on
+                pending.clear()
+        await store.flush()
+
+    async def reader(done: asyncio.Future) -> None:
+        rnd = random.Random(1)
+        while not done.done():
+            if written:
+                await store.get_game(rnd.choice(written))
+            await store.count_games("board_type = 'square8'")
+            await store.sql(SQL).fetchall()
+            ops["reads"] += 3
+            if ops["reads"] % 30 == 0:
+                async for b in store.scan_moves(columns=["game_id", "move_number", "policy"], batch_size=8192):
+                    ops["scanned_moves"] += b.num_rows
+            await asyncio.sleep(0)
+
+    w = asyncio.ensure_future(writer())
+    await reader(w)
+    await w
+    elapsed = time.perf_counter() - t0
+    probe.running = False
+    await probe_task
+    assert await store.count_games() == len(games)
+    return {"elapsed": elapsed, **ops, **_stats(probe.lags), "breakdown": rec.breakdown(probe)}
 
 
 async def run_sqlite(path: Path, games: list[dict], *, batch: int) -> dict:
@@ -170,16 +270,21 @@ async def run_sqlite(path: Path, games: list[dict], *, batch: int) -> dict:
     return {"elapsed": elapsed, **ops, **_stats(probe.lags)}
 
 
+def _interval(text: str) -> float | None:
+    return None if text == "default" else float(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", type=int, default=400)
     p.add_argument("--batch", type=int, default=4, help="games per write call (default 4)")
     p.add_argument("--flush-every", type=int, default=5, help="gamestore: flush every N write calls (default 5)")
     p.add_argument("--workers", type=int, default=4, help="gamestore: threads of the async pool")
-    p.add_argument("--switch-interval", type=float, default=0.001,
-                   help="open_async(switch_interval=...) for the gamestore run (seconds; default 0.001, the opt-in value;"
-                        " 0.005 is Python's own default)")
-    p.add_argument("--niceness", type=int, default=0, help="open_async(worker_niceness=...) (default 0, as open_async)")
+    p.add_argument("--switch-interval", type=_interval, nargs="+", default=[None, 0.001], metavar="SECONDS",
+                   help="one gamestore run per value: 'default' leaves the interpreter's switch interval alone"
+                        " (Python's 5 ms, what open_async does unless asked), a number passes"
+                        " open_async(switch_interval=...) (default: default 0.001)")
+    p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
     args = p.parse_args(argv)
@@ -188,34 +293,46 @@ def main(argv: list[str] | None = None) -> int:
     n_moves = sum(len(g["moves"]) for g in games)
     root = Path(args.dir or tempfile.mkdtemp(prefix="gs-bench-loop-"))
     root.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, dict]] = []
     try:
         default_interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.005)  # start from Python's default; open_async lowers it to --switch-interval
-        gs = asyncio.run(run_gamestore(root / "gamestore", games, batch=args.batch, flush_every=args.flush_every,
-                                       workers=args.workers, switch_interval=args.switch_interval,
-                                       niceness=args.niceness))
+        for k, interval in enumerate(args.switch_interval):
+            sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
+            label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
+            rows.append((f"gamestore (open_async), {label}",
+                         asyncio.run(run_gamestore(root / f"gamestore{k}", games, batch=args.batch,
+                                                   flush_every=args.flush_every, workers=args.workers,
+                                                   switch_interval=interval))))
         sys.setswitchinterval(default_interval)
-        sq = asyncio.run(run_sqlite(root / "sqlite.db", games, batch=args.batch))
+        if not args.no_sqlite:
+            rows.append(("SQLite, GameReplayDB layout, calls on the loop",
+                         asyncio.run(run_sqlite(root / "sqlite.db", games, batch=args.batch))))
         floor = asyncio.run(idle_floor(3.0))
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"event-loop lag, {len(games)} games ({n_moves:,} moves), {args.batch} games per write call,"
-          f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores"
-          + f", gamestore run with switch interval {args.switch_interval * 1000:g} ms and pool niceness {args.niceness}")
+          f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores, {args.workers} pool threads,"
+          f" load average {os.getloadavg()[0]:.1f}")
     print()
     print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written | reads done |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in (("gamestore (open_async)", gs), ("SQLite, GameReplayDB layout, calls on the loop", sq)):
+    for name, r in rows:
         print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_20ms']} | {r['samples']} |"
               f" {len(games) / r['elapsed']:.0f} | {r['reads']} |")
     r = floor
     print(f"| no workload (the machine's own noise) | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} |"
           f" {r['over_20ms']} | {r['samples']} | - | - |")
     print()
-    print(f"p99 ratio SQLite / gamestore: {sq['p99'] / max(gs['p99'], 1e-3):.0f}x;"
-          f" max ratio: {sq['max'] / max(gs['max'], 1e-3):.0f}x")
+    for name, r in rows:
+        if "breakdown" in r:
+            print(f"{name}: " + "\n".join(r["breakdown"]))
+    if not args.no_sqlite:
+        sq = rows[-1][1]
+        for name, r in rows[:-1]:
+            print(f"{name}: p99 ratio SQLite / gamestore {sq['p99'] / max(r['p99'], 1e-3):.0f}x,"
+                  f" max ratio {sq['max'] / max(r['max'], 1e-3):.0f}x")
     return 0
 
 

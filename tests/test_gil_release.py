@@ -1,18 +1,73 @@
 """Compiled loops hand the GIL to waiting threads (an asyncio loop is not stalled for a whole chunk)."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
+from types import FrameType
 
 import pytest
 
 from gamestore.testing import synth
 from gamestore.backend import get_backend
 
-# Drives the compiled backend explicitly; timing-dependent (thread scheduling on a shared machine: a
-# CI-style run saw 1 tick in a 61 ms encode), so it runs with the slow tests, not in the default run.
-pytestmark = [pytest.mark.single_backend, pytest.mark.slow]
+pytestmark = pytest.mark.single_backend  # drives the compiled backend explicitly
+
+
+@pytest.fixture(scope="module")
+def work():
+    """(encode, decode) of 60 square8 games (~12,000 moves): each a compiled loop of tens of milliseconds."""
+    cy = get_backend("cython")
+    games = synth.games(60, board_type="square8", num_players=2, seed=3)
+    ids = [g["game_id"] for g in games]
+    moves = [g["moves"] for g in games]
+    table, _ = cy.encode_moves(ids, moves, synth.VECTORS)
+    decoder = cy.batch_decoder(table.combine_chunks().to_batches()[0], synth.VECTORS)
+    return (lambda: cy.encode_moves(ids, moves, synth.VECTORS)), (lambda: decoder.decode(0, decoder.num_rows))
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer (POSIX)")
+@pytest.mark.parametrize("which", ["encode", "decode"])
+def test_compiled_loops_reach_the_interpreters_switch_check(work, which):
+    """The loops pass through the interpreter's eval-breaker check (where it hands the GIL to a thread that
+    waited a switch interval, and runs signal handlers), not only a release-and-retake of the GIL (which a
+    waiting thread nearly always loses: 30-300 ms without the GIL measured).  Shown without timing: a signal
+    handler, run at that check, finds itself called from the loop's switch point while the loop runs."""
+    fn = work[0] if which == "encode" else work[1]
+    seen: list[str] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        seen.append(frame.f_code.co_filename if frame is not None else "")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # every millisecond while the loop runs
+        try:
+            fn()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert "<gamestore switch point>" in seen, seen[:20]
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer (POSIX)")
+def test_ctrl_c_interrupts_a_long_encode(work):
+    """A KeyboardInterrupt (any exception from a signal handler) stops the compiled loop at its next switch point."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if frame is not None and frame.f_code.co_filename == "<gamestore switch point>":
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+        with pytest.raises(KeyboardInterrupt):
+            work[0]()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _ticks_during(work) -> tuple[int, float]:
@@ -45,6 +100,8 @@ def _ticks_during(work) -> tuple[int, float]:
     return during, seconds
 
 
+# timing-dependent (thread scheduling on a shared machine: a CI-style run saw 1 tick in a 61 ms encode)
+@pytest.mark.slow
 def test_encode_and_decode_let_other_threads_run():
     cy = get_backend("cython")
     games = synth.games(60, board_type="square8", num_players=2, seed=3)
