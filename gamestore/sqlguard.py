@@ -25,6 +25,7 @@ Every error is a :class:`QueryError` with DuckDB's exception chained.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from typing import Any, Collection, Iterator
@@ -135,10 +136,8 @@ def _plain_select(node: dict, what: str) -> None:
         raise QueryError(f"{what} must be one SQL expression")
 
 
-def _embedded(expr: object, template: str, what: str) -> dict:
+def _embedded(expr: str, template: str, what: str) -> dict:
     """The parse tree of ``template`` with ``expr`` in it, when that is one plain SELECT over ``games``."""
-    if not isinstance(expr, str):
-        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
     query = template.format(expr)
     types = _statement_types(query)
     if types != ["SELECT"]:
@@ -150,21 +149,42 @@ def _embedded(expr: object, template: str, what: str) -> dict:
 
 def check_predicate(expr: str, *, allowed: Collection[str] | None = None, what: str = "where") -> str:
     """``expr`` when it is one SQL boolean expression over ``games`` (subqueries only over ``allowed`` views)."""
-    node = _embedded(expr, "SELECT * FROM games WHERE ({}\n)", what)
-    if node.get("modifiers") or node.get("where_clause") is None:
-        raise QueryError(f"{what} must be one SQL expression")
-    _check_sources(node.get("where_clause"), _lower(allowed), what)
+    if not isinstance(expr, str):
+        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
+    _checked_predicate(expr, _frozen(allowed), what)
     return expr
 
 
 def check_order_by(expr: str, *, allowed: Collection[str] | None = None, what: str = "order_by") -> str:
     """``expr`` when it is a list of sort keys (``col [ASC|DESC] [NULLS FIRST|LAST], ...``)."""
+    if not isinstance(expr, str):
+        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
+    _checked_order_by(expr, _frozen(allowed), what)
+    return expr
+
+
+# Accepted expressions are remembered: a check parses through DuckDB and walks its parse tree as JSON (about a
+# millisecond and thousands of short-lived objects, which also drive garbage-collector passes), while programs
+# repeat the same few predicates.  The verdict depends only on the arguments; rejections are not remembered.
+@functools.lru_cache(maxsize=512)
+def _checked_predicate(expr: str, allowed: frozenset[str] | None, what: str) -> None:
+    node = _embedded(expr, "SELECT * FROM games WHERE ({}\n)", what)
+    if node.get("modifiers") or node.get("where_clause") is None:
+        raise QueryError(f"{what} must be one SQL expression")
+    _check_sources(node.get("where_clause"), _lower(allowed), what)
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_order_by(expr: str, allowed: frozenset[str] | None, what: str) -> None:
     node = _embedded(expr, "SELECT * FROM games ORDER BY {}\n", what)
     mods = node.get("modifiers") or []
     if node.get("where_clause") is not None or len(mods) != 1 or mods[0].get("type") != "ORDER_MODIFIER":
         raise QueryError(f"{what} must be one ORDER BY list")
     _check_sources(mods[0], _lower(allowed), what)
-    return expr
+
+
+def _frozen(names: Collection[str] | None) -> frozenset[str] | None:
+    return None if names is None else frozenset(names)
 
 
 def check_query(query: str) -> None:

@@ -151,6 +151,25 @@ def test_legitimate_predicates_and_subqueries_work(store):
         store.sql(q).fetchall()
 
 
+def test_remembered_verdicts_depend_on_the_allowed_views():
+    """Accepted predicates are remembered (sqlguard's cache) per set of allowed views; rejections never are."""
+    from gamestore.sqlguard import check_order_by, check_predicate
+
+    sub = "game_id IN (SELECT game_id FROM players)"
+    for _ in range(2):
+        assert check_predicate(sub, allowed={"games", "players"}) == sub
+        with pytest.raises(QueryError, match="unknown table 'players'"):
+            check_predicate(sub, allowed={"games"})
+        assert check_order_by("num_moves DESC", allowed={"games"}) == "num_moves DESC"
+        with pytest.raises(QueryError):
+            check_predicate("1=1) LIMIT 1 --", allowed={"games"})
+    for bad in (None, ["num_moves > 1"]):
+        with pytest.raises(QueryError, match="must be a str"):
+            check_predicate(bad)  # type: ignore[arg-type]
+        with pytest.raises(QueryError, match="must be a str"):
+            check_order_by(bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("text", HOSTILE_WHERE)
 def test_hostile_where_is_rejected_everywhere(store, store_path, tmp_path, text):
     where = _fmt(text, tmp_path)
