@@ -3,9 +3,10 @@
 A thin facade over the one implementation, the synchronous
 :class:`~gamestore.store.GameStore`: every call that touches files,
 encodes, compresses or runs DuckDB is sent to a small thread pool owned by
-the store, so the event loop only awaits.  The heavy parts (zstd, Arrow,
-DuckDB, the Cython packing loops) release the GIL; see docs/concurrency.md
-for the measured event-loop lag.
+the store, so the event loop only awaits.  zstd, Arrow I/O and DuckDB
+release the GIL; Python code and the compiled encoder and decoder hand it to
+a waiting thread (the loop) after the interpreter's switch interval; see
+docs/concurrency.md for the measured event-loop lag.
 
     async with gamestore.open_async("runs/store", flush_interval=5.0) as store:
         await store.write_games(games)
