@@ -4,10 +4,11 @@ Each process keeps its own index: an immutable *snapshot* (Arrow tables of
 the games and shards it knows, registered with an in-memory DuckDB), loaded
 at open from the store's catalog checkpoint plus the segments of the shards
 committed after it (``catalog/<shard_id>.parquet``, rebuilt from the shard
-when missing), and advanced when ``shards/`` changes.  Reads use the
-published snapshot and never wait for more than one bounded refresh step;
-no process ever holds a lock on a shared database file
-(docs/concurrency.md, docs/format.md section 5).
+when missing), and advanced by a background refresher thread
+(gamestore/catalog_refresh.py) when ``shards/`` changes.  Reads use the
+published snapshot and never wait for indexing, a checkpoint or a lock
+another thread holds; no process ever holds a lock on a shared database
+file (docs/concurrency.md, docs/format.md section 5).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,10 +25,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import catalog_refresh as refresher
 from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import SEGMENT_SCHEMA, create_views, segment_from_games, segment_of, shard_row, view_dataset
+from .catalog_snapshot import SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
 from .quarantine import check_sizes, games_dataset, reason_of, warn_damaged, without_shard
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
@@ -89,7 +91,11 @@ class Catalog:
         self._readers_lock = threading.Lock()
         self._dir_state: tuple[int, int] | None = None
         self._last_full = 0.0
-        self._background: threading.Thread | None = None
+        self._listing_seconds = 0.0  # how long the last listing of shards/ took
+        self._background: threading.Thread | None = None  # the refresher (catalog_refresh.py), started on demand
+        self._wanted = threading.Event()  # set: the refresher should list shards/ again
+        #: shards another handle of this process committed, with their segment and row (published by the next call)
+        self._inbox: deque[tuple[str, tuple[pa.Table, dict]]] = deque()
         self._checkpointing = False
         self._checkpointer: threading.Thread | None = None
         self._closed = False
@@ -99,6 +105,7 @@ class Catalog:
         self._damage: dict[str, str] = {}  # damaged shard id -> what is wrong
         self.lost: dict[str, str] = {}  #: game id -> the quarantined shard that held it (see lost_in)
         self._create_views()
+        refresher.register(self)
 
     # -- setup ------------------------------------------------------------------
     def _create_views(self) -> None:
@@ -246,50 +253,54 @@ class Catalog:
 
     # -- refresh ------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> bool:
-        """Pick up shards committed or removed since the last call; True if the snapshot changed.
+        """Pick up shards committed or removed since the last look; True if the snapshot changed now.
 
-        Without ``force`` this never waits for more than one bounded step
-        (at most :data:`REFRESH_STEP_SHARDS` shards indexed): if another
-        thread is refreshing, the current snapshot is used; a longer tail is
-        indexed by a background thread.  ``force`` lists now and indexes
-        everything before returning.
+        Without ``force`` (what every read does) this never waits: it
+        publishes the shards other handles of this process handed over, and
+        when ``shards/`` changed since the last listing (or the listing
+        interval passed) it wakes the background refresher, which lists and
+        indexes the new shards in steps of at most
+        :data:`REFRESH_STEP_SHARDS`, publishing a snapshot after each; the
+        call goes on with the current snapshot.  ``force`` lists now and
+        indexes everything before returning.
         """
         if self._closed:
             return False
         if not force:
+            taken = False
+            if self._inbox and self._refresh_lock.acquire(blocking=False):
+                try:  # no file to read: what another handle of this process indexed
+                    taken = refresher.take_inbox(self)
+                finally:
+                    self._refresh_lock.release()
             sig = self._dir_signature()
             interval = _FULL_REFRESH_SECONDS if self.storage.local else _OBJECT_REFRESH_SECONDS
-            if sig == self._dir_state and time.monotonic() - self._last_full < interval and not self._pending:
-                return False
-            if not self._refresh_lock.acquire(blocking=False):
-                return False
-        else:
-            self._refresh_lock.acquire()
-        try:
+            if sig != self._dir_state or time.monotonic() - self._last_full >= interval or self._pending:
+                refresher.wake(self)
+            return taken
+        with self._refresh_lock:
             for attempt in range(_REFRESH_ATTEMPTS):
                 try:
-                    return self._refresh_locked(limit=None if force else REFRESH_STEP_SHARDS)
+                    return self._refresh_locked(limit=None)
                 except (FileNotFoundError, ShardCorruptError):
                     # a shard was removed (compact, prune) between the listing and its loading: list again
                     if attempt == _REFRESH_ATTEMPTS - 1:
                         raise
             return False  # pragma: no cover
-        finally:
-            self._refresh_lock.release()
 
     def _refresh_locked(self, *, limit: int | None) -> bool:
+        taken = refresher.take_inbox(self)
         snap = self._snap
         sig = self._dir_signature()
+        t0 = time.monotonic()
         listed = self._list_shards(snap.shard_ids)
-        self._dir_state = sig
         self._last_full = time.monotonic()
+        self._listing_seconds = self._last_full - t0
+        self._dir_state = sig
         known = snap.shard_ids | snap.damaged
         self._pending = sorted(listed - known)
         self._removed = {s for s in known if s not in listed}
-        changed = self._step(limit)
-        if self._pending:
-            self._start_background()
-        return changed
+        return self._step(limit) or taken
 
     def _step(self, limit: int | None) -> bool:
         """Index up to ``limit`` pending shards (oldest first); drop removed shards once nothing is pending."""
@@ -314,54 +325,7 @@ class Catalog:
         return True
 
     def _publish(self, segments: list[pa.Table], shard_rows: list[dict], removed: set[str], damaged: set[str]) -> None:
-        snap = self._snap
-        new_rows = pa.concat_tables(segments) if segments else SEGMENT_SCHEMA.empty_table()
-        shards = pa.Table.from_pylist(shard_rows, schema=ckpt.SHARDS_SCHEMA) if shard_rows else None
-        dead = removed & snap.damaged
-        removed = removed - dead
-        all_damaged = frozenset((snap.damaged - dead) | damaged)
-        if not removed and not any(r["replaces"] for r in shard_rows):
-            new = self._appended(snap, new_rows, shards, all_damaged)
-            if new is not None:
-                self._swap(new)
-                return
-        rows, table = snap.rows, snap.shards
-        covered = snap.covered
-        if removed:
-            gone = pa.array(sorted(removed), pa.string())
-            rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), gone)))
-            keep = pc.invert(pc.is_in(table.column("shard_id"), gone))
-            covered -= len(removed)  # approximate: only decides when the next checkpoint is due
-            table = table.filter(keep)
-        if segments:
-            rows = pa.concat_tables([rows, new_rows])
-        if shards is not None:
-            table = pa.concat_tables([table, shards])
-        self._swap(_Snapshot(rows, table, all_damaged, snap.generation + 1, max(covered, 0)))
-
-    @staticmethod
-    def _appended(snap: _Snapshot, new_rows: pa.Table, shards: pa.Table | None, damaged: frozenset[str]) -> _Snapshot | None:
-        """The common case, a writer's new shard of new games: the next snapshot without recomputation.
-
-        None when that does not apply (the location index was never built, or a game id is already known).
-        """
-        locs = snap._locations
-        if locs is None:
-            return None
-        ids = new_rows.column("game_id").to_pylist()
-        if any(g in locs for g in ids) or len(set(ids)) != len(ids):
-            return None
-        table = snap.shards
-        new_ids = snap.shard_ids
-        if shards is not None:
-            table = pa.concat_tables([table, shards])
-            new_ids = new_ids | set(shards.column("shard_id").to_pylist())
-        new = _Snapshot(pa.concat_tables([snap.rows, new_rows]), table, damaged, snap.generation + 1, snap.covered,
-                        visible=pa.concat_tables([snap.visible, new_rows]), hidden=snap.hidden, shard_ids=new_ids)
-        cols = [new_rows.column(c).to_pylist() for c in ("shard_id", "row", "move_offset", "num_moves")]
-        locs.update(zip(ids, zip(*cols)))  # new keys only: what an older snapshot finds there exists on disk
-        new._locations = locs
-        return new
+        self._swap(advance(self._snap, segments, shard_rows, removed, damaged))
 
     def _swap(self, new: _Snapshot) -> None:
         self._snap = new
@@ -444,29 +408,10 @@ class Catalog:
                 self._publish([], [], set(), {shard_id})
             else:
                 self._publish([loaded[0]], [loaded[1]], set(), set())
+        if loaded is not None and loaded is not _UNCOMMITTED:
+            refresher.hand_over(self, shard_id, loaded)
 
     # -- background work ---------------------------------------------------------
-    def _start_background(self) -> None:
-        if self._background is not None and self._background.is_alive():
-            return
-        t = threading.Thread(target=self._catch_up, name="gamestore-catalog-refresh", daemon=True)
-        self._background = t
-        t.start()
-
-    def _catch_up(self) -> None:
-        while not self._closed:
-            with self._refresh_lock:
-                if self._closed or not self._pending:
-                    return
-                try:
-                    self._step(REFRESH_STEP_SHARDS)
-                except (FileNotFoundError, ShardCorruptError):
-                    try:
-                        self._refresh_locked(limit=REFRESH_STEP_SHARDS)
-                    except (OSError, ShardCorruptError):
-                        return  # the next call's refresh takes over
-            time.sleep(0)  # let waiting reads in
-
     def _start_checkpoint(self) -> None:
         if self._checkpointing:
             return
@@ -614,6 +559,8 @@ class Catalog:
 
     def close(self) -> None:
         self._closed = True
+        self._wanted.set()
+        refresher.unregister(self)
         for t in (self._background, self._checkpointer):
             if t is not None and t is not threading.current_thread():
                 t.join()

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .checkpoint import SHARDS_SCHEMA
 from .profiles import Profile
 from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
 from .storage import Storage
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
     import pyarrow.fs as pfs
 
-__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "shard_row", "create_views", "read_segment", "write_segment", "segment_of",
+__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "advance", "shard_row", "create_views", "read_segment", "write_segment", "segment_of",
            "view_dataset", "SHARD_FIELD"]
 
 #: The column naming each row's shard in the ``games_full`` dataset of a snapshot with shadowed copies
@@ -182,6 +183,58 @@ class Snapshot:
                 v.column("move_offset").to_pylist(), v.column("num_moves").to_pylist())))
             self._locations = locs
         return locs
+
+
+def advance(snap: Snapshot, segments: list[pa.Table], shard_rows: list[dict], removed: set[str],
+            damaged: set[str]) -> Snapshot:
+    """The snapshot after ``snap``: ``segments`` (with their ``shard_rows``) added, ``removed`` shards dropped,
+    ``damaged`` ones recorded (a removed damaged shard is forgotten)."""
+    new_rows = pa.concat_tables(segments) if segments else SEGMENT_SCHEMA.empty_table()
+    shards = pa.Table.from_pylist(shard_rows, schema=SHARDS_SCHEMA) if shard_rows else None
+    dead = removed & snap.damaged
+    removed = removed - dead
+    all_damaged = frozenset((snap.damaged - dead) | damaged)
+    if not removed and not any(r["replaces"] for r in shard_rows):
+        new = _appended(snap, new_rows, shards, all_damaged)
+        if new is not None:
+            return new
+    rows, table = snap.rows, snap.shards
+    covered = snap.covered
+    if removed:
+        gone = pa.array(sorted(removed), pa.string())
+        rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), gone)))
+        keep = pc.invert(pc.is_in(table.column("shard_id"), gone))
+        covered -= len(removed)  # approximate: only decides when the next checkpoint is due
+        table = table.filter(keep)
+    if segments:
+        rows = pa.concat_tables([rows, new_rows])
+    if shards is not None:
+        table = pa.concat_tables([table, shards])
+    return Snapshot(rows, table, all_damaged, snap.generation + 1, max(covered, 0))
+
+
+def _appended(snap: Snapshot, new_rows: pa.Table, shards: pa.Table | None, damaged: frozenset[str]) -> Snapshot | None:
+    """The common case, a writer's new shard of new games: the next snapshot without recomputation.
+
+    None when that does not apply (the location index was never built, or a game id is already known).
+    """
+    locs = snap._locations
+    if locs is None:
+        return None
+    ids = new_rows.column("game_id").to_pylist()
+    if any(g in locs for g in ids) or len(set(ids)) != len(ids):
+        return None
+    table = snap.shards
+    new_ids = snap.shard_ids
+    if shards is not None:
+        table = pa.concat_tables([table, shards])
+        new_ids = new_ids | set(shards.column("shard_id").to_pylist())
+    new = Snapshot(pa.concat_tables([snap.rows, new_rows]), table, damaged, snap.generation + 1, snap.covered,
+                   visible=pa.concat_tables([snap.visible, new_rows]), hidden=snap.hidden, shard_ids=new_ids)
+    cols = [new_rows.column(c).to_pylist() for c in ("shard_id", "row", "move_offset", "num_moves")]
+    locs.update(zip(ids, zip(*cols)))  # new keys only: what an older snapshot finds there exists on disk
+    new._locations = locs
+    return new
 
 
 def create_views(db: duckdb.DuckDBPyConnection, profile: Profile | None) -> None:

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
+import time
 
 import pytest
 
 import gamestore
+from gamestore import catalog as catalog_mod
 from gamestore import shardwrite
+from gamestore.manyshards import make_store_of_shards
 from gamestore.testing import synth
 
 pytestmark = pytest.mark.single_backend
@@ -49,3 +53,57 @@ def test_views_agree_when_shards_are_indexed_out_of_id_order(tmp_path, monkeypat
             assert reader.get_game(gid)["game_id"] == gid
         shard_order = reader.catalog.shard_table().column("shard_id").to_pylist()
         assert shard_order == sorted(shard_order, reverse=True)  # the case this test is about
+
+
+def test_reads_never_wait_for_indexing(tmp_path, monkeypatch):
+    """A read that finds new shards wakes the background refresher and answers from the current snapshot."""
+    root = tmp_path / "store"
+    make_store_of_shards(root, 20, games_per_shard=2)
+    with gamestore.open(root, create=False) as reader:
+        assert reader.count_games() == 40
+        gate = threading.Event()
+        events: list[str] = []
+        orig = catalog_mod.Catalog._load
+
+        def gated(self, sid):
+            gate.wait(60)  # indexing is held here until the reads below have returned
+            events.append("load")
+            return orig(self, sid)
+
+        monkeypatch.setattr(catalog_mod.Catalog, "_load", gated)
+        make_store_of_shards(root, 3, games_per_shard=1, prefix="w", first=4000)
+        assert reader.count_games() == 40
+        assert reader.get_game("g00000007-0001")["game_id"] == "g00000007-0001"
+        assert reader.sql("SELECT count(*) FROM games").fetchall()[0][0] == 40
+        events.append("read")
+        gate.set()
+        deadline = time.monotonic() + 60
+        while reader.count_games() < 43 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reader.count_games() == 43
+    assert events[0] == "read" and events.count("load") == 3
+
+
+def test_shard_committed_through_another_handle_is_handed_over(tmp_path, monkeypatch):
+    """A shard committed through one handle reaches the process's other handles with its segment: their next
+    call shows it, and they read no file of it."""
+    path = tmp_path / "s"
+    loads: list[object] = []
+    orig = catalog_mod.Catalog._load
+
+    def counted(self, sid):
+        loads.append(self)
+        return orig(self, sid)
+
+    monkeypatch.setattr(catalog_mod.Catalog, "_load", counted)
+    with gamestore.open(path, vectors=synth.VECTORS) as writer, gamestore.open(path) as reader:
+        assert reader.count_games() == 0
+        games = synth.games(7, seed=31)
+        writer.write_games(games)
+        writer.flush()
+        assert reader.count_games() == 7  # the next call, no refresh()
+        assert reader.sql("SELECT count(*) FROM moves").fetchall()[0][0] == sum(len(g["moves"]) for g in games)
+        assert reader.get_game(games[3]["game_id"])["game_id"] == games[3]["game_id"]
+        reader.refresh()  # a listing finds the shard known
+        assert reader.count_games() == 7
+        assert all(c is writer.catalog for c in loads)
