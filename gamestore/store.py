@@ -232,7 +232,9 @@ class GameStore:
         return len(accepted)
 
     def flush(self) -> None:
-        """Seal everything buffered into a shard: durable (fsynced) and visible to every reader on return."""
+        """Seal everything buffered into a shard: durable (fsynced) on return, and visible to this handle at once,
+        to the other handles of this process from their next call, to other processes once their catalog
+        refresher has indexed it (docs/concurrency.md)."""
         self._check_open()
         with self._write_lock:
             self._check_open()

@@ -229,9 +229,11 @@ def role_reader(args: dict) -> None:
                     if store.count_games("game_id LIKE '%-aborted%'"):
                         report["errors"].append("aborted game visible")
                 elif kind == "acks":
-                    # every game whose flush returned before this look is visible, and no game twice
+                    # every game whose flush returned before this look is visible after a refresh() (reads
+                    # pick up other processes' shards in the background), and no game twice
                     acked = [line for f in sorted(Path(args["ack_dir"]).glob("*.txt"))
                              for line in f.read_text().splitlines() if line]
+                    store.refresh()
                     ids = store.query_games(columns=["game_id"]).column("game_id").to_pylist()
                     n = len(ids)
                     if len(set(ids)) != n:
