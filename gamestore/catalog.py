@@ -30,7 +30,8 @@ from . import checkpoint as ckpt
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
 from .catalog_snapshot import SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
-from .quarantine import check_sizes, games_dataset, reason_of, warn_damaged, without_shard
+from . import quarantine as _quarantine
+from .quarantine import check_sizes, games_dataset, reason_of
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
@@ -359,8 +360,7 @@ class Catalog:
         except (ShardCorruptError, FormatError) as exc:
             if not self.storage.exists(rel):
                 raise FileNotFoundError(rel) from None  # removed meanwhile: the caller lists again
-            self._damage[shard_id] = reason_of(exc)
-            warn_damaged(shard_id, self._damage[shard_id])
+            _quarantine.record_damage(self, shard_id, exc)
             return None  # a damaged shard never makes the rest unreadable: quarantined, reported by info and verify
         except FileNotFoundError:
             if self.storage.exists(rel):
@@ -371,29 +371,15 @@ class Catalog:
     # -- quarantine (gamestore/quarantine.py) ----------------------------------------------
     def quarantine(self, shard_id: str, reason: str) -> bool:
         """Stop serving a damaged shard here (True if done now; False if gone from ``shards/``: not damage)."""
-        if not self.storage.exists(f"shards/{shard_id}"):
-            return False
-        with self._refresh_lock:
-            snap = self._snap
-            if shard_id not in snap.shard_ids or self._closed:
-                return False
-            new, ids = without_shard(snap, shard_id)
-            self._damage[shard_id] = reason
-            self._swap(new)
-            with self._readers_lock:
-                self._readers.pop(shard_id, None)
-            self.lost.update((g, shard_id) for g in ids if g not in self._snap.locations)
-        warn_damaged(shard_id, reason)
-        return True
+        return _quarantine.take_out(self, shard_id, reason)
 
     def damage(self) -> dict[str, str]:
         """Every damaged (quarantined) shard of this catalog, with what is wrong with it."""
-        return {sid: self._damage.get(sid, "unreadable") for sid in sorted(self._snap.damaged)}
+        return _quarantine.damage_of(self)
 
     def lost_in(self, game_id: str) -> str | None:
         """The quarantined shard that held ``game_id`` (None when it did not, or another copy is indexed)."""
-        sid = self.lost.get(game_id)
-        return sid if sid is not None and sid in self._snap.damaged and game_id not in self._snap.locations else None
+        return _quarantine.lost_in(self, game_id)
 
     def add_committed(self, shard_id: str) -> None:
         """Index a shard this process has just committed (no directory listing needed)."""

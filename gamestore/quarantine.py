@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .storage import Storage
 
 __all__ = ["QUARANTINE_DIR", "REASON_FILE", "reason_of", "check_sizes", "screen", "warn_damaged", "quarantined_shards",
-           "without_shard", "raise_if_lost", "damage_info", "games_dataset"]
+           "take_out", "record_damage", "damage_of", "lost_in", "raise_if_lost", "damage_info", "games_dataset"]
 
 #: Where ``verify --repair`` moves damaged shards (one directory per shard, with its reason file).
 QUARANTINE_DIR = "quarantine"
@@ -85,7 +85,7 @@ def screen(catalog: "Catalog") -> dict[str, str]:
     return found
 
 
-def without_shard(snap: Snapshot, shard_id: str) -> tuple[Snapshot, list[str]]:
+def _without_shard(snap: Snapshot, shard_id: str) -> tuple[Snapshot, list[str]]:
     """The next catalog snapshot with ``shard_id`` quarantined (its rows out, the id among the damaged), and the
     game ids its rows held."""
     in_shard = pc.equal(snap.rows.column("shard_id"), shard_id)
@@ -94,6 +94,44 @@ def without_shard(snap: Snapshot, shard_id: str) -> tuple[Snapshot, list[str]]:
     new = Snapshot(snap.rows.filter(pc.invert(in_shard)), shards, snap.damaged | {shard_id}, snap.generation + 1,
                    snap.covered)
     return new, ids
+
+
+def take_out(catalog: "Catalog", shard_id: str, reason: str) -> bool:
+    """``Catalog.quarantine``: stop serving a damaged shard in this process (True if done now; False if it is gone
+    from ``shards/``, which is not damage, or not indexed)."""
+    if not catalog.storage.exists(f"shards/{shard_id}"):
+        return False
+    with catalog._refresh_lock:
+        snap = catalog._snap
+        if shard_id not in snap.shard_ids or catalog._closed:
+            return False
+        new, ids = _without_shard(snap, shard_id)
+        catalog._damage[shard_id] = reason
+        catalog._swap(new)
+        with catalog._readers_lock:
+            catalog._readers.pop(shard_id, None)
+        catalog.lost.update((g, shard_id) for g in ids if g not in catalog._snap.locations)
+    warn_damaged(shard_id, reason)
+    return True
+
+
+def record_damage(catalog: "Catalog", shard_id: str, exc: Exception) -> None:
+    """A shard found damaged while indexing (it never enters a snapshot's games): remembered and warned about."""
+    catalog._damage[shard_id] = reason_of(exc)
+    warn_damaged(shard_id, catalog._damage[shard_id])
+
+
+def damage_of(catalog: "Catalog") -> dict[str, str]:
+    """``Catalog.damage``: every damaged (quarantined) shard of the catalog, with what is wrong with it."""
+    return {sid: catalog._damage.get(sid, "unreadable") for sid in sorted(catalog._snap.damaged)}
+
+
+def lost_in(catalog: "Catalog", game_id: str) -> str | None:
+    """``Catalog.lost_in``: the quarantined shard that held ``game_id`` (None when it did not, or another copy is
+    indexed)."""
+    sid = catalog.lost.get(game_id)
+    snap = catalog._snap
+    return sid if sid is not None and sid in snap.damaged and game_id not in snap.locations else None
 
 
 def games_dataset(catalog: "Catalog", snap: Snapshot, sids: list[str]) -> Any:
