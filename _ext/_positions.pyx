@@ -21,6 +21,14 @@ cdef inline void _check(cnp.ndarray a, int typenum, int ndim, str name) except *
         raise TypeError(f"{name}: expected a C-contiguous {ndim}-d array of numpy type {typenum}")
 
 
+cdef inline void _check_parts(cnp.ndarray part, Py_ssize_t nsrc) except *:
+    cdef const int32_t* p = <const int32_t*> cnp.PyArray_DATA(part)
+    cdef Py_ssize_t i
+    for i in range(cnp.PyArray_DIM(part, 0)):
+        if p[i] < 0 or p[i] >= nsrc:
+            raise IndexError(f"position {i}: part {p[i]} out of range")
+
+
 def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, cnp.ndarray part, cnp.ndarray row,
                 cnp.ndarray lens, cnp.ndarray index, cnp.ndarray prob, cnp.ndarray mask, int64_t unknown):
     """Row ``i`` of ``index``/``prob``/``mask``: the first ``lens[i]`` policy entries of source row ``row[i]``, then padding.
@@ -62,9 +70,7 @@ def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, 
     cdef const int64_t* src_idx
     cdef const float* src_f
     cdef const double* src_d
-    for i in range(n):
-        if p_part[i] < 0 or p_part[i] >= nsrc:
-            raise IndexError(f"position {i}: part {p_part[i]} out of range")
+    _check_parts(part, nsrc)
     with nogil:
         for i in range(n):
             p = p_part[i]
@@ -123,9 +129,7 @@ def copy_rows(cnp.ndarray base_ptr, cnp.ndarray valid_ptr, cnp.ndarray part, cnp
     cdef Py_ssize_t i
     cdef int64_t p
     cdef intptr_t v
-    for i in range(n):
-        if p_part[i] < 0 or p_part[i] >= nsrc:
-            raise IndexError(f"position {i}: part {p_part[i]} out of range")
+    _check_parts(part, nsrc)
     with nogil:
         for i in range(n):
             p = p_part[i]
