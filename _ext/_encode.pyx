@@ -14,12 +14,13 @@ then encoded by the fast path.  Errors are therefore identical to the
 reference backend's by construction.
 """
 from libc.math cimport isfinite
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_DATA
 from libc.string cimport memcmp
@@ -338,6 +339,33 @@ cdef class Codes:
             del self.values[mark:]
 
 
+cdef enum:
+    KEY_CACHE = 128  # slots of a MoveEncoder's key caches (a power of 2)
+
+
+cdef struct KeySlot:
+    PyObject* key  # a strong reference: the key stays alive, so no other object can appear at its address
+    int code       # the key's code in the dict the cache fronts; -1: not a key of it
+
+
+cdef inline int cached_code(KeySlot* cache, PyObject* pk, dict codes) except -2:
+    """``codes[key]`` (-1 when absent) for the str ``key`` at ``pk``, remembered by the key object's address.
+
+    Records built in one process (and JSON documents, whose decoder reuses key objects) repeat the same
+    few key objects in every move: a hit costs a pointer comparison instead of a dict lookup.
+    """
+    cdef KeySlot* slot = &cache[((<uintptr_t>pk >> 4) * <uintptr_t>0x9E3779B97F4A7C15ULL) >> (64 - 7)]
+    if slot.key == pk:
+        return slot.code
+    cdef PyObject* pc = PyDict_GetItemWithError(codes, <object>pk)
+    cdef int code = -1 if pc == NULL else <int>(<object>pc)
+    Py_INCREF(<object>pk)
+    Py_XDECREF(slot.key)
+    slot.key = pk
+    slot.code = code
+    return code
+
+
 cdef inline int code_candidate(object k, Codes codes, vector[uint8_t]& is_key, vector[int32_t]& cand) except -1:
     """Append a policy/search candidate: a str key by its dictionary code, an int as an action id."""
     cdef int64_t iv
@@ -434,6 +462,15 @@ cdef class MoveEncoder:
     cdef size_t mark_p, mark_s
     cdef Py_ssize_t mark_dstr[MAX_FIELDS]
     cdef Py_ssize_t mark_pv, mark_sv
+    # move and search keys by object address (zeroed with the object)
+    cdef KeySlot move_keys[KEY_CACHE]
+    cdef KeySlot search_keys[KEY_CACHE]
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(KEY_CACHE):
+            Py_XDECREF(self.move_keys[i].key)
+            Py_XDECREF(self.search_keys[i].key)
 
     def __init__(self, list specs, Py_ssize_t n):
         """``specs``: the declared VectorSpecs sorted by name; ``n``: total moves of the batch."""
@@ -618,8 +655,8 @@ cdef class MoveEncoder:
             value = <object>pv
             if not PyUnicode_Check(key):
                 return SLOW
-            pc = PyDict_GetItemWithError(MOVE_CODES, key)
-            if pc == NULL:
+            code = cached_code(self.move_keys, pk, MOVE_CODES)
+            if code < 0:
                 if not json_ok(value, 0):
                     return SLOW
                 if extra is None:
@@ -628,7 +665,6 @@ cdef class MoveEncoder:
                 continue
             if value is None:
                 continue
-            code = <object>pc
             kind = code >> 8
             j = code & 0xFF
             if kind == K_INT:
@@ -737,15 +773,14 @@ cdef class MoveEncoder:
             v = <object>pv
             if not PyUnicode_Check(key):
                 return SLOW
-            pc = PyDict_GetItemWithError(SEARCH_CODES, key)
-            if pc == NULL or v is None:
+            code = cached_code(self.search_keys, pk, SEARCH_CODES)
+            if code < 0 or v is None:
                 if not json_ok(v, 0):
                     return SLOW
                 if extra is None:
                     extra = {}
                 extra[key] = v
                 continue
-            code = <object>pc
             kind = code >> 8
             j = code & 0xFF
             if kind == S_MAP:
