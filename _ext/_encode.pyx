@@ -111,6 +111,7 @@ cdef type NDARRAY = np.ndarray
 cdef tuple NP_INTEGER = (np.integer,)
 cdef tuple NP_NUMBER = (np.integer, np.floating)
 cdef str EMPTY_JSON = "{}"
+cdef str S_X = "x", S_Y = "y", S_Z = "z"
 cdef int32_t INT32_MIN = -2147483648
 cdef int32_t INT32_MAX = 2147483647
 
@@ -715,15 +716,29 @@ cdef class MoveEncoder:
         cdef PyObject* px
         cdef PyObject* py
         cdef PyObject* pz
+        cdef PyObject* pk
+        cdef PyObject* pv
         cdef int64_t x, y, z
-        cdef Py_ssize_t size
+        cdef Py_ssize_t pos = 0
         if not PyDict_CheckExact(value):
             return SLOW
-        size = PyDict_Size(value)
-        px = PyDict_GetItemWithError(value, "x")
-        py = PyDict_GetItemWithError(value, "y")
-        pz = PyDict_GetItemWithError(value, "z")
-        if px == NULL or py == NULL or size != 2 + (pz != NULL):
+        px = py = pz = NULL
+        # one walk over the (two or three) entries instead of three lookups; keys "x", "y", "z" only
+        while PyDict_Next(value, &pos, &pk, &pv):
+            if pk != <PyObject*>S_X and pk != <PyObject*>S_Y and pk != <PyObject*>S_Z:
+                if not PyUnicode_CheckExact(<object>pk):
+                    return SLOW
+                k = <object>pk
+                pk = <PyObject*>S_X if k == S_X else (<PyObject*>S_Y if k == S_Y else (<PyObject*>S_Z if k == S_Z else NULL))
+            if pk == <PyObject*>S_X:
+                px = pv
+            elif pk == <PyObject*>S_Y:
+                py = pv
+            elif pk == <PyObject*>S_Z:
+                pz = pv
+            else:
+                return SLOW
+        if px == NULL or py == NULL:
             return SLOW
         if as_int(<object>px, &x) or as_int(<object>py, &y) or x < -32768 or x > 32767 or y < -32768 or y > 32767:
             return SLOW

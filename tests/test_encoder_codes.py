@@ -113,3 +113,33 @@ def test_many_keys_in_one_move_then_rollback():
     table = assert_same_outcome([moves], VECTORS)
     keys_dict = table.column("policy").chunk(0).values.field("key").dictionary.to_pylist()
     assert keys_dict[:10] == list(policy)[:10] and keys_dict[-1] == "late" and len(keys_dict) == 301
+
+
+def test_key_cache_distinct_key_objects_and_evictions():
+    # known keys as fresh objects in every move, and hundreds of unknown keys (extra_json) that
+    # collide and evict each other in the encoder's key caches: same tables as the reference
+    def fresh(k: str) -> str:
+        return "".join(list(k))
+
+    moves = []
+    for i in range(400):
+        move = {fresh("move_type"): "place", fresh("phase"): f"p{i % 3}", f"extra_{i}": i,
+                fresh("search"): {fresh("q_values"): {"a": 0.5}, fresh("root_value"): 0.25, f"s_{i}": True}}
+        if i % 2:
+            move = {"move_type": "place", "phase": "p0", "search": {"q_values": {"a": 0.5}}, f"extra_{i % 7}": None}
+        moves.append(move)
+    table = assert_same_outcome([moves], VECTORS)
+    assert table.column("move_type").null_count == 0
+    assert table.column("extra_json").to_pylist()[2] == '{"extra_2":2}'
+
+
+class _Key(str):
+    pass
+
+
+@pytest.mark.parametrize("position", [
+    {"y": 2, "x": 1}, {"x": 1, "y": 2, "z": None}, {"z": -3, "x": 1, "y": 2}, {"x": 1, "y": 2, "w": 3},
+    {"x": 1}, {"x": 1, "y": 2, 7: 3}, {_Key("x"): 1, _Key("y"): 2}, {"x": 1, "y": 2, "z": 40000}, {},
+])
+def test_positions_walked_as_the_reference_reads_them(position):
+    assert_same_outcome([[{"to": position}, {"from": dict(position), "to": {"x": 0, "y": 0}}]], VECTORS)
