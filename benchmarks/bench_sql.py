@@ -1,29 +1,36 @@
 """``store.sql`` on move-level statements vs plain DuckDB over ``gamestore export --format parquet`` of the same store.
 
-One run, side by side, statements interleaved, medians:
+One run, side by side, statements alternating store / Parquet, medians
+(wall and process CPU, which counts every thread):
 
 - a group-by over ``moves``, a join of ``moves`` with ``games``, one game's
-  moves by ``game_id``;
+  moves by ``game_id``: with the column cache warm (``cached``) and with it
+  off (``uncached``: every statement decompresses its columns again);
 - ``SELECT 1`` through ``store.sql`` vs a plain DuckDB connection: the
-  per-statement overhead.
+  per-statement overhead;
+- a process's first statement: fresh Python processes, alternating, each
+  running the group-by once (store: ``gamestore.open`` then ``store.sql``;
+  Parquet: ``duckdb.connect`` then the statement), timed as the statement
+  alone (store opening included: the catalog, the views) and as the whole
+  process (interpreter, imports, statement).
 
-    python benchmarks/bench_sql.py [--games 2000] [--repeat 7] [--workdir DIR] [--no-column-cache]
+    python benchmarks/bench_sql.py [--games 2000] [--repeat 7] [--first 3] [--workdir DIR]
 
 ``--workdir``: keep the store and its export there and reuse them on the
 next run (a 20,000-game store takes minutes to write on a loaded machine).
-The first statement over ``moves`` in a process also checks the checksums
-of every batch it reads and parses the batches' layouts: it is reported
-separately ("first scan").
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,37 +41,72 @@ STATEMENTS = {
                              " GROUP BY 1, 2 ORDER BY 1, 2",
     "one game's moves": "SELECT count(*), max(move_number) FROM {moves} WHERE game_id = '{gid}'",
 }
+FIRST = "group-by over moves"
+
+# A fresh process: prints {"import": s, "open": s, "statement": s, "cpu": s} (times from the interpreter's start).
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+kind, where, query = sys.argv[1:4]
+if kind == "store":
+    import gamestore
+    t1 = time.perf_counter()
+    s = gamestore.open(where, create=False)
+    t2 = time.perf_counter()
+    rows = s.sql(query).fetchall()
+else:
+    import duckdb
+    t1 = time.perf_counter()
+    con = duckdb.connect()
+    t2 = time.perf_counter()
+    rows = con.sql(query).fetchall()
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "open": t2 - t1, "statement": t3 - t1, "cpu": time.process_time(),
+                  "rows": len(rows)}))
+"""
 
 
-def _time(fn_a, fn_b, repeat: int) -> tuple[float, float]:
-    """Medians of ``fn_a`` and ``fn_b``, run alternately (the machine's load drifts)."""
-    a, b = [], []
+def _time(fn_a: Callable[[], object], fn_b: Callable[[], object], repeat: int) -> list[tuple[float, float]]:
+    """Median (wall, CPU) of ``fn_a`` and of ``fn_b``, run alternately (the machine's load drifts)."""
+    out: list[list[tuple[float, float]]] = [[], []]
     for _ in range(repeat):
-        for fn, out in ((fn_a, a), (fn_b, b)):
-            t0 = time.perf_counter()
+        for fn, got in zip((fn_a, fn_b), out):
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(a), statistics.median(b)
+            got.append((time.perf_counter() - t0, time.process_time() - c0))
+    return [(statistics.median(w for w, _ in g), statistics.median(c for _, c in g)) for g in out]
+
+
+def _first(store: Path, plain_query: str, store_query: str, repeat: int) -> list[dict]:
+    """Medians of fresh processes' first statement: [store, parquet], each {import, open, statement, cpu, process}."""
+    runs: list[list[dict]] = [[], []]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    for _ in range(repeat):
+        for k, (kind, query) in enumerate((("store", store_query), ("parquet", plain_query))):
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _CHILD, kind, str(store), query], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            got = json.loads(out.strip().splitlines()[-1])
+            got["process"] = time.perf_counter() - t0
+            runs[k].append(got)
+    return [{key: statistics.median(r[key] for r in rs) for key in rs[0]} for rs in runs]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--first", type=int, default=3, help="fresh processes per side for the first statement")
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--no-column-cache", action="store_true", help="every statement decompresses its columns again")
     args = ap.parse_args(argv)
     import duckdb
 
     import gamestore
-    from gamestore.testing import synth
+    from gamestore import sqlscan
     from gamestore.backend import BACKEND
     from gamestore.ops import export_parquet
+    from gamestore.testing import synth
 
-    if args.no_column_cache:
-        from gamestore import sqlscan
-
-        sqlscan.COLUMN_CACHE.max_size = 0
     tmp = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sql-"))
     if not (tmp / "export" / "moves.parquet").exists():
         with gamestore.open(tmp / "store", fsync=False) as s:
@@ -72,32 +114,45 @@ def main(argv: list[str] | None = None) -> None:
                 s.write_games(synth.iter_games(min(500, args.games - start), seed=start + 1))
             s.flush()
             export_parquet(s, tmp / "export")
+    plain = {"moves": f"read_parquet('{tmp / 'export' / 'moves.parquet'}')",
+             "games": f"read_parquet('{tmp / 'export' / 'games.parquet'}')"}
+    load = [os.getloadavg()[0]]
+    first = _first(tmp / "store", STATEMENTS[FIRST].format(**plain), STATEMENTS[FIRST].format(moves="moves"),
+                   args.first)
+    load.append(os.getloadavg()[0])
+    rows = []
     with gamestore.open(tmp / "store", create=False) as s:
         gid = s.query_games(columns=["game_id"], limit=1, order_by="game_id").column("game_id")[0].as_py()
         moves = s.count_moves()
         games = s.count_games()
         con = duckdb.connect()
-        plain = {"moves": f"read_parquet('{tmp / 'export' / 'moves.parquet'}')",
-                 "games": f"read_parquet('{tmp / 'export' / 'games.parquet'}')"}
-        rows = []
-        t0 = time.perf_counter()
-        s.sql(STATEMENTS["group-by over moves"].format(moves="moves")).fetchall()
-        first = time.perf_counter() - t0
-        for name, text in STATEMENTS.items():
-            q_store = text.format(moves="moves", games="games", gid=gid)
-            q_plain = text.format(**plain, gid=gid)
-            assert s.sql(q_store).fetchall() == con.sql(q_plain).fetchall(), name
-            t_store, t_plain = _time(lambda: s.sql(q_store).fetchall(), lambda: con.sql(q_plain).fetchall(),
-                                     args.repeat)
-            rows.append((name, t_store, t_plain))
-        t_store, t_plain = _time(lambda: s.sql("SELECT 1").fetchall(), lambda: con.sql("SELECT 1").fetchall(), 50)
-        rows.append(("SELECT 1 (per-statement overhead)", t_store, t_plain))
-    print(f"backend={BACKEND} games={games:,} moves={moves:,} load average {os.getloadavg()[0]:.1f}")
-    print(f"first scan (group-by, checksums checked, layouts parsed): {first * 1000:.0f} ms")
-    print("| statement | store.sql | DuckDB on the Parquet export | ratio |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, a, b in rows:
-        print(f"| {name} | {a * 1000:.2f} ms | {b * 1000:.2f} ms | {a / b:.1f}x |")
+        cache_size = sqlscan.COLUMN_CACHE.max_size
+        for cached in (True, False):
+            sqlscan.COLUMN_CACHE.max_size = cache_size if cached else 0
+            sqlscan.COLUMN_CACHE.clear()
+            for name, text in STATEMENTS.items():
+                q_store = text.format(moves="moves", games="games", gid=gid)
+                q_plain = text.format(**plain, gid=gid)
+                assert s.sql(q_store).fetchall() == con.sql(q_plain).fetchall(), name
+                a, b = _time(lambda: s.sql(q_store).fetchall(), lambda: con.sql(q_plain).fetchall(), args.repeat)
+                rows.append((f"{name} ({'cached' if cached else 'uncached'})", a, b))
+            load.append(os.getloadavg()[0])
+        sqlscan.COLUMN_CACHE.max_size = cache_size
+        a, b = _time(lambda: s.sql("SELECT 1").fetchall(), lambda: con.sql("SELECT 1").fetchall(), 50)
+        rows.append(("SELECT 1 (per-statement overhead)", a, b))
+    for key, label in (("statement", "first statement in a fresh process (store: open + statement)"),
+                       ("process", "first statement's whole process (interpreter, imports, open, statement)")):
+        rows.append((label, (first[0][key], first[0]["cpu"] if key == "process" else float("nan")),
+                     (first[1][key], first[1]["cpu"] if key == "process" else float("nan"))))
+    print(f"backend={BACKEND} games={games:,} moves={moves:,} load average {' / '.join(f'{x:.1f}' for x in load)}")
+    print(f"first-statement processes (medians of {args.first}): store import {first[0]['import'] * 1000:.0f} ms,"
+          f" open {first[0]['open'] * 1000:.0f} ms; Parquet import {first[1]['import'] * 1000:.0f} ms,"
+          f" connect {first[1]['open'] * 1000:.0f} ms")
+    print("| statement | store.sql | DuckDB on the Parquet export | ratio | store CPU | Parquet CPU | CPU ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, (a, ac), (b, bc) in rows:
+        cpu = "| | |" if ac != ac else f"| {ac * 1000:.2f} ms | {bc * 1000:.2f} ms | {ac / bc:.2f}x |"
+        print(f"| {name} | {a * 1000:.2f} ms | {b * 1000:.2f} ms | {a / b:.2f}x {cpu}")
 
 
 if __name__ == "__main__":

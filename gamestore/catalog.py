@@ -34,9 +34,10 @@ from . import quarantine as _quarantine
 from .quarantine import check_sizes, games_dataset, reason_of
 from .catalog_snapshot import Snapshot as _Snapshot
 from .profiles import Profile
+from .arrays import empty_table
 from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MANIFEST, ShardReader, parse_manifest, read_manifest
-from .sqlscan import MovesSource
+from .sqlscan import MovesSource, built_on_use
 from .storage import Storage
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
@@ -85,7 +86,7 @@ class Catalog:
         self._db = duckdb.connect(":memory:")
         self._refresh_lock = threading.Lock()  # one refresh step at a time; reads never take it
         self._local = threading.local()
-        self._snap = _Snapshot(SEGMENT_SCHEMA.empty_table(), ckpt.SHARDS_SCHEMA.empty_table(), frozenset(), 0, 0)
+        self._snap = _Snapshot(empty_table(SEGMENT_SCHEMA), empty_table(ckpt.SHARDS_SCHEMA), frozenset(), 0, 0)
         self._pending: list[str] = []  # listed shards not indexed yet (oldest first)
         self._removed: set[str] = set()  # indexed shards gone from the listing, dropped once the tail is indexed
         self._readers: OrderedDict[str, ShardReader] = OrderedDict()
@@ -129,9 +130,9 @@ class Catalog:
         if snap._datasets is None:
             sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
             if not sids:
-                return moves_schema({}).empty_table(), GAMES_SCHEMA.empty_table()
+                return empty_table(moves_schema({})), empty_table(GAMES_SCHEMA)
             snap._datasets = (MovesSource(self, snap, moves_schema(self._vectors_of(snap))),  # reads only indexed copies
-                              games_dataset(self, snap, sids))
+                              built_on_use(GAMES_SCHEMA, functools.partial(games_dataset, self, snap, sids)))
         return snap._datasets
 
     def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ import zstandard as _zstd  # a core dependency: the fast path reuses one zstd co
 
 _ZstdError: type[Exception] = _zstd.ZstdError
 
-__all__ = ["FastBatchReader", "Unsupported", "Damaged", "fast_reader", "build"]
+__all__ = ["FastBatchReader", "Layouts", "Unsupported", "Damaged", "fast_reader", "build"]
 
 _MAGIC = b"ARROW1"
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
@@ -39,6 +39,15 @@ _BLOCK = struct.Struct("<qi4xq")
 _local = threading.local()
 #: a batch's row count, field nodes (length, null count), body buffers (offset, size), body position
 Layout = tuple[int, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]
+
+
+class Layouts(NamedTuple):
+    """Some record batches' messages of one file (:meth:`FastBatchReader.layouts`), one row per batch."""
+
+    rows: np.ndarray  #: (batches,) row counts
+    nodes: np.ndarray  #: (batches, field nodes, 2): length, null count
+    bufs: np.ndarray  #: (batches, body buffers, 2): offset in the body, stored size (with the 8-byte size prefix)
+    body: np.ndarray  #: (batches,) file position of each batch's body
 
 
 class Unsupported(Exception):
@@ -154,6 +163,8 @@ class FastBatchReader:
         self._dicts_lock = reader_lock or threading.Lock()
         self._reader = reader
         self._layouts: dict[int, tuple] = {}
+        self._array_layouts: dict[int, tuple[Any, ...]] = {}
+        self._full_layouts: Layouts | None = None
         self._column_dicts: dict[int, list] = {}
         self._path = path
 
@@ -201,7 +212,9 @@ class FastBatchReader:
             got = self._layouts[index] = self._layout(index)
         return got
 
-    def _layout(self, index: int) -> Layout:
+    def _message(self, index: int) -> tuple[int, int, int, int, int, int]:
+        """Record batch ``index``'s row count, field node vector (position, count), buffer vector (position,
+        count) and the file position of its body, read from the message's flatbuffers."""
         offset, meta_len, body_len = self._blocks[index]
         buf = self._map
         if _I32.unpack_from(buf, offset)[0] == -1:
@@ -217,25 +230,87 @@ class FastBatchReader:
         comp = rb.table(3)
         if comp is None or comp.byte(0) != _ZSTD:
             raise Unsupported("not zstd-compressed")
-        length = rb.scalar(0, _I64)
-        nstart, ncount = rb.vector(1)
-        bstart, bcount = rb.vector(2)
+        return (rb.scalar(0, _I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
+
+    def _layout(self, index: int) -> Layout:
+        length, nstart, ncount, bstart, bcount, body = self._message(index)
+        buf = self._map
         nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).tolist()
         bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).tolist()
-        return length, tuple(zip(nodes[0::2], nodes[1::2])), tuple(zip(bufs[0::2], bufs[1::2])), offset + meta_len
+        return length, tuple(zip(nodes[0::2], nodes[1::2])), tuple(zip(bufs[0::2], bufs[1::2])), body
 
-    def buffer(self, body: int, off: int, size: int) -> bytes:
-        """One body buffer of a batch (``body`` from :meth:`layout`), decompressed."""
-        p = body + off
-        raw = _I64.unpack_from(self._map, p)[0]
-        if raw == -1:
-            return bytes(self._view[p + 8:p + size])
-        if raw == 0:
-            return b""
-        data = _dctx().decompress(self._view[p + 8:p + size], max_output_size=raw)
-        if len(data) != raw:
-            raise Unsupported("buffer decompresses to another size than its prefix says")
-        return data
+    def layouts(self, indices: Sequence[int]) -> Layouts:
+        """The messages of record batches ``indices`` as arrays (kept per batch for the next call: numpy arrays,
+        which the garbage collector does not traverse, unlike :meth:`layout`'s lists).  A scan reads its frames'
+        places from them without a Python object per buffer.  :class:`Unsupported` when batches differ in layout."""
+        full = self._full_layouts
+        if full is not None:
+            pick = np.asarray(indices, dtype=np.int64)
+            return Layouts(*(a[pick] for a in full))
+        parts = []
+        for i in indices:
+            got = self._array_layouts.get(i)
+            if got is None:
+                try:
+                    got = self._array_layouts[i] = self._array_layout(i)
+                except (struct.error, IndexError, ValueError) as exc:
+                    raise Damaged(f"batch {i}'s message: {type(exc).__name__}: {exc}") from exc
+            parts.append(got)
+        if not parts:
+            return Layouts(*(np.zeros((0,) * d, dtype=np.int64) for d in (1, 3, 3, 1)))
+        if len({(p[1].shape, p[2].shape) for p in parts}) != 1:
+            raise Unsupported("record batches with different layouts")
+        got = Layouts(*(np.stack([p[k] for p in parts]) for k in range(4)))
+        if len(self._array_layouts) == len(self._blocks) and list(indices) == list(range(len(self._blocks))):
+            self._full_layouts, self._array_layouts = got, {}  # every batch parsed: one set of arrays from now on
+        return got
+
+    def _array_layout(self, index: int) -> tuple[Any, ...]:
+        length, nstart, ncount, bstart, bcount, body = self._message(index)
+        buf = self._map
+        nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).reshape(-1, 2).copy()
+        bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2).copy()
+        return np.int64(length), nodes, bufs, np.int64(body)
+
+    def decompress(self, body: np.ndarray, bufs: np.ndarray) -> list[Any]:
+        """Body buffers given as arrays (their batch's body position, (offset, size) in the body: :meth:`layouts`),
+        decompressed in one call without the GIL; None for absent (zero-size) buffers.
+
+        Each is a buffer-protocol object (``pa.py_buffer`` wraps it without a copy).  :class:`Damaged` when a
+        buffer lies outside the file or does not decompress to the size its prefix says."""
+        out: list[Any] = [None] * len(bufs)
+        pos = body + bufs[:, 0]
+        size = bufs[:, 1]
+        present = np.flatnonzero(size)
+        if not len(present):
+            return out
+        pos, size = pos[present], size[present]
+        if size.min() < 8 or pos.min() < 0 or (pos + size).max() > len(self._map):
+            raise Damaged("body buffers outside the file")
+        whole = np.frombuffer(self._map, dtype=np.uint8)
+        raw = whole[pos[:, None] + np.arange(8)].view("<i8")[:, 0]  # each buffer's decompressed size; -1: stored raw
+        del whole
+        if raw.min() < -1 or raw.max() > 1 << 31:
+            raise Damaged("a body buffer's size prefix is out of range")
+        packed = np.flatnonzero(raw > 0)
+        if len(packed):
+            seg = np.empty((len(packed), 2), dtype="<u8")
+            seg[:, 0] = pos[packed] + 8
+            seg[:, 1] = size[packed] - 8
+            frames = _zstd.BufferWithSegments(self._view, seg.tobytes())
+            try:
+                got = _dctx().multi_decompress_to_buffer(
+                    frames, decompressed_sizes=raw[packed].astype("<u8").tobytes(), threads=1)
+            except _ZstdError as exc:
+                raise Damaged(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                del frames
+            for j, k in enumerate(present[packed].tolist()):
+                out[k] = got[j]
+        for j in np.flatnonzero(raw <= 0).tolist():
+            p, n = int(pos[j]), int(size[j])
+            out[present[j]] = bytes(self._view[p + 8:p + n]) if raw[j] == -1 else b""
+        return out
 
     def buffers(self, bufs: Sequence[tuple[int, int]], body: int, wanted: Iterable[int]) -> list[pa.Buffer | None]:
         """Body buffers ``wanted`` of a batch (``bufs``, ``body`` from :meth:`layout`), decompressed; the others None.

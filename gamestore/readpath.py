@@ -34,6 +34,7 @@ import pyarrow as pa
 from . import backend as _backend
 from . import codec
 from .errors import QueryError, ShardCorruptError
+from .arrays import int_values
 from .schema import conform
 from .shard import GAMES_FILE, MOVES_FILE
 
@@ -136,7 +137,7 @@ def selection_from_table(table: pa.Table, columns: Sequence[str] = ()) -> Select
     index = {s: i for i, s in enumerate(shard_ids)}
     n = len(shard_col)
     shard = np.fromiter((index[s] for s in shard_col), dtype=np.int32, count=n)
-    offsets = table.column("move_offset").to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = int_values(table.column("move_offset"))
     order: np.ndarray | None = None
     if n > 1:
         step = np.diff(shard)
@@ -144,7 +145,7 @@ def selection_from_table(table: pa.Table, columns: Sequence[str] = ()) -> Select
             order = np.lexsort((offsets, shard))  # by shard, then move offset
 
     def ints(name: str) -> np.ndarray:
-        return table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+        return int_values(table.column(name))
 
     def arranged(values: np.ndarray) -> np.ndarray:
         return values if order is None else values[order]

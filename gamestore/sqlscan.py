@@ -21,9 +21,10 @@ Arrow C stream of every column (no pushdown).
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 from . import readpath
 from .errors import ShardCorruptError
 from .ipc_batch import Damaged, Unsupported, build
+from .arrays import bool_array, empty_table, string_array
 from .schema import conform
 from .shard import MOVES_FILE, LRUCache
 
@@ -42,15 +44,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 try:  # the source protocol of DuckDB's Arrow scan (duckdb >= 2.0)
     from duckdb._sources import ArrowScanSource as _Base
+    from duckdb._sources import adapt as _adapt
     from duckdb._sources.nodes import Binary, Col, In, Lit
 except ImportError:  # pragma: no cover - another DuckDB build: a plain Arrow stream
     _Base = object  # type: ignore[assignment,misc]
+    _adapt = None  # type: ignore[assignment]
     Binary = Col = In = Lit = ()  # type: ignore[assignment,misc]
 
-__all__ = ["MovesSource", "read_columns"]
+__all__ = ["MovesSource", "built_on_use", "read_columns"]
 
-#: Shards decoded ahead of the one DuckDB is reading.
-PREFETCH = 2
+#: Shards decoded ahead of the one DuckDB is reading, each in a thread of its own (zstd runs without the GIL).
+PREFETCH = max(2, min(8, os.cpu_count() or 2))
 #: Decoded columns of whole shards, kept for the next statement (bytes; ``COLUMN_CACHE.max_size = 0``: off).
 #: A moves batch is ~1,000 rows and each column of it one zstd frame: decompressing those small frames,
 #: not reading them, is most of a scan's cost (docs: benchmarks/README.md, bench_sql.py).
@@ -110,7 +114,7 @@ def read_columns(reader: "ShardReader", names: Sequence[str], batches: Sequence[
     validating reader.  Damage is a :class:`ShardCorruptError`.
     """
     if not batches:
-        return pa.schema([reader.moves_schema.field(n) for n in names]).empty_table()
+        return empty_table(pa.schema([reader.moves_schema.field(n) for n in names]))
     fast = reader.fast_reader() if reader.verifier(MOVES_FILE) is not None else None
     if fast is None:
         return _read_slow(reader, names, batches)
@@ -133,46 +137,54 @@ def _read_slow(reader: "ShardReader", names: Sequence[str], batches: Sequence[in
 
 
 def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: Sequence[int]) -> pa.Table:
+    """The columns through the shard's :class:`~gamestore.ipc_batch.FastBatchReader`: each column's frames of all
+    ``batches`` decompressed in one call without the GIL, fixed-width columns joined into one array."""
     from .ipc_batch import _ZstdError
 
     schema = reader.moves_schema
     starts = _starts(schema)
-    layouts = [fast.layout(i) for i in batches]
-    rows = reader.manifest["batch_rows"]
-    for i, lay in zip(batches, layouts):
-        if lay[0] != rows[i]:
-            raise ShardCorruptError(f"{MOVES_FILE} batch {i} has {lay[0]} rows, the manifest says {rows[i]}",
-                                    shard_id=reader.shard_id)
-    total = sum(lay[0] for lay in layouts)
+    lay = fast.layouts(batches)
+    rows = np.asarray(reader.manifest["batch_rows"], dtype=np.int64)[list(batches)]
+    for j in np.flatnonzero(lay.rows != rows).tolist()[:1]:
+        raise ShardCorruptError(f"{MOVES_FILE} batch {batches[j]} has {lay.rows[j]} rows, the manifest says {rows[j]}",
+                                shard_id=reader.shard_id)
+    total = int(rows.sum())
+    counts = rows.tolist()
     columns: list[pa.Array | pa.ChunkedArray] = []
     try:
         for name in names:
             k = schema.get_field_index(name)
             t = schema.field(k).type
             node, buf, _ = starts[k]
-            _, n_bufs, n_dicts = _spans(t)
+            n_nodes, n_bufs, n_dicts = _spans(t)
             if n_dicts:
                 reader._checked(MOVES_FILE, 0)
             dicts = fast.column_dictionaries(k) if n_dicts else []
-            flat = _flat(t) and all(lay[1][node][1] == 0 and (lay[0] == 0 or lay[2][buf + 1][1] > 0) for lay in layouts)
-            if flat:
+            if _flat(t) and not lay.nodes[:, node, 1].any() and ((rows == 0) | (lay.bufs[:, buf + 1, 1] > 0)).all():
                 width = (t.index_type if pa.types.is_dictionary(t) else t).bit_width // 8
-                parts = [memoryview(fast.buffer(lay[3], *lay[2][buf + 1]))[:lay[0] * width] for lay in layouts if lay[0]]
-                data = b"".join(parts)
-                if len(data) != total * width:  # Arrow pads buffers to 8 bytes: each part was cut to its rows
+                got = fast.decompress(lay.body, lay.bufs[:, buf + 1])
+                # Arrow pads buffers to 8 bytes: each part is cut to its rows
+                data = b"".join([memoryview(g)[:n * width] for g, n in zip(got, counts) if n])
+                if len(data) != total * width:
                     raise Damaged(f"column {name}: data shorter than its rows")
                 if pa.types.is_dictionary(t):
+                    indices = np.frombuffer(data, dtype=t.index_type.to_pandas_dtype())
+                    if total and (indices.min() < 0 or indices.max() >= len(dicts[0])):
+                        raise Damaged(f"column {name}: dictionary index out of range")
                     arr = pa.DictionaryArray.from_buffers(t, total, [None, pa.py_buffer(data)], dicts[0])
+                    arr.validate()
                 else:
                     arr = pa.Array.from_buffers(t, total, [None, pa.py_buffer(data)])
-                arr.validate()
+                    arr.validate()
                 columns.append(arr)
                 continue
+            mine = slice(buf, buf + n_bufs)
+            got = fast.decompress(np.repeat(lay.body, n_bufs), lay.bufs[:, mine].reshape(-1, 2))
             chunks = []
-            for lay in layouts:
-                bufs = fast.buffers(lay[2], lay[3], range(buf, buf + n_bufs))
-                arr = build(t, lay[1], bufs, dicts, [node, buf, 0])
-                arr.validate()
+            for j in range(len(counts)):
+                bufs = [None if g is None else pa.py_buffer(g) for g in got[j * n_bufs:(j + 1) * n_bufs]]
+                arr = build(t, lay.nodes[j, node:node + n_nodes].tolist(), bufs, dicts, [0, 0, 0])
+                arr.validate(full=True)  # offsets and dictionary indices in range: DuckDB trusts them
                 chunks.append(arr)
             columns.append(pa.chunked_array(chunks, type=t))
     except (_ZstdError, IndexError) as exc:
@@ -289,7 +301,7 @@ class MovesSource(_Base):
         v = self._snap.visible
         if not game_ids or not v.num_rows:
             return []
-        mask = pc.is_in(v.column("game_id"), pa.array(sorted(game_ids), pa.string()))
+        mask = pc.is_in(v.column("game_id"), string_array(sorted(game_ids)))
         return [(p.shard_id, p) for p in readpath.selection_from_table(_by_shard(v.filter(mask))).picks()]
 
     def _batches(self, plan: list[tuple[str, "readpath.ShardPick | None"]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -332,8 +344,48 @@ class MovesSource(_Base):
             if pick is None:
                 table = _whole_shard(reader, present, batches)
             else:
-                table = read_columns(reader, present, batches) if batches else pa.schema(
-                    [reader.moves_schema.field(n) for n in present]).empty_table()
+                table = read_columns(reader, present, batches) if batches else empty_table(pa.schema(
+                    [reader.moves_schema.field(n) for n in present]))
         if keep is not None and not keep.all():
-            table = table.filter(pa.array(keep))
+            table = table.filter(bool_array(keep))
         return conform(table, schema)
+
+
+class _BuiltOnUse(_Base):
+    """A registered object made when a statement first reads it (see :func:`built_on_use`)."""
+
+    schema_is_stable = True
+
+    def __init__(self, schema: pa.Schema, build: Callable[[], Any]) -> None:
+        self.obj = None
+        self._schema = schema
+        self._build = build
+        self._inner: Any = None
+        self._lock = threading.Lock()
+
+    def _source(self) -> Any:
+        with self._lock:
+            if self._inner is None:
+                self._inner = _adapt(self._build())
+            return self._inner
+
+    def __arrow_c_schema__(self) -> object:
+        return self._schema.__arrow_c_schema__()
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.stream(None, [])[0]
+
+    def accepts(self, predicate: Any) -> bool:
+        return bool(self._source().accepts(predicate))
+
+    def stream(self, columns: Sequence[int] | None, filters: Sequence[Any]) -> tuple[object, bool]:
+        # the object may declare more columns after ours (e.g. a dataset's partition field): never ask for those
+        return self._source().stream(range(len(self._schema)) if columns is None else columns, filters)
+
+
+def built_on_use(schema: pa.Schema, build: Callable[[], Any]) -> Any:
+    """What to register for the Arrow object ``build()`` makes (a dataset whose columns start with ``schema``):
+    a source that calls ``build`` when a statement first scans it.  The ``games_full`` view's dataset costs
+    the import of ``pyarrow.dataset`` (with pandas, ~0.3 s) and a look at every ``games.arrow`` file, which
+    statements that never read that view (most of them) no longer pay.  Without ``duckdb._sources``, ``build()``."""
+    return build() if _adapt is None else _BuiltOnUse(schema, build)

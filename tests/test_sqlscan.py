@@ -149,3 +149,58 @@ def test_a_relation_keeps_its_snapshot_while_connections_are_reused(tmp_path):
         assert old.fetchall() == before  # still the snapshot it was made on
         assert len(derived.fetchall()) == 2
         assert s.sql("SELECT count(*) FROM moves").fetchall()[0][0] == s.count_moves() > before[0][0]
+
+
+@pytest.mark.parametrize("craft, column", [("dictionary index past the dictionary", "phase"),
+                                           ("dictionary index negative", "move_type"),
+                                           ("list offsets decreasing", "policy"),
+                                           ("string offsets decreasing", "timestamp"),
+                                           ("entry key past the dictionary", "policy")])
+def test_a_crafted_shard_is_a_typed_error_and_quarantined(tmp_path, craft, column):
+    """Batches whose checksums pass but whose offsets or dictionary indices are out of range (a crafted shard):
+    the scan names shard and file, never hands DuckDB out-of-range data; the shard is quarantined."""
+    from helpers.crafted import CRAFTS, reseal
+
+    from gamestore.shard import ShardReader
+
+    root = tmp_path / "store"
+    with gamestore.open(root, fsync=False) as s:
+        for seed in (1, 2):
+            s.write_games(synth.iter_games(3, seed=seed))
+            s.flush()
+    victim = sorted((root / "shards").iterdir())[0]
+    reader = ShardReader.at(victim)
+    reseal(victim, [CRAFTS[craft](reader.batch(i)) for i in range(reader.num_batches)])
+    reader.close()
+    with gamestore.open(root, create=False) as s:
+        with pytest.raises(QueryError) as info:
+            s.sql(f"SELECT count(*), max(length(CAST({column} AS VARCHAR))) FROM moves").fetchall()
+        assert victim.name in str(info.value) and "moves.arrow" in str(info.value)
+        assert victim.name in s.catalog.damage()
+        assert s.sql("SELECT count(*) FROM moves").fetchall() == [(s.count_moves(),)]
+
+
+def test_open_and_first_statements_do_not_import_pandas(written):
+    """pyarrow's ``to_numpy``/``pa.array`` import pandas on first use (0.25 s of CPU, as much as DuckDB's whole
+    statement over Parquet): a fresh process opening a store and running statements over ``moves`` (whole shards,
+    a game_id filter, a join with ``games``) never does (gamestore/arrays.py); the results equal this process's."""
+    import subprocess
+    import sys
+
+    from helpers import subprocess_env
+
+    with gamestore.open(written, create=False) as s:
+        gid = s.sql("SELECT min(game_id) FROM games").fetchall()[0][0]
+        queries = ["SELECT phase, move_type, count(*), avg(think_time_ms) FROM moves GROUP BY 1, 2 ORDER BY 1, 2",
+                   f"SELECT count(*), max(move_number) FROM moves WHERE game_id = '{gid}'",
+                   "SELECT g.winner, count(*) FROM moves m JOIN games g USING (game_id) GROUP BY 1 ORDER BY 1"]
+        expected = [[list(r) for r in s.sql(q).fetchall()] for q in queries]
+    child = ("import json, sys, gamestore\n"
+             "s = gamestore.open(sys.argv[1], create=False)\n"
+             "rows = [[list(r) for r in s.sql(q).fetchall()] for q in json.loads(sys.argv[2])]\n"
+             "print(json.dumps({'pandas': 'pandas' in sys.modules, 'rows': rows}))\n")
+    out = subprocess.run([sys.executable, "-c", child, str(written), json.dumps(queries)], env=subprocess_env(),
+                         capture_output=True, text=True, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["rows"] == json.loads(json.dumps(expected))
+    assert got["pandas"] is False
