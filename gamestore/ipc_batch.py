@@ -29,6 +29,7 @@ _ZstdError: type[Exception] = _zstd.ZstdError
 __all__ = ["FastBatchReader", "Layouts", "Unsupported", "Damaged", "fast_reader", "build"]
 
 _MAGIC = b"ARROW1"
+_DICTIONARY_BATCH = 2  # MessageHeader.DictionaryBatch
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
 _ZSTD = 1  # CompressionType.ZSTD
 _I32 = struct.Struct("<i")
@@ -123,6 +124,34 @@ def _check_type(t: pa.DataType) -> None:
         raise Unsupported(str(t))
 
 
+def _element(buf: Any, start: int, k: int) -> _Table:
+    """Table ``k`` of a flatbuffers vector of tables starting at ``start``."""
+    p = start + 4 * k
+    return _Table(buf, p + _U32.unpack_from(buf, p)[0])
+
+
+def _dictionary_ids(field: _Table, out: list) -> None:
+    """The dictionary ids of a schema ``Field`` table and its children, depth-first (as :func:`_dictionaries`)."""
+    encoding = field.table(4)
+    if encoding is not None:
+        out.append(encoding.scalar(0, _I64))
+        return
+    start, count = field.vector(5)
+    for k in range(count):
+        _dictionary_ids(_element(field.buf, start, k), out)
+
+
+def _dictionary_types(t: pa.DataType, out: list) -> None:
+    """The value types of the dictionaries of a column of type ``t``, depth-first (as :func:`_dictionaries`)."""
+    if pa.types.is_dictionary(t):
+        out.append(t.value_type)
+    elif pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+        _dictionary_types(t.value_type, out)
+    elif pa.types.is_struct(t):
+        for f in t:
+            _dictionary_types(f.type, out)
+
+
 def _dictionaries(arr: pa.Array, out: list) -> None:
     """The dictionaries of ``arr`` in the depth-first order of its fields."""
     t = arr.type
@@ -155,6 +184,8 @@ class FastBatchReader:
         footer = _root(buf, n - 10 - flen)
         start, count = footer.vector(3)
         self._blocks = [_BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
+        self._footer = footer
+        self._dict_messages: dict[int, tuple[int, int, int, int, int, int]] | None = None  # id -> its message
         self.schema = reader.schema
         for f in self.schema:
             _check_type(f.type)
@@ -337,16 +368,76 @@ class FastBatchReader:
         return out
 
     def column_dictionaries(self, k: int) -> list:
-        """The dictionaries of column ``k``, depth-first, read with only that column's buffers of batch 0
-        (the caller checks batch 0's checksum first)."""
+        """The dictionaries of column ``k``, depth-first, read from the file's dictionary messages (covered by
+        the head checksum the caller checked): only their buffers are decompressed.  Where this reader does
+        not handle the messages, Arrow's reader with only column ``k``'s buffers of batch 0 (the caller checks
+        batch 0's checksum first)."""
         got = self._column_dicts.get(k)
         if got is None:
-            source = pa.BufferReader(self._path) if isinstance(self._path, pa.Buffer) else pa.memory_map(self._path)
-            reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=[k], use_threads=False))
-            got = []
-            _dictionaries(reader.get_record_batch(0).column(0), got)
+            try:
+                got = self._own_dictionaries(k)
+            except Unsupported:
+                source = pa.BufferReader(self._path) if isinstance(self._path, pa.Buffer) else pa.memory_map(self._path)
+                reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=[k], use_threads=False))
+                got = []
+                _dictionaries(reader.get_record_batch(0).column(0), got)
+            except (struct.error, IndexError, ValueError, pa.ArrowException) as exc:
+                raise Damaged(f"dictionaries of column {k}: {type(exc).__name__}: {exc}") from exc
             self._column_dicts[k] = got
         return got
+
+    def _own_dictionaries(self, k: int) -> list:
+        buf = self._map
+        schema = self._footer.table(1)
+        if schema is None:
+            raise Unsupported("footer without a schema")
+        start, count = schema.vector(1)
+        if count != len(self.schema):
+            raise Unsupported("footer schema differs from the reader's")
+        ids: list[int] = []
+        _dictionary_ids(_element(buf, start, k), ids)
+        types: list[pa.DataType] = []
+        _dictionary_types(self.schema.field(k).type, types)
+        if len(ids) != len(types):
+            raise Unsupported("dictionary fields differ from the schema")
+        if self._dict_messages is None:
+            self._dict_messages = self._dictionary_messages()
+        out = []
+        for i, t in zip(ids, types):
+            msg = self._dict_messages.get(i)
+            if msg is None:
+                raise Damaged(f"no dictionary message for dictionary {i}")
+            length, nstart, ncount, bstart, bcount, body = msg
+            nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).tolist()
+            bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2)
+            got = self.decompress(np.full(bcount, body, dtype=np.int64), bufs)
+            buffers = [None if g is None else pa.py_buffer(g) for g in got]
+            arr = build(t, list(zip(nodes[0::2], nodes[1::2])), buffers, [], [0, 0, 0])
+            if len(arr) != length:
+                raise Damaged(f"dictionary {i} has {len(arr)} values, its message says {length}")
+            arr.validate(full=True)
+            out.append(arr)
+        return out
+
+    def _dictionary_messages(self) -> dict[int, tuple[int, int, int, int, int, int]]:
+        """Each dictionary message of the footer: id -> (length, node vector, buffer vector, body position)."""
+        buf = self._map
+        start, count = self._footer.vector(2)
+        out = {}
+        for k in range(count):
+            offset, meta_len, _ = _BLOCK.unpack_from(buf, start + 24 * k)
+            msg = _root(buf, offset + 8 if _I32.unpack_from(buf, offset)[0] == -1 else offset + 4)
+            db = msg.table(2)
+            if msg.byte(1) != _DICTIONARY_BATCH or db is None:
+                raise Unsupported("not a dictionary batch message")
+            rb = db.table(1)
+            if db.byte(2) or rb is None:
+                raise Unsupported("a delta dictionary, or one without data")
+            comp = rb.table(3)
+            if comp is None or comp.byte(0) != _ZSTD:
+                raise Unsupported("dictionary not zstd-compressed")
+            out[db.scalar(0, _I64)] = (rb.scalar(0, _I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
+        return out
 
     def _read(self, index: int) -> tuple[pa.RecordBatch, int]:
         length, nodes, bufs, body = self.layout(index)

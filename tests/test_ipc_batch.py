@@ -115,3 +115,39 @@ def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
         fast.read(0)
     assert [fast.read(i).equals(b) for i, b in zip((1, 2), intact)] == [True, True]
     fast.close()
+
+
+@pytest.mark.parametrize("fixture", ["written", "format_v1", "format_v2"])
+def test_column_dictionaries_from_the_dictionary_messages_equal_arrows(tmp_path, fixture):
+    """FastBatchReader.column_dictionaries parses the file's dictionary messages itself (SQL scans: ~0.2 ms
+    against ~1 ms for an Arrow reader per column): equal to what Arrow's reader reads, for every column."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from gamestore.ipc_batch import _dictionaries
+
+    if fixture == "written":
+        with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as s:
+            s.write_games(synth.games(3, seed=5))
+            s.flush()
+        root = tmp_path / "s"
+    else:
+        root = Path(__file__).parent / "fixtures" / fixture / "store"
+    checked = 0
+    for shard_dir in sorted((root / "shards").iterdir()):
+        reader = ShardReader.at(shard_dir)
+        fast = reader.fast_reader()
+        if fast is None or not reader.num_batches:
+            continue
+        arrow = ipc.open_file(pa.memory_map(str(shard_dir / MOVES_FILE)))
+        expected: list = []
+        for col in arrow.get_record_batch(0).columns:
+            got: list = []
+            _dictionaries(col, got)
+            expected.append(got)
+        for k, want in enumerate(expected):
+            have = fast.column_dictionaries(k)
+            assert len(have) == len(want) and all(a.equals(b) for a, b in zip(have, want)), reader.moves_schema.field(k)
+            checked += len(have)
+        reader.close()
+    assert checked >= 4
