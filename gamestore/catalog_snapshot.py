@@ -278,7 +278,8 @@ def read_segment(storage: Storage, rel: str) -> pa.Table:
     # page checksums: a damaged segment is rebuilt from its shard, never trusted
     if storage.local:
         return pq.read_table(storage.path(rel), page_checksum_verification=True)
-    return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True)
+    # no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
+    return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True, use_threads=False)
 
 
 def segment_of(storage: Storage, shard_id: str, manifest: dict) -> pa.Table:

@@ -102,7 +102,8 @@ def read_checkpoint(storage: Storage, games_schema: pa.Schema) -> Checkpoint | N
                 data = storage.read_bytes(f"{_CATALOG}/{CHECKPOINT_DIR}/{name}.{part}.parquet", large=True)
                 if len(data) != expect["bytes"] or _sha256(data) != expect["sha256"]:
                     return None
-                table = pq.ParquetFile(pa.BufferReader(data)).read()  # read_table imports pyarrow.dataset (and pandas)
+                # read_table imports pyarrow.dataset (and pandas); no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
+                table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
                 if not table.schema.equals(schema) or table.num_rows != pointer[part]:
                     return None
                 tables[part] = table

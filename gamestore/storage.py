@@ -155,6 +155,13 @@ class Storage:
         larger than :data:`PART_BYTES` is fetched as ranged GETs,
         :data:`PARTS` at once (a single GET stream is latency-bound).
         ``size``, when the caller knows it (a manifest), saves asking for it.
+
+        The bytes are Python's: Arrow reads over them (``pa.BufferReader``) run
+        with ``use_threads=False``.  An Arrow worker thread that drops the last
+        reference to a Python-owned buffer needs the GIL; during interpreter
+        shutdown that thread is made to exit, through C++ frames, and the process
+        aborts ("terminate called without an active exception", exit -6: one
+        ``gamestore verify s3://...`` in five did before).
         """
         if self.local:
             with open(self.path(rel), "rb") as f:

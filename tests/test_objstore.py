@@ -289,3 +289,19 @@ def test_scan_on_s3_reads_ahead_and_stops_cleanly(s3, corpus):
         assert next(it).num_rows > 0
         it.close()  # a scan abandoned mid-way cancels its downloads and returns
         assert s.count_games() == 12
+
+
+def test_cli_on_a_bucket_exits_cleanly(s3, corpus, tmp_path):
+    """Reading the catalog of a bucket store leaves no Arrow worker thread holding Python's bytes at exit.
+
+    Before: one `gamestore verify s3://...` in five, run after `info` wrote the catalog checkpoint, ended
+    with "terminate called without an active exception" (SIGABRT) after printing OK.
+    """
+    node = tmp_path / "node"
+    with gamestore.open(node, fsync=False) as s:
+        s.write_games(corpus[:6])
+    hub = s3.uri(s3.bucket(), "hub")
+    assert _cli("sync", str(node), hub).returncode == 0
+    assert _cli("info", hub).returncode == 0
+    codes = [(r.returncode, r.stderr[-200:]) for r in (_cli("verify", hub) for _ in range(10))]
+    assert [c for c, _ in codes] == [0] * 10, codes

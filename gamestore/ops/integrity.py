@@ -66,7 +66,10 @@ def _segment_names(storage: Storage) -> list[str]:
 
 
 def _read_table(storage: Storage, rel: str) -> pa.Table:
-    return pq.read_table(storage.path(rel) if storage.local else pa.BufferReader(storage.read_bytes(rel)))
+    if storage.local:
+        return pq.read_table(storage.path(rel))
+    # no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
+    return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), use_threads=False)
 
 
 def _write_table(storage: Storage, rel: str, table: pa.Table) -> None:
