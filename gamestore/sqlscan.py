@@ -230,13 +230,6 @@ def _game_ids(p: Any) -> set[str] | None:
     return None
 
 
-def _by_shard(games: pa.Table) -> pa.Table:
-    """The locating columns of catalog rows, ordered by shard and move offset (as a Selection needs: rows are
-    in commit order, and a shard committed later may have a lower id, e.g. a compaction's output)."""
-    cols = games.select(["shard_id", "row", "move_offset", "num_moves"])
-    return cols.sort_by([("shard_id", "ascending"), ("move_offset", "ascending")])
-
-
 class MovesSource(_Base):
     """The moves of one catalog snapshot's indexed games, for DuckDB (see the module docstring)."""
 
@@ -287,7 +280,7 @@ class MovesSource(_Base):
         with self._lock:
             if self._plan is None:
                 v = self._snap.visible
-                sel = readpath.selection_from_table(_by_shard(v))
+                sel = readpath.selection_from_table(v)
                 plan: list[tuple[str, readpath.ShardPick | None]] = []
                 shards = dict(zip(self._snap.shards.column("shard_id").to_pylist(),
                                   self._snap.shards.column("num_games").to_pylist()))
@@ -302,7 +295,7 @@ class MovesSource(_Base):
         if not game_ids or not v.num_rows:
             return []
         mask = pc.is_in(v.column("game_id"), string_array(sorted(game_ids)))
-        return [(p.shard_id, p) for p in readpath.selection_from_table(_by_shard(v.filter(mask))).picks()]
+        return [(p.shard_id, p) for p in readpath.selection_from_table(v.filter(mask)).picks()]
 
     def _batches(self, plan: list[tuple[str, "readpath.ShardPick | None"]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         pool = _executor()
