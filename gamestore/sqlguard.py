@@ -149,16 +149,14 @@ def _embedded(expr: str, template: str, what: str) -> dict:
 
 def check_predicate(expr: str, *, allowed: Collection[str] | None = None, what: str = "where") -> str:
     """``expr`` when it is one SQL boolean expression over ``games`` (subqueries only over ``allowed`` views)."""
-    if not isinstance(expr, str):
-        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
+    _require_str(expr, what)
     _checked_predicate(expr, _frozen(allowed), what)
     return expr
 
 
 def check_order_by(expr: str, *, allowed: Collection[str] | None = None, what: str = "order_by") -> str:
     """``expr`` when it is a list of sort keys (``col [ASC|DESC] [NULLS FIRST|LAST], ...``)."""
-    if not isinstance(expr, str):
-        raise QueryError(f"{what} must be a str, not {type(expr).__name__}")
+    _require_str(expr, what)
     _checked_order_by(expr, _frozen(allowed), what)
     return expr
 
@@ -183,14 +181,18 @@ def _checked_order_by(expr: str, allowed: frozenset[str] | None, what: str) -> N
     _check_sources(mods[0], _lower(allowed), what)
 
 
+def _require_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise QueryError(f"{what} must be a str, not {type(value).__name__}")
+
+
 def _frozen(names: Collection[str] | None) -> frozenset[str] | None:
     return None if names is None else frozenset(names)
 
 
 def check_query(query: str) -> None:
     """Raise :class:`QueryError` unless ``query`` is one read-only statement."""
-    if not isinstance(query, str):
-        raise QueryError(f"query must be a str, not {type(query).__name__}")
+    _require_str(query, "query")
     types = _statement_types(query)
     if len(types) != 1:
         raise QueryError(f"expected one statement, got {len(types)} (use allow_writes=True for scripts)")
