@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import collections.abc
 import os
 import pickle
 import subprocess
@@ -327,9 +328,18 @@ def test_default_collation_passes_batches_through_untouched(store_path):
     batch = next(iter(ds))
     assert isinstance(batch, Batch)
     assert batch["game_id"].dtype == object and isinstance(batch["policy_keys"][0], list)
-    converted = default_convert(batch)
-    assert type(converted) is Batch
-    assert all(converted[k] is v for k, v in batch.items())  # nothing rebuilt or walked element by element
+    assert default_convert(batch) is batch  # not copied, not walked key by key
+    assert not isinstance(batch, collections.abc.Mapping)
+    # used like a dict
+    plain = dict(batch)
+    assert list(plain) == list(batch.keys()) == [k for k, _ in batch.items()] and len(batch) == len(plain)
+    assert "policy_prob" in batch and batch.get("nope") is None and {**batch}.keys() == plain.keys()
+    copy = batch.copy()
+    copy["extra"] = torch.zeros(1)
+    assert "extra" not in batch and copy.pop("extra").shape == (1,) and list(copy) == list(batch)
+    moved = batch.to("cpu", torch.float64)
+    assert type(moved) is Batch and moved["policy_prob"].dtype == torch.float64 and moved["game_id"] is batch["game_id"]
+    assert "policy_prob=Tensor[100," in repr(batch)
     _same_batch(batch, pickle.loads(pickle.dumps(batch)))  # tensors by value in one buffer, objects as they are
     direct = list(ds)
     _same_batch(direct[0], next(iter(DataLoader(ds, batch_size=None))))

@@ -1,17 +1,25 @@
-"""Batch: the dict a PositionDataset yields, cheap for DataLoader's collation and worker pipes.
+"""Batch: what a PositionDataset yields, passed through DataLoader's collation untouched.
 
 ``DataLoader(ds, batch_size=None)`` passes every batch through torch's
-``default_convert``, which rebuilds a mapping key by key and walks every
-element of a list; a :class:`Batch` holds only tensors and numpy arrays
-(strings as object arrays), which it returns untouched.  A batch leaving a
-DataLoader worker is pickled by value: its tensors as one byte array in the
-worker's pipe (cheaper than torch's default of one shared-memory segment and
-one passed file descriptor per tensor storage), rebuilt as tensors viewing
-one buffer on the other side.
+``default_convert``, which copies any ``Mapping`` and converts it key by key
+(about 6% of the batch's own cost for a dict of 15 tensors).  A
+:class:`Batch` is therefore a dict-like object that is *not* a
+``collections.abc.Mapping``: ``default_convert`` returns it as it is, and
+``pin_memory=True`` calls its :meth:`Batch.pin_memory`.  It supports what a
+training loop does with a dict (``batch["policy_prob"]``, ``items()``,
+``keys()``, ``dict(batch)``, ``**batch``, assignment, ``in``, ``len``), plus
+:meth:`Batch.to` for moving its tensors to a device (PyTorch Lightning and
+HF Accelerate move any object with a ``to`` method).  Values are tensors
+and numpy arrays (strings as object arrays).
+
+A batch leaving a DataLoader worker is pickled by value: its tensors as one
+byte array in the worker's pipe (cheaper than torch's default of one
+shared-memory segment and one passed file descriptor per tensor storage),
+rebuilt as tensors viewing one buffer on the other side.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 
 import numpy as np
 import torch
@@ -36,23 +44,97 @@ TORCH_DTYPES = {
 _PACKABLE = frozenset(TORCH_DTYPES.values())
 
 
-class Batch(dict):
-    """A dict of tensors and numpy arrays (one training batch); pickles its tensors in one buffer."""
+class Batch:
+    """A training batch: names -> tensors and numpy arrays, used like a dict (see the module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ("_items",)
 
-    def __copy__(self) -> "Batch":
-        return Batch(self)
+    def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any) -> None:
+        self._items: dict[str, Any] = dict(items, **kwargs)
 
+    # -- the dict interface ----------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._items[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def keys(self) -> KeysView[str]:
+        return self._items.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._items.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._items.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self._items.pop(key, *default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self._items.setdefault(key, default)
+
+    def update(self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any) -> None:
+        self._items.update(other, **kwargs)
+
+    def copy(self) -> "Batch":
+        """A shallow copy (the same tensors and arrays)."""
+        return Batch(self._items)
+
+    __copy__ = copy
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of the same tensors and arrays."""
+        return dict(self._items)
+
+    def __repr__(self) -> str:
+        def show(v: Any) -> str:
+            if isinstance(v, (torch.Tensor, np.ndarray)):
+                return f"{type(v).__name__}{list(v.shape)} {str(v.dtype).replace('torch.', '')}"
+            return type(v).__name__
+
+        return "Batch(" + ", ".join(f"{k}={show(v)}" for k, v in self._items.items()) + ")"
+
+    # -- devices ------------------------------------------------------------------------------
+    def to(self, *args: Any, **kwargs: Any) -> "Batch":
+        """A batch with every tensor's ``tensor.to(*args, **kwargs)`` (numpy arrays as they are)."""
+        return Batch({k: v.to(*args, **kwargs) if isinstance(v, torch.Tensor) else v for k, v in self._items.items()})
+
+    def pin_memory(self, device: Any = None) -> "Batch":
+        """A batch with its tensors in page-locked memory (``DataLoader(pin_memory=True)`` calls this)."""
+        return Batch({k: _pinned(v, device) for k, v in self._items.items()})
+
+    # -- pickling (DataLoader workers) ----------------------------------------------------
     def __reduce__(self) -> tuple:
         packed = {
             k: v.numpy()
-            for k, v in self.items()
+            for k, v in self._items.items()
             if type(v) is torch.Tensor and v.device.type == "cpu" and v.dtype in _PACKABLE and not v.requires_grad
         }
         raw, layout = pack(packed)
-        others = {k: v for k, v in self.items() if k not in packed}
-        return (_rebuild, (raw, layout, others, list(self)))
+        others = {k: v for k, v in self._items.items() if k not in packed}
+        return (_rebuild, (raw, layout, others, list(self._items)))
+
+
+def _pinned(value: Any, device: Any) -> Any:
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.pin_memory() if device is None else value.pin_memory(device)
 
 
 def pack(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, int, np.dtype, tuple]]]:

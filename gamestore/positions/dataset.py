@@ -41,7 +41,7 @@ _HEAD = ("move_number", "player", "num_players", "winner", "value", "value_mask"
 
 
 class PositionDataset(IterableDataset[Any]):
-    """Ready training batches (dicts of tensors) of the positions of selected games.
+    """Ready training batches (:class:`Batch`: tensors and arrays by name) of the positions of selected games.
 
     Use with ``DataLoader(ds, batch_size=None, num_workers=k)`` (or
     :class:`~gamestore.torch.ResumableLoader` / torchdata's
@@ -66,8 +66,9 @@ class PositionDataset(IterableDataset[Any]):
     with ``drop_last`` every rank gets the same number of full batches and
     the remainder is dropped (with ``policy_only``, ranks may differ).
 
-    Each batch is a :class:`~gamestore.torch.Batch` (a dict that torch's
-    default collation passes through untouched).  Keys: ``game_id`` and
+    Each batch is a :class:`~gamestore.torch.Batch` (used like a dict; not a
+    ``Mapping``, so torch's default collation passes it through untouched;
+    ``batch.to(device)``).  Keys: ``game_id`` and
     ``board_type`` (numpy object arrays of str),
     ``move_number``, ``player``, ``num_players``, ``winner`` (LongTensor; -1
     when absent), ``value`` ([B, P] float, per player number
