@@ -12,7 +12,7 @@ import gamestore.store as store_mod
 from gamestore.errors import StoreExistsError
 from gamestore.ringrift.compat import GameReplayDB
 from gamestore.ringrift.fixtures import FIXTURE_NAMES
-from gamestore.ringrift.mapping import compare_rows
+from gamestore.ringrift.mapping import compare_rows, record_to_rows
 from gamestore.ringrift.sqlite_io import connect_readonly, read_table, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite
@@ -86,16 +86,64 @@ def test_worker_processes_import_the_same_games(ringrift_dbs, tmp_path):
     assert again.games_written == 0 and again.games_already_stored == 2
 
 
+def test_the_store_holds_the_same_games_whatever_the_worker_count(ringrift_dbs, imported, tmp_path):
+    """workers=0/1/3: every game once, equal to the serial import's, whichever process took which task."""
+    src = ringrift_dbs["ringrift_v18_sample"]
+    with store_mod.open(imported["ringrift_v18_sample"], create=False) as ref:
+        ids = sorted(ref.query_games(None, columns=["game_id"]).column("game_id").to_pylist())
+        expected = {g: ref.get_game(g) for g in ids}
+    for workers in (1, 3):
+        report = import_sqlite(src, tmp_path / f"w{workers}", progress=False, workers=workers)
+        assert report.failed == [] and report.games_written == len(ids) and report.games_already_stored == 0
+        assert report.moves_written == sum(len(g["moves"]) for g in expected.values())
+        with store_mod.open(tmp_path / f"w{workers}", create=False) as st:
+            assert st.count_games() == len(ids)
+            for gid in ids:
+                got, want = record_to_rows(st.get_game(gid)), record_to_rows(expected[gid])
+                for table in COLUMNS:
+                    if table in got:
+                        assert compare_rows(table, want[table], got[table]) == [], (gid, table)
+
+
+def test_the_task_pool_hands_out_every_game_once_in_order():
+    import threading
+
+    from gamestore.ringrift.workers import POOL_TASK_MAX, POOL_TASK_MIN, TaskPool
+
+    ids = [f"g{i}" for i in range(1000)]
+    pool = TaskPool(ids, 3)
+    taken: list[list] = []
+
+    def take() -> None:
+        for task in pool:
+            taken.append(task)
+
+    threads = [threading.Thread(target=take) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(g for task in taken for g in task) == sorted(ids)
+    assert all(POOL_TASK_MIN <= len(t) <= POOL_TASK_MAX for t in taken[:-1]) and 0 < len(taken[-1]) <= POOL_TASK_MAX
+    assert sorted(taken, key=lambda t: ids.index(t[0])) == sorted(taken, key=len, reverse=True)  # large tasks first
+    assert pool.take() == []
+
+
 def test_a_failing_import_process_is_an_error_naming_it(tmp_path):
     from gamestore.errors import GamestoreError
-    from gamestore.ringrift.workers import import_parts
+    from gamestore.ringrift.workers import ImportProcesses, TaskPool
 
     class Bar:
         def update(self, n: int = 1) -> None:
             pass
 
-    with pytest.raises(GamestoreError, match=r"import process \d of 2 exited with code 1: .*FileNotFoundError: no SQLite file"):
-        import_parts(tmp_path / "missing.db", tmp_path / "store", 2, verify=False, pause_gc=False, bar=Bar())
+    helpers = ImportProcesses(tmp_path / "missing.db", tmp_path / "store", 1, verify=False, pause_gc=False)
+    try:
+        helpers.serve(TaskPool(["a", "b"], 2), Bar())
+        with pytest.raises(GamestoreError, match=r"import process 1 of 2 exited with code 1: .*FileNotFoundError: no SQLite file"):
+            helpers.finish()
+    finally:
+        helpers.close()
 
 
 def test_older_schema_imports_what_it_holds(ringrift_dbs, tmp_path):

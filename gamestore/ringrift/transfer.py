@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ from .sqlite_io import (
     unowned_rows,
 )
 from .tables import SCHEMA_VERSION
-from .workers import import_parts, map_serial
+from .workers import ImportProcesses, TaskPool, fixed_tasks, map_tasks
 
 __all__ = [
     "ImportReport",
@@ -144,9 +145,10 @@ def import_sqlite(
     failed) any game that would not come back equal.
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
-    ``workers``: processes that each import a contiguous share of the games (read, split and write
-    their own shards) while this one waits (None: one per CPU from 2 CPUs and 20,000 moves; 0 or 1:
-    everything in this process).
+    ``workers``: processes importing in all, this one included (None: one per CPU from 2 CPUs and
+    20,000 moves; 0 or 1: everything in this process).  The others are started first and each
+    reads, splits and writes (its own shards) the games it asks this process for, a few at a time
+    (:class:`~gamestore.ringrift.workers.TaskPool`), so all finish together.
     ``part=(i, n)`` imports only the i-th of n contiguous runs of the source's games (so that
     n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
     ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
@@ -158,20 +160,20 @@ def import_sqlite(
     ``gamestore import-sqlite`` asks.
     """
     t0 = time.perf_counter()
-    con = connect_readonly(src)
-    # pages through a read-only memory map instead of read() copies: half the CPU of reading the
-    # ~100 KB snapshot texts and the move rows (benchmarks/README.md, RingRift GameReplayDB import)
-    con.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}").fetchall()
+    con = _connect(src)
     gc_was_enabled = gc.isenabled()
     if pause_gc:
         gc.disable()
+    helpers: ImportProcesses | None = None
     try:
         report_schema = schema_report(con)
         report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
         report.missing = report_schema.lines()
         report.unowned_rows = unowned_rows(con, report_schema)
         report.games_in_source = count_games(con, report_schema)
-        n_workers = _worker_count(con, report_schema, workers)
+        n_workers = _worker_count(con, report_schema, workers) if part is None else 0
+        if n_workers > 1:  # started first: their interpreters start while this process opens the store
+            helpers = ImportProcesses(src, store_path, n_workers - 1, verify=verify, pause_gc=pause_gc)
         with _open_store(store_path, create=True) as store:
             store.declare_vectors(RINGRIFT_VECTORS)
             if store_tables:
@@ -184,30 +186,80 @@ def import_sqlite(
                 ids = ids[len(ids) * index // count : len(ids) * (index + 1) // count]
             bar = _progress(progress, report.games_in_source, "import")
             try:
-                if n_workers > 1 and part is None:
-                    store.flush()
-                    own = ids[: len(ids) // n_workers]  # part 0 of n_workers, as import_sqlite(part=(0, n)) takes it
-
-                    def first_part(own_bar: Any) -> None:
-                        _import_serial(con, report_schema, store, own, report, own_bar, verify, batch_games)
-
-                    for child in import_parts(src, store_path, n_workers, verify=verify, pause_gc=pause_gc, bar=bar,
-                                              first_part=first_part):
+                if helpers is not None:
+                    store.flush()  # the helpers open the store once they have a task
+                    pool = TaskPool(ids, n_workers)
+                    helpers.serve(pool, bar)
+                    _import_serial(con, report_schema, store, pool, report, helpers.relay(), verify, batch_games)
+                    for child in helpers.finish():
                         report.games_already_stored += child["games_already_stored"]
                         report.games_written += child["games_written"]
                         report.moves_written += child["moves_written"]
                         report.cells_verbatim += child["cells_verbatim"]
                         report.failed += [(g, r) for g, r in child["failed"]]
                 else:
-                    _import_serial(con, report_schema, store, ids, report, bar, verify, batch_games)
+                    _import_serial(con, report_schema, store, fixed_tasks(ids), report, bar, verify, batch_games)
             finally:
                 bar.close()
+    finally:
+        if helpers is not None:
+            helpers.close()
+        con.close()
+        if pause_gc and gc_was_enabled:
+            gc.enable()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def import_tasks(
+    src: str | os.PathLike,
+    store_path: str | os.PathLike,
+    tasks: Iterable[list],
+    *,
+    progress: ProgressArg = None,
+    verify: bool = False,
+    batch_games: int = _CHUNK_GAMES,
+    pause_gc: bool = False,
+) -> ImportReport:
+    """Import the games of ``src`` named by ``tasks`` (lists of game ids) into the existing store at ``store_path``.
+
+    What a helper process of ``import_sqlite(workers=N)`` runs; the store is opened once the first
+    task has come (the caller creates it before it hands tasks out).  The store-level tables and
+    the source-wide counts are the caller's.
+    """
+    t0 = time.perf_counter()
+    con = _connect(src)
+    gc_was_enabled = gc.isenabled()
+    if pause_gc:
+        gc.disable()
+    try:
+        report_schema = schema_report(con)
+        report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
+        todo = iter(tasks)
+        first = next(todo, None)
+        if first is not None:
+            with _open_store(store_path, create=False) as store:
+                store.declare_vectors(RINGRIFT_VECTORS)
+                bar = _progress(progress, None, "import")
+                try:
+                    _import_serial(con, report_schema, store, itertools.chain([first], todo), report, bar, verify,
+                                   batch_games)
+                finally:
+                    bar.close()
     finally:
         con.close()
         if pause_gc and gc_was_enabled:
             gc.enable()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _connect(src: str | os.PathLike):
+    con = connect_readonly(src)
+    # pages through a read-only memory map instead of read() copies: half the CPU of reading the
+    # ~100 KB snapshot texts and the move rows (benchmarks/README.md, RingRift GameReplayDB import)
+    con.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}").fetchall()
+    return con
 
 
 _PARALLEL_MIN_MOVES = 20_000
@@ -225,15 +277,12 @@ def _worker_count(con, report_schema, workers: int | None) -> int:
     return cpus if moves >= _PARALLEL_MIN_MOVES else 0
 
 
-def _import_serial(con, report_schema, store, ids: list, report: ImportReport, bar: Any, verify: bool,
+def _import_serial(con, report_schema, store, tasks: Iterable[list], report: ImportReport, bar: Any, verify: bool,
                    batch_games: int) -> None:
-    """Import games ``ids`` in this process: read and split them in tasks, write them in chunks."""
-    todo = [g for g in ids if not (isinstance(g, str) and g in store)]
-    report.games_already_stored = len(ids) - len(todo)
-    bar.update(report.games_already_stored)
+    """Import the games of ``tasks`` in this process: read and split them a task at a time, write them in chunks."""
     chunk: list[dict] = []
     submitted: dict[str, int] = {}
-    for records, failed in map_serial(con, report_schema, todo, verify):
+    for records, failed in map_tasks(con, report_schema, _not_stored(store, tasks, report, bar), verify):
         bar.update(len(records) + len(failed))
         report.failed += failed
         report.cells_verbatim += sum(map(verbatim_cells, records))
@@ -247,6 +296,17 @@ def _import_serial(con, report_schema, store, ids: list, report: ImportReport, b
     written = [n for g, n in submitted.items() if g in store]
     report.games_written = len(written)
     report.moves_written = sum(written)
+
+
+def _not_stored(store, tasks: Iterable[list], report: ImportReport, bar: Any) -> Iterator[list]:
+    """The tasks without the games the store already holds (counted in ``report`` and on ``bar``)."""
+    for ids in tasks:
+        todo = [g for g in ids if not (isinstance(g, str) and g in store)]
+        if len(todo) < len(ids):
+            report.games_already_stored += len(ids) - len(todo)
+            bar.update(len(ids) - len(todo))
+        if todo:
+            yield todo
 
 
 def _write(store, chunk: list[dict], report: ImportReport, submitted: dict[str, int]) -> None:

@@ -1,14 +1,18 @@
 """Reading a GameReplayDB and splitting its games into records, here or in import processes.
 
 :func:`map_games` turns the rows of some games into records.
-:func:`import_parts` imports one file with several processes (``python -m
-gamestore.ringrift.workers SRC STORE I N``: each opens the file read-only
-and the store itself and imports its contiguous share of the games, writing
-its own shards), so an import uses every core and no record crosses a
-process boundary (pickling records back to one writer cost about as much as
-making them).  Plain subprocesses rather than ``multiprocessing``: nothing is
-forked from a process holding DuckDB or SQLite handles, and the caller's
-``__main__`` is never re-imported.
+:class:`TaskPool` hands the games of one import out a few at a time;
+:class:`ImportProcesses` starts the helper processes of ``import_sqlite(workers=N)``
+(``python -m gamestore.ringrift.workers SRC STORE``: each opens the file read-only
+and the store itself, asks this process for tasks on its stdout, gets them on its
+stdin, and writes its own shards), so an import uses every core and no record
+crosses a process boundary (pickling records back to one writer cost about as
+much as making them).  Tasks rather than fixed shares: a helper that starts late
+(its interpreter and store open cost ~0.5 s of CPU) or runs on a busier core just
+takes fewer, and all processes finish within one small task of each other.
+Plain subprocesses rather than ``multiprocessing``: nothing is forked from a
+process holding DuckDB or SQLite handles, and the caller's ``__main__`` is never
+re-imported.
 """
 from __future__ import annotations
 
@@ -20,17 +24,20 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import GamestoreError, RecordError
+from .jsontext import tag, untag
 from .mapping import compare_rows, record_to_rows, rows_to_record
-from .sqlite_io import connect_readonly, read_games, schema_report
+from .sqlite_io import read_games
 from .tables import GAME_TABLES
 
-__all__ = ["map_games", "map_serial", "import_parts", "TASK_GAMES"]
+__all__ = ["map_games", "map_tasks", "fixed_tasks", "TaskPool", "ImportProcesses", "TASK_GAMES"]
 
-#: Games per task (a few thousand moves: small enough to balance, large enough to amortise pickling).
+#: Games per task when one process imports alone (a few thousand moves: one batch of SQLite reads).
 TASK_GAMES = 8
+#: Bounds of a shared task: large while much is left (fewer requests), small near the end (an even finish).
+POOL_TASK_MIN, POOL_TASK_MAX = 2, 16
 
 Batch = tuple[list[dict], list[tuple[str, str]]]  # records, (game_id, reason) of games that failed
 
@@ -60,103 +67,149 @@ def map_games(con, report_schema, ids: Sequence, verify: bool) -> Batch:
     return records, failed
 
 
-def map_serial(con, report_schema, ids: Sequence, verify: bool) -> Iterator[Batch]:
-    """:func:`map_games` over ``ids`` in tasks of :data:`TASK_GAMES`."""
-    for k in range(0, len(ids), TASK_GAMES):
-        yield map_games(con, report_schema, ids[k : k + TASK_GAMES], verify)
+def fixed_tasks(ids: Sequence, size: int = TASK_GAMES) -> Iterator[list]:
+    """``ids`` in tasks of ``size`` games."""
+    for k in range(0, len(ids), size):
+        yield list(ids[k : k + size])
 
 
-def import_parts(
-    src: str | os.PathLike,
-    store_path: str | os.PathLike,
-    processes: int,
-    *,
-    verify: bool,
-    pause_gc: bool,
-    bar: Any,
-    first_part: Callable[[Any], None] | None = None,
-) -> list[dict]:
-    """Import ``src`` into the (existing) store with ``processes`` processes, each its own contiguous share.
+def map_tasks(con, report_schema, tasks: Iterable[Sequence], verify: bool) -> Iterator[Batch]:
+    """:func:`map_games` of each task."""
+    for ids in tasks:
+        yield map_games(con, report_schema, ids, verify)
 
-    Every process reads, splits, encodes and writes its games itself (``import_sqlite(part=(i, n))``,
-    shards committed as any writer's), so nothing crosses a process boundary but progress lines
-    and the reports, which are returned (``ImportReport`` fields as JSON).  ``bar.update`` is
-    called from this thread as the processes advance.
-    ``first_part(bar)``: this process imports part 0 itself (in this thread, while the others run;
-    ``bar`` also relays their progress), so only ``processes - 1`` are started: one interpreter and
-    store open fewer (~0.5-0.7 s of CPU each).
+
+class TaskPool:
+    """The games of one import, handed out in rowid order to the processes importing them (thread-safe).
+
+    Guided self-scheduling: a task is a share of what is left (``1 / (2 * processes)``), within
+    :data:`POOL_TASK_MIN` and :data:`POOL_TASK_MAX` games.
     """
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    base = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve()), str(Path(store_path).resolve())]
-    flags = (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
-    parts = list(range(1 if first_part is not None else 0, processes))
-    procs = [
-        subprocess.Popen(base + [str(i), str(processes)] + flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        for i in parts
-    ]
-    events: queue.Queue = queue.Queue()
-    threads = [threading.Thread(target=_follow, args=(i, p, events), daemon=True) for i, p in enumerate(procs)]
-    for t in threads:
-        t.start()
-    reports: list[dict | None] = [None] * len(procs)
-    running = len(procs)
 
-    def handle(event: tuple[int, str, Any]) -> None:
-        nonlocal running
+    def __init__(self, ids: Sequence, processes: int) -> None:
+        self._ids, self._next, self._processes = list(ids), 0, max(1, processes)
+        self._lock = threading.Lock()
+
+    def take(self) -> list:
+        """The next task (an empty list once every game is handed out)."""
+        with self._lock:
+            left = len(self._ids) - self._next
+            size = max(POOL_TASK_MIN, min(POOL_TASK_MAX, left // (2 * self._processes)))
+            task = self._ids[self._next : self._next + size]
+            self._next += len(task)
+            return task
+
+    def __iter__(self) -> Iterator[list]:
+        while True:
+            task = self.take()
+            if not task:
+                return
+            yield task
+
+
+class ImportProcesses:
+    """Helper processes of one import (started at once: their interpreters start while the caller opens the store).
+
+    :meth:`serve` hands them tasks from a :class:`TaskPool` as they ask; :meth:`relay` wraps the
+    caller's progress bar so that their progress (and a failure) is handled while the caller imports
+    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON).
+    """
+
+    def __init__(self, src: str | os.PathLike, store_path: str | os.PathLike, count: int, *, verify: bool,
+                 pause_gc: bool) -> None:
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        cmd = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve()), str(Path(store_path).resolve())]
+        cmd += (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
+        self.total = count + 1  # the caller imports too
+        self.procs = [
+            subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            for _ in range(count)
+        ]
+        self.events: queue.Queue = queue.Queue()
+        self.reports: list[dict | None] = [None] * count
+        self.threads: list[threading.Thread] = []
+        self.running = count
+        self.bar: Any = None
+
+    def serve(self, pool: TaskPool, bar: Any) -> None:
+        """Start answering the processes' task requests from ``pool``; their progress goes to ``bar``."""
+        self.bar = bar
+        self.threads = [threading.Thread(target=_follow, args=(i, p, pool, self.events), daemon=True)
+                        for i, p in enumerate(self.procs)]
+        for t in self.threads:
+            t.start()
+
+    def _handle(self, event: tuple[int, str, Any]) -> None:
         i, kind, value = event
         if kind == "progress":
-            bar.update(value)
+            self.bar.update(value)
         elif kind == "report":
-            reports[i] = value
+            self.reports[i] = value
         else:  # the process ended
-            running -= 1
-            if procs[i].wait() != 0 or reports[i] is None:
+            self.running -= 1
+            if self.procs[i].wait() != 0 or self.reports[i] is None:
                 tail = value.decode(errors="replace").strip().splitlines()[-5:]
-                raise GamestoreError(f"import process {parts[i]} of {processes} exited with code {procs[i].returncode}: "
-                                     + " | ".join(tail))
+                raise GamestoreError(f"import process {i + 1} of {self.total} exited with code "
+                                     f"{self.procs[i].returncode}: " + " | ".join(tail))
 
-    try:
-        if first_part is not None:
-            first_part(_RelayBar(bar, events, handle))
-        while running:
-            handle(events.get())
-    finally:
-        for proc in procs:
+    def relay(self) -> "_RelayBar":
+        """A bar for the caller's own tasks that also handles the processes' events in between."""
+        return _RelayBar(self)
+
+    def finish(self) -> list[dict]:
+        """Wait for every process; their reports."""
+        while self.running:
+            self._handle(self.events.get())
+        return [r for r in self.reports if r is not None]
+
+    def close(self) -> None:
+        """Kill what still runs (after a failure) and reap everything."""
+        for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        for t in threads:
+        for t in self.threads:
             t.join(timeout=10)
-    return [r for r in reports if r is not None]
 
 
 class _RelayBar:
-    """The bar of this process's own part: its updates, and the other processes' events handled in between."""
+    """The bar of the caller's own tasks: its updates, and the processes' events handled in between."""
 
-    def __init__(self, bar: Any, events: queue.Queue, handle: Callable[[tuple[int, str, Any]], None]) -> None:
-        self.bar, self.events, self.handle = bar, events, handle
+    def __init__(self, owner: ImportProcesses) -> None:
+        self.owner = owner
 
     def update(self, n: int = 1) -> None:
-        self.bar.update(n)
+        self.owner.bar.update(n)
         while True:
             try:
-                event = self.events.get_nowait()
+                event = self.owner.events.get_nowait()
             except queue.Empty:
                 return
-            self.handle(event)  # a failed process raises here: the import stops at once
+            self.owner._handle(event)  # a failed process raises here: the import stops at once
 
 
-def _follow(index: int, proc: subprocess.Popen, events: queue.Queue) -> None:
-    """Turn a part process's stdout lines into events; ``("end", stderr)`` when it closes."""
-    assert proc.stdout is not None and proc.stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
+def _send(stream: IO[bytes], task: list) -> None:
+    stream.write(json.dumps([tag(g) for g in task]).encode() + b"\n")
+    stream.flush()
+
+
+def _follow(index: int, proc: subprocess.Popen, pool: TaskPool, events: queue.Queue) -> None:
+    """Answer a process's task requests and turn its other stdout lines into events; ``("end", stderr)`` when it closes."""
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None  # all PIPE
     err: list[bytes] = []
     drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
     drain.start()
     for line in proc.stdout:
         kind, _, value = line.decode().partition(" ")
-        if kind == "progress":
+        kind = kind.strip()
+        if kind == "next":
+            try:
+                _send(proc.stdin, pool.take())
+            except (BrokenPipeError, ValueError):  # the process is gone: its end event follows
+                pass
+        elif kind == "progress":
             events.put((index, "progress", int(value)))
         elif kind == "report":
             events.put((index, "report", json.loads(value)))
@@ -165,7 +218,7 @@ def _follow(index: int, proc: subprocess.Popen, events: queue.Queue) -> None:
 
 
 class _LineBar:
-    """A progress bar for ``import_sqlite(progress=...)`` that prints ``progress N`` lines for the parent."""
+    """A progress bar for the import of a helper process that prints ``progress N`` lines for the parent."""
 
     def __init__(self, total: int | None = None, desc: str = "") -> None:
         self.out = sys.stdout
@@ -179,17 +232,31 @@ class _LineBar:
         pass
 
 
-def _import_part(args: list[str]) -> int:
-    """``python -m gamestore.ringrift.workers SRC STORE I N [--verify] [--pause-gc]``: import part I of N."""
-    from .transfer import import_sqlite
+def _parent_tasks(requests: IO[str], answers: IO[bytes]) -> Iterator[list]:
+    """The tasks the parent hands out: one is always asked for ahead, so none waits for an answer."""
+    requests.write("next\n")
+    requests.flush()
+    while True:
+        line = answers.readline()
+        task = [untag(g) for g in json.loads(line)] if line.strip() else []
+        if not task:
+            return
+        requests.write("next\n")
+        requests.flush()
+        yield task
 
-    src, store, index, count = args[0], args[1], int(args[2]), int(args[3])
-    report = import_sqlite(src, store, progress=_LineBar, verify="--verify" in args, workers=0,
-                           part=(index, count), store_tables=False, pause_gc="--pause-gc" in args)
+
+def _import_tasks_main(args: list[str]) -> int:
+    """``python -m gamestore.ringrift.workers SRC STORE [--verify] [--pause-gc]``: import the tasks read from stdin."""
+    from .transfer import import_tasks
+
+    src, store = args[0], args[1]
+    report = import_tasks(src, store, _parent_tasks(sys.stdout, sys.stdin.buffer), progress=_LineBar,
+                          verify="--verify" in args, pause_gc="--pause-gc" in args)
     sys.stdout.write("report " + json.dumps(dataclasses.asdict(report)) + "\n")
     sys.stdout.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_import_part(sys.argv[1:]))
+    sys.exit(_import_tasks_main(sys.argv[1:]))
