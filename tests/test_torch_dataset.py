@@ -347,3 +347,39 @@ def test_default_collation_passes_batches_through_untouched(store_path):
     assert len(through_workers) == len(direct)
     for a, b in zip(direct, through_workers):
         _same_batch(a, b)
+
+
+def test_worker_batches_travel_through_shared_memory(store_path):
+    import gc
+
+    from gamestore.positions import shared
+
+    ds = PositionDataset(store_path, batch_size=100, seed=6)
+    direct = list(ds)
+    arena = shared._ARENA
+    assert arena is not None and arena.pid == os.getpid()
+    gc.collect()
+    before = int(np.count_nonzero(arena.owner))
+    held = list(DataLoader(ds, batch_size=None, num_workers=2))  # 50 batches held: more than the slots
+    assert len(held) == len(direct) > shared.SLOTS
+    def rows(batches):  # every position's values (the two workers' batches hold other positions than one stream's)
+        out = collections.Counter()
+        for b in batches:
+            for i, g in enumerate(b["game_id"]):
+                m = b["policy_mask"][i]
+                fixed = (k for k in b if k not in ("game_id", "board_type") and not k.startswith("policy_"))
+                out[(g, *(tuple(np.asarray(b[k][i]).ravel().tolist()) for k in fixed),
+                     tuple(b["policy_index"][i][m].tolist()), tuple(b["policy_prob"][i][m].tolist()))] += 1
+        return out
+
+    assert rows(held) == rows(direct)
+    viewing = int(np.count_nonzero(arena.owner == os.getpid()))
+    assert viewing >= shared.SLOTS // 2  # the first batches arrived as views of the arena, the rest by value
+    del held
+    gc.collect()
+    assert int(np.count_nonzero(arena.owner)) == before  # every slot freed with its batch's tensors
+    # a slot claimed by a process that died (a worker shut down with the batch in flight) is reclaimed
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    arena.owner[3] = child.pid
+    assert shared.reclaim() >= 1 and arena.owner[3] == 0

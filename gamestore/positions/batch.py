@@ -24,6 +24,8 @@ from typing import Any, ItemsView, Iterable, Iterator, KeysView, Mapping, Values
 import numpy as np
 import torch
 
+from . import shared
+
 __all__ = ["Batch", "TORCH_DTYPES"]
 
 #: numpy dtype -> torch dtype of the arrays a batch carries
@@ -120,15 +122,31 @@ class Batch:
         return Batch({k: _pinned(v, device) for k, v in self._items.items()})
 
     # -- pickling (DataLoader workers) ----------------------------------------------------
-    def __reduce__(self) -> tuple:
+    def _split(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(CPU tensors as numpy arrays, everything else)."""
         packed = {
             k: v.numpy()
             for k, v in self._items.items()
             if type(v) is torch.Tensor and v.device.type == "cpu" and v.dtype in _PACKABLE and not v.requires_grad
         }
+        return packed, {k: v for k, v in self._items.items() if k not in packed}
+
+    def __reduce__(self) -> tuple:
+        packed, others = self._split()
         raw, layout = pack(packed)
-        others = {k: v for k, v in self._items.items() if k not in packed}
         return (_rebuild, (raw, layout, others, list(self._items)))
+
+
+def _reduce_for_queue(batch: Batch) -> tuple:
+    """How a multiprocessing queue (a DataLoader worker's) pickles a batch: tensors through shared memory when it can."""
+    packed, others = batch._split()
+    layout, total = placement(packed)
+    slot = shared.slot_for(total)
+    if slot is None:
+        return batch.__reduce__()
+    token, index, raw = slot
+    _fill(raw, layout, packed)
+    return (_rebuild_shared, (token, index, total, layout, others, list(batch._items)))
 
 
 def _pinned(value: Any, device: Any) -> Any:
@@ -137,17 +155,27 @@ def _pinned(value: Any, device: Any) -> Any:
     return value.pin_memory() if device is None else value.pin_memory(device)
 
 
-def pack(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, int, np.dtype, tuple]]]:
-    """Copy ``arrays`` into one byte buffer (8-byte aligned); returns it and where each array lives."""
+def placement(arrays: dict[str, np.ndarray]) -> tuple[list[tuple[str, int, int, str, tuple]], int]:
+    """Where each array goes in one byte buffer (8-byte aligned): ``(name, offset, bytes, dtype, shape)``, and its size."""
     layout, total = [], 0
     for name, a in arrays.items():
         total = -(-total // 8) * 8
-        layout.append((name, total, a.nbytes, a.dtype, a.shape))
+        layout.append((name, total, a.nbytes, a.dtype.str, a.shape))
         total += a.nbytes
+    return layout, total
+
+
+def pack(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, int, str, tuple]]]:
+    """Copy ``arrays`` into one byte buffer (8-byte aligned); returns it and where each array lives."""
+    layout, total = placement(arrays)
     raw = np.empty(total, np.uint8)
+    _fill(raw, layout, arrays)
+    return raw, layout
+
+
+def _fill(raw: np.ndarray, layout: list, arrays: dict[str, np.ndarray]) -> None:
     for (name, off, size, dt, shape), a in zip(layout, arrays.values()):
         raw[off : off + size].view(dt).reshape(shape)[...] = a
-    return raw, layout
 
 
 def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[str]) -> Batch:
@@ -156,3 +184,10 @@ def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[
     }
     items.update(others)
     return Batch((k, items[k]) for k in order)
+
+
+def _rebuild_shared(token: str, slot: int, total: int, layout: list, others: dict[str, Any], order: list[str]) -> Batch:
+    return _rebuild(shared.receive(token, slot, total), layout, others, order)
+
+
+shared.register_reducer(Batch, _reduce_for_queue)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import DatasetError
+from . import shared
 from .batch import TORCH_DTYPES, Batch
 from .buffer import Window, stream
 from .decode import SegmentReader
@@ -173,6 +174,7 @@ class PositionDataset(IterableDataset[Any]):
         self._resume: dict[str, Any] | None = None
         self._plan_cache: tuple[tuple[Any, ...], Plan] | None = None
         self._plan: Plan = self._resolve(int(epoch))
+        shared.ensure_arena()  # before any DataLoader worker forks from this process
 
     # -- store and plan ---------------------------------------------------------------
     def _get_store(self) -> GameStore:
@@ -210,6 +212,7 @@ class PositionDataset(IterableDataset[Any]):
         With ``torch.distributed`` initialised this is collective (every rank calls it).
         """
         self._plan = self._resolve(int(epoch))
+        shared.reclaim()
         self._progress = None
         self._resume = None
 

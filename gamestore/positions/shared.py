@@ -1,0 +1,147 @@
+"""Shared memory for the batches DataLoader workers send to the training process (fork start method).
+
+By default a batch leaving a worker is pickled by value: its tensors copied
+into one byte buffer, written through the worker's pipe (several pipe-fulls
+for a 120 kB batch, each a context switch), read and rebuilt on the other
+side.  Instead, the first :class:`~gamestore.torch.PositionDataset` made in a
+process creates an :class:`Arena` there: one anonymous shared mapping of
+``SLOTS`` slots, inherited by every worker forked from that process.  A
+worker copies a batch's tensors into a free slot and sends only the slot
+number and layout; the training process views the slot as tensors (no copy).
+
+A slot belongs to whoever holds it: the worker that claimed it until the
+batch is received, then the receiving process until every tensor of the
+batch is gone (a finalizer frees it).  A worker that finds no free slot (the
+training loop keeps many batches alive), a batch larger than a slot, and any
+other pickling (``pickle.dumps``, spawned workers, which inherit nothing)
+send the batch by value.  Slots claimed by a process that died (a worker
+shut down with batches in flight) are freed by :func:`reclaim`.
+"""
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import secrets
+import sys
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Arena", "ensure_arena", "sending_arena", "slot_for", "receive", "reclaim", "SLOTS", "SLOT_BYTES"]
+
+SLOTS = 32
+SLOT_BYTES = 4 << 20  # a batch of 256 RingRift positions is ~120 kB; larger batches go by value
+_PAGE = mmap.PAGESIZE
+_MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0  # virtual only: pages appear when written
+_ARENA: "Arena | None" = None
+_CREATE = threading.Lock()
+
+
+class Arena:
+    """``slots`` shared slots of ``slot_bytes`` each, with an owner pid per slot (0: free)."""
+
+    def __init__(self, slots: int = SLOTS, slot_bytes: int = SLOT_BYTES) -> None:
+        self.slots = slots
+        self.slot_bytes = -(-slot_bytes // _PAGE) * _PAGE
+        self.header = -(-slots * 8 // _PAGE) * _PAGE
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_ANONYMOUS", 0x20) | _MAP_NORESERVE
+        self.mm = mmap.mmap(-1, self.header + slots * self.slot_bytes, flags=flags)
+        self.owner = np.frombuffer(self.mm, np.int64, count=slots)  # pid holding each slot, 0 when free
+        self.lock = multiprocessing.get_context("fork").Lock()
+        self.pid = os.getpid()  # the process that created it (a worker's parent)
+        self.token = secrets.token_hex(8)
+        self._next = 0
+
+    def claim(self) -> int | None:
+        """A free slot, now owned by this process (None when every slot is held)."""
+        with self.lock:
+            free = np.flatnonzero(self.owner == 0)
+            if free.size == 0:
+                return None
+            after = free[free >= self._next]
+            slot = int(after[0] if after.size else free[0])
+            self.owner[slot] = os.getpid()
+        self._next = (slot + 1) % self.slots
+        return slot
+
+    def release(self, slot: int) -> None:
+        self.owner[slot] = 0
+
+    def view(self, slot: int, nbytes: int) -> np.ndarray:
+        return np.frombuffer(self.mm, np.uint8, count=nbytes, offset=self.header + slot * self.slot_bytes)
+
+
+def ensure_arena() -> None:
+    """Create this process's arena (before any DataLoader worker forks from it); once per process."""
+    global _ARENA
+    if sys.platform != "linux":
+        return  # other platforms spawn their workers: nothing is inherited
+    with _CREATE:
+        if _ARENA is None or _ARENA.pid != os.getpid():
+            _ARENA = Arena()
+
+
+def sending_arena() -> Arena | None:
+    """The arena a DataLoader worker sends through: its parent's, inherited by fork (else None)."""
+    arena = _ARENA
+    if arena is None or arena.pid != os.getppid() or arena.pid == os.getpid():
+        return None
+    from torch.utils.data import get_worker_info
+
+    return arena if get_worker_info() is not None else None
+
+
+def reclaim() -> int:
+    """Free the slots held by processes that no longer exist (batches lost in flight); returns how many."""
+    arena = _ARENA
+    if arena is None or arena.pid != os.getpid():
+        return 0
+    freed = 0
+    with arena.lock:
+        for slot in np.flatnonzero(arena.owner != 0).tolist():
+            pid = int(arena.owner[slot])
+            if pid != os.getpid() and not _alive(pid):
+                arena.owner[slot] = 0
+                freed += 1
+    return freed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def slot_for(nbytes: int) -> tuple[str, int, np.ndarray] | None:
+    """``(arena token, slot, the slot's first nbytes)`` to send a batch through, or None to send it by value."""
+    arena = sending_arena()
+    if arena is None or nbytes > arena.slot_bytes:
+        return None
+    slot = arena.claim()
+    return None if slot is None else (arena.token, slot, arena.view(slot, nbytes))
+
+
+def receive(token: str, slot: int, nbytes: int) -> np.ndarray:
+    """The bytes a worker put in ``slot``, now this process's: the slot is freed when the array and its views are gone."""
+    arena = _ARENA
+    if arena is None or arena.token != token:
+        raise RuntimeError("a batch sent through a DataLoader worker's shared memory reached another process")
+    arena.owner[slot] = os.getpid()
+    raw = arena.view(slot, nbytes)
+    weakref.finalize(raw, arena.release, slot)  # views (and tensors of them) keep ``raw`` alive
+    return raw
+
+
+def register_reducer(cls: type, reduce: Any) -> None:
+    """Pickle ``cls`` with ``reduce`` in multiprocessing's queues (DataLoader workers) only."""
+    from multiprocessing.reduction import ForkingPickler
+
+    ForkingPickler.register(cls, reduce)
