@@ -31,7 +31,9 @@ iterable dataset over 16 shards with a 16,384-example shuffle buffer).
   numpy from the list offsets);
 - ``gamestore ...``: ``PositionDataset(store, action_map=...)`` iterated
   directly, and through ``DataLoader(ds, batch_size=None, num_workers=k)``
-  (the documented idiom, default collation).
+  (the documented idiom, default collation), workers started per epoch,
+  and the same loader with ``persistent_workers=True`` made once (its
+  workers start in the first round; best of the rounds).
 
 Every dataset is opened once (not timed); a pass is one epoch (for
 gamestore ``set_epoch`` and, for the DataLoader rows, starting the workers
@@ -291,19 +293,44 @@ def gamestore_dataset(store: Path, amap: dict[str, int], batch_size: int) -> Pos
                            max_players=PLAYERS)  # fmt: skip
 
 
-def gamestore_epoch(ds: PositionDataset, epoch: int, workers: int | None) -> Iterator:
-    """One epoch, timed whole: ``set_epoch``, then the dataset itself or the documented DataLoader idiom (workers start here)."""
+def gamestore_epoch(ds: PositionDataset, epoch: int, workers: int | None, loader: Any = None) -> Iterator:
+    """One epoch, timed whole: ``set_epoch``, then the dataset itself or the documented DataLoader idiom.
+
+    Workers start here, unless ``loader`` is given: a loader with persistent workers, made once.
+    """
     ds.set_epoch(epoch)
-    yield from (ds if workers is None else DataLoader(ds, batch_size=None, num_workers=workers))
+    if loader is not None:
+        yield from loader
+    else:
+        yield from (ds if workers is None else DataLoader(ds, batch_size=None, num_workers=workers))
 
 
 # ---------------------------------------------------------------------------
 # measurement
 # ---------------------------------------------------------------------------
 def _cpu() -> float:
-    """CPU seconds of this process (all threads) and of its reaped children (DataLoader workers)."""
+    """CPU seconds of this process (all threads) and of its children (DataLoader workers): reaped and running."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    return time.process_time() + children.ru_utime + children.ru_stime + _running_children_cpu()
+
+
+def _running_children_cpu() -> float:
+    """CPU seconds so far of this process's children still running (persistent workers), from /proc."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids = f.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(batches: Iterable[dict]) -> tuple[float, float, tuple[int, int, int, float]]:
@@ -351,6 +378,11 @@ def run(args: argparse.Namespace, root: Path) -> None:
     readers["gamestore, PositionDataset iterated directly"] = lambda r: gamestore_epoch(ds, r, None)
     for k in args.workers:
         readers[f"gamestore, DataLoader(ds, batch_size=None, num_workers={k})"] = lambda r, k=k: gamestore_epoch(ds, r, k)
+    for k in (k for k in args.workers if k > 0):
+        loader = DataLoader(ds, batch_size=None, num_workers=k, persistent_workers=True)  # workers start in round 0
+        readers[f"gamestore, the same with persistent_workers=True, num_workers={k}"] = (
+            lambda r, k=k, loader=loader: gamestore_epoch(ds, r, k, loader)
+        )
     with gamestore.open(store, create=False) as s:
         games, positions = s.count_games(), s.count_moves()
     print(f"corpus: {games} games, {positions:,} positions (RingRift fixture x{args.copies}); ready in"
@@ -399,6 +431,8 @@ def _goals(best: dict[str, float], best_cpu: dict[str, float], workers: list[int
     ratio(idiom, "parquet", 1.5, "the idiom vs the vectorised Parquet loop")
     if 2 in workers:
         ratio("gamestore, DataLoader(ds, batch_size=None, num_workers=2)", "sqlite_json", 20, "2 workers vs SQLite + json.loads")
+        ratio("gamestore, the same with persistent_workers=True, num_workers=2", "sqlite_json", 20,
+              "2 persistent workers vs SQLite + json.loads")
     ratio(idiom, direct, 0.95, "the idiom vs iterating the dataset directly")
 
 

@@ -26,6 +26,7 @@ from .plan import (
     resolve_plan,
     rng_for,
 )
+from .sync import EpochSync
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import GameStore
@@ -56,8 +57,8 @@ class PositionDataset(IterableDataset[Any]):
     position with probability proportional to its game's weight.
 
     Call :meth:`set_epoch` before every epoch: it changes the order and picks
-    up games committed since the last call (do not use ``persistent_workers``:
-    workers must be started after it).  The order is fixed by ``(seed, epoch,
+    up games committed since the last call (``persistent_workers=True``
+    workers pick it up at their next iteration).  The order is fixed by ``(seed, epoch,
     rank, world_size, batch_size, buffer_size)`` and the shard snapshot taken
     by ``set_epoch`` (broadcast from rank 0 when ``torch.distributed`` is
     initialised): moves batches (~1,000 positions of whole games) in a seeded
@@ -173,7 +174,9 @@ class PositionDataset(IterableDataset[Any]):
         self._progress: dict[str, Any] | None = None
         self._resume: dict[str, Any] | None = None
         self._plan_cache: tuple[tuple[Any, ...], Plan] | None = None
+        self._sync = EpochSync()
         self._plan: Plan = self._resolve(int(epoch))
+        self._sync.track(self._plan)
         shared.ensure_arena()  # before any DataLoader worker forks from this process
 
     # -- store and plan ---------------------------------------------------------------
@@ -215,6 +218,7 @@ class PositionDataset(IterableDataset[Any]):
         shared.reclaim()
         self._progress = None
         self._resume = None
+        self._publish()
 
     @property
     def epoch(self) -> int:
@@ -279,6 +283,20 @@ class PositionDataset(IterableDataset[Any]):
             self._plan = self._resolve(epoch, snapshot)
         self._resume = {"num_workers": state.get("num_workers"), "batches": {int(w): int(n) for w, n in state["batches"].items()}}
         self._progress = None
+        self._publish()
+
+    def _publish(self) -> None:
+        """Let persistent DataLoader workers see this process's epoch and resume state at their next iteration."""
+        if get_worker_info() is None:
+            self._sync.publish(resume=self._resume, plan=self._plan)
+
+    def _catch_up(self) -> None:
+        """In a worker: take the state the training process published since this copy was made."""
+        state = self._sync.pending()
+        if state is not None:
+            self._plan = state["plan"] if "plan" in state else dataclasses.replace(self._plan, epoch=state["epoch"])
+            self._resume = state["resume"]
+            self._progress = None
 
     def _clear_resume(self) -> None:
         self._resume = None
@@ -299,14 +317,15 @@ class PositionDataset(IterableDataset[Any]):
     def _iterate(self, *, tagged: bool) -> Iterator[Any]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is not None:
+            self._catch_up()
         skip = 0
         if self._resume is not None:
             expected = self._resume["num_workers"]
             if expected is not None and expected != num_workers:
                 raise StateMismatchError(f"the state was saved with {expected} worker(s), not {num_workers}")
             skip = self._resume["batches"].get(worker, 0)
-            if info is None:
-                self._resume = None
+            self._resume = None  # one iteration resumes (a persistent worker's next one starts the epoch afresh)
         plan = self._plan
         reader = self._segment_reader()
         segments = partition(
