@@ -54,6 +54,13 @@ class Batch:
     def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any) -> None:
         self._items: dict[str, Any] = dict(items, **kwargs)
 
+    @classmethod
+    def of(cls, items: dict[str, Any]) -> "Batch":
+        """A batch holding ``items`` itself (no copy: the caller hands the dict over)."""
+        batch = cls.__new__(cls)
+        batch._items = items
+        return batch
+
     # -- the dict interface ----------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
@@ -127,7 +134,7 @@ class Batch:
         packed = {
             k: v.numpy()
             for k, v in self._items.items()
-            if type(v) is torch.Tensor and v.device.type == "cpu" and v.dtype in _PACKABLE and not v.requires_grad
+            if type(v) is torch.Tensor and v.is_cpu and not v.requires_grad and v.dtype in _PACKABLE
         }
         return packed, {k: v for k, v in self._items.items() if k not in packed}
 
@@ -183,7 +190,7 @@ def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[
         name: torch.from_numpy(raw[off : off + size].view(dt).reshape(shape)) for name, off, size, dt, shape in layout
     }
     items.update(others)
-    return Batch((k, items[k]) for k in order)
+    return Batch.of({k: items[k] for k in order})
 
 
 def _rebuild_shared(token: str, slot: int, total: int, layout: list, others: dict[str, Any], order: list[str]) -> Batch:

@@ -443,27 +443,27 @@ class PositionDataset(IterableDataset[Any]):
         if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
             i, k = divmod(unknown, width)
             raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
-        batch = Batch(game_id=w["game_id"][a:b], board_type=w["board_type"][a:b])
         tensors = w["tensors"]
+        items: dict[str, Any] = {"game_id": w["game_id"][a:b], "board_type": w["board_type"][a:b]}
         for key in _HEAD:
-            batch[key] = tensors[key][a:b]
-        batch["policy_index"] = torch.from_numpy(index)
-        batch["policy_prob"] = torch.from_numpy(prob)
-        batch["policy_mask"] = torch.from_numpy(mask)
-        batch["has_policy"] = tensors["has_policy"][a:b]
+            items[key] = tensors[key][a:b]
+        items["policy_index"] = torch.from_numpy(index)
+        items["policy_prob"] = torch.from_numpy(prob)
+        items["policy_mask"] = torch.from_numpy(mask)
+        items["has_policy"] = tensors["has_policy"][a:b]
         for name, spec in plan.vectors.items():
             vals, ok = copy_rows(srcs, name, part, row, spec.shape, fast=fast, tables=tables)
-            batch[f"vec_{name}"] = torch.from_numpy(vals)
-            batch[f"vec_{name}_mask"] = torch.from_numpy(ok)
+            items[f"vec_{name}"] = torch.from_numpy(vals)
+            items[f"vec_{name}_mask"] = torch.from_numpy(ok)
         for name in self._columns:
-            batch[name] = tensors[name][a:b] if name in tensors else w["objects"][name][a:b]
+            items[name] = tensors[name][a:b] if name in tensors else w["objects"][name][a:b]
         if self.return_keys:
-            batch["policy_keys"] = _object_array(
+            items["policy_keys"] = _object_array(
                 [[self._key_at(srcs, p, r, k) for k in range(min(ln, width))] for p, r, ln in zip(part, row, lens)]
             )
         if self.action_size is not None:
-            batch["policy_dense"] = self._dense(index, prob, mask)
-        return batch
+            items["policy_dense"] = self._dense(index, prob, mask)
+        return Batch.of(items)
 
     def _key_at(self, srcs: list[Source], p: int, r: int, k: int) -> str | None:
         """The policy key of entry ``k`` of source row ``r`` of part ``p`` (None for an action id)."""
