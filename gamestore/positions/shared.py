@@ -37,6 +37,7 @@ SLOTS = 32
 SLOT_BYTES = 4 << 20  # a batch of 256 RingRift positions is ~120 kB; larger batches go by value
 _PAGE = mmap.PAGESIZE
 _MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0  # virtual only: pages appear when written
+_LOCK_WAIT = 1.0  # seconds: the slot lock is held for microseconds, unless its holder was killed
 _ARENA: "Arena | None" = None
 _CREATE = threading.Lock()
 
@@ -55,16 +56,22 @@ class Arena:
         self.pid = os.getpid()  # the process that created it (a worker's parent)
         self.token = secrets.token_hex(8)
         self._next = 0
+        self.stuck = False
 
     def claim(self) -> int | None:
-        """A free slot, now owned by this process (None when every slot is held)."""
-        with self.lock:
+        """A free slot, now owned by this process (None when every slot is held, or the lock is stuck)."""
+        if self.stuck or not self.lock.acquire(timeout=_LOCK_WAIT):
+            self.stuck = True  # a process was killed while holding the lock: this one sends by value from now on
+            return None
+        try:
             free = np.flatnonzero(self.owner == 0)
             if free.size == 0:
                 return None
             after = free[free >= self._next]
             slot = int(after[0] if after.size else free[0])
             self.owner[slot] = os.getpid()
+        finally:
+            self.lock.release()
         self._next = (slot + 1) % self.slots
         return slot
 
@@ -101,12 +108,16 @@ def reclaim() -> int:
     if arena is None or arena.pid != os.getpid():
         return 0
     freed = 0
-    with arena.lock:
+    if not arena.lock.acquire(timeout=_LOCK_WAIT):
+        return 0
+    try:
         for slot in np.flatnonzero(arena.owner != 0).tolist():
             pid = int(arena.owner[slot])
             if pid != os.getpid() and not _alive(pid):
                 arena.owner[slot] = 0
                 freed += 1
+    finally:
+        arena.lock.release()
     return freed
 
 
