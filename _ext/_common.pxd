@@ -28,6 +28,16 @@ cdef enum:
     EMPTY_BITS = 7    # search_flags bits of the three maps
 
 
+ctypedef struct ColsHead:
+    # A policy or search statistics in column form (``gamestore._encode.Columns``): this head, then
+    # double a[n] (q values, or a policy's probabilities), double b[n] (priors), int32 visits[n],
+    # int32 key_end[n] and the candidates' ASCII key text (key i is text[key_end[i - 1]:key_end[i]]).
+    int64_t n
+    int64_t flags          # search_flags: the maps and scalars present (a policy: 0)
+    double sfloat[MAX_FIELDS]  # search float scalars, by Layout index
+    int64_t sint[MAX_FIELDS]   # search int scalars, by Layout index
+
+
 ctypedef struct Layout:
     int ni, nf, nd, ns, np, nsf, nsi
     int64_t int_lo[MAX_FIELDS]

@@ -28,7 +28,7 @@ from libc.string cimport memcmp
 cimport cython
 cimport numpy as cnp
 from _common cimport (
-    Layout, load_layout, MAX_FIELDS, PyDict_CheckExact, PyUnicode_Check, PyUnicode_CheckExact, PyBool_Check,
+    ColsHead, Layout, load_layout, MAX_FIELDS, PyDict_CheckExact, PyUnicode_Check, PyUnicode_CheckExact, PyBool_Check,
     PyList_CheckExact, PyTuple_CheckExact, PyLong_CheckExact, PyFloat_CheckExact, PyFloat_AS_DOUBLE, yield_gil,
 )
 import json
@@ -188,6 +188,7 @@ cdef bint json_ok(object value, int depth) except -1:
 
 cdef extern from "Python.h":
     int PyUnicode_READY(object) except -1
+    object PyUnicode_DecodeASCII(const char*, Py_ssize_t, const char*)
 
 
 cdef inline uint64_t str_hash(const unsigned char* p, Py_ssize_t n, uint64_t seed) noexcept nogil:
@@ -269,8 +270,12 @@ cdef class Codes:
         """The slot holding the str ``s`` (``found``), or the empty slot where it would go; ``hout``: its hash."""
         PyUnicode_READY(s)
         cdef unsigned int kind = PyUnicode_KIND(s)
-        cdef Py_ssize_t nbytes = PyUnicode_GET_LENGTH(s) * kind
-        cdef const unsigned char* data = <const unsigned char*>PyUnicode_DATA(s)
+        return self._probe(<PyObject*>s, <const unsigned char*>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s) * kind,
+                           kind, hout, found)
+
+    cdef inline Py_ssize_t _probe(self, PyObject* s, const unsigned char* data, Py_ssize_t nbytes, unsigned int kind,
+                                  uint64_t* hout, bint* found) noexcept:
+        """``_find`` of the str whose canonical storage is ``data`` (``nbytes`` bytes of ``kind``; ``s``: the str, or NULL)."""
         cdef uint64_t h = str_hash(data, nbytes, kind)
         cdef uint64_t i = h & self.mask
         cdef int32_t c
@@ -283,7 +288,7 @@ cdef class Codes:
                 return <Py_ssize_t>i
             if self.slots[i].h == h:
                 k = self.keys[c]
-                if k == <PyObject*>s or (
+                if k == s or (
                     PyUnicode_KIND(<object>k) == kind and PyUnicode_GET_LENGTH(<object>k) * kind == nbytes
                     and memcmp(PyUnicode_DATA(<object>k), data, nbytes) == 0
                 ):
@@ -298,6 +303,19 @@ cdef class Codes:
         cdef Py_ssize_t at = self._find(s, &h, &found)
         if found:
             return self.slots[at].code
+        return self._insert(s, at, h)
+
+    cdef inline int32_t code_ascii(self, const unsigned char* data, Py_ssize_t n) except -2:
+        """``code(data[:n].decode("ascii"))`` without making the str unless it is new (``data`` is ASCII)."""
+        cdef uint64_t h
+        cdef bint found
+        cdef Py_ssize_t at = self._probe(NULL, data, n, 1, &h, &found)
+        if found:
+            return self.slots[at].code
+        return self._insert(PyUnicode_DecodeASCII(<const char*>data, n, NULL), at, h)
+
+    cdef inline int32_t _insert(self, object s, Py_ssize_t at, uint64_t h) except -2:
+        """Add the str ``s`` (hash ``h``) at the empty slot ``at``; its code, -1 when the dictionary is full."""
         cdef Py_ssize_t n = PyList_GET_SIZE(self.values)
         if n >= self.limit:
             return -1
@@ -407,6 +425,55 @@ cdef object vec_to_numpy(const void* data, Py_ssize_t n, Py_ssize_t itemsize, ob
         if n:
             memcpy(dst, data, n * itemsize)
     return out
+
+
+COLS_POLICY = 0x100  # ColsHead.flags of a policy (a search's flags are search_flags bits, below 0x100)
+
+
+cdef class Columns:
+    """A policy or search statistics in column form, for parsers that build one without a Python object
+    per candidate (``gamestore.ringrift.cells`` does, from RingRift's JSON text).
+
+    ``data`` holds a ``ColsHead`` (``_common.pxd``) and the columns after it; the compiled encoder
+    reads them.  A subclass is also the Mapping they stand for, which every other consumer (the
+    reference backend, ``normalize_move``) reads instead: its parser proves the two equal.
+    """
+    cdef readonly bytes data
+    cdef readonly object source  # what the columns were parsed from (the subclass's business)
+    cdef Py_ssize_t n
+    cdef const ColsHead* head
+    cdef const double* a
+    cdef const double* b
+    cdef const int32_t* visits
+    cdef const int32_t* key_end
+    cdef const unsigned char* keys
+
+    def __cinit__(self, bytes data, object source=None, *args, **kwargs):
+        cdef Py_ssize_t size = len(data), n, i, end = 0
+        cdef const char* p = <const char*>data
+        if size < <Py_ssize_t>sizeof(ColsHead):
+            raise ValueError("column data too short")
+        self.head = <const ColsHead*>p
+        n = self.head.n
+        if n < 0 or n > (size - <Py_ssize_t>sizeof(ColsHead)) // 24:
+            raise ValueError("bad candidate count")
+        self.a = <const double*>(p + sizeof(ColsHead))
+        self.b = self.a + n
+        self.visits = <const int32_t*>(self.b + n)
+        self.key_end = self.visits + n
+        self.keys = <const unsigned char*>(self.key_end + n)
+        for i in range(n):
+            if self.key_end[i] < end:
+                raise ValueError("bad key offsets")
+            end = self.key_end[i]
+        if size != <Py_ssize_t>sizeof(ColsHead) + 24 * n + end:
+            raise ValueError("column data size does not match its head")
+        for i in range(end):
+            if self.keys[i] >= 128:
+                raise ValueError("candidate keys must be ASCII")
+        self.data = data
+        self.source = source
+        self.n = n
 
 
 cdef class MoveEncoder:
@@ -686,11 +753,11 @@ cdef class MoveEncoder:
                 if rc:
                     return rc
             elif kind == K_POLICY:
-                rc = self._policy(value, row)
+                rc = self._policy_cols(<Columns>value, row) if isinstance(value, Columns) else self._policy(value, row)
                 if rc:
                     return rc
             elif kind == K_SEARCH:
-                rc = self._search(value, row)
+                rc = self._search_cols(<Columns>value, row) if isinstance(value, Columns) else self._search(value, row)
                 if rc:
                     return rc
             elif kind == K_VECTORS:
@@ -768,6 +835,66 @@ cdef class MoveEncoder:
                 return SLOW
             self.p_prob.push_back(dv)
         self.pol_ok[row] = 1
+        return OK
+
+    cdef int _policy_cols(self, Columns value, Py_ssize_t row) except -1:
+        """``_policy`` of a policy in column form."""
+        cdef Py_ssize_t i, start = 0
+        cdef int32_t c
+        if value.head.flags != COLS_POLICY:
+            return SLOW
+        for i in range(value.n):
+            if not isfinite(value.a[i]):
+                return SLOW
+            c = self.p_codes.code_ascii(value.keys + start, value.key_end[i] - start)
+            if c < 0:
+                return FULL
+            start = value.key_end[i]
+            self.p_cand.push_back(c)
+            self.p_is_key.push_back(1)
+            self.p_prob.push_back(value.a[i])
+        self.pol_ok[row] = 1
+        return OK
+
+    cdef int _search_cols(self, Columns value, Py_ssize_t row) except -1:
+        """``_search`` of search statistics in column form (one candidate list for the maps present)."""
+        cdef const ColsHead* h = value.head
+        cdef Py_ssize_t i, start = 0
+        cdef int j
+        cdef int32_t c
+        cdef uint8_t q_ok, v_ok, p_ok
+        if h.flags < 0 or h.flags >= 0x100:
+            return SLOW
+        for j in range(NSI):
+            if h.flags & L.sint_bit[j] and (h.sint[j] < L.sint_lo[j] or h.sint[j] > L.sint_hi[j]):
+                return SLOW
+        for j in range(NSF):
+            if h.flags & L.sfloat_bit[j]:
+                self.sfloat[j, row] = h.sfloat[j]
+        for j in range(NSI):
+            if h.flags & L.sint_bit[j]:
+                self.sint[j, row] = h.sint[j]
+        self.flags[row] = <uint8_t>h.flags
+        self.search_extra[row] = EMPTY_JSON
+        if not (h.flags & 7):
+            return OK
+        self.srch_ok[row] = 1
+        q_ok = (h.flags & L.map_bit[0]) != 0
+        v_ok = (h.flags & L.map_bit[1]) != 0
+        p_ok = (h.flags & L.map_bit[2]) != 0
+        for i in range(value.n):
+            c = self.s_codes.code_ascii(value.keys + start, value.key_end[i] - start)
+            if c < 0:
+                return FULL
+            start = value.key_end[i]
+            self.s_cand.push_back(c)
+            self.s_is_key.push_back(1)
+            self.s_q.push_back(value.a[i] if q_ok else 0.0)
+            self.s_q_ok.push_back(q_ok)
+            self.s_visits.push_back(value.visits[i] if v_ok else 0)
+            self.s_v_ok.push_back(v_ok)
+            self.s_prior.push_back(value.b[i] if p_ok else 0.0)
+            self.s_p_ok.push_back(p_ok)
         return OK
 
     cdef int _search(self, object value, Py_ssize_t row) except -1:

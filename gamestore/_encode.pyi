@@ -15,6 +15,15 @@ SEARCH_MAP_KEYS: tuple[str, ...]
 SEARCH_FLOAT_KEYS: tuple[str, ...]
 SEARCH_INT_KEYS: tuple[str, ...]
 KEY_LIMIT: int
+COLS_POLICY: int
+
+class Columns:
+    """A policy or search statistics in column form (``data``: a ``_common.ColsHead`` and its columns),
+    parsed from ``source``; a subclass is also the Mapping they stand for."""
+
+    data: bytes
+    source: Any
+    def __init__(self, data: bytes, source: Any = None) -> None: ...
 
 class Codes:
     """A first-appearance string dictionary (codes equal to a dict's from str to index)."""
