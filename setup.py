@@ -26,6 +26,8 @@ extensions = [
     _extension("_positions"),  # PositionDataset's batch gathers (gamestore/positions/gather.py is the spec)
     # RingRift import: exact JSON text-style checks (optional: the import falls back to pure Python)
     Extension("gamestore.ringrift._rrjson", ["_ext/_rrjson.pyx"], extra_compile_args=["-O3"]),
+    # RingRift import: policy / search-statistics text straight into the encoder's columns (textcols.py)
+    Extension("gamestore.ringrift._rrcols", ["_ext/_rrcols.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

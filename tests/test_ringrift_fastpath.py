@@ -2,7 +2,9 @@
 
 The reference path is the same code with the compiled checks swapped for their Python references
 (``jsontext._styled_equal`` off: every text proven by re-rendering with ``json``; ``cells`` shape
-checks in Python).  Both must split every row into exactly the same record, and so store the same games.
+checks in Python; no policy / search statistics parsed in C into the encoder's columns).  Both must
+split every row into exactly the same record (a column-form value: the mapping it stands for, and the
+same encoded columns), and so store the same games.
 """
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gamestore.store as store_mod
-from gamestore.ringrift import _rrjson, cells, jsontext
+from gamestore import _backend_cython, _backend_python
+from gamestore._encode import Columns
+from gamestore.codec import _coerce_vectors
+from gamestore.ringrift import _rrjson, cells, jsontext, textcols
+from gamestore.ringrift.mapping import RINGRIFT_VECTORS
 from gamestore.ringrift.mapping import compare_rows, record_to_rows, rows_to_record
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import COLUMNS
@@ -27,16 +33,21 @@ from gamestore.ringrift.transfer import import_sqlite
 
 @contextmanager
 def reference_path() -> Iterator[None]:
-    saved = jsontext._styled_equal, cells._search_maps, cells._finite_floats
+    saved = jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text, cells._search_text
     jsontext._styled_equal, cells._search_maps, cells._finite_floats = None, cells._py_search_maps, cells._py_finite_floats
+    cells._policy_text = cells._search_text = None
     try:
         yield
     finally:
-        jsontext._styled_equal, cells._search_maps, cells._finite_floats = saved
+        (jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text,
+         cells._search_text) = saved
 
 
 def strict_equal(a: Any, b: Any, where: str = "") -> None:
-    """Equal values of the same types, floats bit for bit, dict keys in the same order."""
+    """Equal values of the same types, floats bit for bit, dict keys in the same order (a column-form
+    value of the fast path: its mapping)."""
+    if isinstance(a, Columns):
+        a = json.loads(a.source)
     assert type(a) is type(b), (where, a, b)
     if isinstance(a, dict):
         assert list(a) == list(b), where
@@ -52,6 +63,16 @@ def strict_equal(a: Any, b: Any, where: str = "") -> None:
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
     else:
         assert a == b, (where, a, b)
+
+
+_SPECS = _coerce_vectors(RINGRIFT_VECTORS)
+
+
+def assert_same_columns(fast_moves: list, ref_moves: list) -> None:
+    """The compiled encoder makes the same Arrow columns of both, and the reference backend of the fast ones."""
+    ref, _ = _backend_cython.encode_moves(["g"], [ref_moves], _SPECS)
+    assert _backend_cython.encode_moves(["g"], [fast_moves], _SPECS)[0].equals(ref)
+    assert _backend_python.encode_moves(["g"], [fast_moves], _SPECS)[0].equals(ref)
 
 
 def _games(path) -> list[dict]:
@@ -93,6 +114,9 @@ def test_fixture_records_equal_on_both_paths(ringrift_dbs):
             with reference_path():
                 ref = rows_to_record(rows)
             strict_equal(fast, ref, f"{name}:{rows['games'][0][0]}")
+            assert_same_columns(fast["moves"], ref["moves"])
+            if rows["game_moves"] and rows["game_moves"][0][_MI["search_stats_json"]] is not None:
+                assert isinstance(fast["moves"][0]["search"], Columns)  # RingRift's texts take the column path
 
 
 _MI = {c: i for i, c in enumerate(COLUMNS["game_moves"])}
@@ -170,6 +194,7 @@ def test_odd_rows_equal_on_both_paths_and_round_trip(small_game, changes, data):
     with reference_path():
         ref = rows_to_record(rows)
     strict_equal(fast, ref)
+    assert_same_columns(fast["moves"], ref["moves"])
     back = record_to_rows(fast)
     assert compare_rows("game_moves", moves, back["game_moves"]) == []
 

@@ -25,6 +25,7 @@ from .jsontext import (
     untag,
 )
 from .tables import COLUMNS
+from .textcols import policy_text, search_text
 
 __all__ = [
     "MOVE_JSON_KEYS",
@@ -304,24 +305,34 @@ def _py_search_maps(q: dict, vc: dict, pp: dict) -> bool:
     )  # fmt: skip
 
 
+_policy_text, _search_text = policy_text, search_text  # None: the reference path only (tests switch them off)
+
 try:
     from ._rrjson import finite_floats as _finite_floats, search_maps as _search_maps
 except ImportError:  # pragma: no cover - extension not built: the reference checks
     _finite_floats, _search_maps = _py_finite_floats, _py_search_maps
 
 
-def parse_policy(text: Any) -> tuple[dict, str] | None:
+def parse_policy(text: Any) -> tuple[Mapping, str] | None:
     if type(text) is not str:
         return None
+    if _policy_text is not None:  # compiled: straight into the encoder's columns when proven exact
+        cols = _policy_text(text)
+        if cols is not None:
+            return cols, STYLE["move_probs"]
     parsed = parse_styled(text, STYLE["move_probs"])
     if parsed is None or type(parsed[0]) is not dict or not parsed[0] or not _finite_floats(parsed[0]):
         return None
     return parsed
 
 
-def parse_search(text: Any) -> tuple[dict, list | None, str] | None:
+def parse_search(text: Any) -> tuple[Mapping, list | None, str] | None:
     if type(text) is not str:
         return None
+    if _search_text is not None:
+        cols = _search_text(text)
+        if cols is not None:  # RingRift's key order (no rr_search_keys), the default style
+            return cols, None, STYLE["search_stats_json"]
     parsed = parse_styled(text, STYLE["search_stats_json"])
     if parsed is None or type(parsed[0]) is not dict:
         return None

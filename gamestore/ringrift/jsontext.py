@@ -12,7 +12,7 @@ import base64
 import gzip
 import json
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 __all__ = [
     "STYLES",
@@ -124,7 +124,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 def dumps(value: Any, style: str) -> str:
-    """``value`` as JSON text in ``style``."""
+    """``value`` as JSON text in ``style`` (a Mapping other than a dict as the dict of its items)."""
+    if type(value) is not dict and isinstance(value, Mapping):
+        value = dict(value)
     return _ENCODERS[style](value)
 
 
