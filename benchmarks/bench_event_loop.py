@@ -68,17 +68,42 @@ class Probe:
 
     def __init__(self) -> None:
         self.lags: list[float] = []
+        self.queued: list[float] = []  # of each lag, the time the loop's thread waited for a CPU (run queue)
         self.wakes: list[float] = []  # loop.time() (time.monotonic) of each wake-up
         self.running = True
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        sched = _SchedStat()
         while self.running:
+            q0 = sched.queued()
             t0 = loop.time()
             await asyncio.sleep(PROBE_S)
             t1 = loop.time()
-            self.lags.append(max(0.0, t1 - t0 - PROBE_S))
+            lag = max(0.0, t1 - t0 - PROBE_S)
+            self.lags.append(lag)
+            self.queued.append(min(lag, sched.queued() - q0))
             self.wakes.append(t1)
+
+
+class _SchedStat:
+    """Seconds the calling thread has spent runnable but waiting for a CPU (Linux ``schedstat``; 0 elsewhere).
+
+    A probe's lag is its time off the CPU beyond the sleep: waiting in the kernel's run queue (other
+    processes, the machine's load) or sleeping on a lock (the GIL held by another thread).  Subtracting
+    the first leaves the part that the program's own threads caused, a steadier figure on a busy machine.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def queued(self) -> float:
+        if self._fd is None:
+            return 0.0
+        return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
 
 
 class Recorder:
@@ -130,7 +155,9 @@ class Recorder:
 
     def breakdown(self, probe: Probe, *, over_ms: float = 2.0) -> list[str]:
         """One line per kind of stall: how many late probes overlapped a GC pass, else which calls ran."""
-        late = [(w - lag, w, lag) for w, lag in zip(probe.wakes, probe.lags) if lag * 1000 > over_ms]
+        # by the lag without run-queue waits: what the program's threads (the GIL) caused, not the machine's load
+        late = [(w - lag, w, lag - q) for w, lag, q in zip(probe.wakes, probe.lags, probe.queued)
+                if (lag - q) * 1000 > over_ms]
         gc_hit: collections.Counter[int] = collections.Counter()
         gc_max: dict[int, float] = {}
         by_calls: collections.Counter[str] = collections.Counter()
@@ -145,7 +172,7 @@ class Recorder:
             key = " + ".join(running)
             by_calls[key] += 1
             worst[key] = max(worst.get(key, 0.0), lag)
-        lines = [f"{len(late)} probes later than {over_ms:g} ms; {len(self.gcs)} GC passes during the run"
+        lines = [f"{len(late)} probes later than {over_ms:g} ms without run-queue waits; {len(self.gcs)} GC passes during the run"
                  f" (gen 2: {sum(1 for g in self.gcs if g[2] == 2)}, longest"
                  f" {max((e - s for s, e, _g, _t in self.gcs), default=0.0) * 1000:.1f} ms)"]
         for gen, n in sorted(gc_hit.items()):
@@ -156,8 +183,8 @@ class Recorder:
 
 
 def _call_name(fn: object) -> str:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
+    while isinstance(fn, functools.partial) or hasattr(fn, "__wrapped__"):
+        fn = fn.func if isinstance(fn, functools.partial) else fn.__wrapped__  # type: ignore[union-attr]
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     return name.removeprefix("GameStore.").removeprefix("AsyncGameStore.").replace(".<locals>", "")
 
@@ -169,17 +196,19 @@ async def idle_floor(seconds: float) -> dict:
     await asyncio.sleep(seconds)
     probe.running = False
     await task
-    return {"elapsed": seconds, "reads": 0, "scanned_moves": 0, **_stats(probe.lags)}
+    return {"elapsed": seconds, "reads": 0, "scanned_moves": 0, **_stats(probe)}
 
 
-def _stats(lags: list[float]) -> dict:
-    a = np.array(lags) * 1000.0
+def _stats(probe: Probe) -> dict:
+    a = np.array(probe.lags) * 1000.0
+    own = a - np.array(probe.queued) * 1000.0  # the lag without the loop thread's run-queue waits
     return {"samples": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "max": float(a.max()), "over_20ms": int((a > 20).sum())}
+            "max": float(a.max()), "over_20ms": int((a > 20).sum()),
+            "own_p99": float(np.percentile(own, 99)), "own_max": float(own.max())}
 
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
-                        switch_interval: float | None) -> dict:
+                        switch_interval: float | None, handover_interval: float | None = 0.0005) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
@@ -187,7 +216,8 @@ async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_ever
     pool = rec.executor(workers)
     with rec:
         try:
-            async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval) as store:
+            async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval,
+                                            handover_interval=handover_interval) as store:
                 return await _drive_gamestore(store, probe, rec, games, written, ops, batch=batch,
                                               flush_every=flush_every)
         finally:
@@ -223,7 +253,7 @@ async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, rec: R
 
     elapsed = await _probed(probe, writer, reader)
     assert await store.count_games() == len(games)
-    return {"elapsed": elapsed, **ops, **_stats(probe.lags), "breakdown": rec.breakdown(probe)}
+    return {"elapsed": elapsed, **ops, **_stats(probe), "breakdown": rec.breakdown(probe)}
 
 
 async def _probed(probe: Probe, writer: Callable[[], Awaitable[None]],
@@ -270,11 +300,11 @@ async def run_sqlite(path: Path, games: list[dict], *, batch: int) -> dict:
         assert db.count_games() == len(games)
     finally:
         db.close()
-    return {"elapsed": elapsed, **ops, **_stats(probe.lags)}
+    return {"elapsed": elapsed, **ops, **_stats(probe)}
 
 
 def _interval(text: str) -> float | None:
-    return None if text == "default" else float(text)
+    return None if text in ("default", "none") else float(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="one gamestore run per value: 'default' leaves the interpreter's switch interval alone"
                         " (Python's 5 ms, what open_async does unless asked), a number passes"
                         " open_async(switch_interval=...) (default: default 0.001)")
+    p.add_argument("--handover-interval", type=_interval, nargs="+", default=[0.0005, None], metavar="SECONDS",
+                   help="gamestore runs per value, for each switch interval: open_async(handover_interval=...);"
+                        " 'none' turns the pool calls' GIL handover off (default: 0.0005 none)")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
@@ -308,14 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict]] = []
     try:
         default_interval = sys.getswitchinterval()
-        for k, interval in enumerate(args.switch_interval):
+        runs = [(s, h) for s in args.switch_interval for h in args.handover_interval]
+        for k, (interval, handover) in enumerate(runs):
             sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
             gc.collect()
             label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
+            label += ", no handover" if handover is None else f", handover {handover * 1000:g} ms"
             rows.append((f"gamestore (open_async), {label}",
                          asyncio.run(run_gamestore(root / f"gamestore{k}", games, batch=args.batch,
                                                    flush_every=args.flush_every, workers=args.workers,
-                                                   switch_interval=interval))))
+                                                   switch_interval=interval, handover_interval=handover))))
         sys.setswitchinterval(default_interval)
         if not args.no_sqlite:
             rows.append(("SQLite, GameReplayDB layout, calls on the loop",
@@ -329,14 +364,15 @@ def main(argv: list[str] | None = None) -> int:
           f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores, {args.workers} pool threads,"
           f" load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written | reads done |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written"
+          " | reads done | p99 / max without run-queue waits (ms) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in rows:
         print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_20ms']} | {r['samples']} |"
-              f" {len(games) / r['elapsed']:.0f} | {r['reads']} |")
+              f" {len(games) / r['elapsed']:.0f} | {r['reads']} | {r['own_p99']:.2f} / {r['own_max']:.1f} |")
     r = floor
     print(f"| no workload (the machine's own noise) | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} |"
-          f" {r['over_20ms']} | {r['samples']} | - | - |")
+          f" {r['over_20ms']} | {r['samples']} | - | - | {r['own_p99']:.2f} / {r['own_max']:.1f} |")
     print()
     for name, r in rows:
         if "breakdown" in r:

@@ -9,6 +9,7 @@ from types import FrameType
 
 import pytest
 
+from gamestore import gil
 from gamestore.testing import synth
 from gamestore.backend import get_backend
 
@@ -38,7 +39,7 @@ def test_compiled_loops_reach_the_interpreters_switch_check(work, which):
     seen: list[str] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        seen.append(frame.f_code.co_filename if frame is not None else "")
+        seen.append(frame.f_code.co_qualname if frame is not None else "")
 
     old = signal.signal(signal.SIGALRM, handler)
     try:
@@ -49,7 +50,7 @@ def test_compiled_loops_reach_the_interpreters_switch_check(work, which):
             signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, old)
-    assert "<gamestore switch point>" in seen, seen[:20]
+    assert gil.switch_point.__code__.co_qualname in seen, seen[:20]
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer (POSIX)")
@@ -57,7 +58,7 @@ def test_ctrl_c_interrupts_a_long_encode(work):
     """A KeyboardInterrupt (any exception from a signal handler) stops the compiled loop at its next switch point."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        if frame is not None and frame.f_code.co_filename == "<gamestore switch point>":
+        if frame is not None and frame.f_code is gil.switch_point.__code__:
             raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGALRM, interrupt)

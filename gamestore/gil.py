@@ -1,0 +1,218 @@
+"""Handing the GIL over for real during long work in a latency-sensitive thread (docs/concurrency.md).
+
+CPython hands the GIL to a waiting thread only once that thread has waited a
+whole switch interval (5 ms by default): the waiter sleeps that long, then
+asks the holder to drop it.  An asyncio loop waking while a pool thread
+validates and encodes a batch therefore waits up to the interval, however
+little it has to do.  A thread marked with :func:`handing_over` (the async
+API's pool calls are) instead gives the GIL up itself, at most ``every``
+seconds of work after it last did: when the thread it hands over to (the
+event loop's) is blocked waiting for the GIL, it releases the GIL and sleeps
+in short steps until that thread has it.  (A release-and-retake alone does
+not do: the releasing thread nearly always wins the race, and the waiter
+restarts its interval.)
+
+Where a marked thread looks at the time: every 64th Python function call or
+return (a C profile function, installed while marked: Python code needs no
+switch points of its own), and at :func:`switch_point`, which the compiled
+encoder and decoder call every few dozen rows (``_ext/_common.pxd``).  An
+unmarked thread never pauses, so synchronous programs pay nothing.  Whether
+the waiter waits is read from Linux's ``/proc/self/task/<tid>/syscall``
+(one system call per look); elsewhere, or without the compiled module, a
+marked thread sleeps briefly (``time.sleep(0)``) every ``every`` seconds
+instead, which hands over less reliably.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+__all__ = ["switch_point", "handing_over", "interval", "counts", "HandingOver", "Waiter", "DEFAULT_EVERY"]
+
+T = TypeVar("T")
+
+#: Default longest stretch of GIL-holding work between two handovers (seconds).
+DEFAULT_EVERY = 0.0005
+
+try:
+    from . import _gil as _c
+except ImportError:  # pragma: no cover - not built: the pure-Python handover below
+    _c = None  # type: ignore[assignment]
+
+_state = threading.local()  # pure Python: .due (monotonic time of the next handover, 0.0: not marked), .every
+_monotonic = time.monotonic
+_sleep = time.sleep
+_MAX_WAITERS = 8
+
+
+class Waiter:
+    """A thread of this process watched for waiting on a lock (Linux: ``/proc/self/task/<tid>/syscall``).
+
+    A thread that woke up and wants the GIL sleeps in ``futex``; an event loop
+    with nothing to do sleeps in ``epoll_wait``; a running (or runnable)
+    thread reads as ``running``.  Reading the file costs one system call.
+    """
+
+    _futex: int | None = None  # the number shown while blocked on a lock; -1: threads cannot be watched here
+
+    def __init__(self, native_id: int) -> None:
+        self.native_id = native_id
+        self.fd = os.open(f"/proc/self/task/{native_id}/syscall", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    @classmethod
+    def of(cls, native_id: int) -> "Waiter | None":
+        """The watcher of thread ``native_id`` (cached), or None where threads cannot be watched."""
+        w = _waiters.get(native_id)
+        if w is not None:
+            return w
+        if cls._futex is None:
+            cls._futex = _futex_number()
+            if _c is not None:
+                _c.set_futex(cls._futex)
+        if cls._futex < 0 or _c is None:
+            return None
+        try:
+            w = cls(native_id)
+        except OSError:
+            return None
+        with _waiters_lock:
+            while len(_waiters) >= _MAX_WAITERS:  # loops come and go (asyncio.run per thread): keep a few
+                _waiters.pop(next(iter(_waiters))).close()
+            _waiters[native_id] = w
+        return w
+
+
+_waiters: dict[int, Waiter] = {}
+_waiters_lock = threading.Lock()
+
+
+def _futex_number() -> int:
+    """The system call number of a thread blocked on a lock, read from one (no table per architecture); -1 if
+    threads cannot be watched (no ``/proc``)."""
+    lock = threading.Lock()
+    lock.acquire()
+    started = threading.Event()
+    tid: list[int] = []
+
+    def blocked() -> None:
+        tid.append(threading.get_native_id())
+        started.set()
+        lock.acquire()
+
+    t = threading.Thread(target=blocked, name="gamestore-gil-probe", daemon=True)
+    t.start()
+    started.wait()
+    try:
+        deadline = _monotonic() + 1.0
+        while _monotonic() < deadline:
+            try:
+                with open(f"/proc/self/task/{tid[0]}/syscall", "rb") as f:
+                    nr = f.read(16).split(b" ", 1)[0]
+            except OSError:
+                return -1
+            if nr.isdigit():
+                return int(nr)
+            _sleep(0.0005)  # not blocked yet
+        return -1
+    finally:
+        lock.release()
+        t.join()
+
+
+def switch_point() -> None:
+    """Hand the GIL over if this thread is marked and has worked ``every`` seconds since it last did.
+
+    With a watched waiter (the event loop's thread, given to
+    :func:`handing_over`), only if that thread is blocked on a lock, i.e.
+    wants the GIL: this thread then releases the GIL and sleeps in 20 us
+    steps until the waiter runs (it took the GIL), at most 1 ms (if it stays
+    blocked, it waits for something else: the next look is 8 intervals
+    later).  Without one: ``time.sleep(0)``, which releases the GIL for the
+    kernel's timer slack (~50 us on Linux), time for a waiting thread to
+    wake and take it, though not always enough.
+
+    Being a bytecode function, its entry also runs the interpreter's
+    eval-breaker check (signal handlers, the switch-interval handover), which
+    compiled loops would otherwise never reach.
+    """
+    if _c is not None:
+        _c.switch_point()
+        return
+    due = getattr(_state, "due", 0.0)
+    if due and _monotonic() >= due:
+        _sleep(0)
+        _state.due = _monotonic() + _state.every
+
+
+@contextmanager
+def handing_over(every: float = DEFAULT_EVERY, *, to: int | None = None) -> Iterator[None]:
+    """Within the block, this thread hands the GIL over at switch points at least every ``every`` seconds.
+
+    ``to``: the native id (``threading.get_native_id()``) of the thread that
+    must not wait, typically the event loop's: the GIL is then handed over
+    only when that thread waits for it (where threads can be watched, see
+    :class:`Waiter`), and then until it got it.
+    """
+    if every <= 0:
+        raise ValueError("every must be > 0")
+    if _c is not None:
+        waiter = None if to is None else Waiter.of(to)
+        previous = _c.mark(every, -1 if waiter is None else waiter.fd)
+        try:
+            yield
+        finally:
+            _c.restore(previous)
+        return
+    saved = getattr(_state, "due", 0.0), getattr(_state, "every", 0.0)
+    _state.every = every
+    _state.due = _monotonic() + every
+    try:
+        yield
+    finally:
+        _state.due, _state.every = saved
+
+
+def interval() -> float | None:
+    """This thread's handover interval (seconds), or None when it is not marked."""
+    if _c is not None:
+        return _c.interval()
+    return getattr(_state, "every", 0.0) or None
+
+
+def counts() -> dict[str, int]:
+    """Process-wide tallies of the compiled handover (zeros without it): looks at a due switch point, how many
+    found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked)."""
+    due, waiting, handed, gave_up = _c.counts() if _c is not None else (0, 0, 0, 0)
+    return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up}
+
+
+class HandingOver(Generic[T]):
+    """``fn()`` run under :func:`handing_over` (what the async API submits to its pool)."""
+
+    __slots__ = ("__wrapped__", "every", "to")
+
+    def __init__(self, fn: Callable[[], T], every: float, to: int | None) -> None:
+        self.__wrapped__ = fn
+        self.every = every
+        self.to = to
+
+    def __call__(self) -> T:
+        with handing_over(self.every, to=self.to):
+            return self.__wrapped__()
+
+    def __repr__(self) -> str:
+        return f"<HandingOver every {self.every * 1000:g} ms: {self.__wrapped__!r}>"
+
+
+def wrap(fn: Callable[..., T], *args: Any, every: float | None, **kwargs: Any) -> Callable[[], T]:
+    """``fn(*args, **kwargs)`` as a no-argument callable for another thread, handing the GIL over to this one
+    (see :func:`handing_over`) every ``every`` s of work (None: never)."""
+    call: Callable[[], T] = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+    return call if every is None else HandingOver(call, every, threading.get_native_id())

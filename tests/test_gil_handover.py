@@ -1,0 +1,174 @@
+"""Pool calls of the async API hand the GIL to a waiting event loop (gamestore/gil.py); no timing asserted."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import gamestore
+from gamestore import gil
+from gamestore.errors import RecordError
+from gamestore.records import games_equal
+from gamestore.testing import synth
+
+pytestmark = pytest.mark.single_backend  # the handover is the same whichever encoder backend runs
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches threads through /proc")
+
+
+def _busy_python(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += len(str(i))  # calls: the marked thread's profile function sees them
+    return total
+
+
+def test_pool_calls_run_marked_and_leave_the_thread_unmarked(tmp_path):
+    async def main() -> None:
+        pool = ThreadPoolExecutor(1)
+        try:
+            async with gamestore.open_async(tmp_path / "a", executor=pool) as store:
+                assert await store.run_sync(lambda s: gil.interval()) == gil.DEFAULT_EVERY
+                # the same pool thread, outside a store call: not marked
+                assert await asyncio.get_running_loop().run_in_executor(pool, gil.interval) is None
+            async with gamestore.open_async(tmp_path / "b", executor=pool, handover_interval=0.002) as store:
+                assert await store.run_sync(lambda s: gil.interval()) == pytest.approx(0.002)
+            async with gamestore.open_async(tmp_path / "c", executor=pool, handover_interval=None) as store:
+                assert await store.run_sync(lambda s: gil.interval()) is None
+        finally:
+            pool.shutdown()
+
+    asyncio.run(main())
+    assert gil.interval() is None
+
+
+def test_bad_intervals_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="handover_interval"):
+        gamestore.open_async(tmp_path / "s", handover_interval=0)
+    with pytest.raises(ValueError):
+        with gil.handing_over(0):
+            pass
+
+
+def test_marking_keeps_a_profile_function_of_the_thread():
+    calls: list[str] = []
+
+    def profiler(frame: Any, event: str, arg: Any) -> None:
+        calls.append(event)
+
+    sys.setprofile(profiler)
+    try:
+        with gil.handing_over(0.001):
+            assert gil.interval() == pytest.approx(0.001)
+            with gil.handing_over(0.004):  # nested: the inner marking applies, the outer one comes back
+                assert gil.interval() == pytest.approx(0.004)
+            assert gil.interval() == pytest.approx(0.001)
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert gil.interval() is None
+
+
+@linux_only
+@pytest.mark.parametrize("work", ["python", "encode"])
+def test_a_marked_thread_hands_the_gil_to_a_thread_waiting_for_it(work):
+    """A thread that wakes up every 0.5 ms wants the GIL while a marked thread works without blocking: the
+    marked thread finds it waiting (futex) and hands the GIL over, from Python code (the profile function)
+    and from the compiled encoder's switch points."""
+    games = synth.games(4, board_type="square8", num_players=2, seed=5)
+    from gamestore import codec
+
+    jobs = {"python": lambda: _busy_python(20_000), "encode": lambda: codec.encode_games(games, vectors=synth.VECTORS)}
+    stop = threading.Event()
+    waiter_id: list[int] = []
+    started = threading.Event()
+
+    def waiter() -> None:  # plays the event loop: sleeps, then needs the GIL
+        waiter_id.append(threading.get_native_id())
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    started.wait()
+    before = gil.counts()
+    try:
+        with gil.handing_over(0.0002, to=waiter_id[0]):
+            for _ in range(2000):  # until a handover happened (on an idle machine: the first round)
+                jobs[work]()
+                if gil.counts()["handed_over"] > before["handed_over"]:
+                    break
+    finally:
+        stop.set()
+        t.join()
+    after = gil.counts()
+    assert after["handed_over"] > before["handed_over"], (before, after)
+    assert after["waiting"] > before["waiting"]
+
+
+@linux_only
+def test_no_handover_to_an_idle_loop():
+    """A waiter blocked in another system call (an idle event loop sits in epoll; here a pipe read) does not want
+    the GIL: the marked thread looks, and keeps it."""
+    r, w = os.pipe()
+    ready = threading.Event()
+    tid: list[int] = []
+
+    def idle() -> None:
+        tid.append(threading.get_native_id())
+        ready.set()
+        os.read(r, 1)
+
+    t = threading.Thread(target=idle)
+    t.start()
+    ready.wait()
+    time.sleep(0.01)  # let it reach the read
+    before = gil.counts()
+    try:
+        with gil.handing_over(0.0001, to=tid[0]):
+            _busy_python(50_000)
+    finally:
+        os.write(w, b"x")
+        t.join()
+        os.close(r)
+        os.close(w)
+    after = gil.counts()
+    assert after["due"] > before["due"]
+    assert after["waiting"] == before["waiting"]
+
+
+def test_unmarked_threads_never_stop_to_hand_over():
+    before = gil.counts()
+    _busy_python(50_000)
+    assert gil.counts()["due"] == before["due"]
+
+
+def test_async_writes_store_exactly_what_sync_writes_store(tmp_path):
+    games = synth.games(12, board_type="square8", num_players=2, seed=9)
+    with gamestore.open(tmp_path / "sync", create=True, vectors=synth.VECTORS) as s:
+        s.write_games(games)
+        s.flush()
+        expected = [s.get_game(g["game_id"]) for g in games]
+
+    async def main() -> list[dict]:
+        async with gamestore.open_async(tmp_path / "async", create=True, vectors=synth.VECTORS) as store:
+            for i in range(0, len(games), 3):
+                assert await store.write_games(games[i : i + 3]) == 3
+            await store.flush()
+            bad = dict(games[0], game_id="bad", num_players="two")
+            with pytest.raises(RecordError) as info:  # typed, with the index in the batch, through the pool
+                await store.write_games([dict(games[0], game_id="ok-extra"), bad])
+            assert info.value.game_index == 1 and info.value.game_id == "bad"
+            await store.flush()
+            assert await store.contains("ok-extra")
+            return [await store.get_game(g["game_id"]) for g in games]
+
+    got = asyncio.run(main())
+    assert all(games_equal(a, b) for a, b in zip(got, expected, strict=True))
