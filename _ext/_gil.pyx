@@ -158,7 +158,3 @@ def counts():
     """Process-wide tallies: (handover points due, waiter seen waiting, handed over, given up)."""
     return (gs_count[0], gs_count[1], gs_count[2], gs_count[3])
 
-
-def interval():
-    """This thread's handover interval in seconds, or None when it is not marked."""
-    return gs_every / 1e9 if gs_due else None

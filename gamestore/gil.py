@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-__all__ = ["switch_point", "handing_over", "interval", "counts", "HandingOver", "Waiter", "DEFAULT_EVERY"]
+__all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "HandingOver", "Waiter", "DEFAULT_EVERY"]
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ try:
 except ImportError:  # pragma: no cover - not built: the pure-Python handover below
     _c = None  # type: ignore[assignment]
 
-_state = threading.local()  # pure Python: .due (monotonic time of the next handover, 0.0: not marked), .every
+_state = threading.local()  # .marking: (every, to) while marked; without _c also .due (next handover, 0.0: none)
 _monotonic = time.monotonic
 _sleep = time.sleep
 _MAX_WAITERS = 8
@@ -148,7 +148,7 @@ def switch_point() -> None:
     due = getattr(_state, "due", 0.0)
     if due and _monotonic() >= due:
         _sleep(0)
-        _state.due = _monotonic() + _state.every
+        _state.due = _monotonic() + _state.marking[0]
 
 
 @contextmanager
@@ -162,28 +162,51 @@ def handing_over(every: float = DEFAULT_EVERY, *, to: int | None = None) -> Iter
     """
     if every <= 0:
         raise ValueError("every must be > 0")
-    if _c is not None:
-        waiter = None if to is None else Waiter.of(to)
-        previous = _c.mark(every, -1 if waiter is None else waiter.fd)
-        try:
-            yield
-        finally:
-            _c.restore(previous)
-        return
-    saved = getattr(_state, "due", 0.0), getattr(_state, "every", 0.0)
-    _state.every = every
-    _state.due = _monotonic() + every
+    saved = getattr(_state, "marking", None)
+    _state.marking = (every, to)
     try:
-        yield
+        if _c is not None:
+            waiter = None if to is None else Waiter.of(to)
+            previous = _c.mark(every, -1 if waiter is None else waiter.fd)
+            try:
+                yield
+            finally:
+                _c.restore(previous)
+        else:
+            saved_due = getattr(_state, "due", 0.0)
+            _state.due = _monotonic() + every
+            try:
+                yield
+            finally:
+                _state.due = saved_due
     finally:
-        _state.due, _state.every = saved
+        _state.marking = saved
 
 
 def interval() -> float | None:
     """This thread's handover interval (seconds), or None when it is not marked."""
-    if _c is not None:
-        return _c.interval()
-    return getattr(_state, "every", 0.0) or None
+    marking = getattr(_state, "marking", None)
+    return None if marking is None else marking[0]
+
+
+def inherit(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` for a helper thread this thread starts: run marked as this thread is (``fn`` itself if it is not).
+
+    For work a marked call hands to other threads (sealing, parallel
+    compression): unmarked, their Python code would keep the GIL from the
+    loop for a whole switch interval.
+    """
+    marking = getattr(_state, "marking", None)
+    if marking is None:
+        return fn
+    every, to = marking
+
+    @functools.wraps(fn)
+    def marked(*args: Any, **kwargs: Any) -> T:
+        with handing_over(every, to=to):
+            return fn(*args, **kwargs)
+
+    return marked
 
 
 def counts() -> dict[str, int]:

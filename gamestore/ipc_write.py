@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import zstandard as _zstd
 
+from . import gil
+
 __all__ = ["write_ipc_file", "ipc_file_bytes", "ZSTD_LEVEL"]
 
 ZSTD_LEVEL = 1  # Arrow's default for IPC zstd; level -1 saves ~0.25 us/move for ~15% more bytes
@@ -212,7 +214,8 @@ def _recompress(plain: pa.Buffer) -> list[bytes]:
     threads = min(_THREADS, len(blocks))
     if threads > 1:  # zstd runs without the GIL: messages compress in parallel (a pool per file: fork-safe)
         with ThreadPoolExecutor(threads, thread_name_prefix="gamestore-zstd") as pool:
-            messages = list(pool.map(lambda b: _compress_message(src, *b[1:]), blocks))
+            # gil.inherit: in an async store's pool call, these threads hand the GIL to the loop too
+            messages = list(pool.map(gil.inherit(lambda b: _compress_message(src, *b[1:])), blocks))
     else:
         messages = [_compress_message(src, *b[1:]) for b in blocks]
     for (at, _, _, _), (message, head_len) in zip(blocks, messages):

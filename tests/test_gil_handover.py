@@ -172,3 +172,22 @@ def test_async_writes_store_exactly_what_sync_writes_store(tmp_path):
 
     got = asyncio.run(main())
     assert all(games_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_helper_threads_of_a_marked_call_inherit_its_marking():
+    seen: list[float | None] = []
+
+    def helper() -> None:
+        seen.append(gil.interval())
+
+    assert gil.inherit(helper) is helper  # unmarked: nothing to carry
+    with gil.handing_over(0.003):
+        t = threading.Thread(target=gil.inherit(helper))
+        t.start()
+        t.join()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(gil.inherit(lambda _: helper()), range(2)))
+    t = threading.Thread(target=helper)
+    t.start()
+    t.join()
+    assert seen == [pytest.approx(0.003)] * 3 + [None]
