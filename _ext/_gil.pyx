@@ -11,6 +11,9 @@ cdef extern from *:
     #include <time.h>
     #include <unistd.h>
     #include <stdlib.h>
+    #ifdef __linux__
+    #include <sys/prctl.h>
+    #endif
 
     /* per thread: the next handover (monotonic ns, 0 = not marked), the interval, the watched waiter's
        /proc/self/task/<tid>/syscall descriptor (-1: none, hand over blindly) */
@@ -42,6 +45,18 @@ cdef extern from *:
     }
 
     static __thread unsigned gs_events = 0;
+    static __thread int gs_slack_set = 0;
+
+    /* A marked thread's naps last what they ask for: 1 us of timer slack instead of Linux's default 50 us
+       (set once per thread, kept: it only makes the thread's sleeps more precise). */
+    static void gs_precise_naps(void) {
+    #ifdef __linux__
+        if (!gs_slack_set) {
+            prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+            gs_slack_set = 1;
+        }
+    #endif
+    }
     static int gs_switch(void);
 
     /* The profile function of a marked thread (PyEval_SetProfile): Python code reaches a handover point at
@@ -106,6 +121,7 @@ cdef extern from *:
     PyThreadState *PyThreadState_Get()
     void PyEval_SetProfile(Py_tracefunc, object)
     void gs_set_profile(int on, Py_tracefunc prev_func, void *prev_obj)
+    void gs_precise_naps()
 
 
 def switch_point():
@@ -139,6 +155,8 @@ def mark(double every, int fd=-1):
     gs_fd = fd
     if every > 0:
         gs_set_profile(1, NULL, NULL)
+        if fd >= 0:
+            gs_precise_naps()
     return previous
 
 
