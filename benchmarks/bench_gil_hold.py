@@ -11,7 +11,9 @@ when it was ready to run.  So a wait measures how long the calling thread kept t
 another thread asked for it (plus the ticker's wake-up), independent of a probe's own sleep
 granularity.  Python code hands the GIL over after the switch interval; a C call that holds
 it does so for its whole duration.  Run per switch interval (``--switch-interval``, default
-Python's 5 ms and 1 ms); the helper is a separate process, so it never waits for our GIL.
+Python's 5 ms and 1 ms) and per ``--handover`` (calls run plainly, or marked as the async API's
+pool calls are, handing the GIL to the waiting ticker: gamestore/gil.py); the helper is a separate
+process, so it never waits for our GIL.
 
 On a busy machine the ticker's wake-ups are delayed by other processes too: compare runs side
 by side, or run it under ``chrt -f 10`` (real-time priority, a few seconds) to see the GIL alone.
@@ -39,7 +41,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 import gamestore
-from gamestore import backend
+from gamestore import backend, gil
 
 from benchmarks.bench_event_loop import SQL, corpus
 
@@ -65,8 +67,12 @@ class Ticker:
         os.close(w)
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.native_id = 0
+        self._started = threading.Event()
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        self._started.set()
         pending = b""
         while not self._stop:
             data = os.read(self._r, 1 << 16)  # blocks without the GIL until a stamp arrives
@@ -81,6 +87,7 @@ class Ticker:
 
     def __enter__(self) -> "Ticker":
         self._thread.start()
+        self._started.wait()
         time.sleep(0.05)
         return self
 
@@ -92,17 +99,23 @@ class Ticker:
         os.close(self._r)
 
 
-def measure(fn: Callable[[], object], reps: int) -> dict:
+def measure(fn: Callable[[], object], reps: int, handover: float | None = None) -> dict:
+    """``fn`` called ``reps`` times by a thread; with ``handover``, each call runs marked as the async API's pool
+    calls are (gamestore/gil.py), handing the GIL over to the ticker thread."""
     spans: list[tuple[float, float]] = []
 
-    def worker() -> None:
+    def worker(to: int) -> None:
         for _ in range(reps):
             t0 = time.monotonic()
-            fn()
+            if handover is None:
+                fn()
+            else:
+                with gil.handing_over(handover, to=to):
+                    fn()
             spans.append((t0, time.monotonic()))
 
     with Ticker() as ticker:
-        t = threading.Thread(target=worker)
+        t = threading.Thread(target=worker, args=(ticker.native_id,))
         t.start()
         t.join()
     starts = np.array([s for s, _ in spans])
@@ -123,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--games", type=int, default=120)
     p.add_argument("--reps", type=int, default=15, help="calls of each kind (default 15)")
     p.add_argument("--switch-interval", type=float, nargs="+", default=[0.005, 0.001], metavar="SECONDS")
+    p.add_argument("--handover", type=lambda t: None if t == "none" else float(t), nargs="+", default=[None, 0.0005],
+                   metavar="SECONDS", help="per value, calls unmarked ('none') or marked with that handover interval,"
+                                           " as open_async's pool calls are (default: none 0.0005)")
     p.add_argument("--dir", default=None, help="where to put the store (default: a temporary directory)")
     args = p.parse_args(argv)
 
@@ -163,9 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         default = sys.getswitchinterval()
         for interval in args.switch_interval:
             sys.setswitchinterval(interval)
-            for name, fn in calls.items():
-                gc.collect()
-                rows.append((interval, name, measure(fn, args.reps)))
+            for handover in args.handover:
+                for name, fn in calls.items():
+                    gc.collect()
+                    rows.append((interval, handover, name, measure(fn, args.reps, handover)))
         sys.setswitchinterval(default)
         store.close()
     finally:
@@ -175,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GIL waits of a ticker thread during each call, {args.games} games, {args.reps} calls each,"
           f" backend {backend.BACKEND}, load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| switch interval | call | call p50 (ms) | waits | wait p99 (ms) | wait max (ms) | waits > 2 ms |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
-    for interval, name, r in rows:
-        print(f"| {interval * 1000:g} ms | {name} | {r['call_ms']:.1f} | {r['n']} | {r['p99']:.2f} | {r['max']:.2f} |"
-              f" {r['over_2']} |")
+    print("| switch interval | handover | call | call p50 (ms) | waits | wait p99 (ms) | wait max (ms) | waits > 2 ms |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for interval, handover, name, r in rows:
+        marked = "-" if handover is None else f"{handover * 1000:g} ms"
+        print(f"| {interval * 1000:g} ms | {marked} | {name} | {r['call_ms']:.1f} | {r['n']} | {r['p99']:.2f} |"
+              f" {r['max']:.2f} | {r['over_2']} |")
     return 0
 
 
