@@ -9,16 +9,21 @@ Runs, side by side, of the same program on the same synthetic corpus:
   task awaits ``get_game``, ``count_games``, a SQL aggregate, and a
   ``scan_moves`` stream.  Once with the interpreter's switch interval left
   alone (Python's 5 ms: what ``open_async`` does unless asked) and once with
-  ``open_async(switch_interval=0.001)``, the documented opt-in.
+  ``open_async(switch_interval=0.001)``, the documented opt-in; each with the
+  pool calls' GIL handover (``handover_interval``, on by default: gamestore/gil.py)
+  and without it (``handover_interval=None``), side by side.
 - ``sqlite``: the GameReplayDB-shaped SQLite store (benchmarks/sqlite_baseline.py)
   driven the way the pipeline drives it today: the same calls made directly
   in the coroutines (blocking sqlite3 on the loop thread).
 
 A probe task sleeps 1 ms in a loop and records how late it wakes up; the
 lag percentiles are the result (goal for gamestore: p99 < 2 ms, max < 20 ms).
+The last column leaves out the time the loop's thread waited for a CPU (Linux
+``schedstat``): what the program's own threads (the GIL) caused, which a busy
+machine does not blur.
 Generation of the corpus is not part of the measurement.  Each gamestore run
 ends with a breakdown of its probes later than 2 ms: the garbage-collector
-pass (generation) or the pool calls each one overlapped.
+pass (generation) or the pool calls each one overlapped (by the lag without run-queue waits).
 """
 from __future__ import annotations
 
