@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from gamestore.errors import ShardCorruptError
+from gamestore.ipc_batch import Unsupported
 
 cnp.import_array()
 
@@ -632,3 +633,7 @@ cdef int _vector(Vec* v, const ArrowSchema* s, const ArrowArray* a, int64_t pare
     for j in range(v.nd):
         v.dims[j] = shape[j]
     return 0
+
+
+include "_decode_point.pxi"
+include "_decode_rows.pxi"

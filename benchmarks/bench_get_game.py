@@ -11,9 +11,14 @@ random game ids:
   same machine load (the machine is shared: compare the ratio, and read the
   load average printed with the figures);
 - the split of one gamestore call, each part timed on its own with the
-  caches bypassed: catalog lookup, moves batch read (Arrow's IPC reader, and
-  the one-zstd-context reader get_game uses), decoder set-up, moves decode,
-  game row decode (one-row ``to_pylist`` + header);
+  caches bypassed: catalog lookup; the whole-batch path (the pure-Python
+  backend's, and the compiled one's before the point reader): moves batch
+  read (Arrow's IPC reader, and the one-zstd-context reader), decoder
+  set-up, moves decode, game row decode (one-row ``to_pylist`` + header);
+  the compiled path get_game takes: ``point_moves`` (gamestore/pointread.py:
+  decompress the buffers the game's columns use, build the dicts),
+  ``point_moves_cached`` (the same batch again: its buffers cached),
+  ``game_row`` (the compiled row reader + header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
   before (what the batch cache makes cheap).
 """
@@ -34,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import codec  # noqa: E402
+from gamestore import codec, pointread, shard  # noqa: E402
 from gamestore.testing import synth
 from gamestore.records import games_equal  # noqa: E402
 from gamestore.backend import BACKEND, selected  # noqa: E402
@@ -93,7 +98,7 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
     cat = store._catalog
     parts: dict[str, list[float]] = {
         "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
-        "game_row_decode": [],
+        "game_row_decode": [], "point_moves": [], "point_moves_cached": [], "game_row": [],
     }
     backend = selected()
     for gid in ids:
@@ -115,6 +120,14 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         parts["game_row_decode"].append(
             _time(lambda: codec.header_from_row(reader.games.slice(loc.row, 1).to_pylist()[0]))
         )
+        # what get_game does now (compiled backend): the point reader's moves (zstd of the buffers its columns
+        # use, then the dicts), again from the cached buffers, and the game row (compiled reader) + header
+        shard.BATCH_CACHE.clear()
+        stop = start + loc.num_moves
+        parts["point_moves"].append(_time(lambda: pointread.decode(reader, index, start, stop)))
+        parts["point_moves_cached"].append(_time(lambda: pointread.decode(reader, index, start, stop)))
+        shard.ROW_CACHE.clear()
+        parts["game_row"].append(_time(lambda: codec.header_from_row(reader.game_row(loc.row))))
     return {k: _stats(v) for k, v in parts.items()}
 
 

@@ -28,3 +28,41 @@ class BatchDecoder:
     ) -> None: ...
     def decode(self, start: int, stop: int) -> list[dict]:
         """The move dicts of rows ``[start, stop)``; ``IndexError`` outside the batch."""
+
+class Scratch:
+    """The decompressed body buffers of one moves batch (a point read's, kept in ``shard.BATCH_CACHE``)."""
+
+    nbytes: int
+
+class PointReader:
+    """Move dicts of any game of one zstd Arrow IPC moves file, read from the file's bytes (``_ext/_decode_point.pxi``)."""
+
+    num_nodes: int
+    num_bufs: int
+
+    def __init__(
+        self,
+        view: memoryview,
+        places: dict[str, tuple[int, int]],
+        kinds: dict[str, tuple[str, int]],
+        tables: dict[str, StrTable],
+        vectors: Sequence[tuple[str, str, tuple[int, ...], np.dtype]],
+        num_nodes: int,
+        num_bufs: int,
+    ) -> None: ...
+    def close(self) -> None: ...
+    def decode(
+        self, nodes: np.ndarray, bufs: np.ndarray, length: int, body: int, start: int, stop: int,
+        cached: Scratch | None = ...,
+    ) -> tuple[list[dict], Scratch]: ...
+
+def set_zstd(create: int, free_: int, decompress: int, is_error: int) -> None: ...
+def str_table(arr: pa.Array) -> StrTable: ...
+
+class RowReader:
+    """Rows of one record batch as dicts of Python values (``{name: column[row].as_py()}``), read in place."""
+
+    num_rows: int
+
+    def __init__(self, batch: pa.RecordBatch) -> None: ...
+    def row(self, i: int) -> dict: ...

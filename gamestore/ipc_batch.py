@@ -198,6 +198,29 @@ class FastBatchReader:
         self._full_layouts: Layouts | None = None
         self._column_dicts: dict[int, list] = {}
         self._path = path
+        self._point_layouts: dict[int, tuple[int, np.ndarray, np.ndarray, int]] = {}
+        #: the compiled point reader of this file (gamestore/pointread.py), once set up; ``point_tried``: set up once
+        self.point: Any = None
+        self.point_tried = False
+
+    @property
+    def view(self) -> memoryview:
+        """The file's bytes (unsigned)."""
+        return self._view if self._view.format == "B" else self._view.cast("B")
+
+    def point_layout(self, index: int) -> tuple[int, np.ndarray, np.ndarray, int]:
+        """Record batch ``index``'s row count, field nodes and body buffers (flat int64 arrays: length, null count /
+        offset, size pairs) and body position, for :class:`gamestore._decode.PointReader` (kept per batch)."""
+        got = self._point_layouts.get(index)
+        if got is None:
+            if not 0 <= index < len(self._blocks):
+                raise IndexError(f"no record batch {index} (the file has {len(self._blocks)})")
+            try:
+                length, nodes, bufs, body = self._array_layout(index)
+            except (struct.error, IndexError, ValueError) as exc:
+                raise Damaged(f"batch {index}'s message: {type(exc).__name__}: {exc}") from exc
+            got = self._point_layouts[index] = (int(length), nodes.reshape(-1), bufs.reshape(-1), int(body))
+        return got
 
     def _dictionary_list(self, index: int) -> list:
         if self._dicts is None:
@@ -456,6 +479,9 @@ class FastBatchReader:
         return batch, total
 
     def close(self) -> None:
+        if self.point is not None:
+            self.point.close()  # releases its export of the file's bytes
+            self.point = None
         self._view.release()
         if self._mmap is not None:
             self._mmap.close()

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import backend as _backend
-from . import codec
+from . import codec, pointread
 from .errors import QueryError, ShardCorruptError
 from .arrays import int_values
 from .schema import conform
@@ -394,6 +394,11 @@ def decode_moves(reader: "ShardReader", move_offset: int, move_count: int, *, ba
         return []
     i = reader.batch_index(move_offset)
     start = move_offset - reader.batch_starts[i]
+    if backend.name == "cython" and start >= 0 and start + move_count <= reader.manifest["batch_rows"][i]:
+        with _damage_named(reader, f"moves.arrow batch {i}"):
+            moves = pointread.decode(reader, i, start, start + move_count)  # only the buffers the columns use
+        if moves is not None:
+            return moves
     entry = reader.cached_batch(i)
     with _damage_named(reader, f"moves.arrow batch {i}"):
         if start < 0 or start + move_count > entry.batch.num_rows:

@@ -125,6 +125,18 @@ class _CachedBatch:
         self.decoders: dict[str, Any] = {}
 
 
+def _row_reader(games: pa.Table) -> Any:
+    """The compiled reader of ``games``' rows (``gamestore._decode.RowReader``), or False: ``as_py()`` per column
+    (the pure-Python backend, the reference)."""
+    from . import backend
+
+    if backend.selected().name != "cython" or not games.num_rows:
+        return False
+    from ._decode import RowReader
+
+    return RowReader(games.combine_chunks().to_batches()[0])
+
+
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
@@ -147,6 +159,7 @@ class ShardReader:
         self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
         self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
+        self._row_reader: Any = None  # game_row's compiled reader; False: none (pure-Python backend)
         self._verifiers: dict[str, FileVerifier] = {}
         self._buffers: dict[str, pa.Buffer] = {}  # object storage: files read whole, by name
         #: Arrow's file readers are not thread-safe (a first read loads the dictionaries: two threads at once
@@ -296,12 +309,16 @@ class ShardReader:
         """The index of the moves batch holding row ``move_offset``."""
         return bisect_right(self.batch_starts, move_offset) - 1
 
+    def batch_key(self, index: int) -> tuple:
+        """The :data:`BATCH_CACHE` key of moves batch ``index`` (a file rewritten in place gets new keys)."""
+        self.moves_reader
+        return (self._moves_key, index)
+
     def cached_batch(self, index: int) -> _CachedBatch:
         """Moves batch ``index`` through :data:`BATCH_CACHE` (for point reads)."""
-        self.moves_reader
-        key = (self._moves_key, index)
+        key = self.batch_key(index)
         entry = BATCH_CACHE.get(key)
-        if entry is None:
+        if not isinstance(entry, _CachedBatch):  # None, or the compiled point reader's buffers (pointread.py)
             batch, size = self.point_read(index)
             entry = _CachedBatch(batch)
             BATCH_CACHE.put(key, entry, size)
@@ -345,12 +362,17 @@ class ShardReader:
         key = (self._games_key, row)
         value = ROW_CACHE.get(key)
         if value is None:
-            cols = self._games_columns
-            if cols is None:  # one array per column: a scalar per column is 4x faster than a one-row to_pylist
-                cols = self._games_columns = [(f.name, c.combine_chunks()) for f, c in zip(games.schema, games.columns)]
             if not 0 <= row < games.num_rows:
                 raise IndexError(f"games.arrow has no row {row}")
-            value = {name: col[row].as_py() for name, col in cols}
+            if self._row_reader is None:
+                self._row_reader = _row_reader(games)
+            if self._row_reader is not False:
+                value = self._row_reader.row(row)  # the same values, read in place (compiled backend)
+            else:
+                cols = self._games_columns
+                if cols is None:  # one array per column: a scalar per column is 4x faster than a one-row to_pylist
+                    cols = self._games_columns = [(f.name, c.combine_chunks()) for f, c in zip(games.schema, games.columns)]
+                value = {name: col[row].as_py() for name, col in cols}
             ROW_CACHE.put(key, value)
         return value
 
@@ -442,6 +464,7 @@ class ShardReader:
     def close(self) -> None:
         self._games = None
         self._games_columns = None
+        self._row_reader = None
         self._moves = None
         self._projected.clear()
         self.strings = {}

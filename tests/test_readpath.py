@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import gamestore
-from gamestore import ipc_batch, readpath, shard
+from gamestore import ipc_batch, pointread, readpath, shard
 from gamestore.testing import synth
 from gamestore.errors import QueryError, ShardCorruptError
 from gamestore.records import games_equal
@@ -104,8 +104,15 @@ def test_unknown_move_column_is_a_query_error(store):
         next(store.scan_moves(columns=["no_such_column"]))
 
 
+def _batch_reads_only(monkeypatch):
+    """get_game reads whole batches (the path of the pure-Python backend, and of the compiled one where the point
+    reader does not apply)."""
+    monkeypatch.setattr(pointread, "decode", lambda *args, **kwargs: None)
+
+
 def test_fast_reader_unsupported_falls_back_to_arrow(store, monkeypatch):
     _fresh_caches(monkeypatch)
+    _batch_reads_only(monkeypatch)
 
     def unsupported(self, index):
         raise ipc_batch.Unsupported("a layout this reader does not handle")
@@ -119,6 +126,7 @@ def test_fast_reader_damage_is_a_typed_error_not_swallowed(store, monkeypatch):
     """A failure of the hand-written reader is not hidden behind Arrow's reader (which would read this batch)."""
     pytest.importorskip("zstandard")
     _fresh_caches(monkeypatch)
+    _batch_reads_only(monkeypatch)
 
     def damaged(self, index):
         raise ipc_batch._ZstdError("Corrupted block detected")

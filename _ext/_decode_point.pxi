@@ -1,0 +1,370 @@
+# Included by _decode.pyx: point reads of a game's moves straight from a zstd Arrow IPC file's bytes.
+#
+# get_game used to decompress a whole moves batch into pyarrow buffers, assemble arrays with ``from_buffers``,
+# validate them and export them through the C data interface before BatchDecoder read the game's rows: two
+# thirds of the read was that Python-level assembly.  A PointReader knows, from the file's schema, which field
+# node and body buffers hold each column; per read it decompresses only the buffers the game's rows use (none
+# for a column null in the whole batch), with one zstd context per thread through the C API, into scratch
+# memory, points a BatchDecoder's columns at them and builds the move dicts as a full-batch decode does.
+#
+# Bounds: every buffer lies inside the file and decompresses to exactly the size its prefix gives; every buffer
+# a column is read through holds the bytes its field node's length needs (Arrow's cheap validation); the
+# offsets of list and string rows are checked by the decoder (``span``) against the first and last offset of
+# the rows read, whose children's buffers are checked to hold them.
+
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    typedef struct { const void* src; size_t size; size_t pos; } gs_zin;
+    typedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
+    typedef unsigned (*gs_ziserror_fn)(size_t);
+    typedef void* (*gs_zcreate_fn)(void);
+    typedef size_t (*gs_zfree_fn)(void*);
+    """
+    ctypedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
+    ctypedef unsigned (*gs_ziserror_fn)(size_t) noexcept nogil
+    ctypedef void* (*gs_zcreate_fn)() noexcept nogil
+    ctypedef size_t (*gs_zfree_fn)(void*) noexcept nogil
+
+cdef gs_zdecompress_fn ZSTD_decompressDCtx = NULL
+cdef gs_ziserror_fn ZSTD_isError = NULL
+cdef gs_zcreate_fn ZSTD_createDCtx = NULL
+cdef gs_zfree_fn ZSTD_freeDCtx = NULL
+cdef object _zstd_local = None
+
+
+def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error):
+    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError``
+    (addresses; gamestore/pointread.py finds them).  Point reads are available from then on."""
+    global ZSTD_createDCtx, ZSTD_freeDCtx, ZSTD_decompressDCtx, ZSTD_isError, _zstd_local
+    import threading
+    ZSTD_createDCtx = <gs_zcreate_fn>create
+    ZSTD_freeDCtx = <gs_zfree_fn>free_
+    ZSTD_decompressDCtx = <gs_zdecompress_fn>decompress
+    ZSTD_isError = <gs_ziserror_fn>is_error
+    _zstd_local = threading.local()
+
+
+cdef class _DCtx:
+    """One zstd decompression context (one per thread: a context is not thread-safe; setting one up costs more
+    than decompressing a small buffer)."""
+    cdef void* ctx
+
+    def __cinit__(self):
+        self.ctx = ZSTD_createDCtx()
+        if self.ctx == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.ctx != NULL:
+            ZSTD_freeDCtx(self.ctx)
+
+
+cdef _DCtx _dctx():
+    d = getattr(_zstd_local, "d", None)
+    if d is None:
+        d = _zstd_local.d = _DCtx()
+    return <_DCtx>d
+
+
+cdef enum:
+    K_FIXED = 1   # validity, values
+    K_STR = 2     # validity, int32 offsets, chars
+    K_LIST = 3    # validity, int32 offsets (then the child)
+    K_VALID = 4   # validity only (a fixed-size list: then the child)
+    MAX_BUFS = 512
+
+
+cdef struct Place:
+    int node       # field node index in the batch message; -1: none
+    int buf        # its first body buffer
+    int kind       # K_*
+    int width      # bytes per value (K_FIXED)
+
+
+cdef class Scratch:
+    """The decompressed body buffers of one batch, by buffer index (freed with it).  Filled by one read, then
+    sealed: a later read of the same batch (kept in ``shard.BATCH_CACHE``) takes its buffers from it unchanged."""
+    cdef uint8_t* by_buf[MAX_BUFS]
+    cdef int64_t sizes[MAX_BUFS]
+    cdef readonly int64_t nbytes
+    cdef bint sealed
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(MAX_BUFS):
+            free(self.by_buf[i])
+
+
+cdef struct Read:
+    const uint8_t* base    # the file's bytes
+    int64_t size           # their length
+    int64_t body           # file position of the batch's body
+    const int64_t* nodes   # (length, null count) per field node
+    const int64_t* bufs    # (offset in the body, stored size) per body buffer
+    int ncount, bcount
+    void* dctx
+
+
+cdef const uint8_t* _buffer(Read* r, Scratch s, int k, int64_t need) except NULL:
+    """Body buffer ``k`` decompressed (or copied when stored raw) into ``s``; ``need``: bytes it must hold."""
+    cdef int64_t off, size, p, raw
+    cdef size_t got
+    cdef uint8_t* dst
+    if k >= MAX_BUFS:
+        raise Unsupported("too many buffers")
+    off = r.bufs[2 * k]
+    size = r.bufs[2 * k + 1]
+    if size == 0:
+        if need > 0:
+            damaged(f"body buffer {k} is absent, {need} bytes are needed")
+        return <const uint8_t*>""
+    if s.by_buf[k] != NULL:
+        if s.sizes[k] < need:
+            damaged(f"body buffer {k} holds {s.sizes[k]} bytes, {need} are needed")
+        return s.by_buf[k]
+    if s.sealed:
+        raise Unsupported("a buffer the first read of this batch did not need")
+    p = r.body + off
+    if off < 0 or size < 8 or p < 0 or p + size > r.size:
+        damaged(f"body buffer {k} lies outside the file")
+    memcpy(&raw, r.base + p, 8)
+    if raw == -1:  # stored uncompressed: copied (a cached batch outlives the file's mapping)
+        raw = size - 8
+    if raw < need or raw > (<int64_t>1 << 40):
+        damaged(f"body buffer {k} holds {raw} bytes, {need} are needed")
+    dst = <uint8_t*>malloc(raw if raw > 0 else 1)
+    if dst == NULL:
+        raise MemoryError()
+    s.by_buf[k] = dst
+    s.sizes[k] = raw
+    s.nbytes += raw
+    if raw == 0:
+        return dst
+    if raw == size - 8 and (<const int64_t*>(r.base + p))[0] == -1:
+        memcpy(dst, r.base + p + 8, raw)
+        return dst
+    got = ZSTD_decompressDCtx(r.dctx, dst, <size_t>raw, r.base + p + 8, <size_t>(size - 8))
+    if ZSTD_isError(got) or <int64_t>got != raw:
+        damaged(f"body buffer {k} does not decompress to the {raw} bytes its prefix gives")
+    return dst
+
+
+cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t rows, int64_t length_min, str name) except -1:
+    """Point ``c`` at the buffers of the column placed at ``pl`` for its first ``rows`` slots (the rows read end
+    there); ``length_min``: the slots its node must have."""
+    cdef int64_t length, nulls, a, b
+    cdef int n = pl.node, k = pl.buf
+    length = r.nodes[2 * n]
+    nulls = r.nodes[2 * n + 1]
+    if length < length_min or nulls < 0 or nulls > length:
+        damaged(f"column {name!r} has {length} slots ({nulls} null), {length_min} are needed")
+    c.off = 0
+    c.lo = c.hi = 0
+    c.chars = NULL
+    c.valid = NULL
+    c.absent = length > 0 and nulls == length
+    c.width = 4 if pl.kind != K_FIXED else pl.width
+    c.data = <const uint8_t*>""
+    if c.absent:
+        return 0
+    if nulls:
+        c.valid = _buffer(r, s, k, (length + 7) >> 3)
+    if pl.kind == K_VALID:
+        return 0
+    if pl.kind == K_FIXED:
+        c.data = _buffer(r, s, k + 1, length * pl.width)
+        return 0
+    c.data = _buffer(r, s, k + 1, (length + 1) * 4)
+    c.lo = (<const int32_t*>c.data)[0]
+    c.hi = (<const int32_t*>c.data)[length]
+    if c.lo < 0 or c.hi < c.lo:
+        damaged(f"column {name!r}: offsets run from {c.lo} to {c.hi}")
+    if pl.kind == K_STR:
+        c.chars = _buffer(r, s, k + 2, c.hi)
+    return 0
+
+
+cdef class PointReader:
+    """Move dicts of any game of one zstd Arrow IPC moves file, read from the file's bytes (see above).
+
+    ``view``: the file's bytes (kept exported while this reader lives: :meth:`close` first);
+    ``places``: field path (``policy``, ``policy.item``, ``policy.item.key``...) -> (node, first buffer),
+    in the batch messages of this file (``gamestore.ipc_batch.field_places``); ``kinds``: path -> the
+    decoder kind and value width of each column; ``tables``: path -> the StrTable of each dictionary
+    field; ``vectors``: ``(name, column, shape, dtype)`` of each vector column present.
+    """
+    cdef const uint8_t[::1] view
+    cdef readonly int num_nodes, num_bufs
+    cdef Place places[N_SLOTS]
+    cdef Place pol_list, pol_f[7], srch_list, srch_f[7]
+    cdef Place vec_col[MAX_FIELDS]
+    cdef Place vec_values[MAX_FIELDS]
+    cdef list dstr_tables
+    cdef StrTable p_keys, s_keys
+    cdef list vec_names
+    cdef Vec vecs[MAX_FIELDS]
+    cdef int64_t vsize[MAX_FIELDS]
+    cdef int fill[N_SLOTS]
+    cdef int nfill
+    cdef list fill_names
+    cdef int nv
+    cdef bint ready
+
+    def __init__(self, view, dict places, dict kinds, dict tables, vectors, int num_nodes, int num_bufs):
+        cdef int slot, j
+        if ZSTD_decompressDCtx == NULL:
+            raise Unsupported("libzstd not found")
+        self.view = view
+        self.num_nodes = num_nodes
+        self.num_bufs = num_bufs
+        for slot in range(N_SLOTS):
+            self.places[slot].node = -1
+        self.dstr_tables = [None] * L.nd
+        self.nfill = 0
+        self.fill_names = []
+        for name, (slot, kind) in SLOTS.items():
+            if slot == C_POLICY or slot == C_SEARCH:
+                continue
+            self.places[slot] = _place(places, kinds, name, kind)
+            self.fill[self.nfill] = slot
+            self.fill_names.append(name)
+            self.nfill += 1
+            if kind == "d":
+                self.dstr_tables[slot - C_DSTR] = tables[name]
+        self.pol_list = _place(places, kinds, "policy", "+l")
+        self.srch_list = _place(places, kinds, "search", "+l")
+        for fname, (j, kind) in POLICY_FIELDS.items():
+            self.pol_f[j] = _place(places, kinds, f"policy.item.{fname}", kind)
+        for fname, (j, kind) in SEARCH_FIELDS.items():
+            self.srch_f[j] = _place(places, kinds, f"search.item.{fname}", kind)
+        self.p_keys = tables["policy.item.key"]
+        self.s_keys = tables["search.item.key"]
+        self.vec_names = []
+        self.nv = 0
+        for vname, col, shape, dtype in vectors:
+            if self.nv == MAX_FIELDS:
+                raise Unsupported("too many vector columns")
+            j = self.nv
+            memset(&self.vecs[j], 0, sizeof(Vec))
+            size = 1
+            for d in shape:
+                size *= d
+            if kinds.get(col) != ("v", size) or kinds.get(f"{col}.item") != (_vkind(dtype), dtype.itemsize) \
+                    or len(shape) > MAX_DIMS:
+                raise Unsupported(f"vector column {col!r} is not a fixed-size list of {size} {dtype}")
+            self.vec_col[j] = _place(places, kinds, col, "v")
+            self.vec_values[j] = _place(places, kinds, f"{col}.item", _vkind(dtype))
+            self.vecs[j].nbytes = size * dtype.itemsize
+            self.vsize[j] = size
+            self.vecs[j].typenum = dtype.num
+            self.vecs[j].nd = len(shape)
+            for d in range(len(shape)):
+                self.vecs[j].dims[d] = shape[d]
+            self.vec_names.append(vname)
+            self.nv += 1
+        self.ready = True
+
+    def close(self):
+        """Release the file's bytes."""
+        self.ready = False
+        self.view = None
+
+    def decode(self, const int64_t[::1] nodes, const int64_t[::1] bufs, int64_t length, int64_t body,
+               Py_ssize_t start, Py_ssize_t stop, Scratch cached=None):
+        """The move dicts of rows ``[start, stop)`` of the batch whose message gave ``length`` rows, field
+        nodes ``nodes`` (length, null count pairs), body buffers ``bufs`` (offset, size pairs) and body
+        position ``body``; and the batch's decompressed buffers (``cached``, when given: a former return's,
+        of the same batch; else new ones), to cache."""
+        cdef Read r
+        cdef Scratch s = cached if cached is not None else Scratch.__new__(Scratch)
+        cdef BatchDecoder bd
+        cdef int j
+        cdef int64_t eb
+        if not self.ready:
+            raise ValueError("point reader closed")
+        if nodes.shape[0] != 2 * self.num_nodes or bufs.shape[0] != 2 * self.num_bufs:
+            raise Unsupported("batch message layout differs from the schema")
+        if start < 0 or stop > length or start > stop:
+            raise IndexError(f"rows [{start}, {stop}) outside the batch of {length}")
+        r.base = &self.view[0]
+        r.size = self.view.shape[0]
+        r.body = body
+        r.nodes = &nodes[0]
+        r.bufs = &bufs[0]
+        r.ncount = self.num_nodes
+        r.bcount = self.num_bufs
+        r.dctx = _dctx().ctx
+        bd = BatchDecoder.__new__(BatchDecoder)
+        bd._keep = s
+        bd.num_rows = length
+        bd.dstr_tables = self.dstr_tables
+        bd.p_keys = self.p_keys
+        bd.s_keys = self.s_keys
+        bd.vec_names = self.vec_names
+        for j in range(self.nfill):
+            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, stop, length,
+                  <object>PyList_GET_ITEM(self.fill_names, j))
+        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, stop, length, "policy")
+        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, stop, length, "search")
+        if self.nv:
+            bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
+            if bd.vecs == NULL:
+                raise MemoryError()
+            bd.nv = self.nv
+            for j in range(self.nv):
+                memcpy(&bd.vecs[j], &self.vecs[j], sizeof(Vec))
+                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, stop, length, self.vec_names[j])
+                bd.vecs[j].col.data = NULL
+                bd.vecs[j].values = NULL
+                if not bd.vecs[j].col.absent:
+                    if r.nodes[2 * self.vec_values[j].node] < length * self.vsize[j]:
+                        damaged(f"vector column {self.vec_names[j]!r} holds fewer values than its rows")
+                    bd.vecs[j].values = _buffer(&r, s, self.vec_values[j].buf + 1, length * bd.vecs[j].nbytes)
+        out = bd.decode(start, stop)
+        s.sealed = True
+        return out, s
+
+
+cdef Place _place(dict places, dict kinds, str path, str kind) except *:
+    """Where column ``path`` is, checked to hold what the decoder reads as ``kind`` (``kinds``: path -> (kind,
+    value width), with kind 'i' signed integer, 'C' uint8, 'f' float32/64, 'u' utf8, 'd' dictionary<int, utf8>,
+    '+l' list, 'v' fixed-size list)."""
+    cdef Place p
+    got = kinds.get(path)
+    if path not in places or got is None:
+        raise Unsupported(f"moves column {path!r} is missing")
+    k, width = got
+    if k != kind:
+        raise Unsupported(f"moves column {path!r}: {k!r} where {kind!r} is read")
+    p.node, p.buf = places[path]
+    p.kind = K_STR if kind == "u" else (K_LIST if kind == "+l" else (K_VALID if kind == "v" else K_FIXED))
+    p.width = width
+    return p
+
+
+cdef int _entries_at(Entries* en, const Place* lst, const Place* f, int nf, Read* r, Scratch s, int64_t rows,
+                     int64_t length, str name) except -1:
+    """Point ``en`` at a list<struct> column for its first ``rows`` rows."""
+    cdef int j
+    cdef int64_t eb
+    _fill(&en.list, lst, r, s, rows, length, name)
+    eb = en.list.hi
+    for j in range(nf):
+        _fill(&en.f[j], &f[j], r, s, eb if not en.list.absent else 0, eb, name)
+    return 0
+
+
+cdef str _vkind(dtype):
+    return "e" if dtype.itemsize == 2 else "f"
+
+
+def str_table(arr):
+    """The :class:`StrTable` of a pyarrow string array."""
+    cdef tuple caps = arr.__arrow_c_array__()
+    cdef const ArrowSchema* sch = <const ArrowSchema*>PyCapsule_GetPointer(caps[0], b"arrow_schema")
+    cdef const ArrowArray* a = <const ArrowArray*>PyCapsule_GetPointer(caps[1], b"arrow_array")
+    if strcmp(sch.format, b"u") != 0 or a.n_buffers != 3:
+        raise Unsupported("a dictionary that is not utf8")
+    return StrTable.of(a)

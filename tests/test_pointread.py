@@ -1,0 +1,182 @@
+"""get_game's compiled point reads (gamestore/pointread.py, _ext/_decode_point.pxi) equal the batch path and the
+records written: any record (hypothesis), every optional field absent or present, empty policies, snapshots,
+float16/32/64 vectors and vectors missing from older shards; fallbacks where the point reader does not apply."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import gamestore
+from gamestore import pointread, shard
+from gamestore.backend import BACKEND
+from gamestore.records import games_equal
+from gamestore.shard import LRUCache
+from gamestore.testing import synth
+
+from helpers.codec_cases import VECTORS, expected, game_batches, realistic_games, REAL_VECTORS
+
+pytestmark = [pytest.mark.single_backend,  # the compiled backend's read path: the python pass deselects it
+              pytest.mark.skipif(BACKEND != "cython", reason="the compiled backend's read path")]
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches(monkeypatch):
+    monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+    monkeypatch.setattr(shard, "ROW_CACHE", LRUCache(1000))
+
+
+def _counting(monkeypatch) -> list:
+    """Wrap pointread.decode: the list receives one bool per call (True: read by the point reader)."""
+    calls: list = []
+    real = pointread.decode
+
+    def counted(*args, **kwargs):
+        got = real(*args, **kwargs)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(pointread, "decode", counted)
+    return calls
+
+
+def _batch_path(store, game_id, monkeypatch) -> dict:
+    """get_game through the whole-batch path (Arrow assembly + BatchDecoder), caches bypassed."""
+    with monkeypatch.context() as m:
+        m.setattr(pointread, "decode", lambda *a, **k: None)
+        m.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+        m.setattr(shard, "ROW_CACHE", LRUCache(1000))
+        return store.get_game(game_id)
+
+
+def _read_both_ways(store, games, monkeypatch) -> list[dict]:
+    """get_game of each game, checked equal to the whole-batch path's and read by the point reader."""
+    calls = _counting(monkeypatch)
+    out = []
+    for g in games:
+        got = store.get_game(g["game_id"])
+        assert games_equal(got, _batch_path(store, g["game_id"], monkeypatch))
+        out.append(got)
+    assert len(calls) == len(games) and all(calls)
+    return out
+
+
+def test_available():
+    assert pointread.available()
+
+
+@SETTINGS
+@given(games=game_batches(max_games=4))
+def test_any_record_reads_back_through_the_point_reader(games):
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+        calls = _counting(mp)
+        with gamestore.open(Path(tmp) / "s", vectors=VECTORS, batch_rows=4) as store:
+            store.write_games(games)
+            store.flush()
+            for g in games:
+                got = store.get_game(g["game_id"])
+                want = expected(g)
+                if "created_at" not in g:
+                    want["created_at"] = got["created_at"]  # the write time
+                assert games_equal(got, want)
+                again = store.get_game(g["game_id"])  # from the cached buffers: equal, new objects
+                assert games_equal(again, got) and (not got.get("moves") or again["moves"] is not got["moves"])
+        assert all(calls)
+        assert len(calls) == 2 * sum(1 for g in games if g.get("moves"))
+
+
+def test_point_reads_equal_the_batch_path(tmp_path, monkeypatch):
+    """Realistic games in many batches: every game read both ways, equal; the point reader did every read."""
+    games = realistic_games(30, seed=5, moves_per_game=40)
+    with gamestore.open(tmp_path / "s", vectors=REAL_VECTORS, batch_rows=100) as store:
+        store.write_games(games[:20])
+        store.flush()
+        store.write_games(games[20:])
+        store.flush()
+        for got, g in zip(_read_both_ways(store, games, monkeypatch), games):
+            assert games_equal(got["moves"], g["moves"])
+
+
+def test_shards_without_a_later_vector_and_empty_policies(tmp_path, monkeypatch):
+    """A vector declared after the first shard was written is absent from that shard; empty and missing
+    policies and searches, snapshots and players read back as written."""
+    base = synth.games(3, seed=9)
+    for g in base:
+        g["snapshots"] = [{"move_number": 0, "state": {"board": [1, 2]}, "state_hash": "h"}]
+        g["moves"][0]["policy"] = {}
+        g["moves"][1].pop("policy", None)
+        g["moves"][1].pop("search", None)
+        g["moves"][2]["search"] = {"q_values": {}, "root_value": None}
+    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as store:
+        store.write_games(base[:1])
+        store.flush()
+    more = {**synth.VECTORS, "extra": gamestore.VectorSpec("extra", (2, 2), "float64")}
+    for m in base[1]["moves"]:
+        m.setdefault("vectors", {})["extra"] = [[1.0, 2.0], [3.0, 4.0]]
+    with gamestore.open(tmp_path / "s", vectors=more) as store:
+        store.write_games(base[1:])
+        store.flush()
+        for got in _read_both_ways(store, base, monkeypatch):
+            assert got["moves"][0]["policy"] == {} and "policy" not in got["moves"][1]
+            assert got["moves"][2]["search"]["q_values"] == {} and got["snapshots"][0]["state_hash"] == "h"
+        second = store.get_game(base[1]["game_id"])["moves"][0]["vectors"]
+        assert second["extra"].tolist() == [[1.0, 2.0], [3.0, 4.0]] and second["extra"].dtype == "float64"
+        assert "extra" not in store.get_game(base[0]["game_id"])["moves"][0]["vectors"]
+
+
+def test_unsupported_layout_and_missing_libzstd_fall_back(tmp_path, monkeypatch):
+    games = synth.games(2, seed=4)
+    with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as store:
+        store.write_games(games)
+        store.flush()
+
+        def unsupported(*args):
+            raise pointread.Unsupported("a layout the point reader does not handle")
+
+        monkeypatch.setattr(pointread, "_make", unsupported)
+        assert games_equal(store.get_game(games[0]["game_id"]), games[0])
+        monkeypatch.undo()
+        monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+        monkeypatch.setattr(pointread, "_decode_mod", None)
+        assert games_equal(store.get_game(games[1]["game_id"]), games[1])
+
+
+def _as_py_rows(games) -> list[dict]:
+    cols = [(f.name, c.combine_chunks()) for f, c in zip(games.schema, games.columns)]
+    return [{name: col[i].as_py() for name, col in cols} for i in range(games.num_rows)]
+
+
+def _same(a, b) -> bool:
+    """Equal values of equal types, floats bit for bit (NaN, -0.0)."""
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+@SETTINGS
+@given(games=game_batches(max_games=4))
+def test_game_rows_equal_as_py(games):
+    """The compiled game-row reader gives what ``as_py()`` of every column gives, for any record."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with gamestore.open(Path(tmp) / "s", vectors=VECTORS) as store:
+            store.write_games(games)
+            store.flush()
+            for reader in store._catalog.readers():
+                rows = shard._row_reader(reader.games)
+                want = _as_py_rows(reader.games)
+                assert [_same(rows.row(i), w) for i, w in enumerate(want)] == [True] * len(want)
+
+
+def test_game_rows_of_the_frozen_fixtures(fixtures_dir=Path(__file__).parent / "fixtures"):
+    stores = sorted(fixtures_dir.glob("format_v*/store"))
+    assert stores
+    for st in stores:
+        for d in sorted((st / "shards").iterdir()):
+            reader = shard.ShardReader.at(d)
+            rows = shard._row_reader(reader.games)
+            assert [_same(rows.row(i), w) for i, w in enumerate(_as_py_rows(reader.games))] == [True] * rows.num_rows
+            with pytest.raises(IndexError):
+                rows.row(rows.num_rows)
+            reader.close()
