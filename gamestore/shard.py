@@ -125,18 +125,6 @@ class _CachedBatch:
         self.decoders: dict[str, Any] = {}
 
 
-def _row_reader(games: pa.Table) -> Any:
-    """The compiled reader of ``games``' rows (``gamestore._decode.RowReader``), or False: ``as_py()`` per column
-    (the pure-Python backend, the reference)."""
-    from . import backend
-
-    if backend.selected().name != "cython" or not games.num_rows:
-        return False
-    from ._decode import RowReader
-
-    return RowReader(games.combine_chunks().to_batches()[0])
-
-
 class ShardReader:
     """Read access to one committed shard (files memory-mapped, opened lazily)."""
 
@@ -159,7 +147,8 @@ class ShardReader:
         self._fast: FastBatchReader | None = None  # None after a try: Arrow's reader only
         self._fast_tried = False
         self._games_columns: list[tuple[str, pa.Array]] | None = None
-        self._row_reader: Any = None  # game_row's compiled reader; False: none (pure-Python backend)
+        #: the compiled reader of games.arrow's rows game_row uses when set (readpath.py sets it; None: ``as_py()``)
+        self.row_reader: Any = None
         self._verifiers: dict[str, FileVerifier] = {}
         self._buffers: dict[str, pa.Buffer] = {}  # object storage: files read whole, by name
         #: Arrow's file readers are not thread-safe (a first read loads the dictionaries: two threads at once
@@ -364,10 +353,8 @@ class ShardReader:
         if value is None:
             if not 0 <= row < games.num_rows:
                 raise IndexError(f"games.arrow has no row {row}")
-            if self._row_reader is None:
-                self._row_reader = _row_reader(games)
-            if self._row_reader is not False:
-                value = self._row_reader.row(row)  # the same values, read in place (compiled backend)
+            if self.row_reader is not None:
+                value = self.row_reader.row(row)  # the same values, read in place (compiled backend)
             else:
                 cols = self._games_columns
                 if cols is None:  # one array per column: a scalar per column is 4x faster than a one-row to_pylist
@@ -464,7 +451,7 @@ class ShardReader:
     def close(self) -> None:
         self._games = None
         self._games_columns = None
-        self._row_reader = None
+        self.row_reader = None
         self._moves = None
         self._projected.clear()
         self.strings = {}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import gamestore
-from gamestore import pointread, shard
+from gamestore import pointread, readpath, shard
 from gamestore.backend import BACKEND
 from gamestore.records import games_equal
 from gamestore.shard import LRUCache
@@ -164,7 +164,7 @@ def test_game_rows_equal_as_py(games):
             store.write_games(games)
             store.flush()
             for reader in store._catalog.readers():
-                rows = shard._row_reader(reader.games)
+                rows = readpath.compiled_rows(reader.games)
                 want = _as_py_rows(reader.games)
                 assert [_same(rows.row(i), w) for i, w in enumerate(want)] == [True] * len(want)
 
@@ -175,7 +175,7 @@ def test_game_rows_of_the_frozen_fixtures(fixtures_dir=Path(__file__).parent / "
     for st in stores:
         for d in sorted((st / "shards").iterdir()):
             reader = shard.ShardReader.at(d)
-            rows = shard._row_reader(reader.games)
+            rows = readpath.compiled_rows(reader.games)
             assert [_same(rows.row(i), w) for i, w in enumerate(_as_py_rows(reader.games))] == [True] * rows.num_rows
             with pytest.raises(IndexError):
                 rows.row(rows.num_rows)
