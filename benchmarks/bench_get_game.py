@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamestore  # noqa: E402
-from gamestore import codec, pointread, shard  # noqa: E402
+from gamestore import codec, pointread, readpath, shard  # noqa: E402
 from gamestore.testing import synth
 from gamestore.records import games_equal  # noqa: E402
 from gamestore.backend import BACKEND, selected  # noqa: E402
@@ -93,8 +93,16 @@ def _time(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def _cpu(fn: Callable[[], Any]) -> float:
+    t = time.thread_time()
+    fn()
+    return time.thread_time() - t
+
+
 def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
-    """Each part of a get_game call timed alone, uncached (the batch and row caches bypassed)."""
+    """Each part of a get_game call timed alone (the calling thread's CPU time: steadier than the wall clock on a
+    loaded machine), uncached (the batch and row caches bypassed)."""
+    _time = _cpu
     cat = store._catalog
     parts: dict[str, list[float]] = {
         "locate": [], "batch_read_arrow": [], "batch_read": [], "decoder_setup": [], "moves_decode": [],
@@ -102,19 +110,23 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
     }
     backend = selected()
     for gid in ids:
-        t = time.perf_counter()
-        cat.refresh()
-        loc = cat.locate(gid)
-        parts["locate"].append(time.perf_counter() - t)
+        loc = None
+
+        def locate() -> None:
+            nonlocal loc
+            cat.refresh()
+            loc = cat.locate(gid)
+
+        parts["locate"].append(_time(locate))
+        assert loc is not None
         reader = cat.reader(loc.shard_id)
         index = reader.batch_index(loc.move_offset)
         parts["batch_read_arrow"].append(_time(lambda: reader.batch(index)))
-        t = time.perf_counter()
-        batch = reader.point_read(index)[0]  # what get_game uses (gamestore/ipc_batch.py where it applies)
-        parts["batch_read"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        decoder = backend.batch_decoder(batch, reader.vectors, reader.strings)
-        parts["decoder_setup"].append(time.perf_counter() - t)
+        got: list = []
+        parts["batch_read"].append(_time(lambda: got.append(reader.point_read(index)[0])))  # gamestore/ipc_batch.py
+        batch = got[0]
+        parts["decoder_setup"].append(_time(lambda: got.append(backend.batch_decoder(batch, reader.vectors, reader.strings))))
+        decoder = got[1]
         start = loc.move_offset - reader.batch_starts[index]
         parts["moves_decode"].append(_time(lambda: decoder.decode(start, start + loc.num_moves)))
         parts["game_row_decode"].append(
@@ -129,6 +141,27 @@ def _split(store: Any, ids: list[str]) -> dict[str, dict[str, float]]:
         shard.ROW_CACHE.clear()
         parts["game_row"].append(_time(lambda: codec.header_from_row(reader.game_row(loc.row))))
     return {k: _stats(v) for k, v in parts.items()}
+
+
+def _ab(store: Any, sample: list[str]) -> dict[str, dict[str, float]]:
+    """CPU per call of the whole-batch path (main before the point reader: Arrow assembly, ``as_py()`` rows) and the
+    point path, calls alternated over the same ids (both see the same load), caches cleared before each call."""
+    real_decode, real_rows = pointread.decode, readpath.compiled_rows
+    cpu: dict[str, list[float]] = {"whole-batch path": [], "point path": []}
+    try:
+        for gid in sample:
+            for name in cpu:
+                old = name == "whole-batch path"
+                pointread.decode = (lambda *a, **k: None) if old else real_decode  # type: ignore[assignment]
+                readpath.compiled_rows = (lambda games: None) if old else real_rows  # type: ignore[assignment]
+                for r in store._catalog.readers():
+                    r.row_reader = None
+                shard.BATCH_CACHE.clear()
+                shard.ROW_CACHE.clear()
+                cpu[name].append(_cpu(lambda: store.get_game(gid)))
+    finally:
+        pointread.decode, readpath.compiled_rows = real_decode, real_rows  # type: ignore[assignment]
+    return {k: _stats(v) for k, v in cpu.items()}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,6 +189,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if db is not None:
                 lat["sqlite"].append(_time(lambda: db.get_game(gid)))
         out["get_game"] = {k: _stats(v) for k, v in lat.items() if v}
+        if args.ab:
+            out["ab"] = _ab(store, sample)
         if db is not None:
             out["sqlite_over_gamestore_p50"] = out["get_game"]["sqlite"]["p50_ms"] / out["get_game"]["gamestore"]["p50_ms"]
             db.close()
@@ -181,11 +216,17 @@ def _print(res: dict[str, Any]) -> None:
         print(f"  get_game {name:<10} p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms  mean {s['mean_ms']:7.3f} ms")
     if "sqlite_over_gamestore_p50" in res:
         print(f"  SQLite p50 / gamestore p50 = {res['sqlite_over_gamestore_p50']:.1f}x")
+    if "ab" in res:
+        a, b = res["ab"]["whole-batch path"], res["ab"]["point path"]
+        print("  A/B, calls alternated, caches cleared (CPU):")
+        for name, st in res["ab"].items():
+            print(f"    {name:<16} p50 {st['p50_ms']:7.3f} ms  p99 {st['p99_ms']:7.3f} ms  mean {st['mean_ms']:7.3f} ms")
+        print(f"    point / whole-batch p50 = {b['p50_ms'] / a['p50_ms']:.2f}")
     if "neighbour_get_game" in res:
         s = res["neighbour_get_game"]
         print(f"  get_game neighbour  p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms")
     if "split" in res:
-        print("  split (uncached):")
+        print("  split (uncached; CPU time of each part):")
     for name, s in res.get("split", {}).items():
         print(f"    {name:<16} p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms  mean {s['mean_ms']:7.3f} ms")
 
@@ -200,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
     p.add_argument("--no-neighbours", dest="neighbours", action="store_false")
     p.add_argument("--no-split", dest="split", action="store_false", help="skip the split (it needs this checkout's reader)")
+    p.add_argument("--ab", action="store_true", help="also time the whole-batch path against the point path (compiled backend)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     res = run(args)
