@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from . import catalog_refresh as refresher
 from . import checkpoint as ckpt
+from . import gil
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
 from .catalog_snapshot import SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
@@ -406,7 +407,7 @@ class Catalog:
         if self._checkpointing:
             return
         self._checkpointing = True
-        t = threading.Thread(target=self._checkpoint_now, name="gamestore-checkpoint", daemon=True)
+        t = threading.Thread(target=gil.inherit(self._checkpoint_now), name="gamestore-checkpoint", daemon=True)
         self._checkpointer = t
         t.start()
 

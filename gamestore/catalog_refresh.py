@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from . import gil
 from .errors import FormatError, ShardCorruptError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +87,7 @@ def wake(catalog: Catalog) -> None:
     if catalog._background is None:
         with catalog._readers_lock:
             if catalog._background is None and not catalog._closed:
-                t = threading.Thread(target=run_refresher, args=(catalog,), name="gamestore-catalog-refresh",
+                t = threading.Thread(target=gil.inherit(run_refresher), args=(catalog,), name="gamestore-catalog-refresh",
                                      daemon=True)
                 catalog._background = t
                 t.start()

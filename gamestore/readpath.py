@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import backend as _backend
-from . import codec, pointread
+from . import codec, gil, pointread
 from .errors import QueryError, ShardCorruptError
 from .arrays import int_values
 from .schema import conform
@@ -323,14 +323,14 @@ def _scan_readers(catalog: "Catalog", picks: list[ShardPick]) -> Iterator[tuple[
         todo = iter(picks)
         try:
             for pick in todo:
-                ahead.append((pick, pool.submit(load, pick)))
+                ahead.append((pick, pool.submit(gil.inherit(load), pick)))
                 if len(ahead) >= SCAN_DOWNLOADS:
                     break
             while ahead:
                 pick, fut = ahead.popleft()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    ahead.append((nxt, pool.submit(load, nxt)))
+                    ahead.append((nxt, pool.submit(gil.inherit(load), nxt)))
                 yield pick, fut.result()
         finally:
             for _, fut in ahead:

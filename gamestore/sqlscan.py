@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import readpath
+from . import gil, readpath
 from .errors import ShardCorruptError
 from .ipc_batch import Damaged, Unsupported, build
 from .arrays import bool_array, empty_table, string_array
@@ -302,7 +302,7 @@ class MovesSource(_Base):
         pending: list[Future] = []
         it = iter(plan)
         for step in it:
-            pending.append(pool.submit(self._shard, step, schema))
+            pending.append(pool.submit(gil.inherit(self._shard), step, schema))
             if len(pending) >= PREFETCH:
                 break
         try:
@@ -310,7 +310,7 @@ class MovesSource(_Base):
                 table = pending.pop(0).result()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._shard, nxt, schema))
+                    pending.append(pool.submit(gil.inherit(self._shard), nxt, schema))
                 yield from table.to_batches()
         finally:
             for f in pending:

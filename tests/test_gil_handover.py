@@ -191,3 +191,20 @@ def test_helper_threads_of_a_marked_call_inherit_its_marking():
     t.start()
     t.join()
     assert seen == [pytest.approx(0.003)] * 3 + [None]
+
+
+def test_the_catalog_refresher_started_by_a_marked_call_runs_marked(tmp_path, monkeypatch):
+    from gamestore import catalog_refresh
+
+    seen: list[float | None] = []
+    monkeypatch.setattr(catalog_refresh, "run_refresher", lambda catalog: seen.append(gil.interval()))
+    with gamestore.open(tmp_path / "s", create=True) as store:
+        catalog = store._catalog
+        catalog._background = None
+        with gil.handing_over(0.003):
+            catalog_refresh.wake(catalog)
+        thread = catalog._background
+        assert thread is not None
+        thread.join()
+        catalog._background = None
+    assert seen == [pytest.approx(0.003)]
