@@ -3,14 +3,15 @@
 # get_game used to decompress a whole moves batch into pyarrow buffers, assemble arrays with ``from_buffers``,
 # validate them and export them through the C data interface before BatchDecoder read the game's rows: two
 # thirds of the read was that Python-level assembly.  A PointReader knows, from the file's schema, which field
-# node and body buffers hold each column; per read it decompresses only the buffers the game's rows use (none
-# for a column null in the whole batch), with one zstd context per thread through the C API, into scratch
-# memory, points a BatchDecoder's columns at them and builds the move dicts as a full-batch decode does.
+# node and body buffers hold each column; per read it decompresses (whole: benchmarks/bench_zstd_frames.py) only
+# the buffers of the columns it decodes, none of a column null in the whole batch, with one zstd context per
+# thread through the C API, into scratch memory kept for the next read of the batch, points a BatchDecoder's
+# columns at them and builds the move dicts as a full-batch decode does.
 #
 # Bounds: every buffer lies inside the file and decompresses to exactly the size its prefix gives; every buffer
 # a column is read through holds the bytes its field node's length needs (Arrow's cheap validation); the
-# offsets of list and string rows are checked by the decoder (``span``) against the first and last offset of
-# the rows read, whose children's buffers are checked to hold them.
+# offsets of list and string rows are checked by the decoder (``span``) against the array's first and last
+# offsets, which its children's nodes and buffers are checked to hold.
 
 from libc.string cimport memset
 
@@ -103,7 +104,6 @@ cdef struct Read:
     int64_t body           # file position of the batch's body
     const int64_t* nodes   # (length, null count) per field node
     const int64_t* bufs    # (offset in the body, stored size) per body buffer
-    int ncount, bcount
     void* dctx
 
 
@@ -151,9 +151,9 @@ cdef const uint8_t* _buffer(Read* r, Scratch s, int k, int64_t need) except NULL
     return dst
 
 
-cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t rows, int64_t length_min, str name) except -1:
-    """Point ``c`` at the buffers of the column placed at ``pl`` for its first ``rows`` slots (the rows read end
-    there); ``length_min``: the slots its node must have."""
+cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t length_min, str name) except -1:
+    """Point ``c`` at the (whole, decompressed) buffers of the column placed at ``pl``; ``length_min``: the slots
+    its node must have."""
     cdef int64_t length, nulls, a, b
     cdef int n = pl.node, k = pl.buf
     length = r.nodes[2 * n]
@@ -293,8 +293,6 @@ cdef class PointReader:
         r.body = body
         r.nodes = &nodes[0]
         r.bufs = &bufs[0]
-        r.ncount = self.num_nodes
-        r.bcount = self.num_bufs
         r.dctx = _dctx().ctx
         bd = BatchDecoder.__new__(BatchDecoder)
         bd._keep = s
@@ -304,10 +302,10 @@ cdef class PointReader:
         bd.s_keys = self.s_keys
         bd.vec_names = self.vec_names
         for j in range(self.nfill):
-            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, stop, length,
+            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, length,
                   <object>PyList_GET_ITEM(self.fill_names, j))
-        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, stop, length, "policy")
-        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, stop, length, "search")
+        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, length, "policy")
+        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, length, "search")
         if self.nv:
             bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
             if bd.vecs == NULL:
@@ -315,7 +313,7 @@ cdef class PointReader:
             bd.nv = self.nv
             for j in range(self.nv):
                 memcpy(&bd.vecs[j], &self.vecs[j], sizeof(Vec))
-                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, stop, length, self.vec_names[j])
+                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, length, self.vec_names[j])
                 bd.vecs[j].col.data = NULL
                 bd.vecs[j].values = NULL
                 if not bd.vecs[j].col.absent:
@@ -344,15 +342,15 @@ cdef Place _place(dict places, dict kinds, str path, str kind) except *:
     return p
 
 
-cdef int _entries_at(Entries* en, const Place* lst, const Place* f, int nf, Read* r, Scratch s, int64_t rows,
-                     int64_t length, str name) except -1:
-    """Point ``en`` at a list<struct> column for its first ``rows`` rows."""
+cdef int _entries_at(Entries* en, const Place* lst, const Place* f, int nf, Read* r, Scratch s, int64_t length,
+                     str name) except -1:
+    """Point ``en`` at a list<struct> column of ``length`` rows and its entries."""
     cdef int j
     cdef int64_t eb
-    _fill(&en.list, lst, r, s, rows, length, name)
+    _fill(&en.list, lst, r, s, length, name)
     eb = en.list.hi
     for j in range(nf):
-        _fill(&en.f[j], &f[j], r, s, eb if not en.list.absent else 0, eb, name)
+        _fill(&en.f[j], &f[j], r, s, eb, name)
     return 0
 
 
