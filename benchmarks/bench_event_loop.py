@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 import gamestore
-from gamestore import backend
+from gamestore import backend, gil
 from gamestore.testing import synth
 
 from benchmarks.sqlite_baseline import SqliteBaseline
@@ -256,9 +256,13 @@ async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, rec: R
                     ops["scanned_moves"] += b.num_rows
             await asyncio.sleep(0)
 
+    before = gil.counts()
     elapsed = await _probed(probe, writer, reader)
+    after = gil.counts()
     assert await store.count_games() == len(games)
-    return {"elapsed": elapsed, **ops, **_stats(probe), "breakdown": rec.breakdown(probe)}
+    handover = ", ".join(f"{k.replace('_', ' ')} {after[k] - before[k]}" for k in after)
+    return {"elapsed": elapsed, **ops, **_stats(probe),
+            "breakdown": rec.breakdown(probe) + [f"  GIL handover looks (gamestore.gil.counts): {handover}"]}
 
 
 async def _probed(probe: Probe, writer: Callable[[], Awaitable[None]],
