@@ -95,6 +95,7 @@ class FileVerifier:
         if problem:
             self._fail(problem)
         self._map: mmap.mmap | memoryview
+        self._view: memoryview | None = None
         if isinstance(path, pa.Buffer):  # a file read whole from object storage
             self._map = memoryview(path)
             if path.size != size:
@@ -108,14 +109,17 @@ class FileVerifier:
                     self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             except OSError as exc:
                 self._fail(f"unreadable: {exc}")
+        # ranges are hashed through a view: slicing the mmap itself copied every byte checked (a whole scan's
+        # files, ~40 ms of memmove and fresh pages for a 500 MB store)
+        self._view = memoryview(self._map)
         if VERIFY:
             head_len, head = record["head"]
             tail_start, tail = record["tail"]
             if not 0 <= head_len <= size or not 0 <= tail_start <= size:
                 self._fail("checksum ranges outside the file")
-            if _h(self._map[:head_len]) != head:
+            if _h(self._view[:head_len]) != head:
                 self._fail("schema/dictionaries fail their checksum")
-            if _h(self._map[tail_start:]) != tail:
+            if _h(self._view[tail_start:]) != tail:
                 self._fail("footer fails its checksum")
 
     @property
@@ -135,7 +139,8 @@ class FileVerifier:
         off, length, digest = batches[index]
         if off < 0 or off + length > len(self._map):
             self._fail(f"record batch {index} lies outside the file")
-        if _h(self._map[off : off + length]) != digest:
+        assert self._view is not None
+        if _h(self._view[off : off + length]) != digest:
             self._fail(f"record batch {index} fails its checksum")
         self._ok.add(index)
 
@@ -145,6 +150,10 @@ class FileVerifier:
 
     def close(self) -> None:
         m = getattr(self, "_map", None)
+        view = getattr(self, "_view", None)
+        if view is not None:
+            view.release()
+            self._view = None
         try:
             if isinstance(m, mmap.mmap):
                 m.close()
