@@ -151,3 +151,42 @@ def test_column_dictionaries_from_the_dictionary_messages_equal_arrows(tmp_path,
             checked += len(have)
         reader.close()
     assert checked >= 4
+
+
+@pytest.mark.parametrize("fixture", ["written", "format_v1", "format_v2"])
+def test_layouts_parsed_at_once_equal_the_messages(tmp_path, fixture):
+    """FastBatchReader.layouts parses every batch message with numpy gathers (SQL scans): row counts, field nodes,
+    body buffers and body positions equal what the per-message flatbuffers walk (``layout``) reads; a message
+    pointing outside the file is Damaged, not a read out of bounds."""
+    import numpy as np
+
+    from gamestore.ipc_batch import Damaged, _parse_messages
+
+    if fixture == "written":
+        with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, batch_rows=64) as s:
+            s.write_games(synth.games(6, seed=7))
+            s.flush()
+        root = tmp_path / "s"
+    else:
+        root = Path(__file__).parent / "fixtures" / fixture / "store"
+    checked = 0
+    for shard_dir in sorted((root / "shards").iterdir()):
+        reader = ShardReader.at(shard_dir)
+        fast = reader.fast_reader()
+        if fast is None or not reader.num_batches:
+            continue
+        n = reader.num_batches
+        for indices in (list(range(n)), [n - 1], list(range(n))[::2]):
+            got = fast.layouts(indices)
+            for j, i in enumerate(indices):
+                rows, nodes, bufs, body = fast.layout(i)
+                assert got.rows[j] == rows and got.body[j] == body
+                assert [tuple(x) for x in got.nodes[j].tolist()] == list(nodes)
+                assert [tuple(x) for x in got.bufs[j].tolist()] == list(bufs)
+                checked += 1
+        blocks = np.asarray(fast._blocks, dtype=np.int64).reshape(-1, 3)
+        blocks[:, 0] = len(fast._map) - 2  # every message "starts" two bytes before the end of the file
+        with pytest.raises(Damaged):
+            _parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
+        reader.close()
+    assert checked >= 3
