@@ -26,7 +26,7 @@ import zstandard as _zstd  # a core dependency: the fast path reuses one zstd co
 
 _ZstdError: type[Exception] = _zstd.ZstdError
 
-__all__ = ["FastBatchReader", "Layouts", "Unsupported", "Damaged", "fast_reader", "build"]
+__all__ = ["FastBatchReader", "Layouts", "Unsupported", "Damaged", "fast_reader", "build", "field_spans", "field_starts"]
 
 _MAGIC = b"ARROW1"
 _DICTIONARY_BATCH = 2  # MessageHeader.DictionaryBatch
@@ -164,11 +164,41 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
             _dictionaries(arr.field(i), out)
 
 
+def field_spans(t: pa.DataType) -> tuple[int, int, int]:
+    """(field nodes, body buffers, dictionaries) one column of type ``t`` takes in a record batch message."""
+    if pa.types.is_dictionary(t):
+        return 1, 2, 1
+    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_struct(t):
+        n, b, d = 1, 1 if pa.types.is_fixed_size_list(t) or pa.types.is_struct(t) else 2, 0
+        for child in ([t.value_type] if not pa.types.is_struct(t) else [f.type for f in t]):
+            cn, cb, cd = field_spans(child)
+            n, b, d = n + cn, b + cb, d + cd
+        return n, b, d
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return 1, 3, 0
+    return 1, 2, 0
+
+
+def field_starts(schema: pa.Schema) -> list[tuple[int, int, int]]:
+    """Per column of ``schema``: its first field node, body buffer and dictionary."""
+    out, n, b, d = [], 0, 0, 0
+    for f in schema:
+        out.append((n, b, d))
+        dn, db, dd = field_spans(f.type)
+        n, b, d = n + dn, b + db, d + dd
+    return out
+
+
+_WIDTH = {"<u1": 1, "<u2": 2, "<i4": 4, "<u4": 4, "<i8": 8}
+
+
 def _gather(buf: np.ndarray, pos: np.ndarray, dtype: str) -> np.ndarray:
     """The little-endian values of type ``dtype`` at byte positions ``pos`` of ``buf`` (bounds-checked)."""
-    width = np.dtype(dtype).itemsize
+    width = _WIDTH[dtype]
     if len(pos) and (pos.min() < 0 or pos.max() > len(buf) - width):
         raise Damaged("a message points outside the file")
+    if width == 1:
+        return buf[pos].astype(np.int64)
     return buf[pos[:, None] + np.arange(width)].view(dtype)[:, 0].astype(np.int64)
 
 
@@ -234,7 +264,11 @@ def _parse_messages(buf: np.ndarray, blocks: np.ndarray) -> "Layouts":
         first = np.where(off > 0, vec + 4, 0)
         if k and (first.min() < 0 or (first + 16 * k).max() > len(buf)):
             raise Damaged("a message points outside the file")
-        out.append(buf[first[:, None] + np.arange(16 * k)].view("<i8").reshape(n, k, 2).astype(np.int64))
+        if not (first % 8).any():  # flatbuffers align these vectors, Arrow the messages: gather whole int64s
+            words = np.frombuffer(buf, dtype="<i8", count=len(buf) // 8)
+            out.append(words[(first // 8)[:, None] + np.arange(2 * k)].reshape(n, k, 2).astype(np.int64))
+        else:
+            out.append(buf[first[:, None] + np.arange(16 * k)].view("<i8").reshape(n, k, 2).astype(np.int64))
     return Layouts(rows, out[0], out[1], offset + meta_len)
 
 
