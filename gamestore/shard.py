@@ -483,6 +483,10 @@ def verify_shard(storage: Storage | str | os.PathLike, shard_id: str | None = No
     if problems:
         return problems
     try:
+        for name in (MOVES_FILE, GAMES_FILE):  # format 3: the per-column hashes scans check, too
+            v = reader.verifier(name)
+            if v is not None:
+                v.check_all_columns()
         games = reader.games
         ids = games.column("game_id").to_pylist()
         if ids != manifest["game_ids"]:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from . import gil, readpath
 from .errors import ShardCorruptError
-from .ipc_batch import Damaged, Unsupported, build
+from .ipc_batch import Damaged, Unsupported, build, field_spans, field_starts
 from .arrays import bool_array, empty_table, string_array
 from .schema import conform
 from .shard import MOVES_FILE, LRUCache
@@ -74,31 +74,6 @@ def _executor() -> ThreadPoolExecutor:
 # ---------------------------------------------------------------------------
 # Decoding the asked-for columns of some batches of one shard
 # ---------------------------------------------------------------------------
-def _spans(t: pa.DataType) -> tuple[int, int, int]:
-    """(field nodes, body buffers, dictionaries) one column of type ``t`` takes in a record batch message."""
-    if pa.types.is_dictionary(t):
-        return 1, 2, 1
-    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_struct(t):
-        n, b, d = 1, 1 if pa.types.is_fixed_size_list(t) or pa.types.is_struct(t) else 2, 0
-        for child in ([t.value_type] if not pa.types.is_struct(t) else [f.type for f in t]):
-            cn, cb, cd = _spans(child)
-            n, b, d = n + cn, b + cb, d + cd
-        return n, b, d
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return 1, 3, 0
-    return 1, 2, 0
-
-
-def _starts(schema: pa.Schema) -> list[tuple[int, int, int]]:
-    """Per column of ``schema``: its first field node, body buffer and dictionary."""
-    out, n, b, d = [], 0, 0, 0
-    for f in schema:
-        out.append((n, b, d))
-        dn, db, dd = _spans(f.type)
-        n, b, d = n + dn, b + db, d + dd
-    return out
-
-
 def _flat(t: pa.DataType) -> bool:
     """Whether batches of a column of type ``t`` concatenate by joining their (only) data buffers."""
     if pa.types.is_dictionary(t):
@@ -115,11 +90,15 @@ def read_columns(reader: "ShardReader", names: Sequence[str], batches: Sequence[
     """
     if not batches:
         return empty_table(pa.schema([reader.moves_schema.field(n) for n in names]))
-    fast = reader.fast_reader() if reader.verifier(MOVES_FILE) is not None else None
+    verifier = reader.verifier(MOVES_FILE)
+    fast = reader.fast_reader() if verifier is not None else None
     if fast is None:
         return _read_slow(reader, names, batches)
-    for i in batches:
-        reader._checked(MOVES_FILE, i)
+    if verifier is not None and verifier.has_columns:
+        verifier.check_messages(batches)  # format 3: the columns read are checked in _read_fast
+    else:
+        for i in batches:
+            reader._checked(MOVES_FILE, i)
     try:
         return _read_fast(reader, fast, names, batches)
     except Unsupported:
@@ -136,13 +115,21 @@ def _read_slow(reader: "ShardReader", names: Sequence[str], batches: Sequence[in
     return pa.Table.from_batches(got, schema=schema)
 
 
+def _column_starts(lay: Any, starts: list[tuple[int, int, int]]) -> np.ndarray:
+    """Each batch's (row's) top-level columns' first body buffer offsets, from the batches' messages."""
+    firsts = [b for _, b, _ in starts]
+    if lay.bufs.shape[1] <= max(firsts):
+        raise Damaged("batch messages have fewer buffers than the schema's columns")
+    return lay.bufs[:, firsts, 0]
+
+
 def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: Sequence[int]) -> pa.Table:
     """The columns through the shard's :class:`~gamestore.ipc_batch.FastBatchReader`: each column's frames of all
     ``batches`` decompressed in one call without the GIL, fixed-width columns joined into one array."""
     from .ipc_batch import _ZstdError
 
     schema = reader.moves_schema
-    starts = _starts(schema)
+    starts = field_starts(schema)
     lay = fast.layouts(batches)
     rows = np.asarray(reader.manifest["batch_rows"], dtype=np.int64)[list(batches)]
     for j in np.flatnonzero(lay.rows != rows).tolist()[:1]:
@@ -150,14 +137,21 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
                                 shard_id=reader.shard_id)
     total = int(rows.sum())
     counts = rows.tolist()
+    verifier = reader.verifier(MOVES_FILE)
+    by_column = verifier if verifier is not None and verifier.has_columns else None
+    if by_column is not None:  # format 3: only the bytes of the columns read are hashed
+        by_column.check_columns(batches, _column_starts(lay, starts), [(schema.get_field_index(n), n) for n in names])
     columns: list[pa.Array | pa.ChunkedArray] = []
     try:
         for name in names:
             k = schema.get_field_index(name)
             t = schema.field(k).type
             node, buf, _ = starts[k]
-            n_nodes, n_bufs, n_dicts = _spans(t)
-            if n_dicts:
+            n_nodes, n_bufs, n_dicts = field_spans(t)
+            if n_dicts and by_column is not None:  # Arrow's reader, where it reads the dictionaries, reads them
+                by_column.check_messages([0])  # through batch 0
+                by_column.check_columns([0], _column_starts(fast.layouts([0]), starts), [(k, name)])
+            elif n_dicts:
                 reader._checked(MOVES_FILE, 0)
             dicts = fast.column_dictionaries(k) if n_dicts else []
             if _flat(t) and not lay.nodes[:, node, 1].any() and ((rows == 0) | (lay.bufs[:, buf + 1, 1] > 0)).all():

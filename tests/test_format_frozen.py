@@ -1,4 +1,4 @@
-"""Frozen shards of every published format version (tests/fixtures/format_v1, format_v2) keep reading, equal to what was written."""
+"""Frozen shards of every published format version (tests/fixtures/format_v1, format_v2, format_v3) keep reading, equal to what was written."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from gamestore.schema import FORMAT_VERSION, GAMES_SCHEMA, moves_schema, VectorS
 from fixtures.make_format_v1 import from_json, records
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 
 
 @pytest.fixture(params=VERSIONS)
