@@ -553,8 +553,12 @@ class Catalog:
         self._wanted.set()
         refresher.unregister(self)
         for t in (self._background, self._checkpointer):
-            if t is not None and t is not threading.current_thread():
-                t.join()
+            while t is not None and t is not threading.current_thread():
+                try:
+                    t.join()
+                    break
+                except RuntimeError:  # published by another thread just before its start() (catalog_refresh.wake)
+                    time.sleep(0.001)
         with self._refresh_lock:
             with self._readers_lock:
                 self._readers.clear()
