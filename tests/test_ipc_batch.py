@@ -117,6 +117,23 @@ def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
     fast.close()
 
 
+def _fast_readers(tmp_path: Path, fixture: str, *, games: int, seed: int, **options):
+    """(shard directory, ShardReader, FastBatchReader) of each shard with moves of a store written now
+    (``fixture == "written"``) or of a frozen fixture store."""
+    if fixture == "written":
+        with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, **options) as s:
+            s.write_games(synth.games(games, seed=seed))
+            s.flush()
+        root = tmp_path / "s"
+    else:
+        root = Path(__file__).parent / "fixtures" / fixture / "store"
+    for shard_dir in sorted((root / "shards").iterdir()):
+        reader = ShardReader.at(shard_dir)
+        fast = reader.fast_reader()
+        if fast is not None and reader.num_batches:
+            yield shard_dir, reader, fast
+
+
 @pytest.mark.parametrize("fixture", ["written", "format_v1", "format_v2", "format_v3"])
 def test_column_dictionaries_from_the_dictionary_messages_equal_arrows(tmp_path, fixture):
     """FastBatchReader.column_dictionaries parses the file's dictionary messages itself (SQL scans: ~0.2 ms
@@ -126,19 +143,8 @@ def test_column_dictionaries_from_the_dictionary_messages_equal_arrows(tmp_path,
 
     from gamestore.ipc_batch import _dictionaries
 
-    if fixture == "written":
-        with gamestore.open(tmp_path / "s", vectors=synth.VECTORS) as s:
-            s.write_games(synth.games(3, seed=5))
-            s.flush()
-        root = tmp_path / "s"
-    else:
-        root = Path(__file__).parent / "fixtures" / fixture / "store"
     checked = 0
-    for shard_dir in sorted((root / "shards").iterdir()):
-        reader = ShardReader.at(shard_dir)
-        fast = reader.fast_reader()
-        if fast is None or not reader.num_batches:
-            continue
+    for shard_dir, reader, fast in _fast_readers(tmp_path, fixture, games=3, seed=5):
         arrow = ipc.open_file(pa.memory_map(str(shard_dir / MOVES_FILE)))
         expected: list = []
         for col in arrow.get_record_batch(0).columns:
@@ -162,19 +168,8 @@ def test_layouts_parsed_at_once_equal_the_messages(tmp_path, fixture):
 
     from gamestore.ipc_batch import Damaged, _parse_messages
 
-    if fixture == "written":
-        with gamestore.open(tmp_path / "s", vectors=synth.VECTORS, batch_rows=64) as s:
-            s.write_games(synth.games(6, seed=7))
-            s.flush()
-        root = tmp_path / "s"
-    else:
-        root = Path(__file__).parent / "fixtures" / fixture / "store"
     checked = 0
-    for shard_dir in sorted((root / "shards").iterdir()):
-        reader = ShardReader.at(shard_dir)
-        fast = reader.fast_reader()
-        if fast is None or not reader.num_batches:
-            continue
+    for _, reader, fast in _fast_readers(tmp_path, fixture, games=6, seed=7, batch_rows=64):
         n = reader.num_batches
         for indices in (list(range(n)), [n - 1], list(range(n))[::2]):
             got = fast.layouts(indices)
