@@ -11,8 +11,9 @@ stream of the indexed copies' moves (docs/format.md section 5):
 * a filter on ``game_id`` (``=``, ``IN``, ``OR`` of those) is taken over and
   answered from the catalog: only the moves batches holding those games are
   read, and only their rows are returned;
-* every batch read is checked against its checksum first (format 2, once per
-  open shard, :mod:`gamestore.checksum`); damage stops the statement with a
+* the bytes read are checked against their checksums first, once per open
+  shard (:mod:`gamestore.checksum`; format 3: each batch's message and the
+  columns read, format 2: whole batches); damage stops the statement with a
   :class:`ShardCorruptError` naming shard and file (a :class:`QueryError`
   through ``store.sql``).
 
