@@ -193,26 +193,27 @@ cdef extern from *:
 rr_init()
 
 
+cdef const char* _ascii(str text, Py_ssize_t* n) except? NULL:
+    """The bytes of an ASCII ``text`` (its own storage); NULL when it is not ASCII (never a ``json.dumps`` text with ``ensure_ascii``)."""
+    if not PyUnicode_IS_ASCII(text):
+        return NULL
+    return PyUnicode_AsUTF8AndSize(text, n)
+
+
 def float_text(str text):
     """``float(text)`` when ``repr`` of it is ``text`` exactly (proven), else None (not proven)."""
     cdef Py_ssize_t n
-    cdef const char* s
     cdef double d
-    if not PyUnicode_IS_ASCII(text):
-        return None
-    s = PyUnicode_AsUTF8AndSize(text, &n)
-    return d if rr_float_exact(s, n, &d) else None
+    cdef const char* s = _ascii(text, &n)
+    return d if s != NULL and rr_float_exact(s, n, &d) else None
 
 
 def int_text(str text):
     """``int(text)`` when ``repr`` of it is ``text`` exactly and it fits int64, else None."""
     cdef Py_ssize_t n
-    cdef const char* s
     cdef int64_t v
-    if not PyUnicode_IS_ASCII(text):
-        return None
-    s = PyUnicode_AsUTF8AndSize(text, &n)
-    return v if rr_int_exact(s, n, &v) else None
+    cdef const char* s = _ascii(text, &n)
+    return v if s != NULL and rr_int_exact(s, n, &v) else None
 
 
 cdef extern from *:
@@ -471,11 +472,10 @@ def search_columns(str text):
     """The columns (``gamestore._encode.Columns`` data) of search statistics whose JSON text is exactly
     ``json.dumps`` of its value, in RingRift's key order and the usual shape; None when that is not proven."""
     cdef Py_ssize_t n, cnt
-    cdef const char* s
     cdef ColsHead head
-    if not PyUnicode_IS_ASCII(text) or len(text) > 0x7fffffff:
+    cdef const char* s = _ascii(text, &n)
+    if s == NULL or n > 0x7fffffff:
         return None
-    s = PyUnicode_AsUTF8AndSize(text, &n)
     memset(&head, 0, sizeof(ColsHead))
     cnt = rr_search(s, n, &head.flags, head.sfloat, head.sint)
     return None if cnt < 0 else _pack(&head, cnt, s)
@@ -485,11 +485,10 @@ def policy_columns(str text):
     """The columns of a policy (candidate -> finite float) whose JSON text is exactly ``json.dumps`` of its
     value; None when that is not proven."""
     cdef Py_ssize_t n, cnt
-    cdef const char* s
     cdef ColsHead head
-    if not PyUnicode_IS_ASCII(text) or len(text) > 0x7fffffff:
+    cdef const char* s = _ascii(text, &n)
+    if s == NULL or n > 0x7fffffff:
         return None
-    s = PyUnicode_AsUTF8AndSize(text, &n)
     cnt = rr_policy(s, n)
     if cnt < 0:
         return None
