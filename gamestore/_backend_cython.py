@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _decode, _encode  # ImportError when the extension is not built
+from .arrays import bool_array, numpy_array, string_array  # pa.array would import pandas (~0.2 s of CPU)
 from .schema import (
     MOVE_SCALAR_FIELDS,
     POLICY_ENTRY,
@@ -37,19 +38,19 @@ _SINT_FIELDS = [(k, c, t, b) for k, c, t, kind, b in SEARCH_SCALARS if kind == "
 def _masked(values: np.ndarray, ok: np.ndarray, atype: pa.DataType) -> pa.Array:
     values = values.astype(atype.to_pandas_dtype(), copy=False)
     if ok.all():
-        return pa.array(values, type=atype)
+        return numpy_array(values, atype)
     # zeros under null slots, so that mostly-null columns compress to almost nothing
-    return pa.array(np.where(ok, values, 0), type=atype, mask=~ok)
+    return numpy_array(np.where(ok, values, 0), atype, ~ok)
 
 
 def _keys(cand: np.ndarray, is_key: np.ndarray, values: list) -> tuple[pa.Array, pa.Array]:
-    key = pa.DictionaryArray.from_arrays(_masked(cand, is_key, pa.int32()), pa.array(values, type=pa.string()))
+    key = pa.DictionaryArray.from_arrays(_masked(cand, is_key, pa.int32()), string_array(values))
     return key, _masked(cand, ~is_key, pa.int32())
 
 
 def _list(offsets: np.ndarray, ok: np.ndarray, entries: pa.StructArray, entry_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(
-        pa.array(offsets, type=pa.int32()), entries, type=pa.list_(entry_type), mask=pa.array(~ok)
+        numpy_array(offsets, pa.int32()), entries, type=pa.list_(entry_type), mask=bool_array(~ok)
     )
 
 
@@ -73,10 +74,10 @@ def encode_moves(
     schema = moves_schema(vectors)
     cols: dict[str, pa.Array] = {
         "game_id": pa.DictionaryArray.from_arrays(
-            pa.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts), type=pa.int32()),
-            pa.array(list(game_ids), type=pa.string()),
+            numpy_array(np.repeat(np.arange(len(counts), dtype=np.int32), counts), pa.int32()),
+            string_array(list(game_ids)),
         ),
-        "move_number": pa.array(b["move_number"], type=pa.int32()),
+        "move_number": numpy_array(b["move_number"], pa.int32()),
     }
     for j, (_, col, atype) in enumerate(_INT_FIELDS):
         cols[col] = _masked(b["ints"][j], b["ints_ok"][j], atype)
@@ -84,10 +85,10 @@ def encode_moves(
         cols[col] = _masked(b["floats"][j], b["floats_ok"][j], atype)
     for j, (_, col, atype) in enumerate(_DSTR_FIELDS):
         cols[col] = pa.DictionaryArray.from_arrays(
-            _masked(b["dstr"][j], b["dstr_ok"][j], atype.index_type), pa.array(b["dstr_values"][j], type=pa.string())
+            _masked(b["dstr"][j], b["dstr_ok"][j], atype.index_type), string_array(b["dstr_values"][j])
         )
     for j, (_, col, atype) in enumerate(_STR_FIELDS):
-        cols[col] = pa.array(b["strs"][j], type=atype)
+        cols[col] = string_array(b["strs"][j], atype)
     for j, (_, prefix) in enumerate(POSITION_FIELDS):
         cols[f"{prefix}_x"] = _masked(b["pos"][3 * j], b["pos_ok"][j], pa.int16())
         cols[f"{prefix}_y"] = _masked(b["pos"][3 * j + 1], b["pos_ok"][j], pa.int16())
@@ -103,18 +104,19 @@ def encode_moves(
     entries = pa.StructArray.from_arrays([key, action, q, q64, visits, prior, prior64], fields=list(SEARCH_ENTRY))
     cols["search"] = _list(b["srch_off"], b["srch_ok"], entries, SEARCH_ENTRY)
     flags = b["flags"]
-    cols["search_flags"] = pa.array(flags, type=pa.uint8())
+    cols["search_flags"] = numpy_array(flags, pa.uint8())
     for j, (_, col, atype, bit) in enumerate(_SFLOAT_FIELDS):
         cols[col] = _masked(b["sfloat"][j], (flags & bit) != 0, atype)
     for j, (_, col, atype, bit) in enumerate(_SINT_FIELDS):
         cols[col] = _masked(b["sint"][j], (flags & bit) != 0, atype)
-    cols["search_extra_json"] = pa.array(b["search_extra"], type=pa.string())
-    cols["extra_json"] = pa.array(b["extra"], type=pa.string())
+    cols["search_extra_json"] = string_array(b["search_extra"])
+    cols["extra_json"] = string_array(b["extra"])
     for j, spec in enumerate(specs):
         flat = b["vec_bufs"][j].view(spec.numpy_dtype).reshape(-1)
         ok = b["vec_ok"][j]
         cols[spec.column] = pa.FixedSizeListArray.from_arrays(
-            pa.array(flat), type=schema.field(spec.column).type, mask=None if ok.all() else pa.array(~ok)
+            numpy_array(flat, pa.from_numpy_dtype(flat.dtype)), type=schema.field(spec.column).type,
+            mask=None if ok.all() else bool_array(~ok)
         )
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema), counts
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arrays import list_lengths, numpy_array, rows_table, string_array
 from .checkpoint import SHARDS_SCHEMA
 from .profiles import Profile
 from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
@@ -50,11 +51,11 @@ def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
     """The catalog segment of one shard, derived from its ``games.arrow`` table."""
     n = games.num_rows
     cols = {f.name: games.column(f.name) for f in SEGMENT_SCHEMA if f.name in games.column_names}
-    cols["shard_id"] = pa.array([shard_id] * n, pa.string())
+    cols["shard_id"] = string_array([shard_id] * n)  # pa.array would import pandas (~0.2 s of CPU)
     cols["num_moves"] = games.column("move_count")
     snaps = games.column("snapshots")
-    cols["num_snapshots"] = pc.fill_null(pc.list_value_length(snaps), 0).cast(pa.int32())
-    cols["row"] = pa.array(range(n), pa.int32())
+    cols["num_snapshots"] = numpy_array(list_lengths(snaps), pa.int32())
+    cols["row"] = numpy_array(np.arange(n), pa.int32())
     return pa.table([cols[f.name] for f in SEGMENT_SCHEMA], schema=SEGMENT_SCHEMA)
 
 
@@ -190,7 +191,7 @@ def advance(snap: Snapshot, segments: list[pa.Table], shard_rows: list[dict], re
     """The snapshot after ``snap``: ``segments`` (with their ``shard_rows``) added, ``removed`` shards dropped,
     ``damaged`` ones recorded (a removed damaged shard is forgotten)."""
     new_rows = pa.concat_tables(segments) if segments else SEGMENT_SCHEMA.empty_table()
-    shards = pa.Table.from_pylist(shard_rows, schema=SHARDS_SCHEMA) if shard_rows else None
+    shards = rows_table(shard_rows, SHARDS_SCHEMA) if shard_rows else None
     dead = removed & snap.damaged
     removed = removed - dead
     all_damaged = frozenset((snap.damaged - dead) | damaged)
@@ -276,10 +277,11 @@ def write_segment(storage: Storage, rel: str, table: pa.Table) -> None:
 def read_segment(storage: Storage, rel: str) -> pa.Table:
     """Catalog segment ``rel``; page checksums: a damaged segment raises and is rebuilt by the caller."""
     # page checksums: a damaged segment is rebuilt from its shard, never trusted
+    # ParquetFile rather than pq.read_table: no pyarrow.dataset import (which imports pandas: ~0.3 s of CPU)
     if storage.local:
-        return pq.read_table(storage.path(rel), page_checksum_verification=True)
+        return pq.ParquetFile(storage.path(rel), page_checksum_verification=True).read()
     # no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
-    return pq.read_table(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True, use_threads=False)
+    return pq.ParquetFile(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True).read(use_threads=False)
 
 
 def segment_of(storage: Storage, shard_id: str, manifest: dict) -> pa.Table:

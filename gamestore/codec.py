@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from . import backend as _backend_mod
+from .arrays import from_pylist
 from .errors import DuplicateGameError, RecordError
 from .fsutil import utc_now
 from .records import dump_canonical_json, normalize_header, normalize_move
@@ -184,7 +185,7 @@ def _games_table(headers: list[dict[str, Any]], counts: list[int]) -> pa.Table:
         move_offset=offsets,
         move_count=list(counts),
     )
-    arrays = [pa.array(columns[f.name], type=f.type) for f in GAMES_SCHEMA]
+    arrays = [from_pylist(columns[f.name], f.type) for f in GAMES_SCHEMA]  # pa.array would import pandas
     return pa.Table.from_arrays(arrays, schema=GAMES_SCHEMA)
 
 

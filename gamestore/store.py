@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from . import codec, meta, quarantine, readpath, sqlguard
+from .arrays import int_values, numpy_array
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -246,7 +247,7 @@ class GameStore:
         parts = self._buffer
         games_parts, base = [], 0
         for part in parts:
-            offsets = pc.add(part.games.column("move_offset"), pa.scalar(base, pa.int64()))
+            offsets = numpy_array(int_values(part.games.column("move_offset")) + base, pa.int64())  # no pandas import
             games_parts.append(part.games.set_column(part.games.schema.get_field_index("move_offset"), "move_offset", offsets))
             base += part.moves.num_rows
         games = pa.concat_tables(games_parts)
