@@ -23,12 +23,15 @@ def _extension(name: str, language: str = "c") -> Extension:
 extensions = [
     _extension("_encode", "c++"),  # libcpp.vector buffers
     _extension("_decode"),
-    _extension("_positions"),
-    _extension("_gil"),  # gamestore/gil.py: handing the GIL to a waiting event loop  # PositionDataset's batch gathers (gamestore/positions/gather.py is the spec)
+    _extension("_positions"),  # PositionDataset's batch gathers (gamestore/positions/gather.py is the spec)
+    _extension("_gil"),  # gamestore/gil.py: handing the GIL to a waiting event loop
+    _extension("_arrays"),  # string column buffers without pyarrow's pandas layer (gamestore/arrays.py is the spec)
     # RingRift import: exact JSON text-style checks (optional: the import falls back to pure Python)
     Extension("gamestore.ringrift._rrjson", ["_ext/_rrjson.pyx"], extra_compile_args=["-O3"]),
     # RingRift import: policy / search-statistics text straight into the encoder's columns (textcols.py)
     Extension("gamestore.ringrift._rrcols", ["_ext/_rrcols.pyx"], extra_compile_args=["-O3"]),
+    # RingRift import: a game_moves row's typed columns and move_json into the record (optional: pure Python)
+    Extension("gamestore.ringrift._rrmove", ["_ext/_rrmove.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

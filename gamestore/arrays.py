@@ -55,14 +55,35 @@ def _validity(null: np.ndarray) -> tuple[pa.Buffer | None, int]:
     return pa.py_buffer(np.packbits(~null, bitorder="little")), nulls
 
 
-def _binary(values: Sequence[Any], atype: pa.DataType) -> pa.Array:
-    text = pa.types.is_string(atype) or pa.types.is_large_string(atype)
-    data = [b"" if v is None else v.encode() if text else bytes(v) for v in values]
-    large = pa.types.is_large_string(atype) or pa.types.is_large_binary(atype)
+def _py_utf8_buffers(values: list, large: bool) -> tuple[np.ndarray, bytes, np.ndarray | None]:
+    """``(offsets, UTF-8 data, null or None)`` of a list of str/None (the reference of ``_arrays.utf8_buffers``)."""
+    if any(v is not None and type(v) is not str for v in values):
+        bad = next(v for v in values if v is not None and type(v) is not str)
+        raise TypeError(f"expected str or None, got {type(bad).__name__}")
+    return _offsets_data([b"" if v is None else v.encode() for v in values], values, large)
+
+
+def _offsets_data(data: list[bytes], values: Sequence[Any], large: bool) -> tuple[np.ndarray, bytes, np.ndarray | None]:
     offsets = np.zeros(len(data) + 1, dtype=np.int64 if large else np.int32)
-    np.cumsum([len(d) for d in data], out=offsets[1:])
-    validity, nulls = _validity(np.fromiter((v is None for v in values), dtype=bool, count=len(values)))
-    return pa.Array.from_buffers(atype, len(data), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))],
+    np.cumsum(np.fromiter(map(len, data), dtype=np.int64, count=len(data)), out=offsets[1:])
+    null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    return offsets, b"".join(data), null if null.any() else None
+
+
+try:  # the same in C, as fast as pa.array (tests/test_arrays_without_pandas.py)
+    from ._arrays import utf8_buffers as _utf8_buffers
+except ImportError:  # pragma: no cover - extension not built
+    _utf8_buffers = _py_utf8_buffers
+
+
+def _binary(values: Sequence[Any], atype: pa.DataType) -> pa.Array:
+    large = pa.types.is_large_string(atype) or pa.types.is_large_binary(atype)
+    if pa.types.is_string(atype) or pa.types.is_large_string(atype):
+        offsets, data, null = _utf8_buffers(values if type(values) is list else list(values), large)
+    else:
+        offsets, data, null = _offsets_data([b"" if v is None else bytes(v) for v in values], values, large)
+    validity, nulls = _validity(null) if null is not None else (None, 0)
+    return pa.Array.from_buffers(atype, len(offsets) - 1, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  null_count=nulls)
 
 

@@ -88,3 +88,22 @@ def test_an_import_in_a_fresh_process_does_not_load_pandas(ringrift_dbs, tmp_pat
                          env=subprocess_env(), capture_output=True, text=True, check=True).stdout
     got = json.loads(out.strip().splitlines()[-1])
     assert got == {"pandas": False, "written": 10, "games": 10}
+
+
+@given(st.lists(st.none() | st.text(max_size=6), max_size=30), st.booleans())
+def test_compiled_utf8_buffers_equal_the_reference(values, large):
+    from gamestore import _arrays
+    from gamestore.arrays import _py_utf8_buffers
+
+    got, ref = _arrays.utf8_buffers(values, large), _py_utf8_buffers(values, large)
+    assert got[0].dtype == ref[0].dtype and got[0].tolist() == ref[0].tolist() and got[1] == ref[1]
+    assert (got[2] is None and ref[2] is None) or got[2].tolist() == ref[2].tolist()
+
+
+def test_a_string_column_refuses_other_values():
+    from gamestore import _arrays
+    from gamestore.arrays import _py_utf8_buffers
+
+    for build in (_arrays.utf8_buffers, _py_utf8_buffers):
+        with pytest.raises(TypeError, match="expected str or None, got int"):
+            build(["a", None, 3], False)

@@ -202,18 +202,33 @@ def _player_to_record(row: tuple, game_id: str) -> dict:
     return p
 
 
-def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
-    """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it."""
-    m: dict[str, Any] = {"move_number": required_int(row[1], "int32", game_id, "moves.move_number")}
-    cells: dict[str, Any] = {}
-    for i, col, typ, lo, hi in _MOVE_TYPED_FAST:  # fits, inlined
+def _py_move_fields(row: tuple, m: dict, typed: tuple) -> dict | None:
+    """Put the typed columns of ``row`` that fit into ``m``; return the others tagged, or None (the reference
+    of ``_rrmove.move_fields``).  ``typed``: :data:`_MOVE_TYPED_FAST`."""
+    cells = None
+    for i, col, typ, lo, hi in typed:  # fits, inlined
         v = row[i]
         if v is None:
             continue
         if type(v) is typ and (lo is None or lo <= v <= hi):
             m[col] = v
         else:
+            if cells is None:
+                cells = {}
             cells[col] = tag(v)
+    return cells
+
+
+try:  # the same in C (tests/test_ringrift_rrmove.py)
+    from ._rrmove import decompose_move_json as _decompose_move_json, move_fields as _move_fields
+except ImportError:  # pragma: no cover - extension not built: the references
+    _decompose_move_json, _move_fields = decompose_move_json, _py_move_fields
+
+
+def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
+    """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it."""
+    m: dict[str, Any] = {"move_number": required_int(row[1], "int32", game_id, "moves.move_number")}
+    cells = _move_fields(row, m, _MOVE_TYPED_FAST) or {}
     if cells:
         m["rr_cells"] = cells
     texts: dict[str, Any] = {}
@@ -229,7 +244,7 @@ def _move_to_record(row: tuple, game_id: str) -> tuple[dict, str]:
         except ValueError:
             parsed = None
         if type(parsed) is dict:
-            decompose_move_json(parsed, m)
+            _decompose_move_json(parsed, m)
         # the decomposition is exact (move_json_value(m) gives ``parsed`` back, same objects in the same
         # order: see decompose_move_json), so checking the text against ``parsed`` checks the record
         if type(parsed) is not dict or not text_matches(parsed, mj, STYLE["move_json"], nan_free=nan_free):
