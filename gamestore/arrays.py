@@ -5,6 +5,9 @@ whose first call in a process imports pandas when it is installed: 0.25 s
 of CPU, as much as a whole statement of DuckDB over Parquet.  Opening a
 store and running its first SQL statement over ``moves`` use these instead
 (tests/test_sqlscan.py checks that a fresh process does not import pandas).
+The write path (move and games columns, the seal, catalog segments) builds its arrays here too, so
+a writing process never loads pandas either (tests/test_arrays_without_pandas.py); string columns
+go through the compiled ``_arrays.utf8_buffers`` (faster than ``pa.array``).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from gamestore.arrays import from_pylist, list_lengths, numpy_array, rows_table,
 from gamestore.checkpoint import SHARDS_SCHEMA
 from gamestore.schema import GAMES_SCHEMA
 
-_INT8 = st.integers(-128, 127)
+pytestmark = pytest.mark.single_backend  # the helpers and the compiled backend's import, whatever the pass
 _TEXT = st.text(max_size=8)
 
 
@@ -85,7 +85,7 @@ def test_an_import_in_a_fresh_process_does_not_load_pandas(ringrift_dbs, tmp_pat
              "    n = s.count_games()\n"
              "print(json.dumps({'pandas': 'pandas' in sys.modules, 'written': r.games_written, 'games': n}))\n")
     out = subprocess.run([sys.executable, "-c", child, str(ringrift_dbs["ringrift_v18_sample"]), str(tmp_path / "s")],
-                         env=subprocess_env(), capture_output=True, text=True, check=True).stdout
+                         env=subprocess_env(GAMESTORE_BACKEND="cython"), capture_output=True, text=True, check=True).stdout
     got = json.loads(out.strip().splitlines()[-1])
     assert got == {"pandas": False, "written": 10, "games": 10}
 
