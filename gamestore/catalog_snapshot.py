@@ -279,9 +279,11 @@ def read_segment(storage: Storage, rel: str) -> pa.Table:
     # page checksums: a damaged segment is rebuilt from its shard, never trusted
     # ParquetFile rather than pq.read_table: no pyarrow.dataset import (which imports pandas: ~0.3 s of CPU)
     if storage.local:
-        return pq.ParquetFile(storage.path(rel), page_checksum_verification=True).read()
+        with pq.ParquetFile(storage.path(rel), page_checksum_verification=True) as f:
+            return f.read()
     # no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
-    return pq.ParquetFile(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True).read(use_threads=False)
+    with pq.ParquetFile(pa.BufferReader(storage.read_bytes(rel)), page_checksum_verification=True) as f:
+        return f.read(use_threads=False)
 
 
 def segment_of(storage: Storage, shard_id: str, manifest: dict) -> pa.Table:
