@@ -29,7 +29,8 @@ import weakref
 from typing import Any
 
 import numpy as np
-import torch
+
+from ..layout import pid_alive
 
 __all__ = ["Arena", "ensure_arena", "sending_arena", "slot_for", "receive", "reclaim", "SLOTS", "SLOT_BYTES"]
 
@@ -113,22 +114,12 @@ def reclaim() -> int:
     try:
         for slot in np.flatnonzero(arena.owner != 0).tolist():
             pid = int(arena.owner[slot])
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 arena.owner[slot] = 0
                 freed += 1
     finally:
         arena.lock.release()
     return freed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def slot_for(nbytes: int) -> tuple[str, int, np.ndarray] | None:
