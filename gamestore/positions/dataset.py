@@ -403,14 +403,15 @@ class PositionDataset(IterableDataset[Any]):
         }
         tensors.update(self._value_targets(player, games, plan))
         tensors["has_policy"] = lens > 0
-        cols["tensors"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+        # numpy: a batch's tensor is torch.from_numpy of a slice (cheaper than slicing a tensor)
+        cols["tensors"] = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
         cols["objects"] = {}
         for name in self._columns:
             col = per_part(lambda p: p.src.extra[name][p.rows], object)
             if col.dtype == object:
                 cols["objects"][name] = col
             else:
-                cols["tensors"][name] = torch.from_numpy(np.ascontiguousarray(col))
+                cols["tensors"][name] = np.ascontiguousarray(col)
         return cols
 
     def _plan_tables(self, plan: Plan) -> dict[str, np.ndarray]:
@@ -443,20 +444,20 @@ class PositionDataset(IterableDataset[Any]):
         if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
             i, k = divmod(unknown, width)
             raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
-        tensors = w["tensors"]
+        tensors, tensor = w["tensors"], torch.from_numpy
         items: dict[str, Any] = {"game_id": w["game_id"][a:b], "board_type": w["board_type"][a:b]}
         for key in _HEAD:
-            items[key] = tensors[key][a:b]
+            items[key] = tensor(tensors[key][a:b])
         items["policy_index"] = torch.from_numpy(index)
         items["policy_prob"] = torch.from_numpy(prob)
         items["policy_mask"] = torch.from_numpy(mask)
-        items["has_policy"] = tensors["has_policy"][a:b]
+        items["has_policy"] = tensor(tensors["has_policy"][a:b])
         for name, spec in plan.vectors.items():
             vals, ok = copy_rows(srcs, name, part, row, spec.shape, fast=fast, tables=tables)
             items[f"vec_{name}"] = torch.from_numpy(vals)
             items[f"vec_{name}_mask"] = torch.from_numpy(ok)
         for name in self._columns:
-            items[name] = tensors[name][a:b] if name in tensors else w["objects"][name][a:b]
+            items[name] = tensor(tensors[name][a:b]) if name in tensors else w["objects"][name][a:b]
         if self.return_keys:
             items["policy_keys"] = _object_array(
                 [[self._key_at(srcs, p, r, k) for k in range(min(ln, width))] for p, r, ln in zip(part, row, lens)]
