@@ -329,6 +329,13 @@ class FastBatchReader:
             got = self._point_layouts[index] = (int(length), nodes.reshape(-1), bufs.reshape(-1), int(body))
         return got
 
+    def _array_layout(self, index: int) -> tuple[Any, ...]:
+        length, nstart, ncount, bstart, bcount, body = self._message(index)
+        buf = self._map
+        nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).reshape(-1, 2).copy()
+        bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2).copy()
+        return np.int64(length), nodes, bufs, np.int64(body)
+
     def _dictionary_list(self, index: int) -> list:
         if self._dicts is None:
             # the file's dictionaries never change (the IPC file format allows no replacement): take them once,
