@@ -18,6 +18,7 @@ __all__ = [
     "StoreExistsError",
     "FormatError",
     "ShardCorruptError",
+    "SealError",
     "StoreFullError",
     "StoreClosedError",
     "GameWriterError",
@@ -108,7 +109,19 @@ class ShardCorruptError(FormatError):
         super().__init__(f"shard {shard_id}: {message}" if shard_id else message)
 
 
-class StoreFullError(GamestoreError, OSError):
+class SealError(GamestoreError, OSError):
+    """A shard could not be sealed (written, fsynced, committed): nothing of it is visible, its games stay buffered.
+
+    Raised for a failure of a shard sealed in the background (gamestore/sealing.py) by the writer's next
+    ``write_games``, ``flush`` or ``close``: ``shard_id`` names the shard, ``game_ids`` its games; the
+    original error is the ``__cause__``.
+    """
+
+    shard_id: str | None = None
+    game_ids: list[str] = []
+
+
+class StoreFullError(SealError):
     """The disk filled up (ENOSPC) while writing; nothing partial is visible."""
 
 

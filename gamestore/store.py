@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Seq
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from . import codec, meta, quarantine, readpath, sqlguard
-from .arrays import int_values, numpy_array
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -24,11 +22,12 @@ from .errors import (
 )
 from .records import new_vector_specs
 from .profiles import LEGACY_PROFILE, get_profile
-from .schema import VectorSpec, conform, moves_schema
+from .schema import VectorSpec, moves_schema
 from .fsutil import utc_now
 from .layout import CONFIG_FILE, clean_orphans, prepare_store, read_config, require_store, write_json
 from .lifecycle import closed_error, guard_iter, while_open
-from .shard import write_shard
+from .sealing import SealJob, concat_parts
+from .shard import new_shard_id, write_shard
 from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,6 +76,7 @@ class GameStore:
         self._buffer: list[codec.EncodedGames] = []
         self._buffered_ids: set[str] = set()
         self._buffered_moves = 0
+        self._sealing: SealJob | None = None  # a full buffer being sealed by a helper thread (gamestore/sealing.py)
         self._closed = False
         self._compactor: AutoCompactor | None = None
         name = self.profile
@@ -148,8 +148,10 @@ class GameStore:
     def write_games(self, games: Iterable[Mapping[str, Any]], *, on_duplicate: OnDuplicate = "error") -> int:
         """Validate, encode and buffer games; returns how many were accepted.
 
-        Full shards are sealed as the buffer fills; :meth:`flush` seals the
-        rest.  A malformed record raises :class:`RecordError` (a duplicate id
+        A full buffer is sealed into a shard by a helper thread while this
+        call returns (durable once a later :meth:`flush` or :meth:`close`
+        returns; a failure is raised by the next ``write_games``, ``flush``
+        or ``close``); :meth:`flush` seals the rest.  A malformed record raises :class:`RecordError` (a duplicate id
         :class:`DuplicateGameError` unless ``on_duplicate="skip"``): nothing of
         that game is kept, every game before it is.
         """
@@ -160,6 +162,7 @@ class GameStore:
         chunk: list[Mapping[str, Any]] = []
         with self._write_lock:
             self._check_open()  # again: a close() in another thread may have sealed the buffer meanwhile
+            self._take_sealed(wait=False)  # a background seal that failed: its error, before accepting more games
             # no catalog refresh here: a writer process indexing every other writer's new shards costs
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
             # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
@@ -211,7 +214,8 @@ class GameStore:
         seen: set[str] = set()
         for record in chunk:
             gid = record.get("game_id") if isinstance(record, Mapping) else None
-            if isinstance(gid, str) and (gid in self._buffered_ids or gid in self._catalog or gid in seen):
+            if isinstance(gid, str) and (gid in self._buffered_ids or gid in seen or self._sealing_game(gid)
+                                         or gid in self._catalog):
                 if on_duplicate == "skip":
                     continue
                 return accepted, DuplicateGameError("game id already stored", game_id=gid, field="game_id")
@@ -229,7 +233,7 @@ class GameStore:
             self._buffered_ids.update(encoded.game_ids)
             self._buffered_moves += encoded.moves.num_rows
             if self._buffered_moves >= self._shard_moves or len(self._buffered_ids) >= self._shard_games:
-                self._seal()
+                self._seal_in_background()
         return len(accepted)
 
     def flush(self) -> None:
@@ -239,25 +243,47 @@ class GameStore:
         self._check_open()
         with self._write_lock:
             self._check_open()
+            self._take_sealed(wait=True)
             self._seal()
+
+    def _sealing_game(self, game_id: str) -> bool:
+        job = self._sealing
+        return job is not None and game_id in job.ids
+
+    def _take_sealed(self, *, wait: bool) -> None:
+        """Collect the background seal (once it ended, or waiting for it); a failed one's games rejoin the buffer
+        in front and its error is raised (gamestore/sealing.py)."""
+        job = self._sealing
+        if job is None or not (wait or job.done()):
+            return
+        job.wait()
+        self._sealing = None
+        if job.error is not None:
+            self._buffer[:0] = job.parts
+            self._buffered_ids |= job.ids
+            self._buffered_moves += job.moves
+            raise job.failure() from job.error
+
+    def _seal_in_background(self) -> None:
+        self._take_sealed(wait=True)  # one shard in flight at a time
+        parts, vectors, shard_id = self._buffer, self.vectors, new_shard_id()
+        job = SealJob(shard_id, parts, self._buffered_ids, self._buffered_moves, lambda: self._commit(parts, vectors, shard_id))
+        self._buffer, self._buffered_ids, self._buffered_moves = [], set(), 0
+        self._sealing = job.start()
 
     def _seal(self) -> None:
         if not self._buffer:
             return
-        parts = self._buffer
-        games_parts, base = [], 0
-        for part in parts:
-            offsets = numpy_array(int_values(part.games.column("move_offset")) + base, pa.int64())  # no pandas import
-            games_parts.append(part.games.set_column(part.games.schema.get_field_index("move_offset"), "move_offset", offsets))
-            base += part.moves.num_rows
-        games = pa.concat_tables(games_parts)
-        vectors = self.vectors
-        mschema = moves_schema(vectors)
-        moves = pa.concat_tables([conform(p.moves, mschema) for p in parts])
-        info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync)
+        self._commit(self._buffer, self.vectors, new_shard_id())
         self._buffer = []
         self._buffered_ids = set()
         self._buffered_moves = 0
+
+    def _commit(self, parts: list[codec.EncodedGames], vectors: dict[str, VectorSpec], shard_id: str) -> None:
+        """Write ``parts`` as shard ``shard_id``, durable and committed, and index it in this handle's catalog."""
+        games, moves = concat_parts(parts, vectors)
+        info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync,
+                           shard_id=shard_id)
         self._catalog.add_committed(info.shard_id)
 
     # -- reading ---------------------------------------------------------------------------
@@ -493,6 +519,7 @@ class GameStore:
         with self._write_lock:
             if self._closed:
                 return
+            self._take_sealed(wait=True)
             self._seal()
             self._closed = True  # under the write lock: no write slips into the buffer after the seal
         self._catalog.close()

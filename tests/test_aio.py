@@ -97,10 +97,14 @@ def test_await_open_and_errors(tmp_path, games):
             bad = dict(games[0], num_players="two")
             with pytest.raises(RecordError):
                 await store.write_games([bad])
-            # shard_games=2: a full buffer is sealed without flush()
+            # shard_games=2: a full buffer is sealed without flush(), by a helper thread (gamestore/sealing.py)
             await store.write_games(games[:1])
             assert await store.count_games() == 0
             await store.write_games(games[1:3])
+            for _ in range(6000):  # visible to this handle once committed, without a flush
+                if await store.count_games() == 3:
+                    break
+                await asyncio.sleep(0.01)
             assert await store.count_games() == 3
         finally:
             await store.close()

@@ -72,7 +72,7 @@ def check_consistent(store_path: Path, acked: list[str], expected: dict[str, dic
         return len(ids)
 
 
-def kill_rounds(tmp_path: Path, rounds: int, seed: int) -> dict:
+def kill_rounds(tmp_path: Path, rounds: int, seed: int, *, phases: tuple[str, ...] = PHASES, shard_games: int = 4096) -> dict:
     rnd = random.Random(seed)
     store_path = tmp_path / "store"
     gamestore.open(store_path).close()
@@ -81,14 +81,14 @@ def kill_rounds(tmp_path: Path, rounds: int, seed: int) -> dict:
     expected: dict[str, dict] = {}
     outcomes: Counter = Counter()
     for r in range(rounds):
-        phase = PHASES[r % len(PHASES)]
+        phase = phases[r % len(phases)]
         wid = f"k{r}"
         expected.update(expected_games(wid, r + 1))
         ready = tmp_path / f"ready-{r}"
         proc = spawn("crasher", {
             "store": str(store_path), "wid": wid, "seed": r + 1, "batches": BATCHES, "batch_size": BATCH_SIZE,
             "max_moves": MAX_MOVES, "ack_dir": str(ack_dir), "phase": phase, "nth": rnd.randint(1, 3),
-            "ready": str(ready),
+            "ready": str(ready), "shard_games": shard_games,
         })
         if phase == "random":
             deadline = time.monotonic() + 120
@@ -117,6 +117,16 @@ def test_sigkill_writers_at_every_phase(tmp_path):
     for phase in PHASES[:-1]:
         assert res["outcomes"][(phase, "killed")] == 2, res["outcomes"]
     assert res["kills"] >= 12
+    assert res["stored"] >= res["acked"]
+
+
+def test_sigkill_writers_while_shards_seal_in_background(tmp_path):
+    """shard_games=2: each batch of 3 games fills the buffer, which a helper thread seals while the writer goes on
+    (gamestore/sealing.py); the kills land in the helper's shard writes and renames, or anywhere (random)."""
+    phases = ("shard_write", "pre_rename", "post_rename", "random")
+    res = kill_rounds(tmp_path, 4, seed=3, phases=phases, shard_games=2)
+    for phase in phases[:-1]:
+        assert res["outcomes"][(phase, "killed")] == 1, res["outcomes"]
     assert res["stored"] >= res["acked"]
 
 

@@ -175,7 +175,7 @@ def _install_kill(phase: str, nth: int, store_path: Path) -> None:
 def role_crasher(args: dict) -> None:
     store_path = Path(args["store"])
     _install_kill(args["phase"], args.get("nth", 1), store_path)
-    with gamestore.open(store_path) as store:
+    with gamestore.open(store_path, shard_games=args.get("shard_games", 4096)) as store:
         if args["phase"] == "config":
 
             def on_batch(b: int) -> None:
