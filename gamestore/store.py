@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from . import codec, meta, quarantine, readpath, sqlguard
+from . import codec, meta, quarantine, readpath, shardwrite, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -27,7 +27,7 @@ from .fsutil import utc_now
 from .layout import CONFIG_FILE, clean_orphans, prepare_store, read_config, require_store, write_json
 from .lifecycle import closed_error, guard_iter, while_open
 from .sealing import SealJob, concat_parts
-from .shard import new_shard_id, write_shard
+from .shard import write_shard
 from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -266,7 +266,7 @@ class GameStore:
 
     def _seal_in_background(self) -> None:
         self._take_sealed(wait=True)  # one shard in flight at a time
-        parts, vectors, shard_id = self._buffer, self.vectors, new_shard_id()
+        parts, vectors, shard_id = self._buffer, self.vectors, shardwrite.new_shard_id()
         job = SealJob(shard_id, parts, self._buffered_ids, self._buffered_moves, lambda: self._commit(parts, vectors, shard_id))
         self._buffer, self._buffered_ids, self._buffered_moves = [], set(), 0
         self._sealing = job.start()
@@ -274,7 +274,7 @@ class GameStore:
     def _seal(self) -> None:
         if not self._buffer:
             return
-        self._commit(self._buffer, self.vectors, new_shard_id())
+        self._commit(self._buffer, self.vectors, shardwrite.new_shard_id())
         self._buffer = []
         self._buffered_ids = set()
         self._buffered_moves = 0
