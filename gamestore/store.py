@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 import weakref
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -284,7 +285,11 @@ class GameStore:
         games, moves = concat_parts(parts, vectors)
         info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync,
                            shard_id=shard_id)
-        self._catalog.add_committed(info.shard_id)
+        try:
+            self._catalog.add_committed(info.shard_id)
+        except Exception as exc:  # noqa: BLE001 - committed: a failure reported now would make a retry store the games twice
+            warnings.warn(f"shard {info.shard_id} committed, but indexing it failed ({exc}): the next listing indexes it",
+                          RuntimeWarning, stacklevel=2)
 
     # -- reading ---------------------------------------------------------------------------
     @while_open

@@ -169,3 +169,32 @@ def test_close_waits_for_the_background_seal(tmp_path):
         assert len(store.catalog.shard_ids()) == 2  # 6 and 6 games: the buffer is full after 6 each time
         for g in records:
             assert games_equal(store.get_game(g["game_id"]), normalize_game(g, vectors=store.vectors))
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_shard_committed_but_not_indexed_is_not_written_again(tmp_path, monkeypatch, background):
+    """Indexing the committed shard in this handle fails: a warning, never a seal failure (a retry would store the
+    games twice); the next listing indexes it."""
+    path = tmp_path / "s"
+    store = gamestore.open(path, shard_games=2 if background else 100)
+    real = store.catalog.add_committed
+    calls = []
+
+    def add_committed(shard_id):
+        calls.append(shard_id)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(shard_id)
+
+    monkeypatch.setattr(store.catalog, "add_committed", add_committed)
+    first = games("h", 2, 9)
+    with pytest.warns(RuntimeWarning, match="committed, but indexing it failed"):
+        store.write_games(first)
+        store.flush()
+    store.flush()
+    store.refresh()
+    assert store.count_games() == 2
+    store.close()
+    assert stored_ids(path) == ids(first)
+    report = verify_store(path)
+    assert report.ok and not report.duplicate_games
