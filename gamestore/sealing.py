@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
 
+from . import gil
 from .arrays import int_values, numpy_array
 from .errors import SealError, StoreFullError
 from .schema import VectorSpec, conform, moves_schema
@@ -58,8 +59,9 @@ class SealJob:
         self.moves = moves
         self.error: BaseException | None = None
         self._seal = seal
-        # not a daemon: an interpreter that exits without close() still finishes the shard it started
-        self._thread = threading.Thread(target=self._run, name=f"gamestore-seal-{shard_id}")
+        # not a daemon: an interpreter that exits without close() still finishes the shard it started; started by a
+        # marked call (the async API's pool), it hands the GIL to the event loop as that call does (gamestore/gil.py)
+        self._thread = threading.Thread(target=gil.inherit(self._run), name=f"gamestore-seal-{shard_id}")
 
     def start(self) -> "SealJob":
         self._thread.start()

@@ -208,3 +208,15 @@ def test_the_catalog_refresher_started_by_a_marked_call_runs_marked(tmp_path, mo
         thread.join()
         catalog._background = None
     assert seen == [pytest.approx(0.003)]
+
+
+def test_a_background_seal_started_by_a_marked_call_runs_marked():
+    from gamestore.sealing import SealJob
+
+    seen: list[float | None] = []
+    with gil.handing_over(0.003):
+        job = SealJob("s-1", [], set(), 0, lambda: seen.append(gil.interval())).start()
+    job.wait()
+    SealJob("s-2", [], set(), 0, lambda: seen.append(gil.interval())).start().wait()
+    assert seen == [pytest.approx(0.003), None]
+    assert job.error is None
