@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 import xxhash
 
 from .errors import ShardCorruptError
-from .ipc_batch import _BLOCK, _I32, _MAGIC, Damaged, Unsupported, _parse_messages, _root, field_starts
+from .ipc_messages import BLOCK, I32, MAGIC, Damaged, Unsupported, field_starts, parse_messages, root
 
 __all__ = ["ALGORITHM", "file_checksums", "FileVerifier", "VERIFY"]
 
@@ -56,12 +56,12 @@ def file_checksums(path: "Path | pa.Buffer") -> dict:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
     try:
         n = len(buf)
-        if n < 10 or buf[n - 6:] != _MAGIC:
+        if n < 10 or buf[n - 6:] != MAGIC:
             raise ValueError(f"{path} is not an Arrow IPC file")
-        flen = _I32.unpack_from(buf, n - 10)[0]
-        footer = _root(buf, n - 10 - flen)
+        flen = I32.unpack_from(buf, n - 10)[0]
+        footer = root(buf, n - 10 - flen)
         start, count = footer.vector(3)
-        blocks = [_BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
+        blocks = [BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
         view = memoryview(buf)
         batches = [[off, meta + body, _h(view[off : off + meta + body])] for off, meta, body in blocks]
         head_len = blocks[0][0] if blocks else n - 10 - flen
@@ -89,7 +89,7 @@ def _column_sums(view: memoryview, blocks: list[tuple[int, int, int]], head_len:
         return []
     try:
         schema = ipc.read_schema(pa.BufferReader(bytes(view[8:head_len])))  # the schema message follows the magic
-        lay = _parse_messages(np.frombuffer(view, dtype=np.uint8), np.asarray(blocks, dtype=np.int64))
+        lay = parse_messages(np.frombuffer(view, dtype=np.uint8), np.asarray(blocks, dtype=np.int64))
     except (Unsupported, Damaged, pa.ArrowException, ValueError):
         return None
     first = [b for _, b, _ in field_starts(schema)]
@@ -295,7 +295,7 @@ class FileVerifier:
         blocks = np.stack([off, body - off, end - body], axis=1)
         try:
             schema = ipc.read_schema(pa.BufferReader(bytes(self._view[8:head_len])))
-            lay = _parse_messages(np.frombuffer(self._view, dtype=np.uint8), blocks)
+            lay = parse_messages(np.frombuffer(self._view, dtype=np.uint8), blocks)
         except (Unsupported, Damaged, pa.ArrowException, ValueError) as exc:
             self._fail(f"batch messages unreadable: {type(exc).__name__}: {exc}")
         first = [b for _, b, _ in field_starts(schema)]

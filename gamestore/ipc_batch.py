@@ -16,7 +16,7 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -24,39 +24,18 @@ import pyarrow.ipc as ipc
 
 import zstandard as _zstd  # a core dependency: the fast path reuses one zstd context per thread
 
+from .ipc_messages import (
+    BLOCK, DICTIONARY_BATCH, I32, I64, MAGIC, RECORD_BATCH, ZSTD, Damaged, Layouts, Table, Unsupported, element,
+    field_spans, field_starts, parse_messages, root,
+)
+
 _ZstdError: type[Exception] = _zstd.ZstdError
 
 __all__ = ["FastBatchReader", "Layouts", "Unsupported", "Damaged", "fast_reader", "build", "field_spans", "field_starts"]
 
-_MAGIC = b"ARROW1"
-_DICTIONARY_BATCH = 2  # MessageHeader.DictionaryBatch
-_RECORD_BATCH = 3  # MessageHeader.RecordBatch
-_ZSTD = 1  # CompressionType.ZSTD
-_I32 = struct.Struct("<i")
-_U32 = struct.Struct("<I")
-_U16 = struct.Struct("<H")
-_I64 = struct.Struct("<q")
-_BLOCK = struct.Struct("<qi4xq")
 _local = threading.local()
 #: a batch's row count, field nodes (length, null count), body buffers (offset, size), body position
 Layout = tuple[int, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]
-
-
-class Layouts(NamedTuple):
-    """Some record batches' messages of one file (:meth:`FastBatchReader.layouts`), one row per batch."""
-
-    rows: np.ndarray  #: (batches,) row counts
-    nodes: np.ndarray  #: (batches, field nodes, 2): length, null count
-    bufs: np.ndarray  #: (batches, body buffers, 2): offset in the body, stored size (with the 8-byte size prefix)
-    body: np.ndarray  #: (batches,) file position of each batch's body
-
-
-class Unsupported(Exception):
-    """The file uses something this reader does not handle (use Arrow's reader)."""
-
-
-class Damaged(Exception):
-    """The batch's bytes are not a valid batch (bad compressed data, offsets out of range, invalid arrays)."""
 
 
 def _dctx() -> Any:
@@ -64,50 +43,6 @@ def _dctx() -> Any:
     if d is None:
         d = _local.dctx = _zstd.ZstdDecompressor()
     return d
-
-
-class _Table:
-    """One flatbuffers table (read-only, little-endian)."""
-
-    __slots__ = ("buf", "pos", "vt", "vtlen")
-
-    def __init__(self, buf: Any, pos: int) -> None:
-        self.buf = buf
-        self.pos = pos
-        self.vt = pos - _I32.unpack_from(buf, pos)[0]
-        self.vtlen = _U16.unpack_from(buf, self.vt)[0]
-
-    def _off(self, i: int) -> int:
-        o = 4 + 2 * i
-        return _U16.unpack_from(self.buf, self.vt + o)[0] if o < self.vtlen else 0
-
-    def scalar(self, i: int, fmt: struct.Struct, default: int = 0) -> int:
-        off = self._off(i)
-        return fmt.unpack_from(self.buf, self.pos + off)[0] if off else default
-
-    def byte(self, i: int, default: int = 0) -> int:
-        off = self._off(i)
-        return self.buf[self.pos + off] if off else default
-
-    def table(self, i: int) -> "_Table | None":
-        off = self._off(i)
-        if not off:
-            return None
-        p = self.pos + off
-        return _Table(self.buf, p + _U32.unpack_from(self.buf, p)[0])
-
-    def vector(self, i: int) -> tuple[int, int]:
-        """(position of the first element, length) of a vector field; (0, 0) when absent."""
-        off = self._off(i)
-        if not off:
-            return 0, 0
-        p = self.pos + off
-        v = p + _U32.unpack_from(self.buf, p)[0]
-        return v + 4, _U32.unpack_from(self.buf, v)[0]
-
-
-def _root(buf: Any, start: int) -> _Table:
-    return _Table(buf, start + _U32.unpack_from(buf, start)[0])
 
 
 def _check_type(t: pa.DataType) -> None:
@@ -124,21 +59,15 @@ def _check_type(t: pa.DataType) -> None:
         raise Unsupported(str(t))
 
 
-def _element(buf: Any, start: int, k: int) -> _Table:
-    """Table ``k`` of a flatbuffers vector of tables starting at ``start``."""
-    p = start + 4 * k
-    return _Table(buf, p + _U32.unpack_from(buf, p)[0])
-
-
-def _dictionary_ids(field: _Table, out: list) -> None:
+def _dictionary_ids(field: Table, out: list) -> None:
     """The dictionary ids of a schema ``Field`` table and its children, depth-first (as :func:`_dictionaries`)."""
     encoding = field.table(4)
     if encoding is not None:
-        out.append(encoding.scalar(0, _I64))
+        out.append(encoding.scalar(0, I64))
         return
     start, count = field.vector(5)
     for k in range(count):
-        _dictionary_ids(_element(field.buf, start, k), out)
+        _dictionary_ids(element(field.buf, start, k), out)
 
 
 def _dictionary_types(t: pa.DataType, out: list) -> None:
@@ -164,114 +93,6 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
             _dictionaries(arr.field(i), out)
 
 
-def field_spans(t: pa.DataType) -> tuple[int, int, int]:
-    """(field nodes, body buffers, dictionaries) one column of type ``t`` takes in a record batch message."""
-    if pa.types.is_dictionary(t):
-        return 1, 2, 1
-    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_struct(t):
-        n, b, d = 1, 1 if pa.types.is_fixed_size_list(t) or pa.types.is_struct(t) else 2, 0
-        for child in ([t.value_type] if not pa.types.is_struct(t) else [f.type for f in t]):
-            cn, cb, cd = field_spans(child)
-            n, b, d = n + cn, b + cb, d + cd
-        return n, b, d
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return 1, 3, 0
-    return 1, 2, 0
-
-
-def field_starts(schema: pa.Schema) -> list[tuple[int, int, int]]:
-    """Per column of ``schema``: its first field node, body buffer and dictionary."""
-    out, n, b, d = [], 0, 0, 0
-    for f in schema:
-        out.append((n, b, d))
-        dn, db, dd = field_spans(f.type)
-        n, b, d = n + dn, b + db, d + dd
-    return out
-
-
-_WIDTH = {"<u1": 1, "<u2": 2, "<i4": 4, "<u4": 4, "<i8": 8}
-
-
-def _gather(buf: np.ndarray, pos: np.ndarray, dtype: str) -> np.ndarray:
-    """The little-endian values of type ``dtype`` at byte positions ``pos`` of ``buf`` (bounds-checked)."""
-    width = _WIDTH[dtype]
-    if len(pos) and (pos.min() < 0 or pos.max() > len(buf) - width):
-        raise Damaged("a message points outside the file")
-    if width == 1:
-        return buf[pos].astype(np.int64)
-    return buf[pos[:, None] + np.arange(width)].view(dtype)[:, 0].astype(np.int64)
-
-
-def _field(buf: np.ndarray, table: np.ndarray, vt: np.ndarray, vtlen: np.ndarray, i: int) -> np.ndarray:
-    """Offsets of field ``i`` of flatbuffers tables at ``table`` (vtables at ``vt``); 0 where absent."""
-    o = 4 + 2 * i
-    has = o < vtlen
-    off = np.zeros(len(table), dtype=np.int64)
-    if has.any():
-        off[has] = _gather(buf, vt[has] + o, "<u2")
-    return off
-
-
-def _tables(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vtable positions and lengths of the flatbuffers tables at ``pos``."""
-    vt = pos - _gather(buf, pos, "<i4")
-    return vt, _gather(buf, vt, "<u2")
-
-
-def _child(buf: np.ndarray, pos: np.ndarray, off: np.ndarray) -> np.ndarray:
-    """The tables (or vectors) that offset fields at ``pos + off`` point to."""
-    p = pos + off
-    return p + _gather(buf, p, "<u4")
-
-
-def _parse_messages(buf: np.ndarray, blocks: np.ndarray) -> "Layouts":
-    """The record batch messages of file blocks ``blocks`` ((offset, metadata length, body length) rows, the footer's
-    Block entries) as :class:`Layouts`, every flatbuffers step taken for all messages at once (numpy gathers).
-    :class:`Unsupported` when one is not a zstd-compressed record batch or the batches' layouts differ."""
-    n = len(blocks)
-    if not n:
-        return Layouts(*(np.zeros((0,) * d, dtype=np.int64) for d in (1, 3, 3, 1)))
-    offset, meta_len = blocks[:, 0], blocks[:, 1]
-    start = offset + np.where(_gather(buf, offset, "<i4") == -1, 8, 4)  # pre-0.15 framing has no continuation marker
-    msg = start + _gather(buf, start, "<u4")
-    vt, vtlen = _tables(buf, msg)
-    kind_off = _field(buf, msg, vt, vtlen, 1)
-    if not kind_off.all() or (_gather(buf, msg + kind_off, "<u1") != _RECORD_BATCH).any():
-        raise Unsupported("not a record batch message")
-    head_off = _field(buf, msg, vt, vtlen, 2)
-    if not head_off.all():
-        raise Unsupported("record batch message without a header")
-    rb = _child(buf, msg, head_off)
-    vt, vtlen = _tables(buf, rb)
-    comp_off = _field(buf, rb, vt, vtlen, 3)
-    if not comp_off.all():
-        raise Unsupported("not zstd-compressed")
-    comp = _child(buf, rb, comp_off)
-    cvt, cvtlen = _tables(buf, comp)
-    codec_off = _field(buf, comp, cvt, cvtlen, 0)
-    if not codec_off.all() or (_gather(buf, comp + codec_off, "<u1") != _ZSTD).any():
-        raise Unsupported("not zstd-compressed")
-    len_off = _field(buf, rb, vt, vtlen, 0)
-    rows = np.where(len_off > 0, _gather(buf, rb + len_off, "<i8"), 0)
-    out = []
-    for field in (1, 2):  # field nodes (length, null count), body buffers (offset, size): 16-byte structs
-        off = _field(buf, rb, vt, vtlen, field)
-        vec = _child(buf, rb, off)
-        count = np.where(off > 0, _gather(buf, vec, "<u4"), 0)
-        if (count != count[0]).any():
-            raise Unsupported("record batches with different layouts")
-        k = int(count[0])
-        first = np.where(off > 0, vec + 4, 0)
-        if k and (first.min() < 0 or (first + 16 * k).max() > len(buf)):
-            raise Damaged("a message points outside the file")
-        if not (first % 8).any():  # flatbuffers align these vectors, Arrow the messages: gather whole int64s
-            words = np.frombuffer(buf, dtype="<i8", count=len(buf) // 8)
-            out.append(words[(first // 8)[:, None] + np.arange(2 * k)].reshape(n, k, 2).astype(np.int64))
-        else:
-            out.append(buf[first[:, None] + np.arange(16 * k)].view("<i8").reshape(n, k, 2).astype(np.int64))
-    return Layouts(rows, out[0], out[1], offset + meta_len)
-
-
 class FastBatchReader:
     """Reads record batch ``i`` of one zstd Arrow IPC file (see the module docstring)."""
 
@@ -286,12 +107,12 @@ class FastBatchReader:
         self._view = memoryview(self._map)
         buf = self._map
         n = len(buf)
-        if n < 10 or buf[n - 6:] != _MAGIC:
+        if n < 10 or buf[n - 6:] != MAGIC:
             raise Unsupported("not an Arrow IPC file")
-        flen = _I32.unpack_from(buf, n - 10)[0]
-        footer = _root(buf, n - 10 - flen)
+        flen = I32.unpack_from(buf, n - 10)[0]
+        footer = root(buf, n - 10 - flen)
         start, count = footer.vector(3)
-        self._blocks = [_BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
+        self._blocks = [BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
         self._footer = footer
         self._dict_messages: dict[int, tuple[int, int, int, int, int, int]] | None = None  # id -> its message
         self.schema = reader.schema
@@ -385,20 +206,20 @@ class FastBatchReader:
         count) and the file position of its body, read from the message's flatbuffers."""
         offset, meta_len, body_len = self._blocks[index]
         buf = self._map
-        if _I32.unpack_from(buf, offset)[0] == -1:
+        if I32.unpack_from(buf, offset)[0] == -1:
             fb_start = offset + 8
         else:  # pre-0.15 message framing
             fb_start = offset + 4
-        msg = _root(buf, fb_start)
-        if msg.byte(1) != _RECORD_BATCH:
+        msg = root(buf, fb_start)
+        if msg.byte(1) != RECORD_BATCH:
             raise Unsupported("not a record batch message")
         rb = msg.table(2)
         if rb is None:
             raise Unsupported("record batch message without a header")
         comp = rb.table(3)
-        if comp is None or comp.byte(0) != _ZSTD:
+        if comp is None or comp.byte(0) != ZSTD:
             raise Unsupported("not zstd-compressed")
-        return (rb.scalar(0, _I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
+        return (rb.scalar(0, I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
 
     def _layout(self, index: int) -> Layout:
         length, nstart, ncount, bstart, bcount, body = self._message(index)
@@ -410,7 +231,7 @@ class FastBatchReader:
     def layouts(self, indices: Sequence[int]) -> Layouts:
         """The messages of record batches ``indices`` as arrays, one row per batch.  A scan reads its frames'
         places from them without a Python object per buffer.  The messages are parsed all at once with numpy
-        gathers (:func:`_parse_messages`: ~50 us for a shard's 80 batches, against ~15 us per batch walking the
+        gathers (:func:`parse_messages`: ~50 us for a shard's 80 batches, against ~15 us per batch walking the
         flatbuffers in Python); the layouts of every batch are kept once all were asked for.  :class:`Unsupported`
         when batches differ in layout, :class:`Damaged` when a message points outside the file."""
         full = self._full_layouts
@@ -420,7 +241,7 @@ class FastBatchReader:
         if len(pick) and (pick.min() < 0 or pick.max() >= len(self._blocks)):
             raise IndexError(f"no such record batch (the file has {len(self._blocks)})")
         blocks = np.asarray(self._blocks, dtype=np.int64).reshape(-1, 3)[pick]
-        got = _parse_messages(np.frombuffer(self._map, dtype=np.uint8), blocks)
+        got = parse_messages(np.frombuffer(self._map, dtype=np.uint8), blocks)
         if len(pick) == len(self._blocks) and (pick == np.arange(len(pick))).all():
             self._full_layouts = got
         return got
@@ -473,7 +294,7 @@ class FastBatchReader:
         (a 1,000-row batch, benchmarks/bench_get_game.py).
         """
         out: list[pa.Buffer | None] = [None] * len(bufs)
-        view, raw_at, dctx = self._view, _I64.unpack_from, _dctx()
+        view, raw_at, dctx = self._view, I64.unpack_from, _dctx()
         for k in wanted:
             off, size = bufs[k]
             if size == 0:
@@ -517,7 +338,7 @@ class FastBatchReader:
         if count != len(self.schema):
             raise Unsupported("footer schema differs from the reader's")
         ids: list[int] = []
-        _dictionary_ids(_element(buf, start, k), ids)
+        _dictionary_ids(element(buf, start, k), ids)
         types: list[pa.DataType] = []
         _dictionary_types(self.schema.field(k).type, types)
         if len(ids) != len(types):
@@ -547,18 +368,18 @@ class FastBatchReader:
         start, count = self._footer.vector(2)
         out = {}
         for k in range(count):
-            offset, meta_len, _ = _BLOCK.unpack_from(buf, start + 24 * k)
-            msg = _root(buf, offset + 8 if _I32.unpack_from(buf, offset)[0] == -1 else offset + 4)
+            offset, meta_len, _ = BLOCK.unpack_from(buf, start + 24 * k)
+            msg = root(buf, offset + 8 if I32.unpack_from(buf, offset)[0] == -1 else offset + 4)
             db = msg.table(2)
-            if msg.byte(1) != _DICTIONARY_BATCH or db is None:
+            if msg.byte(1) != DICTIONARY_BATCH or db is None:
                 raise Unsupported("not a dictionary batch message")
             rb = db.table(1)
             if db.byte(2) or rb is None:
                 raise Unsupported("a delta dictionary, or one without data")
             comp = rb.table(3)
-            if comp is None or comp.byte(0) != _ZSTD:
+            if comp is None or comp.byte(0) != ZSTD:
                 raise Unsupported("dictionary not zstd-compressed")
-            out[db.scalar(0, _I64)] = (rb.scalar(0, _I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
+            out[db.scalar(0, I64)] = (rb.scalar(0, I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
         return out
 
     def _read(self, index: int) -> tuple[pa.RecordBatch, int]:

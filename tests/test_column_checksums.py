@@ -11,7 +11,7 @@ import pytest
 
 import gamestore
 from gamestore.errors import QueryError
-from gamestore.ipc_batch import _parse_messages, field_starts
+from gamestore.ipc_messages import field_starts, parse_messages
 from gamestore.ops import verify_store
 from gamestore.shard import MANIFEST, MOVES_FILE, ShardReader
 from gamestore.testing import synth
@@ -128,5 +128,5 @@ def test_messages_outside_the_file_are_damage_not_reads(written):
     from gamestore.ipc_batch import Damaged
 
     with pytest.raises(Damaged):
-        _parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
+        parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
     reader.close()

@@ -166,7 +166,7 @@ def test_layouts_parsed_at_once_equal_the_messages(tmp_path, fixture):
     pointing outside the file is Damaged, not a read out of bounds."""
     import numpy as np
 
-    from gamestore.ipc_batch import Damaged, _parse_messages
+    from gamestore.ipc_messages import Damaged, parse_messages
 
     checked = 0
     for _, reader, fast in _fast_readers(tmp_path, fixture, games=6, seed=7, batch_rows=64):
@@ -182,6 +182,6 @@ def test_layouts_parsed_at_once_equal_the_messages(tmp_path, fixture):
         blocks = np.asarray(fast._blocks, dtype=np.int64).reshape(-1, 3)
         blocks[:, 0] = len(fast._map) - 2  # every message "starts" two bytes before the end of the file
         with pytest.raises(Damaged):
-            _parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
+            parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
         reader.close()
     assert checked >= 3
