@@ -12,10 +12,15 @@ training loop does with a dict (``batch["policy_prob"]``, ``items()``,
 HF Accelerate move any object with a ``to`` method).  Values are tensors
 and numpy arrays (strings as object arrays).
 
-A batch leaving a DataLoader worker is pickled by value: its tensors as one
-byte array in the worker's pipe (cheaper than torch's default of one
-shared-memory segment and one passed file descriptor per tensor storage),
-rebuilt as tensors viewing one buffer on the other side.
+A batch leaving a forked DataLoader worker travels through a slot of the
+shared-memory area the training process mapped before the fork
+(:mod:`gamestore.positions.shared`): the worker copies its tensors into the
+slot and pickles only the slot's number and layout; the receiving side views
+the slot as tensors, and the slot is freed when they are gone.  When no slot
+is free, for a batch larger than a slot and from spawned workers, it is
+pickled by value: its tensors as one byte array in the worker's pipe
+(cheaper than torch's default of one shared-memory segment and one passed
+file descriptor per tensor storage), rebuilt as tensors viewing one buffer.
 """
 from __future__ import annotations
 
