@@ -24,6 +24,7 @@ import orjson  # a core dependency: speeds json_canonical up; json stays the ref
 import pyarrow as pa
 
 from .errors import RecordError
+from .rawjson import JSONText
 from .schema import (
     GAME_SCALAR_FIELDS,
     MOVE_SCALAR_FIELDS,
@@ -98,7 +99,10 @@ def dump_canonical_json(value: Any) -> str:
     """``dump_json(value)`` of a value :func:`json_canonical` returned (no NaN or infinity: orjson writes them as null).
 
     orjson's text (~10x faster) whenever it is provably the same text, else ``dump_json``'s.
+    A :class:`~gamestore.rawjson.JSONText` is its own text.
     """
+    if type(value) is JSONText:
+        return value.text
     try:
         ob = orjson.dumps(value)
     except (TypeError, ValueError):  # big ints, non-str keys, ...: json decides
@@ -121,7 +125,10 @@ def json_canonical(value: Any, *, game_id: object, field: str) -> Any:
 
     NaN and infinities are rejected (JSON has no such numbers), as are lone
     surrogates in strings and nesting deeper than :data:`MAX_JSON_DEPTH`.
+    A :class:`~gamestore.rawjson.JSONText` is returned as it is (its text is canonical by construction).
     """
+    if type(value) is JSONText:
+        return value
     # fast path (orjson): same result whenever orjson's round trip gives back an equal value
     try:
         back = orjson.loads(orjson.dumps(value))
