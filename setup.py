@@ -1,6 +1,6 @@
 """Build the Cython extensions in ``_ext/`` into the ``gamestore`` package.
 
-``_ext/_encode.pyx`` and ``_ext/_decode.pyx`` hold only the hot loops of the
+``_ext/_encode.pyx`` and ``_ext/_decode.pyx`` (with their ``.pxi`` includes) hold only the hot loops of the
 compiled moves backend; ``_ext/_common.pxd`` their shared declarations
 (found through ``include_path``).  ``gamestore/_backend_cython.py`` wraps them.
 """
