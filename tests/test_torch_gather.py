@@ -30,7 +30,7 @@ def _source(rng: np.random.Generator, rows: int, dtype: type, *, nulls: bool) ->
     vals = rng.standard_normal((rows, 7)).astype(np.float32)
     valid = (rng.random(rows) > 0.3).astype(np.uint8) if nulls else None
     return gather.Source(
-        keep=None, gids=np.array([f"g{i}" for i in range(rows)], dtype=object), number=np.arange(rows, dtype=np.int32),
+        keep=None, number=np.arange(rows, dtype=np.int32),
         player=np.ones(rows, np.int8), off=off, lens=lens, code=code, index=code.astype(np.int64),
         prob=rng.random(entries).astype(dtype), vectors={"f": (vals, valid)}, extra={},
     )

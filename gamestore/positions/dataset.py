@@ -391,7 +391,7 @@ class PositionDataset(IterableDataset[Any]):
         cols["row"] = per_part(lambda p: p.rows)
         cols["game"] = games = per_part(lambda p: p.games)
         cols["lens"] = lens = per_part(lambda p: p.src.lens[p.rows], np.int32).astype(np.int32, copy=False)
-        cols["game_id"] = per_part(lambda p: p.src.gids[p.rows], object)
+        cols["game_id"] = plan.game_ids[games]
         cols["board_type"] = self._plan_tables(plan)["boards"][plan.game_board[games]]
         player = per_part(lambda p: p.src.player[p.rows]).astype(np.int64, copy=False)
         # the batch's tensors, in key order: one tensor per window, a batch slices them

@@ -23,9 +23,12 @@ import pyarrow.ipc as ipc
 
 from ..errors import QueryError, ShardCorruptError
 from ..checksum import FileVerifier
+from ..ipc_batch import fast_reader
+from ..ipc_messages import Damaged, Unsupported
 from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
+from .direct import Decoded, DirectDecoder
 from .gather import UNKNOWN_KEY, Part, Source
 from .plan import Plan
 
@@ -39,7 +42,8 @@ _DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requ
 class _Shard:
     """Open readers and decoded dictionaries of one shard's moves file."""
 
-    def __init__(self, storage: Storage, shard_id: str, columns: Sequence[str], data: bytes | None = None) -> None:
+    def __init__(self, storage: Storage, shard_id: str, columns: Sequence[str], data: bytes | None = None, *,
+                 direct: bool = False) -> None:
         rel = f"shards/{shard_id}/{MOVES_FILE}"
         self.shard_id = shard_id
         self.file = file = Path(storage.path(rel))
@@ -76,8 +80,16 @@ class _Shard:
         self._policy_field = names.index("policy")
         self._policy_reader: ipc.RecordBatchFileReader | None = None
         self.lock = threading.Lock()
-        self.gid_dict: np.ndarray | None = None
+        self.keys_loaded = False  # direct decoding: the file's key dictionary is in ``key_map``
         self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
+        # the columns PositionDataset reads, decoded without Arrow arrays (None: Arrow's reader for every batch)
+        self.direct: DirectDecoder | None = None
+        if direct:
+            fast = fast_reader(str(file) if storage.local else whole, probe)
+            try:
+                self.direct = DirectDecoder(fast) if fast is not None else None
+            except (Unsupported, Damaged, ValueError, IndexError):
+                self.direct = None
 
     def policy_batch(self, index: int) -> pa.RecordBatch:
         """Only the policy column of moves batch ``index`` (resumption replays count with it)."""
@@ -87,8 +99,18 @@ class _Shard:
                                                fields=[self._policy_field], threads=False)
             return self._checked(self._policy_reader, index)
 
-    def batch(self, index: int) -> pa.RecordBatch:
+    def batch(self, index: int, vectors: Mapping[str, VectorSpec] | None = None) -> "pa.RecordBatch | Decoded":
+        """Moves batch ``index``: decoded directly when it can be (``vectors``: the plan's), else Arrow's batch."""
         with self.lock:  # a file reader is not safe for concurrent use (read-ahead thread)
+            if self.direct is not None and vectors is not None:
+                if self.verifier is not None:
+                    self.verifier.check(index)
+                try:
+                    return self.direct.read(index, dict(vectors))
+                except Unsupported:
+                    pass  # a batch laid out otherwise than gamestore writes: Arrow's reader below
+                except (Damaged, ValueError, IndexError) as exc:
+                    raise ShardCorruptError(f"{MOVES_FILE} batch {index} unreadable: {exc}", shard_id=self.shard_id) from None
             return self._checked(self.reader, index)
 
     def _checked(self, reader: ipc.RecordBatchFileReader, index: int) -> pa.RecordBatch:
@@ -135,7 +157,7 @@ class SegmentReader:
     def _shard(self, shard_id: str, plan: Plan) -> _Shard:
         sh = self._open.get(shard_id)
         if sh is None:
-            cols = ["game_id", "move_number", "player", "policy"] + [v.column for v in plan.vectors.values()] + self.extra
+            cols = ["move_number", "player", "policy"] + [v.column for v in plan.vectors.values()] + self.extra
             fut = self._fetching.pop(shard_id, None)
             data = None
             if fut is not None:
@@ -143,7 +165,7 @@ class SegmentReader:
                     data = fut.result()
                 except OSError:
                     data = None  # read again below, and reported the usual way
-            sh = _Shard(self.storage, shard_id, cols, data)
+            sh = _Shard(self.storage, shard_id, cols, data, direct=not self.extra)
             missing = [c for c in self.extra if c not in sh.names]
             if missing:
                 raise QueryError(f"unknown move columns: {missing}")
@@ -169,7 +191,7 @@ class SegmentReader:
             key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
             if key not in self._ahead:
                 sh = self._shard(plan.shards[key[0]], plan)
-                self._ahead[key] = self._pool.submit(sh.batch, key[1])
+                self._ahead[key] = self._pool.submit(sh.batch, key[1], plan.vectors)
         while len(self._ahead) > 2 * depth:
             self._ahead.popitem(last=False)
 
@@ -185,12 +207,12 @@ class SegmentReader:
                 self._fetching[sid] = self._fetch_pool.submit(self.storage.read_bytes, f"shards/{sid}/{MOVES_FILE}",
                                                               large=True)
 
-    def _batch(self, plan: Plan, u: int) -> pa.RecordBatch:
+    def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Decoded":
         key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
         fut = self._ahead.pop(key, None)
         if fut is not None:
             return fut.result()
-        return self._shard(plan.shards[key[0]], plan).batch(key[1])
+        return self._shard(plan.shards[key[0]], plan).batch(key[1], plan.vectors)
 
     def stop_prefetch(self) -> None:
         """End of an iteration: stop the read-ahead thread (a new one starts on the next prefetch), drop decoded batches."""
@@ -239,10 +261,66 @@ class SegmentReader:
             return src
         sh = self._shard(sid, plan)
         rb = self._batch(plan, u)
+        if isinstance(rb, Decoded):
+            src = self._direct_source(sh, rb, plan)
+        else:
+            src = self._arrow_source(sh, rb, plan)
+        self._sources[key] = src
+        while len(self._sources) > _MAX_SOURCES:
+            self._sources.popitem(last=False)
+        return src
+
+    def _direct_source(self, sh: _Shard, dec: Decoded, plan: Plan) -> Source:
+        """A source from a directly decoded batch (:mod:`gamestore.positions.direct`)."""
+        assert sh.direct is not None
+        if not sh.keys_loaded:  # the file's complete key dictionary (IPC files replace none)
+            self._add_keys(sh, sh.direct.key_dictionary()[len(sh.key_map):])
+            sh.keys_loaded = True
+        entries = dec.prob.size
+        if dec.key is None:
+            code = dec.action if dec.action is not None else np.full(entries, -1, np.int32)
+        else:
+            kidx = dec.key
+            if kidx.size and int(kidx.max()) >= len(sh.key_map):
+                raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
+            keyed = sh.key_map[np.maximum(kidx, 0)]
+            act = dec.action if dec.action is not None else np.int32(-1)
+            code = np.where(kidx >= 0, keyed, act) if (dec.action is not None or (kidx < 0).any()) else keyed
+        code = np.ascontiguousarray(code, dtype=np.int32)
+        prob = dec.prob
+        if dec.prob64 is not None:
+            valid, p64 = dec.prob64
+            prob = np.where(valid, p64.astype(self.prob_dtype), prob)
+        index = code.astype(np.int64)
+        keyed_at = index <= -2
+        if keyed_at.any():
+            index[keyed_at] = self._lookup()[-2 - index[keyed_at]]
+        return Source(
+            keep=dec,
+            number=dec.number,
+            player=dec.player,
+            off=dec.off,
+            lens=dec.lens,
+            code=code,
+            index=index,
+            prob=np.ascontiguousarray(prob, dtype=self.prob_dtype),
+            vectors={name: dec.vectors.get(name) or _absent(dec.rows, spec) for name, spec in plan.vectors.items()},
+            extra={},
+        )
+
+    def _add_keys(self, sh: _Shard, new: list[Any]) -> None:
+        """Extend ``sh``'s dictionary index -> key id map with the dictionary's values ``new`` (in order)."""
+        ids = np.empty(len(new), dtype=np.int32)
+        for i, k in enumerate(new):
+            kid = self._key_ids.get(k)
+            if kid is None:
+                kid = self._key_ids[k] = len(self.keys)
+                self.keys.append(k)
+            ids[i] = kid
+        sh.key_map = np.concatenate((sh.key_map, -2 - ids))
+
+    def _arrow_source(self, sh: _Shard, rb: pa.RecordBatch, plan: Plan) -> Source:
         every = np.arange(rb.num_rows)
-        gid = rb.column("game_id")
-        if sh.gid_dict is None or len(sh.gid_dict) < len(gid.dictionary):
-            sh.gid_dict = gid.dictionary.to_numpy(zero_copy_only=False)
         pol = rb.column("policy")
         code, prob = self._entries(sh, pol)
         index = code.astype(np.int64)
@@ -250,9 +328,8 @@ class SegmentReader:
         if keyed.any():
             index[keyed] = self._lookup()[-2 - index[keyed]]
         vectors = {name: _vector(rb, spec) for name, spec in plan.vectors.items()}
-        src = Source(
+        return Source(
             keep=rb,
-            gids=sh.gid_dict[gid.indices.to_numpy()],
             number=rb.column("move_number").to_numpy(),
             player=_int_column(rb.column("player"), every, -1),
             off=np.ascontiguousarray(pol.offsets.to_numpy(), dtype=np.int32),
@@ -263,10 +340,6 @@ class SegmentReader:
             vectors=vectors,
             extra={name: _any_column(rb.column(name), every) for name in self.extra},
         )
-        self._sources[key] = src
-        while len(self._sources) > _MAX_SOURCES:
-            self._sources.popitem(last=False)
-        return src
 
     def _lookup(self) -> np.ndarray:
         """Key table id -> policy index (``action_map``; unmapped keys -1, or UNKNOWN_KEY to report them)."""
@@ -288,15 +361,7 @@ class SegmentReader:
         else:
             dictionary = key.dictionary
             if len(sh.key_map) < len(dictionary):
-                new = dictionary.slice(len(sh.key_map)).to_pylist()
-                ids = np.empty(len(new), dtype=np.int32)
-                for i, k in enumerate(new):
-                    kid = self._key_ids.get(k)
-                    if kid is None:
-                        kid = self._key_ids[k] = len(self.keys)
-                        self.keys.append(k)
-                    ids[i] = kid
-                sh.key_map = np.concatenate((sh.key_map, -2 - ids))
+                self._add_keys(sh, dictionary.slice(len(sh.key_map)).to_pylist())
             if key.null_count == 0:  # keys only
                 code = sh.key_map[key.indices.to_numpy()]
             else:
@@ -324,6 +389,11 @@ def _int_column(col: pa.Array, rows: np.ndarray, null: int) -> np.ndarray:
     if col.null_count:
         col = pc.fill_null(col, null)
     return col.to_numpy()[rows]
+
+
+def _absent(rows: int, spec: VectorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A vector the batch's file does not have: zeros, none valid."""
+    return np.zeros((rows, spec.size), dtype=np.float32), np.zeros(rows, dtype=np.uint8)
 
 
 def _vector(rb: pa.RecordBatch, spec: VectorSpec) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,6 +1,6 @@
 """Sources, parts and the one-copy gathers of PositionDataset's batches (numpy only).
 
-A :class:`Source` is one decoded moves record batch: per row the game id,
+A :class:`Source` is one decoded moves record batch: per row the
 move number, player and policy length; per policy entry the final index
 and probability; per vector its rows.  Numpy views of the Arrow buffers
 where they can be, computed once per record batch.  A :class:`Part` is the
@@ -27,13 +27,12 @@ UNKNOWN_KEY = -3
 class Source:
     """The columns of one moves record batch a dataset needs (see the module docstring)."""
 
-    __slots__ = ("keep", "gids", "number", "player", "off", "lens", "code", "index", "prob", "vectors", "extra")
+    __slots__ = ("keep", "number", "player", "off", "lens", "code", "index", "prob", "vectors", "extra")
 
     def __init__(
         self,
         *,
         keep: Any,
-        gids: np.ndarray,
         number: np.ndarray,
         player: np.ndarray,
         off: np.ndarray,
@@ -45,7 +44,6 @@ class Source:
         extra: dict[str, np.ndarray],
     ) -> None:
         self.keep = keep  # the Arrow batch the views read
-        self.gids = gids  # object [rows]: game id
         self.number = number  # int [rows]
         self.player = player  # int [rows], -1 when null
         self.off = off  # int32 [rows + 1]: policy list offsets

@@ -86,6 +86,7 @@ class Plan:
     game_winner: np.ndarray  # int16, -1 when the game has none
     game_players: np.ndarray  # int16
     game_board: np.ndarray  # int16, index into ``boards``
+    game_ids: np.ndarray  # object, the game ids
     # units: one moves batch of one shard with at least one drawn position
     unit_shard: np.ndarray  # int32
     unit_batch: np.ndarray  # int32, record batch index in moves.arrow
@@ -188,7 +189,7 @@ def resolve_plan(
     where = f" AND ({sel.where}\n)" if sel.where else ""
     weight = f", CAST(({sel.weight}\n) AS DOUBLE) AS _w" if sel.weight else ""
     base = (
-        "SELECT shard_id, move_offset, num_moves, winner, num_players, board_type"
+        "SELECT shard_id, game_id, move_offset, num_moves, winner, num_players, board_type"
         f"{weight}, ({sel.recency}\n) AS _rec FROM games"
         f" WHERE shard_id IN (SELECT unnest(?::VARCHAR[])){where}"
     )
@@ -280,6 +281,7 @@ def resolve_plan(
         game_winner=game_winner,
         game_players=game_players,
         game_board=game_board,
+        game_ids=np.asarray(cols["game_id"], dtype=object),
         unit_shard=game_shard[glo].astype(np.int32),
         unit_batch=game_batch[glo].astype(np.int32),
         unit_start=game_bstart[glo],

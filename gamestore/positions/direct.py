@@ -1,0 +1,277 @@
+"""Moves batches decoded for PositionDataset straight from the IPC file, without Arrow arrays.
+
+Arrow's IPC reader decompresses every buffer of the selected columns with a
+fresh zstd context, allocates each from its pool and builds arrays that the
+dataset then turns into numpy again.  A :class:`DirectDecoder` reads the
+file's record batch messages once (:meth:`FastBatchReader.layouts`), and per
+batch decompresses only the body buffers a dataset uses, in one call without
+the GIL (a reused zstd context), skipping the values of all-null children
+(``action`` where policies are keyed, ``prob64`` where float32 is exact), and
+views them as numpy arrays: move number, player, the policy's list offsets,
+keys, actions and probabilities, and the vectors' rows.  A batch is about a
+third of the CPU of Arrow's read plus the conversion (RingRift batches of
+~800 positions, ``benchmarks/bench_torch_ringrift.py``).
+
+It handles what gamestore writes: a batch whose layout it does not expect
+(nulls where the writer puts none, columns of another type) is
+:class:`~gamestore.ipc_messages.Unsupported`, and the caller reads it with
+Arrow's reader; a batch whose bytes are inconsistent is
+:class:`~gamestore.ipc_messages.Damaged`.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import zstandard as _zstd
+
+from ..ipc_batch import FastBatchReader, field_spans, field_starts
+from ..ipc_messages import Damaged, Unsupported
+from ..schema import VectorSpec
+
+__all__ = ["DirectDecoder", "Decoded"]
+
+_I64 = struct.Struct("<q")
+_POLICY = pa.list_(pa.struct([("key", pa.dictionary(pa.int32(), pa.string())), ("action", pa.int32()),
+                              ("prob", pa.float32()), ("prob64", pa.float64())]))
+
+
+class Decoded:
+    """One moves batch's columns as numpy (see :class:`DirectDecoder`); ``keep`` holds the decompressed bytes."""
+
+    __slots__ = ("rows", "number", "player", "off", "lens", "key", "action", "prob", "prob64", "vectors", "keep")
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.number: np.ndarray
+        self.player: np.ndarray  # int64, -1 where null
+        self.off: np.ndarray  # int32 [rows + 1]
+        self.lens: np.ndarray  # int32 [rows], 0 for a null policy
+        self.key: np.ndarray | None  # int32 dictionary index per entry, -1 where null; None: no keys in the batch
+        self.action: np.ndarray | None  # int32 per entry, -1 where null; None: no actions in the batch
+        self.prob: np.ndarray  # float32 per entry
+        self.prob64: tuple[np.ndarray, np.ndarray] | None  # (valid bool, float64) per entry where any is set
+        self.vectors: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # name -> (float32 rows, valid or None)
+        self.keep: list[Any] = []
+
+
+def _bits(buf: Any, n: int) -> np.ndarray:
+    """A little-endian validity bitmap as ``n`` bools."""
+    if buf is None:
+        raise Damaged("validity bitmap missing")
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    if raw.size * 8 < n:
+        raise Damaged("validity bitmap shorter than its array")
+    return np.unpackbits(raw, count=n, bitorder="little").view(bool)
+
+
+def _values(buf: Any, dtype: Any, n: int) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if buf is None:
+        if n:
+            raise Damaged("values buffer missing")
+        return np.zeros(0, dt)
+    if len(buf) < n * dt.itemsize:
+        raise Damaged("values buffer shorter than its array")
+    return np.frombuffer(buf, dtype=dt, count=n)
+
+
+class DirectDecoder:
+    """Decodes the columns a PositionDataset reads from one moves file (see the module docstring)."""
+
+    def __init__(self, fast: FastBatchReader) -> None:
+        schema = fast.schema
+        names = schema.names
+        for name, t in (("move_number", pa.int32()), ("player", pa.int8()), ("policy", _POLICY)):
+            if name not in names or schema.field(name).type != t:
+                raise Unsupported(f"column {name!r} is not what this decoder reads")
+        self.fast = fast
+        self.layouts = fast.layouts(range(len(fast._blocks)))
+        starts = field_starts(schema)
+        self._starts = starts
+        self._at = {name: starts[names.index(name)][:2] for name in ("move_number", "player", "policy")}
+        self._vectors: dict[VectorSpec, tuple[int, int, int] | None] = {}
+        self._recipes: dict[tuple, _Recipe] = {}
+        self.policy_column = names.index("policy")
+        nodes = self.layouts.nodes
+        if nodes.ndim != 3 or nodes.shape[1] != sum(field_spans(f.type)[0] for f in schema):
+            raise Unsupported("message layout differs from the schema")
+
+    def _vector_at(self, spec: VectorSpec) -> tuple[int, int, int] | None:
+        """(field node, first body buffer, row size) of vector ``spec``'s column; None when the file lacks it."""
+        if spec not in self._vectors:
+            schema = self.fast.schema
+            if spec.column not in schema.names:
+                self._vectors[spec] = None
+            else:
+                t = schema.field(spec.column).type
+                if not (pa.types.is_fixed_size_list(t) and t.value_type == pa.float32() and t.list_size == spec.size):
+                    raise Unsupported(f"vector column {spec.column!r} is {t}")
+                node, buf = self._starts[schema.names.index(spec.column)][:2]
+                self._vectors[spec] = (node, buf, spec.size)
+        return self._vectors[spec]
+
+    @property
+    def num_batches(self) -> int:
+        return int(self.layouts.rows.size)
+
+    def key_dictionary(self) -> list[Any]:
+        """The policy keys' dictionary (the file's, complete: IPC files replace no dictionary)."""
+        got = self.fast.column_dictionaries(self.policy_column)
+        if len(got) != 1:
+            raise Unsupported("policy column without exactly one dictionary")
+        return got[0].to_pylist()
+
+    def _recipe(self, index: int, vectors: dict[str, VectorSpec]) -> "_Recipe":
+        """What batch ``index`` needs decompressed and how its columns lie (kept per batch: a file's layout never
+        changes, and an epoch reads each batch once)."""
+        key = (index, tuple(vectors.items()))
+        got = self._recipes.get(key)
+        if got is not None:
+            return got
+        L = self.layouts
+        rows = int(L.rows[index])
+        nodes = L.nodes[index].tolist()
+        mn, mb = self._at["move_number"]
+        pn, pb = self._at["player"]
+        qn, qb = self._at["policy"]
+        # policy: list (validity, offsets), struct (validity), key (validity, indices), action, prob, prob64
+        entries = nodes[qn + 1][0]
+        if nodes[mn][1] or nodes[qn + 1][1] or nodes[mn][0] != rows or nodes[pn][0] != rows or nodes[qn][0] != rows:
+            raise Unsupported("nulls or lengths where gamestore writes none")
+        null = [nodes[qn + 2 + c][1] for c in range(4)]  # key, action, prob, prob64
+        if null[2] or any(nodes[qn + 2 + c][0] != entries for c in range(4)):
+            raise Unsupported("policy entries differ from what gamestore writes")
+        want = [mb + 1, pb, pb + 1, qb, qb + 1]
+        for c in range(4):
+            if null[c] < entries:  # a child's values only when some entry has one
+                want += [qb + 3 + 2 * c, qb + 4 + 2 * c]
+        vecs: list[tuple[str, int, int, bool]] = []
+        for name, spec in vectors.items():
+            where = self._vector_at(spec)
+            if where is None:
+                continue
+            vn, vb, size = where
+            if nodes[vn + 1][1] or nodes[vn][0] != rows or nodes[vn + 1][0] != rows * size:
+                raise Unsupported(f"vector column {spec.column!r} with null items")
+            vecs.append((name, vb, size, bool(nodes[vn][1])))
+            want += [vb, vb + 2]
+        body = int(L.body[index])
+        spans = [(k, body + int(L.bufs[index, k, 0]), int(L.bufs[index, k, 1])) for k in want]
+        view = self.fast.view
+        if any(size and (size < 8 or pos < 0 or pos + size > len(view)) for _, pos, size in spans):
+            raise Damaged("body buffers outside the file")
+        packed, stored = [], []
+        for k, pos, size in spans:
+            if size:
+                raw = _I64.unpack_from(view, pos)[0]
+                if raw > 0:
+                    packed.append((k, pos + 8, size - 8, raw))
+                elif raw == -1:
+                    stored.append((k, pos + 8, size - 8))
+                elif raw < -1:
+                    raise Damaged("a body buffer's size prefix is out of range")
+        segments = np.asarray([(p, n) for _, p, n, _ in packed], dtype="<u8").reshape(-1, 2).tobytes()
+        sizes = np.asarray([r for *_, r in packed], dtype="<u8").tobytes()
+        got = self._recipes[key] = _Recipe(
+            rows=rows, entries=entries, player_nulls=bool(nodes[pn][1]), list_nulls=bool(nodes[qn][1]), null=null,
+            mb=mb, pb=pb, qb=qb, vecs=vecs, packed=[(k, r) for k, _, _, r in packed], stored=stored,
+            segments=segments, sizes=sizes,
+        )
+        return got
+
+    def _buffers(self, r: "_Recipe") -> dict[int, Any]:
+        """Body buffer number -> its decompressed bytes (one zstd call without the GIL; absent buffers missing)."""
+        view = self.fast.view
+        out: dict[int, Any] = {}
+        if r.packed:
+            frames = _zstd.BufferWithSegments(view, r.segments)
+            try:
+                got = _dctx().multi_decompress_to_buffer(frames, decompressed_sizes=r.sizes, threads=1)
+            except _zstd.ZstdError as exc:
+                raise Damaged(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                del frames
+            for j, (k, raw) in enumerate(r.packed):
+                seg = got[j]
+                if len(seg) != raw:
+                    raise Damaged(f"buffer {k} decompresses to {len(seg)} bytes, its prefix says {raw}")
+                out[k] = seg
+        for k, pos, size in r.stored:
+            out[k] = bytes(view[pos : pos + size])
+        return out
+
+    def read(self, index: int, vectors: dict[str, VectorSpec]) -> Decoded:
+        """Batch ``index``'s columns and ``vectors`` (name -> spec) (:class:`Damaged` when its bytes are inconsistent)."""
+        r = self._recipe(index, vectors)
+        rows, entries, null, mb, pb, qb = r.rows, r.entries, r.null, r.mb, r.pb, r.qb
+        buf = self._buffers(r)
+        get = buf.get
+        out = Decoded(rows)
+        out.keep = list(buf.values())
+        out.number = _values(get(mb + 1), np.int32, rows)
+        player = _values(get(pb + 1), np.int8, rows).astype(np.int64)
+        if r.player_nulls:
+            player[~_bits(get(pb), rows)] = -1
+        out.player = player
+        off = _values(get(qb + 1), np.int32, rows + 1)
+        if rows and (off[0] < 0 or off[-1] > entries or (np.diff(off) < 0).any()):
+            raise Damaged("policy list offsets out of order or outside the entries")
+        out.off = off
+        lens = np.diff(off).astype(np.int32)
+        if r.list_nulls:
+            lens[~_bits(get(qb), rows)] = 0
+        out.lens = lens
+        children: list[tuple[np.ndarray, np.ndarray | None] | None] = []
+        for c, dtype in enumerate((np.int32, np.int32, np.float32, np.float64)):
+            if null[c] == entries:
+                children.append(None)
+                continue
+            vals = _values(get(qb + 4 + 2 * c), dtype, entries)
+            children.append((vals, _bits(get(qb + 3 + 2 * c), entries) if null[c] else None))
+        for c, name in ((0, "key"), (1, "action")):
+            child = children[c]
+            if child is None:
+                setattr(out, name, None)
+            else:
+                vals, valid = child
+                setattr(out, name, vals if valid is None else np.where(valid, vals, -1).astype(np.int32))
+        prob = children[2]
+        assert prob is not None
+        out.prob = prob[0]
+        p64 = children[3]
+        out.prob64 = None if p64 is None else (p64[1] if p64[1] is not None else np.ones(entries, bool), p64[0])
+        for name, vb, size, nulls in r.vecs:
+            vals = _values(get(vb + 2), np.float32, rows * size).reshape(rows, size)
+            out.vectors[name] = (vals, _bits(get(vb), rows).astype(np.uint8) if nulls else None)
+        return out
+
+
+class _Recipe(NamedTuple):
+    rows: int
+    entries: int
+    player_nulls: bool
+    list_nulls: bool
+    null: list[int]  # null count of the policy's key, action, prob, prob64
+    mb: int  # first body buffer of move_number, player, policy
+    pb: int
+    qb: int
+    vecs: list[tuple[str, int, int, bool]]  # name, first body buffer, row size, has nulls
+    packed: list[tuple[int, int]]  # compressed buffers (number, decompressed size), in ``segments`` order
+    stored: list[tuple[int, int, int]]  # buffers stored uncompressed (number, file position, size)
+    segments: bytes  # (file position, size) of each compressed frame, for zstandard's BufferWithSegments
+    sizes: bytes  # their decompressed sizes
+
+
+_local = threading.local()
+
+
+def _dctx() -> Any:
+    """This thread's zstd decompressor (a reused context)."""
+    d = getattr(_local, "dctx", None)
+    if d is None:
+        d = _local.dctx = _zstd.ZstdDecompressor()
+    return d

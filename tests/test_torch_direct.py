@@ -1,0 +1,131 @@
+"""PositionDataset's direct decoding of moves batches (gamestore/positions/direct.py) equals Arrow's reader."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import gamestore  # noqa: E402
+from gamestore.positions import direct  # noqa: E402
+from gamestore.testing import synth  # noqa: E402
+from gamestore.torch import PositionDataset  # noqa: E402
+
+pytestmark = [pytest.mark.torch]
+
+
+def _games() -> list[dict]:
+    """Synthetic games with every policy and vector shape the decoder meets: keyed, action ids, mixed keys and
+    ids, probabilities float32 cannot hold, null and empty policies, moves without a player or a vector."""
+    games = synth.games(12, board_type="square8", num_players=2, seed=5)
+    for g, game in enumerate(games):
+        for i, move in enumerate(game["moves"]):
+            policy = move.get("policy")
+            if g % 4 == 1 and policy:  # action ids only
+                move["policy"] = {j * 7 + i % 3: p for j, p in enumerate(policy.values())}
+            elif g % 4 == 2 and policy and i % 2:  # keys and ids in one policy, inexact probabilities
+                items = list(policy.items())
+                move["policy"] = {**dict(items[: len(items) // 2]), 1000 + i: 0.1, 1001 + i: 1 / 3}
+            elif g % 4 == 3 and i % 5 == 0:
+                move["policy"] = None
+            if g % 3 == 0 and i % 7 == 3:
+                move["player"] = None
+            if g % 2 and i % 6 == 1:
+                move.get("vectors", {}).pop("heuristic_features", None)
+    return games
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("torchdirect") / "store"
+    with gamestore.open(path, shard_moves=1500, batch_rows=200, fsync=False) as store:
+        store.write_games(_games())
+        store.flush()
+    return path
+
+
+def _epoch(path, **options) -> list:
+    with PositionDataset(path, batch_size=64, seed=3, **options) as ds:
+        return list(ds)
+
+
+def _arrow_only(monkeypatch) -> None:
+    def unsupported(self, index, vectors):
+        raise direct.Unsupported("test: Arrow's reader for every batch")
+
+    monkeypatch.setattr(direct.DirectDecoder, "read", unsupported)
+
+
+def _equal(a: list, b: list) -> None:
+    assert len(a) == len(b) and a
+    for x, y in zip(a, b):
+        assert list(x) == list(y)
+        for k in x:
+            if isinstance(x[k], torch.Tensor):
+                assert x[k].dtype == y[k].dtype and torch.equal(x[k], y[k]), k
+            else:
+                assert x[k].tolist() == y[k].tolist(), k
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"policy_dtype": "float64", "return_keys": True},
+    {"action_map": {"nothing": 0}, "unknown_keys": "ignore", "policy_only": True},
+])
+def test_direct_decoding_equals_arrows_reader(store_path, monkeypatch, options):
+    used = []
+    real = direct.DirectDecoder.read
+
+    def counting(self, index, vectors):
+        used.append(index)
+        return real(self, index, vectors)
+
+    monkeypatch.setattr(direct.DirectDecoder, "read", counting)
+    fast = _epoch(store_path, **options)
+    assert used  # the direct path ran
+    _arrow_only(monkeypatch)
+    _equal(fast, _epoch(store_path, **options))
+
+
+def test_direct_batches_match_the_records(store_path):
+    """Exact probabilities (float64), action ids and keys, null players and missing vectors, against get_game."""
+    batches = _epoch(store_path, policy_dtype="float64", return_keys=True)
+    with gamestore.open(store_path, create=False) as store:
+        games = {}
+        seen = 0
+        for batch in batches:
+            for i in range(len(batch["move_number"])):
+                gid, mn = batch["game_id"][i], int(batch["move_number"][i])
+                game = games.setdefault(gid, store.get_game(gid))
+                move = next(m for m in game["moves"] if m["move_number"] == mn)
+                policy = move.get("policy") or {}
+                n = len(policy)
+                assert int(batch["player"][i]) == (-1 if move.get("player") is None else move["player"])
+                assert batch["policy_prob"][i, :n].tolist() == list(policy.values())
+                ids = [k if isinstance(k, int) else -1 for k in policy]
+                assert batch["policy_index"][i, :n].tolist() == ids
+                assert batch["policy_keys"][i] == [k if isinstance(k, str) else None for k in policy]
+                vec = (move.get("vectors") or {}).get("heuristic_features")
+                assert bool(batch["vec_heuristic_features_mask"][i]) == (vec is not None)
+                if vec is not None:
+                    np.testing.assert_array_equal(batch["vec_heuristic_features"][i].numpy(), vec)
+                seen += 1
+        assert seen == store.count_moves()
+
+
+def test_a_batch_laid_out_otherwise_falls_back_to_arrow(store_path, monkeypatch):
+    """A batch the decoder does not handle is read with Arrow's reader; the others stay direct."""
+    real = direct.DirectDecoder.read
+    calls = []
+
+    def odd(self, index, vectors):
+        calls.append(index)
+        if index % 2:
+            raise direct.Unsupported("test")
+        return real(self, index, vectors)
+
+    monkeypatch.setattr(direct.DirectDecoder, "read", odd)
+    mixed = _epoch(store_path)
+    assert any(i % 2 for i in calls) and any(i % 2 == 0 for i in calls)
+    _arrow_only(monkeypatch)
+    _equal(mixed, _epoch(store_path))
