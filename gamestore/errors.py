@@ -22,6 +22,7 @@ __all__ = [
     "StoreFullError",
     "StoreClosedError",
     "GameWriterError",
+    "ImportWorkerError",
     "QueryError",
     "StoreBusyError",
     "DatasetError",
@@ -131,6 +132,10 @@ class StoreClosedError(GamestoreError, RuntimeError):
 
 class GameWriterError(GamestoreError, RuntimeError):
     """A move-by-move game writer was used out of order (e.g. after finalize)."""
+
+
+class ImportWorkerError(GamestoreError, RuntimeError):
+    """A helper process of a parallel import failed or was killed; what was committed stays, re-running adds the rest."""
 
 
 class QueryError(GamestoreError, ValueError):

@@ -129,23 +129,6 @@ def test_the_task_pool_hands_out_every_game_once_in_order():
     assert pool.take() == []
 
 
-def test_a_failing_import_process_is_an_error_naming_it(tmp_path):
-    from gamestore.errors import GamestoreError
-    from gamestore.ringrift.workers import ImportProcesses, TaskPool
-
-    class Bar:
-        def update(self, n: int = 1) -> None:
-            pass
-
-    helpers = ImportProcesses(tmp_path / "missing.db", tmp_path / "store", 1, verify=False, pause_gc=False)
-    try:
-        helpers.serve(TaskPool(["a", "b"], 2), Bar())
-        with pytest.raises(GamestoreError, match=r"import process 1 of 2 exited with code 1: .*FileNotFoundError: no SQLite file"):
-            helpers.finish()
-    finally:
-        helpers.close()
-
-
 def test_older_schema_imports_what_it_holds(ringrift_dbs, tmp_path):
     old = tmp_path / "v9.db"
     shutil.copy(ringrift_dbs["ringrift_v18_sample"], old)

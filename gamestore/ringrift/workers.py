@@ -2,21 +2,21 @@
 
 :func:`map_games` turns the rows of some games into records.
 :class:`TaskPool` hands the games of one import out a few at a time;
-:class:`ImportProcesses` starts the helper processes of ``import_sqlite(workers=N)``
-(``python -m gamestore.ringrift.workers SRC STORE``: each opens the file read-only
-and the store itself, asks this process for tasks on its stdout, gets them on its
-stdin, and writes its own shards), so an import uses every core and no record
-crosses a process boundary (pickling records back to one writer cost about as
-much as making them).  Tasks rather than fixed shares: a helper that starts late
-(its interpreter and store open cost ~0.5 s of CPU) or runs on a busier core just
-takes fewer, and all processes finish within one small task of each other.
-Plain subprocesses rather than ``multiprocessing``: nothing is forked from a
-process holding DuckDB or SQLite handles, and the caller's ``__main__`` is never
-re-imported.
+:class:`ImportProcesses` starts the helper processes of ``import_sqlite(workers=N)``: each opens the
+file read-only and the store itself, asks this process for tasks on one pipe, gets them on another,
+and writes its own shards, so an import uses every core and no record crosses a process boundary
+(pickling records back to one writer cost about as much as making them).  Tasks rather than fixed
+shares: a helper on a busier core just takes fewer, and all processes finish within one small task of
+each other.  Helpers are forked (:mod:`gamestore.ringrift.forked`) once this process has imported
+everything they need and before it opens the store, so they start at once; when forking is not safe
+(another Python thread runs in this process) they are interpreters started with ``python -m
+gamestore.ringrift.workers SRC STORE`` (about 0.45 s of CPU each before their first game), never
+``multiprocessing`` (the caller's ``__main__`` is never re-imported).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -24,9 +24,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Literal, Sequence
 
-from ..errors import GamestoreError, RecordError
+from ..errors import GamestoreError, ImportWorkerError, RecordError
+from .forked import ForkedHelper, exit_reason, fork_is_safe
 from .jsontext import tag, untag
 from .mapping import compare_rows, record_to_rows, rows_to_record
 from .sqlite_io import read_games
@@ -108,30 +109,47 @@ class TaskPool:
 
 
 class ImportProcesses:
-    """Helper processes of one import (started at once: their interpreters start while the caller opens the store).
+    """Helper processes of one import (started at once: they are ready while the caller opens the store).
 
     :meth:`serve` hands them tasks from a :class:`TaskPool` as they ask; :meth:`relay` wraps the
     caller's progress bar so that their progress (and a failure) is handled while the caller imports
-    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON).
+    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON).  A helper
+    that fails or is killed raises :class:`~gamestore.errors.ImportWorkerError` in the caller (what it
+    committed stays in the store; re-running the import adds the rest).
+    ``start``: ``"fork"`` (the default when :func:`~gamestore.ringrift.forked.fork_is_safe`) or
+    ``"spawn"`` (``python -m gamestore.ringrift.workers``).
     """
 
     def __init__(self, src: str | os.PathLike, store_path: str | os.PathLike, count: int, *, verify: bool,
-                 pause_gc: bool) -> None:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "gamestore.ringrift.workers", str(Path(src).resolve()), str(Path(store_path).resolve())]
-        cmd += (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
+                 pause_gc: bool, start: Literal["fork", "spawn"] | None = None) -> None:
+        src, store_path = str(Path(src).resolve()), str(Path(store_path).resolve())
+        self.start = start or ("fork" if fork_is_safe() else "spawn")
         self.total = count + 1  # the caller imports too
-        self.procs = [
-            subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            for _ in range(count)
-        ]
+        self.procs: list[Any] = []  # ForkedHelper or subprocess.Popen: the same interface here
+        try:
+            for _ in range(count):
+                self.procs.append(self._start(src, store_path, verify, pause_gc))
+        except BaseException:
+            self.close()
+            raise
         self.events: queue.Queue = queue.Queue()
         self.reports: list[dict | None] = [None] * count
         self.threads: list[threading.Thread] = []
         self.running = count
         self.bar: Any = None
+
+    def _start(self, src: str, store_path: str, verify: bool, pause_gc: bool) -> Any:
+        if self.start == "fork":
+            target = functools.partial(_serve_tasks, src, store_path, verify=verify, pause_gc=pause_gc)
+            return ForkedHelper(target, close_in_child=[fd for p in self.procs for fd in p.fds()])
+        if self.start != "spawn":
+            raise ValueError(f"start must be 'fork' or 'spawn', not {self.start!r}")
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        cmd = [sys.executable, "-m", "gamestore.ringrift.workers", src, store_path]
+        cmd += (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
     def serve(self, pool: TaskPool, bar: Any) -> None:
         """Start answering the processes' task requests from ``pool``; their progress goes to ``bar``."""
@@ -151,8 +169,8 @@ class ImportProcesses:
             self.running -= 1
             if self.procs[i].wait() != 0 or self.reports[i] is None:
                 tail = value.decode(errors="replace").strip().splitlines()[-5:]
-                raise GamestoreError(f"import process {i + 1} of {self.total} exited with code "
-                                     f"{self.procs[i].returncode}: " + " | ".join(tail))
+                raise ImportWorkerError(f"import process {i + 1} of {self.total} "
+                                        f"{exit_reason(self.procs[i].returncode)}: " + (" | ".join(tail) or "no output"))
 
     def relay(self) -> "_RelayBar":
         """A bar for the caller's own tasks that also handles the processes' events in between."""
@@ -170,7 +188,7 @@ class ImportProcesses:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        for t in self.threads:
+        for t in getattr(self, "threads", ()):
             t.join(timeout=10)
 
 
@@ -195,11 +213,11 @@ def _send(stream: IO[bytes], task: list) -> None:
     stream.flush()
 
 
-def _follow(index: int, proc: subprocess.Popen, pool: TaskPool, events: queue.Queue) -> None:
+def _follow(index: int, proc: Any, pool: TaskPool, events: queue.Queue) -> None:
     """Answer a process's task requests and turn its other stdout lines into events; ``("end", stderr)`` when it closes."""
     assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None  # all PIPE
     err: list[bytes] = []
-    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     drain.start()
     for line in proc.stdout:
         kind, _, value = line.decode().partition(" ")
@@ -220,8 +238,8 @@ def _follow(index: int, proc: subprocess.Popen, pool: TaskPool, events: queue.Qu
 class _LineBar:
     """A progress bar for the import of a helper process that prints ``progress N`` lines for the parent."""
 
-    def __init__(self, total: int | None = None, desc: str = "") -> None:
-        self.out = sys.stdout
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
 
     def update(self, n: int = 1) -> None:
         if n:
@@ -246,15 +264,20 @@ def _parent_tasks(requests: IO[str], answers: IO[bytes]) -> Iterator[list]:
         yield task
 
 
-def _import_tasks_main(args: list[str]) -> int:
-    """``python -m gamestore.ringrift.workers SRC STORE [--verify] [--pause-gc]``: import the tasks read from stdin."""
+def _serve_tasks(src: str, store: str, lines: IO[str], tasks: IO[bytes], *, verify: bool, pause_gc: bool) -> None:
+    """A helper's work: import the tasks read from ``tasks``, asking for them (and reporting) on ``lines``."""
     from .transfer import import_tasks
 
-    src, store = args[0], args[1]
-    report = import_tasks(src, store, _parent_tasks(sys.stdout, sys.stdin.buffer), progress=_LineBar,
-                          verify="--verify" in args, pause_gc="--pause-gc" in args)
-    sys.stdout.write("report " + json.dumps(dataclasses.asdict(report)) + "\n")
-    sys.stdout.flush()
+    report = import_tasks(src, store, _parent_tasks(lines, tasks), progress=lambda **_: _LineBar(lines),
+                          verify=verify, pause_gc=pause_gc)
+    lines.write("report " + json.dumps(dataclasses.asdict(report)) + "\n")
+    lines.flush()
+
+
+def _import_tasks_main(args: list[str]) -> int:
+    """``python -m gamestore.ringrift.workers SRC STORE [--verify] [--pause-gc]``: import the tasks read from stdin."""
+    _serve_tasks(args[0], args[1], sys.stdout, sys.stdin.buffer, verify="--verify" in args,
+                 pause_gc="--pause-gc" in args)
     return 0
 
 
