@@ -80,7 +80,6 @@ class _Shard:
         self._policy_field = names.index("policy")
         self._policy_reader: ipc.RecordBatchFileReader | None = None
         self.lock = threading.Lock()
-        self.keys_loaded = False  # direct decoding: the file's key dictionary is in ``key_map``
         self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
         # the columns PositionDataset reads, decoded without Arrow arrays (None: Arrow's reader for every batch)
         self.direct: DirectDecoder | None = None
@@ -169,6 +168,13 @@ class SegmentReader:
             missing = [c for c in self.extra if c not in sh.names]
             if missing:
                 raise QueryError(f"unknown move columns: {missing}")
+            if sh.direct is not None:  # the file's complete key dictionary (IPC files replace none)
+                try:
+                    self._add_keys(sh, sh.direct.key_dictionary())
+                except Unsupported:
+                    sh.direct = None
+                except Damaged as exc:
+                    raise ShardCorruptError(f"{MOVES_FILE}: {exc}", shard_id=shard_id) from None
             self._open[shard_id] = sh
             while len(self._open) > _MAX_OPEN:
                 self._open.popitem(last=False)
@@ -191,7 +197,8 @@ class SegmentReader:
             key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
             if key not in self._ahead:
                 sh = self._shard(plan.shards[key[0]], plan)
-                self._ahead[key] = self._pool.submit(sh.batch, key[1], plan.vectors)
+                # a direct batch becomes its source on the helper thread too (it reads only this shard's keys)
+                self._ahead[key] = self._pool.submit(self._decode, sh, key[1], plan, self._lookup())
         while len(self._ahead) > 2 * depth:
             self._ahead.popitem(last=False)
 
@@ -207,12 +214,17 @@ class SegmentReader:
                 self._fetching[sid] = self._fetch_pool.submit(self.storage.read_bytes, f"shards/{sid}/{MOVES_FILE}",
                                                               large=True)
 
-    def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Decoded":
+    def _decode(self, sh: _Shard, index: int, plan: Plan, lookup: np.ndarray) -> "pa.RecordBatch | Source":
+        """Moves batch ``index`` of ``sh``: a source when decoded directly, else Arrow's batch."""
+        got = sh.batch(index, plan.vectors)
+        return self._direct_source(sh, got, plan, lookup) if isinstance(got, Decoded) else got
+
+    def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Source":
         key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
         fut = self._ahead.pop(key, None)
         if fut is not None:
             return fut.result()
-        return self._shard(plan.shards[key[0]], plan).batch(key[1], plan.vectors)
+        return self._decode(self._shard(plan.shards[key[0]], plan), key[1], plan, self._lookup())
 
     def stop_prefetch(self) -> None:
         """End of an iteration: stop the read-ahead thread (a new one starts on the next prefetch), drop decoded batches."""
@@ -260,22 +272,16 @@ class SegmentReader:
             self._sources.move_to_end(key)
             return src
         sh = self._shard(sid, plan)
-        rb = self._batch(plan, u)
-        if isinstance(rb, Decoded):
-            src = self._direct_source(sh, rb, plan)
-        else:
-            src = self._arrow_source(sh, rb, plan)
+        got = self._batch(plan, u)
+        src = got if isinstance(got, Source) else self._arrow_source(sh, got, plan)
         self._sources[key] = src
         while len(self._sources) > _MAX_SOURCES:
             self._sources.popitem(last=False)
         return src
 
-    def _direct_source(self, sh: _Shard, dec: Decoded, plan: Plan) -> Source:
-        """A source from a directly decoded batch (:mod:`gamestore.positions.direct`)."""
-        assert sh.direct is not None
-        if not sh.keys_loaded:  # the file's complete key dictionary (IPC files replace none)
-            self._add_keys(sh, sh.direct.key_dictionary()[len(sh.key_map):])
-            sh.keys_loaded = True
+    def _direct_source(self, sh: _Shard, dec: Decoded, plan: Plan, lookup: np.ndarray) -> Source:
+        """A source from a directly decoded batch (:mod:`gamestore.positions.direct`); ``lookup``: :meth:`_lookup`
+        taken after ``sh``'s keys were added (this runs on the read-ahead thread: it changes no reader state)."""
         entries = dec.prob.size
         if dec.key is None:
             code = dec.action if dec.action is not None else np.full(entries, -1, np.int32)
@@ -294,7 +300,7 @@ class SegmentReader:
         index = code.astype(np.int64)
         keyed_at = index <= -2
         if keyed_at.any():
-            index[keyed_at] = self._lookup()[-2 - index[keyed_at]]
+            index[keyed_at] = lookup[-2 - index[keyed_at]]
         return Source(
             keep=dec,
             number=dec.number,
