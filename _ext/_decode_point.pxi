@@ -3,48 +3,73 @@
 # get_game used to decompress a whole moves batch into pyarrow buffers, assemble arrays with ``from_buffers``,
 # validate them and export them through the C data interface before BatchDecoder read the game's rows: two
 # thirds of the read was that Python-level assembly.  A PointReader knows, from the file's schema, which field
-# node and body buffers hold each column; per read it decompresses (whole: benchmarks/bench_zstd_frames.py) only
-# the buffers of the columns it decodes, none of a column null in the whole batch, with one zstd context per
-# thread through the C API, into scratch memory kept for the next read of the batch, points a BatchDecoder's
-# columns at them and builds the move dicts as a full-batch decode does.
+# node and body buffers hold each column; per read it decompresses only the buffers of the columns it decodes,
+# none of a column null in the whole batch, and of each only the prefix that rows ``[0, stop)`` use (validity
+# and offsets up to the game's last row, then values up to its last offset): a frame is decoded block by block
+# (libzstd's buffer-less streaming API) straight into scratch memory and decoding stops at the first block
+# boundary past that prefix; a buffer stored uncompressed is copied up to it.  The scratch memory is kept for
+# the next read of the batch; a later game further down the batch decodes the missing part then.  One zstd
+# context per thread, through the C API.  The decoder's columns point at the buffers and build the move dicts
+# as a full-batch decode does.
 #
-# Bounds: every buffer lies inside the file and decompresses to exactly the size its prefix gives; every buffer
-# a column is read through holds the bytes its field node's length needs (Arrow's cheap validation); the
-# offsets of list and string rows are checked by the decoder (``span``) against the array's first and last
-# offsets, which its children's nodes and buffers are checked to hold.
+# Bounds: every buffer lies inside the file and decompresses to at most the size its prefix gives (exactly
+# that size once its frame is decoded to the end); every buffer a column is read through holds the bytes rows
+# ``[0, stop)`` need, and its field node the slots its parent needs (Arrow's cheap validation, on the prefix);
+# the offsets of list and string rows are checked by the decoder (``span``) against the first offset and the
+# one at ``stop``, which the children's nodes and buffers are checked to hold.
 
 from libc.string cimport memset
 
 cdef extern from *:
     """
-    typedef struct { const void* src; size_t size; size_t pos; } gs_zin;
     typedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
     typedef unsigned (*gs_ziserror_fn)(size_t);
     typedef void* (*gs_zcreate_fn)(void);
     typedef size_t (*gs_zfree_fn)(void*);
+    typedef size_t (*gs_zbegin_fn)(void*);
+    typedef size_t (*gs_znext_fn)(void*);
     """
     ctypedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
     ctypedef unsigned (*gs_ziserror_fn)(size_t) noexcept nogil
     ctypedef void* (*gs_zcreate_fn)() noexcept nogil
     ctypedef size_t (*gs_zfree_fn)(void*) noexcept nogil
+    ctypedef size_t (*gs_zbegin_fn)(void*) noexcept nogil
+    ctypedef size_t (*gs_znext_fn)(void*) noexcept nogil
 
 cdef gs_zdecompress_fn ZSTD_decompressDCtx = NULL
 cdef gs_ziserror_fn ZSTD_isError = NULL
 cdef gs_zcreate_fn ZSTD_createDCtx = NULL
 cdef gs_zfree_fn ZSTD_freeDCtx = NULL
+# buffer-less streaming (optional: without them every needed buffer is decompressed whole)
+cdef gs_zbegin_fn ZSTD_decompressBegin = NULL
+cdef gs_znext_fn ZSTD_nextSrcSizeToDecompress = NULL
+cdef gs_zdecompress_fn ZSTD_decompressContinue = NULL
 cdef object _zstd_local = None
 
 
-def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error):
-    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError``
-    (addresses; gamestore/pointread.py finds them).  Point reads are available from then on."""
+def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error, uintptr_t begin=0,
+             uintptr_t next_size=0, uintptr_t decompress_continue=0):
+    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError`` and,
+    when all three are given, ``ZSTD_decompressBegin``, ``ZSTD_nextSrcSizeToDecompress``,
+    ``ZSTD_decompressContinue`` (addresses; gamestore/pointread.py finds them).  Point reads are available
+    from then on; with the last three, they decompress only the prefix of a buffer a game needs."""
     global ZSTD_createDCtx, ZSTD_freeDCtx, ZSTD_decompressDCtx, ZSTD_isError, _zstd_local
+    global ZSTD_decompressBegin, ZSTD_nextSrcSizeToDecompress, ZSTD_decompressContinue
     import threading
     ZSTD_createDCtx = <gs_zcreate_fn>create
     ZSTD_freeDCtx = <gs_zfree_fn>free_
     ZSTD_decompressDCtx = <gs_zdecompress_fn>decompress
     ZSTD_isError = <gs_ziserror_fn>is_error
+    streaming = begin != 0 and next_size != 0 and decompress_continue != 0
+    ZSTD_decompressBegin = <gs_zbegin_fn>begin if streaming else NULL
+    ZSTD_nextSrcSizeToDecompress = <gs_znext_fn>next_size if streaming else NULL
+    ZSTD_decompressContinue = <gs_zdecompress_fn>decompress_continue if streaming else NULL
     _zstd_local = threading.local()
+
+
+def prefix_reads():
+    """True when point reads decompress only the prefix of a buffer a game needs (the streaming API is installed)."""
+    return ZSTD_decompressContinue != NULL
 
 
 cdef class _DCtx:
@@ -85,17 +110,29 @@ cdef struct Place:
 
 
 cdef class Scratch:
-    """The decompressed body buffers of one batch, by buffer index (freed with it).  Filled by one read, then
-    sealed: a later read of the same batch (kept in ``shard.BATCH_CACHE``) takes its buffers from it unchanged."""
+    """The decompressed body buffers of one batch, by buffer index (freed with it), each allocated at its whole
+    size and valid up to ``have``: a read fills the prefixes its rows need; a later read of the same batch
+    (kept in ``shard.BATCH_CACHE``) uses them, and decodes further where its game lies further down.  Decoding
+    a frame again from its start rewrites the valid prefix with the same bytes, under the GIL: a read of
+    another thread paused in the same batch sees no change."""
     cdef uint8_t* by_buf[MAX_BUFS]
     cdef int64_t sizes[MAX_BUFS]
+    cdef int64_t have[MAX_BUFS]
     cdef readonly int64_t nbytes
-    cdef bint sealed
 
     def __dealloc__(self):
         cdef int i
         for i in range(MAX_BUFS):
             free(self.by_buf[i])
+
+    @property
+    def decoded(self):
+        """Bytes decompressed (or copied) so far, over all buffers."""
+        cdef int i
+        cdef int64_t n = 0
+        for i in range(MAX_BUFS):
+            n += self.have[i]
+        return n
 
 
 cdef struct Read:
@@ -108,58 +145,84 @@ cdef struct Read:
 
 
 cdef const uint8_t* _buffer(Read* r, Scratch s, int k, int64_t need) except NULL:
-    """Body buffer ``k`` decompressed (or copied when stored raw) into ``s``; ``need``: bytes it must hold."""
+    """Body buffer ``k`` in ``s``, decompressed (or copied when stored raw) at least up to ``need`` bytes."""
     cdef int64_t off, size, p, raw
-    cdef size_t got
     cdef uint8_t* dst
     if k >= MAX_BUFS:
         raise Unsupported("too many buffers")
+    if s.by_buf[k] != NULL and s.have[k] >= need:
+        return s.by_buf[k]
     off = r.bufs[2 * k]
     size = r.bufs[2 * k + 1]
     if size == 0:
         if need > 0:
             damaged(f"body buffer {k} is absent, {need} bytes are needed")
         return <const uint8_t*>""
-    if s.by_buf[k] != NULL:
-        if s.sizes[k] < need:
-            damaged(f"body buffer {k} holds {s.sizes[k]} bytes, {need} are needed")
-        return s.by_buf[k]
-    if s.sealed:
-        raise Unsupported("a buffer the first read of this batch did not need")
     p = r.body + off
     if off < 0 or size < 8 or p < 0 or p + size > r.size:
         damaged(f"body buffer {k} lies outside the file")
     memcpy(&raw, r.base + p, 8)
     if raw == -1:  # stored uncompressed: copied (a cached batch outlives the file's mapping)
         raw = size - 8
-    if raw < need or raw > (<int64_t>1 << 40):
+    if raw < need or raw > (<int64_t>1 << 40) or (s.by_buf[k] != NULL and raw != s.sizes[k]):
         damaged(f"body buffer {k} holds {raw} bytes, {need} are needed")
-    dst = <uint8_t*>malloc(raw if raw > 0 else 1)
+    dst = s.by_buf[k]
     if dst == NULL:
-        raise MemoryError()
-    s.by_buf[k] = dst
-    s.sizes[k] = raw
-    s.nbytes += raw
+        dst = <uint8_t*>malloc(raw if raw > 0 else 1)
+        if dst == NULL:
+            raise MemoryError()
+        s.by_buf[k] = dst
+        s.sizes[k] = raw
+        s.nbytes += raw
     if raw == 0:
         return dst
     if raw == size - 8 and (<const int64_t*>(r.base + p))[0] == -1:
-        memcpy(dst, r.base + p + 8, raw)
-        return dst
-    got = ZSTD_decompressDCtx(r.dctx, dst, <size_t>raw, r.base + p + 8, <size_t>(size - 8))
-    if ZSTD_isError(got) or <int64_t>got != raw:
-        damaged(f"body buffer {k} does not decompress to the {raw} bytes its prefix gives")
+        memcpy(dst + s.have[k], r.base + p + 8 + s.have[k], need - s.have[k])
+        s.have[k] = need
+    else:
+        s.have[k] = _inflate(r.dctx, dst, raw, r.base + p + 8, size - 8, need, k)
     return dst
 
 
-cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t length_min, str name) except -1:
-    """Point ``c`` at the (whole, decompressed) buffers of the column placed at ``pl``; ``length_min``: the slots
-    its node must have."""
-    cdef int64_t length, nulls, a, b
+cdef int64_t _inflate(void* dctx, uint8_t* dst, int64_t raw, const uint8_t* src, int64_t n, int64_t need,
+                      int k) except -1:
+    """Decompress the zstd frame ``src[:n]`` (``raw`` bytes once whole) into ``dst`` at least up to ``need``
+    bytes: block by block from its start, stopping at the first block boundary at or past ``need``; the bytes
+    decoded are returned.  The whole buffer (checked to give exactly ``raw`` bytes) where ``need`` is all of
+    it, where the streaming API is not installed, or where the frame ends before ``need``."""
+    cdef size_t got, step
+    cdef int64_t done = 0, left = n
+    cdef const uint8_t* at = src
+    if need < raw and ZSTD_decompressContinue != NULL:
+        if ZSTD_isError(ZSTD_decompressBegin(dctx)):
+            raise MemoryError()
+        while True:
+            step = ZSTD_nextSrcSizeToDecompress(dctx)
+            if step == 0 or <int64_t>step > left:  # the frame ended (or is cut short): checked whole below
+                break
+            got = ZSTD_decompressContinue(dctx, dst + done, <size_t>(raw - done), at, step)
+            if ZSTD_isError(got):
+                damaged(f"body buffer {k} does not decompress")
+            at += step
+            left -= step
+            done += got
+            if done >= need:
+                return done
+    got = ZSTD_decompressDCtx(dctx, dst, <size_t>raw, src, <size_t>n)
+    if ZSTD_isError(got) or <int64_t>got != raw:
+        damaged(f"body buffer {k} does not decompress to the {raw} bytes its prefix gives")
+    return raw
+
+
+cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t slots, int64_t rows, str name) except -1:
+    """Point ``c`` at the decompressed buffers of the column placed at ``pl``, holding at least rows
+    ``[0, rows)``; ``slots``: the slots its node must have."""
+    cdef int64_t length, nulls
     cdef int n = pl.node, k = pl.buf
     length = r.nodes[2 * n]
     nulls = r.nodes[2 * n + 1]
-    if length < length_min or nulls < 0 or nulls > length:
-        damaged(f"column {name!r} has {length} slots ({nulls} null), {length_min} are needed")
+    if length < slots or rows > length or nulls < 0 or nulls > length:
+        damaged(f"column {name!r} has {length} slots ({nulls} null), {max(slots, rows)} are needed")
     c.off = 0
     c.lo = c.hi = 0
     c.chars = NULL
@@ -170,15 +233,15 @@ cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t length_min, 
     if c.absent:
         return 0
     if nulls:
-        c.valid = _buffer(r, s, k, (length + 7) >> 3)
+        c.valid = _buffer(r, s, k, (rows + 7) >> 3)
     if pl.kind == K_VALID:
         return 0
     if pl.kind == K_FIXED:
-        c.data = _buffer(r, s, k + 1, length * pl.width)
+        c.data = _buffer(r, s, k + 1, rows * pl.width)
         return 0
-    c.data = _buffer(r, s, k + 1, (length + 1) * 4)
+    c.data = _buffer(r, s, k + 1, (rows + 1) * 4)
     c.lo = (<const int32_t*>c.data)[0]
-    c.hi = (<const int32_t*>c.data)[length]
+    c.hi = (<const int32_t*>c.data)[rows]
     if c.lo < 0 or c.hi < c.lo:
         damaged(f"column {name!r}: offsets run from {c.lo} to {c.hi}")
     if pl.kind == K_STR:
@@ -276,12 +339,12 @@ cdef class PointReader:
         """The move dicts of rows ``[start, stop)`` of the batch whose message gave ``length`` rows, field
         nodes ``nodes`` (length, null count pairs), body buffers ``bufs`` (offset, size pairs) and body
         position ``body``; and the batch's decompressed buffers (``cached``, when given: a former return's,
-        of the same batch; else new ones), to cache."""
+        of the same batch, decoded further where these rows need it; else new ones), to cache.  Only the
+        prefix of each buffer that rows ``[0, stop)`` use is decompressed (see above)."""
         cdef Read r
         cdef Scratch s = cached if cached is not None else Scratch.__new__(Scratch)
         cdef BatchDecoder bd
         cdef int j
-        cdef int64_t eb
         if not self.ready:
             raise ValueError("point reader closed")
         if nodes.shape[0] != 2 * self.num_nodes or bufs.shape[0] != 2 * self.num_bufs:
@@ -302,10 +365,10 @@ cdef class PointReader:
         bd.s_keys = self.s_keys
         bd.vec_names = self.vec_names
         for j in range(self.nfill):
-            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, length,
+            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, length, stop,
                   <object>PyList_GET_ITEM(self.fill_names, j))
-        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, length, "policy")
-        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, length, "search")
+        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, length, stop, "policy")
+        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, length, stop, "search")
         if self.nv:
             bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
             if bd.vecs == NULL:
@@ -313,16 +376,14 @@ cdef class PointReader:
             bd.nv = self.nv
             for j in range(self.nv):
                 memcpy(&bd.vecs[j], &self.vecs[j], sizeof(Vec))
-                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, length, self.vec_names[j])
+                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, length, stop, self.vec_names[j])
                 bd.vecs[j].col.data = NULL
                 bd.vecs[j].values = NULL
                 if not bd.vecs[j].col.absent:
                     if r.nodes[2 * self.vec_values[j].node] < length * self.vsize[j]:
                         damaged(f"vector column {self.vec_names[j]!r} holds fewer values than its rows")
-                    bd.vecs[j].values = _buffer(&r, s, self.vec_values[j].buf + 1, length * bd.vecs[j].nbytes)
-        out = bd.decode(start, stop)
-        s.sealed = True
-        return out, s
+                    bd.vecs[j].values = _buffer(&r, s, self.vec_values[j].buf + 1, stop * bd.vecs[j].nbytes)
+        return bd.decode(start, stop), s
 
 
 cdef Place _place(dict places, dict kinds, str path, str kind) except *:
@@ -343,14 +404,14 @@ cdef Place _place(dict places, dict kinds, str path, str kind) except *:
 
 
 cdef int _entries_at(Entries* en, const Place* lst, const Place* f, int nf, Read* r, Scratch s, int64_t length,
-                     str name) except -1:
-    """Point ``en`` at a list<struct> column of ``length`` rows and its entries."""
+                     int64_t rows, str name) except -1:
+    """Point ``en`` at a list<struct> column of ``length`` rows, read up to row ``rows``, and its entries."""
     cdef int j
     cdef int64_t eb
-    _fill(&en.list, lst, r, s, length, name)
+    _fill(&en.list, lst, r, s, length, rows, name)
     eb = en.list.hi
     for j in range(nf):
-        _fill(&en.f[j], &f[j], r, s, eb, name)
+        _fill(&en.f[j], &f[j], r, s, eb, eb, name)
     return 0
 
 

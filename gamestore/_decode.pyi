@@ -30,9 +30,13 @@ class BatchDecoder:
         """The move dicts of rows ``[start, stop)``; ``IndexError`` outside the batch."""
 
 class Scratch:
-    """The decompressed body buffers of one moves batch (a point read's, kept in ``shard.BATCH_CACHE``)."""
+    """The decompressed body buffers of one moves batch (a point read's, kept in ``shard.BATCH_CACHE``), each
+    decoded up to the prefix the reads so far needed."""
 
     nbytes: int
+    @property
+    def decoded(self) -> int:
+        """Bytes decompressed (or copied) so far, over all buffers."""
 
 class PointReader:
     """Move dicts of any game of one zstd Arrow IPC moves file, read from the file's bytes (``_ext/_decode_point.pxi``)."""
@@ -56,7 +60,11 @@ class PointReader:
         cached: Scratch | None = ...,
     ) -> tuple[list[dict], Scratch]: ...
 
-def set_zstd(create: int, free_: int, decompress: int, is_error: int) -> None: ...
+def set_zstd(
+    create: int, free_: int, decompress: int, is_error: int, begin: int = ..., next_size: int = ...,
+    decompress_continue: int = ...,
+) -> None: ...
+def prefix_reads() -> bool: ...
 def str_table(arr: pa.Array) -> StrTable: ...
 
 class RowReader:

@@ -1,7 +1,8 @@
 """Point reads of one game's moves (``get_game``) by the compiled decoder, straight from a moves file's bytes.
 
 :class:`gamestore._decode.PointReader` (``_ext/_decode_point.pxi``) decompresses only the body buffers of a
-record batch that the columns it decodes use, through libzstd's C API with one context per thread, and builds
+record batch that the columns it decodes use, and of each only the prefix up to the game's last row (block by
+block, libzstd's streaming API), through libzstd's C API with one context per thread, and builds
 the move dicts from them: no pyarrow buffer, array or batch per read (their assembly was two thirds of a
 batch read).  This module finds libzstd's functions, maps a file's schema to the places of its fields in the
 batch messages, and sets a reader up per file.  Where any of it is unavailable (the pure-Python backend,
@@ -24,13 +25,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ipc_batch import FastBatchReader
     from .shard import ShardReader
 
-__all__ = ["available", "field_places", "decode"]
+__all__ = ["available", "prefix_reads", "field_places", "decode"]
 
 _FUNCTIONS = ("ZSTD_createDCtx", "ZSTD_freeDCtx", "ZSTD_decompressDCtx", "ZSTD_isError")
+#: libzstd's buffer-less streaming API (its "static linking only" section, exported by the shared library):
+#: with it a point read decompresses only the prefix of a buffer its game needs; without it, whole buffers
+_STREAMING = ("ZSTD_decompressBegin", "ZSTD_nextSrcSizeToDecompress", "ZSTD_decompressContinue")
 
 
 def _zstd_addresses() -> tuple[int, ...] | None:
-    """The addresses of :data:`_FUNCTIONS`: the system's libzstd, else the copy inside zstandard's cffi backend."""
+    """The addresses of :data:`_FUNCTIONS` and, where all are exported, :data:`_STREAMING`: the system's
+    libzstd, else the copy inside zstandard's cffi backend."""
     for name in ("libzstd.so.1", "libzstd.so", "libzstd.1.dylib", "libzstd.dylib"):
         try:
             lib = ctypes.CDLL(name)
@@ -38,7 +43,11 @@ def _zstd_addresses() -> tuple[int, ...] | None:
         except (OSError, AttributeError):
             continue
         if all(got) and lib.ZSTD_versionNumber() >= 10400:
-            return got  # type: ignore[return-value]
+            try:
+                more = tuple(ctypes.cast(getattr(lib, f), ctypes.c_void_p).value for f in _STREAMING)
+            except AttributeError:
+                more = ()
+            return got + more if all(more) else got  # type: ignore[return-value]
     try:
         from zstandard import _cffi  # type: ignore[attr-defined]
         return tuple(int(_cffi.ffi.cast("uintptr_t", _cffi.ffi.addressof(_cffi.lib, f))) for f in _FUNCTIONS)
@@ -66,6 +75,12 @@ _decode_mod = _install()
 def available() -> bool:
     """True when point reads run compiled (the extension is built and libzstd was found)."""
     return _decode_mod is not None
+
+
+def prefix_reads() -> bool:
+    """True when point reads decompress only the prefix of each buffer that the game needs (libzstd's
+    streaming API was found); else they decompress the buffers they use whole."""
+    return _decode_mod is not None and bool(_decode_mod.prefix_reads())
 
 
 def field_places(schema: pa.Schema) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[str, int]], int, int]:

@@ -180,3 +180,133 @@ def test_game_rows_of_the_frozen_fixtures(fixtures_dir=Path(__file__).parent / "
             with pytest.raises(IndexError):
                 rows.row(rows.num_rows)
             reader.close()
+
+
+# ---------------------------------------------------------------------------
+# Prefix reads: only the part of each buffer up to the game's last row is decompressed
+# ---------------------------------------------------------------------------
+def _place(store, game_id):
+    """(reader, batch index, first row, stop row) of a game's moves."""
+    loc = store._catalog.locate(game_id)
+    reader = store._catalog.reader(loc.shard_id)
+    index = reader.batch_index(loc.move_offset)
+    start = loc.move_offset - reader.batch_starts[index]
+    return reader, index, start, start + loc.num_moves
+
+
+def _decoded(store, game_id) -> int:
+    """Bytes the cached scratch of the game's batch holds decoded."""
+    reader, index, _, _ = _place(store, game_id)
+    return shard.BATCH_CACHE.get(reader.batch_key(index)).decoded
+
+
+@pytest.fixture
+def whole_buffers():
+    """Point reads without libzstd's streaming API (every needed buffer decompressed whole), restored after."""
+    addresses = pointread._zstd_addresses()
+    assert addresses is not None and len(addresses) == 7  # the system libzstd exports the streaming API
+    pointread._decode_mod.set_zstd(*addresses[:4])
+    try:
+        yield
+    finally:
+        pointread._decode_mod.set_zstd(*addresses)
+
+
+@pytest.fixture(scope="module")
+def one_batch(tmp_path_factory):
+    """12 realistic games of 100 moves in one batch of 1,200 rows: its larger buffers (search entries, the
+    49-float vectors) are zstd frames of more than one block."""
+    games = realistic_games(12, seed=7, moves_per_game=100)
+    path = tmp_path_factory.mktemp("prefix") / "s"
+    with gamestore.open(path, vectors=REAL_VECTORS, batch_rows=1200) as store:
+        store.write_games(games)
+        store.flush()
+    return path, games
+
+
+def test_prefix_reads_of_first_middle_and_last_games_of_a_batch(one_batch, monkeypatch):
+    """Every game of a batch, read in several orders from fresh and shared caches, equals the whole-batch path;
+    the first game's read decodes less of the batch than the last one's, and reading the last game after the
+    first decodes the rest into the cached buffers."""
+    path, games = one_batch
+    ids = [g["game_id"] for g in games]
+    with gamestore.open(path, create=False) as store:
+        assert {_place(store, g)[:2] == _place(store, ids[0])[:2] for g in ids} == {True}  # one batch
+        assert _place(store, ids[0])[2] == 0 and _place(store, ids[-1])[3] == 1200
+        want = {g: _batch_path(store, g, monkeypatch) for g in ids}
+        assert pointread.prefix_reads()
+        calls = _counting(monkeypatch)
+        for order in (ids, ids[::-1], [ids[6], ids[0], ids[11], ids[5]]):
+            monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+            for gid in order:
+                assert games_equal(store.get_game(gid), want[gid])
+        assert len(calls) == 2 * len(ids) + 4 and all(calls)
+        sizes = {}
+        for gid in (ids[0], ids[6], ids[-1]):
+            monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+            store.get_game(gid)
+            sizes[gid] = _decoded(store, gid)
+        assert sizes[ids[0]] < sizes[ids[6]] < sizes[ids[-1]]
+        store.get_game(ids[0])  # after the last game: its cached buffers serve, nothing decoded again
+        assert _decoded(store, ids[0]) == sizes[ids[-1]]
+        monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+        store.get_game(ids[0])
+        store.get_game(ids[-1])  # the first game's cached prefix, decoded further
+        assert _decoded(store, ids[-1]) == sizes[ids[-1]]
+        assert games_equal(store.get_game(ids[6]), want[ids[6]])
+
+
+def test_whole_buffers_without_the_streaming_api(one_batch, monkeypatch, whole_buffers):
+    path, games = one_batch
+    with gamestore.open(path, create=False) as store:
+        assert not pointread.prefix_reads()
+        calls = _counting(monkeypatch)
+        first = store.get_game(games[0]["game_id"])
+        whole = _decoded(store, games[0]["game_id"])
+        assert games_equal(first, _batch_path(store, games[0]["game_id"], monkeypatch))
+        assert games_equal(store.get_game(games[-1]["game_id"]), _batch_path(store, games[-1]["game_id"], monkeypatch))
+        assert _decoded(store, games[-1]["game_id"]) == whole and calls == [True, True]
+
+
+def _second_block(frame: bytes) -> int:
+    """Position of the second block header of a zstd frame (the first block is not the last)."""
+    fhd = frame[4]
+    single, fcs, did = (fhd >> 5) & 1, (0, 2, 4, 8)[fhd >> 6], (0, 1, 2, 4)[fhd & 3]
+    pos = 5 + (0 if single else 1) + did + (1 if single and not fcs else fcs)
+    head = int.from_bytes(frame[pos:pos + 3], "little")
+    assert not head & 1, "a frame of one block"
+    return pos + 3 + (1 if (head >> 1) & 3 == 1 else head >> 3)
+
+
+@pytest.mark.filterwarnings("ignore::gamestore.errors.DamagedShardWarning")  # the shard is quarantined
+def test_damage_past_the_prefix_costs_only_the_games_that_reach_it(one_batch, tmp_path, monkeypatch):
+    """A frame damaged in its second block, checksums recomputed (a crafted shard): the first game, whose rows
+    end in the first block, reads back equal; a game whose rows reach the damage is a ShardCorruptError naming
+    the shard and the batch."""
+    import shutil
+
+    from gamestore.errors import ShardCorruptError
+    from helpers.crafted import record_checksums
+
+    src, games = one_batch
+    path = tmp_path / "s"
+    shutil.copytree(src, path)
+    with gamestore.open(path, create=False) as store:
+        reader, index, _, _ = _place(store, games[0]["game_id"])
+        sid, fast = reader.shard_id, reader.fast_reader()
+        places, _, _, _ = pointread.field_places(fast.schema)
+        _, _, bufs, body = fast.point_layout(index)
+        k = places["vec_heuristic_features.item"][1] + 1  # the float values
+        at = body + int(bufs[2 * k]) + 8
+        frame = bytes(fast.view[at:at + int(bufs[2 * k + 1]) - 8])
+        block = at + _second_block(frame)
+    moves = path / "shards" / sid / shard.MOVES_FILE
+    data = bytearray(moves.read_bytes())
+    data[block] |= 0b110  # block type 3: reserved, a decoder must reject it
+    moves.write_bytes(bytes(data))
+    record_checksums(path / "shards" / sid)
+    with gamestore.open(path, create=False) as store:
+        assert games_equal(store.get_game(games[0]["game_id"]), games[0])
+        with pytest.raises(ShardCorruptError, match="moves.arrow batch 0") as err:
+            store.get_game(games[-1]["game_id"])
+        assert err.value.shard_id == sid

@@ -142,6 +142,13 @@ def reseal(shard_dir: Path, batches: list[pa.RecordBatch]) -> None:
             for b in batches:
                 w.write_batch(b)
     tmp.replace(path)
+    record_checksums(shard_dir)
+
+
+def record_checksums(shard_dir: Path) -> None:
+    """Record the size, digest and batch checksums of ``moves.arrow`` as it is now in its shard's manifest: bytes
+    changed in place pass the checksums (a crafted shard)."""
+    path = shard_dir / shard.MOVES_FILE
     manifest_path = shard_dir / shard.MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["files"][shard.MOVES_FILE] = {
