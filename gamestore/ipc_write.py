@@ -1,4 +1,4 @@
-"""Writing zstd-compressed Arrow IPC files with one reused zstd context.
+"""Writing zstd-compressed Arrow IPC files with reused zstd contexts, all buffers in one call.
 
 Arrow's IPC writer compresses every body buffer with a new zstd context,
 and setting one up costs about as much as compressing a small buffer: a
@@ -10,9 +10,13 @@ batch message gets a new header (the same field nodes, the compressed
 buffers' offsets and lengths, ``BodyCompression{ZSTD, BUFFER}``; the
 flatbuffers written by hand) and a body of ``int64 uncompressed length +
 zstd frame`` buffers, 8-byte aligned, exactly what Arrow's writer
-produces (messages compressed in parallel threads, as Arrow's writer
-compresses buffers in its thread pool); the schema message is copied, the
-footer copied with its blocks patched.  The bytes differ from Arrow's writer only in where
+produces; the schema message is copied, the footer copied with its blocks
+patched.  Every buffer of the file is compressed by one zstandard call
+(``multi_compress_to_buffer``, in its own threads, as Arrow's writer
+compresses in its thread pool) that keeps the GIL released throughout, and
+the file is written with one write: a seal in a helper thread
+(``gamestore/sealing.py``) then rarely needs the GIL back while the
+writer's thread encodes.  The bytes differ from Arrow's writer only in where
 frames end; every reader sees the same file (docs/format.md section 2).
 Messages it does not expect (custom metadata, variadic buffers) make it
 hand the batches to Arrow's writer instead.
@@ -22,16 +26,14 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import zstandard as _zstd
 
-from . import gil
 
-__all__ = ["write_ipc_file", "ipc_file_bytes", "ZSTD_LEVEL"]
+__all__ = ["write_ipc_file", "write_buffer", "ipc_file_bytes", "ZSTD_LEVEL"]
 
 ZSTD_LEVEL = 1  # Arrow's default for IPC zstd; level -1 saves ~0.25 us/move for ~15% more bytes
 _ARROW_OPTIONS = ipc.IpcWriteOptions(compression=pa.Codec("zstd", ZSTD_LEVEL))
@@ -45,6 +47,7 @@ _U16 = struct.Struct("<H")
 _I64 = struct.Struct("<q")
 _PAIR = struct.Struct("<qq")
 _BLOCK = struct.Struct("<qi4xq")
+_ZEROS = bytes(8)
 _local = threading.local()
 _THREADS = min(4, os.cpu_count() or 1)
 
@@ -156,8 +159,8 @@ def _header(kind: int, length: int, nodes: bytes, buffers: bytes, body_len: int,
     return bytes(out)
 
 
-def _compress_message(src: memoryview, offset: int, meta_len: int, body_len: int) -> tuple[bytes, int]:
-    """The compressed form of the message at ``offset`` of the plain file (header and body), and its header's length."""
+def _parse_message(src: memoryview, offset: int, meta_len: int) -> tuple[int, int, bytes, list[tuple[int, int]], int | None]:
+    """(kind, length, field nodes, buffers, dictionary id or None) of the plain file's message at ``offset``."""
     fb = offset + 8 if _I32.unpack_from(src, offset)[0] == -1 else offset + 4
     msg = _table(src, _deref(src, fb))
     if _field(src, msg, 4):
@@ -174,26 +177,27 @@ def _compress_message(src: memoryview, offset: int, meta_len: int, body_len: int
         header = _table(src, _deref(src, _field(src, header, 1)))
     elif kind != _RECORD_BATCH:
         raise _Fallback(f"message type {kind}")
-    length, nodes, buffers = _record_batch(src, header)
-    body_start = offset + meta_len
-    compress = _cctx().compress
-    parts: list[bytes] = []
-    layout = bytearray()
-    pos = 0
-    for off, size in buffers:
-        if size == 0:
-            layout += _PAIR.pack(pos, 0)
-            continue
-        frame = compress(src[body_start + off : body_start + off + size])
-        n = 8 + len(frame)
-        layout += _PAIR.pack(pos, n)
-        parts += (_I64.pack(size), frame, bytes(_pad8(n) - n))
-        pos += _pad8(n)
-    fb_bytes = _header(kind, length, nodes, bytes(layout), pos, dict_id)
-    return b"".join([_CONTINUATION, _I32.pack(len(fb_bytes)), fb_bytes, *parts]), 8 + len(fb_bytes)
+    return (kind, *_record_batch(src, header), dict_id)
 
 
-def _recompress(plain: pa.Buffer) -> list[bytes]:
+def _compress_all(slices: list[memoryview]) -> Sequence[Any]:
+    """The zstd frames of ``slices``, in order.
+
+    One ``multi_compress_to_buffer`` call compresses them all in zstandard's own threads without
+    taking the GIL back in between (a call per buffer released and re-took it ~6,000 times per
+    shard, each time waiting for the encoder in the writer's thread to let go of it); zstandard's
+    cffi backend has no such call: one ``compress`` per buffer there.  The frames are the same.
+    """
+    if not slices:
+        return []
+    cctx = _cctx()
+    try:
+        return cctx.multi_compress_to_buffer(slices, threads=min(_THREADS, len(slices)))
+    except (AttributeError, NotImplementedError):
+        return [cctx.compress(s) for s in slices]
+
+
+def _recompress(plain: pa.Buffer) -> list[Any]:
     """The zstd-compressed form of an uncompressed Arrow IPC file (the module docstring), in pieces."""
     src = memoryview(plain)
     n = len(src)
@@ -208,50 +212,61 @@ def _recompress(plain: pa.Buffer) -> list[bytes]:
         blocks += [(start + 24 * k, *_BLOCK.unpack_from(src, start + 24 * k)) for k in range(count)]
     blocks.sort(key=lambda b: b[1])
     first = blocks[0][1] if blocks else footer_start
-    out = [bytes(src[:first])]  # magic and the schema message, as they are
+    messages = [_parse_message(src, offset, meta_len) for _, offset, meta_len, _ in blocks]
+    frames = iter(_compress_all([
+        src[offset + meta_len + off : offset + meta_len + off + size]
+        for (_, offset, meta_len, _), (_, _, _, buffers, _) in zip(blocks, messages)
+        for off, size in buffers if size
+    ]))
+    out: list[Any] = [src[:first]]  # magic and the schema message, as they are
     written = first
     new_footer = bytearray(src[footer_start : n - 10])
-    threads = min(_THREADS, len(blocks))
-    if threads > 1:  # zstd runs without the GIL: messages compress in parallel (a pool per file: fork-safe)
-        with ThreadPoolExecutor(threads, thread_name_prefix="gamestore-zstd") as pool:
-            # gil.inherit: in an async store's pool call, these threads hand the GIL to the loop too
-            messages = list(pool.map(gil.inherit(lambda b: _compress_message(src, *b[1:])), blocks))
-    else:
-        messages = [_compress_message(src, *b[1:]) for b in blocks]
-    for (at, _, _, _), (message, head_len) in zip(blocks, messages):
-        _BLOCK.pack_into(new_footer, at - footer_start, written, head_len, len(message) - head_len)
-        out.append(message)
-        written += len(message)
+    for (at, _, _, _), (kind, length, nodes, buffers, dict_id) in zip(blocks, messages):
+        layout = bytearray()
+        body: list[Any] = []
+        pos = 0
+        for _, size in buffers:
+            if size == 0:
+                layout += _PAIR.pack(pos, 0)
+                continue
+            frame = next(frames)
+            k = 8 + len(frame)
+            layout += _PAIR.pack(pos, k)
+            body += (_I64.pack(size), frame, _ZEROS[: _pad8(k) - k])
+            pos += _pad8(k)
+        fb_bytes = _header(kind, length, nodes, bytes(layout), pos, dict_id)
+        _BLOCK.pack_into(new_footer, at - footer_start, written, 8 + len(fb_bytes), pos)
+        out += (_CONTINUATION, _I32.pack(len(fb_bytes)), fb_bytes, *body)
+        written += 8 + len(fb_bytes) + pos
     out += (bytes(new_footer), _I32.pack(len(new_footer)), _MAGIC)
     return out
 
 
-def _pieces(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> list[Any]:
-    """The zstd-compressed Arrow IPC file of ``batches``, in pieces (the module docstring)."""
-    batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
+def _write_plain(schema: pa.Schema, batches: list[pa.RecordBatch], options: ipc.IpcWriteOptions) -> pa.Buffer:
+    """The Arrow IPC file of ``batches`` laid out by Arrow's writer, in memory: one ``write_table`` call
+    (one GIL release for the whole file, where a ``write_batch`` per batch released and re-took it each time)."""
     sink = pa.BufferOutputStream()
-    with ipc.new_file(sink, schema, options=_PLAIN) as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-    try:
-        return _recompress(sink.getvalue())
-    except _Fallback:
-        sink = pa.BufferOutputStream()
-        with ipc.new_file(sink, schema, options=_ARROW_OPTIONS) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-        return [sink.getvalue()]
-
-
-def write_ipc_file(path: str | os.PathLike, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
-    """Write ``batches`` as a zstd-compressed Arrow IPC file at ``path`` (the module docstring)."""
-    pieces = _pieces(schema, batches)
-    with pa.OSFile(str(path), "wb") as f:  # a native sink: the writes run without the GIL
-        for piece in pieces:
-            f.write(piece)
+    with ipc.new_file(sink, schema, options=options) as writer:
+        writer.write_table(pa.Table.from_batches(batches, schema=schema))
+    return sink.getvalue()
 
 
 def ipc_file_bytes(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Buffer:
-    """The file :func:`write_ipc_file` writes, in memory (object storage uploads it with one PUT)."""
-    pieces = _pieces(schema, batches)
-    return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], pa.Buffer) else pa.py_buffer(b"".join(pieces))
+    """The zstd-compressed Arrow IPC file of ``batches``, in memory (the module docstring)."""
+    batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
+    try:
+        pieces = _recompress(_write_plain(schema, batches, _PLAIN))
+    except _Fallback:
+        return _write_plain(schema, batches, _ARROW_OPTIONS)
+    return pa.py_buffer(b"".join(pieces))
+
+
+def write_buffer(path: str | os.PathLike, data: pa.Buffer) -> None:
+    """Write ``data`` as the file at ``path`` in one native write (it runs without the GIL)."""
+    with pa.OSFile(str(path), "wb") as f:
+        f.write(data)
+
+
+def write_ipc_file(path: str | os.PathLike, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+    """Write ``batches`` as a zstd-compressed Arrow IPC file at ``path`` (:func:`ipc_file_bytes`, one write)."""
+    write_buffer(path, ipc_file_bytes(schema, batches))

@@ -23,8 +23,8 @@ import pyarrow as pa
 from . import faults
 from .checksum import file_checksums
 from .errors import StoreFullError
-from .fsutil import fsync_dir, fsync_file, sha256_file, utc_stamp
-from .ipc_write import ipc_file_bytes, write_ipc_file
+from .fsutil import fsync_dir, fsync_file, utc_stamp
+from .ipc_write import ipc_file_bytes, write_buffer
 from .manifest import GAMES_FILE, MANIFEST, MOVES_FILE, build_manifest
 from .schema import FORMAT_VERSION, GAMES_SCHEMA, VectorSpec, moves_schema
 from .storage import Storage
@@ -60,12 +60,29 @@ def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator
         yield from moves.slice(start, end - start).to_batches()
 
 
-def _write_ipc(path: Path, schema: pa.Schema, batches, *, fsync: bool) -> None:
-    # compressed with one reused zstd context (ipc_write); written through a native sink, without the
-    # GIL (a Python file object would take the GIL for every write and stall an event loop in another thread)
-    write_ipc_file(path, schema, batches)
+def _write_ipc(path: Path, data: pa.Buffer, *, fsync: bool) -> None:
+    # one native write of the whole file, without the GIL (a Python file object would take it for every
+    # write and stall an event loop, or the encoder, in another thread)
+    write_buffer(path, data)
     if fsync:
         fsync_file(path)
+
+
+def _file_bytes(games: pa.Table, batches: list[pa.RecordBatch], mschema: pa.Schema,
+                gschema: pa.Schema) -> dict[str, pa.Buffer]:
+    """The shard's two Arrow IPC files, compressed, in memory (ipc_write)."""
+    return {
+        MOVES_FILE: ipc_file_bytes(mschema, batches),
+        GAMES_FILE: ipc_file_bytes(gschema, games.combine_chunks().to_batches()),
+    }
+
+
+def _file_records(data: dict[str, pa.Buffer]) -> dict[str, dict[str, Any]]:
+    """The manifest's record of each file: size, SHA-256 and checksums, hashed from the bytes in memory."""
+    return {
+        name: {"bytes": buf.size, "sha256": hashlib.sha256(memoryview(buf)).hexdigest(), "checksums": file_checksums(buf)}
+        for name, buf in data.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -103,23 +120,17 @@ def write_shard(
     gschema = GAMES_SCHEMA.with_metadata(_file_metadata("games", shard_id))
     moves = moves.cast(mschema) if moves.schema != mschema.remove_metadata() else moves
     batches = list(_move_batches(games, moves, batch_rows))
+    data = _file_bytes(games, batches, mschema, gschema)
+    files = _file_records(data)
     if not storage.local:
-        return _write_shard_object(storage, shard_id, games, moves, batches, mschema, gschema, vectors, replaces)
+        return _write_shard_object(storage, shard_id, games, moves, batches, data, files, vectors, replaces)
     root = storage.local_path()
     staging = root / "tmp" / new_shard_id()  # this process's pid in the name, whatever id is given (layout.py)
     final = root / "shards" / shard_id
     try:
         staging.mkdir(parents=True)
-        _write_ipc(staging / MOVES_FILE, mschema, batches, fsync=fsync)
-        _write_ipc(staging / GAMES_FILE, gschema, games.combine_chunks().to_batches(), fsync=fsync)
-        files: dict[str, dict[str, Any]] = {
-            name: {
-                "bytes": (staging / name).stat().st_size,
-                "sha256": sha256_file(staging / name),
-                "checksums": file_checksums(staging / name),
-            }
-            for name in (MOVES_FILE, GAMES_FILE)
-        }
+        for name, buf in data.items():
+            _write_ipc(staging / name, buf, fsync=fsync)
         manifest = build_manifest(shard_id, games, moves, batches, vectors, files, replaces)
         with open(staging / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, separators=(",", ":"))
@@ -146,18 +157,10 @@ def write_shard(
     return ShardInfo(shard_id, str(final), games.num_rows, moves.num_rows, size)
 
 
-def _write_shard_object(storage: Storage, shard_id, games, moves, batches, mschema, gschema, vectors,
+def _write_shard_object(storage: Storage, shard_id, games, moves, batches, data, files, vectors,
                         replaces: Sequence[str]) -> ShardInfo:
     """Object-storage commit: data objects under the shard's unique prefix, the manifest last."""
     prefix = f"shards/{shard_id}"
-    data = {
-        MOVES_FILE: ipc_file_bytes(mschema, batches),
-        GAMES_FILE: ipc_file_bytes(gschema, games.combine_chunks().to_batches()),
-    }
-    files = {
-        name: {"bytes": buf.size, "sha256": hashlib.sha256(memoryview(buf)).hexdigest(), "checksums": file_checksums(buf)}
-        for name, buf in data.items()
-    }
     body = json.dumps(build_manifest(shard_id, games, moves, batches, vectors, files, replaces), separators=(",", ":")).encode()
     try:
         for name, buf in data.items():
