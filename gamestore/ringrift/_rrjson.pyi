@@ -9,3 +9,7 @@ def search_maps(q: dict, vc: dict, pp: dict) -> bool:
 
 def finite_floats(d: dict) -> bool:
     """True when every value of ``d`` is a finite float."""
+
+def canonical_object(text: str, key: str) -> tuple[int, int, int] | None:
+    """``(index, key start, value end)`` of the top-level item ``key`` ((-1, -1, -1) when absent) when ``text`` is
+    proven to be an object spelled as ``records.dump_json`` spells it; None when not proven."""

@@ -12,6 +12,7 @@ import operator
 from typing import Any, Mapping, Sequence
 
 from ..errors import RecordError
+from ..rawjson import JSONText
 from ..records import INT_RANGES
 from ..schema import MOVE_KNOWN_KEYS
 from .jsontext import (
@@ -495,7 +496,7 @@ def history_to_records(rows: Sequence[tuple], move_texts: Sequence[str], game_id
             else:
                 bstate, bmeta = encode_state_cell(before, row[ic], move_texts, strip=True, hint=_hint(mn, 0))
                 bmeta.pop("c", None)
-                bmeta["state"] = bstate
+                bmeta["state"] = dict(bstate) if isinstance(bstate, JSONText) else bstate  # nested: a plain value
                 entry["rr_before"] = bmeta
         prev_after = after
         out.append(entry)

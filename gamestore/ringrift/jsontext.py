@@ -14,6 +14,9 @@ import json
 import math
 from typing import Any, Callable, Mapping, Sequence
 
+from ..rawjson import JSONText
+from ..records import dump_json
+
 __all__ = [
     "STYLES",
     "dumps",
@@ -324,18 +327,82 @@ def _history_in_place(value: dict, short: str, text: str, cut: int) -> bool:
     return short[at : at + 2] == "[]" and text_matches(probe, with_sentinel, "c", nan_free=True)
 
 
+def _py_canonical_object(text: str, key: str) -> tuple[int, int, int] | None:
+    """``(index, key start, value end)`` of the top-level item ``key`` ((-1, -1, -1) when absent) when ``text`` is
+    ASCII and exactly ``records.dump_json`` of the object ``json.loads`` reads from it, else None (the reference
+    of ``_rrjson.canonical_object``, which may also answer None for what it cannot prove: see there)."""
+    if not (text.isascii() and key.isascii()):
+        return None
+    try:
+        value = json.loads(text)
+        same = type(value) is dict and dump_json(value) == text
+    except (ValueError, RecursionError):
+        return None
+    if not same:
+        return None
+    if key not in value:
+        return -1, -1, -1
+    items = list(value.items())
+    at = list(value).index(key)
+    start = len(dump_json(dict(items[:at]))) - 1 + (at > 0)
+    return at, start, start + len(dump_json(key)) + 1 + len(dump_json(value[key]))
+
+
+try:
+    from ._rrjson import canonical_object as _canonical_object
+except ImportError:  # pragma: no cover - extension not built: the reference
+    _canonical_object = _py_canonical_object
+
+
+def _proven_text(text: str) -> JSONText | None:
+    """``text`` as a :class:`~gamestore.rawjson.JSONText` when it is the canonical text of an object without a
+    ``moveHistory`` key (the store then writes it as it is), else None."""
+    found = _canonical_object(text, "moveHistory")
+    return JSONText.proven(text) if found is not None and found[0] < 0 else None
+
+
+def _without_history(short: str) -> tuple[JSONText, int] | None:
+    """The state of ``short`` (a state text whose first ``"moveHistory":[`` opens an emptied history) without that
+    key, as canonical text, and the key's index: None when not proven.
+
+    Proven: ``short`` is ``dump_json`` of its object, that first ``"moveHistory":[]`` is its top-level item and
+    the sentinel of :func:`render_state` occurs nowhere else, so rendering the state with the history gives back
+    the text the history was cut from; the item and one comma removed, the rest is ``dump_json`` of the state.
+    """
+    found = _canonical_object(short, "moveHistory")
+    if found is None:
+        return None
+    at, ks, ve = found
+    i = short.find(_MH_KEY)
+    if ks != i or ve != i + len(_MH_KEY) + 1 or _SENTINEL_TOKEN in short:
+        return None
+    if at == 0:
+        stripped = "{" + (short[ve + 1 :] if short[ve] == "," else short[ve:])
+    else:
+        stripped = short[: ks - 1] + short[ve:]
+    return JSONText.proven(stripped), at
+
+
 def encode_state(
     text: str, move_texts: Sequence[str], *, default: str = "c", hint: int | None = None
 ) -> tuple[Any, dict] | None:
     """Split a state's JSON text into ``(state, meta)`` such that ``render_state(state, meta.get("mh"), meta.get("st", default), move_texts)`` is ``text``.
 
     The embedded ``moveHistory`` is dropped when it is the text of the game's
-    first moves; returns None when the text cannot be reproduced.
+    first moves; returns None when the text cannot be reproduced.  A state
+    whose text is canonical (``records.dump_json``: RingRift's compact style)
+    comes back as a :class:`~gamestore.rawjson.JSONText` (never parsed here,
+    stored as it is).
     """
+    canonical = default == "c"
     if move_texts:
         fast = _strip_history_text(text, move_texts, hint)
         if fast is not None:
             short, n = fast
+            if canonical:
+                proven = _without_history(short)
+                if proven is not None:
+                    return proven[0], {"mh": [proven[1], n]}
             try:
                 value, nan_free = fast_loads(short)
             except ValueError:
@@ -349,6 +416,10 @@ def encode_state(
                 for style in _COMPACT:
                     if render_state(stripped, (at, n), style, move_texts) == text:
                         return stripped, ({"mh": [at, n]} if style == default else {"mh": [at, n], "st": style})
+    if canonical:
+        whole = _proven_text(text)
+        if whole is not None:
+            return whole, {}
     try:
         value = loads(text)
     except ValueError:
