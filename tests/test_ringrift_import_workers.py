@@ -74,7 +74,8 @@ def test_a_failing_import_process_is_an_error_naming_it(tmp_path, start):
     helpers = workers.ImportProcesses(tmp_path / "missing.db", tmp_path / "store", 1, verify=False, pause_gc=False,
                                       start=start)
     try:
-        helpers.serve(workers.TaskPool(["a", "b"], 2), Bar())
+        helpers.serve(workers.TaskPool(["a", "b"], 2))
+        helpers.relay(Bar())
         with pytest.raises(ImportWorkerError, match=r"import process 1 of 2 exited with code 1: .*FileNotFoundError: "
                                                     r"no SQLite file") as info:
             helpers.finish()

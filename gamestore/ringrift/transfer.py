@@ -116,6 +116,14 @@ class _NoBar:
         pass
 
 
+def _create_store(store_path: str | os.PathLike) -> None:
+    """Make the store's files as ``_open_store(create=True)`` would (config, profile, directories), without opening it."""
+    from ..layout import prepare_store
+    from ..storage import Storage
+
+    prepare_store(Storage.from_location(store_path), create=True, profile="ringrift", board_types=None, fsync=True)
+
+
 def _open_store(store_path: str | os.PathLike, *, create: bool):
     from .. import store as store_mod
 
@@ -146,9 +154,10 @@ def import_sqlite(
     The store-level tables go to the store meta documents
     ``ringrift.schema_metadata`` and ``ringrift.orphaned_games``.
     ``workers``: processes importing in all, this one included (None: one per CPU from 2 CPUs and
-    20,000 moves; 0 or 1: everything in this process).  The others are started first and each
-    reads, splits and writes (its own shards) the games it asks this process for, a few at a time
-    (:class:`~gamestore.ringrift.workers.TaskPool`), so all finish together.
+    20,000 moves; 0 or 1: everything in this process).  The others are started first (forked when
+    no other thread runs here) and each reads, splits and writes (its own shards) the games it asks
+    this process for, a few at a time (:class:`~gamestore.ringrift.workers.TaskPool`), so all finish
+    together; one that fails or is killed raises :class:`~gamestore.errors.ImportWorkerError`.
     ``part=(i, n)`` imports only the i-th of n contiguous runs of the source's games (so that
     n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
     ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
@@ -169,28 +178,30 @@ def import_sqlite(
         report_schema = schema_report(con)
         report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
         report.missing = report_schema.lines()
-        report.unowned_rows = unowned_rows(con, report_schema)
-        report.games_in_source = count_games(con, report_schema)
+        ids = game_ids(con, report_schema)
+        if part is not None:
+            index, count = part
+            if not 0 <= index < count:
+                raise ValueError(f"part {index} of {count} does not exist")
+            ids = ids[len(ids) * index // count : len(ids) * (index + 1) // count]
         n_workers = _worker_count(con, report_schema, workers) if part is None else 0
-        if n_workers > 1:  # started first: their interpreters start while this process opens the store
+        if n_workers > 1:
+            # the helpers first, given tasks at once: they open the store (its files made here) while this
+            # process does; everything this one does before its own first task is balanced by the task pool
+            _create_store(store_path)
             helpers = ImportProcesses(src, store_path, n_workers - 1, verify=verify, pause_gc=pause_gc)
+            pool = TaskPool(ids, n_workers)
+            helpers.serve(pool)
         with _open_store(store_path, create=True) as store:
             store.declare_vectors(RINGRIFT_VECTORS)
             if store_tables:
                 merge_store_tables(store, _store_tables(con, report_schema))
-            ids = game_ids(con, report_schema)
-            if part is not None:
-                index, count = part
-                if not 0 <= index < count:
-                    raise ValueError(f"part {index} of {count} does not exist")
-                ids = ids[len(ids) * index // count : len(ids) * (index + 1) // count]
+            report.unowned_rows = unowned_rows(con, report_schema)
+            report.games_in_source = count_games(con, report_schema)
             bar = _progress(progress, report.games_in_source, "import")
             try:
                 if helpers is not None:
-                    store.flush()  # the helpers open the store once they have a task
-                    pool = TaskPool(ids, n_workers)
-                    helpers.serve(pool, bar)
-                    _import_serial(con, report_schema, store, pool, report, helpers.relay(), verify, batch_games)
+                    _import_serial(con, report_schema, store, pool, report, helpers.relay(bar), verify, batch_games)
                     for child in helpers.finish():
                         report.games_already_stored += child["games_already_stored"]
                         report.games_written += child["games_written"]

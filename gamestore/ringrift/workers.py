@@ -113,7 +113,8 @@ class ImportProcesses:
 
     :meth:`serve` hands them tasks from a :class:`TaskPool` as they ask; :meth:`relay` wraps the
     caller's progress bar so that their progress (and a failure) is handled while the caller imports
-    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON).  A helper
+    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON; the
+    relayed bar must have been made).  A helper
     that fails or is killed raises :class:`~gamestore.errors.ImportWorkerError` in the caller (what it
     committed stays in the store; re-running the import adds the rest).
     ``start``: ``"fork"`` (the default when :func:`~gamestore.ringrift.forked.fork_is_safe`) or
@@ -151,9 +152,8 @@ class ImportProcesses:
         cmd += (["--verify"] if verify else []) + (["--pause-gc"] if pause_gc else [])
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
-    def serve(self, pool: TaskPool, bar: Any) -> None:
-        """Start answering the processes' task requests from ``pool``; their progress goes to ``bar``."""
-        self.bar = bar
+    def serve(self, pool: TaskPool) -> None:
+        """Start answering the processes' task requests from ``pool`` (their progress is handled from :meth:`relay`)."""
         self.threads = [threading.Thread(target=_follow, args=(i, p, pool, self.events), daemon=True)
                         for i, p in enumerate(self.procs)]
         for t in self.threads:
@@ -172,8 +172,10 @@ class ImportProcesses:
                 raise ImportWorkerError(f"import process {i + 1} of {self.total} "
                                         f"{exit_reason(self.procs[i].returncode)}: " + (" | ".join(tail) or "no output"))
 
-    def relay(self) -> "_RelayBar":
-        """A bar for the caller's own tasks that also handles the processes' events in between."""
+    def relay(self, bar: Any) -> "_RelayBar":
+        """A bar for the caller's own tasks that also handles the processes' events in between (their progress
+        goes to ``bar`` too)."""
+        self.bar = bar
         return _RelayBar(self)
 
     def finish(self) -> list[dict]:
