@@ -241,6 +241,11 @@ def test_prefix_reads_of_first_middle_and_last_games_of_a_batch(one_batch, monke
             for gid in order:
                 assert games_equal(store.get_game(gid), want[gid])
         assert len(calls) == 2 * len(ids) + 4 and all(calls)
+        for got, written in zip(store.get_game(ids[6])["moves"], games[6]["moves"]):  # maps in written order
+            for name in ("q_values", "visit_counts", "prior_policy"):
+                assert list(got.get("search", {}).get(name, {}).items()) == \
+                    list(written.get("search", {}).get(name, {}).items())
+            assert list(got.get("policy", {}).items()) == list(written.get("policy", {}).items())
         sizes = {}
         for gid in (ids[0], ids[6], ids[-1]):
             monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
