@@ -20,7 +20,10 @@ random game ids:
   ``point_moves_cached`` (the same batch again: its buffers cached),
   ``game_row`` (the compiled row reader + header);
 - neighbour reads: ``get_game`` of a game whose batch was read by the call
-  before (what the batch cache makes cheap).
+  before (what the batch cache makes cheap);
+- with ``--prefix-ab``: get_game with the point reader decompressing whole
+  buffers against only the prefix up to the game's last row, calls alternated,
+  and the bytes each decompresses.
 """
 from __future__ import annotations
 
@@ -164,6 +167,38 @@ def _ab(store: Any, sample: list[str]) -> dict[str, dict[str, float]]:
     return {k: _stats(v) for k, v in cpu.items()}
 
 
+def _prefix_ab(store: Any, sample: list[str]) -> dict[str, Any]:
+    """CPU per call of get_game with every needed buffer decompressed whole and with only the prefix up to the
+    game's last row (libzstd's streaming API), calls alternated over the same ids, the batch cache cleared before
+    each; and the bytes decompressed per call."""
+    from gamestore import _decode
+
+    addresses = pointread._zstd_addresses()
+    if addresses is None or len(addresses) < 7:
+        return {}
+    modes = {"whole buffers": addresses[:4], "prefix only": addresses}
+    cpu: dict[str, list[float]] = {k: [] for k in modes}
+    decoded = dict.fromkeys(modes, 0)
+    cat = store._catalog
+    try:
+        for n, gid in enumerate(sample):
+            loc = cat.locate(gid)
+            reader = cat.reader(loc.shard_id)
+            key = reader.batch_key(reader.batch_index(loc.move_offset))
+            for name in (list(modes) if n % 2 else list(modes)[::-1]):
+                _decode.set_zstd(*modes[name])
+                shard.BATCH_CACHE.clear()
+                shard.ROW_CACHE.clear()
+                cpu[name].append(_cpu(lambda: store.get_game(gid)))
+                got = shard.BATCH_CACHE.get(key)
+                decoded[name] += getattr(got, "decoded", 0)
+    finally:
+        _decode.set_zstd(*addresses)
+    out: dict[str, Any] = {k: _stats(v) for k, v in cpu.items()}
+    out["decoded_bytes_per_call"] = {k: v / len(sample) for k, v in decoded.items()}
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir)
     _build(work, args.games, args.seed, sqlite=not args.no_sqlite, batch_rows=args.batch_rows)
@@ -191,6 +226,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["get_game"] = {k: _stats(v) for k, v in lat.items() if v}
         if args.ab:
             out["ab"] = _ab(store, sample)
+        if args.prefix_ab and pointread.prefix_reads():
+            out["prefix_ab"] = _prefix_ab(store, sample)
         if db is not None:
             out["sqlite_over_gamestore_p50"] = out["get_game"]["sqlite"]["p50_ms"] / out["get_game"]["gamestore"]["p50_ms"]
             db.close()
@@ -222,6 +259,14 @@ def _print(res: dict[str, Any]) -> None:
         for name, st in res["ab"].items():
             print(f"    {name:<16} p50 {st['p50_ms']:7.3f} ms  p99 {st['p99_ms']:7.3f} ms  mean {st['mean_ms']:7.3f} ms")
         print(f"    point / whole-batch p50 = {b['p50_ms'] / a['p50_ms']:.2f}")
+    if res.get("prefix_ab"):
+        pab = res["prefix_ab"]
+        print("  decompression A/B, calls alternated, caches cleared (CPU):")
+        for name in ("whole buffers", "prefix only"):
+            st = pab[name]
+            print(f"    {name:<16} p50 {st['p50_ms']:7.3f} ms  p99 {st['p99_ms']:7.3f} ms  mean {st['mean_ms']:7.3f} ms"
+                  f"  decompressed {pab['decoded_bytes_per_call'][name] / 1e3:7.1f} KB/call")
+        print(f"    prefix / whole p50 = {pab['prefix only']['p50_ms'] / pab['whole buffers']['p50_ms']:.2f}")
     if "neighbour_get_game" in res:
         s = res["neighbour_get_game"]
         print(f"  get_game neighbour  p50 {s['p50_ms']:7.3f} ms  p99 {s['p99_ms']:7.3f} ms")
@@ -242,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-neighbours", dest="neighbours", action="store_false")
     p.add_argument("--no-split", dest="split", action="store_false", help="skip the split (it needs this checkout's reader)")
     p.add_argument("--ab", action="store_true", help="also time the whole-batch path against the point path (compiled backend)")
+    p.add_argument("--prefix-ab", action="store_true",
+                   help="also time whole-buffer decompression against prefix-only (the point reader's default)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     res = run(args)
