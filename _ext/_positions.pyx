@@ -64,7 +64,7 @@ def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, 
     cdef float* out_f = <float*> cnp.PyArray_DATA(prob)
     cdef double* out_d = <double*> cnp.PyArray_DATA(prob)
     cdef Py_ssize_t i, k, at
-    cdef int64_t start, p, v, first = -1
+    cdef int64_t start, p, first = -1
     cdef int32_t ln
     cdef const int32_t* off
     cdef const int64_t* src_idx
@@ -81,11 +81,12 @@ def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, 
             if ln > width:
                 ln = <int32_t> width
             at = i * width
-            for k in range(ln):
-                v = src_idx[start + k]
-                if v == unknown and first < 0:
-                    first = at + k
-                out_idx[at + k] = v
+            memcpy(out_idx + at, src_idx + start, ln * sizeof(int64_t))
+            if first < 0:
+                for k in range(ln):
+                    if src_idx[start + k] == unknown:
+                        first = at + k
+                        break
             for k in range(ln, width):
                 out_idx[at + k] = -1
             memset(out_mask + at, 1, ln)
