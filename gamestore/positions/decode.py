@@ -29,7 +29,7 @@ from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
 from .direct import Decoded, DirectDecoder
-from .gather import UNKNOWN_KEY, Part, Source
+from .gather import UNKNOWN_KEY, Part, Source, source_addresses
 from .plan import Plan
 
 __all__ = ["SegmentReader"]
@@ -217,7 +217,11 @@ class SegmentReader:
     def _decode(self, sh: _Shard, index: int, plan: Plan, lookup: np.ndarray) -> "pa.RecordBatch | Source":
         """Moves batch ``index`` of ``sh``: a source when decoded directly, else Arrow's batch."""
         got = sh.batch(index, plan.vectors)
-        return self._direct_source(sh, got, plan, lookup) if isinstance(got, Decoded) else got
+        if not isinstance(got, Decoded):
+            return got
+        src = self._direct_source(sh, got, plan, lookup)
+        source_addresses(src, list(plan.vectors))  # here, off the training thread
+        return src
 
     def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Source":
         key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_policy", "copy_rows", "compiled", "addresses"]
+__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_policy", "copy_rows", "compiled", "addresses", "source_addresses"]
 
 #: policy index of a key missing from ``action_map`` while ``unknown_keys="error"`` (reported, never yielded)
 UNKNOWN_KEY = -3
@@ -27,7 +27,7 @@ UNKNOWN_KEY = -3
 class Source:
     """The columns of one moves record batch a dataset needs (see the module docstring)."""
 
-    __slots__ = ("keep", "number", "player", "off", "lens", "code", "index", "prob", "vectors", "extra")
+    __slots__ = ("keep", "number", "player", "off", "lens", "code", "index", "prob", "vectors", "extra", "addr")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class Source:
         self.prob = prob  # [entries], the dataset's probability dtype
         self.vectors = vectors  # name -> (float32 [rows, size], valid uint8 [rows] or None)
         self.extra = extra  # name -> [rows]
+        self.addr: dict[str, int] = {}  # array name -> data address, for the compiled gathers (see :func:`addresses`)
 
 
 class Part:
@@ -81,16 +82,24 @@ def _address(a: np.ndarray | None) -> int:
     return 0 if a is None else int(a.__array_interface__["data"][0])
 
 
+def source_addresses(src: Source, vectors: Sequence[str]) -> dict[str, int]:
+    """The data addresses of ``src``'s arrays the compiled gathers read, kept on the source (a source's arrays
+    never change; a read-ahead thread can take them before the batch is needed)."""
+    got = src.addr
+    if not got:
+        got.update(off=_address(src.off), index=_address(src.index), prob=_address(src.prob))
+    for name in vectors:
+        if f"vec_{name}" not in got:
+            vals, valid = src.vectors[name]
+            got[f"vec_{name}"], got[f"valid_{name}"] = _address(vals), _address(valid)
+    return got
+
+
 def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.ndarray]:
     """Per source, the address of each array the compiled gathers read (once per window; the sources keep them alive)."""
-    def table(get: Any) -> np.ndarray:
-        return np.fromiter((_address(get(s)) for s in srcs), dtype=np.int64, count=len(srcs))
-
-    out = {"off": table(lambda s: s.off), "index": table(lambda s: s.index), "prob": table(lambda s: s.prob)}
-    for name in vectors:
-        out[f"vec_{name}"] = table(lambda s: s.vectors[name][0])
-        out[f"valid_{name}"] = table(lambda s: s.vectors[name][1])
-    return out
+    each = [source_addresses(s, vectors) for s in srcs]
+    names = ["off", "index", "prob"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
+    return {k: np.fromiter((a[k] for a in each), dtype=np.int64, count=len(each)) for k in names}
 
 
 def fill_policy(
