@@ -18,6 +18,7 @@ stay (point reads, ``verify``); ``verify`` checks the column hashes as well.
 """
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 from pathlib import Path
@@ -46,6 +47,43 @@ def _h(data: Any) -> str:
 _i = xxhash.xxh3_64_intdigest
 
 
+def _xxh3_address() -> int:
+    """The address of libxxhash's ``XXH3_64bits`` when the extension is built, the system has the library
+    and it agrees with ``xxhash`` (the spec); 0 otherwise (hashed range by range)."""
+    try:
+        from . import _xxh
+    except ImportError:
+        return 0
+    sample = bytes(range(256)) * 9
+    ranges = np.array([(0, 0), (5, 6), (0, 16), (1, 130), (3, 240), (7, 241), (0, len(sample))], dtype=np.int64)
+    starts, ends = np.ascontiguousarray(ranges[:, 0]), np.ascontiguousarray(ranges[:, 1])
+    for name in ("libxxhash.so.0", "libxxhash.so", "libxxhash.0.dylib", "libxxhash.dylib"):
+        try:
+            fn = ctypes.CDLL(name).XXH3_64bits
+        except (OSError, AttributeError):
+            continue
+        addr = ctypes.cast(fn, ctypes.c_void_p).value or 0
+        if addr and _xxh.hash_ranges(sample, starts, ends, addr).tolist() == [_i(sample[a:b]) for a, b in ranges.tolist()]:
+            return addr
+    return 0
+
+
+_XXH3 = _xxh3_address()
+
+
+def hex_ranges(view: Any, ranges: Sequence[tuple[int, int]]) -> list[str]:
+    """The hex xxh3-64 digests of ``view[a:b]`` for each ``(a, b)`` in ``ranges``: one compiled call without
+    the GIL when libxxhash is found (``_XXH3``), else one ``xxhash`` call per range (a GIL release each)."""
+    if _XXH3 and len(ranges):
+        from . import _xxh
+
+        r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+        data = view.cast("B") if isinstance(view, memoryview) and view.format != "B" else view
+        sums = _xxh.hash_ranges(data, np.ascontiguousarray(r[:, 0]), np.ascontiguousarray(r[:, 1]), _XXH3)
+        return [f"{v:016x}" for v in sums.tolist()]
+    return [_h(view[a:b]) for a, b in ranges]
+
+
 def file_checksums(path: "Path | pa.Buffer") -> dict:
     """The checksum record of a freshly written Arrow IPC file, or of its content (stored in the manifest)."""
     buf: Any
@@ -63,18 +101,24 @@ def file_checksums(path: "Path | pa.Buffer") -> dict:
         start, count = footer.vector(3)
         blocks = [BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
         view = memoryview(buf)
-        batches = [[off, meta + body, _h(view[off : off + meta + body])] for off, meta, body in blocks]
         head_len = blocks[0][0] if blocks else n - 10 - flen
         tail_start = (blocks[-1][0] + blocks[-1][1] + blocks[-1][2]) if blocks else head_len
-        out = {
+        ranges = [(0, head_len), (tail_start, n)] + [(off, off + meta + body) for off, meta, body in blocks]
+        columns = _column_ranges(view, blocks, head_len)
+        sums = hex_ranges(view, ranges + [r for _, rs in columns or () for r in rs])
+        out: dict[str, Any] = {
             "algorithm": ALGORITHM,
-            "head": [head_len, _h(view[:head_len])],
-            "tail": [tail_start, _h(view[tail_start:])],
-            "batches": batches,
+            "head": [head_len, sums[0]],
+            "tail": [tail_start, sums[1]],
+            "batches": [[off, meta + body, sums[2 + k]] for k, (off, meta, body) in enumerate(blocks)],
         }
-        columns = _column_sums(view, blocks, head_len)
         if columns is not None:
-            out["columns"] = columns
+            at = 2 + len(blocks)
+            column_sums = []
+            for meta, rs in columns:
+                column_sums.append([meta, "".join(sums[at : at + len(rs)])])
+                at += len(rs)
+            out["columns"] = column_sums
         view.release()
         return out
     finally:
@@ -82,9 +126,10 @@ def file_checksums(path: "Path | pa.Buffer") -> dict:
             buf.close()
 
 
-def _column_sums(view: memoryview, blocks: list[tuple[int, int, int]], head_len: int) -> list | None:
-    """Per record batch ``[metadata length, hex digests of the metadata and of each top-level column]`` (format
-    3); None where the file's messages are not what this reader parses (e.g. uncompressed): batch hashes only."""
+def _column_ranges(view: memoryview, blocks: list[tuple[int, int, int]], head_len: int) -> list | None:
+    """Per record batch ``(metadata length, the ranges of its metadata and of each top-level column)``, whose
+    hashes the record stores (format 3); None where the file's messages are not what this reader parses
+    (e.g. uncompressed): batch hashes only."""
     if not blocks:
         return []
     try:
@@ -99,8 +144,7 @@ def _column_sums(view: memoryview, blocks: list[tuple[int, int, int]], head_len:
         bounds = [0, *bufs[first[1:], 0].tolist(), body_len]
         if any(b > c for b, c in zip(bounds, bounds[1:])) or bounds[-2] > body_len:
             return None
-        sums = [_h(view[off:body])] + [_h(view[body + a:body + b]) for a, b in zip(bounds, bounds[1:])]
-        out.append([meta, "".join(sums)])
+        out.append((meta, [(off, body)] + [(body + a, body + b) for a, b in zip(bounds, bounds[1:])]))
     return out
 
 
