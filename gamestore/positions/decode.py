@@ -1,12 +1,14 @@
 """Read plan segments from shard files as decoded moves batches (no DuckDB, no torch).
 
-A :class:`SegmentReader` opens ``moves.arrow`` files directly (positioned reads,
-only the needed columns' buffers decompressed), so DataLoader workers never
-need a catalog or a DuckDB connection.  A segment reads as a
+A :class:`SegmentReader` opens ``moves.arrow`` files directly, so DataLoader
+workers never need a catalog or a DuckDB connection.  A segment reads as a
 :class:`~gamestore.positions.gather.Part`: rows of one
 :class:`~gamestore.positions.gather.Source` (the batch's columns, decoded once
-per batch: numpy views of the Arrow buffers where possible), which the
-dataset gathers into padded batches.
+per batch), which the dataset gathers into padded batches.  Batches are
+decoded by :mod:`gamestore.positions.direct` (only the buffers a dataset
+reads, one zstd call without the GIL, numpy views), on a read-ahead thread
+that also turns them into sources; Arrow's IPC reader serves a batch laid
+out otherwise and datasets reading extra ``columns``.
 """
 from __future__ import annotations
 
@@ -301,10 +303,7 @@ class SegmentReader:
         if dec.prob64 is not None:
             valid, p64 = dec.prob64
             prob = np.where(valid, p64.astype(self.prob_dtype), prob)
-        index = code.astype(np.int64)
-        keyed_at = index <= -2
-        if keyed_at.any():
-            index[keyed_at] = lookup[-2 - index[keyed_at]]
+        index = _policy_index(code, lookup)
         return Source(
             keep=dec,
             number=dec.number,
@@ -333,10 +332,7 @@ class SegmentReader:
         every = np.arange(rb.num_rows)
         pol = rb.column("policy")
         code, prob = self._entries(sh, pol)
-        index = code.astype(np.int64)
-        keyed = index <= -2
-        if keyed.any():
-            index[keyed] = self._lookup()[-2 - index[keyed]]
+        index = _policy_index(code, self._lookup())
         vectors = {name: _vector(rb, spec) for name, spec in plan.vectors.items()}
         return Source(
             keep=rb,
@@ -385,6 +381,15 @@ class SegmentReader:
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
         code = np.ascontiguousarray(code, dtype=np.int32)
         return code, np.ascontiguousarray(prob, dtype=self.prob_dtype)
+
+
+def _policy_index(code: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """Per policy entry its index: the action id, ``lookup`` of the key table id for a key (code <= -2), or -1."""
+    index = code.astype(np.int64)
+    keyed = index <= -2
+    if keyed.any():
+        index[keyed] = lookup[-2 - index[keyed]]
+    return index
 
 
 def _policy_lengths(pol: pa.ListArray, rows: np.ndarray) -> np.ndarray:
