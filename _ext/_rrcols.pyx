@@ -115,19 +115,24 @@ cdef extern from *:
         i++;
         if (i < len && s[i] == '}') return -1;  /* empty: the reference's generic path */
         for (;;) {
-            if (!rr_key(s, len, &i, &ks, &kl)) return -1;
             if (first) {
-                if (!rr_reserve(n + 1)) return -1;
+                if (!rr_key(s, len, &i, &ks, &kl) || !rr_reserve(n + 1)) return -1;
                 rr_ks[n] = ks; rr_kl[n] = kl;
-            } else if (n >= expect || kl != rr_kl[n] || memcmp(s + ks, s + rr_ks[n], kl) != 0) {
-                return -1;
+            } else {  /* the first map's key n, quoted: the same bytes rr_key would have taken */
+                if (n >= expect) return -1;
+                kl = rr_kl[n];
+                if (i + kl + 2 > len || s[i] != '"' || memcmp(s + i + 1, s + rr_ks[n], kl) != 0 || s[i + 1 + kl] != '"')
+                    return -1;
+                i += kl + 2;
             }
             if (i + 2 > len || s[i] != ':' || s[i + 1] != ' ') return -1;
             i += 2;
-            e = rr_numend(s, len, i);
-            if (col != 2) {
-                if (!rr_float_exact(s + i, e - i, col == 0 ? &rr_a[n] : &rr_b[n])) return -1;
+            if (col != 2) {  /* the number's end: what follows must be "}" or ", " (no number character) */
+                e = rr_float_prefix(s + i, len - i, col == 0 ? &rr_a[n] : &rr_b[n]);
+                if (!e) return -1;
+                e += i;
             } else {
+                e = rr_numend(s, len, i);
                 if (!rr_int_exact(s + i, e - i, &iv) || iv < -2147483648LL || iv > 2147483647LL) return -1;
                 rr_v[n] = (int32_t)iv;
             }
@@ -181,9 +186,10 @@ cdef extern from *:
                 *flags |= rr_sbit[j];
                 seen |= rr_skind[j] == 1 ? 2 : 4;
                 break;
-            case 3:
-                e = rr_numend(s, len, i);
-                if (!rr_float_exact(s + i, e - i, &dv)) return -1;
+            case 3:  /* followed by "}" or ", ": checked below */
+                e = rr_float_prefix(s + i, len - i, &dv);
+                if (!e) return -1;
+                e += i;
                 sfloat[rr_sj[j]] = dv;
                 *flags |= rr_sbit[j];
                 i = e;

@@ -67,18 +67,43 @@ cdef extern from *:
         return 1;
     }
 
-    /* 1 and *out when s[0:len] is a JSON number that float() reads as *out and repr() writes back
-       exactly as s (so json.dumps gives back the same text); 0 when not proven.  repr's layout
+    /* 8 ASCII digits at p (little-endian load) as their value, or -1 (fast_float's SWAR parse). */
+    static inline int64_t rr_eight(const char* p) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (((x & 0xF0F0F0F0F0F0F0F0ULL) | (((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4))
+                != 0x3333333333333333ULL) return -1;
+        x -= 0x3030303030303030ULL;
+        x = (x * 10) + (x >> 8);
+        x = (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
+             + (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+        return (int64_t)x;
+    #else
+        (void)p;
+        return -1;
+    #endif
+    }
+
+    static inline int rr_ndig8(uint64_t v) {  /* digits of 1 <= v < 10^8 */
+        return v >= 10000000 ? 8 : v >= 1000000 ? 7 : v >= 100000 ? 6 : v >= 10000 ? 5 : v >= 1000 ? 4 : v >= 100 ? 3 : v >= 10 ? 2 : 1;
+    }
+
+    /* The length of the number at s[0:len] (at most 40 characters read) when it is a JSON number that
+       float() reads as *out and repr() writes back exactly as that text; 0 when not proven.  What follows
+       the number is the caller's to check (a separator: no number character).  repr's layout
        (format_float_short, mode 'r'): digits D (n of them, no trailing zero), decimal point
        position decpt; "D[0].D[1:]e+XX" when decpt <= -4 or decpt > 16, else positional with at
        least one digit after the point ("0.000D", "D000.0", "DD.DD"). */
-    static int rr_float_exact(const char* s, Py_ssize_t len, double* out) {
+    static Py_ssize_t rr_float_prefix(const char* s, Py_ssize_t len, double* out) {
         Py_ssize_t i = 0, i0, f0, e0, ilen, flen = -1, elen = 0;
         int neg = 0, nd = 0, z = 0, k = 0, x = 0, xneg = 0, n, decpt, ax;
         uint64_t t = 0;
         double d;
         long double v;
-        if (len > 40 || len < 1) return 0;
+        int64_t v8;
+        if (len < 1) return 0;
+        if (len > 40) len = 40;
         if (s[0] == '-') { neg = 1; i = 1; }
         i0 = i;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
@@ -89,6 +114,11 @@ cdef extern from *:
         if (ilen == 0 || (ilen > 1 && s[i0] == '0')) return 0;
         if (i < len && s[i] == '.') {
             f0 = ++i;
+            while (i + 8 <= len && (v8 = rr_eight(s + i)) >= 0) {  /* 8 digits at a time: as the loop below */
+                if (t) { if (nd + 8 > 19) return 0; t = t * 100000000ULL + (uint64_t)v8; nd += 8; }
+                else if (v8) { t = (uint64_t)v8; nd = rr_ndig8(t); }
+                k -= 8; i += 8;
+            }
             while (i < len && s[i] >= '0' && s[i] <= '9') {
                 if (t || s[i] != '0') { if (nd >= 19) return 0; t = t * 10 + (uint64_t)(s[i] - '0'); nd++; }
                 k--; i++;
@@ -106,9 +136,8 @@ cdef extern from *:
             if (elen == 0) return 0;
             k += xneg ? -x : x;
         }
-        if (i != len) return 0;
         if (t == 0) {
-            if (len == 3 + neg && memcmp(s + neg, "0.0", 3) == 0) { *out = neg ? -0.0 : 0.0; return 1; }
+            if (i == 3 + neg && memcmp(s + neg, "0.0", 3) == 0) { *out = neg ? -0.0 : 0.0; return i; }
             return 0;
         }
         while (t % 10 == 0) { t /= 10; k++; z++; }
@@ -135,7 +164,7 @@ cdef extern from *:
             d = k < 0 ? (double)t / rr_p10[-k] : (double)t * rr_p10[k];
             if (isinf(d)) return 0;
             *out = neg ? -d : d;
-            return 1;
+            return i;
         }
         if (k > 27 || k < -54) return 0;
         if (t < (1ULL << 53) && k >= -22 && k <= 0) {
@@ -153,7 +182,13 @@ cdef extern from *:
             else return 0;
         }
         *out = neg ? -d : d;
-        return 1;
+        return i;
+    }
+
+    /* 1 and *out when s[0:len] is a JSON number that float() reads as *out and repr() writes back
+       exactly as s (so json.dumps gives back the same text); 0 when not proven. */
+    static int rr_float_exact(const char* s, Py_ssize_t len, double* out) {
+        return len >= 1 && len <= 40 && rr_float_prefix(s, len, out) == len;
     }
 
     /* 1 and *out when s[0:len] is an int's repr (json.dumps writes it back the same) within int64. */
@@ -176,6 +211,7 @@ cdef extern from *:
     """
     void rr_init()
     int rr_float_exact(const char* s, Py_ssize_t n, double* out) noexcept nogil
+    Py_ssize_t rr_float_prefix(const char* s, Py_ssize_t n, double* out) noexcept nogil
     int rr_int_exact(const char* s, Py_ssize_t n, int64_t* out) noexcept nogil
 
 rr_init()

@@ -241,3 +241,24 @@ def test_column_form_under_the_wrong_key_or_damaged_takes_the_reference_route():
         with pytest.raises(ValueError):
             Columns(bad)
     assert math.isclose(sum(pol.values()), 1.0) and repr(pol).startswith("TextColumns(")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"q_values": {"a": 0.51.2}, "visit_counts": {"a": 1}, "prior_policy": {"a": 1.0}}',  # a number run repr never writes
+        '{"q_values": {"a": 0.5e}, "visit_counts": {"a": 1}, "prior_policy": {"a": 1.0}}',
+        '{"q_values": {"a": 0.5-}, "visit_counts": {"a": 1}, "prior_policy": {"a": 1.0}}',
+        '{"q_values": {"a": 0.5}, "visit_counts": {"a": 1}, "prior_policy": {"a": 1.0}, "root_value": 0.1.}',
+        '{"q_values": {"a": 0.5, "b": 0.25}, "visit_counts": {"a": 1, "b\\"": 2}, "prior_policy": {"a": 1.0, "b": 0.5}}',
+        '{"q_values": {"ab": 0.5}, "visit_counts": {"a": 1}, "prior_policy": {"ab": 1.0}}',  # a later key shorter,
+        '{"q_values": {"a": 0.5}, "visit_counts": {"ab": 1}, "prior_policy": {"a": 1.0}}',  # longer
+        '{"q_values": {"a": 0.' + "1" * 45 + '}, "visit_counts": {"a": 1}, "prior_policy": {"a": 1.0}}',  # > 40 chars
+    ],
+)
+def test_number_ends_and_later_keys_are_checked(text):
+    """The number's end is where the float proof stops and a later map's key is compared byte for byte: what
+    does not follow the layout exactly takes the reference route (the text stays verbatim or parses in Python)."""
+    good = '{"q_values": {"a": 0.5, "b": 0.25}, "visit_counts": {"a": 1, "b": 2}, "prior_policy": {"a": 1.0, "b": 0.5}}'
+    assert textcols.search_text(good) is not None
+    assert textcols.search_text(text) is None
