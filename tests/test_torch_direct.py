@@ -129,3 +129,18 @@ def test_a_batch_laid_out_otherwise_falls_back_to_arrow(store_path, monkeypatch)
     assert any(i % 2 for i in calls) and any(i % 2 == 0 for i in calls)
     _arrow_only(monkeypatch)
     _equal(mixed, _epoch(store_path))
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_frozen_format_stores_decode_directly_and_equal_arrow(tmp_path, monkeypatch, version):
+    """Shards of every published format version take the direct path, with Arrow's batches."""
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "store"
+    shutil.copytree(Path(__file__).parent / "fixtures" / f"format_v{version}" / "store", path)
+    with PositionDataset(path, batch_size=64, shuffle=False) as ds:
+        fast = list(ds)
+        assert ds._reader is not None and all(sh.direct is not None for sh in ds._reader._open.values())
+    _arrow_only(monkeypatch)
+    _equal(fast, _epoch(path, shuffle=False))
