@@ -23,7 +23,6 @@ from typing import Any, Callable, Sequence
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import catalog_refresh as refresher
 from . import checkpoint as ckpt
@@ -40,6 +39,9 @@ from .schema import GAMES_SCHEMA, VectorSpec, moves_schema
 from .shard import GAMES_FILE, MANIFEST, ShardReader, parse_manifest, read_manifest
 from .sqlscan import MovesSource, built_on_use
 from .storage import Storage
+from .lazy import lazy_module
+
+pc = lazy_module("pyarrow.compute")  # imported on first use (gamestore/lazy.py)
 
 __all__ = ["Catalog", "GameLocation", "segment_from_games", "SEGMENT_SCHEMA", "REFRESH_STEP_SHARDS"]
 
@@ -129,12 +131,14 @@ class Catalog:
     def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
         """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
         if snap._datasets is None:
-            sids = sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()) if snap.visible.num_rows else []
-            if not sids:
+            if not snap.visible.num_rows:
                 return empty_table(moves_schema({})), empty_table(GAMES_SCHEMA)
             snap._datasets = (MovesSource(self, snap, moves_schema(self._vectors_of(snap))),  # reads only indexed copies
-                              built_on_use(GAMES_SCHEMA, functools.partial(games_dataset, self, snap, sids)))
+                              built_on_use(GAMES_SCHEMA, functools.partial(self._games_dataset, snap)))
         return snap._datasets
+
+    def _games_dataset(self, snap: _Snapshot) -> Any:
+        return games_dataset(self, snap, sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()))
 
     def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:
         snap = snap or self._snap
@@ -169,6 +173,15 @@ class Catalog:
                 con.unregister("_games_ds")
             local.generation = self._register(con, datasets=datasets, snap=snap)
             local.datasets = datasets
+        return con
+
+    def parser(self) -> duckdb.DuckDBPyConnection:
+        """A connection of the calling thread to the catalog's database, to parse statements with (nothing
+        registered: a new database would cost ~15 ms, a cursor of this one nothing)."""
+        local = self._local
+        con = getattr(local, "parser", None)
+        if con is None:
+            con = local.parser = self._db.cursor()
         return con
 
     def new_connection(self, query: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -540,7 +553,7 @@ class Catalog:
 
     def _vectors_of(self, snap: _Snapshot) -> dict[str, VectorSpec]:
         out: dict[str, VectorSpec] = {}
-        for text in pc.unique(snap.shards.column("vectors_json")).to_pylist():
+        for text in dict.fromkeys(snap.shards.column("vectors_json").to_pylist()):  # one row per shard
             for name, spec in json.loads(text or "{}").items():
                 out.setdefault(name, VectorSpec.from_json(name, spec))
         return out

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .arrays import list_lengths, numpy_array, rows_table, string_array
@@ -20,6 +19,9 @@ from .checkpoint import SHARDS_SCHEMA
 from .profiles import Profile
 from .schema import GAME_SCALAR_FIELDS, PLAYER_FIELDS, PLAYER_TYPE
 from .storage import Storage
+from .lazy import lazy_module
+
+pc = lazy_module("pyarrow.compute")  # imported on first use (gamestore/lazy.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
@@ -77,11 +79,22 @@ def _replaces(manifest: dict) -> list[str]:
     return [str(s) for s in rep] if isinstance(rep, list) else []
 
 
+#: Below this many game rows a Python set tells whether ids repeat faster than importing pyarrow.compute
+#: (~25 ms of CPU, which a store's open otherwise never pays: gamestore/lazy.py) and counting with it.
+_SET_ROWS = 250_000
+
+
+def _all_distinct(ids: pa.ChunkedArray) -> bool:
+    if len(ids) < _SET_ROWS:
+        return len(set(ids.to_pylist())) == len(ids)
+    return bool(pc.count_distinct(ids).as_py() == len(ids))
+
+
 def _first_copies(rows: pa.Table, hidden: frozenset[str]) -> pa.Table:
     """The indexed copy of every game: not in a replaced shard, then the lowest shard id (first committed)."""
     if hidden:
         rows = rows.filter(pc.invert(pc.is_in(rows.column("shard_id"), pa.array(sorted(hidden), pa.string()))))
-    if rows.num_rows == 0 or pc.count_distinct(rows.column("game_id")).as_py() == rows.num_rows:
+    if rows.num_rows == 0 or _all_distinct(rows.column("game_id")):
         return rows
     order = pc.sort_indices(rows, [("game_id", "ascending"), ("shard_id", "ascending")]).to_numpy()
     ids = rows.column("game_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
@@ -155,9 +168,9 @@ class Snapshot:
         if shard_ids is None:
             shard_ids = frozenset(shards.column("shard_id").to_pylist())
         self.shard_ids = shard_ids
-        if hidden is None:
-            rep = pc.list_flatten(shards.column("replaces"))
-            hidden = frozenset(s for s in pc.unique(rep).to_pylist() if s in self.shard_ids) if len(rep) else frozenset()
+        if hidden is None:  # one row per shard: Python lists, no pyarrow.compute (gamestore/lazy.py)
+            replaced = {s for rep in shards.column("replaces").to_pylist() for s in rep or ()}
+            hidden = frozenset(replaced & shard_ids)
         self.hidden = hidden
         self.visible = _first_copies(self.rows, hidden) if visible is None else _compact_chunks(visible)
         self.damaged = damaged

@@ -15,13 +15,15 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from .catalog_snapshot import Snapshot, view_dataset
 from .errors import DamagedShardWarning, ShardCorruptError
 from .schema import GAMES_SCHEMA
 from .shard import GAMES_FILE, MOVES_FILE
+from .lazy import lazy_module
+
+pc = lazy_module("pyarrow.compute")  # imported on first use (gamestore/lazy.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .catalog import Catalog

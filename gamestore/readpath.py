@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from . import backend as _backend
-from . import codec, gil, pointread
+from . import gil
 from .errors import QueryError, ShardCorruptError
 from .arrays import int_values
 from .schema import conform
 from .shard import GAMES_FILE, MOVES_FILE
+from .lazy import lazy_module
+
+_backend = lazy_module("gamestore.backend")  # the compiled coders: loaded by the first read of games
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import Backend
@@ -353,7 +355,9 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
         if game_row["move_count"] != move_count or game_row["move_offset"] != move_offset:
             raise ShardCorruptError(f"games.arrow row {row} does not match the catalog", shard_id=reader.shard_id)
         with _damage_named(reader, f"games.arrow row {row}"):
-            game = codec.header_from_row(game_row)
+            from .codec import header_from_row  # the encoder's module: imported by reads of games only
+
+            game = header_from_row(game_row)
         game["moves"] = decode_moves(reader, move_offset, move_count)
     return game
 
@@ -407,6 +411,8 @@ def decode_moves(reader: "ShardReader", move_offset: int, move_count: int, *, ba
     i = reader.batch_index(move_offset)
     start = move_offset - reader.batch_starts[i]
     if backend.name == "cython" and start >= 0 and start + move_count <= reader.manifest["batch_rows"][i]:
+        from . import pointread  # get_game's reader (ctypes, libzstd): imported by reads of games only
+
         with _damage_named(reader, f"moves.arrow batch {i}"):
             moves = pointread.decode(reader, i, start, start + move_count)  # only the buffers the columns use
         if moves is not None:
@@ -431,6 +437,8 @@ def iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
 
 
 def _iter_games(reader: "ShardReader", pick: ShardPick) -> Iterator[dict]:
+    from . import codec  # the encoder's module: imported by reads of games only
+
     games = reader.games.take(pa.array(pick.rows, pa.int64()))
     batch_idx, first, straddles = locate_batches(reader.manifest["batch_rows"], pick.offsets, pick.counts)
     whole = np.flatnonzero(~straddles)

@@ -59,9 +59,10 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def _statement_types(query: str) -> list[str]:
+def _statement_types(query: str, parser: duckdb.DuckDBPyConnection | None) -> list[str]:
     try:
-        statements = duckdb.extract_statements(query)
+        # duckdb.extract_statements would create DuckDB's default database on first use (~15 ms)
+        statements = (parser or _parser()).extract_statements(query)
     except duckdb.Error as exc:
         raise QueryError(f"{exc}") from exc
     return [str(s.type).rsplit(".", 1)[-1] for s in statements]
@@ -139,7 +140,7 @@ def _plain_select(node: dict, what: str) -> None:
 def _embedded(expr: str, template: str, what: str) -> dict:
     """The parse tree of ``template`` with ``expr`` in it, when that is one plain SELECT over ``games``."""
     query = template.format(expr)
-    types = _statement_types(query)
+    types = _statement_types(query, None)
     if types != ["SELECT"]:
         raise QueryError(f"{what} must be one SQL expression, not {len(types)} statements")
     node = _parse(query)
@@ -190,10 +191,13 @@ def _frozen(names: Collection[str] | None) -> frozenset[str] | None:
     return None if names is None else frozenset(names)
 
 
-def check_query(query: str) -> None:
-    """Raise :class:`QueryError` unless ``query`` is one read-only statement."""
+def check_query(query: str, *, parser: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Raise :class:`QueryError` unless ``query`` is one read-only statement.
+
+    ``parser``: a connection (of the calling thread) to split the statements with; by default one of this
+    module's own."""
     _require_str(query, "query")
-    types = _statement_types(query)
+    types = _statement_types(query, parser)
     if len(types) != 1:
         raise QueryError(f"expected one statement, got {len(types)} (use allow_writes=True for scripts)")
     if types[0] not in READ_ONLY_STATEMENTS:

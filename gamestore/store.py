@@ -15,13 +15,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from . import codec, meta, quarantine, readpath, shardwrite, sqlguard
+from . import meta, quarantine, readpath, shardwrite, sqlguard
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
     ShardCorruptError, StoreClosedError,
 )
-from .records import new_vector_specs
 from .profiles import LEGACY_PROFILE, get_profile
 from .schema import VectorSpec, moves_schema
 from .fsutil import utc_now
@@ -32,6 +31,7 @@ from .shard import write_shard
 from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
+    from . import codec
     from .game_writer import GameWriter
     from .ops.tiering import AutoCompactor, TierPolicy
 
@@ -131,6 +131,8 @@ class GameStore:
 
     def _auto_declare(self, records: Sequence[Mapping[str, Any]]) -> RecordError | None:
         """Declare the vectors ``records`` use that are not declared yet (see :func:`records.new_vector_specs`)."""
+        from .records import new_vector_specs  # the writing side's modules are imported by the first write
+
         new, failure = new_vector_specs(records, set(self._config.get("vectors", {})))
         if new:
             self.declare_vectors(new)
@@ -226,6 +228,8 @@ class GameStore:
         return accepted, None
 
     def _encode(self, records: list[Any], vectors: dict[str, VectorSpec]) -> codec.EncodedGames:
+        from . import codec
+
         return codec.encode_games(records, vectors=vectors, board_types=self.board_types, now=utc_now())
 
     def _buffer_encoded(self, accepted: list[Mapping[str, Any]], encoded: codec.EncodedGames) -> int:
@@ -453,7 +457,7 @@ class GameStore:
         if allow_writes:
             con = self._catalog.trusted_connection()
         else:
-            sqlguard.check_query(query)
+            sqlguard.check_query(query, parser=self._catalog.parser())
             con = None
         try:
             if con is not None:

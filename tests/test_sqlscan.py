@@ -204,3 +204,20 @@ def test_open_and_first_statements_do_not_import_pandas(written):
     got = json.loads(out.strip().splitlines()[-1])
     assert got["rows"] == json.loads(json.dumps(expected))
     assert got["pandas"] is False
+
+
+@pytest.mark.parametrize("runs", [0, 1000])
+def test_some_games_rows_as_slices_or_filtered(tmp_path, monkeypatch, runs):
+    # a statement on some games keeps their runs of rows as slices (no pyarrow.compute) or, past
+    # _SLICED_RUNS runs in a shard, filters them: the same rows either way
+    monkeypatch.setattr(sqlscan, "_SLICED_RUNS", runs)
+    with gamestore.open(tmp_path / "s", fsync=False) as s:
+        s.write_games(synth.iter_games(12, seed=3))
+        s.flush()
+        ids = s.query_games(columns=["game_id"], order_by="game_id").column("game_id").to_pylist()
+        picked = ids[::2] + ["no-such-game"]
+        listed = ", ".join(f"'{g}'" for g in picked)
+        q = f"SELECT game_id, move_number, phase FROM moves WHERE game_id IN ({listed}) ORDER BY 1, 2"
+        got = s.sql(q).fetchall()
+        want = _plain(s, tmp_path / "s", q)
+    assert _norm(got) == want and {r[0] for r in got} == set(ids[::2])
