@@ -27,6 +27,7 @@ extensions = [
     _extension("_gil"),  # gamestore/gil.py: handing the GIL to a waiting event loop
     _extension("_xxh"),  # gamestore/checksum.py: xxh3 of a file's checksum ranges in one call without the GIL
     _extension("_arrays"),  # string column buffers without pyarrow's pandas layer (gamestore/arrays.py is the spec)
+    _extension("_scan"),  # a scan's fixed-width columns decompressed in place (gamestore/sqlscan.py is the spec)
     # RingRift import: exact JSON text-style checks (optional: the import falls back to pure Python)
     Extension("gamestore.ringrift._rrjson", ["_ext/_rrjson.pyx"], extra_compile_args=["-O3"]),
     # RingRift import: policy / search-statistics text straight into the encoder's columns (textcols.py)

@@ -11,7 +11,6 @@ reads the whole batch through Arrow as before.
 """
 from __future__ import annotations
 
-import ctypes
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,39 +19,13 @@ from .errors import ShardCorruptError
 from .ipc_batch import Damaged, Unsupported
 from . import shard
 from .manifest import MOVES_FILE
+from .zstdlib import addresses as _zstd_addresses  # shared with a scan's compiled columns (sqlscan.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ipc_batch import FastBatchReader
     from .shard import ShardReader
 
 __all__ = ["available", "prefix_reads", "field_places", "decode"]
-
-_FUNCTIONS = ("ZSTD_createDCtx", "ZSTD_freeDCtx", "ZSTD_decompressDCtx", "ZSTD_isError")
-#: libzstd's buffer-less streaming API (its "static linking only" section, exported by the shared library):
-#: with it a point read decompresses only the prefix of a buffer its game needs; without it, whole buffers
-_STREAMING = ("ZSTD_decompressBegin", "ZSTD_nextSrcSizeToDecompress", "ZSTD_decompressContinue")
-
-
-def _zstd_addresses() -> tuple[int, ...] | None:
-    """The addresses of :data:`_FUNCTIONS` and, where all are exported, :data:`_STREAMING`: the system's
-    libzstd, else the copy inside zstandard's cffi backend."""
-    for name in ("libzstd.so.1", "libzstd.so", "libzstd.1.dylib", "libzstd.dylib"):
-        try:
-            lib = ctypes.CDLL(name)
-            got = tuple(ctypes.cast(getattr(lib, f), ctypes.c_void_p).value for f in _FUNCTIONS)
-        except (OSError, AttributeError):
-            continue
-        if all(got) and lib.ZSTD_versionNumber() >= 10400:
-            try:
-                more = tuple(ctypes.cast(getattr(lib, f), ctypes.c_void_p).value for f in _STREAMING)
-            except AttributeError:
-                more = ()
-            return got + more if all(more) else got  # type: ignore[return-value]
-    try:
-        from zstandard import _cffi  # type: ignore[attr-defined]
-        return tuple(int(_cffi.ffi.cast("uintptr_t", _cffi.ffi.addressof(_cffi.lib, f))) for f in _FUNCTIONS)
-    except Exception:  # no cffi, or a zstandard without that backend
-        return None
 
 
 def _install() -> Any:
