@@ -14,13 +14,10 @@ import.
 from __future__ import annotations
 
 import importlib
-import threading
 from types import ModuleType
 from typing import Any
 
 __all__ = ["lazy_module"]
-
-_lock = threading.Lock()
 
 
 class _LazyModule(ModuleType):
@@ -29,11 +26,10 @@ class _LazyModule(ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)  # copy/pickle/inspection probes never import the module
-        name = self.__dict__["__lazy_name__"]
-        with _lock:
-            module = importlib.import_module(name)
-            # later reads find the module's names here, without __getattr__
-            self.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+        # importlib is thread-safe, and copying the names twice is harmless: no lock (none to deadlock on)
+        module = importlib.import_module(self.__dict__["__lazy_name__"])
+        # later reads find the module's names here, without __getattr__
+        self.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
         return getattr(module, attr)
 
 
