@@ -205,8 +205,9 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
                 if len(data) != total * width:
                     raise Damaged(f"column {name}: data shorter than its rows")
                 if pa.types.is_dictionary(t):
-                    indices = np.frombuffer(data, dtype=t.index_type.to_pandas_dtype())
-                    if total and (indices.min() < 0 or indices.max() >= len(dicts[0])):
+                    # read unsigned, a negative index is past any dictionary: one pass finds both
+                    indices = np.frombuffer(data, dtype=f"<u{width}")
+                    if total and indices.max() >= len(dicts[0]):
                         raise Damaged(f"column {name}: dictionary index out of range")
                     arr = pa.DictionaryArray.from_buffers(t, total, [None, pa.py_buffer(data)], dicts[0])
                     arr.validate()
