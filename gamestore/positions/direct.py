@@ -115,10 +115,6 @@ class DirectDecoder:
                 self._vectors[spec] = (node, buf, spec.size)
         return self._vectors[spec]
 
-    @property
-    def num_batches(self) -> int:
-        return int(self.layouts.rows.size)
-
     def key_dictionary(self) -> list[Any]:
         """The policy keys' dictionary (the file's, complete: IPC files replace no dictionary)."""
         got = self.fast.column_dictionaries(self.policy_column)
