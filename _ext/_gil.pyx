@@ -166,6 +166,12 @@ def restore(_Marking previous):
     gs_set_profile(0, previous.profilefunc, <void*>previous.profileobj if previous.profileobj is not None else NULL)
 
 
+def forget():
+    """In a forked child: this thread stops handing over (the thread it watched is the parent's)."""
+    global gs_due, gs_fd
+    gs_due, gs_fd = 0, -1
+
+
 def set_futex(long nr):
     """The system call number a thread blocked on a lock shows in ``/proc/self/task/<tid>/syscall``."""
     global gs_futex

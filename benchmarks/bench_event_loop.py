@@ -1,6 +1,6 @@
 """Event-loop lag of an asyncio program that writes and reads at full speed.
 
-    python -m benchmarks.bench_event_loop --games 400
+    python -m benchmarks.bench_event_loop --games 300
 
 Runs, side by side, of the same program on the same synthetic corpus:
 
@@ -11,10 +11,17 @@ Runs, side by side, of the same program on the same synthetic corpus:
   alone (Python's 5 ms: what ``open_async`` does unless asked) and once with
   ``open_async(switch_interval=0.001)``, the documented opt-in; each with the
   pool calls' GIL handover (``handover_interval``, on by default: gamestore/gil.py)
-  and without it (``handover_interval=None``), side by side.
+  and without it (``handover_interval=None``), and each of those with
+  gamestore's threads at a lower priority (``worker_niceness``, default 10:
+  gamestore/priority.py) and without (0).  The variants run ``--rounds``
+  times, alternated (every other round in reverse order), and each row pools
+  its rounds' probes: a loaded machine's drift hits every variant alike.
 - ``sqlite``: the GameReplayDB-shaped SQLite store (benchmarks/sqlite_baseline.py)
   driven the way the pipeline drives it today: the same calls made directly
   in the coroutines (blocking sqlite3 on the loop thread).
+
+Last, the probe beside cores+1 threads busy in compiled code without the GIL, at each
+niceness: the scheduler's part of the lag alone.
 
 A probe task sleeps 1 ms in a loop and records how late it wakes up; the
 lag percentiles are the result (goal for gamestore: p99 < 2 ms, max < 20 ms).
@@ -32,6 +39,7 @@ import asyncio
 import collections
 import functools
 import gc
+import hashlib
 import os
 import random
 import shutil
@@ -49,7 +57,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 import gamestore
-from gamestore import backend, gil
+from gamestore import backend, gil, priority
 from gamestore.testing import synth
 
 from benchmarks.sqlite_baseline import SqliteBaseline
@@ -125,7 +133,7 @@ class Recorder:
         self.gcs: list[tuple[float, float, int, str]] = []
         self._gc_start: dict[int, float] = {}
 
-    def executor(self, workers: int) -> ThreadPoolExecutor:
+    def executor(self, workers: int, niceness: int = 0) -> ThreadPoolExecutor:
         rec = self
 
         class Recording(ThreadPoolExecutor):
@@ -141,7 +149,8 @@ class Recorder:
 
                 return super().submit(timed)
 
-        return Recording(workers, thread_name_prefix="gamestore")
+        # what open_async's own pool does with worker_niceness (a pool passed in is the caller's: left alone)
+        return Recording(workers, thread_name_prefix="gamestore", initializer=priority.lower, initargs=(niceness,))
 
     def _on_gc(self, phase: str, info: dict) -> None:
         tid = threading.get_ident()
@@ -204,25 +213,52 @@ async def idle_floor(seconds: float) -> dict:
     return {"elapsed": seconds, "reads": 0, "scanned_moves": 0, **_stats(probe)}
 
 
+async def scheduler_alone(niceness: int, threads: int, seconds: float) -> dict:
+    """The probe while ``threads`` threads run compiled code without the GIL (sha256 of 1 MB) at ``niceness``
+    (gamestore.priority.lower, as open_async's pool): the kernel's part of the lag, without the GIL's."""
+    stop = threading.Event()
+    data = os.urandom(1 << 20)
+
+    def burn() -> None:
+        priority.lower(niceness)
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    burners = [threading.Thread(target=burn) for _ in range(threads)]
+    for t in burners:
+        t.start()
+    try:
+        return await idle_floor(seconds)
+    finally:
+        stop.set()
+        for t in burners:
+            t.join()
+
+
 def _stats(probe: Probe) -> dict:
-    a = np.array(probe.lags) * 1000.0
-    own = a - np.array(probe.queued) * 1000.0  # the lag without the loop thread's run-queue waits
+    return {"lags": probe.lags, "queued": probe.queued, **_percentiles(probe.lags, probe.queued)}
+
+
+def _percentiles(lags: list[float], queued: list[float]) -> dict:
+    a = np.array(lags) * 1000.0
+    own = a - np.array(queued) * 1000.0  # the lag without the loop thread's run-queue waits
     return {"samples": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
             "max": float(a.max()), "over_20ms": int((a > 20).sum()),
             "own_p99": float(np.percentile(own, 99)), "own_max": float(own.max())}
 
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
-                        switch_interval: float | None, handover_interval: float | None = 0.0005) -> dict:
+                        switch_interval: float | None, handover_interval: float | None = 0.0005,
+                        niceness: int = priority.DEFAULT_NICENESS) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
     rec = Recorder()
-    pool = rec.executor(workers)
+    pool = rec.executor(workers, niceness)
     with rec:
         try:
             async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval,
-                                            handover_interval=handover_interval) as store:
+                                            handover_interval=handover_interval, worker_niceness=niceness) as store:
                 return await _drive_gamestore(store, probe, rec, games, written, ops, batch=batch,
                                               flush_every=flush_every)
         finally:
@@ -312,6 +348,17 @@ async def run_sqlite(path: Path, games: list[dict], *, batch: int) -> dict:
     return {"elapsed": elapsed, **ops, **_stats(probe)}
 
 
+def _pooled(runs: list[dict]) -> dict:
+    """One variant's rounds as one row: probes pooled, games/s over the summed time, the last round's breakdown."""
+    lags = [x for r in runs for x in r["lags"]]
+    queued = [x for r in runs for x in r["queued"]]
+    out = {"elapsed": sum(r["elapsed"] for r in runs) / len(runs), "reads": sum(r["reads"] for r in runs) // len(runs),
+           "rounds": [_percentiles(r["lags"], r["queued"]) for r in runs], **_percentiles(lags, queued)}
+    if "breakdown" in runs[-1]:
+        out["breakdown"] = runs[-1]["breakdown"]
+    return out
+
+
 def _interval(text: str) -> float | None:
     return None if text in ("default", "none") else float(text)
 
@@ -329,7 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--handover-interval", type=_interval, nargs="+", default=[0.0005, None], metavar="SECONDS",
                    help="gamestore runs per value, for each switch interval: open_async(handover_interval=...);"
                         " 'none' turns the pool calls' GIL handover off (default: 0.0005 none)")
+    p.add_argument("--niceness", type=int, nargs="+", default=[priority.DEFAULT_NICENESS, 0], metavar="N",
+                   help="gamestore runs per value, for each of the above: open_async(worker_niceness=...), how much"
+                        f" nicer gamestore's threads run (default: {priority.DEFAULT_NICENESS} 0)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="run the variants this many times, alternated (every other round in reverse order), and"
+                        " pool each variant's probes (default 3)")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    p.add_argument("--scheduler-seconds", type=float, default=1.0,
+                   help="per niceness and round: the probe beside cores+1 threads busy without the GIL, the"
+                        " scheduler's part alone (0: skip; default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
     args = p.parse_args(argv)
@@ -350,27 +406,41 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict]] = []
     try:
         default_interval = sys.getswitchinterval()
-        runs = [(s, h) for s in args.switch_interval for h in args.handover_interval]
-        for k, (interval, handover) in enumerate(runs):
-            sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
-            gc.collect()
+        variants = [(s, h, n) for s in args.switch_interval for h in args.handover_interval for n in args.niceness]
+        results: list[list[dict]] = [[] for _ in variants]
+        floors: list[dict] = []
+        sched: dict[int, list[dict]] = {n: [] for n in args.niceness}
+        for rnd in range(args.rounds):
+            order = list(enumerate(variants))
+            for k, (interval, handover, nice) in order if rnd % 2 == 0 else order[::-1]:
+                sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
+                gc.collect()
+                results[k].append(asyncio.run(run_gamestore(
+                    root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
+                    workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice)))
+                shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
+            sys.setswitchinterval(default_interval)
+            floors.append(asyncio.run(idle_floor(1.0)))
+            if args.scheduler_seconds > 0:
+                for nice in (args.niceness if rnd % 2 == 0 else args.niceness[::-1]):
+                    sched[nice].append(asyncio.run(scheduler_alone(nice, (os.cpu_count() or 1) + 1,
+                                                                   args.scheduler_seconds)))
+        for (interval, handover, nice), runs in zip(variants, results):
             label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
             label += ", no handover" if handover is None else f", handover {handover * 1000:g} ms"
-            rows.append((f"gamestore (open_async), {label}",
-                         asyncio.run(run_gamestore(root / f"gamestore{k}", games, batch=args.batch,
-                                                   flush_every=args.flush_every, workers=args.workers,
-                                                   switch_interval=interval, handover_interval=handover))))
-        sys.setswitchinterval(default_interval)
+            label += f", niceness {nice}"
+            rows.append((f"gamestore (open_async), {label}", _pooled(runs)))
         if not args.no_sqlite:
             rows.append(("SQLite, GameReplayDB layout, calls on the loop",
                          asyncio.run(run_sqlite(root / "sqlite.db", games, batch=args.batch))))
-        floor = asyncio.run(idle_floor(3.0))
+        floor = _pooled(floors)
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"event-loop lag, {len(games)} games ({n_moves:,} moves), {args.batch} games per write call,"
           f" encoder backend {backend.BACKEND}, {os.cpu_count()} cores, {args.workers} pool threads,"
+          f" {args.rounds} rounds alternated (probes pooled per row),"
           f" load average {os.getloadavg()[0]:.1f}")
     print()
     print("| store | lag p50 (ms) | lag p99 (ms) | lag max (ms) | probes > 20 ms | probe samples | games/s written"
@@ -382,10 +452,21 @@ def main(argv: list[str] | None = None) -> int:
     r = floor
     print(f"| no workload (the machine's own noise) | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} |"
           f" {r['over_20ms']} | {r['samples']} | - | - | {r['own_p99']:.2f} / {r['own_max']:.1f} |")
+    for nice, runs in sched.items():
+        if runs:
+            r = _pooled(runs)
+            print(f"| no workload, {(os.cpu_count() or 1) + 1} threads busy without the GIL at niceness {nice}"
+                  f" | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_20ms']} | {r['samples']} | - | - |"
+                  f" {r['own_p99']:.2f} / {r['own_max']:.1f} |")
+    print()
+    print("p99 / p99 without run-queue waits, round by round (ms):")
+    for name, r in rows:
+        if "rounds" in r:
+            print(f"  {name}: " + ", ".join(f"{x['p99']:.2f} / {x['own_p99']:.2f}" for x in r["rounds"]))
     print()
     for name, r in rows:
         if "breakdown" in r:
-            print(f"{name}: " + "\n".join(r["breakdown"]))
+            print(f"{name} (last round): " + "\n".join(r["breakdown"]))
     if not args.no_sqlite:
         sq = rows[-1][1]
         for name, r in rows[:-1]:

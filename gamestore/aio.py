@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterable,
 import pyarrow as pa
 
 from . import gil as _gil
+from . import priority as _priority
 from . import store as _store
 from .errors import GamestoreError, StoreClosedError
 from .game_writer import GameWriter
@@ -250,7 +250,9 @@ class AsyncGameStore:
     ``flush_interval`` (seconds) starts a background task that flushes the
     write buffer that often, bounding how long a returned write stays
     un-durable; ``None`` flushes only on ``flush()``, a full buffer and
-    ``close()``.
+    ``close()``.  ``helper_niceness``: how much nicer than the thread creating
+    the store the helper threads of its calls run (``worker_niceness`` of
+    :func:`open_async`; 0: as the process).
     """
 
     def __init__(
@@ -262,11 +264,13 @@ class AsyncGameStore:
         flush_interval: float | None = None,
         switch_interval: float | None = None,
         handover_interval: float | None = _gil.DEFAULT_EVERY,
+        helper_niceness: int = 0,
     ) -> None:
         if handover_interval is not None and handover_interval <= 0:
             raise ValueError("handover_interval must be > 0")
         self.sync = store
         self._handover = handover_interval
+        self._nice = _priority.target(helper_niceness)  # absolute: helper threads inherit their creator's
         self._executor = executor
         self._own_executor = own_executor
         self._closed = False
@@ -288,7 +292,11 @@ class AsyncGameStore:
         if self._closed:
             raise StoreClosedError(f"store {self.sync.path} is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _gil.wrap(fn, *args, every=self._handover, **kwargs))
+        return await loop.run_in_executor(self._executor, self._call(fn, *args, **kwargs))
+
+    def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Callable[[], T]:
+        """``fn(*args, **kwargs)`` as the pool runs it: handing the GIL to the loop, its helper threads nicer."""
+        return _gil.wrap(fn, *args, every=self._handover, nice=self._nice, **kwargs)
 
     async def _write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a call that stores something; cancelling the awaiting task never interrupts it.
@@ -301,8 +309,7 @@ class AsyncGameStore:
         if self._closed:
             raise StoreClosedError(f"store {self.sync.path} is closed")
         loop = asyncio.get_running_loop()
-        return await _to_the_end(loop.run_in_executor(self._executor, _gil.wrap(fn, *args, every=self._handover,
-                                                                                 **kwargs)))
+        return await _to_the_end(loop.run_in_executor(self._executor, self._call(fn, *args, **kwargs)))
 
     async def run_sync(self, fn: Callable[[GameStore], T]) -> T:
 
@@ -444,7 +451,7 @@ class AsyncGameStore:
         # sealing what is buffered runs whatever happened above: no buffered game is lost
         try:
             await _to_the_end(asyncio.get_running_loop().run_in_executor(
-                self._executor, _gil.wrap(self.sync.close, every=self._handover)))
+                self._executor, self._call(self.sync.close)))
         finally:
             if self.sync.closed:
                 self._release()
@@ -488,15 +495,6 @@ async def _to_the_end(fut: asyncio.Future[T]) -> T:
         raise
 
 
-def _lower_priority(niceness: int) -> None:
-    """Pool-thread initializer: run this thread at a lower CPU priority than the event loop (Linux)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
-    except (AttributeError, OSError):  # not Linux, or not permitted: keep the default priority
-        pass
-
-
 def _warm_up(store: GameStore) -> None:
     """Import and initialise, off the loop, what the first calls would otherwise load while holding the GIL.
 
@@ -527,7 +525,7 @@ def open_async(
     flush_interval: float | None = None,
     switch_interval: float | None = None,
     handover_interval: float | None = _gil.DEFAULT_EVERY,
-    worker_niceness: int = 0,
+    worker_niceness: int = _priority.DEFAULT_NICENESS,
     **open_options: Any,
 ) -> _AwaitableContext:
     """Open a store for asyncio code: ``store = await open_async(path)`` or ``async with open_async(path) as store``.
@@ -552,10 +550,14 @@ def open_async(
     interval; each handover costs the call ~0.1 ms of wall time.  ``None``:
     pool calls hand the GIL over only at the interpreter's switch interval.
 
-    ``worker_niceness``: when > 0, the pool's threads run this much nicer
-    than the process (Linux thread priority), so that on a busy machine the
-    kernel prefers the event loop's thread; off by default (its effect was
-    within the noise of the shared benchmark machine).
+    ``worker_niceness`` (default 10; 0: off): gamestore's own threads run
+    this much nicer than the thread that opened the store (Linux per-thread
+    priority, :mod:`gamestore.priority`), so that when every core is busy
+    with the program's threads the kernel gives the event loop's thread a
+    core first: the store's pool (not an ``executor`` passed in: those are
+    the caller's threads) and the helper threads its calls start
+    (background sealing, parallel compression, read-ahead) while they work
+    for it.  The caller's own threads are never touched.
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -563,27 +565,28 @@ def open_async(
         raise ValueError("switch_interval must be > 0")
     if handover_interval is not None and handover_interval <= 0:
         raise ValueError("handover_interval must be > 0")
+    if not 0 <= worker_niceness <= 19:
+        raise ValueError("worker_niceness must be in 0..19")
 
     async def make() -> AsyncGameStore:
         pool = executor
         if pool is None:
-            if worker_niceness > 0:
-                pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore", initializer=_lower_priority,
-                                          initargs=(worker_niceness,))
-            else:
-                pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore")
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore", initializer=_priority.lower,
+                                      initargs=(worker_niceness,))
         loop = asyncio.get_running_loop()
+        nice = _priority.target(worker_niceness)
         try:
             store = await loop.run_in_executor(pool, _gil.wrap(_store.open, path, every=handover_interval,
-                                                               **open_options))
-            await loop.run_in_executor(pool, _gil.wrap(_warm_up, store, every=handover_interval))
+                                                               nice=nice, **open_options))
+            await loop.run_in_executor(pool, _gil.wrap(_warm_up, store, every=handover_interval, nice=nice))
         except BaseException:
             if executor is None:
                 pool.shutdown(wait=False)
             raise
         try:
             return AsyncGameStore(store, executor=pool, own_executor=executor is None, flush_interval=flush_interval,
-                                  switch_interval=switch_interval, handover_interval=handover_interval)
+                                  switch_interval=switch_interval, handover_interval=handover_interval,
+                                  helper_niceness=worker_niceness)
         except BaseException:
             store.close()
             if executor is None:

@@ -31,6 +31,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from . import priority
+
 __all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "HandingOver", "Waiter", "DEFAULT_EVERY"]
 
 T = TypeVar("T")
@@ -91,6 +93,23 @@ class Waiter:
 
 _waiters: dict[int, Waiter] = {}
 _waiters_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The watched threads are the parent's (each descriptor names a task of the parent process), and the loop a
+    # marked thread handed over to is not in the child: the forking thread stops handing over, the cache empties.
+    for w in _waiters.values():
+        w.close()
+    _waiters.clear()
+    if _c is not None:
+        _c.forget()
+    due = getattr(_state, "due", 0.0)
+    if due:
+        _state.due = 0.0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _futex_number() -> int:
@@ -190,23 +209,28 @@ def interval() -> float | None:
 
 
 def inherit(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` for a helper thread this thread starts: run marked as this thread is (``fn`` itself if it is not).
+    """``fn`` for a helper thread this thread starts: run marked as this thread is, and at the lower priority
+    this thread's call passes on (:func:`gamestore.priority.passing_on`); ``fn`` itself if neither applies.
 
     For work a marked call hands to other threads (sealing, parallel
     compression): unmarked, their Python code would keep the GIL from the
-    loop for a whole switch interval.
+    loop for a whole switch interval; at the process's priority, they would
+    take a core from the loop's thread when it wakes.
     """
     marking = getattr(_state, "marking", None)
-    if marking is None:
+    nice = priority.passed_on()
+    if marking is None and nice is None:
         return fn
-    every, to = marking
 
     @functools.wraps(fn)
-    def marked(*args: Any, **kwargs: Any) -> T:
-        with handing_over(every, to=to):
-            return fn(*args, **kwargs)
+    def helper(*args: Any, **kwargs: Any) -> T:
+        with priority.lowered(nice), priority.passing_on(nice):
+            if marking is None:
+                return fn(*args, **kwargs)
+            with handing_over(marking[0], to=marking[1]):
+                return fn(*args, **kwargs)
 
-    return marked
+    return helper
 
 
 def counts() -> dict[str, int]:
@@ -217,25 +241,35 @@ def counts() -> dict[str, int]:
 
 
 class HandingOver(Generic[T]):
-    """``fn()`` run under :func:`handing_over` (what the async API submits to its pool)."""
+    """``fn()`` run under :func:`handing_over` (``every`` None: not marked), the helper threads it starts at
+    niceness ``nice`` (None: unchanged); what the async API submits to its pool."""
 
-    __slots__ = ("__wrapped__", "every", "to")
+    __slots__ = ("__wrapped__", "every", "to", "nice")
 
-    def __init__(self, fn: Callable[[], T], every: float, to: int | None) -> None:
+    def __init__(self, fn: Callable[[], T], every: float | None, to: int | None, nice: int | None = None) -> None:
         self.__wrapped__ = fn
         self.every = every
         self.to = to
+        self.nice = nice
 
     def __call__(self) -> T:
-        with handing_over(self.every, to=self.to):
-            return self.__wrapped__()
+        with priority.passing_on(self.nice):
+            if self.every is None:
+                return self.__wrapped__()
+            with handing_over(self.every, to=self.to):
+                return self.__wrapped__()
 
     def __repr__(self) -> str:
-        return f"<HandingOver every {self.every * 1000:g} ms: {self.__wrapped__!r}>"
+        every = "never" if self.every is None else f"every {self.every * 1000:g} ms"
+        return f"<HandingOver {every}, helpers at niceness {self.nice}: {self.__wrapped__!r}>"
 
 
-def wrap(fn: Callable[..., T], *args: Any, every: float | None, **kwargs: Any) -> Callable[[], T]:
+def wrap(fn: Callable[..., T], *args: Any, every: float | None, nice: int | None = None,
+         **kwargs: Any) -> Callable[[], T]:
     """``fn(*args, **kwargs)`` as a no-argument callable for another thread, handing the GIL over to this one
-    (see :func:`handing_over`) every ``every`` s of work (None: never)."""
+    (see :func:`handing_over`) every ``every`` s of work (None: never), the helper threads it starts at
+    niceness ``nice`` (:func:`inherit`, :func:`gamestore.priority.target`; None: unchanged)."""
     call: Callable[[], T] = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-    return call if every is None else HandingOver(call, every, threading.get_native_id())
+    if every is None and nice is None:
+        return call
+    return HandingOver(call, every, threading.get_native_id(), nice)
