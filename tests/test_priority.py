@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,8 +12,10 @@ import pytest
 
 import gamestore
 from gamestore import gil, priority
-from gamestore.records import games_equal
+from gamestore.records import games_equal, normalize_game
 from gamestore.testing import synth
+
+from helpers import subprocess_env
 
 pytestmark = [pytest.mark.single_backend,  # thread priorities are the same whichever encoder backend runs
               pytest.mark.skipif(not priority.SUPPORTED, reason="per-thread priority is a Linux feature")]
@@ -101,56 +105,54 @@ def test_a_background_seal_of_a_lowered_call_runs_lowered_and_restores():
     assert seen == [min(19, base + 5), base]
 
 
+_FORK_SCRIPT = """
+import os, threading
+from gamestore import gil, priority
+from gamestore.records import games_equal, normalize_game
+from gamestore.testing import synth
+
+from helpers import subprocess_env
+
+base = priority.niceness()
+out = {}
+
+def pool_thread():
+    priority.lower(6)
+    out["lowered"] = priority.niceness()
+    with gil.handing_over(0.001, to=threading.main_thread().native_id):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its niceness, whether it still watches a thread of its parent
+            try:
+                os.write(w, f"{priority.niceness()} {len(gil._waiters)}".encode())
+            except BaseException as exc:
+                os.write(w, repr(exc).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        out["child"] = os.read(r, 200).decode()
+        os.close(r)
+        os.waitpid(pid, 0)
+    out["after"] = priority.niceness()
+
+t = threading.Thread(target=pool_thread)
+t.start()
+t.join()
+print(base, out["lowered"], out["after"], out["child"], priority.niceness())
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_process_forked_from_a_lowered_thread_starts_at_the_parents_priority():
-    base = nice()
-    result: dict[str, object] = {}
-
-    def pool_thread() -> None:
-        priority.lower(6)
-        result["lowered"] = nice()
-        with gil.handing_over(0.001, to=threading.main_thread().native_id):
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: report its niceness, whether it still watches a parent's thread
-                try:
-                    os.write(w, f"{nice()} {len(gil._waiters)}".encode())
-                finally:
-                    os._exit(0)
-            os.close(w)
-            result["child"] = os.read(r, 100).decode()
-            os.close(r)
-            os.waitpid(pid, 0)
-        result["after"] = nice()
-
-    t = threading.Thread(target=pool_thread)
-    t.start()
-    t.join()
-    child_nice, child_waiters = str(result["child"]).split()
-    assert result["lowered"] == min(19, base + 6) and result["after"] == result["lowered"]
-    assert int(child_nice) == base and child_waiters == "0"
-    assert nice() == base
-
-
-def test_async_results_equal_sync_with_background_seals_at_lower_priority(tmp_path):
-    games = synth.games(10, board_type="hex8", num_players=2, seed=4)
-    with gamestore.open(tmp_path / "sync", create=True, vectors=synth.VECTORS) as s:
-        s.write_games(games)
-        s.flush()
-        expected = [s.get_game(g["game_id"]) for g in games]
-    moves = sum(len(g["moves"]) for g in games)
-
-    async def main() -> list[dict]:
-        # a small shard size: writes seal full buffers in background threads (lowered, restored)
-        async with gamestore.open_async(tmp_path / "async", create=True, vectors=synth.VECTORS,
-                                        shard_moves=max(1, moves // 4), worker_niceness=7) as store:
-            for i in range(0, len(games), 2):
-                await store.write_games(games[i : i + 2])
-            await store.flush()
-            return [await store.get_game(g["game_id"]) for g in games]
-
-    got = asyncio.run(main())
-    assert all(games_equal(a, b) for a, b in zip(got, expected, strict=True))
+    # in a fresh interpreter: a fork from this test process would carry every earlier test's threads and at-fork
+    # hooks along
+    proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], env=subprocess_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    base, lowered, after, child_nice, child_waiters, main_after = proc.stdout.split()
+    assert int(lowered) == min(19, int(base) + 6) and after == lowered  # the forking thread stays lowered
+    assert child_nice == base and child_waiters == "0"  # the child: its parent's priority, no watched threads
+    assert main_after == base
 
 
 def test_without_thread_priorities_nothing_is_touched(monkeypatch):
@@ -160,3 +162,21 @@ def test_without_thread_priorities_nothing_is_touched(monkeypatch):
     with priority.lowered(15):
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
     assert priority.niceness() == 0
+
+
+def test_games_sealed_in_the_background_by_lowered_threads_read_back_equal(tmp_path):
+    games = synth.games(9, board_type="hex8", num_players=2, seed=4)
+    moves = sum(len(g["moves"]) for g in games)
+
+    async def write() -> None:
+        # a small shard size: full buffers are sealed by background threads at the pool's lower priority
+        async with gamestore.open_async(tmp_path / "s", create=True, vectors=synth.VECTORS,
+                                        shard_moves=max(1, moves // 3), worker_niceness=7) as store:
+            for g in games:
+                await store.write_games([g])
+
+    asyncio.run(write())
+    with gamestore.open(tmp_path / "s") as s:  # read back synchronously, in this thread
+        assert s.info()["shards"] >= 3
+        for g in games:
+            assert games_equal(s.get_game(g["game_id"]), normalize_game(g, vectors=s.vectors))
