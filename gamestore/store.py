@@ -170,19 +170,21 @@ class GameStore:
             # O(writers x shards) and made aggregate throughput fall with more processes (docs/concurrency.md);
             # ids are checked against this handle's buffer and index, cross-process copies are resolved on read
             chunk_moves = 0
+            chunk_start = 0  # the index of chunk[0] in the caller's games: an error's game_index counts from there
             move_limit = max(1, self._shard_moves // 4)
             for record in games:
                 chunk.append(record)
                 moves = record.get("moves") if isinstance(record, Mapping) else None
                 chunk_moves += len(moves) if isinstance(moves, (list, tuple)) else 0
                 if len(chunk) >= _ENCODE_CHUNK or chunk_moves >= move_limit:
-                    written += self._write_chunk(chunk, on_duplicate)
+                    written += self._write_chunk(chunk, on_duplicate, chunk_start)
+                    chunk_start += len(chunk)
                     chunk, chunk_moves = [], 0
             if chunk:
-                written += self._write_chunk(chunk, on_duplicate)
+                written += self._write_chunk(chunk, on_duplicate, chunk_start)
         return written
 
-    def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate) -> int:
+    def _write_chunk(self, chunk: list[Mapping[str, Any]], on_duplicate: OnDuplicate, chunk_start: int) -> int:
         # Fast attempt: no new ids repeated and every record encodes. Then no record uses an undeclared
         # vector (the encoder refuses those), so the per-move scan of _auto_declare is skipped; anything
         # else takes the full path below, whose outcome (declared vectors, accepted games, error) it is.
@@ -198,17 +200,22 @@ class GameStore:
             chunk = chunk[: declare_failure.game_index]
         accepted, duplicate = self._accept(chunk, on_duplicate)
         failure: RecordError | None = duplicate or declare_failure
+        # where the failing record is in chunk: a duplicate stops _accept (nothing skipped before it, since
+        # duplicates are skipped only when they are not errors), a declaration failure truncated chunk
+        failed_at = len(accepted) if duplicate is not None else len(chunk)
         vectors = self.vectors
         try:
             encoded = self._encode(accepted, vectors)
         except RecordError as exc:
             if exc.game_index is None:
                 raise
-            failure, accepted = exc, accepted[: exc.game_index]
+            bad = accepted[exc.game_index]  # accepted skips duplicates: find the record itself in chunk
+            failure, failed_at = exc, next(i for i, record in enumerate(chunk) if record is bad)
+            accepted = accepted[: exc.game_index]
             encoded = self._encode(accepted, vectors)
         self._buffer_encoded(accepted, encoded)
         if failure is not None:
-            raise failure
+            raise failure.at_index(chunk_start + failed_at)
         return len(accepted)
 
     def _accept(self, chunk: list[Any], on_duplicate: OnDuplicate) -> tuple[list[Any], DuplicateGameError | None]:

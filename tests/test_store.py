@@ -176,14 +176,17 @@ def _game(gid="g1", **over):
         ({"moves": [{"player": "one", "move_type": "x"}]}, "moves[0].player"),
     ],
 )
-def test_bad_record_keeps_earlier_games(tmp_path, bad, field):
-    with gamestore.open(tmp_path / "s", profile="ringrift", vectors={"heuristic_features": 49}) as s:
+@pytest.mark.parametrize("shard_moves", [None, 8])  # 8: every game is encoded as a chunk of its own
+def test_bad_record_keeps_earlier_games(tmp_path, bad, field, shard_moves):
+    options = {} if shard_moves is None else {"shard_moves": shard_moves}
+    with gamestore.open(tmp_path / "s", profile="ringrift", vectors={"heuristic_features": 49}, **options) as s:
         good = [_game("ok1"), _game("ok2")]
         with pytest.raises(RecordError) as info:
             s.write_games(good + [_game("bad", **bad), _game("after")])
         err = info.value
         assert isinstance(err, ValueError) and isinstance(err, GamestoreError)
         assert err.field == field
+        assert err.game_index == 2  # counted in the caller's list, whatever chunks the store encoded it in
         if bad.get("game_id", "x") is not None:
             assert err.game_id == "bad"
         s.flush()
@@ -195,13 +198,26 @@ def test_duplicates_error_or_skip(tmp_path):
         s.write_games([_game("a")])
         with pytest.raises(DuplicateGameError) as info:
             s.write_games([_game("b"), _game("a")])
-        assert info.value.game_id == "a"
+        assert (info.value.game_id, info.value.game_index) == ("a", 1)
         s.flush()
         with pytest.raises(DuplicateGameError):
             s.write_games([_game("a")])
         assert s.write_games([_game("a"), _game("c"), _game("c")], on_duplicate="skip") == 1
         s.flush()
         assert s.count_games() == 3
+
+
+def test_duplicate_index_counts_from_the_callers_list(tmp_path):
+    with gamestore.open(tmp_path / "s", shard_moves=8) as s:  # a chunk per game
+        s.write_games([_game("a")])
+        with pytest.raises(DuplicateGameError) as info:
+            s.write_games([_game("b"), _game("c"), _game("a"), _game("d")])
+        assert (info.value.game_id, info.value.game_index) == ("a", 2)
+        with pytest.raises(RecordError) as bad:  # skipped duplicates still count in the index
+            s.write_games([_game("a"), _game("e"), _game("f", num_players="two")], on_duplicate="skip")
+        assert (bad.value.game_id, bad.value.game_index) == ("f", 2)
+        s.flush()
+        assert sorted(s.query_games(columns=["game_id"]).column("game_id").to_pylist()) == ["a", "b", "c", "e"]
 
 
 def test_lost_catalog_is_rebuilt(tmp_path, corpus):
