@@ -14,14 +14,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Callable
 
 from .errors import RecordError
 
-__all__ = ["JSONText"]
+__all__ = ["JSONText", "ParsedOnUse"]
 
 
-class JSONText(Mapping):
+class ParsedOnUse(Mapping):
+    """A Mapping that is the object a JSON text reads as (``_json_text()``), parsed on first use with ``_loads``."""
+
+    __slots__ = ()
+
+    _value: dict
+    _loads: Callable[[str], Any] = staticmethod(json.loads)
+
+    def _json_text(self) -> str:
+        raise NotImplementedError
+
+    def _parsed(self) -> dict:
+        try:
+            return self._value
+        except AttributeError:
+            self._value = self._loads(self._json_text())
+            return self._value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+class JSONText(ParsedOnUse):
     """The JSON object whose canonical text (``records.dump_json`` of it) is ``text``.
 
     ``JSONText(text)`` checks that claim (a parse and a dump: no faster than passing the dict; meant for
@@ -33,7 +61,6 @@ class JSONText(Mapping):
     __slots__ = ("text", "_value")
 
     text: str
-    _value: dict
 
     def __init__(self, text: str) -> None:
         from .records import _check_json_keys, dump_json
@@ -62,21 +89,8 @@ class JSONText(Mapping):
         obj.text = text
         return obj
 
-    def _parsed(self) -> dict:
-        try:
-            return self._value
-        except AttributeError:
-            self._value = json.loads(self.text)
-            return self._value
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._parsed()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._parsed())
-
-    def __len__(self) -> int:
-        return len(self._parsed())
+    def _json_text(self) -> str:
+        return self.text
 
     def __eq__(self, other: object) -> bool:
         if type(other) is JSONText:

@@ -13,9 +13,10 @@ cannot prove takes the reference path of :mod:`gamestore.ringrift.cells`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Callable
 
+from ..rawjson import ParsedOnUse
 from .jsontext import loads
 
 __all__ = ["policy_text", "search_text"]
@@ -30,26 +31,14 @@ except ImportError:  # pragma: no cover - extensions not built: the reference pa
     policy_text = search_text = None
 else:
 
-    class TextColumns(_Columns, Mapping):
+    class TextColumns(_Columns, ParsedOnUse):
         """Columns parsed from a JSON text (``source``); as a Mapping, ``json.loads(source)``."""
 
         __slots__ = ("_value",)
+        _loads = staticmethod(loads)
 
-        def _parsed(self) -> dict:
-            try:
-                return self._value
-            except AttributeError:
-                self._value: dict = loads(self.source)
-                return self._value
-
-        def __getitem__(self, key: Any) -> Any:
-            return self._parsed()[key]
-
-        def __iter__(self) -> Iterator:
-            return iter(self._parsed())
-
-        def __len__(self) -> int:
-            return len(self._parsed())
+        def _json_text(self) -> str:
+            return self.source
 
         def __repr__(self) -> str:
             return f"{type(self).__name__}({self.source!r})"
