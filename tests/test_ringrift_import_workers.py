@@ -5,7 +5,6 @@ import os
 import signal
 import sqlite3
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -14,18 +13,9 @@ from gamestore.errors import GamestoreError, ImportWorkerError
 from gamestore.ringrift import workers
 from gamestore.ringrift.forked import ForkedHelper, exit_reason
 from gamestore.ringrift.mapping import compare_rows
-from gamestore.ringrift.sqlite_io import connect_readonly, read_table, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite
-
-
-def _tables(path: Path) -> dict[str, list[tuple]]:
-    con = connect_readonly(path)
-    try:
-        rep = schema_report(con)
-        return {t: read_table(con, t, rep) for t in COLUMNS}
-    finally:
-        con.close()
+from helpers.replaydb import replay_tables
 
 
 def _starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -44,7 +34,7 @@ def _starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_helpers_are_forked_when_no_other_thread_runs_else_spawned(ringrift_dbs, tmp_path, monkeypatch):
     """The same games either way: forked helpers when this is the only Python thread, interpreters otherwise."""
     src = ringrift_dbs["ringrift_v18_history"]
-    expected = _tables(src)
+    expected = replay_tables(src)
     starts = _starts(monkeypatch)
     alone = threading.active_count() == 1  # (a thread left by another test would make both spawn)
     for name, other_thread in (("forked", False), ("spawned", True)):
@@ -59,7 +49,7 @@ def test_helpers_are_forked_when_no_other_thread_runs_else_spawned(ringrift_dbs,
             if runner is not None:
                 runner.join()
         assert report.failed == [] and report.games_written == 2 and report.moves_written == 248
-        out = _tables(export_sqlite(tmp_path / name, tmp_path / f"{name}.db", progress=False).destination)
+        out = replay_tables(export_sqlite(tmp_path / name, tmp_path / f"{name}.db", progress=False).destination)
         for table in COLUMNS:
             assert compare_rows(table, expected[table], out[table]) == [], (name, table)
     assert starts == (["fork", "spawn"] if alone else ["spawn", "spawn"])
@@ -117,13 +107,13 @@ def test_a_killed_helper_is_a_typed_error_and_loses_nothing_committed(ringrift_d
     assert len(helpers) == 1 and helpers[0].returncode == -signal.SIGKILL
     monkeypatch.undo()
 
-    expected = {name: _tables(ringrift_dbs[name]) for name in ("ringrift_v18_history", "ringrift_v18_sample")}
+    expected = {name: replay_tables(ringrift_dbs[name]) for name in ("ringrift_v18_history", "ringrift_v18_sample")}
     with store_mod.open(store, create=False) as st:
         kept = set(st.query_games(None, columns=["game_id"]).column("game_id").to_pylist())
     sample_ids = {r[0] for r in expected["ringrift_v18_sample"]["games"]}
     history_ids = {r[0] for r in expected["ringrift_v18_history"]["games"]}
     assert history_ids <= kept and kept - history_ids < sample_ids  # the earlier import whole; this one in part
-    out = _tables(export_sqlite(store, tmp_path / "partial.db", progress=False).destination)
+    out = replay_tables(export_sqlite(store, tmp_path / "partial.db", progress=False).destination)
     for table in COLUMNS:  # what is stored is stored exactly
         if table in ("schema_metadata", "orphaned_games"):
             continue
@@ -133,7 +123,7 @@ def test_a_killed_helper_is_a_typed_error_and_loses_nothing_committed(ringrift_d
     again = import_sqlite(src, store, progress=False, workers=2)
     assert again.failed == [] and again.games_already_stored == len(kept - history_ids)
     assert again.games_written == 10 - again.games_already_stored
-    out = _tables(export_sqlite(store, tmp_path / "whole.db", progress=False).destination)
+    out = replay_tables(export_sqlite(store, tmp_path / "whole.db", progress=False).destination)
     for table in COLUMNS:
         if table in ("schema_metadata", "orphaned_games"):
             continue

@@ -13,9 +13,9 @@ from gamestore.errors import StoreExistsError
 from gamestore.ringrift.compat import GameReplayDB
 from gamestore.ringrift.fixtures import FIXTURE_NAMES
 from gamestore.ringrift.mapping import compare_rows, record_to_rows
-from gamestore.ringrift.sqlite_io import connect_readonly, read_table, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import export_sqlite, import_sqlite
+from helpers.replaydb import replay_tables
 
 
 @pytest.fixture(scope="session")
@@ -30,20 +30,11 @@ def imported(ringrift_dbs, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _tables(path: Path) -> dict[str, list[tuple]]:
-    con = connect_readonly(path)
-    try:
-        rep = schema_report(con)
-        return {t: read_table(con, t, rep) for t in COLUMNS}
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_export_equals_source_table_by_table(ringrift_dbs, imported, tmp_path, name):
     dst = tmp_path / "out.db"
     report = export_sqlite(imported[name], dst, progress=False)
-    src_tables, out_tables = _tables(ringrift_dbs[name]), _tables(dst)
+    src_tables, out_tables = replay_tables(ringrift_dbs[name]), replay_tables(dst)
     assert report.games == len(src_tables["games"])
     for table in COLUMNS:
         assert compare_rows(table, src_tables[table], out_tables[table]) == [], table
@@ -66,8 +57,8 @@ def test_reimport_adds_nothing(ringrift_dbs, imported, tmp_path):
     # a second database into the same store: both exported together
     report = import_sqlite(ringrift_dbs["ringrift_v18_history"], store, progress=False)
     assert report.games_written == 2 and report.moves_written == 248
-    out = _tables(export_sqlite(store, tmp_path / "both.db", progress=False).destination)
-    both = [_tables(ringrift_dbs[n]) for n in FIXTURE_NAMES]
+    out = replay_tables(export_sqlite(store, tmp_path / "both.db", progress=False).destination)
+    both = [replay_tables(ringrift_dbs[n]) for n in FIXTURE_NAMES]
     for table in COLUMNS:
         expected = both[0][table] + both[1][table] if table != "schema_metadata" else both[0][table]
         assert compare_rows(table, expected, out[table]) == [], table
@@ -78,8 +69,8 @@ def test_worker_processes_import_the_same_games(ringrift_dbs, tmp_path):
     src = ringrift_dbs["ringrift_v18_history"]
     report = import_sqlite(src, tmp_path / "store", progress=False, workers=2, verify=True)
     assert report.failed == [] and report.games_written == 2 and report.moves_written == 248
-    out = _tables(export_sqlite(tmp_path / "store", tmp_path / "out.db", progress=False).destination)
-    expected = _tables(src)
+    out = replay_tables(export_sqlite(tmp_path / "store", tmp_path / "out.db", progress=False).destination)
+    expected = replay_tables(src)
     for table in COLUMNS:
         assert compare_rows(table, expected[table], out[table]) == [], table
     again = import_sqlite(src, tmp_path / "store", progress=False, workers=2)
@@ -147,8 +138,8 @@ def test_older_schema_imports_what_it_holds(ringrift_dbs, tmp_path):
     assert any("game_nnue_features" in m for m in report.missing)
     assert [g for g, _ in report.failed] == ["hex8-2p-100-1-b285e19f"]
     assert report.games_written == 9
-    out = _tables(export_sqlite(tmp_path / "store", tmp_path / "v18.db", progress=False).destination)
-    src = _tables(ringrift_dbs["ringrift_v18_sample"])
+    out = replay_tables(export_sqlite(tmp_path / "store", tmp_path / "v18.db", progress=False).destination)
+    src = replay_tables(ringrift_dbs["ringrift_v18_sample"])
     keep = [r for r in src["game_moves"] if r[0] != "hex8-2p-100-1-b285e19f"]
     cols = COLUMNS["game_moves"]
     blank = [cols.index(c) for c in ("move_probs", "search_stats_json", "heuristic_features")]
