@@ -113,10 +113,10 @@ class ImportProcesses:
 
     :meth:`serve` hands them tasks from a :class:`TaskPool` as they ask; :meth:`relay` wraps the
     caller's progress bar so that their progress (and a failure) is handled while the caller imports
-    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON; the
-    relayed bar must have been made).  A helper
-    that fails or is killed raises :class:`~gamestore.errors.ImportWorkerError` in the caller (what it
-    committed stays in the store; re-running the import adds the rest).
+    its own tasks; :meth:`finish` waits for their reports (``ImportReport`` fields as JSON; after
+    :meth:`relay`).  A helper that fails or is killed raises
+    :class:`~gamestore.errors.ImportWorkerError` in the caller (what it committed stays in the
+    store; re-running the import adds the rest).
     ``start``: ``"fork"`` (the default when :func:`~gamestore.ringrift.forked.fork_is_safe`) or
     ``"spawn"`` (``python -m gamestore.ringrift.workers``).
     """
