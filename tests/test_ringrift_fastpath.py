@@ -27,9 +27,9 @@ from gamestore.codec import _coerce_vectors
 from gamestore.ringrift import _rrjson, cells, jsontext, textcols
 from gamestore.ringrift.mapping import RINGRIFT_VECTORS
 from gamestore.ringrift.mapping import compare_rows, record_to_rows, rows_to_record
-from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import COLUMNS
 from gamestore.ringrift.transfer import import_sqlite
+from helpers.replaydb import replay_games
 
 
 @contextmanager
@@ -84,14 +84,6 @@ def _ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _games(path) -> list[dict]:
-    con = connect_readonly(path)
-    try:
-        return list(read_games(con, schema_report(con)))
-    finally:
-        con.close()
-
-
 # ---------------------------------------------------------------------------
 # The compiled shape checks equal their references
 # ---------------------------------------------------------------------------
@@ -118,7 +110,7 @@ def test_search_maps_and_finite_floats_equal_their_references(q, vc, pp, aligned
 # ---------------------------------------------------------------------------
 def test_fixture_records_equal_on_both_paths(ringrift_dbs):
     for name, path in ringrift_dbs.items():
-        for rows in _games(path):
+        for rows in replay_games(path):
             fast = rows_to_record(rows)
             with reference_path():
                 ref = rows_to_record(rows)
@@ -180,7 +172,7 @@ def _cells(draw) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def small_game(ringrift_dbs) -> dict:
-    return min(_games(ringrift_dbs["ringrift_v18_sample"]), key=lambda g: len(g["game_moves"]))
+    return min(replay_games(ringrift_dbs["ringrift_v18_sample"]), key=lambda g: len(g["game_moves"]))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

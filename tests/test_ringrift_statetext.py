@@ -14,9 +14,9 @@ from gamestore.records import dump_canonical_json, dump_json, games_equal
 from gamestore.ringrift import _rrjson, jsontext, mapping
 from gamestore.ringrift._rrcols import float_text
 from gamestore.ringrift.fixtures import FIXTURE_NAMES
-from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import GAME_TABLES
 from gamestore.ringrift.transfer import import_sqlite
+from helpers.replaydb import replay_games
 
 pytestmark = pytest.mark.single_backend  # the RingRift text path is the same for both encoder backends
 
@@ -106,14 +106,6 @@ def test_edge_cases(text, ok):
     _check(text, "a")
 
 
-def _games(path) -> list[dict]:
-    con = connect_readonly(path)
-    try:
-        return list(read_games(con, schema_report(con)))
-    finally:
-        con.close()
-
-
 def _without_pass_through(monkeypatch) -> None:
     monkeypatch.setattr(jsontext, "_canonical_object", lambda text, key: None)
 
@@ -122,7 +114,7 @@ def _without_pass_through(monkeypatch) -> None:
 def test_records_equal_the_parsed_path(ringrift_dbs, name, monkeypatch):
     """Every state the fixtures hold: the text path's records equal the parse-and-dump path's, the stored JSON
     text is the same, and the rows come back byte for byte; the reference validator gives the same records."""
-    games = _games(ringrift_dbs[name])
+    games = replay_games(ringrift_dbs[name])
     fast = [mapping.rows_to_record(rows) for rows in games]
     monkeypatch.setattr(jsontext, "_canonical_object", reference)
     ref = [mapping.rows_to_record(rows) for rows in games]
