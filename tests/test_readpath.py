@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -220,8 +221,22 @@ _STORAGE = ["fsutil.py", "schema.py", "ipc_batch.py", "shard.py", "errors.py", "
 _ABOVE = {"codec", "backend", "store", "readpath", "ops", "cli", "ringrift", "positions", "aio", "game_writer", "testing", "ray", "report"}
 
 
+def _parse(path: Path) -> ast.Module:
+    # CPython 3.11 keeps the AST constructor's recursion depth in state shared by all threads (gh-106905): a GC
+    # pass during the construction can run Python code, switch threads and interleave another thread's AST
+    # construction, and the parse fails with "SystemError: AST constructor recursion depth mismatch" (seen once
+    # in this test under load). Without GC passes no Python code runs inside the construction.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_text())
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = _parse(path)
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
