@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,9 @@ from gamestore.records import normalize_game
 from gamestore.ringrift import mapping
 from gamestore.ringrift.fixtures import FIXTURE_NAMES
 from gamestore.ringrift.jsontext import encode_state, gzip_params, render_state
-from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import GAME_TABLES
 from gamestore.schema import VectorSpec
+from helpers.replaydb import replay_games
 
 pytestmark = pytest.mark.single_backend
 
@@ -21,17 +20,9 @@ FIXTURES = FIXTURE_NAMES
 VECTORS = {"heuristic_features": VectorSpec("heuristic_features", (49,), "float32")}
 
 
-def _games(path: Path) -> list[dict]:
-    con = connect_readonly(path)
-    try:
-        return list(read_games(con, schema_report(con)))
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("name", FIXTURES)
 def test_rows_record_rows_table_by_table(ringrift_dbs, name):
-    games = _games(ringrift_dbs[name])
+    games = replay_games(ringrift_dbs[name])
     assert games
     for rows in games:
         record = mapping.rows_to_record(rows)
@@ -44,7 +35,7 @@ def test_rows_record_rows_table_by_table(ringrift_dbs, name):
 @pytest.mark.parametrize("name", FIXTURES)
 def test_record_is_structured(ringrift_dbs, name):
     """Moves, policies, search statistics and features land in typed fields, not in verbatim text."""
-    for rows in _games(ringrift_dbs[name]):
+    for rows in replay_games(ringrift_dbs[name]):
         rec = mapping.rows_to_record(rows)
         for m in rec["moves"]:
             assert "rr_text" not in m and "rr_cells" not in m
@@ -65,7 +56,7 @@ def test_record_is_structured(ringrift_dbs, name):
 
 
 def test_history_entries_are_kept_without_move_history(ringrift_dbs):
-    games = _games(ringrift_dbs["ringrift_v18_history"])
+    games = replay_games(ringrift_dbs["ringrift_v18_history"])
     with_history = [g for g in games if g["game_history_entries"]]
     assert len(with_history) == 1
     rows = with_history[0]
@@ -127,7 +118,7 @@ def _odd_rows(rows: dict) -> dict:
 
 
 def test_irregular_rows_round_trip(ringrift_dbs):
-    rows = _odd_rows(_games(ringrift_dbs["ringrift_v18_sample"])[0])
+    rows = _odd_rows(replay_games(ringrift_dbs["ringrift_v18_sample"])[0])
     record = mapping.rows_to_record(rows)
     moves = record["moves"]
     assert "rr_json_keys" in moves[0] and moves[0]["zExtra"] == [1, 2]
