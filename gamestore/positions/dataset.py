@@ -37,7 +37,7 @@ STATE_VERSION = 1
 #: what a worker yields last in tagged mode (ResumableLoader), after its batches
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-_READ_AHEAD = 3  # moves batches decompressed ahead on a helper thread
+_READ_AHEAD = 3  # at least this many moves batches decompressed ahead on a helper thread
 #: the per-position tensors that come first in a batch, after game_id and board_type
 _HEAD = ("move_number", "player", "num_players", "winner", "value", "value_mask", "value_mover")
 
@@ -342,10 +342,19 @@ class PositionDataset(IterableDataset[Any]):
         progress: dict[str, Any] = {"num_workers": num_workers, "batches": {worker: skip}}
         self._progress = progress
         position = {seg: i for i, seg in enumerate(segments)}
+        # read ahead a whole window (local stores): the helper thread decodes the next window while this one is cut
+        # into batches; object storage keeps a few batches ahead (a shard's file is downloaded whole)
+        ends = np.cumsum([hi - lo for _, lo, hi in segments], dtype=np.int64)
+        ahead = max(self.buffer_size, self.batch_size) if self.shuffle and reader.storage.local else 0
+        submitted = 0  # segments handed to the read-ahead thread so far
 
         def read(seg: Any) -> Any:
+            nonlocal submitted
             i = position[seg]
-            reader.prefetch(plan, segments[i + 1 : i + 1 + _READ_AHEAD])
+            stop = max(i + 1 + _READ_AHEAD, int(np.searchsorted(ends, ends[i] + ahead)) + 1)
+            if stop > submitted:
+                reader.prefetch(plan, segments[max(i + 1, submitted) : stop])
+                submitted = stop
             return reader.read(plan, seg, seed=self.seed)
 
         batches = stream(

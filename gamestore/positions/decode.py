@@ -36,8 +36,10 @@ from .plan import Plan
 
 __all__ = ["SegmentReader"]
 
-_MAX_OPEN = 16  # open shard files per reader (the stream reads ~8 side by side)
+_MAX_OPEN = 48  # open shard files per reader (a window and the next, read ahead, hold ~40 batches)
+_MAX_OPEN_REMOTE = 16  # object storage: each open shard holds its moves file in memory (the stream reads ~8 side by side)
 _MAX_SOURCES = 48  # decoded moves batches kept (a window of 16,384 positions reads ~17)
+_MAX_AHEAD = 64  # moves batches decoded ahead and not yet read (the stream reads ahead one window)
 _DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requests are latency-bound)
 
 
@@ -178,31 +180,32 @@ class SegmentReader:
                 except Damaged as exc:
                     raise ShardCorruptError(f"{MOVES_FILE}: {exc}", shard_id=shard_id) from None
             self._open[shard_id] = sh
-            while len(self._open) > _MAX_OPEN:
+            while len(self._open) > (_MAX_OPEN if self.storage.local else _MAX_OPEN_REMOTE):
                 self._open.popitem(last=False)
         else:
             self._open.move_to_end(shard_id)
         return sh
 
     # -- read-ahead ---------------------------------------------------------------------------
-    def prefetch(self, plan: Plan, segments: Sequence[tuple[int, int, int]], *, depth: int = 3) -> None:
-        """Start decompressing the moves batches of the next ``depth`` segments on a helper thread.
+    def prefetch(self, plan: Plan, segments: Sequence[tuple[int, int, int]]) -> None:
+        """Start decoding the moves batches of ``segments`` (the next ones the stream reads) on a helper thread.
 
-        Arrow releases the GIL while it decompresses, so this overlaps with
-        the numpy work on the current window (at most ``depth`` batches held).
+        zstd releases the GIL while it decompresses, so this overlaps with the
+        work on the current window (batches decoded and not yet read: at most ``_MAX_AHEAD``).
         """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="gamestore-readahead")
         if not self.storage.local:
             self._download_ahead(plan, segments)
-        for u, _, _ in segments[:depth]:
-            key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
-            if key not in self._ahead:
+        shard_of, batch_of, ahead = plan.unit_shard, plan.unit_batch, self._ahead
+        for u, _, _ in segments:
+            key = (int(shard_of[u]), int(batch_of[u]))
+            if key not in ahead:
                 sh = self._shard(plan.shards[key[0]], plan)
                 # a direct batch becomes its source on the helper thread too (it reads only this shard's keys)
-                self._ahead[key] = self._pool.submit(self._decode, sh, key[1], plan, self._lookup())
-        while len(self._ahead) > 2 * depth:
-            self._ahead.popitem(last=False)
+                ahead[key] = self._pool.submit(self._decode, sh, key[1], plan, self._lookup())
+        while len(ahead) > _MAX_AHEAD:  # never read (a source served from the cache): the oldest go
+            ahead.popitem(last=False)
 
     def _download_ahead(self, plan: Plan, segments: Sequence[tuple[int, int, int]]) -> None:
         """Object storage: start downloading the moves files of the next shards the segments need."""
