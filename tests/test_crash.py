@@ -111,6 +111,7 @@ def kill_rounds(tmp_path: Path, rounds: int, seed: int, *, phases: tuple[str, ..
             "kills": sum(v for (p, o), v in outcomes.items() if o == "killed")}
 
 
+@pytest.mark.single_backend  # the kill points are the writer's phases, the same on either encoder
 def test_sigkill_writers_at_every_phase(tmp_path):
     res = kill_rounds(tmp_path, 14, seed=1)
     # every targeted phase was hit (each within the first three batches, so always reached)
@@ -120,6 +121,7 @@ def test_sigkill_writers_at_every_phase(tmp_path):
     assert res["stored"] >= res["acked"]
 
 
+@pytest.mark.single_backend  # the kill points are the writer's phases, the same on either encoder
 def test_sigkill_writers_while_shards_seal_in_background(tmp_path):
     """shard_games=2: each batch of 3 games fills the buffer, which a helper thread seals while the writer goes on
     (gamestore/sealing.py); the kills land in the helper's shard writes and renames, or anywhere (random)."""

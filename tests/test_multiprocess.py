@@ -68,6 +68,7 @@ def check_store(store_path: Path, acked: list[str], expected_total: int) -> None
     assert not list((store_path / "tmp").iterdir())
 
 
+@pytest.mark.single_backend  # locking and visibility between processes, the same on either encoder
 def test_eight_writers_with_readers(tmp_path):
     writers, batches, batch_size = 8, 3, 4
     res = run_many(tmp_path, writers=writers, batches=batches, batch_size=batch_size, max_moves=24)

@@ -96,8 +96,9 @@ def test_direct_batches_match_the_records(store_path):
         for batch in batches:
             for i in range(len(batch["move_number"])):
                 gid, mn = batch["game_id"][i], int(batch["move_number"][i])
-                game = games.setdefault(gid, store.get_game(gid))
-                move = next(m for m in game["moves"] if m["move_number"] == mn)
+                if gid not in games:  # one get_game per game (setdefault would call it for every position)
+                    games[gid] = {m["move_number"]: m for m in store.get_game(gid)["moves"]}
+                move = games[gid][mn]
                 policy = move.get("policy") or {}
                 n = len(policy)
                 assert int(batch["player"][i]) == (-1 if move.get("player") is None else move["player"])
