@@ -383,3 +383,29 @@ def test_worker_batches_travel_through_shared_memory(store_path):
     child.wait()
     arena.owner[3] = child.pid
     assert shared.reclaim() >= 1 and arena.owner[3] == 0
+
+
+def test_worker_batches_send_game_ids_as_indices(store_path, monkeypatch):
+    """A worker sends a batch's game ids and boards as indices into the plan's tables its training process shares."""
+    from gamestore.positions import shared
+
+    looked_up = []
+    real = shared.tables
+    monkeypatch.setattr(shared, "tables", lambda token: looked_up.append(token) or real(token))
+    ds = PositionDataset(store_path, batch_size=64, seed=9)
+    direct = list(ds)
+    through = list(DataLoader(ds, batch_size=None, num_workers=1))
+    assert len(through) == len(direct)
+    for a, b in zip(direct, through):
+        _same_batch(a, b)
+        assert b["game_id"].dtype == object and b["board_type"].dtype == object
+    assert looked_up and set(looked_up) == {ds.plan.token}  # the receiving side indexed its own tables
+    # a transform may change the arrays in place: its batches carry the strings themselves
+    looked_up.clear()
+    marked = PositionDataset(store_path, batch_size=64, seed=9, transform=lambda b: (b["game_id"].__setitem__(0, "x"), b)[1])
+    got = list(DataLoader(marked, batch_size=None, num_workers=1))
+    assert not looked_up and [b["game_id"][0] for b in got] == ["x"] * len(got)
+    assert [b["game_id"][1:].tolist() for b in got] == [b["game_id"][1:].tolist() for b in direct]
+    # tables this process no longer holds: a clear error, never other games' ids
+    with pytest.raises(RuntimeError, match="no longer holds"):
+        real("0123456789abcdef")

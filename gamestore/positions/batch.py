@@ -15,8 +15,11 @@ and numpy arrays (strings as object arrays).
 A batch leaving a forked DataLoader worker travels through a slot of the
 shared-memory area the training process mapped before the fork
 (:mod:`gamestore.positions.shared`): the worker copies its tensors into the
-slot and pickles only the slot's number and layout; the receiving side views
-the slot as tensors, and the slot is freed when they are gone.  When no slot
+slot and pickles only the slot's number and layout (a PositionDataset's
+``game_id`` and ``board_type`` go in the slot too, as indices into the
+plan's tables the training process holds: no str objects to unpickle); the
+receiving side views the slot as tensors, and the slot is freed when they
+are gone.  When no slot
 is free, for a batch larger than a slot and from spawned workers, it is
 pickled by value: its tensors as one byte array in the worker's pipe
 (cheaper than torch's default of one shared-memory segment and one passed
@@ -49,21 +52,29 @@ TORCH_DTYPES = {
     np.dtype(np.float64): torch.float64,
 }
 _PACKABLE = frozenset(TORCH_DTYPES.values())
+#: a batch's object arrays as indices into tables its receiver holds (see :meth:`Batch.of`)
+Codes = tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
 class Batch:
     """A training batch: names -> tensors and numpy arrays, used like a dict (see the module docstring)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_codes")
 
     def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any) -> None:
         self._items: dict[str, Any] = dict(items, **kwargs)
+        self._codes: Codes | None = None
 
     @classmethod
-    def of(cls, items: dict[str, Any]) -> "Batch":
-        """A batch holding ``items`` itself (no copy: the caller hands the dict over)."""
+    def of(cls, items: dict[str, Any], codes: "Codes | None" = None) -> "Batch":
+        """A batch holding ``items`` itself (no copy: the caller hands the dict over).
+
+        ``codes``: ``(token, {key: (indices, array)})``: ``items[key]`` is ``array``, equal to
+        ``shared.tables(token)[key][indices]`` (a worker sends the indices while ``items[key]`` is still ``array``).
+        """
         batch = cls.__new__(cls)
         batch._items = items
+        batch._codes = codes
         return batch
 
     # -- the dict interface ----------------------------------------------------------------
@@ -152,13 +163,23 @@ class Batch:
 def _reduce_for_queue(batch: Batch) -> tuple:
     """How a multiprocessing queue (a DataLoader worker's) pickles a batch: tensors through shared memory when it can."""
     packed, others = batch._split()
+    tensors = len(packed)
+    coded: tuple[str, list] | None = None
+    if batch._codes is not None and shared.parent_tables(batch._codes[0]):
+        for key, (indices, array) in batch._codes[1].items():
+            if others.get(key) is array:  # not replaced since the batch was made (a transform may have)
+                del others[key]
+                packed[key] = indices
     layout, total = placement(packed)
     slot = shared.slot_for(total)
     if slot is None:
         return batch.__reduce__()
     token, index, raw = slot
     _fill(raw, layout, packed)
-    return (_rebuild_shared, (token, index, total, layout, others, list(batch._items)))
+    if len(layout) > tensors:
+        assert batch._codes is not None
+        layout, coded = layout[:tensors], (batch._codes[0], layout[tensors:])
+    return (_rebuild_shared, (token, index, total, layout, others, list(batch._items), coded))
 
 
 def _pinned(value: Any, device: Any) -> Any:
@@ -190,16 +211,22 @@ def _fill(raw: np.ndarray, layout: list, arrays: dict[str, np.ndarray]) -> None:
         raw[off : off + size].view(dt).reshape(shape)[...] = a
 
 
-def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[str]) -> Batch:
-    items: dict[str, Any] = {
-        name: torch.from_numpy(raw[off : off + size].view(dt).reshape(shape)) for name, off, size, dt, shape in layout
-    }
+def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[str],
+             coded: tuple[str, list] | None = None) -> Batch:
+    # one array per tensor straight over ``raw`` (its base: the slot stays held while a tensor lives)
+    array, tensor = np.ndarray, torch.from_numpy
+    items: dict[str, Any] = {name: tensor(array(shape, dt, raw, off)) for name, off, _, dt, shape in layout}
     items.update(others)
+    if coded is not None:
+        named = shared.tables(coded[0])
+        for name, off, _, dt, shape in coded[1]:
+            items[name] = named[name][array(shape, dt, raw, off)]  # a new object array: holds no slot
     return Batch.of({k: items[k] for k in order})
 
 
-def _rebuild_shared(token: str, slot: int, total: int, layout: list, others: dict[str, Any], order: list[str]) -> Batch:
-    return _rebuild(shared.receive(token, slot, total), layout, others, order)
+def _rebuild_shared(token: str, slot: int, total: int, layout: list, others: dict[str, Any], order: list[str],
+                    coded: tuple[str, list] | None = None) -> Batch:
+    return _rebuild(shared.receive(token, slot, total), layout, others, order, coded)
 
 
 shared.register_reducer(Batch, _reduce_for_queue)

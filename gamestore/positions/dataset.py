@@ -178,6 +178,7 @@ class PositionDataset(IterableDataset[Any]):
         self._plan: Plan = self._resolve(int(epoch))
         self._sync.track(self._plan)
         shared.ensure_arena()  # before any DataLoader worker forks from this process
+        self._share(self._plan)
 
     # -- store and plan ---------------------------------------------------------------
     def _get_store(self) -> GameStore:
@@ -288,12 +289,20 @@ class PositionDataset(IterableDataset[Any]):
     def _publish(self) -> None:
         """Let persistent DataLoader workers see this process's epoch and resume state at their next iteration."""
         if get_worker_info() is None:
+            self._share(self._plan)
             self._sync.publish(resume=self._resume, plan=self._plan)
+
+    def _share(self, plan: Plan, holder: int | None = None) -> None:
+        """Share ``plan``'s game tables: workers send a batch's game ids and boards as indices into them."""
+        shared.share_tables(plan.token, {"game_id": plan.game_ids, "board_type": self._plan_tables(plan)["boards"]},
+                            holder=holder)  # fmt: skip
 
     def _catch_up(self) -> None:
         """In a worker: take the state the training process published since this copy was made."""
         state = self._sync.pending()
         if state is not None:
+            if "plan" in state:
+                self._share(state["plan"], holder=os.getppid())  # the training process shared it when it published it
             self._plan = state["plan"] if "plan" in state else dataclasses.replace(self._plan, epoch=state["epoch"])
             self._resume = state["resume"]
             self._progress = None
@@ -401,7 +410,11 @@ class PositionDataset(IterableDataset[Any]):
         cols["game"] = games = per_part(lambda p: p.games)
         cols["lens"] = lens = per_part(lambda p: p.src.lens[p.rows], np.int32).astype(np.int32, copy=False)
         cols["game_id"] = plan.game_ids[games]
-        cols["board_type"] = self._plan_tables(plan)["boards"][plan.game_board[games]]
+        cols["board"] = boards = plan.game_board[games]
+        cols["board_type"] = self._plan_tables(plan)["boards"][boards]
+        # in a worker whose training process holds the plan's tables: batches travel with indices, not strings (a
+        # transform may change the arrays in place: then by value)
+        cols["codes"] = plan.token if self.transform is None and shared.parent_tables(plan.token) else None
         player = per_part(lambda p: p.src.player[p.rows]).astype(np.int64, copy=False)
         # the batch's tensors, in key order: one tensor per window, a batch slices them
         tensors = {
@@ -473,7 +486,11 @@ class PositionDataset(IterableDataset[Any]):
             )
         if self.action_size is not None:
             items["policy_dense"] = self._dense(index, prob, mask)
-        return Batch.of(items)
+        token = w["codes"]
+        if token is None:
+            return Batch.of(items)
+        codes = {"game_id": (w["game"][a:b], items["game_id"]), "board_type": (w["board"][a:b], items["board_type"])}
+        return Batch.of(items, (token, codes))
 
     def _key_at(self, srcs: list[Source], p: int, r: int, k: int) -> str | None:
         """The policy key of entry ``k`` of source row ``r`` of part ``p`` (None for an action id)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -95,6 +96,9 @@ class Plan:
     unit_ghi: np.ndarray  # int64, one past the last game
     unit_len: np.ndarray  # int64, positions of the unit this epoch
     stats: dict = field(default_factory=dict)
+    #: names this resolved plan's game tables (a renumbered plan keeps it): DataLoader workers send game ids as
+    #: indices into them (:mod:`gamestore.positions.shared`)
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
 
     @property
     def num_games(self) -> int:

@@ -16,6 +16,14 @@ training loop keeps many batches alive), a batch larger than a slot, and any
 other pickling (``pickle.dumps``, spawned workers, which inherit nothing)
 send the batch by value.  Slots claimed by a process that died (a worker
 shut down with batches in flight) are freed by :func:`reclaim`.
+
+A batch's ``game_id`` and ``board_type`` (object arrays of str) would cost
+the training process one str object per position to unpickle (~40 us for a
+batch of 256).  The training process therefore shares each plan's game
+tables under the plan's token (:func:`share_tables`, before its workers
+fork, and when it publishes a new plan to persistent workers); a worker
+whose parent holds the tables sends the positions' indices into them in
+the slot, and the training process indexes its own tables.
 """
 from __future__ import annotations
 
@@ -26,13 +34,15 @@ import secrets
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from ..layout import pid_alive
 
-__all__ = ["Arena", "ensure_arena", "sending_arena", "slot_for", "receive", "reclaim", "SLOTS", "SLOT_BYTES"]
+__all__ = ["Arena", "ensure_arena", "sending_arena", "slot_for", "receive", "reclaim", "share_tables", "parent_tables",
+           "tables", "SLOTS", "SLOT_BYTES"]
 
 SLOTS = 32
 SLOT_BYTES = 4 << 20  # a batch of 256 RingRift positions is ~120 kB; larger batches go by value
@@ -41,6 +51,9 @@ _MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0  # virtual on
 _LOCK_WAIT = 1.0  # seconds: the slot lock is held for microseconds, unless its holder was killed
 _ARENA: "Arena | None" = None
 _CREATE = threading.Lock()
+_TABLES_KEPT = 16  # plans whose tables a process keeps (a weighted plan is new every epoch)
+#: plan token -> (pid of the training process holding the tables, name -> object array)
+_TABLES: "OrderedDict[str, tuple[int, dict[str, np.ndarray]]]" = OrderedDict()
 
 
 class Arena:
@@ -140,6 +153,32 @@ def receive(token: str, slot: int, nbytes: int) -> np.ndarray:
     raw = arena.view(slot, nbytes)
     weakref.finalize(raw, arena.release, slot)  # views (and tensors of them) keep ``raw`` alive
     return raw
+
+
+def share_tables(token: str, named: dict[str, np.ndarray], *, holder: int | None = None) -> None:
+    """Keep ``named`` (object arrays indexed by position codes) under ``token``; ``holder``: the training process that
+    holds them too (default: this one; a worker passes its parent's pid for a plan its parent published)."""
+    with _CREATE:
+        _TABLES[token] = (os.getpid() if holder is None else holder, named)
+        _TABLES.move_to_end(token)
+        while len(_TABLES) > _TABLES_KEPT:
+            _TABLES.popitem(last=False)
+
+
+def parent_tables(token: str) -> bool:
+    """In a DataLoader worker sending through its parent's arena: whether the parent holds ``token``'s tables."""
+    arena = sending_arena()
+    got = _TABLES.get(token)
+    return arena is not None and got is not None and got[0] == arena.pid
+
+
+def tables(token: str) -> dict[str, np.ndarray]:
+    """The tables this process shared under ``token`` (a batch's codes index them)."""
+    got = _TABLES.get(token)
+    if got is None or got[0] != os.getpid():
+        raise RuntimeError(f"a DataLoader worker's batch refers to game tables {token!r} this process no longer holds"
+                           f" (more than {_TABLES_KEPT} plans since)")  # fmt: skip
+    return got[1]
 
 
 def register_reducer(cls: type, reduce: Any) -> None:
