@@ -1,27 +1,48 @@
 # cython: language_level=3
-"""The per-move loop of the RingRift import: a ``game_moves`` row's typed columns and its parsed
+"""The per-move loop of the RingRift import: a ``game_moves`` row's typed columns and its
 ``move_json`` spread over the move record, in C.
 
 Compiled twins of ``gamestore.ringrift.mapping._py_move_fields`` and
 ``gamestore.ringrift.cells.decompose_move_json`` (the references: same record, same key order,
-same objects; ``tests/test_ringrift_rrmove.py`` proves it).  Anything unusual (another key
-order, a float where the row has one) is handed to the reference.
+same objects; ``tests/test_ringrift_rrmove.py`` proves it), and :func:`move_json_fields`, which
+parses a ``move_json`` text straight into the record: it takes the text only when it proves it is
+exactly what the reference path accepts (``json.dumps`` of its value in the compact style, keys in
+pydantic's order), else it leaves the record alone and the reference (orjson parse, style check,
+``decompose_move_json``) decides.  Anything unusual (another key order, a float where the row has
+one) is handed to the reference.
 """
 from cpython.dict cimport PyDict_Next, PyDict_SetItem, PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
+from libc.stdlib cimport free
+from libc.string cimport memcmp, memchr
 
 from gamestore.ringrift.cells import MOVE_JSON_KEYS, RARE_JSON, same, _decompose_any_keys
-from gamestore.ringrift.jsontext import tag
+from gamestore.ringrift.jsontext import loads as _loads, tag
+
+include "_rrfloat.pxi"
+include "_rrcanon.pxi"
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
 
 cdef tuple _KEYS = MOVE_JSON_KEYS
 cdef tuple _RARE = RARE_JSON
 cdef Py_ssize_t _NKEYS = len(MOVE_JSON_KEYS)
 cdef long long _I16_LO = -32768, _I16_HI = 32767
-# (json key, record field) pairs compared with the row's typed columns
-cdef tuple _IMPLIED = (("type", "move_type"), ("player", "player"), ("timestamp", "timestamp"),
-                       ("thinkTime", "think_time_ms"), ("phase", "phase"))
-cdef tuple _POSITIONS = (("from", "from"), ("to", "to"), ("captureTarget", "capture_target"))
+# (index in MOVE_JSON_KEYS, json key, record field) of the keys compared with the row's typed columns,
+# of the positions and of the overflow keys
+cdef tuple _IMPLIED = tuple((MOVE_JSON_KEYS.index(k), k, f) for k, f in (
+    ("type", "move_type"), ("player", "player"), ("timestamp", "timestamp"), ("thinkTime", "think_time_ms"),
+    ("phase", "phase")))
+cdef tuple _POSITIONS = tuple((MOVE_JSON_KEYS.index(k), k, f) for k, f in (
+    ("from", "from"), ("to", "to"), ("captureTarget", "capture_target")))
+cdef tuple _RARE_AT = tuple((MOVE_JSON_KEYS.index(k), k) for k in RARE_JSON)
+cdef Py_ssize_t _ID = MOVE_JSON_KEYS.index("id")
+cdef Py_ssize_t _PLACEMENT = MOVE_JSON_KEYS.index("placementCount")
+cdef Py_ssize_t _MOVE_NUMBER = MOVE_JSON_KEYS.index("moveNumber")
 
 
 cdef inline bint _int16(object v):
@@ -85,7 +106,6 @@ def decompose_move_json(dict d, dict m):
     cdef Py_ssize_t pos = 0, k = 0
     cdef PyObject* pk
     cdef PyObject* pv
-    cdef dict over
     if len(d) != _NKEYS:
         _decompose_any_keys(d, m)
         return
@@ -94,32 +114,38 @@ def decompose_move_json(dict d, dict m):
             _decompose_any_keys(d, m)
             return
         k += 1
-    over = {}
-    for key in _RARE:
-        v = d[key]
+    _spread(list(d.values()), m)
+
+
+cdef void _spread(list vals, dict m) except *:
+    """``decompose_move_json`` of the move_json object whose values, in MOVE_JSON_KEYS order, are ``vals``."""
+    cdef dict over = {}
+    cdef Py_ssize_t at
+    for at, key in _RARE_AT:
+        v = vals[at]
         if v is not None:
             m[key] = v
-    v = d["id"]
+    v = vals[_ID]
     if v is not None:
         if type(v) is str:
             m["move_id"] = v
         else:
             over["id"] = v
-    for key, field in _POSITIONS:
-        v = d[key]
+    for at, key, field in _POSITIONS:
+        v = vals[at]
         if v is not None:
             if _valid_position(v):
                 m[field] = v
             else:
                 over[key] = v
-    v = d["placementCount"]
+    v = vals[_PLACEMENT]
     if v is not None:
         if _int16(v):
             m["placement_count"] = v
         else:
             over["placementCount"] = v
-    for key, field in _IMPLIED:
-        v = d[key]
+    for at, key, field in _IMPLIED:
+        v = vals[at]
         w = m.get(field)
         if type(v) is not type(w):
             over[key] = v
@@ -128,8 +154,164 @@ def decompose_move_json(dict d, dict m):
                 over[key] = v
         elif v != w:
             over[key] = v
-    v = d["moveNumber"]
+    v = vals[_MOVE_NUMBER]
     if type(v) is not int or v != m["move_number"] + 1:
         over["moveNumber"] = v
     if over:
         m["rr_json"] = over
+
+
+# ---------------------------------------------------------------------------
+# move_json text straight into the record
+# ---------------------------------------------------------------------------
+cdef object _NOT = object()  # a value not proven canonical
+# '"key":' of each MOVE_JSON_KEYS key, as the compact style writes it
+cdef tuple _KEYTEXT = tuple(('"' + k + '":').encode("ascii") for k in MOVE_JSON_KEYS)
+cdef str _X = "x", _Y = "y", _Z = "z"
+
+
+cdef inline Py_ssize_t _numend(const char* s, Py_ssize_t n, Py_ssize_t i, bint* isfloat) noexcept:
+    cdef char ch
+    while i < n:
+        ch = s[i]
+        if ch == b'.' or ch == b'e' or ch == b'E':
+            isfloat[0] = True
+        elif not ((ch >= b'0' and ch <= b'9') or ch == b'-' or ch == b'+'):
+            break
+        i += 1
+    return i
+
+
+cdef object _int_at(const char* s, Py_ssize_t n, Py_ssize_t* pi):
+    """The int whose ``repr`` is the text at ``s[*pi]`` (int64), or _NOT."""
+    cdef bint isfloat = False
+    cdef Py_ssize_t e = _numend(s, n, pi[0], &isfloat)
+    cdef int64_t v
+    if isfloat or not rr_int_exact(s + pi[0], e - pi[0], &v):
+        return _NOT
+    pi[0] = e
+    return PyLong_FromLongLong(v)
+
+
+cdef object _position(const char* s, Py_ssize_t n, Py_ssize_t* pi):
+    """``{"x":int,"y":int,"z":int or null}`` at ``s[*pi]`` as its dict, or _NOT (``*pi`` unchanged)."""
+    cdef Py_ssize_t i = pi[0]
+    if n - i < 5 or memcmp(s + i, b'{"x":', 5) != 0:
+        return _NOT
+    i += 5
+    x = _int_at(s, n, &i)
+    if x is _NOT or n - i < 5 or memcmp(s + i, b',"y":', 5) != 0:
+        return _NOT
+    i += 5
+    y = _int_at(s, n, &i)
+    if y is _NOT or n - i < 5 or memcmp(s + i, b',"z":', 5) != 0:
+        return _NOT
+    i += 5
+    if n - i >= 4 and memcmp(s + i, b"null", 4) == 0:
+        z = None
+        i += 4
+    else:
+        z = _int_at(s, n, &i)
+        if z is _NOT:
+            return _NOT
+    if i >= n or s[i] != b'}':
+        return _NOT
+    pi[0] = i + 1
+    return {_X: x, _Y: y, _Z: z}
+
+
+cdef object _value(rrj_ctx* c, str text, Py_ssize_t* pi):
+    """The JSON value at ``c.s[*pi]`` when its text is spelled as the compact style spells it (``*pi`` moved past
+    it), else _NOT."""
+    cdef const char* s = c.s
+    cdef Py_ssize_t n = c.n, i = pi[0], e
+    cdef bint isfloat = False
+    cdef double d
+    cdef int64_t iv
+    cdef char ch = s[i]
+    if ch == b'n':
+        if n - i >= 4 and memcmp(s + i, b"null", 4) == 0:
+            pi[0] = i + 4
+            return None
+        return _NOT
+    if ch == b'"':
+        e = rrj_string(c, i)
+        if e < 0:
+            return _NOT
+        pi[0] = e
+        if memchr(s + i + 1, b'\\', e - i - 2) == NULL:
+            return PyUnicode_DecodeASCII(s + i + 1, e - i - 2, NULL)
+        return _loads(text[i:e])
+    if ch == b'-' or (ch >= b'0' and ch <= b'9'):
+        e = _numend(s, n, i, &isfloat)
+        if isfloat:
+            if not rr_float_exact(s + i, e - i, &d):
+                return _NOT
+            pi[0] = e
+            return PyFloat_FromDouble(d)
+        if not rr_int_exact(s + i, e - i, &iv):
+            return _NOT  # beyond int64 (or not an int's repr): the reference decides
+        pi[0] = e
+        return PyLong_FromLongLong(iv)
+    if ch == b't' and n - i >= 4 and memcmp(s + i, b"true", 4) == 0:
+        pi[0] = i + 4
+        return True
+    if ch == b'f' and n - i >= 5 and memcmp(s + i, b"false", 5) == 0:
+        pi[0] = i + 5
+        return False
+    if ch == b'{':
+        v = _position(s, n, pi)
+        if v is not _NOT:
+            return v
+    if ch == b'{' or ch == b'[':  # anything else nested: proven canonical in C, parsed by orjson
+        e = rrj_value(c, i, 1)
+        if e < 0:
+            return _NOT
+        pi[0] = e
+        return _loads(text[i:e])
+    return _NOT
+
+
+def move_json_fields(str text, dict m):
+    """Spread the ``move_json`` ``text`` over the move record ``m`` as ``decompose_move_json`` spreads
+    ``json.loads(text)``, when ``text`` is proven to be ``json.dumps`` of that value in the compact style
+    (``separators=(",", ":")``, ``ensure_ascii=False``) with the keys in ``MOVE_JSON_KEYS`` order: True.
+    False (``m`` untouched) when that is not proven (another key order, non-ASCII text, a NaN, an int
+    beyond int64, spacing, ...): the reference path decides."""
+    cdef Py_ssize_t n, i = 0, k, kl
+    cdef const char* s = _ascii(text, &n)
+    cdef rrj_ctx c
+    cdef bytes kt
+    cdef list vals
+    if s == NULL or n < 2 or s[0] != b'{':
+        return False
+    c.s = s
+    c.n = n
+    c.keys = NULL
+    c.nkeys = 0
+    c.cap = 0
+    vals = [None] * _NKEYS
+    try:
+        for k in range(_NKEYS):
+            if k:
+                if i >= n or s[i] != b',':
+                    return False
+            i += 1
+            kt = <bytes>PyTuple_GET_ITEM(_KEYTEXT, k)
+            kl = len(kt)
+            if n - i < kl or memcmp(s + i, <const char*>kt, kl) != 0:
+                return False
+            i += kl
+            if i >= n:
+                return False
+            v = _value(&c, text, &i)
+            if v is _NOT:
+                return False
+            if v is not None:
+                vals[k] = v
+    finally:
+        free(c.keys)
+    if i != n - 1 or s[i] != b'}':
+        return False
+    _spread(vals, m)
+    return True

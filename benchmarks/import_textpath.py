@@ -5,7 +5,7 @@
 The part of ``gamestore import-sqlite`` between the SQLite rows and the shard writer, without SQLite
 reads, process start-up or file writes: ``rows_to_record`` of each game (``move_json`` split, policy
 and search text into column form, snapshot states) and ``codec.encode_games`` of the records (the
-store's validation and the compiled encoder).  Corpus: the first ``--games`` games of the fixture
+store's validation and the compiled encoder), with the cyclic GC off as ``import_sqlite`` runs them.  Corpus: the first ``--games`` games of the fixture
 expanded as ``benchmarks.import_cli`` expands it (``ringrift_x40.db`` in ``--dir``).  CPU time
 (``process_time``), best of 5 per round.  ``--base`` runs the same measurement in other checkouts
 (compiled in place) alternately with this one, so a before/after pair shares the machine's load.
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
-import sys, time, sqlite3
+import gc, sys, time, sqlite3
 sys.path.insert(0, ".")
 import gamestore.backend as gb
 from gamestore import codec
@@ -43,6 +43,7 @@ def best(f):
     for _ in range(5):
         t = time.process_time(); f(); b = min(b, time.process_time() - t)
     return b / nm * 1e6
+gc.disable()  # as import_sqlite runs
 recs = [mapping.rows_to_record(g) for g in games]
 a = best(lambda: [mapping.rows_to_record(g) for g in games])
 e = best(lambda: codec.encode_games(recs, vectors=mapping.RINGRIFT_VECTORS))

@@ -2,7 +2,8 @@
 
 The reference path is the same code with the compiled checks swapped for their Python references
 (``jsontext._styled_equal`` off: every text proven by re-rendering with ``json``; ``cells`` shape
-checks in Python; no policy / search statistics parsed in C into the encoder's columns).  Both must
+checks in Python; no policy / search statistics parsed in C into the encoder's columns; no
+``move_json`` parsed in C straight into the record).  Both must
 split every row into exactly the same record (a column-form value: the mapping it stands for, and the
 same encoded columns), and so store the same games.
 """
@@ -24,7 +25,7 @@ import gamestore.store as store_mod
 from gamestore import _backend_cython, _backend_python
 from gamestore._encode import Columns
 from gamestore.codec import _coerce_vectors
-from gamestore.ringrift import _rrjson, cells, jsontext, textcols
+from gamestore.ringrift import _rrjson, cells, jsontext, mapping, textcols
 from gamestore.ringrift.mapping import RINGRIFT_VECTORS
 from gamestore.ringrift.mapping import compare_rows, record_to_rows, rows_to_record
 from gamestore.ringrift.tables import COLUMNS
@@ -34,14 +35,15 @@ from helpers.replaydb import replay_games
 
 @contextmanager
 def reference_path() -> Iterator[None]:
-    saved = jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text, cells._search_text
+    saved = (jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text, cells._search_text,
+             mapping._move_json_fields)
     jsontext._styled_equal, cells._search_maps, cells._finite_floats = None, cells._py_search_maps, cells._py_finite_floats
-    cells._policy_text = cells._search_text = None
+    cells._policy_text = cells._search_text = mapping._move_json_fields = None
     try:
         yield
     finally:
         (jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text,
-         cells._search_text) = saved
+         cells._search_text, mapping._move_json_fields) = saved
 
 
 def strict_equal(a: Any, b: Any, where: str = "") -> None:

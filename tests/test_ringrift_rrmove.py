@@ -1,11 +1,14 @@
 """``_rrmove`` (the compiled per-move loop of the RingRift import) equals its Python references.
 
-``move_fields`` against ``mapping._py_move_fields`` and ``decompose_move_json`` against
-``cells.decompose_move_json``: the same record (keys in the same order, values of the same types,
-floats bit for bit) for the fixtures' rows and for generated rows and ``move_json`` objects.
+``move_fields`` against ``mapping._py_move_fields``, ``decompose_move_json`` against
+``cells.decompose_move_json`` and ``move_json_fields`` (the text straight into the record) against the
+reference's orjson parse, style check and split: the same record (keys in the same order, values of
+the same types, floats bit for bit) for the fixtures' rows and for generated rows, ``move_json``
+objects and texts (damaged ones too: those it must leave to the reference, the record untouched).
 """
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -13,7 +16,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gamestore.ringrift import _rrmove, cells, mapping
+from gamestore.ringrift import _rrcols, _rrmove, cells, jsontext, mapping
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import COLUMNS
 
@@ -96,3 +99,124 @@ def test_generated_rows_split_alike(move):
     row, parsed = move
     ref, fast = _both(row, parsed)
     assert _same(ref, fast)
+
+
+# ---------------------------------------------------------------------------
+# move_json_fields: the text straight into the record, against orjson + style check + decompose_move_json
+# ---------------------------------------------------------------------------
+def _reference_fields(text: str, m: dict) -> bool:
+    """What ``mapping._move_to_record`` does without the compiled parser: True when it splits the text."""
+    try:
+        parsed, nan_free = jsontext.fast_loads(text) if text[:1] == "{" else (None, False)
+    except ValueError:
+        return False
+    if type(parsed) is not dict:
+        return False
+    cells.decompose_move_json(parsed, m)
+    return jsontext.text_matches(parsed, text, cells.STYLE["move_json"], nan_free=nan_free)
+
+
+def _fields_alike(row: tuple, text: str) -> bool:
+    """``move_json_fields`` splits ``text`` only when the reference does, into the same record; else it leaves
+    the record alone.  Whether it split it."""
+    base: dict[str, Any] = {"move_number": row[1]}
+    mapping._py_move_fields(row, base, mapping._MOVE_TYPED_FAST)
+    ref, fast = dict(base), dict(base)
+    took = _rrmove.move_json_fields(text, fast)
+    if took:
+        assert _reference_fields(text, ref), text
+        assert _same(ref, fast), text
+    else:
+        assert _same(fast, base), text
+    return took
+
+
+def test_fixture_move_json_texts_are_parsed_straight_into_the_record(ringrift_dbs):
+    n = taken = 0
+    for path in ringrift_dbs.values():
+        con = connect_readonly(path)
+        for rows in read_games(con, schema_report(con)):
+            for row in rows["game_moves"]:
+                taken += _fields_alike(row, row[6])
+                n += 1
+        con.close()
+    assert taken == n > 1000  # RingRift's own texts all take the compiled path
+
+
+_json_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from([32767, 32768, -32768, -32769, 2**63, -(2**63)]),
+    st.floats(), st.sampled_from([0.0, -0.0, 1e-5, 1e16, 1e22, 5e-324]),
+    st.text(alphabet=st.sampled_from('ab"\\/\x00\x1f\x7f\n\u00e9\u2028\U0001f600'), max_size=4),
+)
+_json_value = st.recursive(
+    st.one_of(_json_scalar, _position.filter(lambda d: all(type(v) is not bytes for v in d.values()))),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=2), inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _move_text(draw: Any) -> tuple[tuple, str, bool]:
+    """A row, a move_json text of it, and whether the text is the compact ASCII dump in pydantic's key order of
+    values the compiled parser must take (no NaN/infinity, ints within int64, floats it proves)."""
+    row, d = draw(_move())
+    d = _no_bytes(d)
+    for k in list(d):
+        if draw(st.integers(0, 3)) == 0:
+            d[k] = draw(_json_value)
+    style = draw(st.sampled_from(["c", "c", "c", "spaced", "ascii", "mutated"]))
+    text = json.dumps(d, separators=(", ", ": ") if style == "spaced" else (",", ":"), ensure_ascii=style == "ascii")
+    if style == "mutated":  # damaged: a byte dropped, doubled, replaced or the text cut short
+        i = draw(st.integers(0, len(text)))
+        how = draw(st.sampled_from(["drop", "double", "replace", "cut"]))
+        ch = draw(st.sampled_from(list(' {}[],:"\\0123456789.-eE+ntfa\u00e9')))
+        text = {"drop": text[:i] + text[i + 1:], "double": text[:i] + text[i:i + 1] * 2 + text[i + 1:],
+                "replace": text[:i] + ch + text[i + 1:], "cut": text[:i]}[how]
+    plain = (style == "c" and tuple(d) == cells.MOVE_JSON_KEYS and text.isascii()
+             and _numbers_fit(d))
+    return row, text, plain
+
+
+def _no_bytes(v: Any) -> Any:
+    if type(v) is bytes:
+        return None
+    if type(v) is dict:
+        return {k: _no_bytes(x) for k, x in v.items()}
+    if type(v) is list:
+        return [_no_bytes(x) for x in v]
+    return v
+
+
+def _numbers_fit(v: Any) -> bool:
+    """Ints within int64, floats whose repr the compiled float proof takes (it leaves a few boundary cases)."""
+    if type(v) is int:
+        return -(2**63) <= v < 2**63
+    if type(v) is float:
+        return _rrcols.float_text(repr(v)) is not None
+    if type(v) is dict:
+        return all(map(_numbers_fit, v.values()))
+    if type(v) is list:
+        return all(map(_numbers_fit, v))
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(_move_text())
+def test_generated_and_damaged_move_json_texts_split_as_the_reference(move):
+    row, text, plain = move
+    took = _fields_alike(row, text)
+    if plain:
+        assert took, text
+
+
+def test_move_json_fields_refuses_what_it_cannot_prove():
+    row = tuple([None] * len(_MOVE_COLS))
+    keys = {k: None for k in cells.MOVE_JSON_KEYS}
+    ok = json.dumps(keys, separators=(",", ":"))
+    assert _fields_alike(row, ok)
+    for odd in (ok.replace(":null", ": null", 1), ok[:-1] + " }", ok + " ", ok.replace('"id":null', '"id":NaN'),
+                ok.replace('"id":null', '"id":1.50'), ok.replace('"id":null', '"id":01'),
+                ok.replace('"id":null', '"id":"\\u00e9"'), ok.replace('"id":null', '"id":"\u00e9"'),
+                ok.replace('"id":null', '"id":99999999999999999999'), ok.replace('"id":null', '"id":{"a":1,"a":2}'),
+                ok.replace('"type":null,', ""), ok.replace("}", ',"extra":1}'), "", "{", "[]"):
+        assert not _fields_alike(row, odd), odd

@@ -26,7 +26,7 @@ entries of ``snapshots`` with ``rr_table`` set (kept out of the catalog).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -223,10 +223,15 @@ def _py_move_fields(row: tuple, m: dict, typed: tuple) -> dict | None:
     return cells
 
 
+_move_json_fields: Callable[[str, dict], bool] | None
 try:  # the same in C (tests/test_ringrift_rrmove.py)
-    from ._rrmove import decompose_move_json as _decompose_move_json, move_fields as _move_fields
+    from ._rrmove import (
+        decompose_move_json as _decompose_move_json,
+        move_fields as _move_fields,
+        move_json_fields as _move_json_fields,
+    )
 except ImportError:  # pragma: no cover - extension not built: the references
-    _decompose_move_json, _move_fields = decompose_move_json, _py_move_fields
+    _decompose_move_json, _move_fields, _move_json_fields = decompose_move_json, _py_move_fields, None
 
 
 def _fill_features(features: list[tuple[dict, bytes]]) -> None:
@@ -253,6 +258,8 @@ def _move_to_record(row: tuple, game_id: str, features: list[tuple[dict, bytes]]
     mj = row[_MI["move_json"]]
     if mj is None:
         texts["move_json"] = None
+    elif _move_json_fields is not None and type(mj) is str and _move_json_fields(mj, m):
+        pass  # parsed straight into the record, proven exact (the same record as the reference below)
     else:
         nan_free = False
         try:
