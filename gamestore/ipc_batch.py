@@ -130,6 +130,13 @@ class FastBatchReader:
         #: the compiled point reader of this file (gamestore/pointread.py), once set up; ``point_tried``: set up once
         self.point: Any = None
         self.point_tried = False
+        #: a scan's plans for reading whole columns of this file again (gamestore/sqlscan.py), by column name
+        self.scan_plans: dict[str, Any] = {}
+
+    @property
+    def num_batches(self) -> int:
+        """The file's record batch count (its footer's)."""
+        return len(self._blocks)
 
     @property
     def view(self) -> memoryview:

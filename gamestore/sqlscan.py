@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +63,7 @@ COLUMN_CACHE = LRUCache(256 << 20)
 _SLICED_RUNS = 64
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_local = threading.local()  # each thread's zstd context (_joined_at)
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -117,17 +118,20 @@ def _read_slow(reader: "ShardReader", names: Sequence[str], batches: Sequence[in
     return pa.Table.from_batches(got, schema=schema)
 
 
-def _joined(fast: Any, body: np.ndarray, bufs: np.ndarray, take: np.ndarray, name: str) -> Any:
-    """The body buffers ``bufs`` (one per batch: (offset, size) in the batch's body at ``body``) decompressed and
-    cut to ``take`` bytes each (Arrow pads buffers to 8 bytes), back to back: compiled, each frame straight to
-    its place without the GIL (``_ext/_scan.pyx``), else through zstandard and a join (the reference)."""
+def _joined_at(fast: Any, pos: np.ndarray, size: np.ndarray, take: np.ndarray, name: str) -> Any:
+    """The body buffers at file positions ``pos`` with sizes ``size`` (contiguous int64 arrays, one per batch)
+    decompressed and cut to ``take`` bytes each (Arrow pads buffers to 8 bytes), back to back: compiled, each
+    frame straight to its place without the GIL by the calling thread's zstd context (``_ext/_scan.pyx``), else
+    through zstandard and a join (the reference)."""
     if _scan is not None:
-        out, length = _scan.joined(fast.view, np.ascontiguousarray(body + bufs[:, 0]),
-                                   np.ascontiguousarray(bufs[:, 1]), np.ascontiguousarray(take, dtype=np.int64))
+        dctx = getattr(_local, "dctx", None)
+        if dctx is None:
+            dctx = _local.dctx = _scan.Decompressor()
+        out, length = _scan.joined(fast.view, pos, size, take, dctx)
         if out is None:
             raise Damaged(f"column {name}: body buffer {length} is damaged or shorter than its rows")
         return memoryview(out)[:length]
-    got = fast.decompress(body, bufs)
+    got = fast.decompress(np.zeros(len(pos), dtype=np.int64), np.stack([pos, size], axis=1))
     return b"".join([memoryview(g)[:n] for g, n in zip(got, take.tolist()) if n])
 
 
@@ -168,12 +172,54 @@ def _column_starts(lay: Any, starts: list[tuple[int, int, int]]) -> np.ndarray:
     return lay.bufs[:, firsts, 0]
 
 
+class _Flat(NamedTuple):
+    """How to read one fixed-width column of a whole shard: its type, the file positions, sizes and rows' bytes of
+    its data buffers (one per batch), its row count and dictionary (None: not dictionary-encoded).  Made once per
+    open shard and column, after the batches' messages and the column's bytes were checked."""
+
+    type: pa.DataType
+    pos: np.ndarray
+    size: np.ndarray
+    take: np.ndarray
+    total: int
+    width: int
+    dictionary: pa.Array | None
+
+
+def _flat_array(fast: Any, plan: _Flat, name: str) -> pa.Array:
+    """Column ``name`` by its :class:`_Flat` plan: its frames decompressed back to back into one array."""
+    data = _joined_at(fast, plan.pos, plan.size, plan.take, name)
+    if len(data) != plan.total * plan.width:
+        raise Damaged(f"column {name}: data shorter than its rows")
+    if plan.dictionary is not None:
+        # read unsigned, a negative index is past any dictionary: one pass finds both
+        indices = np.frombuffer(data, dtype=f"<u{plan.width}")
+        if plan.total and indices.max() >= len(plan.dictionary):
+            raise Damaged(f"column {name}: dictionary index out of range")
+        arr = pa.DictionaryArray.from_buffers(plan.type, plan.total, [None, pa.py_buffer(data)], plan.dictionary)
+    else:
+        arr = pa.Array.from_buffers(plan.type, plan.total, [None, pa.py_buffer(data)])
+    arr.validate()
+    return arr
+
+
 def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: Sequence[int]) -> pa.Table:
     """The columns through the shard's :class:`~gamestore.ipc_batch.FastBatchReader`: each column's frames of all
-    ``batches`` decompressed in one call without the GIL, fixed-width columns joined into one array."""
+    ``batches`` decompressed in one call without the GIL, fixed-width columns joined into one array.
+
+    A whole shard's fixed-width columns are read by a :class:`_Flat` plan kept on the reader: the next
+    statement decompresses them without parsing or checking anything again (an uncached scan's Python work)."""
     from .ipc_batch import _ZstdError
 
     schema = reader.moves_schema
+    plans = fast.scan_plans
+    whole = len(batches) == fast.num_batches and (not batches or (batches[0] == 0 and batches[-1] == len(batches) - 1))
+    if whole and all(n in plans for n in names):
+        try:
+            return pa.table([_flat_array(fast, plans[n], n) for n in names],
+                            schema=pa.schema([schema.field(n) for n in names]))
+        except IndexError as exc:
+            raise Damaged(f"{type(exc).__name__}: {exc}") from exc
     starts = _field_starts(schema)
     lay = fast.layouts(batches)
     rows = np.asarray(reader.manifest["batch_rows"], dtype=np.int64)[list(batches)]
@@ -201,20 +247,13 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
             dicts = fast.column_dictionaries(k) if n_dicts else []
             if _flat(t) and not lay.nodes[:, node, 1].any() and ((rows == 0) | (lay.bufs[:, buf + 1, 1] > 0)).all():
                 width = (t.index_type if pa.types.is_dictionary(t) else t).bit_width // 8
-                data = _joined(fast, lay.body, lay.bufs[:, buf + 1], rows * width, name)
-                if len(data) != total * width:
-                    raise Damaged(f"column {name}: data shorter than its rows")
-                if pa.types.is_dictionary(t):
-                    # read unsigned, a negative index is past any dictionary: one pass finds both
-                    indices = np.frombuffer(data, dtype=f"<u{width}")
-                    if total and indices.max() >= len(dicts[0]):
-                        raise Damaged(f"column {name}: dictionary index out of range")
-                    arr = pa.DictionaryArray.from_buffers(t, total, [None, pa.py_buffer(data)], dicts[0])
-                    arr.validate()
-                else:
-                    arr = pa.Array.from_buffers(t, total, [None, pa.py_buffer(data)])
-                    arr.validate()
-                columns.append(arr)
+                bufs = lay.bufs[:, buf + 1]
+                plan = _Flat(t, np.ascontiguousarray(lay.body + bufs[:, 0]), np.ascontiguousarray(bufs[:, 1]),
+                             np.ascontiguousarray(rows * width), total, width,
+                             dicts[0] if pa.types.is_dictionary(t) else None)
+                columns.append(_flat_array(fast, plan, name))
+                if whole:
+                    plans[name] = plan
                 continue
             mine = slice(buf, buf + n_bufs)
             got = fast.decompress(np.repeat(lay.body, n_bufs), lay.bufs[:, mine].reshape(-1, 2))

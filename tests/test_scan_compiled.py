@@ -78,3 +78,31 @@ def test_compiled_and_reference_scans_equal(tmp_path, monkeypatch):
         reference = s.sql(q).fetchall()
         sqlscan.COLUMN_CACHE.clear()
     assert compiled == reference and sum(r[2] for r in compiled) > 1000
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_second_uncached_scan_reads_by_the_kept_plans_equal(tmp_path, monkeypatch, compiled):
+    """With the column cache off every statement decompresses again: the second one by the plans the first kept
+    on the shard's reader (nothing parsed or checked again), equal to the first and to a plain Arrow read."""
+    if not compiled:
+        monkeypatch.setattr(sqlscan, "_scan", None)
+    monkeypatch.setattr(sqlscan.COLUMN_CACHE, "max_size", 0)
+    with gamestore.open(tmp_path / "s", fsync=False, batch_rows=300) as s:
+        for seed in (3, 4):  # two shards
+            s.write_games(synth.iter_games(10, seed=seed))
+            s.flush()
+        q = "SELECT game_id, move_number, phase, move_type, think_time_ms FROM moves ORDER BY game_id, move_number"
+        first = s.sql(q).fetchall()
+        readers = s._catalog.readers()
+        assert len(readers) == 2
+        for r in readers:
+            assert {"phase", "move_type", "think_time_ms", "move_number"} <= set(r.fast_reader().scan_plans)
+        calls = []
+        monkeypatch.setattr(sqlscan, "_field_starts", lambda schema: calls.append(schema))  # parsing: not again
+        second = s.sql(q).fetchall()
+        assert not calls
+        plain = pa.concat_tables(
+            [pa.Table.from_batches([r.batch(i) for i in range(r.num_batches)]) for r in readers])
+    want = sorted(zip(*(plain.column(n).to_pylist() for n in ("game_id", "move_number", "phase", "move_type",
+                                                              "think_time_ms"))))
+    assert first == second == want and len(want) > 1000
