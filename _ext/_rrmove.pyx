@@ -83,6 +83,10 @@ def move_fields(tuple row, dict m, tuple typed):
 
     ``typed``: ``(column index, field, Python type, int low or None, int high)`` per column.
     """
+    return _fields(row, m, typed)
+
+
+cdef dict _fields(tuple row, dict m, tuple typed):
     cdef dict cells = None
     cdef tuple spec
     cdef Py_ssize_t j, n = PyTuple_GET_SIZE(typed)
@@ -273,6 +277,11 @@ cdef object _value(rrj_ctx* c, str text, Py_ssize_t* pi):
 
 
 def move_json_fields(str text, dict m):
+    """Spread the ``move_json`` ``text`` over ``m`` (see :func:`_json_fields`): True, or False with ``m`` untouched."""
+    return _json_fields(text, m)
+
+
+cdef bint _json_fields(str text, dict m) except -1:
     """Spread the ``move_json`` ``text`` over the move record ``m`` as ``decompose_move_json`` spreads
     ``json.loads(text)``, when ``text`` is proven to be ``json.dumps`` of that value in the compact style
     (``separators=(",", ":")``, ``ensure_ascii=False``) with the keys in ``MOVE_JSON_KEYS`` order: True.
@@ -315,3 +324,92 @@ def move_json_fields(str text, dict m):
         return False
     _spread(vals, m)
     return True
+
+
+# ---------------------------------------------------------------------------
+# A whole game_moves row into its move record (the reference: mapping._move_to_record)
+# ---------------------------------------------------------------------------
+cdef tuple _TYPED = None
+cdef Py_ssize_t _C_MJ, _C_MP, _C_SS, _C_HF, _HF_BYTES
+cdef object _required_int, _split_move_json, _parse_policy, _parse_search
+cdef object _ST_MP, _ST_SS
+
+
+def configure(tuple typed, dict columns, Py_ssize_t hf_bytes, required_int, split_move_json, parse_policy,
+              parse_search, dict style):
+    """What :func:`move_record` needs of ``mapping`` and ``cells`` (set once, when ``mapping`` is imported)."""
+    global _TYPED, _C_MJ, _C_MP, _C_SS, _C_HF, _HF_BYTES, _required_int, _split_move_json, _parse_policy
+    global _parse_search, _ST_MP, _ST_SS
+    _TYPED = typed
+    _C_MJ, _C_MP, _C_SS, _C_HF = (columns["move_json"], columns["move_probs"], columns["search_stats_json"],
+                                  columns["heuristic_features"])
+    _HF_BYTES = hf_bytes
+    _required_int, _split_move_json, _parse_policy, _parse_search = required_int, split_move_json, parse_policy, parse_search
+    _ST_MP, _ST_SS = style["move_probs"], style["search_stats_json"]
+
+
+def move_record(tuple row, game_id, list features):
+    """``mapping._move_to_record(row, game_id, features)``: the move record of a ``game_moves`` row and its
+    ``move_json`` text, the same record (keys in the same order, the same objects); what the compiled paths do
+    not prove goes to the same Python functions."""
+    cdef dict m, cells, texts = None, styles = None, vectors
+    if _TYPED is None:
+        raise RuntimeError("_rrmove.configure was not called")
+    mn = row[1]
+    if type(mn) is not int or not (-2147483648 <= mn <= 2147483647):
+        mn = _required_int(mn, "int32", game_id, "moves.move_number")
+    m = {"move_number": mn}
+    cells = _fields(row, m, _TYPED)
+    if cells is not None and not cells:
+        cells = None
+    if cells is not None:
+        m["rr_cells"] = cells
+    mj = row[_C_MJ]
+    if mj is None:
+        texts = {"move_json": None}
+    elif type(mj) is not str or not _json_fields(<str>mj, m):
+        texts = {}
+        _split_move_json(mj, m, texts)
+    move_text = mj if type(mj) is str else ""
+    mp = row[_C_MP]
+    if mp is not None:
+        policy = _parse_policy(mp)
+        if policy is None:
+            if texts is None:
+                texts = {}
+            texts["move_probs"] = tag(mp)
+        else:
+            m["policy"] = policy[0]
+            if policy[1] != _ST_MP:
+                styles = {"move_probs": policy[1]}
+    ss = row[_C_SS]
+    if ss is not None:
+        search = _parse_search(ss)
+        if search is None:
+            if texts is None:
+                texts = {}
+            texts["search_stats_json"] = tag(ss)
+        else:
+            m["search"] = search[0]
+            if search[1] is not None:
+                m["rr_search_keys"] = search[1]
+            if search[2] != _ST_SS:
+                if styles is None:
+                    styles = {}
+                styles["search_stats_json"] = search[2]
+    hf = row[_C_HF]
+    if hf is not None:
+        if type(hf) is bytes and len(<bytes>hf) == _HF_BYTES:
+            vectors = {}
+            m["vectors"] = vectors
+            features.append((vectors, hf))
+        else:
+            if cells is None:
+                cells = {}
+            cells["heuristic_features"] = tag(hf)
+            m["rr_cells"] = cells
+    if texts:
+        m["rr_text"] = texts
+    if styles:
+        m["rr_style"] = styles
+    return m, move_text

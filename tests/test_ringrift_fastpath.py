@@ -3,7 +3,7 @@
 The reference path is the same code with the compiled checks swapped for their Python references
 (``jsontext._styled_equal`` off: every text proven by re-rendering with ``json``; ``cells`` shape
 checks in Python; no policy / search statistics parsed in C into the encoder's columns; no
-``move_json`` parsed in C straight into the record).  Both must
+``move_json`` parsed in C straight into the record; the per-row loop in Python).  Both must
 split every row into exactly the same record (a column-form value: the mapping it stands for, and the
 same encoded columns), and so store the same games.
 """
@@ -36,14 +36,15 @@ from helpers.replaydb import replay_games
 @contextmanager
 def reference_path() -> Iterator[None]:
     saved = (jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text, cells._search_text,
-             mapping._move_json_fields)
+             mapping._move_json_fields, mapping._move_record)
     jsontext._styled_equal, cells._search_maps, cells._finite_floats = None, cells._py_search_maps, cells._py_finite_floats
     cells._policy_text = cells._search_text = mapping._move_json_fields = None
+    mapping._move_record = mapping._move_to_record
     try:
         yield
     finally:
         (jsontext._styled_equal, cells._search_maps, cells._finite_floats, cells._policy_text,
-         cells._search_text, mapping._move_json_fields) = saved
+         cells._search_text, mapping._move_json_fields, mapping._move_record) = saved
 
 
 def strict_equal(a: Any, b: Any, where: str = "") -> None:

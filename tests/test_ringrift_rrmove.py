@@ -13,9 +13,11 @@ import struct
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gamestore.errors import RecordError
 from gamestore.ringrift import _rrcols, _rrmove, cells, jsontext, mapping
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import COLUMNS
@@ -220,3 +222,57 @@ def test_move_json_fields_refuses_what_it_cannot_prove():
                 ok.replace('"id":null', '"id":99999999999999999999'), ok.replace('"id":null', '"id":{"a":1,"a":2}'),
                 ok.replace('"type":null,', ""), ok.replace("}", ',"extra":1}'), "", "{", "[]"):
         assert not _fields_alike(row, odd), odd
+
+
+# ---------------------------------------------------------------------------
+# move_record: a whole row, against mapping._move_to_record
+# ---------------------------------------------------------------------------
+def _records_alike(row: tuple, game_id: str = "g") -> None:
+    ref_features: list = []
+    fast_features: list = []
+    try:
+        ref = mapping._move_to_record(row, game_id, ref_features)
+    except RecordError as exc:
+        with pytest.raises(RecordError) as got:
+            _rrmove.move_record(row, game_id, fast_features)
+        assert (str(got.value), got.value.game_id, got.value.field) == (str(exc), exc.game_id, exc.field)
+        return
+    fast = _rrmove.move_record(row, game_id, fast_features)
+    assert _same(ref, fast), row
+    assert [(list(v), b) for v, b in ref_features] == [(list(v), b) for v, b in fast_features]
+
+
+def test_fixture_rows_make_the_same_move_records(ringrift_dbs):
+    n = 0
+    for path in ringrift_dbs.values():
+        con = connect_readonly(path)
+        for rows in read_games(con, schema_report(con)):
+            for row in rows["game_moves"]:
+                _records_alike(row, rows["games"][0][0])
+                n += 1
+        con.close()
+    assert n > 1000
+
+
+@settings(max_examples=200, deadline=None)
+@given(_move_text(), st.data())
+def test_generated_rows_make_the_same_move_records(move, data):
+    row, text, _ = move
+    row = list(row)
+    row[_MOVE_COLS.index("move_json")] = data.draw(st.sampled_from([text, None, 3, b"{}", "{}"]))
+    for col in ("move_probs", "search_stats_json"):
+        row[_MOVE_COLS.index(col)] = data.draw(st.sampled_from(
+            [None, 7, "", "{}", '{"a": 0.5}', '{"a":0.5}', '{"a": NaN}', '{"q_values": {"a": 0.5}, "visit_counts": {"a": 1}, '
+             '"search_depth": 2, "uncertainty": 0.1, "prior_policy": {"a": 0.25}, "root_value": -0.5}']))
+    row[_MOVE_COLS.index("heuristic_features")] = data.draw(st.sampled_from([None, b"\0" * 196, b"\0" * 195, "x", 1.5]))
+    if data.draw(st.integers(0, 5)) == 0:
+        row[1] = data.draw(st.sampled_from([None, -1, 2**31, 2**40, True, 1.0, "1"]))
+    _records_alike(tuple(row))
+
+
+def test_a_move_number_that_is_not_an_int32_names_game_and_field():
+    row = [None] * len(_MOVE_COLS)
+    row[1] = 2**31
+    with pytest.raises(RecordError) as exc:
+        _rrmove.move_record(tuple(row), "game-7", [])
+    assert exc.value.game_id == "game-7" and exc.value.field == "moves.move_number" and "int32" in str(exc.value)

@@ -158,7 +158,7 @@ def rows_to_record(rows: Mapping[str, Sequence[tuple]]) -> dict:
     move_texts = MoveTexts()
     features: list[tuple[dict, bytes]] = []
     for r in rows.get("game_moves", ()):
-        m, text = _move_to_record(r, game_id, features)
+        m, text = _move_record(r, game_id, features)
         moves.append(m)
         move_texts.append(text)
     if features:
@@ -244,7 +244,8 @@ def _fill_features(features: list[tuple[dict, bytes]]) -> None:
 
 
 def _move_to_record(row: tuple, game_id: str, features: list[tuple[dict, bytes]]) -> tuple[dict, str]:
-    """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it.
+    """The move record of a ``game_moves`` row, and its ``move_json`` text as export renders it (the reference
+    of ``_rrmove.move_record``).
 
     A ``heuristic_features`` blob of the declared size goes to ``features`` with the move's vectors dict,
     for :func:`_fill_features`."""
@@ -261,19 +262,7 @@ def _move_to_record(row: tuple, game_id: str, features: list[tuple[dict, bytes]]
     elif _move_json_fields is not None and type(mj) is str and _move_json_fields(mj, m):
         pass  # parsed straight into the record, proven exact (the same record as the reference below)
     else:
-        nan_free = False
-        try:
-            parsed, nan_free = fast_loads(mj) if type(mj) is str and mj[:1] == "{" else (None, False)
-        except ValueError:
-            parsed = None
-        if type(parsed) is dict:
-            _decompose_move_json(parsed, m)
-        # the decomposition is exact (move_json_value(m) gives ``parsed`` back, same objects in the same
-        # order: see decompose_move_json), so checking the text against ``parsed`` checks the record
-        if type(parsed) is not dict or not text_matches(parsed, mj, STYLE["move_json"], nan_free=nan_free):
-            for k in [k for k in m if k not in _MOVE_BASE_KEYS]:
-                del m[k]  # undo the decomposition: keep the text verbatim
-            texts["move_json"] = tag(mj)
+        _split_move_json(mj, m, texts)
     move_text = mj if type(mj) is str else ""
 
     mp = row[_MI["move_probs"]]
@@ -314,6 +303,24 @@ def _move_to_record(row: tuple, game_id: str, features: list[tuple[dict, bytes]]
     return m, move_text
 
 
+def _split_move_json(mj: Any, m: dict, texts: dict) -> None:
+    """Split a ``move_json`` cell into ``m`` through orjson, the style check and ``decompose_move_json``; keep it
+    verbatim in ``texts`` when that is not exact."""
+    nan_free = False
+    try:
+        parsed, nan_free = fast_loads(mj) if type(mj) is str and mj[:1] == "{" else (None, False)
+    except ValueError:
+        parsed = None
+    if type(parsed) is dict:
+        _decompose_move_json(parsed, m)
+    # the decomposition is exact (move_json_value(m) gives ``parsed`` back, same objects in the same
+    # order: see decompose_move_json), so checking the text against ``parsed`` checks the record
+    if type(parsed) is not dict or not text_matches(parsed, mj, STYLE["move_json"], nan_free=nan_free):
+        for k in [k for k in m if k not in _MOVE_BASE_KEYS]:
+            del m[k]  # undo the decomposition: keep the text verbatim
+        texts["move_json"] = tag(mj)
+
+
 def verbatim_cells(rec: Mapping) -> int:
     """How many JSON/state cells of a record are kept as verbatim text (their split could not be proven exact)."""
     n = sum(len(m["rr_text"]) for m in rec.get("moves") or () if "rr_text" in m)
@@ -329,6 +336,15 @@ _MOVE_TYPED_FAST = cast(
     "tuple[tuple[int, str, type, Any, Any], ...]",
     tuple((i, c, _PYTYPES[k]) + ((None, None) if k != "int" else INT_RANGES[a]) for i, c, k, a in _MOVE_TYPED),
 )
+
+
+_move_record: Callable[[tuple, str, list], tuple[dict, str]] = _move_to_record
+if _move_json_fields is not None:  # the whole row in C (tests/test_ringrift_fastpath.py)
+    from . import _rrmove
+
+    _rrmove.configure(_MOVE_TYPED_FAST, _MI, _HF_BYTES, required_int, _split_move_json, parse_policy, parse_search,
+                      STYLE)
+    _move_record = _rrmove.move_record
 
 
 # What makes the decomposition exact: the rebuilt move_json takes every key from where it was put, and no
