@@ -6,6 +6,8 @@ holding the GIL*: any Python-level system call (``os.pread``) releases it,
 and the waiter then reads as running whether it took the GIL or not.
 """
 
+from cpython.ref cimport PyObject, Py_INCREF
+
 cdef extern from *:
     """
     #include <time.h>
@@ -21,7 +23,12 @@ cdef extern from *:
     static __thread long long gs_every = 0;
     static __thread int gs_fd = -1;
     static long gs_futex = -1;   /* system call number of a thread blocked on a lock */
-    static long long gs_count[4] = {0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over, given up */
+    static long long gs_count[5] = {0, 0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over, given up,
+                                                         looks joining another thread's handover */
+    /* how many marked threads are handing over right now: while one is, every other marked thread hands over at
+       its next handover point too, due or not (one that took the GIL the first released keeps it from the waiter) */
+    static int gs_handing = 0;
+    static int gs_join = 1;
 
     static long long gs_now(void) {
         struct timespec ts;
@@ -45,6 +52,7 @@ cdef extern from *:
     }
 
     static __thread unsigned gs_events = 0;
+    static __thread long long gs_joined = 0;  /* when this thread last looked because another was handing over */
     static __thread int gs_slack_set = 0;
 
     /* A marked thread's naps last what they ask for: 1 us of timer slack instead of Linux's default 50 us
@@ -62,7 +70,7 @@ cdef extern from *:
     /* The profile function of a marked thread (PyEval_SetProfile): Python code reaches a handover point at
        every 64th call or return, without switch points written into it. */
     static int gs_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
-        if ((++gs_events & 63) == 0) gs_switch();
+        if ((++gs_events & 63) == 0 || __atomic_load_n(&gs_handing, __ATOMIC_RELAXED)) gs_switch();
         return 0;
     }
 
@@ -77,6 +85,7 @@ cdef extern from *:
             int fd = gs_fd;
             gs_count[1]++;
             long long give_up = gs_now() + 1000000;
+            __atomic_add_fetch(&gs_handing, 1, __ATOMIC_RELAXED);
             Py_BEGIN_ALLOW_THREADS
             /* the GIL is free: the waiter was signalled; wait until it runs (with the GIL), then a little more
                so that a waiter still on its way to a CPU gets there first */
@@ -84,17 +93,66 @@ cdef extern from *:
                 gs_nap(20000);
             } while ((ok = !gs_waiting(fd)) == 0 && gs_now() < give_up);
             if (ok) gs_nap(20000);
+            __atomic_sub_fetch(&gs_handing, 1, __ATOMIC_RELAXED);
             Py_END_ALLOW_THREADS
             gs_count[ok ? 2 : 3]++;
         }
         return ok;
     }
 
+    /* Diagnostics (gaps): stretches of a marked thread's CPU time between two handover points longer than
+       gs_gap_ns, each with where it ended (a few Python frames), kept in a list (gs_gaps) for the benchmark. */
+    static long long gs_gap_ns = 0;
+    static PyObject *gs_gaps = NULL;
+    static __thread long long gs_last_cpu = 0;
+
+    static long long gs_cpu(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+
+    static void gs_note_gap(long long cpu) {
+        PyFrameObject *f = PyEval_GetFrame();
+        PyObject *where = PyList_New(0), *item;
+        int depth = 0;
+        if (where == NULL) { PyErr_Clear(); return; }
+        Py_XINCREF(f);
+        while (f != NULL && depth < 6) {
+            PyCodeObject *code = PyFrame_GetCode(f);
+            PyFrameObject *back = PyFrame_GetBack(f);
+            item = PyUnicode_FromFormat("%U:%d %U", code->co_filename, PyFrame_GetLineNumber(f), code->co_name);
+            Py_DECREF(code);
+            Py_DECREF(f);
+            f = back;
+            if (item == NULL || PyList_Append(where, item) < 0) { Py_XDECREF(item); PyErr_Clear(); break; }
+            Py_DECREF(item);
+            depth++;
+        }
+        Py_XDECREF(f);
+        item = Py_BuildValue("(LLkN)", cpu, gs_now(), PyThread_get_thread_ident(), where);
+        if (item == NULL || PyList_Append(gs_gaps, item) < 0) PyErr_Clear();
+        Py_XDECREF(item);
+    }
+
     static int gs_switch(void) {
         long long now;
         if (!gs_due) return 0;
+        if (gs_gap_ns) {
+            long long cpu = gs_cpu();
+            if (gs_last_cpu && cpu - gs_last_cpu > gs_gap_ns && gs_gaps != NULL) gs_note_gap(cpu - gs_last_cpu);
+            gs_last_cpu = cpu;
+        }
         now = gs_now();
-        if (now < gs_due) return 0;
+        if (now < gs_due) {
+            /* not due: join a handover in progress (looking at most every 20 us) */
+            if (!(gs_join && gs_fd >= 0 && __atomic_load_n(&gs_handing, __ATOMIC_RELAXED)) || now < gs_joined + 20000)
+                return 0;
+            gs_joined = now;
+            gs_count[4]++;
+            gs_hand_over();
+            return 1;
+        }
         gs_count[0]++;
         gs_due = gs_now() + gs_every * (gs_hand_over() ? 1 : 8);
         return 1;
@@ -113,7 +171,11 @@ cdef extern from *:
     long gs_futex
     int gs_hand_over()
     int gs_switch()
-    long long gs_count[4]
+    long long gs_count[5]
+    long long gs_gap_ns
+    PyObject *gs_gaps
+    long long gs_last_cpu
+    int gs_join
     ctypedef int (*Py_tracefunc)(object, void*, int, object)
     ctypedef struct PyThreadState:
         Py_tracefunc c_profilefunc
@@ -179,6 +241,35 @@ def set_futex(long nr):
 
 
 def counts():
-    """Process-wide tallies: (handover points due, waiter seen waiting, handed over, given up)."""
-    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3])
+    """Process-wide tallies: (handover points due, waiter seen waiting, handed over, given up, looks joining another
+    thread's handover)."""
+    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3], gs_count[4])
 
+
+
+def set_join(int on):
+    """Experimental toggle: whether marked threads join another thread's handover."""
+    global gs_join
+    gs_join = on
+
+
+def track_gaps(double threshold):
+    """Diagnostics: from now on, note every stretch of more than ``threshold`` seconds of a marked thread's CPU
+    time between two handover points (0: stop); :func:`gaps` returns them."""
+    global gs_gap_ns, gs_gaps, gs_last_cpu
+    if gs_gaps == NULL:
+        kept = []
+        Py_INCREF(kept)
+        gs_gaps = <PyObject*>kept
+    gs_gap_ns = <long long>(threshold * 1e9)
+    gs_last_cpu = 0
+
+
+def gaps():
+    """(CPU seconds, ``time.monotonic()`` at its end, the thread's ``threading.get_ident()``, [innermost Python
+    frames where it ended]) of each stretch noted, and forget them."""
+    if gs_gaps == NULL:
+        return []
+    out = [(ns / 1e9, end / 1e9, ident, where) for ns, end, ident, where in <object>gs_gaps]
+    del (<list>gs_gaps)[:]
+    return out

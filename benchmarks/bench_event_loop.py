@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import functools
 import gc
 import hashlib
@@ -60,6 +61,7 @@ import gamestore
 from gamestore import backend, gil, priority
 from gamestore.testing import synth
 
+from benchmarks import gil_holders
 from benchmarks.sqlite_baseline import SqliteBaseline
 
 PROBE_S = 0.001
@@ -128,10 +130,13 @@ class Recorder:
     overlapped its late interval.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, holders: gil_holders.HolderSampler | None = None) -> None:
         self.calls: list[tuple[float, float, str]] = []
         self.gcs: list[tuple[float, float, int, str]] = []
         self._gc_start: dict[int, float] = {}
+        self.holders = holders  # with --gil-holders: the GIL-holder sampler, and what each thread state ran when
+        self.spans: list[tuple[float, float, int, int, str]] = []  # (start, end, thread state, ident, call or helper)
+        self.loop_tstate = -1
 
     def executor(self, workers: int, niceness: int = 0) -> ThreadPoolExecutor:
         rec = self
@@ -146,6 +151,8 @@ class Recorder:
                         return fn(*args, **kwargs)
                     finally:
                         rec.calls.append((t0, time.monotonic(), name))
+                        if rec.holders is not None:
+                            rec.spans.append((t0, time.monotonic(), gil_holders.tstate(), threading.get_ident(), name))
 
                 return super().submit(timed)
 
@@ -162,16 +169,69 @@ class Recorder:
 
     def __enter__(self) -> "Recorder":
         gc.callbacks.append(self._on_gc)
+        if self.holders is not None:  # gamestore's helper threads (seal, refresher, read-ahead) record their spans
+            self._inherit = gil.inherit
+            gil.inherit = self._recording_inherit  # type: ignore[assignment]
+            self.loop_tstate = gil_holders.tstate()
         return self
 
     def __exit__(self, *exc: object) -> None:
         gc.callbacks.remove(self._on_gc)
+        if self.holders is not None:
+            gil.inherit = self._inherit  # type: ignore[method-assign]
+
+    def _recording_inherit(self, fn):  # type: ignore[no-untyped-def]
+        inner = self._inherit(fn)
+        name = "helper " + _call_name(fn)
+
+        def helper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0, ts = time.monotonic(), gil_holders.tstate()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.spans.append((t0, time.monotonic(), ts, threading.get_ident(), name))
+
+        return helper
+
+    def _holder(self, ts: int, start: float) -> str:
+        if ts == 0:
+            return "nobody (GIL free)"
+        if ts == -1:
+            return "unknown (the sampler waited for a CPU)"
+        if ts == self.loop_tstate:
+            return "the event loop"
+        for a, b, t, _i, name in self.spans:
+            if t == ts and a <= start < b:
+                return name
+        return "other (a pool thread between calls, DuckDB, ...)"
+
+    def holder_lines(self, late: list[tuple[float, float, float]], queued: float) -> list[str]:
+        """Who held the GIL while the late probes waited: per holder, the probes it held longest and its time."""
+        assert self.holders is not None
+        first: collections.Counter[str] = collections.Counter()
+        total: collections.Counter[str] = collections.Counter()
+        span = 0.0
+        for a, b, _lag in late:
+            shares: collections.Counter[str] = collections.Counter()
+            for ts, s, e in self.holders.segments(a, b):  # from when the sleep was due to the wake-up
+                shares[self._holder(ts, s)] += e - s
+            span += b - a
+            if shares:
+                first[shares.most_common(1)[0][0]] += 1
+                total.update(shares)
+        lines = [f"  GIL holders while those probes were late (sampled every ~0.1 ms from another process;"
+                 f" {len(late)} probes, {span * 1000:.0f} ms late, {queued * 1000:.0f} ms of it the loop's run-queue"
+                 f" waits):"]
+        for name, t in total.most_common(10):
+            lines.append(f"    {name}: {t / max(span, 1e-9) * 100:.0f}% of the late time, held longest in {first[name]}")
+        return lines
 
     def breakdown(self, probe: Probe, *, over_ms: float = 2.0) -> list[str]:
         """One line per kind of stall: how many late probes overlapped a GC pass, else which calls ran."""
         # by the lag without run-queue waits: what the program's threads (the GIL) caused, not the machine's load
         late = [(w - lag, w, lag - q) for w, lag, q in zip(probe.wakes, probe.lags, probe.queued)
                 if (lag - q) * 1000 > over_ms]
+        queued = sum(q for lag, q in zip(probe.lags, probe.queued) if (lag - q) * 1000 > over_ms)
         gc_hit: collections.Counter[int] = collections.Counter()
         gc_max: dict[int, float] = {}
         by_calls: collections.Counter[str] = collections.Counter()
@@ -193,6 +253,8 @@ class Recorder:
             lines.append(f"  {n} overlapped a gen-{gen} GC pass (worst {gc_max[gen] * 1000:.1f} ms)")
         for key, n in by_calls.most_common(8):
             lines.append(f"  {n} while running: {key} (worst {worst[key] * 1000:.1f} ms)")
+        if self.holders is not None:
+            lines += self.holder_lines(late, queued)
         return lines
 
 
@@ -249,23 +311,46 @@ def _percentiles(lags: list[float], queued: list[float]) -> dict:
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
                         switch_interval: float | None, handover_interval: float | None = 0.0005,
-                        niceness: int = priority.DEFAULT_NICENESS) -> dict:
+                        niceness: int = priority.DEFAULT_NICENESS,
+                        holders: gil_holders.HolderSampler | None = None) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
-    rec = Recorder()
+    rec = Recorder(holders)
     pool = rec.executor(workers, niceness)
-    with rec:
+    if holders is not None and gil._c is not None:
+        gil._c.track_gaps(0.0005)
+        gil._c.gaps()
+    with rec, holders or contextlib.nullcontext():
         try:
             async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval,
                                             handover_interval=handover_interval, worker_niceness=niceness) as store:
-                return await _drive_gamestore(store, probe, rec, games, written, ops, batch=batch,
-                                              flush_every=flush_every)
+                out = await _drive_gamestore(store, probe, games, written, ops, batch=batch, flush_every=flush_every)
         finally:
             pool.shutdown(wait=True)
+    out["breakdown"] = rec.breakdown(probe) + out["breakdown"]  # after the sampler's exit: its samples are in
+    if holders is not None and gil._c is not None:
+        gil._c.track_gaps(0)
+        out["breakdown"] += _gap_lines(rec, gil._c.gaps())
+    return out
 
 
-async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, rec: Recorder, games: list[dict],
+def _gap_lines(rec: Recorder, gaps: list[tuple[float, float, int, list[str]]]) -> list[str]:
+    """Stretches of a marked thread's CPU time between two handover points (> 0.5 ms), by the call it ran and
+    where they ended.  CPU time: it includes work without the GIL in that thread (zstd, DuckDB, file writes)."""
+    by: dict[str, list[float]] = collections.defaultdict(list)
+    for cpu, end, ident, where in gaps:
+        call = next((name for a, b, _t, i, name in rec.spans if i == ident and a <= end <= b), "?")
+        frames = [w.split("/")[-1] for w in where if "gamestore/gil.py" not in w][:2]
+        by[f"{call}: " + " < ".join(frames)].append(cpu * 1000)
+    lines = [f"  {len(gaps)} stretches of > 0.5 ms CPU (GIL-free work included) between two handover points of"
+             f" a marked thread, by call and where they ended (count, max ms):"]
+    for key, ms in sorted(by.items(), key=lambda kv: -len(kv[1]))[:10]:
+        lines.append(f"    {len(ms)} x, max {max(ms):.1f}: {key}")
+    return lines
+
+
+async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, games: list[dict],
                            written: list[str], ops: dict, *, batch: int, flush_every: int) -> dict:
     async def writer() -> None:
         pending: list[str] = []
@@ -298,7 +383,7 @@ async def _drive_gamestore(store: gamestore.AsyncGameStore, probe: Probe, rec: R
     assert await store.count_games() == len(games)
     handover = ", ".join(f"{k.replace('_', ' ')} {after[k] - before[k]}" for k in after)
     return {"elapsed": elapsed, **ops, **_stats(probe),
-            "breakdown": rec.breakdown(probe) + [f"  GIL handover looks (gamestore.gil.counts): {handover}"]}
+            "breakdown": [f"  GIL handover looks (gamestore.gil.counts): {handover}"]}
 
 
 async def _probed(probe: Probe, writer: Callable[[], Awaitable[None]],
@@ -386,9 +471,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scheduler-seconds", type=float, default=1.0,
                    help="per niceness and round: the probe beside cores+1 threads busy without the GIL, the"
                         " scheduler's part alone (0: skip; default 1)")
+    p.add_argument("--gil-holders", action="store_true",
+                   help="sample which thread holds the GIL (benchmarks/gil_holders.py, CPython 3.11 on Linux) and"
+                        " add to each breakdown who held it while its late probes waited")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
     args = p.parse_args(argv)
+    if args.gil_holders and not gil_holders.available():
+        p.error("--gil-holders needs CPython 3.11 on Linux with /proc/<pid>/mem readable")
 
     games = corpus(args.games, args.seed)
     n_moves = sum(len(g["moves"]) for g in games)
@@ -402,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     # during a measured run are still listed in its breakdown.
     asyncio.run(run_gamestore(root / "warm-up", games[:8], batch=args.batch, flush_every=1, workers=args.workers,
                               switch_interval=None))
+    shutil.rmtree(root / "warm-up", ignore_errors=True)
     gc.collect()
+    sampler = gil_holders.HolderSampler() if args.gil_holders else None
     rows: list[tuple[str, dict]] = []
     try:
         default_interval = sys.getswitchinterval()
@@ -417,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
                 results[k].append(asyncio.run(run_gamestore(
                     root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
-                    workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice)))
+                    workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice,
+                    holders=sampler)))
                 shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
             sys.setswitchinterval(default_interval)
             floors.append(asyncio.run(idle_floor(1.0)))

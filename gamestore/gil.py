@@ -235,9 +235,10 @@ def inherit(fn: Callable[..., T]) -> Callable[..., T]:
 
 def counts() -> dict[str, int]:
     """Process-wide tallies of the compiled handover (zeros without it): looks at a due switch point, how many
-    found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked)."""
-    due, waiting, handed, gave_up = _c.counts() if _c is not None else (0, 0, 0, 0)
-    return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up}
+    found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked), and
+    looks a marked thread took, not due, because another marked thread was handing over."""
+    due, waiting, handed, gave_up, joined = _c.counts() if _c is not None else (0, 0, 0, 0, 0)
+    return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up, "joined": joined}
 
 
 class HandingOver(Generic[T]):

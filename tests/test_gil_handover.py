@@ -114,6 +114,48 @@ def test_a_marked_thread_hands_the_gil_to_a_thread_waiting_for_it(work):
 
 
 @linux_only
+def test_a_marked_thread_joins_a_handover_in_progress():
+    """While one marked thread hands the GIL over (sleeping without it until the waiter has it), another marked
+    thread that takes the GIL meanwhile looks at once, due or not, and hands it on too: the first thread's release
+    does not get the GIL to the waiter when the other takes it first."""
+    stop = threading.Event()
+    waiter_id: list[int] = []
+    started = threading.Event()
+
+    def waiter() -> None:  # plays the event loop
+        waiter_id.append(threading.get_native_id())
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.0005)
+
+    def worker(every: float) -> None:
+        with gil.handing_over(every, to=waiter_id[0]):
+            while not stop.is_set():
+                _busy_python(2_000)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    started.wait()
+    before = gil.counts()
+    # one thread due every 0.2 ms, one never due by itself (100 s): its looks are joins only
+    workers = [threading.Thread(target=worker, args=(every,)) for every in (0.0002, 100.0)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 60
+        while gil.counts()["joined"] == before["joined"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        t.join()
+    after = gil.counts()
+    assert after["joined"] > before["joined"], (before, after)
+    assert after["handed_over"] > before["handed_over"]
+
+
+@linux_only
 def test_no_handover_to_an_idle_loop():
     """A waiter blocked in another system call (an idle event loop sits in epoll; here a pipe read) does not want
     the GIL: the marked thread looks, and keeps it."""
