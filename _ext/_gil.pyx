@@ -13,6 +13,7 @@ cdef extern from *:
     #include <time.h>
     #include <unistd.h>
     #include <stdlib.h>
+    #include <string.h>
     #ifdef __linux__
     #include <sys/prctl.h>
     #endif
@@ -22,13 +23,13 @@ cdef extern from *:
     static __thread long long gs_due = 0;
     static __thread long long gs_every = 0;
     static __thread int gs_fd = -1;
+    static __thread int gs_sfd = -1;  /* the waiter's /proc/self/task/<tid>/stat (-1: none) */
     static long gs_futex = -1;   /* system call number of a thread blocked on a lock */
-    static long long gs_count[5] = {0, 0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over, given up,
-                                                         looks joining another thread's handover */
+    static long long gs_count[6] = {0, 0, 0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over, given
+                                                  up, looks joining another thread's handover, given up runnable */
     /* how many marked threads are handing over right now: while one is, every other marked thread hands over at
        its next handover point too, due or not (one that took the GIL the first released keeps it from the waiter) */
     static int gs_handing = 0;
-    static int gs_join = 1;
 
     static long long gs_now(void) {
         struct timespec ts;
@@ -74,6 +75,19 @@ cdef extern from *:
         return 0;
     }
 
+    /* whether the watched thread is runnable (woken, maybe waiting for a CPU): its stat's state is R */
+    static int gs_runnable(int sfd) {
+        char buf[256];
+        char *p;
+        ssize_t n;
+        if (sfd < 0) return 0;
+        n = pread(sfd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0) return 0;
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        return p != NULL && p[1] == ' ' && p[2] == 'R';
+    }
+
     /* 1 if the waiter got the GIL (or none was watched), 0 if it stayed blocked (on something else) */
     static int gs_hand_over(void) {
         int ok = 1;
@@ -96,6 +110,12 @@ cdef extern from *:
             __atomic_sub_fetch(&gs_handing, 1, __ATOMIC_RELAXED);
             Py_END_ALLOW_THREADS
             gs_count[ok ? 2 : 3]++;
+            /* still blocked after 1 ms: if it was woken and only waits for a CPU (a busy machine), it still wants
+               the GIL, so look again after one interval; if it sleeps on something else, after eight */
+            if (!ok && gs_runnable(gs_sfd)) {
+                gs_count[5]++;
+                ok = 1;
+            }
         }
         return ok;
     }
@@ -113,10 +133,12 @@ cdef extern from *:
     }
 
     static void gs_note_gap(long long cpu) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);  /* a profile event may come with an exception in flight: kept as it is */
         PyFrameObject *f = PyEval_GetFrame();
         PyObject *where = PyList_New(0), *item;
         int depth = 0;
-        if (where == NULL) { PyErr_Clear(); return; }
+        if (where == NULL) { PyErr_Clear(); PyErr_Restore(et, ev, tb); return; }
         Py_XINCREF(f);
         while (f != NULL && depth < 6) {
             PyCodeObject *code = PyFrame_GetCode(f);
@@ -133,6 +155,7 @@ cdef extern from *:
         item = Py_BuildValue("(LLkN)", cpu, gs_now(), PyThread_get_thread_ident(), where);
         if (item == NULL || PyList_Append(gs_gaps, item) < 0) PyErr_Clear();
         Py_XDECREF(item);
+        PyErr_Restore(et, ev, tb);
     }
 
     static int gs_switch(void) {
@@ -146,7 +169,7 @@ cdef extern from *:
         now = gs_now();
         if (now < gs_due) {
             /* not due: join a handover in progress (looking at most every 20 us) */
-            if (!(gs_join && gs_fd >= 0 && __atomic_load_n(&gs_handing, __ATOMIC_RELAXED)) || now < gs_joined + 20000)
+            if (!(gs_fd >= 0 && __atomic_load_n(&gs_handing, __ATOMIC_RELAXED)) || now < gs_joined + 20000)
                 return 0;
             gs_joined = now;
             gs_count[4]++;
@@ -171,11 +194,11 @@ cdef extern from *:
     long gs_futex
     int gs_hand_over()
     int gs_switch()
-    long long gs_count[5]
+    long long gs_count[6]
+    int gs_sfd
     long long gs_gap_ns
     PyObject *gs_gaps
     long long gs_last_cpu
-    int gs_join
     ctypedef int (*Py_tracefunc)(object, void*, int, object)
     ctypedef struct PyThreadState:
         Py_tracefunc c_profilefunc
@@ -194,27 +217,30 @@ def switch_point():
 cdef class _Marking:
     """A thread's marking before :func:`mark` changed it (its profile function included)."""
     cdef long long due, every
-    cdef int fd
+    cdef int fd, sfd
     cdef Py_tracefunc profilefunc
     cdef object profileobj
 
 
-def mark(double every, int fd=-1):
-    """Mark this thread: hand over every ``every`` seconds (0: unmark), to the waiter watched through ``fd``.
+def mark(double every, int fd=-1, int sfd=-1):
+    """Mark this thread: hand over every ``every`` seconds (0: unmark), to the waiter watched through ``fd`` (its
+    ``/proc/self/task/<tid>/syscall``; ``sfd``: its ``stat``, or -1).
 
     Python code in the thread reaches a handover point every 64 function
     calls or returns (a C profile function, ``PyEval_SetProfile``, set while
     marked).  Returns the previous marking, for :func:`restore`.
     """
-    global gs_due, gs_every, gs_fd
+    global gs_due, gs_every, gs_fd, gs_sfd, gs_last_cpu
     cdef PyThreadState *ts = PyThreadState_Get()
     cdef _Marking previous = _Marking()
-    previous.due, previous.every, previous.fd = gs_due, gs_every, gs_fd
+    previous.due, previous.every, previous.fd, previous.sfd = gs_due, gs_every, gs_fd, gs_sfd
     previous.profilefunc = ts.c_profilefunc
     previous.profileobj = <object>ts.c_profileobj if ts.c_profileobj != NULL else None
     gs_every = <long long>(every * 1e9)
     gs_due = gs_now() + gs_every if every > 0 else 0
+    gs_last_cpu = 0  # stretches are measured within a marking
     gs_fd = fd
+    gs_sfd = sfd
     if every > 0:
         gs_set_profile(1, NULL, NULL)
         if fd >= 0:
@@ -223,15 +249,16 @@ def mark(double every, int fd=-1):
 
 
 def restore(_Marking previous):
-    global gs_due, gs_every, gs_fd
-    gs_due, gs_every, gs_fd = previous.due, previous.every, previous.fd
+    global gs_due, gs_every, gs_fd, gs_sfd, gs_last_cpu
+    gs_due, gs_every, gs_fd, gs_sfd = previous.due, previous.every, previous.fd, previous.sfd
+    gs_last_cpu = 0
     gs_set_profile(0, previous.profilefunc, <void*>previous.profileobj if previous.profileobj is not None else NULL)
 
 
 def forget():
     """In a forked child: this thread stops handing over (the thread it watched is the parent's)."""
-    global gs_due, gs_fd
-    gs_due, gs_fd = 0, -1
+    global gs_due, gs_fd, gs_sfd
+    gs_due, gs_fd, gs_sfd = 0, -1, -1
 
 
 def set_futex(long nr):
@@ -242,15 +269,9 @@ def set_futex(long nr):
 
 def counts():
     """Process-wide tallies: (handover points due, waiter seen waiting, handed over, given up, looks joining another
-    thread's handover)."""
-    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3], gs_count[4])
+    thread's handover, given up while the waiter was runnable)."""
+    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3], gs_count[4], gs_count[5])
 
-
-
-def set_join(int on):
-    """Experimental toggle: whether marked threads join another thread's handover."""
-    global gs_join
-    gs_join = on
 
 
 def track_gaps(double threshold):

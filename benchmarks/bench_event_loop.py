@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import contextlib
 import functools
@@ -130,13 +131,14 @@ class Recorder:
     overlapped its late interval.
     """
 
-    def __init__(self, holders: gil_holders.HolderSampler | None = None) -> None:
+    def __init__(self, holders: gil_holders.HolderSampler | None = None, timelines: int = 0) -> None:
         self.calls: list[tuple[float, float, str]] = []
         self.gcs: list[tuple[float, float, int, str]] = []
         self._gc_start: dict[int, float] = {}
         self.holders = holders  # with --gil-holders: the GIL-holder sampler, and what each thread state ran when
         self.spans: list[tuple[float, float, int, int, str]] = []  # (start, end, thread state, ident, call or helper)
         self.loop_tstate = -1
+        self.timelines = timelines  # how many late probes' holder timelines the breakdown prints
 
     def executor(self, workers: int, niceness: int = 0) -> ThreadPoolExecutor:
         rec = self
@@ -194,10 +196,8 @@ class Recorder:
         return helper
 
     def _holder(self, ts: int, start: float) -> str:
-        if ts == 0:
-            return "nobody (GIL free)"
-        if ts == -1:
-            return "unknown (the sampler waited for a CPU)"
+        if ts in (0, 1, -1):
+            return self.holders.names[ts] if self.holders is not None else "?"
         if ts == self.loop_tstate:
             return "the event loop"
         for a, b, t, _i, name in self.spans:
@@ -211,20 +211,45 @@ class Recorder:
         first: collections.Counter[str] = collections.Counter()
         total: collections.Counter[str] = collections.Counter()
         span = 0.0
+        held_queued = 0.0
+        timelines: list[str] = []
         for a, b, _lag in late:
             shares: collections.Counter[str] = collections.Counter()
-            for ts, s, e in self.holders.segments(a, b):  # from when the sleep was due to the wake-up
+            for ts, s, e, q in self.holders.segments(a, b):  # from when the sleep was due to the wake-up
                 shares[self._holder(ts, s)] += e - s
+                held_queued += q
             span += b - a
+            if len(timelines) < self.timelines:
+                timelines.append(self._timeline(a, b))
             if shares:
                 first[shares.most_common(1)[0][0]] += 1
                 total.update(shares)
         lines = [f"  GIL holders while those probes were late (sampled every ~0.1 ms from another process;"
                  f" {len(late)} probes, {span * 1000:.0f} ms late, {queued * 1000:.0f} ms of it the loop's run-queue"
-                 f" waits):"]
+                 f" waits; {held_queued * 1000:.0f} ms the GIL's holder waited for a CPU):"]
         for name, t in total.most_common(10):
             lines.append(f"    {name}: {t / max(span, 1e-9) * 100:.0f}% of the late time, held longest in {first[name]}")
+        if timelines:
+            lines.append(f"  the first {len(timelines)} late probes: the GIL's holders in turn, ms (of it waiting for a"
+                         f" CPU); the loop thread's state in the samples")
+            lines += timelines
         return lines
+
+    def _timeline(self, a: float, b: float) -> str:
+        """One late probe: who held the GIL in turn, and what the loop's thread was doing meanwhile."""
+        assert self.holders is not None
+        merged: list[list] = []
+        for ts, s, e, q in self.holders.segments(a, b):
+            name = self._holder(ts, s)
+            if merged and merged[-1][0] == name:
+                merged[-1][1] += e - s
+                merged[-1][2] += q
+            else:
+                merged.append([name, e - s, q])
+        i0, i1 = bisect.bisect_left(self.holders.times, a), bisect.bisect_right(self.holders.times, b)
+        states = collections.Counter(gil_holders.syscall_name(n) for n in self.holders.syscall[i0:i1])
+        return (f"    {(b - a) * 1000:.1f} ms: " + " | ".join(f"{n} {d * 1000:.2f} ({q * 1000:.2f})" for n, d, q in merged)
+                + "; loop: " + ", ".join(f"{k} {v}" for k, v in states.most_common()))
 
     def breakdown(self, probe: Probe, *, over_ms: float = 2.0) -> list[str]:
         """One line per kind of stall: how many late probes overlapped a GC pass, else which calls ran."""
@@ -312,11 +337,11 @@ def _percentiles(lags: list[float], queued: list[float]) -> dict:
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
                         switch_interval: float | None, handover_interval: float | None = 0.0005,
                         niceness: int = priority.DEFAULT_NICENESS,
-                        holders: gil_holders.HolderSampler | None = None) -> dict:
+                        holders: gil_holders.HolderSampler | None = None, timelines: int = 0) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
-    rec = Recorder(holders)
+    rec = Recorder(holders, timelines)
     pool = rec.executor(workers, niceness)
     if holders is not None and gil._c is not None:
         gil._c.track_gaps(0.0005)
@@ -474,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gil-holders", action="store_true",
                    help="sample which thread holds the GIL (benchmarks/gil_holders.py, CPython 3.11 on Linux) and"
                         " add to each breakdown who held it while its late probes waited")
+    p.add_argument("--timelines", type=int, default=0, metavar="N",
+                   help="with --gil-holders: print the first N late probes' GIL holders in turn (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="where to put the stores (default: a temporary directory)")
     args = p.parse_args(argv)
@@ -510,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[k].append(asyncio.run(run_gamestore(
                     root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
                     workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice,
-                    holders=sampler)))
+                    holders=sampler, timelines=args.timelines)))
                 shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
             sys.setswitchinterval(default_interval)
             floors.append(asyncio.run(idle_floor(1.0)))

@@ -64,9 +64,15 @@ class Waiter:
     def __init__(self, native_id: int) -> None:
         self.native_id = native_id
         self.fd = os.open(f"/proc/self/task/{native_id}/syscall", os.O_RDONLY | os.O_CLOEXEC)
+        try:  # its state: runnable (R) once woken, also while it waits for a CPU
+            self.stat_fd = os.open(f"/proc/self/task/{native_id}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.stat_fd = -1
 
     def close(self) -> None:
         os.close(self.fd)
+        if self.stat_fd >= 0:
+            os.close(self.stat_fd)
 
     @classmethod
     def of(cls, native_id: int) -> "Waiter | None":
@@ -186,7 +192,7 @@ def handing_over(every: float = DEFAULT_EVERY, *, to: int | None = None) -> Iter
     try:
         if _c is not None:
             waiter = None if to is None else Waiter.of(to)
-            previous = _c.mark(every, -1 if waiter is None else waiter.fd)
+            previous = _c.mark(every, -1 if waiter is None else waiter.fd, -1 if waiter is None else waiter.stat_fd)
             try:
                 yield
             finally:
@@ -235,10 +241,12 @@ def inherit(fn: Callable[..., T]) -> Callable[..., T]:
 
 def counts() -> dict[str, int]:
     """Process-wide tallies of the compiled handover (zeros without it): looks at a due switch point, how many
-    found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked), and
-    looks a marked thread took, not due, because another marked thread was handing over."""
-    due, waiting, handed, gave_up, joined = _c.counts() if _c is not None else (0, 0, 0, 0, 0)
-    return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up, "joined": joined}
+    found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked), looks a
+    marked thread took, not due, because another marked thread was handing over, and of the give-ups those where
+    the waiter was runnable (woken, waiting for a CPU: the next look comes after one interval, not eight)."""
+    due, waiting, handed, gave_up, joined, runnable = _c.counts() if _c is not None else (0, 0, 0, 0, 0, 0)
+    return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up, "joined": joined,
+            "gave_up_runnable": runnable}
 
 
 class HandingOver(Generic[T]):
