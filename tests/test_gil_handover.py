@@ -262,3 +262,53 @@ def test_a_background_seal_started_by_a_marked_call_runs_marked():
     SealJob("s-2", [], set(), 0, lambda: seen.append(gil.interval())).start().wait()
     assert seen == [pytest.approx(0.003), None]
     assert job.error is None
+
+
+@pytest.mark.skipif(gil._c is None, reason="the compiled handover is not built")
+def test_gap_diagnostics_name_a_long_stretch_between_handover_points():
+    """``_gil.track_gaps`` (bench_event_loop --gil-holders) notes a marked thread's CPU stretch between two
+    handover points with where it ended; one C call sorting a million numbers is one stretch of many ms."""
+    assert gil._c is not None
+    gil._c.track_gaps(0.001)
+    gil._c.gaps()
+    try:
+        with gil.handing_over(0.0005):
+            _busy_python(100)
+            data = sorted(range(1_000_000, 0, -1))  # no profile event inside: no handover point
+            _busy_python(100)
+    finally:
+        gil._c.track_gaps(0)
+    found = gil._c.gaps()
+    assert data[0] == 1
+    assert found, "no stretch noted"
+    cpu, end, ident, where = max(found)
+    assert cpu >= 0.001 and ident == threading.get_ident() and end <= time.monotonic()
+    assert any("test_gap_diagnostics_name_a_long_stretch" in w for w in where), where
+    assert gil._c.gaps() == []  # handed out once
+
+
+@pytest.mark.slow
+@linux_only
+def test_gil_holder_sampler_names_the_thread_that_holds_the_gil():
+    """benchmarks/gil_holders.py: while a registered thread runs Python for 0.3 s, the sampler (another process)
+    attributes most of the time it saw to it (slow: the sampler needs a CPU of its own)."""
+    gh = pytest.importorskip("benchmarks.gil_holders", reason="run from the repository root")
+    if not gh.available():
+        pytest.skip("needs CPython 3.11 on Linux")
+    spans: list[tuple[float, float]] = []
+
+    def busy() -> None:
+        sampler.register("busy")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.3:
+            _busy_python(1000)
+        spans.append((t0, time.monotonic()))
+
+    with gh.HolderSampler() as sampler:
+        t = threading.Thread(target=busy)
+        t.start()
+        t.join()
+    a, b = spans[0]
+    shares = sampler.shares(a, b)
+    known = {k: v for k, v in shares.items() if k != gh.UNKNOWN}  # a busy machine delays the sampler itself
+    assert known.get("busy", 0.0) > 0.5 * sum(known.values()), shares
