@@ -71,17 +71,24 @@ def _xxh3_address() -> int:
 _XXH3 = _xxh3_address()
 
 
-def hex_ranges(view: Any, ranges: Sequence[tuple[int, int]]) -> list[str]:
-    """The hex xxh3-64 digests of ``view[a:b]`` for each ``(a, b)`` in ``ranges``: one compiled call without
-    the GIL when libxxhash is found (``_XXH3``), else one ``xxhash`` call per range (a GIL release each)."""
-    if _XXH3 and len(ranges):
+def int_ranges(view: Any, starts: Any, ends: Any) -> np.ndarray:
+    """uint64 array: the xxh3-64 of ``view[starts[i]:ends[i]]`` for each i (ranges within ``view``, checked by the
+    caller): one compiled call without the GIL when libxxhash is found (``_XXH3``), else one ``xxhash`` call per
+    range (a GIL release each)."""
+    a = np.ascontiguousarray(starts, dtype=np.int64).reshape(-1)
+    b = np.ascontiguousarray(ends, dtype=np.int64).reshape(-1)
+    if _XXH3 and len(a):
         from . import _xxh
 
-        r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
         data = view.cast("B") if isinstance(view, memoryview) and view.format != "B" else view
-        sums = _xxh.hash_ranges(data, np.ascontiguousarray(r[:, 0]), np.ascontiguousarray(r[:, 1]), _XXH3)
-        return [f"{v:016x}" for v in sums.tolist()]
-    return [_h(view[a:b]) for a, b in ranges]
+        return _xxh.hash_ranges(data, a, b, _XXH3)
+    return np.array([_i(view[x:y]) for x, y in zip(a.tolist(), b.tolist())], dtype=np.uint64)
+
+
+def hex_ranges(view: Any, ranges: Sequence[tuple[int, int]]) -> list[str]:
+    """The hex xxh3-64 digests of ``view[a:b]`` for each ``(a, b)`` in ``ranges`` (:func:`int_ranges`)."""
+    r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+    return [f"{v:016x}" for v in int_ranges(view, r[:, 0], r[:, 1]).tolist()]
 
 
 def file_checksums(path: "Path | pa.Buffer") -> dict:
@@ -210,9 +217,10 @@ class FileVerifier:
             tail_start, tail = record["tail"]
             if not 0 <= head_len <= size or not 0 <= tail_start <= size:
                 self._fail("checksum ranges outside the file")
-            if _h(self._view[:head_len]) != head:
+            got_head, got_tail = int_ranges(self._view, [0, tail_start], [head_len, size]).tolist()
+            if f"{got_head:016x}" != head:
                 self._fail("schema/dictionaries fail their checksum")
-            if _h(self._view[tail_start:]) != tail:
+            if f"{got_tail:016x}" != tail:
                 self._fail("footer fails its checksum")
 
     @property
@@ -285,7 +293,7 @@ class FileVerifier:
         pick = pick[~self._meta_ok[pick]]
         view = self._view
         assert view is not None
-        got = np.array([_i(view[a:b]) for a, b in zip(off[pick].tolist(), body[pick].tolist())], dtype=np.uint64)
+        got = int_ranges(view, off[pick], body[pick])
         bad = np.flatnonzero(got != digests[pick, 0])
         if len(bad):
             self._fail(f"record batch {int(pick[bad[0]])}'s message fails its checksum")
@@ -319,7 +327,7 @@ class FileVerifier:
             bad = np.flatnonzero((a < body[rows]) | (a > b) | (b > end[rows]))
             if len(bad):
                 self._fail(f"column {name} of record batch {int(rows[bad[0]])} lies outside the batch")
-            got = np.array([_i(view[x:y]) for x, y in zip(a.tolist(), b.tolist())], dtype=np.uint64)
+            got = int_ranges(view, a, b)
             bad = np.flatnonzero(got != digests[rows, c + 1])
             if len(bad):
                 self._fail(f"column {name} of record batch {int(rows[bad[0]])} fails its checksum")
