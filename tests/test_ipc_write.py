@@ -96,3 +96,13 @@ def test_message_it_does_not_know_goes_to_arrows_writer(tmp_path):
         ipc_write._recompress(sink.getvalue())
     with pytest.raises(ipc_write._Fallback):
         ipc_write._recompress(pa.py_buffer(b"not an arrow file at all"))
+
+
+def test_the_plain_layout_in_an_exact_buffer_equals_arrows_growing_stream():
+    """_write_plain sizes the uncompressed file first (MockOutputStream) and writes it into a buffer of that
+    size: byte for byte what Arrow's writer puts in a BufferOutputStream, slices and empty batches included."""
+    schema, batches = _mixed_batches()
+    batches = batches + [batches[2].slice(17, 300)]
+    plain = ipc_write._write_plain(schema, batches)
+    assert plain.size > 0 and plain.equals(ipc_write._write_arrow(schema, batches, ipc_write._PLAIN))
+    assert ipc_write._write_plain(schema, []).equals(ipc_write._write_arrow(schema, [], ipc_write._PLAIN))
