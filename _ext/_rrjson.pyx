@@ -176,3 +176,23 @@ def canonical_object(str text, str key):
     with nogil:
         ok = rrj_canonical_object(s, n, w, wn, out)
     return (out[0], out[1], out[2]) if ok else None
+
+
+# ---------------------------------------------------------------------------
+# Comparing spans of two texts in place (the reference: gamestore.ringrift.jsontext._py_span_equal)
+# ---------------------------------------------------------------------------
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+
+
+def span_equal(str a, Py_ssize_t i, str b, Py_ssize_t j, Py_ssize_t n) -> bool:
+    """``a[i:i + n] == b[j:j + n]`` with both spans inside their texts, without copying them."""
+    cdef int ka, kb
+    if i < 0 or j < 0 or n < 0 or n > len(a) - i or n > len(b) - j:
+        return False
+    ka = PyUnicode_KIND(a)
+    kb = PyUnicode_KIND(b)
+    if ka != kb:  # stored in different widths: the texts decide
+        return a[i:i + n] == b[j:j + n]
+    return memcmp(<const char*>PyUnicode_DATA(a) + i * ka, <const char*>PyUnicode_DATA(b) + j * kb, n * ka) == 0

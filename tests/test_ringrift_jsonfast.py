@@ -201,3 +201,27 @@ def test_decomposition_rebuilds_the_parsed_move_json(d):
     back = mapping.move_json_value(m)
     assert cells.same(back, d)
     assert all(back[k] is d[k] or back[k] == d[k] for k in d)
+
+
+_span_text = st.text(alphabet=st.sampled_from("ab,\u00e9\u0101\U0001f600"), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_span_text, _span_text, st.integers(-2, 9), st.integers(-2, 9), st.integers(-2, 9))
+def test_span_equal_equals_its_reference(a, b, i, j, n):
+    assert _rrjson.span_equal(a, i, b, j, n) is jsontext._py_span_equal(a, i, b, j, n)
+    if 0 <= i <= len(a) and 0 <= n <= len(a) - i:  # a span equals itself, in a copy stored at any width
+        assert _rrjson.span_equal(a, i, "\U0001f600" + a, i + 1, n)
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from('{}"a,\u00e9'), max_size=4), max_size=5), st.data())
+def test_history_at_finds_the_history_it_joins(texts, data):
+    mt = jsontext.MoveTexts(texts)
+    n = data.draw(st.integers(0, len(texts)))
+    pre = data.draw(st.text(max_size=3))
+    text = pre + mt.history(n) + data.draw(st.text(max_size=3))
+    assert mt.history_at(text, len(pre), n) == len(pre) + len(",".join(texts[:n]))
+    hist = mt.history(n)
+    if hist:  # the last character differs (not in the alphabet), or the text is cut short
+        assert mt.history_at(pre + hist[:-1] + "\u0101", len(pre), n) == -1
+        assert mt.history_at(pre + hist[:-1], len(pre), n) == -1

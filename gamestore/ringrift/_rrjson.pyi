@@ -13,3 +13,6 @@ def finite_floats(d: dict) -> bool:
 def canonical_object(text: str, key: str) -> tuple[int, int, int] | None:
     """``(index, key start, value end)`` of the top-level item ``key`` ((-1, -1, -1) when absent) when ``text`` is
     proven to be an object spelled as ``records.dump_json`` spells it; None when not proven."""
+
+def span_equal(a: str, i: int, b: str, j: int, n: int) -> bool:
+    """``a[i:i + n] == b[j:j + n]`` with both spans inside their texts, compared in place."""

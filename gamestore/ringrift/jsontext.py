@@ -246,6 +246,15 @@ class MoveTexts(list):
 
     def history(self, n: int) -> str:
         """``",".join(self[:n])`` (cached after the first call; do not append afterwards)."""
+        ends = self._history_ends()
+        return self._joined[: ends[n - 1]] if n > 0 else ""
+
+    def history_at(self, text: str, pos: int, n: int) -> int:
+        """The end of ``history(n)`` in ``text`` when ``text`` holds it at ``pos``, else -1 (compared in place)."""
+        size = self._history_ends()[n - 1] if n > 0 else 0
+        return pos + size if _span_equal(text, pos, self._joined, 0, size) else -1
+
+    def _history_ends(self) -> list[int]:
         if self._ends is None or len(self._ends) != len(self):
             self._joined = ",".join(self)
             ends, e = [], 0
@@ -254,7 +263,18 @@ class MoveTexts(list):
                 ends.append(e)
                 e += 1
             self._ends = ends
-        return self._joined[: self._ends[n - 1]] if n > 0 else ""
+        return self._ends
+
+
+def _py_span_equal(a: str, i: int, b: str, j: int, n: int) -> bool:
+    """``a[i:i + n] == b[j:j + n]`` with both spans inside their texts (the reference of ``_rrjson.span_equal``)."""
+    return 0 <= i and 0 <= j and 0 <= n and i + n <= len(a) and j + n <= len(b) and a[i : i + n] == b[j : j + n]
+
+
+try:
+    from ._rrjson import span_equal as _span_equal
+except ImportError:  # pragma: no cover - extension not built: the reference
+    _span_equal = _py_span_equal
 
 
 def _history(move_texts: Sequence[str], n: int) -> str:
@@ -290,9 +310,12 @@ def _strip_history_text(text: str, move_texts: Sequence[str], hint: int | None =
     if hint:  # RingRift stores move_number + 1 moves; some writers move_number
         for guess in (hint, hint - 1):
             if 0 < guess <= len(move_texts):
-                h = _history(move_texts, guess)
-                end = pos + len(h)
-                if text.startswith(h, pos) and text[end : end + 1] == "]":
+                if isinstance(move_texts, MoveTexts):
+                    end = move_texts.history_at(text, pos, guess)
+                else:
+                    h = _history(move_texts, guess)
+                    end = pos + len(h) if text.startswith(h, pos) else -1
+                if end >= 0 and text[end : end + 1] == "]":
                     return text[:start] + text[end:], guess
     n = 0
     while n < len(move_texts):
