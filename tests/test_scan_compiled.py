@@ -106,3 +106,54 @@ def test_a_second_uncached_scan_reads_by_the_kept_plans_equal(tmp_path, monkeypa
     want = sorted(zip(*(plain.column(n).to_pylist() for n in ("game_id", "move_number", "phase", "move_type",
                                                               "think_time_ms"))))
     assert first == second == want and len(want) > 1000
+
+
+def _messages_of(path):
+    import pyarrow.ipc as ipc
+
+    from gamestore.ipc_batch import fast_reader
+    fr = fast_reader(str(path), ipc.open_file(str(path)))
+    return bytes(fr.view), np.asarray(fr._blocks, dtype=np.int64).reshape(-1, 3)
+
+
+def _parse(buf, blocks, compiled, monkeypatch):
+    from gamestore import ipc_messages
+    monkeypatch.setattr(ipc_messages, "_compiled", ipc_messages._compiled_parser() if compiled else None)
+    try:
+        return ipc_messages.parse_messages(np.frombuffer(buf, dtype=np.uint8), blocks)
+    except Exception as exc:  # the reference's error, named the same way by both
+        return type(exc), str(exc)
+
+
+def test_compiled_message_parsing_equals_the_reference(tmp_path, monkeypatch):
+    """Every batch's layout from the compiled pass equals ipc_messages' numpy reference, whole files and subsets;
+    a damaged message (pointing outside the file, another kind, another codec) gets the reference's error."""
+    from gamestore import ipc_messages
+    assert ipc_messages._compiled_parser() is not None
+    with gamestore.open(tmp_path / "s", fsync=False, batch_rows=200) as s:
+        s.write_games(synth.iter_games(12, seed=9))
+        s.flush()
+        (reader,) = s._catalog.readers()
+        path = reader.file_path("moves.arrow")
+    buf, blocks = _messages_of(path)
+    assert len(blocks) > 5
+    for pick in (blocks, blocks[::2], blocks[-1:]):
+        got, want = _parse(buf, pick, True, monkeypatch), _parse(buf, pick, False, monkeypatch)
+        assert isinstance(got, ipc_messages.Layouts) and len(got) == len(want)
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want))
+    rng = np.random.default_rng(3)
+    offset, meta = int(blocks[2, 0]), int(blocks[2, 1])
+    errors = 0
+    for trial in range(60):
+        damaged = bytearray(buf)
+        at = offset + int(rng.integers(0, min(meta, 96)))  # the framing, root table and vtables
+        damaged[at:at + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        got, want = _parse(bytes(damaged), blocks, True, monkeypatch), _parse(bytes(damaged), blocks, False, monkeypatch)
+        if not isinstance(want, ipc_messages.Layouts):
+            errors += 1
+            assert not isinstance(got, ipc_messages.Layouts) and got == want, (want, type(got))
+        else:
+            assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert errors > 5
+    short = buf[:offset + 16]  # the file cut inside a message
+    assert _parse(short, blocks, True, monkeypatch) == _parse(short, blocks, False, monkeypatch)
