@@ -11,7 +11,7 @@ pydantic's order), else it leaves the record alone and the reference (orjson par
 ``decompose_move_json``) decides.  Anything unusual (another key order, a float where the row has
 one) is handed to the reference.
 """
-from cpython.dict cimport PyDict_Next, PyDict_SetItem, PyDict_GetItem
+from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from cpython.float cimport PyFloat_FromDouble
@@ -29,7 +29,6 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
 
 cdef tuple _KEYS = MOVE_JSON_KEYS
-cdef tuple _RARE = RARE_JSON
 cdef Py_ssize_t _NKEYS = len(MOVE_JSON_KEYS)
 cdef long long _I16_LO = -32768, _I16_HI = 32767
 # (index in MOVE_JSON_KEYS, json key, record field) of the keys compared with the row's typed columns,
