@@ -9,7 +9,8 @@ parses a ``move_json`` text straight into the record: it takes the text only whe
 exactly what the reference path accepts (``json.dumps`` of its value in the compact style, keys in
 pydantic's order), else it leaves the record alone and the reference (orjson parse, style check,
 ``decompose_move_json``) decides.  Anything unusual (another key order, a float where the row has
-one) is handed to the reference.
+one) is handed to the reference.  :func:`move_record` is ``mapping._move_to_record`` (its reference)
+over a whole row.
 """
 from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
