@@ -238,18 +238,25 @@ def test_cli_commands(ringrift_dbs, tmp_path, capsys):
 
 
 def test_gc_is_left_alone_unless_asked(ringrift_dbs, tmp_path, monkeypatch):
-    """The collector is a process-wide setting: import_sqlite and synth only switch it with pause_gc=True."""
+    """The collector and Arrow's default memory pool are process-wide settings: import_sqlite and synth only
+    switch them with pause_gc=True, and restore them."""
     import gc
+
+    import pyarrow as pa
 
     from gamestore.testing import synth
 
     calls: list[str] = []
-    real_disable = gc.disable
+    real_disable, real_set_pool = gc.disable, pa.set_memory_pool
     monkeypatch.setattr(gc, "disable", lambda: (calls.append("disable"), real_disable())[1])
+    monkeypatch.setattr(pa, "set_memory_pool",
+                        lambda pool: (calls.append(pool.backend_name), real_set_pool(pool))[1])
+    pool = pa.default_memory_pool().backend_name
     assert gc.isenabled()
     synth.games(3, seed=1, snapshot_every=5)
     import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "a", progress=False, workers=0)
     assert calls == [] and gc.isenabled()
     report = import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "b", progress=False, workers=2,
                            pause_gc=True)
-    assert report.games_written == 2 and calls == ["disable"] and gc.isenabled()
+    assert report.games_written == 2 and gc.isenabled()
+    assert calls == ["disable", "system", pool] and pa.default_memory_pool().backend_name == pool

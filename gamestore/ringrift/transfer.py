@@ -1,6 +1,7 @@
 """``import_sqlite`` and ``export_sqlite``: GameReplayDB files into a store and back, losslessly."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import os
@@ -162,17 +163,18 @@ def import_sqlite(
     n processes, on one machine or many, can import one file together: ``gamestore.ray.import_sqlite``);
     ``store_tables=False`` leaves the store-level tables to the caller (:func:`read_store_tables`,
     :func:`merge_store_tables`).
-    ``pause_gc``: disable Python's cyclic garbage collector (a process-wide
-    setting) during the import and restore it afterwards, in this process and
-    the workers; records are acyclic, and collecting while they are built costs
-    about a third more time (``benchmarks/gc_ratio.py``).  Off unless asked;
-    ``gamestore import-sqlite`` asks.
+    ``pause_gc``: the import owns its process: two process-wide settings are
+    switched during the import and restored afterwards, in this process and the
+    workers (:func:`owned_process`): Python's cyclic garbage collector is
+    disabled (records are acyclic, and collecting while they are built costs
+    about a third more time, ``benchmarks/gc_ratio.py``), and Arrow buffers come
+    from the system allocator instead of pyarrow's default (mimalloc).  Off
+    unless asked; ``gamestore import-sqlite`` asks.
     """
     t0 = time.perf_counter()
     con = _connect(src)
-    gc_was_enabled = gc.isenabled()
-    if pause_gc:
-        gc.disable()
+    settings = owned_process() if pause_gc else contextlib.nullcontext()
+    settings.__enter__()
     helpers: ImportProcesses | None = None
     try:
         report_schema = schema_report(con)
@@ -216,8 +218,7 @@ def import_sqlite(
         if helpers is not None:
             helpers.close()
         con.close()
-        if pause_gc and gc_was_enabled:
-            gc.enable()
+        settings.__exit__(None, None, None)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -240,9 +241,8 @@ def import_tasks(
     """
     t0 = time.perf_counter()
     con = _connect(src)
-    gc_was_enabled = gc.isenabled()
-    if pause_gc:
-        gc.disable()
+    settings = owned_process() if pause_gc else contextlib.nullcontext()
+    settings.__enter__()
     try:
         report_schema = schema_report(con)
         report = ImportReport(source=str(src), schema_version=report_schema.schema_version)
@@ -259,10 +259,34 @@ def import_tasks(
                     bar.close()
     finally:
         con.close()
-        if pause_gc and gc_was_enabled:
-            gc.enable()
+        settings.__exit__(None, None, None)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@contextlib.contextmanager
+def owned_process() -> Iterator[None]:
+    """The process-wide settings of an import that owns its process (``pause_gc=True``), restored on exit.
+
+    The cyclic garbage collector is off.  Arrow buffers (the seal's concatenated columns and IPC
+    files, ~3 KB per move) come from ``pyarrow.system_memory_pool()`` (glibc) instead of the default
+    mimalloc, which backs them with transparent huge pages that the kernel zeroes, and may first
+    compact memory for, at every seal: with two import processes, 2-3 us CPU per move less, most of
+    it system time (``benchmarks/README.md``, RingRift import).  Buffers allocated before the switch
+    keep their pool.
+    """
+    import pyarrow as pa
+
+    gc_was_enabled = gc.isenabled()
+    pool = pa.default_memory_pool()
+    gc.disable()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _connect(src: str | os.PathLike):
