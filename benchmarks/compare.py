@@ -290,10 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="where the stores go (kept); default a temporary directory")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
+    load_start = os.getloadavg()[0]
     res = run(args)
     snap = f", snapshots every {args.snapshot_every} moves" if args.snapshot_every else ""
+    from gamestore import backend
+
     print(f"\n{res['games']:,} {args.board} {args.players}p games, {res['moves']:,} moves{snap} "
-          f"(synth seed {args.seed}); {os.cpu_count()} cores\n")
+          f"(synth seed {args.seed}); {os.cpu_count()} cores; backend {backend.BACKEND}; "
+          f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
     print(markdown(res))
     return 0
 
