@@ -23,7 +23,6 @@ from libc.string cimport memcpy, strcmp
 from cpython.list cimport PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from cpython.dict cimport PyDict_Copy
 from cpython.object cimport PyObject
 
 cimport numpy as cnp
@@ -39,6 +38,8 @@ from gamestore.errors import ShardCorruptError
 from gamestore.ipc_batch import Unsupported
 
 cnp.import_array()
+
+include "_decode_dict.pxi"
 
 cdef extern from *:
     """
@@ -418,37 +419,37 @@ cdef class BatchDecoder:
         cdef int64_t e, a, b
         cdef uint8_t fl
         cdef StrTable keys
-        m["move_number"] = ival(&self.cols[C_MOVE_NUMBER], i)
+        dict_put(m, "move_number", ival(&self.cols[C_MOVE_NUMBER], i))
         for j in range(L.ni):
             c = &self.cols[C_INT + j]
             if ok(c, i):
-                m[<object>PyTuple_GET_ITEM(INT_KEYS, j)] = ival(c, i)
+                dict_put(m, <object>PyTuple_GET_ITEM(INT_KEYS, j), ival(c, i))
         for j in range(L.nf):
             c = &self.cols[C_FLOAT + j]
             if ok(c, i):
-                m[<object>PyTuple_GET_ITEM(FLOAT_KEYS, j)] = fval(c, i)
+                dict_put(m, <object>PyTuple_GET_ITEM(FLOAT_KEYS, j), fval(c, i))
         for j in range(L.nd):
             c = &self.cols[C_DSTR + j]
             if ok(c, i):
-                m[<object>PyTuple_GET_ITEM(DSTR_KEYS, j)] = (<StrTable>PyList_GET_ITEM(self.dstr_tables, j)).get(ival(c, i))
+                dict_put(m, <object>PyTuple_GET_ITEM(DSTR_KEYS, j), (<StrTable>PyList_GET_ITEM(self.dstr_tables, j)).get(ival(c, i)))
         for j in range(L.ns):
             c = &self.cols[C_STR + j]
             if ok(c, i):
-                m[<object>PyTuple_GET_ITEM(STR_KEYS, j)] = string_at(c, i)
+                dict_put(m, <object>PyTuple_GET_ITEM(STR_KEYS, j), string_at(c, i))
         for j in range(L.np):
             x = &self.cols[C_POS + 3 * j]
             if ok(x, i):
                 c = &self.cols[C_POS + 3 * j + 2]
                 z = ival(c, i) if ok(c, i) else None
-                m[<object>PyTuple_GET_ITEM(POS_KEYS, j)] = {"x": ival(x, i), "y": ival(&self.cols[C_POS + 3 * j + 1], i), "z": z}
+                dict_put(m, <object>PyTuple_GET_ITEM(POS_KEYS, j), {"x": ival(x, i), "y": ival(&self.cols[C_POS + 3 * j + 1], i), "z": z})
         c = &self.pol.list
         if ok(c, i):
             span(c, i, &a, &b)
             d = _PyDict_NewPresized(b - a)
             keys = self.p_keys
             for e in range(a, b):
-                d[_cand(&self.pol, keys, e)] = wide(&self.pol.f[E_PROB], &self.pol.f[E_PROB64], e)
-            m["policy"] = d
+                dict_put(d, _cand(&self.pol, keys, e), wide(&self.pol.f[E_PROB], &self.pol.f[E_PROB64], e))
+            dict_put(m, "policy", d)
         c = &self.cols[C_SEARCH_EXTRA]
         if ok(c, i):
             span(c, i, &a, &b)
@@ -461,11 +462,11 @@ cdef class BatchDecoder:
                 self._search_maps(d, i, fl)
             for j in range(L.nsf):
                 if fl & L.sfloat_bit[j]:
-                    d[<object>PyTuple_GET_ITEM(SFLOAT_KEYS, j)] = fval(&self.cols[C_SFLOAT + j], i)
+                    dict_put(d, <object>PyTuple_GET_ITEM(SFLOAT_KEYS, j), fval(&self.cols[C_SFLOAT + j], i))
             for j in range(L.nsi):
                 if fl & L.sint_bit[j]:
-                    d[<object>PyTuple_GET_ITEM(SINT_KEYS, j)] = ival(&self.cols[C_SINT + j], i)
-            m["search"] = d
+                    dict_put(d, <object>PyTuple_GET_ITEM(SINT_KEYS, j), ival(&self.cols[C_SINT + j], i))
+            dict_put(m, "search", d)
         if self.nv:
             d = None
             for j in range(self.nv):
@@ -475,9 +476,9 @@ cdef class BatchDecoder:
                         d = {}
                     arr = cnp.PyArray_SimpleNew(v.nd, v.dims, v.typenum)
                     memcpy(cnp.PyArray_DATA(arr), v.values + (v.col.off + i) * v.nbytes, v.nbytes)
-                    d[<object>PyList_GET_ITEM(self.vec_names, j)] = arr
+                    dict_put(d, <object>PyList_GET_ITEM(self.vec_names, j), arr)
             if d is not None:
-                m["vectors"] = d
+                dict_put(m, "vectors", d)
         c = &self.cols[C_EXTRA]
         if ok(c, i):
             m.update(json_load(string_at(c, i)))
@@ -492,57 +493,27 @@ cdef class BatchDecoder:
         if ok(c, i):
             span(c, i, &a, &b)
         size = b - a
-        if fl & L.map_bit[0] and fl & L.map_bit[1] and fl & L.map_bit[2] and size > 0 \
-                and _all_ok(&self.srch.f[E_Q], a, b) and _all_ok(&self.srch.f[E_VISITS], a, b) \
-                and _all_ok(&self.srch.f[E_PRIOR], a, b):
-            # the three maps have the same keys in the same order: the visit and prior maps start as copies of
-            # the q map (its key table copied whole) and get their values in place: a lookup per entry instead
-            # of a lookup, a probe for a free slot and an insertion (-10% CPU of a decode, dealloc included)
+        if fl & L.map_bit[0]:
             q = _PyDict_NewPresized(size)
-            for e in range(a, b):
-                q[_cand(&self.srch, keys, e)] = wide(&self.srch.f[E_Q], &self.srch.f[E_Q64], e)
-            vis = PyDict_Copy(q)
-            p = PyDict_Copy(q)
-            for e in range(a, b):
-                k = _cand(&self.srch, keys, e)
-                vis[k] = ival(&self.srch.f[E_VISITS], e)
-                p[k] = wide(&self.srch.f[E_PRIOR], &self.srch.f[E_PRIOR64], e)
-            a = b
-        else:
-            if fl & L.map_bit[0]:
-                q = _PyDict_NewPresized(size)
-            if fl & L.map_bit[1]:
-                vis = _PyDict_NewPresized(size)
-            if fl & L.map_bit[2]:
-                p = _PyDict_NewPresized(size)
+        if fl & L.map_bit[1]:
+            vis = _PyDict_NewPresized(size)
+        if fl & L.map_bit[2]:
+            p = _PyDict_NewPresized(size)
         for e in range(a, b):
             k = _cand(&self.srch, keys, e)
             if q is not None and ok(&self.srch.f[E_Q], e):
-                q[k] = wide(&self.srch.f[E_Q], &self.srch.f[E_Q64], e)
+                dict_put(q, k, wide(&self.srch.f[E_Q], &self.srch.f[E_Q64], e))
             if vis is not None and ok(&self.srch.f[E_VISITS], e):
-                vis[k] = ival(&self.srch.f[E_VISITS], e)
+                dict_put(vis, k, ival(&self.srch.f[E_VISITS], e))
             if p is not None and ok(&self.srch.f[E_PRIOR], e):
-                p[k] = wide(&self.srch.f[E_PRIOR], &self.srch.f[E_PRIOR64], e)
+                dict_put(p, k, wide(&self.srch.f[E_PRIOR], &self.srch.f[E_PRIOR64], e))
         if q is not None:
-            d[<object>PyTuple_GET_ITEM(MAP_KEYS, 0)] = q
+            dict_put(d, <object>PyTuple_GET_ITEM(MAP_KEYS, 0), q)
         if vis is not None:
-            d[<object>PyTuple_GET_ITEM(MAP_KEYS, 1)] = vis
+            dict_put(d, <object>PyTuple_GET_ITEM(MAP_KEYS, 1), vis)
         if p is not None:
-            d[<object>PyTuple_GET_ITEM(MAP_KEYS, 2)] = p
+            dict_put(d, <object>PyTuple_GET_ITEM(MAP_KEYS, 2), p)
         return 0
-
-
-cdef inline bint _all_ok(const Col* c, int64_t a, int64_t b) noexcept nogil:
-    """Every entry of ``[a, b)`` is valid (not null)."""
-    cdef int64_t e
-    if c.absent:
-        return False
-    if c.valid == NULL:
-        return True
-    for e in range(a, b):
-        if not ok(c, e):
-            return False
-    return True
 
 
 cdef inline object _cand(const Entries* en, StrTable keys, int64_t e):
