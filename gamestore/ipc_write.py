@@ -16,7 +16,11 @@ patched.  Every buffer of the file is compressed by one zstandard call
 compresses in its thread pool) that keeps the GIL released throughout, and
 the file is written with one write: a seal in a helper thread
 (``gamestore/sealing.py``) then rarely needs the GIL back while the
-writer's thread encodes.  The bytes differ from Arrow's writer only in where
+writer's thread encodes.  A buffer whose frame saves less than
+1/``RAW_BELOW`` of its bytes is stored uncompressed (length prefix -1, as
+the Arrow IPC format allows: format version 4, docs/format.md section 8):
+a point read copies it instead of decoding a frame of nearly incompressible
+float32 values.  Otherwise the bytes differ from Arrow's writer only in where
 frames end; every reader sees the same file (docs/format.md section 2).
 Messages it does not expect (custom metadata, variadic buffers) make it
 hand the batches to Arrow's writer instead.
@@ -48,6 +52,9 @@ _I64 = struct.Struct("<q")
 _PAIR = struct.Struct("<qq")
 _BLOCK = struct.Struct("<qi4xq")
 _ZEROS = bytes(8)
+_RAW = _I64.pack(-1)  # Arrow's "stored uncompressed" length prefix
+#: a buffer whose zstd frame saves less than 1/RAW_BELOW of its bytes is stored uncompressed (0: never)
+RAW_BELOW = 8
 _local = threading.local()
 _THREADS = min(4, os.cpu_count() or 1)
 
@@ -213,11 +220,12 @@ def _recompress(plain: pa.Buffer) -> list[Any]:
     blocks.sort(key=lambda b: b[1])
     first = blocks[0][1] if blocks else footer_start
     messages = [_parse_message(src, offset, meta_len) for _, offset, meta_len, _ in blocks]
-    frames = iter(_compress_all([
+    slices = [
         src[offset + meta_len + off : offset + meta_len + off + size]
         for (_, offset, meta_len, _), (_, _, _, buffers, _) in zip(blocks, messages)
         for off, size in buffers if size
-    ]))
+    ]
+    frames = iter(zip(slices, _compress_all(slices)))
     out: list[Any] = [src[:first]]  # magic and the schema message, as they are
     written = first
     new_footer = bytearray(src[footer_start : n - 10])
@@ -229,10 +237,14 @@ def _recompress(plain: pa.Buffer) -> list[Any]:
             if size == 0:
                 layout += _PAIR.pack(pos, 0)
                 continue
-            frame = next(frames)
-            k = 8 + len(frame)
+            plain, frame = next(frames)
+            if RAW_BELOW and len(frame) * RAW_BELOW > size * (RAW_BELOW - 1):  # zstd saves < 1/RAW_BELOW: kept raw
+                k = 8 + size
+                body += (_RAW, plain, _ZEROS[: _pad8(k) - k])
+            else:
+                k = 8 + len(frame)
+                body += (_I64.pack(size), frame, _ZEROS[: _pad8(k) - k])
             layout += _PAIR.pack(pos, k)
-            body += (_I64.pack(size), frame, _ZEROS[: _pad8(k) - k])
             pos += _pad8(k)
         fb_bytes = _header(kind, length, nodes, bytes(layout), pos, dict_id)
         _BLOCK.pack_into(new_footer, at - footer_start, written, 8 + len(fb_bytes), pos)

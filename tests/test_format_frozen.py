@@ -1,4 +1,4 @@
-"""Frozen shards of every published format version (tests/fixtures/format_v1, format_v2, format_v3) keep reading, equal to what was written."""
+"""Frozen shards of every published format version (tests/fixtures/format_v1 ... format_v4) keep reading, equal to what was written."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from gamestore.schema import FORMAT_VERSION, GAMES_SCHEMA, moves_schema, VectorS
 from fixtures.make_format_v1 import from_json, records
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = (1, 2, 3)
+VERSIONS = (1, 2, 3, 4)
 
 
 @pytest.fixture(params=VERSIONS)
@@ -66,3 +66,35 @@ def test_frozen_schema_matches_the_current_writer(frozen_store, version):
 
 def test_frozen_store_verifies(frozen_store):
     assert verify_store(frozen_store).ok
+
+
+def _raw_buffers(path: Path) -> tuple[int, int]:
+    """(buffers stored uncompressed, buffers) over the record batches of an IPC file."""
+    import struct
+
+    from gamestore.ipc_batch import fast_reader
+
+    reader = ipc.open_file(path)
+    fast = fast_reader(str(path), reader)
+    assert fast is not None
+    raw = total = 0
+    try:
+        for i in range(reader.num_record_batches):
+            _, _, bufs, body = fast.point_layout(i)
+            for off, size in bufs.reshape(-1, 2).tolist():
+                if size:
+                    total += 1
+                    raw += struct.unpack_from("<q", fast.view, body + off)[0] == -1
+    finally:
+        fast.close()
+    return raw, total
+
+
+def test_uncompressed_buffers_only_from_version_4(frozen_store, version):
+    shard = next((frozen_store / "shards").iterdir())
+    raw, total = _raw_buffers(shard / "moves.arrow")
+    assert total > 0
+    if version >= 4:  # the random float32 values (probabilities, features) do not shrink under zstd
+        assert 0 < raw < total
+    else:
+        assert raw == 0

@@ -224,6 +224,23 @@ def one_batch(tmp_path_factory):
     return path, games
 
 
+@pytest.fixture(scope="module")
+def one_batch_frames(tmp_path_factory):
+    """``one_batch`` with every buffer a zstd frame (none stored uncompressed, as before format version 4)."""
+    from gamestore import ipc_write
+
+    games = realistic_games(12, seed=7, moves_per_game=100)
+    path = tmp_path_factory.mktemp("frames") / "s"
+    before, ipc_write.RAW_BELOW = ipc_write.RAW_BELOW, 0
+    try:
+        with gamestore.open(path, vectors=REAL_VECTORS, batch_rows=1200) as store:
+            store.write_games(games)
+            store.flush()
+    finally:
+        ipc_write.RAW_BELOW = before
+    return path, games
+
+
 def test_prefix_reads_of_first_middle_and_last_games_of_a_batch(one_batch, monkeypatch):
     """Every game of a batch, read in several orders from fresh and shared caches, equals the whole-batch path;
     the first game's read decodes less of the batch than the last one's, and reading the last game after the
@@ -261,8 +278,10 @@ def test_prefix_reads_of_first_middle_and_last_games_of_a_batch(one_batch, monke
         assert games_equal(store.get_game(ids[6]), want[ids[6]])
 
 
-def test_whole_buffers_without_the_streaming_api(one_batch, monkeypatch, whole_buffers):
-    path, games = one_batch
+def test_whole_buffers_without_the_streaming_api(one_batch_frames, monkeypatch, whole_buffers):
+    """Every frame a read needs decoded whole: the first game's read decodes as much as the last one's (a buffer
+    stored uncompressed is copied only up to the prefix either way: none here)."""
+    path, games = one_batch_frames
     with gamestore.open(path, create=False) as store:
         assert not pointread.prefix_reads()
         calls = _counting(monkeypatch)
@@ -284,7 +303,7 @@ def _second_block(frame: bytes) -> int:
 
 
 @pytest.mark.filterwarnings("ignore::gamestore.errors.DamagedShardWarning")  # the shard is quarantined
-def test_damage_past_the_prefix_costs_only_the_games_that_reach_it(one_batch, tmp_path, monkeypatch):
+def test_damage_past_the_prefix_costs_only_the_games_that_reach_it(one_batch_frames, tmp_path, monkeypatch):
     """A frame damaged in its second block, checksums recomputed (a crafted shard): the first game, whose rows
     end in the first block, reads back equal; a game whose rows reach the damage is a ShardCorruptError naming
     the shard and the batch."""
@@ -293,7 +312,7 @@ def test_damage_past_the_prefix_costs_only_the_games_that_reach_it(one_batch, tm
     from gamestore.errors import ShardCorruptError
     from helpers.crafted import record_checksums
 
-    src, games = one_batch
+    src, games = one_batch_frames  # the random float values of the vectors are a two-block frame there
     path = tmp_path / "s"
     shutil.copytree(src, path)
     with gamestore.open(path, create=False) as store:
