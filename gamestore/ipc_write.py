@@ -237,10 +237,10 @@ def _recompress(plain: pa.Buffer) -> list[Any]:
             if size == 0:
                 layout += _PAIR.pack(pos, 0)
                 continue
-            plain, frame = next(frames)
+            data, frame = next(frames)
             if RAW_BELOW and len(frame) * RAW_BELOW > size * (RAW_BELOW - 1):  # zstd saves < 1/RAW_BELOW: kept raw
                 k = 8 + size
-                body += (_RAW, plain, _ZEROS[: _pad8(k) - k])
+                body += (_RAW, data, _ZEROS[: _pad8(k) - k])
             else:
                 k = 8 + len(frame)
                 body += (_I64.pack(size), frame, _ZEROS[: _pad8(k) - k])
