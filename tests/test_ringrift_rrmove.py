@@ -22,6 +22,8 @@ from gamestore.ringrift import _rrcols, _rrmove, cells, jsontext, mapping
 from gamestore.ringrift.sqlite_io import connect_readonly, read_games, schema_report
 from gamestore.ringrift.tables import COLUMNS
 
+pytestmark = pytest.mark.single_backend  # no encoder involved: the same for both backends
+
 
 def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
