@@ -333,13 +333,17 @@ cdef tuple _TYPED = None
 cdef Py_ssize_t _C_MJ, _C_MP, _C_SS, _C_HF, _HF_BYTES
 cdef object _required_int, _split_move_json, _parse_policy, _parse_search
 cdef object _ST_MP, _ST_SS
+cdef object _policy_columns = None, _search_columns = None, _TextColumns = None
 
 
 def configure(tuple typed, dict columns, Py_ssize_t hf_bytes, required_int, split_move_json, parse_policy,
-              parse_search, dict style):
-    """What :func:`move_record` needs of ``mapping`` and ``cells`` (set once, when ``mapping`` is imported)."""
+              parse_search, dict style, tuple column_parsers=None):
+    """What :func:`move_record` needs of ``mapping``, ``cells`` and ``textcols`` (set once, when ``mapping`` is
+    imported).  ``column_parsers``: ``textcols.COLUMN_PARSERS`` (None: every policy and search text through
+    ``parse_policy`` / ``parse_search``)."""
     global _TYPED, _C_MJ, _C_MP, _C_SS, _C_HF, _HF_BYTES, _required_int, _split_move_json, _parse_policy
-    global _parse_search, _ST_MP, _ST_SS
+    global _parse_search, _ST_MP, _ST_SS, _policy_columns, _search_columns, _TextColumns
+    _policy_columns, _search_columns, _TextColumns = column_parsers or (None, None, None)
     _TYPED = typed
     _C_MJ, _C_MP, _C_SS, _C_HF = (columns["move_json"], columns["move_probs"], columns["search_stats_json"],
                                   columns["heuristic_features"])
@@ -372,7 +376,12 @@ def move_record(tuple row, game_id, list features):
         _split_move_json(mj, m, texts)
     move_text = mj if type(mj) is str else ""
     mp = row[_C_MP]
-    if mp is not None:
+    data = None
+    if mp is not None and _policy_columns is not None and type(mp) is str:
+        data = _policy_columns(mp)  # what parse_policy takes first (textcols.policy_text), without its calls
+    if data is not None:
+        m["policy"] = _TextColumns(data, mp)
+    elif mp is not None:
         policy = _parse_policy(mp)
         if policy is None:
             if texts is None:
@@ -383,7 +392,12 @@ def move_record(tuple row, game_id, list features):
             if policy[1] != _ST_MP:
                 styles = {"move_probs": policy[1]}
     ss = row[_C_SS]
-    if ss is not None:
+    data = None
+    if ss is not None and _search_columns is not None and type(ss) is str:
+        data = _search_columns(ss)  # what parse_search takes first (textcols.search_text)
+    if data is not None:
+        m["search"] = _TextColumns(data, ss)
+    elif ss is not None:
         search = _parse_search(ss)
         if search is None:
             if texts is None:

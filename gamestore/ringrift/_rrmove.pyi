@@ -20,6 +20,7 @@ def configure(
     parse_policy: Callable[[Any], Any],
     parse_search: Callable[[Any], Any],
     style: dict[str, str],
+    column_parsers: tuple | None = None,
 ) -> None:
     """What ``move_record`` needs of ``mapping`` and ``cells`` (set once, when ``mapping`` is imported)."""
 

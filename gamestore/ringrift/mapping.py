@@ -341,9 +341,10 @@ _MOVE_TYPED_FAST = cast(
 _move_record: Callable[[tuple, str, list], tuple[dict, str]] = _move_to_record
 if _move_json_fields is not None:  # the whole row in C (tests/test_ringrift_fastpath.py)
     from . import _rrmove
+    from .textcols import COLUMN_PARSERS
 
     _rrmove.configure(_MOVE_TYPED_FAST, _MI, _HF_BYTES, required_int, _split_move_json, parse_policy, parse_search,
-                      STYLE)
+                      STYLE, COLUMN_PARSERS)
     _move_record = _rrmove.move_record
 
 

@@ -19,16 +19,19 @@ from typing import Callable
 from ..rawjson import ParsedOnUse
 from .jsontext import loads
 
-__all__ = ["policy_text", "search_text"]
+__all__ = ["policy_text", "search_text", "COLUMN_PARSERS"]
 
 policy_text: Callable[[str], Mapping | None] | None
 search_text: Callable[[str], Mapping | None] | None
+#: ``(policy_columns, search_columns, TextColumns)`` for a compiled caller that builds the objects itself
+#: (``_rrmove.move_record``: what :func:`policy_text` / :func:`search_text` return), None when not built
+COLUMN_PARSERS: tuple[Callable[[str], bytes | None], Callable[[str], bytes | None], type] | None
 
 try:
     from .._encode import Columns as _Columns
     from ._rrcols import policy_columns as _policy_columns, search_columns as _search_columns
 except ImportError:  # pragma: no cover - extensions not built: the reference path only
-    policy_text = search_text = None
+    policy_text = search_text = COLUMN_PARSERS = None
 else:
 
     class TextColumns(_Columns, ParsedOnUse):
@@ -53,3 +56,5 @@ else:
         three maps with one key list) in column form, else None."""
         data = _search_columns(text)
         return None if data is None else TextColumns(data, text)
+
+    COLUMN_PARSERS = (_policy_columns, _search_columns, TextColumns)
