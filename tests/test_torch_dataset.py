@@ -409,3 +409,23 @@ def test_worker_batches_send_game_ids_as_indices(store_path, monkeypatch):
     # tables this process no longer holds: a clear error, never other games' ids
     with pytest.raises(RuntimeError, match="no longer holds"):
         real("0123456789abcdef")
+
+
+@pytest.mark.parametrize("where", [None, "hash(game_id) % 2 = 0"])
+def test_unit_rows_back_to_back_and_with_gaps(tmp_path, where):
+    """A unit's rows: one range when its games lie back to back in the batch, else each game's range (a filter)."""
+    with gamestore.open(tmp_path / "s", batch_rows=4096, fsync=False) as store:
+        store.write_games(synth.games(24, board_type="square8", num_players=2, seed=13))
+        store.flush()
+        plan = PositionDataset(store, where=where).plan
+    gaps = 0
+    for u in range(plan.unit_len.size):
+        glo, ghi = int(plan.unit_glo[u]), int(plan.unit_ghi[u])
+        local = plan.game_offset[glo:ghi] - plan.unit_start[u]
+        counts = plan.game_count[glo:ghi]
+        gaps += int(np.any(local[1:] != local[:-1] + counts[:-1]))
+        rows, games = plan.unit_rows(u, seed=0)
+        assert rows.dtype == np.int64 and games.dtype == np.int64
+        assert rows.tolist() == [r for lo, c in zip(local.tolist(), counts.tolist()) for r in range(lo, lo + c)]
+        assert games.tolist() == [g for g, c in zip(range(glo, ghi), counts.tolist()) for _ in range(c)]
+    assert (gaps > 0) == (where is not None)  # both paths ran

@@ -124,9 +124,11 @@ class Plan:
             return rows, games
         counts = self.game_count[glo:ghi]
         total = int(counts.sum())
+        games = np.repeat(np.arange(glo, ghi, dtype=np.int64), counts)
+        if local.size and (local.size == 1 or np.array_equal(local[1:], local[:-1] + counts[:-1])):
+            return np.arange(local[0], local[0] + total, dtype=np.int64), games  # the games lie back to back
         starts = np.repeat(local - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         rows = starts + np.arange(total, dtype=np.int64)
-        games = np.repeat(np.arange(glo, ghi, dtype=np.int64), counts)
         return rows, games
 
 
