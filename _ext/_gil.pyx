@@ -25,8 +25,8 @@ cdef extern from *:
     static __thread int gs_fd = -1;
     static __thread int gs_sfd = -1;  /* the waiter's /proc/self/task/<tid>/stat (-1: none) */
     static long gs_futex = -1;   /* system call number of a thread blocked on a lock */
-    static long long gs_count[6] = {0, 0, 0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over, given
-                                                  up, looks joining another thread's handover, given up runnable */
+    static long long gs_count[7] = {0, 0, 0, 0, 0, 0, 0};  /* handover points due, waiter seen waiting, handed over,
+                                  given up, looks joining another thread's handover, given up runnable, wake-ups resent */
     /* how many marked threads are handing over right now: while one is, every other marked thread hands over at
        its next handover point too, due or not (one that took the GIL the first released keeps it from the waiter) */
     static int gs_handing = 0;
@@ -96,7 +96,7 @@ cdef extern from *:
             gs_nap(0);
             Py_END_ALLOW_THREADS
         } else if (gs_waiting(gs_fd)) {
-            int fd = gs_fd;
+            int fd = gs_fd, resignal = 0;
             gs_count[1]++;
             long long give_up = gs_now() + 1000000;
             __atomic_add_fetch(&gs_handing, 1, __ATOMIC_RELAXED);
@@ -105,7 +105,17 @@ cdef extern from *:
                so that a waiter still on its way to a CPU gets there first */
             do {
                 gs_nap(20000);
-            } while ((ok = !gs_waiting(fd)) == 0 && gs_now() < give_up);
+                ok = !gs_waiting(fd);
+                if (!ok && resignal < 4 && gs_sfd >= 0 && !gs_runnable(gs_sfd)) {
+                    /* still asleep 20 us after the release: the release's wake-up went to another thread waiting
+                       for the GIL (a pool thread that may not even have a CPU yet); take the free GIL and
+                       release it again, which wakes the next waiter */
+                    Py_BLOCK_THREADS
+                    Py_UNBLOCK_THREADS
+                    resignal++;
+                    gs_count[6]++;
+                }
+            } while (!ok && gs_now() < give_up);
             if (ok) gs_nap(20000);
             __atomic_sub_fetch(&gs_handing, 1, __ATOMIC_RELAXED);
             Py_END_ALLOW_THREADS
@@ -181,6 +191,30 @@ cdef extern from *:
         return 1;
     }
 
+    /* The waker (a thread of its own, without the GIL but for a moment): every 250 us, if the watched thread
+       has been asleep in futex since the last look (it waits for the GIL and no wake-up reached it: a release
+       woke another waiter, perhaps a pool thread still without a CPU), take the GIL when free and release it:
+       the release wakes the next waiter. */
+    static long long gs_woken = 0;
+    static void gs_waker(const int *stop, int fd, int sfd) {
+        int asleep = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            gs_nap(250000);
+            if (gs_waiting(fd) && !gs_runnable(sfd)) {
+                if (++asleep >= 2) {
+                    Py_BLOCK_THREADS
+                    Py_UNBLOCK_THREADS
+                    gs_woken++;
+                    asleep = 0;
+                }
+            } else {
+                asleep = 0;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+
     /* mark (every > 0) or unmark this thread; the previous profile function is kept in *saved_* */
     static void gs_set_profile(int on, Py_tracefunc prev_func, PyObject *prev_obj) {
         if (on) PyEval_SetProfile(gs_profile, NULL);
@@ -194,8 +228,10 @@ cdef extern from *:
     long gs_futex
     int gs_hand_over()
     int gs_switch()
-    long long gs_count[6]
+    long long gs_count[7]
     int gs_sfd
+    long long gs_woken
+    void gs_waker(const int *stop, int fd, int sfd)
     long long gs_gap_ns
     PyObject *gs_gaps
     long long gs_last_cpu
@@ -269,8 +305,8 @@ def set_futex(long nr):
 
 def counts():
     """Process-wide tallies: (handover points due, waiter seen waiting, handed over, given up, looks joining another
-    thread's handover, given up while the waiter was runnable)."""
-    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3], gs_count[4], gs_count[5])
+    thread's handover, given up while the waiter was runnable, wake-ups sent again)."""
+    return (gs_count[0], gs_count[1], gs_count[2], gs_count[3], gs_count[4], gs_count[5], gs_count[6])
 
 
 
@@ -294,3 +330,29 @@ def gaps():
     out = [(ns / 1e9, end / 1e9, ident, where) for ns, end, ident, where in <object>gs_gaps]
     del (<list>gs_gaps)[:]
     return out
+
+
+cdef class Waker:
+    """Keeps a thread waiting for the GIL from sleeping through a release whose wake-up went elsewhere.
+
+    :meth:`run` (in a thread of its own) watches the thread behind ``fd`` (its
+    ``/proc/self/task/<tid>/syscall``) and ``sfd`` (its ``stat``) until :meth:`stop`.
+    """
+    cdef int fd, sfd
+    cdef int stopped
+
+    def __init__(self, int fd, int sfd):
+        self.fd = fd
+        self.sfd = sfd
+        self.stopped = 0
+
+    def run(self):
+        gs_waker(&self.stopped, self.fd, self.sfd)
+
+    def stop(self):
+        self.stopped = 1
+
+
+def woken():
+    """How often a waker took and released the GIL for a thread that slept through a release."""
+    return gs_woken

@@ -286,6 +286,8 @@ class AsyncGameStore:
             if switch_interval <= 0:
                 raise ValueError("switch_interval must be > 0")
             _SWITCH.hold(switch_interval)
+        # the loop's thread gets a fresh wake-up when it sleeps through a GIL release (gamestore.gil.wake)
+        self._unwake = _gil.wake(threading.get_native_id()) if handover_interval is not None else None
 
     # -- plumbing -----------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -465,6 +467,9 @@ class AsyncGameStore:
         if self._switch_interval is not None:
             _SWITCH.release(self._switch_interval)
             self._switch_interval = None
+        if self._unwake is not None:
+            self._unwake()
+            self._unwake = None
 
     async def __aenter__(self) -> "AsyncGameStore":
         return self

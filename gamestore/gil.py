@@ -33,7 +33,8 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from . import priority
 
-__all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "HandingOver", "Waiter", "DEFAULT_EVERY"]
+__all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "wake", "HandingOver", "Waiter",
+           "DEFAULT_EVERY"]
 
 T = TypeVar("T")
 
@@ -112,6 +113,10 @@ def _after_fork_in_child() -> None:
     due = getattr(_state, "due", 0.0)
     if due:
         _state.due = 0.0
+    for entry in _wakers.values():  # their threads are the parent's
+        for fd in entry[3]:
+            os.close(fd)
+    _wakers.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -243,10 +248,59 @@ def counts() -> dict[str, int]:
     """Process-wide tallies of the compiled handover (zeros without it): looks at a due switch point, how many
     found the waiter waiting, how many handed the GIL over, how many gave up (the waiter stayed blocked), looks a
     marked thread took, not due, because another marked thread was handing over, and of the give-ups those where
-    the waiter was runnable (woken, waiting for a CPU: the next look comes after one interval, not eight)."""
-    due, waiting, handed, gave_up, joined, runnable = _c.counts() if _c is not None else (0, 0, 0, 0, 0, 0)
+    the waiter was runnable (woken, waiting for a CPU: the next look comes after one interval, not eight), and
+    how often a handover woke the waiter again (still asleep 20 us after the release: the wake-up had gone to
+    another thread waiting for the GIL), and how often a waker (:func:`wake`) woke its thread."""
+    due, waiting, handed, gave_up, joined, runnable, resent = _c.counts() if _c is not None else (0,) * 7
     return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up, "joined": joined,
-            "gave_up_runnable": runnable}
+            "gave_up_runnable": runnable, "wakeups_resent": resent, "woken": _c.woken() if _c is not None else 0}
+
+
+_wakers: dict[int, list[Any]] = {}  # native id -> [Waker, its thread, users, descriptors]
+_wakers_lock = threading.Lock()
+
+
+def wake(native_id: int) -> Callable[[], None]:
+    """Start (or share) a waker for thread ``native_id`` (an event loop's); returns the function that stops using it.
+
+    A thread released from the GIL wakes *one* waiting thread; when that is a
+    pool thread without a CPU yet (a busy machine, gamestore's threads run
+    nicer), the GIL stays free while the loop sleeps on until its own 5 ms
+    timeout.  The waker, a thread of its own that sleeps without the GIL,
+    looks at the loop every 250 us; asleep on a lock twice in a row, the loop
+    gets a fresh wake-up: the waker takes the GIL (when free) and releases it.
+    Where threads cannot be watched, nothing is started.
+    """
+    if _c is None or Waiter.of(native_id) is None:
+        return lambda: None
+    with _wakers_lock:
+        entry = _wakers.get(native_id)
+        if entry is None:
+            fds = [os.open(f"/proc/self/task/{native_id}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                   for name in ("syscall", "stat")]
+            waker = _c.Waker(fds[0], fds[1])
+            thread = threading.Thread(target=waker.run, name="gamestore-gil-waker", daemon=True)
+            entry = _wakers[native_id] = [waker, thread, 0, fds]
+            thread.start()
+        entry[2] += 1
+    done = threading.Event()
+
+    def release() -> None:
+        if done.is_set():
+            return
+        done.set()
+        with _wakers_lock:
+            entry[2] -= 1
+            if entry[2] or _wakers.get(native_id) is not entry:
+                return
+            del _wakers[native_id]
+        entry[0].stop()
+        if entry[1] is not threading.current_thread():
+            entry[1].join()
+        for fd in entry[3]:
+            os.close(fd)
+
+    return release
 
 
 class HandingOver(Generic[T]):

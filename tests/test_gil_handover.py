@@ -312,3 +312,58 @@ def test_gil_holder_sampler_names_the_thread_that_holds_the_gil():
     shares = sampler.shares(a, b)
     known = {k: v for k, v in shares.items() if k != gh.UNKNOWN}  # a busy machine delays the sampler itself
     assert known.get("busy", 0.0) > 0.5 * sum(known.values()), shares
+
+
+@linux_only
+def test_a_waker_wakes_a_thread_asleep_on_a_lock_and_stops_with_the_last_user():
+    """gil.wake: a thread asleep in futex twice in a row (250 us apart) gets a fresh wake-up, the waker taking and
+    releasing the GIL (here the thread sleeps on a lock, not on the GIL: the wake-up is counted and harmless);
+    the waker is shared per thread and stops when its last user releases it."""
+    lock = threading.Lock()
+    lock.acquire()
+    tid: list[int] = []
+    started = threading.Event()
+
+    def blocked() -> None:
+        tid.append(threading.get_native_id())
+        started.set()
+        with lock:
+            pass
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    started.wait()
+    before = gil.counts()["woken"]
+    release_a = gil.wake(tid[0])
+    release_b = gil.wake(tid[0])
+    try:
+        wakers = [th for th in threading.enumerate() if th.name == "gamestore-gil-waker"]
+        assert len(wakers) == 1
+        deadline = time.monotonic() + 60
+        while gil.counts()["woken"] == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gil.counts()["woken"] > before
+        release_a()
+        release_a()  # a second call does nothing
+        assert wakers[0].is_alive()
+    finally:
+        release_b()
+        lock.release()
+        t.join()
+    wakers[0].join(5)
+    assert not wakers[0].is_alive()
+
+
+def test_an_async_store_runs_one_waker_for_its_loop_while_open(tmp_path):
+    async def main() -> None:
+        async with gamestore.open_async(tmp_path / "s"), gamestore.open_async(tmp_path / "t"):
+            names = [th.name for th in threading.enumerate()]
+            assert names.count("gamestore-gil-waker") == (1 if sys.platform.startswith("linux") else 0)
+        async with gamestore.open_async(tmp_path / "u", handover_interval=None):
+            assert "gamestore-gil-waker" not in [th.name for th in threading.enumerate()]
+
+    asyncio.run(main())
+    for th in threading.enumerate():
+        if th.name == "gamestore-gil-waker":
+            th.join(5)
+    assert "gamestore-gil-waker" not in [th.name for th in threading.enumerate() if th.is_alive()]
