@@ -132,7 +132,7 @@ def test_a_batch_laid_out_otherwise_falls_back_to_arrow(store_path, monkeypatch)
     _equal(mixed, _epoch(store_path))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_frozen_format_stores_decode_directly_and_equal_arrow(tmp_path, monkeypatch, version):
     """Shards of every published format version take the direct path, with Arrow's batches."""
     import shutil
