@@ -213,7 +213,7 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
 
     schema = reader.moves_schema
     plans = fast.scan_plans
-    whole = len(batches) == fast.num_batches and (not batches or (batches[0] == 0 and batches[-1] == len(batches) - 1))
+    whole = list(batches) == list(range(fast.num_batches))
     if whole and all(n in plans for n in names):
         try:
             return pa.table([_flat_array(fast, plans[n], n) for n in names],

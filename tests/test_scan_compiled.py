@@ -157,3 +157,22 @@ def test_compiled_message_parsing_equals_the_reference(tmp_path, monkeypatch):
     assert errors > 5
     short = buf[:offset + 16]  # the file cut inside a message
     assert _parse(short, blocks, True, monkeypatch) == _parse(short, blocks, False, monkeypatch)
+
+
+def test_only_a_whole_shards_read_keeps_plans(tmp_path, monkeypatch):
+    """Batches repeated or out of order are read as asked and never taken for the whole shard."""
+    monkeypatch.setattr(sqlscan.COLUMN_CACHE, "max_size", 0)
+    with gamestore.open(tmp_path / "s", fsync=False, batch_rows=300) as s:
+        s.write_games(synth.iter_games(10, seed=6))
+        s.flush()
+        (reader,) = s._catalog.readers()
+        n = reader.num_batches
+        assert n >= 3
+        odd = [0, 0] + list(range(2, n))  # as long as the shard, batch 1 missing
+        got = sqlscan.read_columns(reader, ["think_time_ms"], odd).column(0).to_pylist()
+        assert not reader.fast_reader().scan_plans
+        want = [v for i in odd for v in reader.batch(i).column("think_time_ms").to_pylist()]
+        assert got == want
+        whole = sqlscan.read_columns(reader, ["think_time_ms"], list(range(n))).column(0).to_pylist()
+        assert "think_time_ms" in reader.fast_reader().scan_plans
+        assert whole == [v for i in range(n) for v in reader.batch(i).column("think_time_ms").to_pylist()]
