@@ -33,8 +33,8 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from . import priority
 
-__all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "wake", "HandingOver", "Waiter",
-           "DEFAULT_EVERY"]
+__all__ = ["switch_point", "handing_over", "interval", "inherit", "counts", "wake", "marked_threads", "HandingOver",
+           "Waiter", "DEFAULT_EVERY"]
 
 T = TypeVar("T")
 
@@ -256,6 +256,11 @@ def counts() -> dict[str, int]:
             "gave_up_runnable": runnable, "wakeups_resent": resent, "woken": _c.woken() if _c is not None else 0}
 
 
+def marked_threads() -> int:
+    """How many threads are marked (inside :func:`handing_over`) right now; wakers look only while one is."""
+    return _c.marked() if _c is not None else 0
+
+
 _wakers: dict[int, list[Any]] = {}  # native id -> [Waker, its thread, users, descriptors]
 _wakers_lock = threading.Lock()
 
@@ -267,8 +272,11 @@ def wake(native_id: int) -> Callable[[], None]:
     pool thread without a CPU yet (a busy machine, gamestore's threads run
     nicer), the GIL stays free while the loop sleeps on until its own 5 ms
     timeout.  The waker, a thread of its own that sleeps without the GIL,
-    looks at the loop every 250 us; asleep on a lock twice in a row, the loop
-    gets a fresh wake-up: the waker takes the GIL (when free) and releases it.
+    looks at the loop every 250 us while a thread of the process is marked
+    (:func:`handing_over`: gamestore's calls); asleep on a lock twice in a
+    row, the loop gets a fresh wake-up: the waker takes the GIL (when free)
+    and releases it.  With no thread marked it sleeps (a look reads two /proc
+    files: looking all the time cost an idle process ~6% of a core).
     Where threads cannot be watched, nothing is started.
     """
     if _c is None or Waiter.of(native_id) is None:

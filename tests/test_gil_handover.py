@@ -316,8 +316,9 @@ def test_gil_holder_sampler_names_the_thread_that_holds_the_gil():
 
 @linux_only
 def test_a_waker_wakes_a_thread_asleep_on_a_lock_and_stops_with_the_last_user():
-    """gil.wake: a thread asleep in futex twice in a row (250 us apart) gets a fresh wake-up, the waker taking and
-    releasing the GIL (here the thread sleeps on a lock, not on the GIL: the wake-up is counted and harmless);
+    """gil.wake: while a thread is marked, a thread asleep in futex twice in a row (250 us apart) gets a fresh
+    wake-up, the waker taking and releasing the GIL (here the thread sleeps on a lock, not on the GIL: the
+    wake-up is counted and harmless); with no thread marked the waker sleeps (it does not look, nor wake);
     the waker is shared per thread and stops when its last user releases it."""
     lock = threading.Lock()
     lock.acquire()
@@ -339,9 +340,15 @@ def test_a_waker_wakes_a_thread_asleep_on_a_lock_and_stops_with_the_last_user():
     try:
         wakers = [th for th in threading.enumerate() if th.name == "gamestore-gil-waker"]
         assert len(wakers) == 1
-        deadline = time.monotonic() + 60
-        while gil.counts()["woken"] == before and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert gil.marked_threads() == 0
+        time.sleep(0.2)  # 800 looks' worth while a thread is marked; none now
+        assert gil.counts()["woken"] == before
+        with gil.handing_over(0.001):
+            assert gil.marked_threads() == 1
+            deadline = time.monotonic() + 60
+            while gil.counts()["woken"] == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert gil.marked_threads() == 0
         assert gil.counts()["woken"] > before
         release_a()
         release_a()  # a second call does nothing
