@@ -460,19 +460,24 @@ class GameStore:
         is consumed, are :class:`QueryError`.
         """
         self._check_open()
-        self._catalog.refresh()
-        if allow_writes:
-            con = self._catalog.trusted_connection()
-        else:
-            sqlguard.check_query(query, parser=self._catalog.parser())
-            con = None
         try:
+            self._catalog.refresh()
+            if allow_writes:
+                con = self._catalog.trusted_connection()
+            else:
+                sqlguard.check_query(query, parser=self._catalog.parser())
+                con = None
             if con is not None:
                 rel = con.sql(query)
                 return rel if rel is None else sqlguard.Relation(rel)
             rel, release = self._catalog.sql_relation(query)
-        except duckdb.Error as exc:
-            raise (closed_error(self, "sql") if self._closed else QueryError(str(exc))) from exc
+        except Exception as exc:
+            # a close() in another thread since the check above closed the catalog's connections
+            if self._closed:
+                raise closed_error(self, "sql") from exc
+            if isinstance(exc, duckdb.Error):
+                raise QueryError(str(exc)) from exc
+            raise
         out = sqlguard.Relation(rel, store=self)
         weakref.finalize(out, release)  # the connection serves the next statement once this relation is gone
         return out

@@ -278,3 +278,21 @@ def test_async_close_that_cannot_seal_raises_and_loses_nothing(tmp_path, monkeyp
 
     asyncio.run(run())
     assert stored(tmp_path / "s") == 3
+
+
+@pytest.mark.parametrize("step", ["refresh", "parser"])
+def test_sql_while_the_store_closes_gives_store_closed_error(tmp_path, step):
+    """A close in another thread between sql()'s open check and its statement: the catalog's connections are
+    gone, and the caller gets StoreClosedError, not DuckDB's "Connection already closed" (seen under load in
+    test_close_while_tasks_read_gives_store_closed_error)."""
+    s = gamestore.open(tmp_path / "s")
+    s.write_games(synth.games(2, seed=40))
+    real = getattr(s._catalog, step)
+
+    def closing_first(*args, **kwargs):
+        s.close()
+        return real(*args, **kwargs)
+
+    setattr(s._catalog, step, closing_first)
+    with pytest.raises(StoreClosedError, match="closed during sql"):
+        s.sql("SELECT count(*) FROM moves")
