@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,40 +44,6 @@ T = TypeVar("T")
 _log = logging.getLogger("gamestore.aio")
 
 
-class _SwitchInterval:
-    """The interpreter's GIL switch interval, lowered while stores that asked for it are open.
-
-    The lowest interval asked for by an open store applies (never raised above the
-    interpreter's own setting); when the last of them closes, the setting from before
-    the first is restored, unless someone else changed it meanwhile.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: list[float] = []
-        self._saved = 0.0
-        self._set = 0.0
-
-    def hold(self, interval: float) -> None:
-        with self._lock:
-            if not self._held:
-                self._saved = sys.getswitchinterval()
-            self._held.append(interval)
-            self._apply(min(self._saved, *self._held))
-
-    def release(self, interval: float) -> None:
-        with self._lock:
-            self._held.remove(interval)
-            if sys.getswitchinterval() != self._set:  # changed by someone else: theirs to keep
-                return
-            self._apply(min(self._saved, *self._held) if self._held else self._saved)
-
-    def _apply(self, value: float) -> None:
-        sys.setswitchinterval(value)
-        self._set = sys.getswitchinterval()
-
-
-_SWITCH = _SwitchInterval()
 _DONE = object()
 
 
@@ -285,7 +250,7 @@ class AsyncGameStore:
         if switch_interval is not None:
             if switch_interval <= 0:
                 raise ValueError("switch_interval must be > 0")
-            _SWITCH.hold(switch_interval)
+            _gil.SWITCH_INTERVAL.hold(switch_interval)
         # the loop's thread gets a fresh wake-up when it sleeps through a GIL release (gamestore.gil.wake)
         self._unwake = _gil.wake(threading.get_native_id()) if handover_interval is not None else None
 
@@ -465,7 +430,7 @@ class AsyncGameStore:
         if self._own_executor:
             self._executor.shutdown(wait=False)
         if self._switch_interval is not None:
-            _SWITCH.release(self._switch_interval)
+            _gil.SWITCH_INTERVAL.release(self._switch_interval)
             self._switch_interval = None
         if self._unwake is not None:
             self._unwake()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -344,3 +345,39 @@ def wrap(fn: Callable[..., T], *args: Any, every: float | None, nice: int | None
     if every is None and nice is None:
         return call
     return HandingOver(call, every, threading.get_native_id(), nice)
+
+
+class SwitchInterval:
+    """The interpreter's GIL switch interval, lowered while stores that asked for it are open.
+
+    The lowest interval asked for by an open store applies (never raised above the
+    interpreter's own setting); when the last of them closes, the setting from before
+    the first is restored, unless someone else changed it meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[float] = []
+        self._saved = 0.0
+        self._set = 0.0
+
+    def hold(self, interval: float) -> None:
+        with self._lock:
+            if not self._held:
+                self._saved = sys.getswitchinterval()
+            self._held.append(interval)
+            self._apply(min(self._saved, *self._held))
+
+    def release(self, interval: float) -> None:
+        with self._lock:
+            self._held.remove(interval)
+            if sys.getswitchinterval() != self._set:  # changed by someone else: theirs to keep
+                return
+            self._apply(min(self._saved, *self._held) if self._held else self._saved)
+
+    def _apply(self, value: float) -> None:
+        sys.setswitchinterval(value)
+        self._set = sys.getswitchinterval()
+
+
+SWITCH_INTERVAL = SwitchInterval()  # held by async stores opened with switch_interval=

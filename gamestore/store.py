@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from . import meta, quarantine, readpath, shardwrite, sqlguard
+from . import meta, quarantine, readpath, shardwrite, sqlguard, storequery
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -345,41 +345,13 @@ class GameStore:
         raise failure or GameNotFoundError(f"game {game_id!r} moved while being read; try again")
 
     def _where(self, where: str | None) -> str:
-        if where is None or (isinstance(where, str) and not where.strip()):
-            return ""
-        sqlguard.check_predicate(where, allowed=self._catalog.view_names)
-        return f" WHERE ({where}\n)"
-
-    def _order_by(self, order_by: str | None) -> str:
-        if not order_by:
-            return ""
-        sqlguard.check_order_by(order_by, allowed=self._catalog.view_names)
-        return f" ORDER BY {order_by}\n"
-
-    def _run(self, query: str) -> duckdb.DuckDBPyRelation:
-        """A relation on this thread's catalog connection (callers consume it fully)."""
-        try:
-            try:
-                return self._catalog.cursor(datasets=False).sql(query)
-            except duckdb.CatalogException as exc:
-                if "_moves_ds" not in str(exc) and "_games_ds" not in str(exc):
-                    raise
-                # the predicate reads a move-level view: register the shard datasets (skipped when not needed)
-                return self._catalog.cursor(datasets=True).sql(query)
-        except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from exc
+        return storequery.where_clause(self._catalog, where)
 
     def _scalar(self, query: str) -> Any:
-        try:
-            return self._run(query).fetchall()[0][0]
-        except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from exc
+        return storequery.scalar(self._catalog, query)
 
     def _table(self, query: str) -> pa.Table:
-        try:
-            return self._run(query).to_arrow_table()
-        except duckdb.Error as exc:
-            raise QueryError(f"{exc} (in: {query})") from exc
+        return storequery.table(self._catalog, query)
 
     @while_open
     def query_games(
@@ -393,7 +365,7 @@ class GameStore:
         """Game-level columns of the games matching the SQL predicate ``where``."""
         self._catalog.refresh()
         cols = "*" if columns is None else ", ".join(_quote_ident(c) for c in columns)
-        query = f"SELECT {cols} FROM games{self._where(where)}{self._order_by(order_by)}"
+        query = f"SELECT {cols} FROM games{self._where(where)}{storequery.order_by_clause(self._catalog, order_by)}"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
@@ -413,7 +385,7 @@ class GameStore:
         """``game_id, shard_id, move_offset, num_moves`` of the matching games (for scanners)."""
         self._catalog.refresh()
         query = f"SELECT game_id, shard_id, move_offset, num_moves FROM games{self._where(where)}"
-        query += self._order_by(order_by) if order_by else " ORDER BY shard_id, move_offset"
+        query += storequery.order_by_clause(self._catalog, order_by) if order_by else " ORDER BY shard_id, move_offset"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return self._table(query)
