@@ -440,8 +440,11 @@ cdef class BatchDecoder:
             x = &self.cols[C_POS + 3 * j]
             if ok(x, i):
                 c = &self.cols[C_POS + 3 * j + 2]
-                z = ival(c, i) if ok(c, i) else None
-                dict_put(m, <object>PyTuple_GET_ITEM(POS_KEYS, j), {"x": ival(x, i), "y": ival(&self.cols[C_POS + 3 * j + 1], i), "z": z})
+                d = _PyDict_NewPresized(3)  # {"x": .., "y": .., "z": ..} through dict_put: ~1/4 of the cost
+                dict_put(d, "x", ival(x, i))
+                dict_put(d, "y", ival(&self.cols[C_POS + 3 * j + 1], i))
+                dict_put(d, "z", ival(c, i) if ok(c, i) else None)
+                dict_put(m, <object>PyTuple_GET_ITEM(POS_KEYS, j), d)
         c = &self.pol.list
         if ok(c, i):
             span(c, i, &a, &b)
