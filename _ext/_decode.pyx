@@ -19,7 +19,7 @@ buffers.
 """
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, strcmp
+from libc.string cimport memcmp, memcpy, strcmp
 from cpython.list cimport PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.pycapsule cimport PyCapsule_GetPointer
@@ -214,6 +214,26 @@ cdef inline object string_at(const Col* c, int64_t i):
     return PyUnicode_DecodeUTF8(<const char*>c.chars + a, b - a, NULL)
 
 
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    void* PyUnicode_DATA(object)
+
+
+cdef inline object string_again(const Col* c, int64_t i, list last, Py_ssize_t j):
+    """``string_at(c, i)``, or the str ``last[j]`` (this column's string of an earlier row, kept there) when it
+    holds the same ASCII text: a column such as move_id repeats one value row after row; str is immutable."""
+    cdef int64_t a, b
+    cdef object s = <object>PyList_GET_ITEM(last, j)
+    span(c, i, &a, &b)
+    if s is not None and PyUnicode_IS_COMPACT_ASCII(s) and PyUnicode_GET_LENGTH(s) == b - a \
+            and memcmp(PyUnicode_DATA(s), c.chars + a, b - a) == 0:
+        return s
+    s = PyUnicode_DecodeUTF8(<const char*>c.chars + a, b - a, NULL) if b > a else ""
+    last[j] = s
+    return s
+
+
 cdef class StrTable:
     """The strings of an Arrow string array, copied once and decoded lazily, each entry once."""
 
@@ -324,10 +344,12 @@ cdef class BatchDecoder:
     cdef list vec_names
     cdef Vec* vecs
     cdef int nv
+    cdef list last_str           # per string column: its string of the last row decoded (string_again)
 
     def __cinit__(self):
         self.vecs = NULL
         self.nv = 0
+        self.last_str = [None] * L.ns
 
     def __dealloc__(self):
         free(self.vecs)
@@ -435,12 +457,12 @@ cdef class BatchDecoder:
         for j in range(L.ns):
             c = &self.cols[C_STR + j]
             if ok(c, i):
-                dict_put(m, <object>PyTuple_GET_ITEM(STR_KEYS, j), string_at(c, i))
+                dict_put(m, <object>PyTuple_GET_ITEM(STR_KEYS, j), string_again(c, i, self.last_str, j))
         for j in range(L.np):
             x = &self.cols[C_POS + 3 * j]
             if ok(x, i):
                 c = &self.cols[C_POS + 3 * j + 2]
-                d = _PyDict_NewPresized(3)  # {"x": .., "y": .., "z": ..} through dict_put: ~1/4 of the cost
+                d = _PyDict_NewPresized(3)  # {"x": .., "y": .., "z": ..}: the 2nd and 3rd key through dict_put
                 dict_put(d, "x", ival(x, i))
                 dict_put(d, "y", ival(&self.cols[C_POS + 3 * j + 1], i))
                 dict_put(d, "z", ival(c, i) if ok(c, i) else None)

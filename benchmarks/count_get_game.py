@@ -6,7 +6,8 @@ Runs this file's ``--child`` mode twice under ``valgrind --tool=callgrind``: bot
 ``--games`` random ids and read each once (shards opened, views built); one then reads them twice more, each call
 with the batch and row caches cleared (as a random read of a large store is).  The difference of the two runs'
 instruction counts over the ``2 x --games`` calls is the figure: the start-up, imports and warm-up cancel out.
-On this shared machine wall-clock figures move 20-50% with the load; this one moves < 1% between runs.
+On this shared machine wall-clock figures move 20-50% with the load; this one moves < 1% between runs (both
+runs use one string-hash seed, PYTHONHASHSEED=0 unless set: a random seed moved it ~2%).
 ``DIR`` is a ``bench_get_game.py --workdir`` (its ``gamestore`` store).  Needs valgrind (apt: valgrind).
 """
 from __future__ import annotations
@@ -48,8 +49,11 @@ def _child(store_path: str, n: int, repeat: int, seed: int) -> None:
 
 
 def _start(store: str, n: int, repeat: int, seed: int, out: Path) -> subprocess.Popen:
+    # one string-hash seed for both runs: with a random one per process, dict probe sequences (and so the count)
+    # moved ~2% between runs of the same code
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
+                                                       os.environ.get("PYTHONPATH", "")]),
+               PYTHONHASHSEED=os.environ.get("PYTHONHASHSEED", "0"))
     return subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
                              "--child", "--store", store, "--games", str(n), "--repeat", str(repeat),
                              "--seed", str(seed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
