@@ -24,16 +24,30 @@ priority again), where the process may raise priority (root, or
 only ever makes gamestore's own work yield to the program's.  A forked child
 of a lowered thread starts at the niceness the thread had before (where
 permitted).  Elsewhere than Linux all of this does nothing.
+
+A shorter scheduler slice (``worker_slice``): Linux 6.12 and later (EEVDF)
+give every thread a slice, 1.4 ms here by default, which a running thread
+is protected for: a waking thread, the event loop's included, waits for the
+rest of it (``RUN_TO_PARITY``) however nice the running thread is.  A thread
+may ask for its own slice between 0.1 and 100 ms (``sched_setattr``'s
+``sched_runtime`` for SCHED_OTHER, unprivileged, niceness kept); gamestore's
+threads ask for a short one alongside their niceness, and get their own back
+with it.  Where the kernel lacks the call, refuses it or ignores the value
+(before 6.12: it reads back unchanged), nothing is changed.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
+import struct
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-__all__ = ["SUPPORTED", "DEFAULT_NICENESS", "lower", "target", "lowered", "passing_on", "passed_on", "niceness"]
+__all__ = ["SUPPORTED", "DEFAULT_NICENESS", "DEFAULT_SLICE", "MIN_SLICE", "MAX_SLICE", "Target", "lower", "target",
+           "lowered", "passing_on", "passed_on", "niceness", "slice_of", "set_slice", "check_slice", "hold_slice"]
 
 #: Whether threads can be given their own niceness here (Linux).
 SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "setpriority")
@@ -41,9 +55,24 @@ SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "setpriority")
 #: The niceness open_async's pool and its helpers run at, relative to the process (``worker_niceness``).
 DEFAULT_NICENESS = 10
 
+#: The scheduler slice (seconds) open_async's pool and its helpers ask for (``worker_slice``); the kernel's
+#: default is 1.4 ms on 6.18 (EEVDF's ``base_slice``).
+DEFAULT_SLICE = 0.0002
+#: The range Linux accepts for a SCHED_OTHER thread's own slice.
+MIN_SLICE, MAX_SLICE = 0.0001, 0.1
+
 _MAX = 19
-_state = threading.local()  # .before: the niceness this module moved the thread from (absent: untouched)
-#                              .pass_on: the niceness helpers started by this thread's current call get (0: none)
+_state = threading.local()  # .before: (niceness, slice in ns or None) this module moved the thread from
+#                                      (absent: untouched)
+#                              .pass_on: the Target helpers started by this thread's current call get (None: none)
+
+
+class Target(NamedTuple):
+    """What a gamestore thread is lowered to: an absolute niceness and a scheduler slice (either None: left
+    alone)."""
+
+    nice: int | None
+    slice: float | None  # seconds
 
 
 def niceness(tid: int | None = None) -> int:
@@ -61,51 +90,198 @@ def _set(nice: int) -> bool:
         return False
 
 
-def lower(by: int) -> None:
-    """Make the calling thread ``by`` steps nicer than it is, for the rest of its life (a pool initializer).
+# sched_setattr / sched_getattr: syscall numbers per machine, and struct sched_attr (its first 56 bytes: size,
+# policy, flags, nice, priority, runtime, deadline, period, util_min, util_max).
+_ATTR_CALLS = {"x86_64": (314, 315), "amd64": (314, 315), "aarch64": (274, 275), "arm64": (274, 275),
+               "riscv64": (274, 275)}
+_ATTR = struct.Struct("IIQiIQQQII")
+_SCHED_OTHER = 0
+_syscall: Any = None  # libc's syscall(), loaded at first use; False: not available here
+
+
+def _calls() -> Any:
+    global _syscall
+    if _syscall is None:
+        _syscall = False
+        if SUPPORTED and platform.machine().lower() in _ATTR_CALLS:
+            try:
+                _syscall = ctypes.CDLL(None, use_errno=True).syscall
+            except (OSError, AttributeError):  # pragma: no cover - a libc without syscall()
+                pass
+    return _syscall
+
+
+def _get_attr(tid: int) -> tuple[int, ...] | None:
+    call = _calls()
+    if not call:
+        return None
+    buf = ctypes.create_string_buffer(_ATTR.size)
+    if call(_ATTR_CALLS[platform.machine().lower()][1], tid, buf, _ATTR.size, 0) != 0:
+        return None  # ENOSYS (before Linux 3.14), EPERM, ESRCH...
+    return _ATTR.unpack(buf.raw)
+
+
+def _slice_ns(tid: int = 0) -> int | None:
+    attr = _get_attr(tid)
+    if attr is None or attr[1] != _SCHED_OTHER or not attr[5]:
+        return None  # no sched_getattr, another policy, or a kernel without per-thread slices (reads 0)
+    return int(attr[5])
+
+
+def _set_slice_ns(ns: int, tid: int = 0) -> bool:
+    attr = _get_attr(tid)
+    if attr is None or attr[1] != _SCHED_OTHER:
+        return False
+    # the thread's own niceness and flags 0: only the slice changes (ns 0: back to the kernel's default)
+    buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, _SCHED_OTHER, 0, attr[3], 0, ns, 0, 0, 0, 0),
+                                      _ATTR.size)
+    if _calls()(_ATTR_CALLS[platform.machine().lower()][0], tid, buf, 0) != 0:
+        return False  # EINVAL (a kernel that checks the value), EPERM, ENOSYS
+    return ns == 0 or _slice_ns(tid) == ns  # a kernel before 6.12 accepts and ignores it
+
+
+def slice_of(tid: int | None = None) -> float | None:
+    """The scheduler slice (seconds) of thread ``tid`` (native id; None: the calling thread), None where threads
+    have none (not Linux 6.12+ EEVDF, or not SCHED_OTHER)."""
+    ns = _slice_ns(0 if tid is None or tid == threading.get_native_id() else tid)
+    return None if ns is None else ns / 1e9
+
+
+def set_slice(seconds: float | None) -> bool:
+    """Ask for a scheduler slice of ``seconds`` (:data:`MIN_SLICE`..:data:`MAX_SLICE`; None: the kernel's
+    default) for the calling thread, keeping its niceness; whether it took effect (False, and nothing changed,
+    where unsupported, refused or ignored)."""
+    if seconds is not None:
+        check_slice(seconds, "slice")
+    return _slice_ns() is not None and _set_slice_ns(0 if seconds is None else round(seconds * 1e9))
+
+
+def check_slice(seconds: float, name: str) -> None:
+    """ValueError naming option ``name`` unless ``seconds`` is a slice Linux accepts."""
+    if not MIN_SLICE <= seconds <= MAX_SLICE:
+        raise ValueError(f"{name} must be within {MIN_SLICE:g}..{MAX_SLICE:g} s, got {seconds!r}")
+
+
+_holds: dict[int, list[Any]] = {}  # native id -> [its slice before the first hold (ns), slices held, slice set (ns)]
+_holds_lock = threading.Lock()
+
+
+def hold_slice(seconds: float, tid: int | None = None) -> Callable[[], None]:
+    """Give thread ``tid`` (native id; None: the calling thread) a scheduler slice of at most ``seconds``
+    (``open_async(loop_slice=...)``); returns the function that ends the hold.
+
+    The shortest slice held for a thread applies (never longer than its own); when the last hold ends, the
+    thread gets its slice from before back, unless someone else changed it meanwhile.  Where threads have no
+    slice of their own, nothing happens.
+    """
+    check_slice(seconds, "loop_slice")
+    tid = threading.get_native_id() if tid is None else tid
+    with _holds_lock:
+        entry = _holds.get(tid)
+        if entry is None:
+            before = _slice_ns(tid)
+            if before is None:
+                return lambda: None
+            entry = _holds[tid] = [before, [], before]
+        entry[1].append(round(seconds * 1e9))
+        _apply_hold(tid, entry)
+    done = threading.Event()
+
+    def release() -> None:
+        if done.is_set():
+            return
+        done.set()
+        with _holds_lock:
+            entry[1].remove(round(seconds * 1e9))
+            if entry[1]:
+                _apply_hold(tid, entry)
+            else:
+                del _holds[tid]
+                if _slice_ns(tid) == entry[2]:  # else changed by someone else (or the thread ended): theirs
+                    _set_slice_ns(entry[0], tid)
+
+    return release
+
+
+def _apply_hold(tid: int, entry: list[Any]) -> None:
+    ns = min(entry[0], *entry[1])
+    if _slice_ns(tid) == entry[2] and _set_slice_ns(ns, tid):
+        entry[2] = ns
+
+
+def _lower_to(nice: int | None, slice: float | None) -> tuple[int | None, int | None] | None:
+    """Move the calling thread to niceness ``nice`` (never higher priority) and slice ``slice`` (None: either
+    left alone); what it had before of what changed (None: nothing changed)."""
+    nice_before = slice_before = None
+    if nice is not None:
+        before = niceness()
+        if nice > before and _set(nice):
+            nice_before = before
+    if slice is not None:
+        before_ns = _slice_ns()
+        if before_ns is not None and before_ns != round(slice * 1e9) and _set_slice_ns(round(slice * 1e9)):
+            slice_before = before_ns
+    return None if nice_before is None and slice_before is None else (nice_before, slice_before)
+
+
+def _restore() -> None:
+    """Give the calling thread back what :func:`_lower_to` changed (its niceness where permitted)."""
+    nice, slice_ns = _state.before
+    if slice_ns is not None:
+        _set_slice_ns(slice_ns)
+    if nice is None or _set(nice):
+        del _state.before
+
+
+def lower(by: int, slice: float | None = None) -> None:
+    """Make the calling thread ``by`` steps nicer than it is and ask for a scheduler slice of ``slice`` seconds
+    (None: unchanged), for the rest of its life (a pool initializer).
 
     Meant for threads gamestore creates and owns; does nothing for ``by <= 0``
-    or where unsupported (and where not permitted).
+    and no ``slice``, or where unsupported (and where not permitted).
     """
-    if by <= 0 or not SUPPORTED:
+    if not SUPPORTED or hasattr(_state, "before"):
         return
-    before = niceness()
-    if _set(min(_MAX, before + by)) and not hasattr(_state, "before"):
+    before = _lower_to(min(_MAX, niceness() + by) if by > 0 else None, slice)
+    if before is not None:
         _state.before = before
 
 
-def target(by: int) -> int | None:
-    """The niceness ``by`` steps nicer than the calling thread's (None: ``by <= 0`` or unsupported), for
-    :func:`passing_on`: helper threads inherit their creator's niceness, so the target is absolute."""
-    if by <= 0 or not SUPPORTED:
+def target(by: int, slice: float | None = None) -> Target | None:
+    """The niceness ``by`` steps nicer than the calling thread's and the slice ``slice``, for :func:`passing_on`
+    (None: ``by <= 0`` and no slice, or unsupported): helper threads inherit their creator's niceness, so the
+    target's is absolute."""
+    if not SUPPORTED:
         return None
-    return min(_MAX, niceness() + by)
+    nice = min(_MAX, niceness() + by) if by > 0 else None
+    if slice is not None and _slice_ns() is None:
+        slice = None  # threads have no slice of their own here
+    return None if nice is None and slice is None else Target(nice, slice)
 
 
 @contextmanager
-def lowered(to: int | None) -> Iterator[None]:
-    """Within the block, the calling thread (a gamestore helper) runs at niceness ``to`` at least (None:
-    unchanged); restored after where permitted."""
+def lowered(to: Target | None) -> Iterator[None]:
+    """Within the block, the calling thread (a gamestore helper) runs at niceness ``to.nice`` at least and with
+    slice ``to.slice`` (None: unchanged); restored after (its niceness where permitted)."""
     if to is None or not SUPPORTED or hasattr(_state, "before"):  # unchanged, or lowered already (a pool thread)
         yield
         return
-    before = niceness()
-    if not _set(max(to, before)):
+    before = _lower_to(to.nice, to.slice)
+    if before is None:
         yield
         return
     _state.before = before
     try:
         yield
     finally:
-        if _set(before):
-            del _state.before
+        _restore()
 
 
 @contextmanager
-def passing_on(to: int | None) -> Iterator[None]:
-    """Within the block, helper threads this thread starts through :func:`gamestore.gil.inherit` run at
-    niceness ``to`` (see :func:`target`; None: unchanged); the calling thread itself is left alone (it may
-    be the caller's)."""
+def passing_on(to: Target | None) -> Iterator[None]:
+    """Within the block, helper threads this thread starts through :func:`gamestore.gil.inherit` run lowered to
+    ``to`` (see :func:`target`; None: unchanged); the calling thread itself is left alone (it may be the
+    caller's)."""
     saved = getattr(_state, "pass_on", None)
     _state.pass_on = to
     try:
@@ -114,7 +290,7 @@ def passing_on(to: int | None) -> Iterator[None]:
         _state.pass_on = saved
 
 
-def passed_on() -> int | None:
+def passed_on() -> Target | None:
     """What :func:`passing_on` set for the calling thread (None: nothing)."""
     return getattr(_state, "pass_on", None)
 
@@ -122,9 +298,8 @@ def passed_on() -> int | None:
 def _after_fork_in_child() -> None:
     # The child's one thread is the one that forked; a niceness this module gave that thread is not the child's
     # to keep (a worker process forked from a pool call would otherwise run nicer than its parent).
-    before = getattr(_state, "before", None)
-    if before is not None and _set(before):
-        del _state.before
+    if hasattr(_state, "before"):
+        _restore()
     _state.pass_on = None
 
 
