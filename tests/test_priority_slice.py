@@ -111,7 +111,7 @@ def test_slices_outside_what_linux_accepts_are_refused(tmp_path):
 def _fake_syscall(monkeypatch: pytest.MonkeyPatch, *, get: str, set_: str) -> list[str]:
     """Stand in for libc's syscall(): ``get``/``set_`` 'fail' (-1: ENOSYS, EINVAL, EPERM), 'zero' (a kernel
     before 6.12: sched_runtime reads 0 for SCHED_OTHER, a set is accepted and ignored) or 'real'."""
-    real = priority._calls() if priority.SUPPORTED else None
+    real: Any = priority._calls() if priority.SUPPORTED else None
     calls: list[str] = []
 
     def syscall(nr: int, tid: int, buf: Any, *rest: int) -> int:
