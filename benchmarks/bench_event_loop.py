@@ -13,11 +13,10 @@ Runs, side by side, of the same program on the same synthetic corpus:
   pool calls' GIL handover (``handover_interval``, on by default: gamestore/gil.py)
   and without it (``handover_interval=None``), and each of those with
   gamestore's threads at a lower priority (``worker_niceness``, default 10:
-  gamestore/priority.py) and without (0), gamestore's threads asking for a
-  short scheduler slice (``worker_slice``, default 0.2 ms).  Then, with
-  ``open_async``'s defaults otherwise, the same with the kernel's slice
-  (``--slice``: 1.4 ms on Linux 6.18) and with the loop's thread given a short
-  slice too (``--loop-slice``).  The variants run ``--rounds``
+  gamestore/priority.py) and without (0).  Then, for each niceness, with the
+  first switch interval and handover, the loop's thread asking for a short
+  scheduler slice (``open_async(loop_slice=...)``, ``--loop-slice``, default
+  0.1 ms; the kernel's is 1.4 ms on Linux 6.18).  The variants run ``--rounds``
   times, alternated (every other round in reverse order), and each row pools
   its rounds' probes: a loaded machine's drift hits every variant alike.
 - ``sqlite``: the GameReplayDB-shaped SQLite store (benchmarks/sqlite_baseline.py)
@@ -25,7 +24,7 @@ Runs, side by side, of the same program on the same synthetic corpus:
   in the coroutines (blocking sqlite3 on the loop thread).
 
 Last, the probe beside cores+1 threads busy in compiled code without the GIL, at each
-niceness and slice: the scheduler's part of the lag alone.
+niceness, with the loop's slice and with the kernel's: the scheduler's part of the lag alone.
 
 A probe task sleeps 1 ms in a loop and records how late it wakes up; the
 lag percentiles are the result (goal for gamestore: p99 < 2 ms, max < 20 ms).
@@ -133,24 +132,27 @@ async def idle_floor(seconds: float) -> dict:
     return {"elapsed": seconds, "reads": 0, "scanned_moves": 0, **_stats(probe)}
 
 
-async def scheduler_alone(niceness: int, slice: float | None, threads: int, seconds: float) -> dict:
+async def scheduler_alone(niceness: int, loop_slice: float | None, threads: int, seconds: float) -> dict:
     """The probe while ``threads`` threads run compiled code without the GIL (sha256 of 1 MB) at ``niceness``
-    and scheduler slice ``slice`` (gamestore.priority.lower, as open_async's pool): the kernel's part of the lag,
-    without the GIL's."""
+    (gamestore.priority.lower, as open_async's pool), the loop's thread at scheduler slice ``loop_slice`` (None:
+    the kernel's): the kernel's part of the lag, without the GIL's."""
     stop = threading.Event()
     data = os.urandom(1 << 20)
 
     def burn() -> None:
-        priority.lower(niceness, slice)
+        priority.lower(niceness)
         while not stop.is_set():
             hashlib.sha256(data).digest()
 
     burners = [threading.Thread(target=burn) for _ in range(threads)]
     for t in burners:
         t.start()
+    unhold = priority.hold_slice(loop_slice) if loop_slice is not None else None
     try:
         return await idle_floor(seconds)
     finally:
+        if unhold is not None:
+            unhold()
         stop.set()
         for t in burners:
             t.join()
@@ -170,14 +172,13 @@ def _percentiles(lags: list[float], queued: list[float]) -> dict:
 
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
                         switch_interval: float | None, handover_interval: float | None = 0.0005,
-                        niceness: int = priority.DEFAULT_NICENESS, slice: float | None = priority.DEFAULT_SLICE,
-                        loop_slice: float | None = None,
+                        niceness: int = priority.DEFAULT_NICENESS, loop_slice: float | None = None,
                         holders: gil_holders.HolderSampler | None = None, timelines: int = 0) -> dict:
     probe = Probe()
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
     rec = Recorder(holders, timelines)
-    pool = rec.executor(workers, niceness, slice)
+    pool = rec.executor(workers, niceness)
     if holders is not None and gil._c is not None:
         gil._c.track_gaps(0.0005)
         gil._c.gaps()
@@ -185,7 +186,7 @@ async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_ever
         try:
             async with gamestore.open_async(path, executor=pool, switch_interval=switch_interval,
                                             handover_interval=handover_interval, worker_niceness=niceness,
-                                            worker_slice=slice, loop_slice=loop_slice) as store:
+                                            loop_slice=loop_slice) as store:
                 out = await _drive_gamestore(store, probe, games, written, ops, batch=batch, flush_every=flush_every)
         finally:
             pool.shutdown(wait=True)
@@ -290,9 +291,10 @@ def _pooled(runs: list[dict]) -> dict:
     return out
 
 
-def _slice_label(sl: float | None) -> str:
-    own = priority.slice_of()
-    return (f"slice {sl * 1000:g} ms" if sl is not None else "kernel's slice") + ("" if own else " (unsupported)")
+def _slice_label(loop_slice: float | None) -> str:
+    if loop_slice is None:
+        return ""
+    return f", loop_slice {loop_slice * 1000:g} ms" + ("" if priority.slice_of() else " (no per-thread slices here)")
 
 
 def _interval(text: str) -> float | None:
@@ -315,13 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--niceness", type=int, nargs="+", default=[priority.DEFAULT_NICENESS, 0], metavar="N",
                    help="gamestore runs per value, for each of the above: open_async(worker_niceness=...), how much"
                         f" nicer gamestore's threads run (default: {priority.DEFAULT_NICENESS} 0)")
-    p.add_argument("--slice", type=_interval, nargs="+", default=[priority.DEFAULT_SLICE, None], metavar="SECONDS",
-                   help="open_async(worker_slice=...): the first value for every run above, each further one a run"
-                        " with the first switch interval, handover and niceness; 'none': the kernel's slice"
-                        f" (default: {priority.DEFAULT_SLICE:g} none)")
     p.add_argument("--loop-slice", type=_interval, nargs="+", default=[0.0001], metavar="SECONDS",
-                   help="a run per value with the first of every option above and open_async(loop_slice=...), the"
-                        " loop's own thread at a short slice (default: 0.0001; 'none' for no such run)")
+                   help="per value and niceness, a run with the first switch and handover interval and"
+                        " open_async(loop_slice=...): the loop's own thread at a short scheduler slice; and the"
+                        " scheduler-only rows with it (default: 0.0001; 'none': no such runs)")
     p.add_argument("--rounds", type=int, default=3,
                    help="run the variants this many times, alternated (every other round in reverse order), and"
                         " pool each variant's probes (default 3)")
@@ -358,36 +357,34 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict]] = []
     try:
         default_interval = sys.getswitchinterval()
-        first = (args.switch_interval[0], args.handover_interval[0], args.niceness[0])
-        variants = [(s, h, n, args.slice[0], None) for s in args.switch_interval for h in args.handover_interval
-                    for n in args.niceness]
-        variants += [(*first, sl, None) for sl in args.slice[1:]]
-        variants += [(*first, args.slice[0], ls) for ls in args.loop_slice if ls is not None]
+        loop_slices = [ls for ls in args.loop_slice if ls is not None]
+        variants = [(s, h, n, None) for s in args.switch_interval for h in args.handover_interval for n in args.niceness]
+        variants += [(args.switch_interval[0], args.handover_interval[0], n, ls) for ls in loop_slices
+                     for n in args.niceness]
         results: list[list[dict]] = [[] for _ in variants]
         floors: list[dict] = []
-        sched: dict[tuple[int, float | None], list[dict]] = {(n, sl): [] for n in args.niceness for sl in args.slice}
+        sched: dict[tuple[int, float | None], list[dict]] = {(n, ls): [] for n in args.niceness
+                                                              for ls in [None, *loop_slices]}
         for rnd in range(args.rounds):
             order = list(enumerate(variants))
-            for k, (interval, handover, nice, sl, loop_sl) in order if rnd % 2 == 0 else order[::-1]:
+            for k, (interval, handover, nice, loop_sl) in order if rnd % 2 == 0 else order[::-1]:
                 sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
                 gc.collect()
                 results[k].append(asyncio.run(run_gamestore(
                     root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
                     workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice,
-                    slice=sl, loop_slice=loop_sl, holders=sampler, timelines=args.timelines)))
+                    loop_slice=loop_sl, holders=sampler, timelines=args.timelines)))
                 shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
             sys.setswitchinterval(default_interval)
             floors.append(asyncio.run(idle_floor(1.0)))
             if args.scheduler_seconds > 0:
-                for nice, sl in (list(sched) if rnd % 2 == 0 else list(sched)[::-1]):
-                    sched[nice, sl].append(asyncio.run(scheduler_alone(nice, sl, (os.cpu_count() or 1) + 1,
+                for nice, ls in (list(sched) if rnd % 2 == 0 else list(sched)[::-1]):
+                    sched[nice, ls].append(asyncio.run(scheduler_alone(nice, ls, (os.cpu_count() or 1) + 1,
                                                                        args.scheduler_seconds)))
-        for (interval, handover, nice, sl, loop_sl), runs in zip(variants, results):
+        for (interval, handover, nice, loop_sl), runs in zip(variants, results):
             label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
             label += ", no handover" if handover is None else f", handover {handover * 1000:g} ms"
-            label += f", niceness {nice}, {_slice_label(sl)}"
-            if loop_sl is not None:
-                label += f", loop_slice {loop_sl * 1000:g} ms"
+            label += f", niceness {nice}" + _slice_label(loop_sl)
             rows.append((f"gamestore (open_async), {label}", _pooled(runs)))
         if not args.no_sqlite:
             rows.append(("SQLite, GameReplayDB layout, calls on the loop",
@@ -411,11 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     r = floor
     print(f"| no workload (the machine's own noise) | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} |"
           f" {r['over_20ms']} | {r['samples']} | - | - | {r['own_p99']:.2f} / {r['own_max']:.1f} |")
-    for (nice, sl), runs in sched.items():
+    for (nice, ls), runs in sched.items():
         if runs:
             r = _pooled(runs)
-            print(f"| no workload, {(os.cpu_count() or 1) + 1} threads busy without the GIL at niceness {nice},"
-                  f" {_slice_label(sl)}"
+            print(f"| no workload, {(os.cpu_count() or 1) + 1} threads busy without the GIL at niceness {nice}"
+                  f"{_slice_label(ls)}"
                   f" | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_20ms']} | {r['samples']} | - | - |"
                   f" {r['own_p99']:.2f} / {r['own_max']:.1f} |")
     print()

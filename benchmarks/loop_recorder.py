@@ -40,7 +40,7 @@ class Recorder:
         self.loop_tstate = -1
         self.timelines = timelines  # how many late probes' holder timelines the breakdown prints
 
-    def executor(self, workers: int, niceness: int = 0, slice: float | None = None) -> ThreadPoolExecutor:
+    def executor(self, workers: int, niceness: int = 0) -> ThreadPoolExecutor:
         rec = self
 
         class Recording(ThreadPoolExecutor):
@@ -58,10 +58,8 @@ class Recorder:
 
                 return super().submit(timed)
 
-        # what open_async's own pool does with worker_niceness and worker_slice (a pool passed in is the caller's:
-        # left alone)
-        return Recording(workers, thread_name_prefix="gamestore", initializer=priority.lower,
-                         initargs=(niceness, slice))
+        # what open_async's own pool does with worker_niceness (a pool passed in is the caller's: left alone)
+        return Recording(workers, thread_name_prefix="gamestore", initializer=priority.lower, initargs=(niceness,))
 
     def _on_gc(self, phase: str, info: dict) -> None:
         tid = threading.get_ident()

@@ -217,10 +217,9 @@ class AsyncGameStore:
     un-durable; ``None`` flushes only on ``flush()``, a full buffer and
     ``close()``.  ``helper_niceness``: how much nicer than the thread creating
     the store the helper threads of its calls run (``worker_niceness`` of
-    :func:`open_async`; 0: as the process); ``helper_slice``: the scheduler
-    slice they ask for meanwhile (``worker_slice``; None: the kernel's);
-    ``loop_slice``: the slice the creating thread (the loop's) holds while
-    the store is open (None: left alone).
+    :func:`open_async`; 0: as the process); ``loop_slice``: the scheduler
+    slice the creating thread (the loop's) holds while the store is open
+    (None: left alone).
     """
 
     def __init__(
@@ -233,14 +232,13 @@ class AsyncGameStore:
         switch_interval: float | None = None,
         handover_interval: float | None = _gil.DEFAULT_EVERY,
         helper_niceness: int = 0,
-        helper_slice: float | None = None,
         loop_slice: float | None = None,
     ) -> None:
         if handover_interval is not None and handover_interval <= 0:
             raise ValueError("handover_interval must be > 0")
         self.sync = store
         self._handover = handover_interval
-        self._nice = _priority.target(helper_niceness, helper_slice)  # absolute: helpers inherit their creator's
+        self._nice = _priority.target(helper_niceness)  # absolute: helper threads inherit their creator's
         self._executor = executor
         self._own_executor = own_executor
         self._closed = False
@@ -505,7 +503,6 @@ def open_async(
     switch_interval: float | None = None,
     handover_interval: float | None = _gil.DEFAULT_EVERY,
     worker_niceness: int = _priority.DEFAULT_NICENESS,
-    worker_slice: float | None = _priority.DEFAULT_SLICE,
     loop_slice: float | None = None,
     **open_options: Any,
 ) -> _AwaitableContext:
@@ -540,18 +537,15 @@ def open_async(
     (background sealing, parallel compression, read-ahead) while they work
     for it.  The caller's own threads are never touched.
 
-    ``worker_slice`` (seconds, default 0.2 ms; None: off): the same threads
-    ask the kernel for this short a scheduler slice (Linux 6.12+ EEVDF, whose
-    default is 1.4 ms, 0.1..100 ms accepted): a thread is protected from
-    preemption for its slice, so the loop's thread, waking while one of them
-    runs, waits for a core at most about this long.  Where the kernel has no
-    per-thread slice, nothing changes.
-
-    ``loop_slice`` (seconds, opt-in; None: the default): while the store is
-    open, the thread that opens it (the event loop's) asks for this short a
-    slice too, so that when it wakes while any thread of the machine runs
-    with a longer one, the kernel lets it preempt that thread at once
-    (EEVDF's short-slice preemption); ``close()`` gives it its slice back.
+    ``loop_slice`` (seconds, opt-in, e.g. 0.0001; None: the default): while
+    the store is open, the thread that opens it (the event loop's) asks the
+    kernel for this short a scheduler slice (Linux 6.12+ EEVDF: 1.4 ms by
+    default, 0.1..100 ms accepted; :mod:`gamestore.priority`), so that when
+    it wakes while a thread with a longer slice runs (the program's own
+    threads at the loop's niceness, other processes), the kernel lets it
+    preempt that thread at once instead of after the rest of its slice;
+    ``close()`` gives it its slice back.  Where the kernel has no per-thread
+    slice, nothing changes.
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -561,8 +555,6 @@ def open_async(
         raise ValueError("handover_interval must be > 0")
     if not 0 <= worker_niceness <= 19:
         raise ValueError("worker_niceness must be in 0..19")
-    if worker_slice is not None:
-        _priority.check_slice(worker_slice, "worker_slice")
     if loop_slice is not None:
         _priority.check_slice(loop_slice, "loop_slice")
 
@@ -570,9 +562,9 @@ def open_async(
         pool = executor
         if pool is None:
             pool = ThreadPoolExecutor(workers, thread_name_prefix="gamestore", initializer=_priority.lower,
-                                      initargs=(worker_niceness, worker_slice))
+                                      initargs=(worker_niceness,))
         loop = asyncio.get_running_loop()
-        nice = _priority.target(worker_niceness, worker_slice)
+        nice = _priority.target(worker_niceness)
         try:
             store = await loop.run_in_executor(pool, _gil.wrap(_store.open, path, every=handover_interval,
                                                                nice=nice, **open_options))
@@ -584,8 +576,7 @@ def open_async(
         try:
             return AsyncGameStore(store, executor=pool, own_executor=executor is None, flush_interval=flush_interval,
                                   switch_interval=switch_interval, handover_interval=handover_interval,
-                                  helper_niceness=worker_niceness, helper_slice=worker_slice,
-                                  loop_slice=loop_slice)
+                                  helper_niceness=worker_niceness, loop_slice=loop_slice)
         except BaseException:
             store.close()
             if executor is None:

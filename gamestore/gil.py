@@ -222,7 +222,7 @@ def interval() -> float | None:
 
 def inherit(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn`` for a helper thread this thread starts: run marked as this thread is, and at the lower priority
-    (niceness, scheduler slice) this thread's call passes on (:func:`gamestore.priority.passing_on`); ``fn`` itself if neither applies.
+    this thread's call passes on (:func:`gamestore.priority.passing_on`); ``fn`` itself if neither applies.
 
     For work a marked call hands to other threads (sealing, parallel
     compression): unmarked, their Python code would keep the GIL from the
@@ -313,14 +313,12 @@ def wake(native_id: int) -> Callable[[], None]:
 
 
 class HandingOver(Generic[T]):
-    """``fn()`` run under :func:`handing_over` (``every`` None: not marked), the helper threads it starts
-    lowered to ``nice`` (niceness and slice, :class:`gamestore.priority.Target`; None: unchanged); what the async
-    API submits to its pool."""
+    """``fn()`` run under :func:`handing_over` (``every`` None: not marked), the helper threads it starts at
+    niceness ``nice`` (None: unchanged); what the async API submits to its pool."""
 
     __slots__ = ("__wrapped__", "every", "to", "nice")
 
-    def __init__(self, fn: Callable[[], T], every: float | None, to: int | None,
-                 nice: priority.Target | None = None) -> None:
+    def __init__(self, fn: Callable[[], T], every: float | None, to: int | None, nice: int | None = None) -> None:
         self.__wrapped__ = fn
         self.every = every
         self.to = to
@@ -335,14 +333,14 @@ class HandingOver(Generic[T]):
 
     def __repr__(self) -> str:
         every = "never" if self.every is None else f"every {self.every * 1000:g} ms"
-        return f"<HandingOver {every}, helpers at {self.nice}: {self.__wrapped__!r}>"
+        return f"<HandingOver {every}, helpers at niceness {self.nice}: {self.__wrapped__!r}>"
 
 
-def wrap(fn: Callable[..., T], *args: Any, every: float | None, nice: priority.Target | None = None,
+def wrap(fn: Callable[..., T], *args: Any, every: float | None, nice: int | None = None,
          **kwargs: Any) -> Callable[[], T]:
     """``fn(*args, **kwargs)`` as a no-argument callable for another thread, handing the GIL over to this one
-    (see :func:`handing_over`) every ``every`` s of work (None: never), the helper threads it starts lowered
-    to ``nice`` (:func:`inherit`, :func:`gamestore.priority.target`; None: unchanged)."""
+    (see :func:`handing_over`) every ``every`` s of work (None: never), the helper threads it starts at
+    niceness ``nice`` (:func:`inherit`, :func:`gamestore.priority.target`; None: unchanged)."""
     call: Callable[[], T] = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
     if every is None and nice is None:
         return call

@@ -25,15 +25,17 @@ only ever makes gamestore's own work yield to the program's.  A forked child
 of a lowered thread starts at the niceness the thread had before (where
 permitted).  Elsewhere than Linux all of this does nothing.
 
-A shorter scheduler slice (``worker_slice``): Linux 6.12 and later (EEVDF)
-give every thread a slice, 1.4 ms here by default, which a running thread
-is protected for: a waking thread, the event loop's included, waits for the
-rest of it (``RUN_TO_PARITY``) however nice the running thread is.  A thread
-may ask for its own slice between 0.1 and 100 ms (``sched_setattr``'s
-``sched_runtime`` for SCHED_OTHER, unprivileged, niceness kept); gamestore's
-threads ask for a short one alongside their niceness, and get their own back
-with it.  Where the kernel lacks the call, refuses it or ignores the value
-(before 6.12: it reads back unchanged), nothing is changed.
+The loop's own scheduler slice (``open_async(loop_slice=...)``, opt-in):
+Linux 6.12 and later (EEVDF) give every thread a slice, 1.4 ms here by
+default, and a running thread is protected from wake-up preemption for it;
+a waking thread whose own slice is shorter may preempt at once.  A thread may
+ask for its own slice between 0.1 and 100 ms (``sched_setattr``'s
+``sched_runtime`` for SCHED_OTHER, unprivileged, niceness kept):
+:func:`hold_slice` gives the loop's thread a short one while a store is
+open.  (gamestore's own threads keep the kernel's: shorter slices for them
+were measured not to help, and take the loop's advantage away.)  Where the
+kernel lacks the call, refuses it or ignores the value (before 6.12: it reads
+back unchanged), nothing is changed.
 """
 from __future__ import annotations
 
@@ -44,10 +46,10 @@ import struct
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator
 
-__all__ = ["SUPPORTED", "DEFAULT_NICENESS", "DEFAULT_SLICE", "MIN_SLICE", "MAX_SLICE", "Target", "lower", "target",
-           "lowered", "passing_on", "passed_on", "niceness", "slice_of", "set_slice", "check_slice", "hold_slice"]
+__all__ = ["SUPPORTED", "DEFAULT_NICENESS", "MIN_SLICE", "MAX_SLICE", "lower", "target", "lowered", "passing_on",
+           "passed_on", "niceness", "slice_of", "set_slice", "check_slice", "hold_slice"]
 
 #: Whether threads can be given their own niceness here (Linux).
 SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "setpriority")
@@ -55,24 +57,12 @@ SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "setpriority")
 #: The niceness open_async's pool and its helpers run at, relative to the process (``worker_niceness``).
 DEFAULT_NICENESS = 10
 
-#: The scheduler slice (seconds) open_async's pool and its helpers ask for (``worker_slice``); the kernel's
-#: default is 1.4 ms on 6.18 (EEVDF's ``base_slice``).
-DEFAULT_SLICE = 0.0002
-#: The range Linux accepts for a SCHED_OTHER thread's own slice.
+#: The range Linux accepts for a SCHED_OTHER thread's own scheduler slice (seconds).
 MIN_SLICE, MAX_SLICE = 0.0001, 0.1
 
 _MAX = 19
-_state = threading.local()  # .before: (niceness, slice in ns or None) this module moved the thread from
-#                                      (absent: untouched)
-#                              .pass_on: the Target helpers started by this thread's current call get (None: none)
-
-
-class Target(NamedTuple):
-    """What a gamestore thread is lowered to: an absolute niceness and a scheduler slice (either None: left
-    alone)."""
-
-    nice: int | None
-    slice: float | None  # seconds
+_state = threading.local()  # .before: the niceness this module moved the thread from (absent: untouched)
+#                              .pass_on: the niceness helpers started by this thread's current call get (0: none)
 
 
 def niceness(tid: int | None = None) -> int:
@@ -209,79 +199,51 @@ def _apply_hold(tid: int, entry: list[Any]) -> None:
         entry[2] = ns
 
 
-def _lower_to(nice: int | None, slice: float | None) -> tuple[int | None, int | None] | None:
-    """Move the calling thread to niceness ``nice`` (never higher priority) and slice ``slice`` (None: either
-    left alone); what it had before of what changed (None: nothing changed)."""
-    nice_before = slice_before = None
-    if nice is not None:
-        before = niceness()
-        if nice > before and _set(nice):
-            nice_before = before
-    if slice is not None:
-        before_ns = _slice_ns()
-        if before_ns is not None and before_ns != round(slice * 1e9) and _set_slice_ns(round(slice * 1e9)):
-            slice_before = before_ns
-    return None if nice_before is None and slice_before is None else (nice_before, slice_before)
-
-
-def _restore() -> None:
-    """Give the calling thread back what :func:`_lower_to` changed (its niceness where permitted)."""
-    nice, slice_ns = _state.before
-    if slice_ns is not None:
-        _set_slice_ns(slice_ns)
-    if nice is None or _set(nice):
-        del _state.before
-
-
-def lower(by: int, slice: float | None = None) -> None:
-    """Make the calling thread ``by`` steps nicer than it is and ask for a scheduler slice of ``slice`` seconds
-    (None: unchanged), for the rest of its life (a pool initializer).
+def lower(by: int) -> None:
+    """Make the calling thread ``by`` steps nicer than it is, for the rest of its life (a pool initializer).
 
     Meant for threads gamestore creates and owns; does nothing for ``by <= 0``
-    and no ``slice``, or where unsupported (and where not permitted).
+    or where unsupported (and where not permitted).
     """
-    if not SUPPORTED or hasattr(_state, "before"):
+    if by <= 0 or not SUPPORTED:
         return
-    before = _lower_to(min(_MAX, niceness() + by) if by > 0 else None, slice)
-    if before is not None:
+    before = niceness()
+    if _set(min(_MAX, before + by)) and not hasattr(_state, "before"):
         _state.before = before
 
 
-def target(by: int, slice: float | None = None) -> Target | None:
-    """The niceness ``by`` steps nicer than the calling thread's and the slice ``slice``, for :func:`passing_on`
-    (None: ``by <= 0`` and no slice, or unsupported): helper threads inherit their creator's niceness, so the
-    target's is absolute."""
-    if not SUPPORTED:
+def target(by: int) -> int | None:
+    """The niceness ``by`` steps nicer than the calling thread's (None: ``by <= 0`` or unsupported), for
+    :func:`passing_on`: helper threads inherit their creator's niceness, so the target is absolute."""
+    if by <= 0 or not SUPPORTED:
         return None
-    nice = min(_MAX, niceness() + by) if by > 0 else None
-    if slice is not None and _slice_ns() is None:
-        slice = None  # threads have no slice of their own here
-    return None if nice is None and slice is None else Target(nice, slice)
+    return min(_MAX, niceness() + by)
 
 
 @contextmanager
-def lowered(to: Target | None) -> Iterator[None]:
-    """Within the block, the calling thread (a gamestore helper) runs at niceness ``to.nice`` at least and with
-    slice ``to.slice`` (None: unchanged); restored after (its niceness where permitted)."""
+def lowered(to: int | None) -> Iterator[None]:
+    """Within the block, the calling thread (a gamestore helper) runs at niceness ``to`` at least (None:
+    unchanged); restored after where permitted."""
     if to is None or not SUPPORTED or hasattr(_state, "before"):  # unchanged, or lowered already (a pool thread)
         yield
         return
-    before = _lower_to(to.nice, to.slice)
-    if before is None:
+    before = niceness()
+    if not _set(max(to, before)):
         yield
         return
     _state.before = before
     try:
         yield
     finally:
-        _restore()
+        if _set(before):
+            del _state.before
 
 
 @contextmanager
-def passing_on(to: Target | None) -> Iterator[None]:
-    """Within the block, helper threads this thread starts through :func:`gamestore.gil.inherit` run lowered to
-    ``to`` (see :func:`target`; None: unchanged); the calling thread itself is left alone (it may be the
-    caller's)."""
+def passing_on(to: int | None) -> Iterator[None]:
+    """Within the block, helper threads this thread starts through :func:`gamestore.gil.inherit` run at
+    niceness ``to`` (see :func:`target`; None: unchanged); the calling thread itself is left alone (it may
+    be the caller's)."""
     saved = getattr(_state, "pass_on", None)
     _state.pass_on = to
     try:
@@ -290,18 +252,28 @@ def passing_on(to: Target | None) -> Iterator[None]:
         _state.pass_on = saved
 
 
-def passed_on() -> Target | None:
+def passed_on() -> int | None:
     """What :func:`passing_on` set for the calling thread (None: nothing)."""
     return getattr(_state, "pass_on", None)
+
+
+def _before_fork() -> None:
+    _state.forking = threading.get_native_id()
 
 
 def _after_fork_in_child() -> None:
     # The child's one thread is the one that forked; a niceness this module gave that thread is not the child's
     # to keep (a worker process forked from a pool call would otherwise run nicer than its parent).
-    if hasattr(_state, "before"):
-        _restore()
+    before = getattr(_state, "before", None)
+    if before is not None and _set(before):
+        del _state.before
     _state.pass_on = None
+    # a slice held for the forking thread (a loop that forks) is not the child's either; the other threads are gone
+    entry = _holds.get(getattr(_state, "forking", -1))
+    _holds.clear()
+    if entry is not None and _slice_ns() == entry[2]:
+        _set_slice_ns(entry[0])
 
 
 if SUPPORTED:
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

@@ -159,7 +159,7 @@ def test_without_thread_priorities_nothing_is_touched(monkeypatch):
     base = nice()
     monkeypatch.setattr(priority, "SUPPORTED", False)
     assert priority.target(5) is None
-    with priority.lowered(priority.Target(15, None)):
+    with priority.lowered(15):
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
     assert priority.niceness() == 0
 
