@@ -40,6 +40,9 @@ _MAX_OPEN = 48  # open shard files per reader (a window and the next, read ahead
 _MAX_OPEN_REMOTE = 16  # object storage: each open shard holds its moves file in memory (the stream reads ~8 side by side)
 _MAX_SOURCES = 48  # decoded moves batches kept (a window of 16,384 positions reads ~17)
 _MAX_AHEAD = 64  # moves batches decoded ahead and not yet read (the stream reads ahead one window)
+#: read-ahead threads: zstd runs without the GIL, so two decode a window in about half the time (an epoch's first
+#: window is decoded before its first batch, with nothing to overlap it)
+_DECODERS = 2
 _DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requests are latency-bound)
 
 
@@ -104,16 +107,18 @@ class _Shard:
 
     def batch(self, index: int, vectors: Mapping[str, VectorSpec] | None = None) -> "pa.RecordBatch | Decoded":
         """Moves batch ``index``: decoded directly when it can be (``vectors``: the plan's), else Arrow's batch."""
-        with self.lock:  # a file reader is not safe for concurrent use (read-ahead thread)
-            if self.direct is not None and vectors is not None:
-                if self.verifier is not None:
-                    self.verifier.check(index)
-                try:
-                    return self.direct.read(index, dict(vectors))
-                except Unsupported:
-                    pass  # a batch laid out otherwise than gamestore writes: Arrow's reader below
-                except (Damaged, ValueError, IndexError) as exc:
-                    raise ShardCorruptError(f"{MOVES_FILE} batch {index} unreadable: {exc}", shard_id=self.shard_id) from None
+        # the direct decoder only reads the mapped file (its caches are filled idempotently): the read-ahead
+        # threads decode batches of one shard side by side
+        if self.direct is not None and vectors is not None:
+            if self.verifier is not None:
+                self.verifier.check(index)
+            try:
+                return self.direct.read(index, dict(vectors))
+            except Unsupported:
+                pass  # a batch laid out otherwise than gamestore writes: Arrow's reader below
+            except (Damaged, ValueError, IndexError) as exc:
+                raise ShardCorruptError(f"{MOVES_FILE} batch {index} unreadable: {exc}", shard_id=self.shard_id) from None
+        with self.lock:  # Arrow's file reader is not safe for concurrent use (read-ahead threads)
             return self._checked(self.reader, index)
 
     def _checked(self, reader: ipc.RecordBatchFileReader, index: int) -> pa.RecordBatch:
@@ -194,7 +199,7 @@ class SegmentReader:
         work on the current window (batches decoded and not yet read: at most ``_MAX_AHEAD``).
         """
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gamestore-readahead")
+            self._pool = ThreadPoolExecutor(_DECODERS, thread_name_prefix="gamestore-readahead")
         if not self.storage.local:
             self._download_ahead(plan, segments)
         shard_of, batch_of, ahead = plan.unit_shard, plan.unit_batch, self._ahead
