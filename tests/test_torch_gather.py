@@ -62,6 +62,37 @@ def test_gathers_equal_the_reference(dtype):
     assert gather.fill_policy(srcs, *empty, 4, np.dtype(dtype), fast=fast, tables=tables)[0].shape == (0, 4)
 
 
+@pytest.mark.parametrize("width", [4, 2, 0])
+def test_head_equals_the_reference(width):
+    fast = _compiled()
+    rng = np.random.default_rng(5)
+    srcs = [_source(rng, r, np.float32, nulls=False) for r in (50, 1, 300, 17)]
+    for s in srcs:  # players 1-4, some null (-1), some past the value slots
+        s.player[:] = rng.integers(-1, 6, s.player.size)
+    ngames = 9
+    value = rng.standard_normal((ngames, width)).astype(np.float32)
+    games = {"players": rng.integers(2, 5, ngames), "winner": rng.integers(-1, 5, ngames), "value": value,
+             "present": rng.random((ngames, width)) > 0.4}  # fmt: skip
+    part = rng.integers(0, len(srcs), 400).astype(np.int32)
+    row = np.array([rng.integers(0, srcs[p].lens.size) for p in part], dtype=np.int64)
+    game = rng.integers(0, ngames, part.size)
+    tables = gather.addresses(srcs, [])
+    want = gather.fill_head(srcs, part, row, game, games, 1)
+    got = gather.fill_head(srcs, part, row, game, games, 1, fast=fast, tables=tables)
+    for w, g in zip(want, got):
+        assert w.dtype == g.dtype and w.shape == g.shape
+        np.testing.assert_array_equal(w, g)
+    head, _, _, mover, has_policy, lens = want
+    assert head[0].tolist() == [int(srcs[p].number[r]) for p, r in zip(part, row)]
+    assert lens.tolist() == [int(srcs[p].lens[r]) for p, r in zip(part, row)] and (has_policy == (lens > 0)).all()
+    inside = (head[1] >= 1) & (head[1] <= width)
+    assert (mover[~inside] == 0).all() and (mover[inside] == value[game[inside], head[1][inside] - 1]).all()
+    with pytest.raises(IndexError):
+        gather.fill_head(srcs, part, row, game + ngames, games, 1, fast=fast, tables=tables)
+    empty = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    assert gather.fill_head(srcs, *empty, games, 1, fast=fast, tables=tables)[0].shape == (4, 0)
+
+
 def test_datasets_equal_on_both_gathers(tmp_path):
     _compiled()
     with gamestore.open(tmp_path / "s", shard_moves=1500, batch_rows=200, fsync=False) as store:

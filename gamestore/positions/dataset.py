@@ -14,7 +14,7 @@ from . import shared
 from .batch import TORCH_DTYPES, Batch
 from .buffer import Window, stream
 from .decode import SegmentReader
-from .gather import Source, addresses, compiled, copy_rows, fill_policy
+from .gather import Source, addresses, compiled, copy_rows, fill_head, fill_policy
 from .plan import (
     TAG_BUFFER,
     Plan,
@@ -38,8 +38,6 @@ STATE_VERSION = 1
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _READ_AHEAD = 3  # at least this many moves batches decompressed ahead on a helper thread
-#: the per-position tensors that come first in a batch, after game_id and board_type
-_HEAD = ("move_number", "player", "num_players", "winner", "value", "value_mask", "value_mover")
 
 
 class PositionDataset(IterableDataset[Any]):
@@ -392,7 +390,7 @@ class PositionDataset(IterableDataset[Any]):
 
     # -- batch assembly -------------------------------------------------------------------------
     def _window_columns(self, win: Window, plan: Plan, fast: Any) -> dict[str, Any]:
-        """The window's per-position columns in stream order (once per window; a batch takes slices)."""
+        """The window's per-position indices and objects in stream order (once per window; a batch takes slices)."""
         cols = win.cache
         if cols:
             return cols
@@ -408,42 +406,30 @@ class PositionDataset(IterableDataset[Any]):
         cols["part"] = win.part
         cols["row"] = per_part(lambda p: p.rows)
         cols["game"] = games = per_part(lambda p: p.games)
-        cols["lens"] = lens = per_part(lambda p: p.src.lens[p.rows], np.int32).astype(np.int32, copy=False)
         cols["game_id"] = plan.game_ids[games]
         cols["board"] = boards = plan.game_board[games]
         cols["board_type"] = self._plan_tables(plan)["boards"][boards]
         # in a worker whose training process holds the plan's tables: batches travel with indices, not strings (a
         # transform may change the arrays in place: then by value)
         cols["codes"] = plan.token if self.transform is None and shared.parent_tables(plan.token) else None
-        player = per_part(lambda p: p.src.player[p.rows]).astype(np.int64, copy=False)
-        # the batch's tensors, in key order: one tensor per window, a batch slices them
-        tensors = {
-            "move_number": per_part(lambda p: p.src.number[p.rows]).astype(np.int64, copy=False),
-            "player": player,
-            "num_players": self._plan_tables(plan)["players"][games],
-            "winner": self._plan_tables(plan)["winner"][games],
-        }
-        tensors.update(self._value_targets(player, games, plan))
-        tensors["has_policy"] = lens > 0
-        # numpy: a batch's tensor is torch.from_numpy of a slice (cheaper than slicing a tensor)
-        cols["tensors"] = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        cols["objects"] = {}
+        # the extra columns: numeric ones as one array per window (a batch's tensor is torch.from_numpy of a slice)
+        cols["tensors"], cols["objects"] = {}, {}
         for name in self._columns:
             col = per_part(lambda p: p.src.extra[name][p.rows], object)
-            if col.dtype == object:
-                cols["objects"][name] = col
-            else:
-                cols["tensors"][name] = np.ascontiguousarray(col)
+            cols["objects" if col.dtype == object else "tensors"][name] = np.ascontiguousarray(col)
         return cols
 
     def _plan_tables(self, plan: Plan) -> dict[str, np.ndarray]:
-        """Per-game lookups of ``plan`` as the batch dtypes (cached per plan)."""
+        """Per-game lookups of ``plan`` as the batch dtypes (cached per plan): see :func:`gather.fill_head`."""
         cache = self._table_cache
         if cache is None or cache[0] is not plan:
+            value, present = self._game_values(plan)
             cache = self._table_cache = (plan, {
                 "boards": np.asarray(plan.boards + [None], dtype=object),  # board index -1 -> None
-                "players": plan.game_players.astype(np.int64),
-                "winner": plan.game_winner.astype(np.int64),
+                "players": np.ascontiguousarray(plan.game_players, dtype=np.int64),
+                "winner": np.ascontiguousarray(plan.game_winner, dtype=np.int64),
+                "value": value,
+                "present": present,
             })
         return cache[1]
 
@@ -451,14 +437,17 @@ class PositionDataset(IterableDataset[Any]):
         """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source."""
         w = self._window_columns(win, plan, fast)
         srcs, tables = w["srcs"], w["tables"]
-        part, row, lens = w["part"][a:b], w["row"][a:b], w["lens"][a:b]
+        part, row = w["part"][a:b], w["row"][a:b]
+        head, value, value_mask, mover, has_policy, lens = fill_head(
+            srcs, part, row, w["game"][a:b], self._plan_tables(plan), self._first_player, fast=fast, tables=tables
+        )
         widest = int(lens.max()) if b > a else 0
         width = widest
         if self.max_candidates is not None:
             if widest > self.max_candidates:
-                i = a + int(np.argmax(lens))
+                i = int(np.argmax(lens))
                 raise DatasetError(
-                    f"game {w['game_id'][i]!r} move {int(w['tensors']['move_number'][i])}: {widest} policy"
+                    f"game {w['game_id'][a + i]!r} move {int(head[0, i])}: {widest} policy"
                     f" candidates, more than max_candidates={self.max_candidates}"
                 )
             width = self.max_candidates
@@ -468,12 +457,12 @@ class PositionDataset(IterableDataset[Any]):
             raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
         tensors, tensor = w["tensors"], torch.from_numpy
         items: dict[str, Any] = {"game_id": w["game_id"][a:b], "board_type": w["board_type"][a:b]}
-        for key in _HEAD:
-            items[key] = tensor(tensors[key][a:b])
-        items["policy_index"] = torch.from_numpy(index)
-        items["policy_prob"] = torch.from_numpy(prob)
-        items["policy_mask"] = torch.from_numpy(mask)
-        items["has_policy"] = tensor(tensors["has_policy"][a:b])
+        items["move_number"], items["player"], items["num_players"], items["winner"] = map(tensor, head)
+        items["value"], items["value_mask"], items["value_mover"] = tensor(value), tensor(value_mask), tensor(mover)
+        items["policy_index"] = tensor(index)
+        items["policy_prob"] = tensor(prob)
+        items["policy_mask"] = tensor(mask)
+        items["has_policy"] = tensor(has_policy)
         for name, spec in plan.vectors.items():
             vals, ok = copy_rows(srcs, name, part, row, spec.shape, fast=fast, tables=tables)
             items[f"vec_{name}"] = torch.from_numpy(vals)
@@ -523,19 +512,6 @@ class PositionDataset(IterableDataset[Any]):
         value = np.where(present, np.where(winner >= fp, np.where(number == winner, win, loss), draw), 0.0)
         self._value_cache = (plan, value.astype(np.float32), present)
         return self._value_cache[1], self._value_cache[2]
-
-    def _value_targets(self, player: np.ndarray, games: np.ndarray, plan: Plan) -> dict[str, np.ndarray]:
-        table, slots = self._game_values(plan)
-        value = np.take(table, games, axis=0)
-        present = np.take(slots, games, axis=0)
-        width = table.shape[1]
-        slot = player - self._first_player
-        ok = (slot >= 0) & (slot < width)
-        if width:
-            mover = np.where(ok, value[np.arange(slot.size), np.clip(slot, 0, width - 1)], 0.0).astype(np.float32)
-        else:
-            mover = np.zeros(slot.size, dtype=np.float32)
-        return {"value": value, "value_mask": present, "value_mover": mover}
 
     # -- pickling and cleanup ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

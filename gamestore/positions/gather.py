@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_policy", "copy_rows", "compiled", "addresses", "source_addresses"]
+__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "addresses", "source_addresses"]
 
 #: policy index of a key missing from ``action_map`` while ``unknown_keys="error"`` (reported, never yielded)
 UNKNOWN_KEY = -3
@@ -44,10 +44,10 @@ class Source:
         extra: dict[str, np.ndarray],
     ) -> None:
         self.keep = keep  # the Arrow batch the views read
-        self.number = number  # int [rows]
-        self.player = player  # int [rows], -1 when null
+        self.number = np.ascontiguousarray(number, dtype=np.int32)  # int32 [rows] (the stored column's type)
+        self.player = np.ascontiguousarray(player, dtype=np.int64)  # int64 [rows], -1 when null
         self.off = off  # int32 [rows + 1]: policy list offsets
-        self.lens = lens  # int32 [rows]: policy entries (0 for a null policy)
+        self.lens = np.ascontiguousarray(lens, dtype=np.int32)  # int32 [rows]: policy entries (0 for a null policy)
         self.code = code  # int32 [entries]: action id >= 0, -2 - key table id, -1 none
         self.index = index  # int64 [entries]: action id, action_map[key], -1, or UNKNOWN_KEY
         self.prob = prob  # [entries], the dataset's probability dtype
@@ -87,7 +87,8 @@ def source_addresses(src: Source, vectors: Sequence[str]) -> dict[str, int]:
     never change; a read-ahead thread can take them before the batch is needed)."""
     got = src.addr
     if not got:
-        got.update(off=_address(src.off), index=_address(src.index), prob=_address(src.prob))
+        got.update(off=_address(src.off), index=_address(src.index), prob=_address(src.prob),
+                   number=_address(src.number), player=_address(src.player), lens=_address(src.lens))
     for name in vectors:
         if f"vec_{name}" not in got:
             vals, valid = src.vectors[name]
@@ -98,8 +99,46 @@ def source_addresses(src: Source, vectors: Sequence[str]) -> dict[str, int]:
 def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.ndarray]:
     """Per source, the address of each array the compiled gathers read (once per window; the sources keep them alive)."""
     each = [source_addresses(s, vectors) for s in srcs]
-    names = ["off", "index", "prob"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
+    names = ["off", "index", "prob", "number", "player", "lens"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
     return {k: np.fromiter((a[k] for a in each), dtype=np.int64, count=len(each)) for k in names}
+
+
+def fill_head(
+    srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, game: np.ndarray, games: dict[str, np.ndarray],
+    first_player: int, *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The per-position columns of positions ``(part, row)`` of games ``game`` (indices into ``games``' tables).
+
+    ``games``: ``players``, ``winner`` (int64 [G]), ``value`` (float32 [G, P]) and ``present`` (bool [G, P]).
+    Returns ``(head, value, value_mask, value_mover, has_policy, lens)``: ``head`` int64 [4, n] holds the move
+    number, player, number of players and winner; ``value``/``value_mask`` the game's rows; ``value_mover`` the
+    value of slot ``player - first_player`` (0 outside the slots); ``lens`` the policy entries (int32).
+    """
+    n = part.size
+    width = games["value"].shape[1]
+    head = np.empty((4, n), dtype=np.int64)
+    value = np.empty((n, width), dtype=np.float32)
+    value_mask = np.empty((n, width), dtype=bool)
+    mover = np.empty(n, dtype=np.float32)
+    has_policy = np.empty(n, dtype=bool)
+    lens = np.empty(n, dtype=np.int32)
+    if fast is not None:
+        t = tables if tables is not None else addresses(srcs, ())
+        fast.fill_head(t["number"], t["player"], t["lens"], part, row, game, games["players"], games["winner"],
+                       games["value"], games["present"], first_player, head, value, value_mask, mover, has_policy, lens)
+        return head, value, value_mask, mover, has_policy, lens
+    for p in np.unique(part):
+        sel = np.flatnonzero(part == p)
+        src, r = srcs[int(p)], row[sel]
+        head[0, sel], head[1, sel], lens[sel] = src.number[r], src.player[r], src.lens[r]
+    head[2], head[3] = games["players"][game], games["winner"][game]
+    value[...] = np.take(games["value"], game, axis=0)
+    value_mask[...] = np.take(games["present"], game, axis=0)
+    slot = head[1] - first_player
+    ok = (slot >= 0) & (slot < width)
+    mover[...] = np.where(ok, value[np.arange(n), np.clip(slot, 0, width - 1)], 0.0) if width else 0.0
+    has_policy[...] = lens > 0
+    return head, value, value_mask, mover, has_policy, lens
 
 
 def fill_policy(
