@@ -23,6 +23,15 @@ cdef extern from *:
 DEF AHEAD = 8
 
 
+def address(a):
+    """The data address of ndarray ``a`` (0 for None)."""
+    if a is None:
+        return 0
+    if not isinstance(a, cnp.ndarray):
+        raise TypeError("address: expected an ndarray")
+    return <intptr_t> cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
 cdef inline void _check(cnp.ndarray a, int typenum, int ndim, str name) except *:
     if cnp.PyArray_TYPE(a) != typenum or cnp.PyArray_NDIM(a) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise TypeError(f"{name}: expected a C-contiguous {ndim}-d array of numpy type {typenum}")

@@ -119,3 +119,11 @@ def test_datasets_equal_on_both_gathers(tmp_path):
                         assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
                     else:
                         assert a[k].tolist() == b[k].tolist(), k
+
+
+def test_address_is_the_data_pointer():
+    fast = _compiled()
+    a = np.arange(10, dtype=np.int64)[3:]
+    assert fast.address(a) == a.__array_interface__["data"][0] and fast.address(None) == 0
+    with pytest.raises(TypeError):
+        fast.address(b"bytes")

@@ -31,7 +31,7 @@ from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
 from .direct import Decoded, DirectDecoder
-from .gather import UNKNOWN_KEY, Part, Source, source_addresses
+from .gather import UNKNOWN_KEY, Part, Source, compiled, source_addresses
 from .plan import Plan
 
 __all__ = ["SegmentReader"]
@@ -88,6 +88,7 @@ class _Shard:
         self._policy_reader: ipc.RecordBatchFileReader | None = None
         self.lock = threading.Lock()
         self.key_map = np.zeros(0, dtype=np.int32)  # dictionary index -> -2 - key table id
+        self.key_index: np.ndarray | None = None  # dictionary index -> policy index (see _key_index)
         # the columns PositionDataset reads, decoded without Arrow arrays (None: Arrow's reader for every batch)
         self.direct: DirectDecoder | None = None
         if direct:
@@ -230,7 +231,8 @@ class SegmentReader:
         if not isinstance(got, Decoded):
             return got
         src = self._direct_source(sh, got, plan, lookup)
-        source_addresses(src, list(plan.vectors))  # here, off the training thread
+        if compiled() is not None:
+            source_addresses(src, list(plan.vectors))  # here, off the training thread
         return src
 
     def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Source":
@@ -297,21 +299,27 @@ class SegmentReader:
         """A source from a directly decoded batch (:mod:`gamestore.positions.direct`); ``lookup``: :meth:`_lookup`
         taken after ``sh``'s keys were added (this runs on the read-ahead thread: it changes no reader state)."""
         entries = dec.prob.size
+        index: np.ndarray | None = None
         if dec.key is None:
             code = dec.action if dec.action is not None else np.full(entries, -1, np.int32)
         else:
             kidx = dec.key
             if kidx.size and int(kidx.max()) >= len(sh.key_map):
                 raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
-            keyed = sh.key_map[np.maximum(kidx, 0)]
-            act = dec.action if dec.action is not None else np.int32(-1)
-            code = np.where(kidx >= 0, keyed, act) if (dec.action is not None or (kidx < 0).any()) else keyed
+            if dec.action is None and not (kidx.size and int(kidx.min()) < 0):  # every entry keyed (RingRift's)
+                code = sh.key_map[kidx]
+                index = _key_index(sh, lookup)[kidx]  # the key's policy index in one gather
+            else:
+                keyed = sh.key_map[np.maximum(kidx, 0)]
+                act = dec.action if dec.action is not None else np.int32(-1)
+                code = np.where(kidx >= 0, keyed, act)
         code = np.ascontiguousarray(code, dtype=np.int32)
         prob = dec.prob
         if dec.prob64 is not None:
             valid, p64 = dec.prob64
             prob = np.where(valid, p64.astype(self.prob_dtype), prob)
-        index = _policy_index(code, lookup)
+        if index is None:
+            index = _policy_index(code, lookup)
         return Source(
             keep=dec,
             number=dec.number,
@@ -389,6 +397,15 @@ class SegmentReader:
             prob = np.where(valid, pc.fill_null(prob64, 0.0).to_numpy().astype(self.prob_dtype), prob)
         code = np.ascontiguousarray(code, dtype=np.int32)
         return code, np.ascontiguousarray(prob, dtype=self.prob_dtype)
+
+
+def _key_index(sh: _Shard, lookup: np.ndarray) -> np.ndarray:
+    """Per entry of ``sh``'s key dictionary its policy index (``lookup`` of its key table id; composed once per shard:
+    a shard's keys and their ids never change, and ``lookup`` holds them from the shard's opening on)."""
+    got = sh.key_index
+    if got is None or got.size != sh.key_map.size:
+        got = sh.key_index = lookup[-2 - sh.key_map.astype(np.int64)]
+    return got
 
 
 def _policy_index(code: np.ndarray, lookup: np.ndarray) -> np.ndarray:

@@ -215,10 +215,10 @@ class DirectDecoder:
             player[~_bits(get(pb), rows)] = -1
         out.player = player
         off = _values(get(qb + 1), np.int32, rows + 1)
-        if rows and (off[0] < 0 or off[-1] > entries or (np.diff(off) < 0).any()):
+        lens = off[1:] - off[:-1]  # int32
+        if rows and (off[0] < 0 or off[-1] > entries or int(lens.min()) < 0):
             raise Damaged("policy list offsets out of order or outside the entries")
         out.off = off
-        lens = np.diff(off).astype(np.int32)
         if r.list_nulls:
             lens[~_bits(get(qb), rows)] = 0
         out.lens = lens
