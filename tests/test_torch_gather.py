@@ -79,10 +79,11 @@ def test_head_equals_the_reference(width):
     tables = gather.addresses(srcs, [])
     want = gather.fill_head(srcs, part, row, game, games, 1)
     got = gather.fill_head(srcs, part, row, game, games, 1, fast=fast, tables=tables)
-    for w, g in zip(want, got):
+    assert want[6] == got[6] == int(want[5].max()) and type(got[6]) is int
+    for w, g in zip(want[:6], got[:6]):
         assert w.dtype == g.dtype and w.shape == g.shape
         np.testing.assert_array_equal(w, g)
-    head, _, _, mover, has_policy, lens = want
+    head, _, _, mover, has_policy, lens, _ = want
     assert head[0].tolist() == [int(srcs[p].number[r]) for p, r in zip(part, row)]
     assert lens.tolist() == [int(srcs[p].lens[r]) for p, r in zip(part, row)] and (has_policy == (lens > 0)).all()
     inside = (head[1] >= 1) & (head[1] <= width)
@@ -90,7 +91,9 @@ def test_head_equals_the_reference(width):
     with pytest.raises(IndexError):
         gather.fill_head(srcs, part, row, game + ngames, games, 1, fast=fast, tables=tables)
     empty = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    assert gather.fill_head(srcs, *empty, games, 1, fast=fast, tables=tables)[0].shape == (4, 0)
+    for fast_or_none in (fast, None):
+        got = gather.fill_head(srcs, *empty, games, 1, fast=fast_or_none, tables=tables)
+        assert got[0].shape == (4, 0) and got[6] == 0
 
 
 def test_datasets_equal_on_both_gathers(tmp_path):

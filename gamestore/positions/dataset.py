@@ -317,6 +317,7 @@ class PositionDataset(IterableDataset[Any]):
             self._reader = SegmentReader(
                 self._path, policy_only=self.policy_only, columns=self._columns, prob_dtype=self._policy_dtype,
                 action_map=self._action_map, unknown_keys=self._unknown_keys,
+                decoders=1 if get_worker_info() is not None else 2,  # DataLoader workers already decode side by side
             )
             self._reader_pid = os.getpid()
         return self._reader
@@ -438,10 +439,9 @@ class PositionDataset(IterableDataset[Any]):
         w = self._window_columns(win, plan, fast)
         srcs, tables = w["srcs"], w["tables"]
         part, row = w["part"][a:b], w["row"][a:b]
-        head, value, value_mask, mover, has_policy, lens = fill_head(
+        head, value, value_mask, mover, has_policy, lens, widest = fill_head(
             srcs, part, row, w["game"][a:b], self._plan_tables(plan), self._first_player, fast=fast, tables=tables
         )
-        widest = int(lens.max()) if b > a else 0
         width = widest
         if self.max_candidates is not None:
             if widest > self.max_candidates:

@@ -40,7 +40,7 @@ _MAX_OPEN = 48  # open shard files per reader (a window and the next, read ahead
 _MAX_OPEN_REMOTE = 16  # object storage: each open shard holds its moves file in memory (the stream reads ~8 side by side)
 _MAX_SOURCES = 48  # decoded moves batches kept (a window of 16,384 positions reads ~17)
 _MAX_AHEAD = 64  # moves batches decoded ahead and not yet read (the stream reads ahead one window)
-#: read-ahead threads: zstd runs without the GIL, so two decode a window in about half the time (an epoch's first
+#: read-ahead threads by default: zstd runs without the GIL, so two decode a window in less time (an epoch's first
 #: window is decoded before its first batch, with nothing to overlap it)
 _DECODERS = 2
 _DOWNLOADS = 4  # object storage: moves files downloaded ahead at once (the requests are latency-bound)
@@ -146,8 +146,10 @@ class SegmentReader:
         prob_dtype: type = np.float32,
         action_map: Mapping[Any, int] | None = None,
         unknown_keys: str = "ignore",
+        decoders: int = _DECODERS,
     ) -> None:
         self.storage = Storage.from_location(root)
+        self.decoders = max(1, int(decoders))  # read-ahead threads
         self.prob_dtype = np.dtype(prob_dtype)
         self.policy_only = policy_only
         self.extra = list(columns)
@@ -200,7 +202,7 @@ class SegmentReader:
         work on the current window (batches decoded and not yet read: at most ``_MAX_AHEAD``).
         """
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(_DECODERS, thread_name_prefix="gamestore-readahead")
+            self._pool = ThreadPoolExecutor(self.decoders, thread_name_prefix="gamestore-readahead")
         if not self.storage.local:
             self._download_ahead(plan, segments)
         shard_of, batch_of, ahead = plan.unit_shard, plan.unit_batch, self._ahead

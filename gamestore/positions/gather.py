@@ -108,13 +108,14 @@ def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.nd
 def fill_head(
     srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, game: np.ndarray, games: dict[str, np.ndarray],
     first_player: int, *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The per-position columns of positions ``(part, row)`` of games ``game`` (indices into ``games``' tables).
 
     ``games``: ``players``, ``winner`` (int64 [G]), ``value`` (float32 [G, P]) and ``present`` (bool [G, P]).
-    Returns ``(head, value, value_mask, value_mover, has_policy, lens)``: ``head`` int64 [4, n] holds the move
-    number, player, number of players and winner; ``value``/``value_mask`` the game's rows; ``value_mover`` the
-    value of slot ``player - first_player`` (0 outside the slots); ``lens`` the policy entries (int32).
+    Returns ``(head, value, value_mask, value_mover, has_policy, lens, widest)``: ``head`` int64 [4, n] holds the
+    move number, player, number of players and winner; ``value``/``value_mask`` the game's rows; ``value_mover``
+    the value of slot ``player - first_player`` (0 outside the slots); ``lens`` the policy entries (int32) and
+    ``widest`` their maximum (0 for no positions).
     """
     n = part.size
     width = games["value"].shape[1]
@@ -126,9 +127,10 @@ def fill_head(
     lens = np.empty(n, dtype=np.int32)
     if fast is not None:
         t = tables if tables is not None else addresses(srcs, ())
-        fast.fill_head(t["number"], t["player"], t["lens"], part, row, game, games["players"], games["winner"],
-                       games["value"], games["present"], first_player, head, value, value_mask, mover, has_policy, lens)
-        return head, value, value_mask, mover, has_policy, lens
+        widest = fast.fill_head(t["number"], t["player"], t["lens"], part, row, game, games["players"], games["winner"],
+                                games["value"], games["present"], first_player, head, value, value_mask, mover, has_policy,
+                                lens)  # fmt: skip
+        return head, value, value_mask, mover, has_policy, lens, widest
     for p in np.unique(part):
         sel = np.flatnonzero(part == p)
         src, r = srcs[int(p)], row[sel]
@@ -140,7 +142,7 @@ def fill_head(
     ok = (slot >= 0) & (slot < width)
     mover[...] = np.where(ok, value[np.arange(n), np.clip(slot, 0, width - 1)], 0.0) if width else 0.0
     has_policy[...] = lens > 0
-    return head, value, value_mask, mover, has_policy, lens
+    return head, value, value_mask, mover, has_policy, lens, int(lens.max()) if n else 0
 
 
 def fill_policy(
