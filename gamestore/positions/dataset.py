@@ -350,7 +350,7 @@ class PositionDataset(IterableDataset[Any]):
         progress: dict[str, Any] = {"num_workers": num_workers, "batches": {worker: skip}}
         self._progress = progress
         position = {seg: i for i, seg in enumerate(segments)}
-        # read ahead a whole window (local stores): the helper thread decodes the next window while this one is cut
+        # read ahead a whole window (local stores): the helper threads decode the next window while this one is cut
         # into batches; object storage keeps a few batches ahead (a shard's file is downloaded whole)
         ends = np.cumsum([hi - lo for _, lo, hi in segments], dtype=np.int64)
         ahead = max(self.buffer_size, self.batch_size) if self.shuffle and reader.storage.local else 0

@@ -6,9 +6,10 @@ workers never need a catalog or a DuckDB connection.  A segment reads as a
 :class:`~gamestore.positions.gather.Source` (the batch's columns, decoded once
 per batch), which the dataset gathers into padded batches.  Batches are
 decoded by :mod:`gamestore.positions.direct` (only the buffers a dataset
-reads, one zstd call without the GIL, numpy views), on a read-ahead thread
-that also turns them into sources; Arrow's IPC reader serves a batch laid
-out otherwise and datasets reading extra ``columns``.
+reads, one zstd call without the GIL, numpy views), on read-ahead threads
+that also turn them into sources (two, side by side even within one shard;
+one in a DataLoader worker); Arrow's IPC reader serves a batch laid out
+otherwise and datasets reading extra ``columns``.
 """
 from __future__ import annotations
 

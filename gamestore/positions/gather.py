@@ -5,8 +5,12 @@ move number, player and policy length; per policy entry the final index
 and probability; per vector its rows.  Numpy views of the Arrow buffers
 where they can be, computed once per record batch.  A :class:`Part` is the
 positions of one plan segment: rows of one source.  A batch is a list of
-``(part, position)`` pairs; :func:`fill_policy` and :func:`copy_rows` copy
-its padded policy and vector rows straight from the sources.
+``(part, position)`` pairs; :func:`fill_head` fills its per-position columns
+(move number, player, the game's players, winner and value targets, policy
+lengths) in one pass, :func:`fill_policy` and :func:`copy_rows` copy its
+padded policy and vector rows straight from the sources.  The compiled loops
+prefetch the source rows a few positions ahead (a shuffled window's rows
+lie at random in ~5 MB of sources: each read would be a cache miss).
 
 Two implementations of the gathers: the numpy reference below (the spec)
 and the compiled loops of ``_ext/_positions.pyx``, used when the compiled
