@@ -20,7 +20,7 @@ vector fields) and ``_encode_columns.pxi`` (policies and search statistics in
 column form).  This file holds the layout and the ``MoveEncoder`` driver.
 """
 from libc.math cimport isfinite
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_Size

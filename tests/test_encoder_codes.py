@@ -143,3 +143,13 @@ class _Key(str):
 ])
 def test_positions_walked_as_the_reference_reads_them(position):
     assert_same_outcome([[{"to": position}, {"from": dict(position), "to": {"x": 0, "y": 0}}]], VECTORS)
+
+
+def test_codes_every_length_and_last_byte():
+    # the hash reads whole words and then the last 8 bytes (overlapping) or, below 8, byte by byte:
+    # texts that differ only in their last byte, at every length around those word boundaries
+    codes, model = _encode.Codes(2**31), _Model(2**31)
+    texts = [p * n + last for n in range(0, 41) for p in ("a", "\u00e9", "\u4e2d") for last in ("x", "y", "")]
+    for t in texts + [_fresh(t) for t in reversed(texts)]:
+        assert codes.add(t) == model.add(t)
+    assert codes.values == model.values
