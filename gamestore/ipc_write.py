@@ -37,7 +37,7 @@ import pyarrow.ipc as ipc
 import zstandard as _zstd
 
 
-__all__ = ["write_ipc_file", "write_buffer", "ipc_file_bytes", "ZSTD_LEVEL"]
+__all__ = ["write_ipc_file", "write_buffer", "ipc_file_bytes", "release_spare", "ZSTD_LEVEL"]
 
 ZSTD_LEVEL = 1  # Arrow's default for IPC zstd; level -1 saves ~0.25 us/move for ~15% more bytes
 _ARROW_OPTIONS = ipc.IpcWriteOptions(compression=pa.Codec("zstd", ZSTD_LEVEL))
@@ -263,33 +263,89 @@ def _write_arrow(schema: pa.Schema, batches: list[pa.RecordBatch], options: ipc.
     return sink.getvalue()
 
 
-def _write_plain(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Buffer:
-    """The uncompressed Arrow IPC file of ``batches`` laid out by Arrow's writer, in memory (one ``write_table``).
+def _write_plain(schema: pa.Schema, batches: list[pa.RecordBatch],
+                 spare: pa.Buffer | None = None) -> tuple[pa.Buffer, pa.Buffer]:
+    """The uncompressed Arrow IPC file of ``batches`` laid out by Arrow's writer, in memory (one ``write_table``),
+    and the buffer it lies at the front of.
 
     The file is first laid out into a ``MockOutputStream`` (sizes only, no bytes copied) and then written
     into a buffer of exactly that size: a growing ``BufferOutputStream`` re-allocated and copied it at each
-    doubling, and those copies and the fresh pages they touched cost ~0.15 us of CPU per move (``benchmarks/README.md``)."""
+    doubling, and those copies and the fresh pages they touched cost ~0.15 us of CPU per move (``benchmarks/README.md``).
+    That buffer is the front of ``spare`` when it is large enough, else of a new buffer 1/8 larger than the file
+    (room for the next, slightly larger file: ``_Spare``).  Arrow's writer writes every byte of the file,
+    padding included, so nothing of what ``spare`` held before is left in it."""
     table = pa.Table.from_batches(batches, schema=schema)
     mock = pa.MockOutputStream()
     with ipc.new_file(mock, schema, options=_PLAIN) as writer:
         writer.write_table(table)
-    out = pa.allocate_buffer(mock.size())
+    size = mock.size()
+    backing = spare if spare is not None and spare.is_mutable and spare.size >= size else pa.allocate_buffer(size + size // 8)
+    out = pa.py_buffer(memoryview(backing)[:size])
     sink = pa.FixedSizeBufferWriter(out)
     with ipc.new_file(sink, schema, options=_PLAIN) as writer:
         writer.write_table(table)
     if sink.tell() != out.size:  # Arrow laid the same table out differently twice: never seen; not trusted
         raise _Fallback("the IPC file's size changed between two layouts")
-    return out
+    return out, backing
+
+
+class _Spare:
+    """One buffer kept between files for their uncompressed layout (the largest so far, up to ``LIMIT`` bytes).
+
+    A shard's plain moves file is ~1.2 KB per move.  A new buffer of that size for every seal came from the
+    memory pool as fresh (transparent huge) pages that the kernel zeroes on first touch: with the buffer kept,
+    ``_write_plain`` took 0.19-0.25 instead of 0.47-0.58 us of CPU per move in a store's write + flush
+    (benchmarks/README.md, write path).  A file takes the spare (or makes a buffer) and gives it back once its
+    compressed bytes are joined; files written at the same time in other threads make their own.  The
+    process keeps it (at most ``LIMIT`` bytes) until :func:`release_spare`.
+    """
+
+    LIMIT = 128 << 20
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buf: pa.Buffer | None = None
+
+    def take(self) -> pa.Buffer | None:
+        with self._lock:
+            buf, self._buf = self._buf, None
+        return buf
+
+    def give(self, buf: pa.Buffer) -> None:
+        if buf.size > self.LIMIT:
+            return
+        with self._lock:
+            if self._buf is None or self._buf.size < buf.size:
+                self._buf = buf
+
+    def release(self) -> None:
+        """Drop the kept buffer (its memory goes back to the pool)."""
+        with self._lock:
+            self._buf = None
+
+
+_spare = _Spare()
+
+
+def release_spare() -> None:
+    """Free the buffer kept for the next file's uncompressed layout (up to ``_Spare.LIMIT`` bytes, held by the
+    process from its first shard on); the next file then takes fresh memory again."""
+    _spare.release()
 
 
 def ipc_file_bytes(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Buffer:
     """The zstd-compressed Arrow IPC file of ``batches``, in memory (the module docstring)."""
     batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
+    spare = _spare.take()
     try:
-        pieces = _recompress(_write_plain(schema, batches))
+        plain, spare = _write_plain(schema, batches, spare)
+        pieces = _recompress(plain)
+        return pa.py_buffer(b"".join(pieces))  # the pieces' views of the plain file end here
     except _Fallback:
         return _write_arrow(schema, batches, _ARROW_OPTIONS)
-    return pa.py_buffer(b"".join(pieces))
+    finally:
+        if spare is not None:
+            _spare.give(spare)
 
 
 def write_buffer(path: str | os.PathLike, data: pa.Buffer) -> None:

@@ -45,19 +45,33 @@ def _file_metadata(kind: str, shard_id: str) -> dict[bytes, bytes]:
 
 
 def _move_batches(games: pa.Table, moves: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each."""
-    moves = moves.combine_chunks()  # one dictionary per field: the IPC file format allows no replacement
+    """Cut ``moves`` into batches of whole games, about ``batch_rows`` rows each.
+
+    ``moves`` holds a chunk per encoded part: the IPC file format allows one dictionary per field and no
+    replacement, so the chunks' dictionaries are unified (their indices remapped), and only a batch that
+    spans two chunks is copied into one.  The batches are those of ``moves.combine_chunks()``, which
+    copied every buffer of the shard into fresh memory (benchmarks/README.md, write path).
+    """
+    if any(c.num_chunks > 1 for c in moves.columns):
+        moves = moves.unify_dictionaries()
     offsets = games.column("move_offset").to_pylist()
     counts = games.column("move_count").to_pylist()
     start = 0
     end = 0
     for off, cnt in zip(offsets, counts):
         if end - start >= batch_rows or (end > start and end - start + cnt > batch_rows):
-            yield from moves.slice(start, end - start).to_batches()
+            yield _one_batch(moves.slice(start, end - start))
             start = end
         end = off + cnt
     if end > start:
-        yield from moves.slice(start, end - start).to_batches()
+        yield _one_batch(moves.slice(start, end - start))
+
+
+def _one_batch(rows: pa.Table) -> pa.RecordBatch:
+    """``rows`` as one record batch: a view of its chunk, or a copy when it spans several."""
+    if any(c.num_chunks != 1 for c in rows.columns):
+        rows = rows.combine_chunks()
+    return rows.to_batches()[0]
 
 
 def _write_ipc(path: Path, data: pa.Buffer, *, fsync: bool) -> None:

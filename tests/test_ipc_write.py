@@ -130,6 +130,84 @@ def test_the_plain_layout_in_an_exact_buffer_equals_arrows_growing_stream():
     size: byte for byte what Arrow's writer puts in a BufferOutputStream, slices and empty batches included."""
     schema, batches = _mixed_batches()
     batches = batches + [batches[2].slice(17, 300)]
-    plain = ipc_write._write_plain(schema, batches)
+    plain, backing = ipc_write._write_plain(schema, batches)
     assert plain.size > 0 and plain.equals(ipc_write._write_arrow(schema, batches, ipc_write._PLAIN))
-    assert ipc_write._write_plain(schema, []).equals(ipc_write._write_arrow(schema, [], ipc_write._PLAIN))
+    assert backing.size >= plain.size and backing.is_mutable
+    assert ipc_write._write_plain(schema, [])[0].equals(ipc_write._write_arrow(schema, [], ipc_write._PLAIN))
+
+
+def test_the_plain_layout_reuses_a_spare_buffer_and_overwrites_every_byte():
+    """A spare buffer large enough holds the next file at its front (no fresh memory); whatever it held
+    before (here 0xAB everywhere) is not left in the file; a smaller one is not used."""
+    schema, batches = _mixed_batches()
+    expected = ipc_write._write_arrow(schema, batches, ipc_write._PLAIN)
+    spare = pa.py_buffer(bytearray(b"\xab" * (expected.size + 100)))
+    plain, backing = ipc_write._write_plain(schema, batches, spare)
+    assert backing is spare and plain.address == spare.address and plain.equals(expected)
+    small = pa.py_buffer(bytearray(expected.size - 1))
+    plain, backing = ipc_write._write_plain(schema, batches, small)
+    assert backing is not small and plain.address != small.address and plain.equals(expected)
+
+
+def test_files_through_the_shared_spare_equal_fresh_ones(monkeypatch):
+    """ipc_file_bytes keeps one spare buffer between files: files of growing and shrinking sizes, written one
+    after another and from several threads at once, are the bytes a fresh buffer gives; a spare over the
+    limit is not kept, release_spare() drops it."""
+    import threading
+
+    monkeypatch.setattr(ipc_write, "_spare", ipc_write._Spare())
+    schema, batches = _mixed_batches()
+    cases = [batches, batches[:1], batches + [batches[2].slice(3, 500)], batches[2:], []]
+
+    def fresh(b):
+        return pa.py_buffer(b"".join(ipc_write._recompress(ipc_write._write_plain(schema, b)[0])))
+
+    expected = [fresh(b) for b in cases]
+    for _ in range(2):
+        for b, e in zip(cases, expected):
+            assert ipc_write.ipc_file_bytes(schema, b).equals(e)
+    kept = ipc_write._spare.take()
+    assert kept is not None and kept.size >= max(e.size for e in expected)
+    ipc_write._spare.give(kept)
+    results: dict[int, bool] = {}
+
+    def run(i: int) -> None:
+        results[i] = all(ipc_write.ipc_file_bytes(schema, cases[(i + k) % len(cases)]).equals(expected[(i + k) % len(cases)])
+                         for k in range(10))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: True for i in range(4)}
+    ipc_write.release_spare()
+    assert ipc_write._spare.take() is None
+    monkeypatch.setattr(ipc_write._Spare, "LIMIT", 10)
+    ipc_write.ipc_file_bytes(schema, batches)
+    assert ipc_write._spare.take() is None
+
+
+@pytest.mark.parametrize("batch_rows", [1, 300, 1024, 10**6])
+def test_move_batches_of_several_parts_equal_the_combined_tables(batch_rows):
+    """A shard of several encoded parts is cut without copying it whole (dictionaries unified, only a batch
+    that spans two parts combined): the batches are those of the combined table, one dictionary per field,
+    and the file reads back as the combined table."""
+    from gamestore import codec, sealing, shardwrite
+
+    specs = {n: VectorSpec.coerce(n, d) for n, d in synth.VECTORS.items()}
+    records = synth.games(9, board_type="square8", num_players=2, seed=7)
+    records[4]["moves"] = []  # a part boundary next to a game without moves
+    parts = [codec.encode_games(records[i:j], vectors=specs) for i, j in ((0, 3), (3, 4), (4, 5), (5, 9))]
+    games, moves = sealing.concat_parts(parts, specs)
+    assert moves.column("phase").num_chunks == 4
+    combined = moves.combine_chunks()
+    batches = list(shardwrite._move_batches(games, moves, batch_rows))
+    assert all(b.num_rows for b in batches) and sum(b.num_rows for b in batches) == moves.num_rows
+    start = 0
+    for b in batches:
+        assert b.equals(combined.slice(start, b.num_rows).to_batches()[0])
+        start += b.num_rows
+    schema = moves_schema(specs)
+    back = ipc.open_file(ipc_write.ipc_file_bytes(schema, batches)).read_all()
+    assert back.equals(combined.cast(schema))
