@@ -178,6 +178,7 @@ cdef class MoveEncoder:
     cdef vector[PyObject*] cands
     # rollback marks of the move being added
     cdef size_t mark_p, mark_s
+    cdef bint finished  # finish() handed out views of the entry vectors: no more moves
     cdef Py_ssize_t mark_dstr[MAX_FIELDS]
     cdef Py_ssize_t mark_pv, mark_sv
     # move and search keys by object address (zeroed with the object)
@@ -237,6 +238,8 @@ cdef class MoveEncoder:
         cdef int rc
         cdef bint has_prev
         cdef int64_t prev
+        if self.finished:
+            raise ValueError("this encoder's buffers were handed out by finish()")
         counts = []
         for gi in range(len(game_ids)):
             game_id = game_ids[gi]
@@ -457,35 +460,20 @@ cdef class MoveEncoder:
             "vec_bufs": self.vec_bufs, "vec_ok": np.asarray(self.vec_ok).view(np.bool_),
             "p_values": self.p_codes.values, "s_values": self.s_codes.values,
         }
-        out["p_cand"] = vec_to_numpy(self.p_cand.data(), np_, 4, np.int32)
-        out["p_is_key"] = vec_to_numpy(self.p_is_key.data(), np_, 1, np.bool_)
-        out["p_prob"] = vec_to_numpy(self.p_prob.data(), np_, 8, np.float64)
-        out["s_cand"] = vec_to_numpy(self.s_cand.data(), ns, 4, np.int32)
-        out["s_is_key"] = vec_to_numpy(self.s_is_key.data(), ns, 1, np.bool_)
-        out["s_q"] = vec_to_numpy(self.s_q.data(), ns, 8, np.float64)
-        out["s_q_ok"] = vec_to_numpy(self.s_q_ok.data(), ns, 1, np.bool_)
-        out["s_visits"] = vec_to_numpy(self.s_visits.data(), ns, 4, np.int32)
-        out["s_v_ok"] = vec_to_numpy(self.s_v_ok.data(), ns, 1, np.bool_)
-        out["s_prior"] = vec_to_numpy(self.s_prior.data(), ns, 8, np.float64)
-        out["s_p_ok"] = vec_to_numpy(self.s_p_ok.data(), ns, 1, np.bool_)
-        for name in ("p_prob", "s_q", "s_prior"):
-            f32, exact = float32_split(out[name])
-            out[name + "32"] = f32
-            out[name + "_exact"] = exact
+        # views of the entry vectors (this encoder stays alive as their base; nothing is added after finish)
+        self.finished = True
+        out["p_cand"] = vec_view(self, self.p_cand.data(), np_, cnp.NPY_INT32)
+        out["p_is_key"] = vec_view(self, self.p_is_key.data(), np_, cnp.NPY_BOOL)
+        out["p_prob"] = vec_view(self, self.p_prob.data(), np_, cnp.NPY_FLOAT64)
+        out["s_cand"] = vec_view(self, self.s_cand.data(), ns, cnp.NPY_INT32)
+        out["s_is_key"] = vec_view(self, self.s_is_key.data(), ns, cnp.NPY_BOOL)
+        out["s_q"] = vec_view(self, self.s_q.data(), ns, cnp.NPY_FLOAT64)
+        out["s_q_ok"] = vec_view(self, self.s_q_ok.data(), ns, cnp.NPY_BOOL)
+        out["s_visits"] = vec_view(self, self.s_visits.data(), ns, cnp.NPY_INT32)
+        out["s_v_ok"] = vec_view(self, self.s_v_ok.data(), ns, cnp.NPY_BOOL)
+        out["s_prior"] = vec_view(self, self.s_prior.data(), ns, cnp.NPY_FLOAT64)
+        out["s_p_ok"] = vec_view(self, self.s_p_ok.data(), ns, cnp.NPY_BOOL)
         return out
-
-
-def float32_split(cnp.ndarray[cnp.float64_t, ndim=1, mode="c"] d):
-    """``(float32 values, exact)``: exact when the float32 widens back to ``d`` bit for bit."""
-    cdef Py_ssize_t n = d.shape[0]
-    f = np.empty(n, np.float32)
-    exact = np.empty(n, np.bool_)
-    cdef const double* dp = <const double*>cnp.PyArray_DATA(d)
-    cdef float* fp = <float*>cnp.PyArray_DATA(f)
-    cdef uint8_t* ep = <uint8_t*>cnp.PyArray_DATA(exact)
-    with nogil:
-        split_float32(dp, n, fp, ep)
-    return f, exact
 
 
 include "_encode_fields.pxi"

@@ -71,26 +71,74 @@ cdef bint json_ok(object value, int depth) except -1:
     return False
 
 
-cdef void split_float32(const double* d, Py_ssize_t n, float* f, uint8_t* exact) noexcept nogil:
-    """float32 values of ``d`` and whether each widens back bit-exactly."""
-    cdef Py_ssize_t i
-    cdef double w
+cdef object vec_view(object owner, void* data, Py_ssize_t n, int typenum):
+    """A 1-d numpy array over ``n`` items at ``data`` (a std::vector of ``owner``, which it keeps alive), no copy."""
+    cdef cnp.npy_intp dims[1]
+    if n == 0:
+        return cnp.PyArray_EMPTY(1, [0], typenum, 0)
+    dims[0] = n
+    arr = cnp.PyArray_SimpleNewFromData(1, dims, typenum, data)
+    Py_INCREF(owner)
+    cnp.PyArray_SetBaseObject(<cnp.ndarray>arr, owner)  # steals the reference
+    return arr
+
+
+def entries_split(cnp.ndarray[cnp.float64_t, ndim=1, mode="c"] d, cnp.ndarray ok):
+    """``(f32, f64, exact64)`` of the float entries ``d`` (0.0 under a null slot) with validity ``ok`` (bool, or
+    None: all valid), in one pass: the float32 values (0 under nulls), the float64 values where the float32 does
+    not widen back to them bit for bit (0 elsewhere), and where those are (their validity)."""
+    cdef Py_ssize_t i, n = d.shape[0]
+    f = np.empty(n, np.float32)
+    d64 = np.empty(n, np.float64)
+    v64 = np.empty(n, np.bool_)
+    cdef const double* dp = <const double*>cnp.PyArray_DATA(d)
+    cdef const uint8_t* okp = NULL
+    cdef float* fp = <float*>cnp.PyArray_DATA(f)
+    cdef double* gp = <double*>cnp.PyArray_DATA(d64)
+    cdef uint8_t* vp = <uint8_t*>cnp.PyArray_DATA(v64)
+    cdef double w, x
     cdef uint64_t a, b
-    for i in range(n):
-        f[i] = <float>d[i]
-        w = <double>f[i]
-        memcpy(&a, &w, 8)
-        memcpy(&b, &d[i], 8)
-        exact[i] = a == b
-
-
-cdef object vec_to_numpy(const void* data, Py_ssize_t n, Py_ssize_t itemsize, object dtype):
-    out = np.empty(n, dtype=dtype)
-    cdef char* dst = <char*>cnp.PyArray_DATA(out)
+    if ok is not None and (ok.dtype != np.bool_ or ok.ndim != 1 or ok.shape[0] != n or not ok.flags.c_contiguous):
+        raise ValueError("ok must be a contiguous bool array as long as d")
+    if ok is not None:
+        okp = <const uint8_t*>cnp.PyArray_DATA(ok)
     with nogil:
-        if n:
-            memcpy(dst, data, n * itemsize)
-    return out
+        for i in range(n):
+            x = dp[i]
+            fp[i] = <float>x
+            w = <double>fp[i]
+            memcpy(&a, &w, 8)
+            memcpy(&b, &x, 8)
+            if a != b and (okp == NULL or okp[i]):
+                gp[i] = x
+                vp[i] = 1
+            else:
+                gp[i] = 0.0
+                vp[i] = 0
+    return f, d64, v64
+
+
+def key_action(cnp.ndarray[cnp.int32_t, ndim=1, mode="c"] cand, cnp.ndarray is_key):
+    """``(key codes, action ids)`` of candidates ``cand`` (``is_key``: a key's code, else an action id), each 0
+    where it does not apply, in one pass."""
+    cdef Py_ssize_t i, n = cand.shape[0]
+    if is_key.dtype != np.bool_ or is_key.ndim != 1 or is_key.shape[0] != n or not is_key.flags.c_contiguous:
+        raise ValueError("is_key must be a contiguous bool array as long as cand")
+    key = np.empty(n, np.int32)
+    action = np.empty(n, np.int32)
+    cdef const int32_t* cp = <const int32_t*>cnp.PyArray_DATA(cand)
+    cdef const uint8_t* kp = <const uint8_t*>cnp.PyArray_DATA(is_key)
+    cdef int32_t* kout = <int32_t*>cnp.PyArray_DATA(key)
+    cdef int32_t* aout = <int32_t*>cnp.PyArray_DATA(action)
+    with nogil:
+        for i in range(n):
+            if kp[i]:
+                kout[i] = cp[i]
+                aout[i] = 0
+            else:
+                kout[i] = 0
+                aout[i] = cp[i]
+    return key, action
 
 
 COLS_POLICY = 0x100  # ColsHead.flags of a policy (a search's flags are search_flags bits, below 0x100)

@@ -43,9 +43,20 @@ def _masked(values: np.ndarray, ok: np.ndarray, atype: pa.DataType) -> pa.Array:
     return numpy_array(np.where(ok, values, 0), atype, ~ok)
 
 
+def _valid(values: np.ndarray, valid: np.ndarray | None, atype: pa.DataType) -> pa.Array:
+    """The Arrow array of ``values`` (already 0 under its null slots) where ``valid`` (bool; None: everywhere)."""
+    if valid is None or valid.all():
+        return numpy_array(values, atype)
+    n = len(values)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.dtype(atype.to_pandas_dtype())))
+    return pa.Array.from_buffers(atype, n, [bitmap, data], null_count=n - int(np.count_nonzero(valid)))
+
+
 def _keys(cand: np.ndarray, is_key: np.ndarray, values: list) -> tuple[pa.Array, pa.Array]:
-    key = pa.DictionaryArray.from_arrays(_masked(cand, is_key, pa.int32()), string_array(values))
-    return key, _masked(cand, ~is_key, pa.int32())
+    key, action = _encode.key_action(cand, is_key)  # each 0 where the other applies, in one pass
+    return pa.DictionaryArray.from_arrays(_valid(key, is_key, pa.int32()), string_array(values)), \
+        _valid(action, ~is_key, pa.int32())
 
 
 def _list(offsets: np.ndarray, ok: np.ndarray, entries: pa.StructArray, entry_type: pa.DataType) -> pa.Array:
@@ -54,12 +65,10 @@ def _list(offsets: np.ndarray, ok: np.ndarray, entries: pa.StructArray, entry_ty
     )
 
 
-def _split_float(b: dict, name: str, ok: np.ndarray | None) -> tuple[pa.Array, pa.Array]:
-    if ok is None:
-        ok = np.ones(len(b[name]), dtype=bool)
-    f32 = _masked(b[name + "32"], ok, pa.float32())
-    f64 = _masked(b[name], ok & ~b[name + "_exact"], pa.float64())
-    return f32, f64
+def _split_float(values: np.ndarray, ok: np.ndarray | None) -> tuple[pa.Array, pa.Array]:
+    """The float32 column of entry values (0.0 under their null slots) and its float64 overrides."""
+    f32, f64, valid64 = _encode.entries_split(values, ok)
+    return _valid(f32, ok, pa.float32()), _valid(f64, valid64, pa.float64())
 
 
 def encode_moves(
@@ -94,13 +103,13 @@ def encode_moves(
         cols[f"{prefix}_y"] = _masked(b["pos"][3 * j + 1], b["pos_ok"][j], pa.int16())
         cols[f"{prefix}_z"] = _masked(b["pos"][3 * j + 2], b["z_ok"][j], pa.int16())
     key, action = _keys(b["p_cand"], b["p_is_key"], b["p_values"])
-    prob, prob64 = _split_float(b, "p_prob", None)
+    prob, prob64 = _split_float(b["p_prob"], None)
     entries = pa.StructArray.from_arrays([key, action, prob, prob64], fields=list(POLICY_ENTRY))
     cols["policy"] = _list(b["pol_off"], b["pol_ok"], entries, POLICY_ENTRY)
     key, action = _keys(b["s_cand"], b["s_is_key"], b["s_values"])
-    q, q64 = _split_float(b, "s_q", b["s_q_ok"])
-    prior, prior64 = _split_float(b, "s_prior", b["s_p_ok"])
-    visits = _masked(b["s_visits"], b["s_v_ok"], pa.int32())
+    q, q64 = _split_float(b["s_q"], b["s_q_ok"])
+    prior, prior64 = _split_float(b["s_prior"], b["s_p_ok"])
+    visits = _valid(b["s_visits"], b["s_v_ok"], pa.int32())  # 0 under nulls: entries start zeroed
     entries = pa.StructArray.from_arrays([key, action, q, q64, visits, prior, prior64], fields=list(SEARCH_ENTRY))
     cols["search"] = _list(b["srch_off"], b["srch_ok"], entries, SEARCH_ENTRY)
     flags = b["flags"]

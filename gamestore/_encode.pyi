@@ -46,5 +46,8 @@ class MoveEncoder:
     def finish(self) -> dict[str, Any]:
         """The filled buffers: numpy arrays and lists keyed as backend.py expects."""
 
-def float32_split(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(float32 values, exact)``: exact where the float32 widens back to ``d`` bit for bit."""
+def entries_split(d: np.ndarray, ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(f32, f64, valid64)``: float32 values, float64 values where the float32 does not widen back bit for bit
+    (and ``ok``), 0 elsewhere, and where those are."""
+def key_action(cand: np.ndarray, is_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(key codes, action ids)`` of candidates, each 0 where it does not apply."""
