@@ -20,7 +20,9 @@ writer's thread encodes.  A buffer whose frame saves less than
 1/``RAW_BELOW`` of its bytes is stored uncompressed (length prefix -1, as
 the Arrow IPC format allows: format version 4, docs/format.md section 8):
 a point read copies it instead of decoding a frame of nearly incompressible
-float32 values.  Otherwise the bytes differ from Arrow's writer only in where
+float32 values.  So is the index buffer of an int16-indexed dictionary column
+(``phase``, ``move_type``: format version 5) unless zstd shrinks it 16x: a scan
+grouping by those columns copies them instead of decoding ~2 us frames.  Otherwise the bytes differ from Arrow's writer only in where
 frames end; every reader sees the same file (docs/format.md section 2).
 Messages it does not expect (custom metadata, variadic buffers) make it
 hand the batches to Arrow's writer instead.
@@ -55,6 +57,10 @@ _ZEROS = bytes(8)
 _RAW = _I64.pack(-1)  # Arrow's "stored uncompressed" length prefix
 #: a buffer whose zstd frame saves less than 1/RAW_BELOW of its bytes is stored uncompressed (0: never)
 RAW_BELOW = 8
+#: the index buffer of a column dictionary-coded with int16 indices (the schema's low-cardinality categorical
+#: columns: ``phase``, ``move_type``, ...) is stored uncompressed unless its frame is under 1/RAW_INDICES_BELOW of
+#: its bytes (a column nearly always null or constant); 0: never (format version 5, docs/format.md section 8)
+RAW_INDICES_BELOW = 16
 _local = threading.local()
 _THREADS = min(4, os.cpu_count() or 1)
 
@@ -204,8 +210,18 @@ def _compress_all(slices: list[memoryview]) -> Sequence[Any]:
         return [cctx.compress(s) for s in slices]
 
 
-def _recompress(plain: pa.Buffer) -> list[Any]:
-    """The zstd-compressed form of an uncompressed Arrow IPC file (the module docstring), in pieces."""
+def _category_indices(schema: pa.Schema) -> frozenset[int]:
+    """The positions, among a record batch's body buffers, of the index buffers of ``schema``'s top-level columns
+    dictionary-coded with int16 indices (see :data:`RAW_INDICES_BELOW`)."""
+    from .ipc_messages import field_starts
+
+    return frozenset(buf + 1 for f, (_, buf, _) in zip(schema, field_starts(schema))
+                     if pa.types.is_dictionary(f.type) and f.type.index_type == pa.int16())
+
+
+def _recompress(plain: pa.Buffer, categories: frozenset[int] = frozenset()) -> list[Any]:
+    """The zstd-compressed form of an uncompressed Arrow IPC file (the module docstring), in pieces;
+    ``categories``: body buffer positions of record batches that :data:`RAW_INDICES_BELOW` applies to."""
     src = memoryview(plain)
     n = len(src)
     if n < 18 or bytes(src[:6]) != _MAGIC or bytes(src[n - 6 :]) != _MAGIC:
@@ -233,12 +249,14 @@ def _recompress(plain: pa.Buffer) -> list[Any]:
         layout = bytearray()
         body: list[Any] = []
         pos = 0
-        for _, size in buffers:
+        indices = categories if kind == _RECORD_BATCH and RAW_INDICES_BELOW else frozenset()
+        for b, (_, size) in enumerate(buffers):
             if size == 0:
                 layout += _PAIR.pack(pos, 0)
                 continue
             data, frame = next(frames)
-            if RAW_BELOW and len(frame) * RAW_BELOW > size * (RAW_BELOW - 1):  # zstd saves < 1/RAW_BELOW: kept raw
+            if ((RAW_BELOW and len(frame) * RAW_BELOW > size * (RAW_BELOW - 1))  # zstd saves < 1/RAW_BELOW: kept raw
+                    or (b in indices and len(frame) * RAW_INDICES_BELOW >= size)):  # category indices: kept raw
                 k = 8 + size
                 body += (_RAW, data, _ZEROS[: _pad8(k) - k])
             else:
@@ -339,7 +357,7 @@ def ipc_file_bytes(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.B
     spare = _spare.take()
     try:
         plain, spare = _write_plain(schema, batches, spare)
-        pieces = _recompress(plain)
+        pieces = _recompress(plain, _category_indices(schema))
         return pa.py_buffer(b"".join(pieces))  # the pieces' views of the plain file end here
     except _Fallback:
         return _write_arrow(schema, batches, _ARROW_OPTIONS)

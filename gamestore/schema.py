@@ -13,10 +13,10 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: Format versions this reader reads (docs/format.md): 1 has no per-batch checksums, 2 no per-column ones, 3 no
-#: buffers stored uncompressed.
-READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
+#: buffers stored uncompressed, 4 its categorical columns' dictionary indices compressed.
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4, 5)
 
 # --------------------------------------------------------------------------
 # Game-level scalar fields: (name, arrow type, kind).  kind is one of

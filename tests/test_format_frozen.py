@@ -1,4 +1,4 @@
-"""Frozen shards of every published format version (tests/fixtures/format_v1 ... format_v4) keep reading, equal to what was written."""
+"""Frozen shards of every published format version (tests/fixtures/format_v1 ... format_v5) keep reading, equal to what was written."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from gamestore.schema import FORMAT_VERSION, GAMES_SCHEMA, moves_schema, VectorS
 from fixtures.make_format_v1 import from_json, records
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = (1, 2, 3, 4)
+VERSIONS = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(params=VERSIONS)
@@ -68,8 +68,9 @@ def test_frozen_store_verifies(frozen_store):
     assert verify_store(frozen_store).ok
 
 
-def _raw_buffers(path: Path) -> tuple[int, int]:
-    """(buffers stored uncompressed, buffers) over the record batches of an IPC file."""
+def _raw_buffers(path: Path, only: frozenset[int] | None = None) -> tuple[int, int]:
+    """(buffers stored uncompressed, buffers) over the record batches of an IPC file (``only``: at these positions
+    among a batch's body buffers)."""
     import struct
 
     from gamestore.ipc_batch import fast_reader
@@ -81,8 +82,8 @@ def _raw_buffers(path: Path) -> tuple[int, int]:
     try:
         for i in range(reader.num_record_batches):
             _, _, bufs, body = fast.point_layout(i)
-            for off, size in bufs.reshape(-1, 2).tolist():
-                if size:
+            for k, (off, size) in enumerate(bufs.reshape(-1, 2).tolist()):
+                if size and (only is None or k in only):
                     total += 1
                     raw += struct.unpack_from("<q", fast.view, body + off)[0] == -1
     finally:
@@ -98,3 +99,16 @@ def test_uncompressed_buffers_only_from_version_4(frozen_store, version):
         assert 0 < raw < total
     else:
         assert raw == 0
+
+
+def test_category_indices_uncompressed_only_from_version_5(frozen_store, version):
+    """phase's and move_type's int16 dictionary indices are stored raw from version 5 on (ipc_write.RAW_INDICES_BELOW)."""
+    from gamestore.ipc_messages import field_starts
+
+    path = next((frozen_store / "shards").iterdir()) / "moves.arrow"
+    schema = ipc.open_file(path).schema
+    starts = field_starts(schema)
+    at = frozenset(starts[schema.get_field_index(n)][1] + 1 for n in ("phase", "move_type"))  # (validity, indices)
+    raw, total = _raw_buffers(path, at)
+    assert total > 0
+    assert raw == (total if version >= 5 else 0)

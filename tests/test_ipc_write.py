@@ -51,9 +51,9 @@ def _arrow_file(path, schema, batches) -> None:
             w.write_batch(b)
 
 
-def _check_same(mine, theirs, *, raw: bool = True) -> None:
+def _check_same(mine, theirs, *, raw: bool = True, extra: int = 0) -> None:
     """``mine`` reads as ``theirs`` (Arrow's writer); same size up to padding and, with ``raw``, the buffers kept
-    uncompressed (each at most 1/RAW_BELOW of its bytes larger than its frame)."""
+    uncompressed (each at most 1/RAW_BELOW of its bytes larger than its frame) and ``extra`` bytes more."""
     a, b = ipc.open_file(str(mine)), ipc.open_file(str(theirs))
     assert a.schema.equals(b.schema, check_metadata=True)
     assert a.num_record_batches == b.num_record_batches
@@ -67,6 +67,7 @@ def _check_same(mine, theirs, *, raw: bool = True) -> None:
     slack = 64 * (a.num_record_batches + 2)
     if raw and ipc_write.RAW_BELOW:
         slack += mine.stat().st_size // ipc_write.RAW_BELOW
+    slack += extra
     assert abs(mine.stat().st_size - theirs.stat().st_size) < slack
 
 
@@ -97,6 +98,47 @@ def test_buffers_zstd_barely_shrinks_are_stored_raw(tmp_path, monkeypatch):
         _check_same(path, tmp_path / "a.arrow", raw=bool(raw_below))
         sizes[raw_below] = path.stat().st_size
     assert sizes[0] < sizes[8] < sizes[0] * 1.125
+
+
+def _prefixes(path, index: int) -> list[int]:
+    """The int64 length prefix of each non-empty body buffer of record batch ``index`` (-1: stored raw)."""
+    fast = fast_reader(str(path), ipc.open_file(str(path)))
+    assert fast is not None
+    _, _, bufs, body = fast.point_layout(index)
+    got = [int(np.frombuffer(fast.view, "<i8", 1, body + off)[0]) if size else 0 for off, size in bufs.reshape(-1, 2)]
+    fast.close()
+    return got
+
+
+def test_category_indices_are_stored_raw(tmp_path, monkeypatch):
+    """The index buffer of an int16-indexed dictionary column (phase, move_type: format version 5) is stored
+    uncompressed unless zstd shrinks it 16x (a constant column); int32-indexed dictionaries (ids, keys) and other
+    columns keep their frames; with RAW_INDICES_BELOW = 0 the rule is off.  Read back equal by Arrow and the
+    project's readers either way."""
+    cats = pa.array(["ring_placement", "movement", "capture", "line_processing", "territory_processing"])
+    schema = pa.schema([("phase", pa.dictionary(pa.int16(), pa.string())), ("same", pa.dictionary(pa.int16(), pa.string())),
+                        ("id", pa.dictionary(pa.int32(), pa.string())), ("n", pa.int16())])  # fmt: skip
+    rng = np.random.default_rng(5)
+    batches = []
+    for rows in (1000, 0, 700):
+        codes = rng.integers(0, 5, rows).astype(np.int16)
+        batches.append(pa.RecordBatch.from_arrays([
+            pa.DictionaryArray.from_arrays(pa.array(codes), cats),
+            pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int16)), cats),
+            pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), cats),
+            pa.array(codes),
+        ], schema=schema))  # fmt: skip
+    assert ipc_write._category_indices(schema) == {1, 3}  # (validity, indices) per dictionary column
+    for below in (16, 0):
+        monkeypatch.setattr(ipc_write, "RAW_INDICES_BELOW", below)
+        path = tmp_path / f"c{below}.arrow"
+        ipc_write.write_ipc_file(path, schema, batches)
+        for i in (0, 2):
+            got = _prefixes(path, i)
+            assert (got[1] == -1) == bool(below)  # phase's indices
+            assert got[3] > 0 and got[5] > 0 and got[7] > 0  # constant indices, int32 indices, int16 values: frames
+        _arrow_file(tmp_path / "a.arrow", schema, batches)
+        _check_same(path, tmp_path / "a.arrow", extra=2 * sum(b.num_rows for b in batches) if below else 0)
 
 
 def test_shard_tables_and_no_batches(tmp_path):

@@ -226,18 +226,19 @@ def one_batch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_batch_frames(tmp_path_factory):
-    """``one_batch`` with every buffer a zstd frame (none stored uncompressed, as before format version 4)."""
+    """``one_batch`` with every buffer a zstd frame (none stored uncompressed, as before format versions 4 and 5)."""
     from gamestore import ipc_write
 
     games = realistic_games(12, seed=7, moves_per_game=100)
     path = tmp_path_factory.mktemp("frames") / "s"
-    before, ipc_write.RAW_BELOW = ipc_write.RAW_BELOW, 0
+    before = ipc_write.RAW_BELOW, ipc_write.RAW_INDICES_BELOW
+    ipc_write.RAW_BELOW = ipc_write.RAW_INDICES_BELOW = 0
     try:
         with gamestore.open(path, vectors=REAL_VECTORS, batch_rows=1200) as store:
             store.write_games(games)
             store.flush()
     finally:
-        ipc_write.RAW_BELOW = before
+        ipc_write.RAW_BELOW, ipc_write.RAW_INDICES_BELOW = before
     return path, games
 
 

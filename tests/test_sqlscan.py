@@ -48,7 +48,7 @@ def written(tmp_path_factory):
     return root
 
 
-@pytest.fixture(params=["written", "format_v1", "format_v2", "format_v3", "format_v4"])
+@pytest.fixture(params=["written", "format_v1", "format_v2", "format_v3", "format_v4", "format_v5"])
 def store_root(request, written, tmp_path):
     if request.param == "written":
         return written
