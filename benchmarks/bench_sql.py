@@ -19,10 +19,15 @@ One run, side by side, statements alternating store / Parquet, medians
 
 ``--workdir``: keep the store and its export there and reuse them on the
 next run (a 20,000-game store takes minutes to write on a loaded machine).
+The store's shards are as the build that wrote them made them: the header
+line names their format versions (version 5 stores the group columns'
+dictionary indices uncompressed, docs/format.md section 8), so a workdir
+written by an older build measures that build's shards.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -151,7 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     for key, cpu, label in (("statement", "statement_cpu", "first statement in a fresh process (store: open + statement)"),
                             ("process", "cpu", "first statement's whole process (interpreter, imports, open, statement)")):
         rows.append((label, (first[0][key], first[0][cpu]), (first[1][key], first[1][cpu])))
-    print(f"backend={BACKEND} games={games:,} moves={moves:,} load average {' / '.join(f'{x:.1f}' for x in load)}")
+    versions = collections.Counter(json.loads(m.read_text())["format_version"]
+                                   for m in (tmp / "store" / "shards").glob("*/MANIFEST.json"))
+    print(f"backend={BACKEND} games={games:,} moves={moves:,} shard format versions"
+          f" {', '.join(f'{v}: {n}' for v, n in sorted(versions.items()))}"
+          f" load average {' / '.join(f'{x:.1f}' for x in load)}")
     print(f"first-statement processes (medians of {args.first}): store import {first[0]['import'] * 1000:.0f} ms,"
           f" open {first[0]['open'] * 1000:.0f} ms; Parquet import {first[1]['import'] * 1000:.0f} ms,"
           f" connect {first[1]['open'] * 1000:.0f} ms")
