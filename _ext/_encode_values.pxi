@@ -84,7 +84,7 @@ cdef object vec_view(object owner, void* data, Py_ssize_t n, int typenum):
 
 
 def entries_split(cnp.ndarray[cnp.float64_t, ndim=1, mode="c"] d, cnp.ndarray ok):
-    """``(f32, f64, exact64)`` of the float entries ``d`` (0.0 under a null slot) with validity ``ok`` (bool, or
+    """``(f32, f64, valid64)`` of the float entries ``d`` (0.0 under a null slot) with validity ``ok`` (bool, or
     None: all valid), in one pass: the float32 values (0 under nulls), the float64 values where the float32 does
     not widen back to them bit for bit (0 elsewhere), and where those are (their validity)."""
     cdef Py_ssize_t i, n = d.shape[0]
