@@ -22,8 +22,9 @@ the Arrow IPC format allows: format version 4, docs/format.md section 8):
 a point read copies it instead of decoding a frame of nearly incompressible
 float32 values.  So is the index buffer of an int16-indexed dictionary column
 (``phase``, ``move_type``: format version 5) unless zstd shrinks it 16x: a scan
-grouping by those columns copies them instead of decoding ~2 us frames.  Otherwise the bytes differ from Arrow's writer only in where
-frames end; every reader sees the same file (docs/format.md section 2).
+grouping by those columns copies them instead of decoding ~2 us frames.
+Otherwise the bytes differ from Arrow's writer only in where frames end;
+every reader sees the same file (docs/format.md section 2).
 Messages it does not expect (custom metadata, variadic buffers) make it
 hand the batches to Arrow's writer instead.
 """
