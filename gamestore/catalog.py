@@ -551,6 +551,10 @@ class Catalog:
     def __len__(self) -> int:
         return self._snap.visible.num_rows
 
+    def total_moves(self) -> int:
+        """The moves of the indexed games (the ``games`` view's ``sum(num_moves)``), without a statement."""
+        return int(pc.sum(self._snap.visible.column("num_moves")).as_py() or 0)
+
     def _vectors_of(self, snap: _Snapshot) -> dict[str, VectorSpec]:
         out: dict[str, VectorSpec] = {}
         for text in dict.fromkeys(snap.shards.column("vectors_json").to_pylist()):  # one row per shard

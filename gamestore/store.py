@@ -373,12 +373,18 @@ class GameStore:
     @while_open
     def count_games(self, where: str | None = None) -> int:
         self._catalog.refresh()
-        return int(self._scalar(f"SELECT count(*) FROM games{self._where(where)}"))
+        clause = self._where(where)
+        if not clause:  # the catalog's own table answers: no statement (~2 ms of DuckDB's CPU)
+            return len(self._catalog)
+        return int(self._scalar(f"SELECT count(*) FROM games{clause}"))
 
     @while_open
     def count_moves(self, where: str | None = None) -> int:
         self._catalog.refresh()
-        return int(self._scalar(f"SELECT coalesce(sum(num_moves), 0) FROM games{self._where(where)}"))
+        clause = self._where(where)
+        if not clause:
+            return self._catalog.total_moves()
+        return int(self._scalar(f"SELECT coalesce(sum(num_moves), 0) FROM games{clause}"))
 
     @while_open
     def game_locations(self, where: str | None = None, *, order_by: str | None = None, limit: int | None = None) -> pa.Table:

@@ -1,0 +1,38 @@
+"""``count_games()`` / ``count_moves()`` without a predicate are answered from the catalog's own table, with no
+statement; they must equal the ``games`` view's answer in every state of a store."""
+from __future__ import annotations
+
+import pytest
+
+import gamestore
+from gamestore import ops
+from gamestore.testing import synth
+
+pytestmark = pytest.mark.single_backend  # catalog counts: the same whichever encoder backend wrote the games
+
+
+def sql_counts(store: gamestore.GameStore) -> tuple[int, int]:
+    n, moves = store.sql("SELECT count(*), coalesce(sum(num_moves), 0) FROM games").fetchall()[0]
+    return int(n), int(moves)
+
+
+def test_counts_without_a_predicate_equal_the_views_answer_through_a_stores_life(tmp_path):
+    games = synth.games(12, board_type="hex8", num_players=2, seed=3)
+    path = tmp_path / "s"
+    with gamestore.open(path, create=True, vectors=synth.VECTORS) as store:
+        states = [(store.count_games(), store.count_moves(), sql_counts(store))]  # empty
+        store.write_games(games[:5])
+        states.append((store.count_games(), store.count_moves(), sql_counts(store)))  # buffered, not yet visible
+        store.flush()
+        store.write_games(games[5:])
+        store.flush()
+        states.append((store.count_games(" "), store.count_moves(""), sql_counts(store)))  # blank: no predicate
+    ops.prune(path, where=f"game_id = '{games[0]['game_id']}'")
+    with gamestore.open(path) as store:
+        states.append((store.count_games(), store.count_moves(), sql_counts(store)))
+        one = store.count_moves(f"game_id = '{games[1]['game_id']}'")  # a predicate still runs the statement
+    for n, moves, from_sql in states:
+        assert (n, moves) == from_sql
+    total = sum(len(g["moves"]) for g in games)
+    assert [s[:2] for s in states] == [(0, 0), (0, 0), (12, total), (11, total - len(games[0]["moves"]))]
+    assert one == len(games[1]["moves"])
