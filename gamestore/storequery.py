@@ -31,20 +31,24 @@ def order_by_clause(catalog: Catalog, order_by: str | None) -> str:
     return f" ORDER BY {order_by}\n"
 
 
-def _relation(catalog: Catalog, query: str) -> duckdb.DuckDBPyRelation:
+def _relation(catalog: Catalog, query: str, *, execute: bool = False) -> Any:
+    """``query`` on the calling thread's catalog connection: a relation, or with ``execute`` the connection
+    holding its result (a relation binds the statement once more when it runs: ~0.6 ms CPU of a 1.1 ms count)."""
     try:
-        return catalog.cursor(datasets=False).sql(query)
+        con = catalog.cursor(datasets=False)
+        return con.execute(query) if execute else con.sql(query)
     except duckdb.CatalogException as exc:
         if "_moves_ds" not in str(exc) and "_games_ds" not in str(exc):
             raise
         # the predicate reads a move-level view: register the shard datasets (skipped when not needed)
-        return catalog.cursor(datasets=True).sql(query)
+        con = catalog.cursor(datasets=True)
+        return con.execute(query) if execute else con.sql(query)
 
 
 def scalar(catalog: Catalog, query: str) -> Any:
     """The first value of ``query``'s first row."""
     try:
-        return _relation(catalog, query).fetchall()[0][0]
+        return _relation(catalog, query, execute=True).fetchall()[0][0]
     except duckdb.Error as exc:
         raise QueryError(f"{exc} (in: {query})") from exc
 

@@ -31,8 +31,14 @@ def test_counts_without_a_predicate_equal_the_views_answer_through_a_stores_life
     with gamestore.open(path) as store:
         states.append((store.count_games(), store.count_moves(), sql_counts(store)))
         one = store.count_moves(f"game_id = '{games[1]['game_id']}'")  # a predicate still runs the statement
+        # a predicate over a move-level view: the statement runs again once the shard datasets are registered
+        cut = sorted(len(g["moves"]) for g in games[1:])[5]  # about half the games have more moves
+        deep = f"game_id IN (SELECT game_id FROM moves WHERE move_number >= {cut})"
+        by_moves = (store.count_games(deep), store.count_moves(deep))
+        want = store.sql(f"SELECT count(*), sum(num_moves) FROM games WHERE {deep}").fetchall()[0]
     for n, moves, from_sql in states:
         assert (n, moves) == from_sql
     total = sum(len(g["moves"]) for g in games)
     assert [s[:2] for s in states] == [(0, 0), (0, 0), (12, total), (11, total - len(games[0]["moves"]))]
     assert one == len(games[1]["moves"])
+    assert by_moves == want and 0 < by_moves[0] < 11
