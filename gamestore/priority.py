@@ -269,6 +269,8 @@ def _after_fork_in_child() -> None:
         del _state.before
     _state.pass_on = None
     # a slice held for the forking thread (a loop that forks) is not the child's either; the other threads are gone
+    global _holds_lock
+    _holds_lock = threading.Lock()  # another thread may have held it at the fork
     entry = _holds.get(getattr(_state, "forking", -1))
     _holds.clear()
     if entry is not None and _slice_ns() == entry[2]:
