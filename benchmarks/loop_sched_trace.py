@@ -2,7 +2,7 @@
 
     python -m benchmarks.loop_sched_trace --games 300 [--loop-slice 0.0001] [--rounds 2]
 
-Runs bench_event_loop's gamestore workload (``open_async`` defaults) under ``perf sched record -a``
+Runs bench_event_loop's gamestore workload (``open_async`` defaults unless asked) under ``perf sched record -a``
 (Linux; needs perf and permission to trace the scheduler: root, or ``kernel.perf_event_paranoid`` <= 1
 with tracefs readable), then reads ``perf sched timehist``: for every time the loop's thread was
 switched in, how long it had waited runnable (its scheduling delay) and what ran on that CPU meanwhile,
@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
-from gamestore import backend
+from gamestore import backend, priority
 
 from benchmarks.bench_event_loop import corpus, run_gamestore
 
@@ -100,14 +100,15 @@ class _Niceness:
         self._thread.join()
 
 
-def traced_run(path: Path, games: list[dict], loop_slice: float | None, data: Path) -> tuple[dict, dict]:
+def traced_run(path: Path, games: list[dict], loop_slice: float | None, niceness: int,
+               data: Path) -> tuple[dict, dict]:
     perf = subprocess.Popen(["perf", "sched", "record", "-a", "-o", str(data)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     time.sleep(1.0)  # perf's start-up, outside the run
     try:
         with _Niceness() as nice:
             result = asyncio.run(run_gamestore(path, games, batch=4, flush_every=5, workers=4, switch_interval=None,
-                                               loop_slice=loop_slice))
+                                               niceness=niceness, loop_slice=loop_slice))
     finally:
         perf.send_signal(signal.SIGINT)
         _, err = perf.communicate(timeout=120)
@@ -118,25 +119,32 @@ def traced_run(path: Path, games: list[dict], loop_slice: float | None, data: Pa
     return result, attribute(hist, threading.get_native_id(), os.getpid(), nice.of)
 
 
+def _name(variant: tuple[int, float | None]) -> str:
+    nice, loop_slice = variant
+    return f"worker_niceness {nice}" + ("" if loop_slice is None else f", loop_slice {loop_slice * 1000:g} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", type=int, default=300)
     p.add_argument("--loop-slice", type=float, nargs="*", default=[], metavar="SECONDS",
                    help="also run with open_async(loop_slice=...) for each value, alternated with the defaults")
+    p.add_argument("--niceness", type=int, nargs="+", default=[priority.DEFAULT_NICENESS], metavar="N",
+                   help="a run per value: open_async(worker_niceness=...) (default: the default, 10)")
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args(argv)
     if shutil.which("perf") is None:
         p.error("needs perf (linux-perf) on PATH")
     games = corpus(args.games, 0)
     root = Path(tempfile.mkdtemp(prefix="gs-bench-sched-"))
-    variants: list[float | None] = [None, *args.loop_slice]
-    rows: dict[float | None, list[tuple[dict, dict]]] = {v: [] for v in variants}
+    variants = [(n, None) for n in args.niceness] + [(args.niceness[0], ls) for ls in args.loop_slice]
+    rows: dict[tuple[int, float | None], list[tuple[dict, dict]]] = {v: [] for v in variants}
     try:
         asyncio.run(run_gamestore(root / "warm-up", games[:8], batch=4, flush_every=1, workers=4,
                                   switch_interval=None))
         for rnd in range(args.rounds):
             for k, v in enumerate(variants if rnd % 2 == 0 else variants[::-1]):
-                rows[v].append(traced_run(root / f"s{rnd}-{k}", games, v, root / f"sched{rnd}-{k}.data"))
+                rows[v].append(traced_run(root / f"s{rnd}-{k}", games, v[1], v[0], root / f"sched{rnd}-{k}.data"))
                 shutil.rmtree(root / f"s{rnd}-{k}", ignore_errors=True)
                 (root / f"sched{rnd}-{k}.data").unlink(missing_ok=True)
     finally:
@@ -152,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         o = np.array([x for _, a in pairs for x in a["own"]]) * 1e3
         lag = ", ".join(f"{r['p99']:.2f}" for r, _ in pairs)
         own_lag = ", ".join(f"{r['own_p99']:.2f}" for r, _ in pairs)
-        name = "open_async defaults" if v is None else f"loop_slice {v * 1000:g} ms"
+        name = _name(v)
         print(f"| {name} | {lag} | {own_lag} | {len(d)} | {np.percentile(d, 99):.2f} | {d.max():.1f} |"
               f" {np.percentile(o, 99):.2f} | {o.max():.1f} | {int((d > 1).sum())} | {int((o > 1).sum())} |")
     for v, pairs in rows.items():
         total: collections.Counter[str] = collections.Counter()
         for _, a in pairs:
             total.update(a["culprits"])
-        name = "open_async defaults" if v is None else f"loop_slice {v * 1000:g} ms"
+        name = _name(v)
         print(f"{name}: ran on the loop's CPU during its delays > 1 ms (ms): "
               + ", ".join(f"{k} {t * 1000:.1f}" for k, t in total.most_common(8)))
     return 0
