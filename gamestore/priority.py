@@ -86,6 +86,7 @@ _ATTR_CALLS = {"x86_64": (314, 315), "amd64": (314, 315), "aarch64": (274, 275),
                "riscv64": (274, 275)}
 _ATTR = struct.Struct("IIQiIQQQII")
 _SCHED_OTHER = 0
+_RESET_ON_FORK = 0x01  # SCHED_FLAG_RESET_ON_FORK: threads and processes the thread starts get the kernel's slice
 _syscall: Any = None  # libc's syscall(), loaded at first use; False: not available here
 
 
@@ -118,12 +119,14 @@ def _slice_ns(tid: int = 0) -> int | None:
     return int(attr[5])
 
 
-def _set_slice_ns(ns: int, tid: int = 0) -> bool:
+def _set_slice_ns(ns: int, tid: int = 0, *, reset_on_fork: bool | None = None) -> bool:
+    """Set thread ``tid``'s slice to ``ns`` (0: the kernel's default), its niceness kept, and its reset-on-fork
+    flag as it was (``reset_on_fork`` None) or as given; whether the slice reads back so."""
     attr = _get_attr(tid)
     if attr is None or attr[1] != _SCHED_OTHER:
         return False
-    # the thread's own niceness and flags 0: only the slice changes (ns 0: back to the kernel's default)
-    buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, _SCHED_OTHER, 0, attr[3], 0, ns, 0, 0, 0, 0),
+    flags = attr[2] & _RESET_ON_FORK if reset_on_fork is None else (_RESET_ON_FORK if reset_on_fork else 0)
+    buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, _SCHED_OTHER, flags, attr[3], 0, ns, 0, 0, 0, 0),
                                       _ATTR.size)
     if _calls()(_ATTR_CALLS[platform.machine().lower()][0], tid, buf, 0) != 0:
         return False  # EINVAL (a kernel that checks the value), EPERM, ENOSYS
@@ -152,7 +155,8 @@ def check_slice(seconds: float, name: str) -> None:
         raise ValueError(f"{name} must be within {MIN_SLICE:g}..{MAX_SLICE:g} s, got {seconds!r}")
 
 
-_holds: dict[int, list[Any]] = {}  # native id -> [its slice before the first hold (ns), slices held, slice set (ns)]
+# native id -> [its slice before the first hold (ns), slices held, slice set (ns), its reset-on-fork flag before]
+_holds: dict[int, list[Any]] = {}
 _holds_lock = threading.Lock()
 
 
@@ -161,18 +165,20 @@ def hold_slice(seconds: float, tid: int | None = None) -> Callable[[], None]:
     (``open_async(loop_slice=...)``); returns the function that ends the hold.
 
     The shortest slice held for a thread applies (never longer than its own); when the last hold ends, the
-    thread gets its slice from before back, unless someone else changed it meanwhile.  Where threads have no
-    slice of their own, nothing happens.
+    thread gets its slice from before back, unless someone else changed it meanwhile.  Meanwhile the thread
+    carries the kernel's reset-on-fork flag, so the threads and processes it starts (a pool's threads created
+    on demand) get the kernel's slice, not its short one (and niceness 0 if its own is negative).  Where
+    threads have no slice of their own, nothing happens.
     """
     check_slice(seconds, "loop_slice")
     tid = threading.get_native_id() if tid is None else tid
     with _holds_lock:
         entry = _holds.get(tid)
         if entry is None:
-            before = _slice_ns(tid)
-            if before is None:
+            before, attr = _slice_ns(tid), _get_attr(tid)
+            if before is None or attr is None:
                 return lambda: None
-            entry = _holds[tid] = [before, [], before]
+            entry = _holds[tid] = [before, [], before, bool(attr[2] & _RESET_ON_FORK)]
         entry[1].append(round(seconds * 1e9))
         _apply_hold(tid, entry)
     done = threading.Event()
@@ -188,14 +194,14 @@ def hold_slice(seconds: float, tid: int | None = None) -> Callable[[], None]:
             else:
                 del _holds[tid]
                 if _slice_ns(tid) == entry[2]:  # else changed by someone else (or the thread ended): theirs
-                    _set_slice_ns(entry[0], tid)
+                    _set_slice_ns(entry[0], tid, reset_on_fork=entry[3])
 
     return release
 
 
 def _apply_hold(tid: int, entry: list[Any]) -> None:
     ns = min(entry[0], *entry[1])
-    if _slice_ns(tid) == entry[2] and _set_slice_ns(ns, tid):
+    if _slice_ns(tid) == entry[2] and _set_slice_ns(ns, tid, reset_on_fork=True):
         entry[2] = ns
 
 
@@ -274,7 +280,7 @@ def _after_fork_in_child() -> None:
     entry = _holds.get(getattr(_state, "forking", -1))
     _holds.clear()
     if entry is not None and _slice_ns() == entry[2]:
-        _set_slice_ns(entry[0])
+        _set_slice_ns(entry[0], reset_on_fork=entry[3])
 
 
 if SUPPORTED:

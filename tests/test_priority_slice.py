@@ -38,11 +38,18 @@ def test_loop_slice_is_held_while_open_read_back_by_the_kernel_and_comes_back_at
     async def main() -> None:
         async with gamestore.open_async(tmp_path / "s", create=True, loop_slice=0.0001) as store:
             seen["loop"] = priority.slice_of()
-            await store.run_sync(call)
+            await asyncio.gather(*(store.run_sync(call) for _ in range(4)))  # the pool starts threads on demand
+            started: list[float | None] = []  # a thread the loop starts meanwhile: the kernel's slice
+            t = threading.Thread(target=lambda: started.append(priority.slice_of()))
+            t.start()
+            t.join()
+            seen["started by the loop"] = started[0]
 
     asyncio.run(main())
     assert 0.0001 < base
-    assert seen == {"loop": 0.0001, "loop from the pool": 0.0001, "pool": base, "helper": base}
+    assert seen == {"loop": 0.0001, "loop from the pool": 0.0001, "pool": base, "helper": base,
+                    "started by the loop": base}
+    assert not priority._get_attr(0)[2] & priority._RESET_ON_FORK  # the flag went with the hold
     assert priority.slice_of() == base
 
 
