@@ -4,7 +4,9 @@ cdef extern from *:
     """
     #include <stdlib.h>
     typedef struct { uint64_t h; Py_ssize_t at, len; } rrj_key;
-    typedef struct { const char* s; Py_ssize_t n; rrj_key* keys; Py_ssize_t nkeys, cap; } rrj_ctx;
+    /* int64_only: an int beyond int64 is not proven (its reader parses the text with orjson, which reads such an
+       int as a float: -2**63 - 1 -> -9.223372036854776e+18) */
+    typedef struct { const char* s; Py_ssize_t n; rrj_key* keys; Py_ssize_t nkeys, cap; int int64_only; } rrj_ctx;
     #define RRJ_MAX_DEPTH 150
 
     static Py_ssize_t rrj_value(rrj_ctx* c, Py_ssize_t i, int depth);
@@ -106,6 +108,7 @@ cdef extern from *:
         Py_ssize_t j = i, k;
         int isfloat = 0;
         double d;
+        int64_t iv;
         char ch;
         while (j < c->n) {
             ch = c->s[j];
@@ -114,6 +117,7 @@ cdef extern from *:
             j++;
         }
         if (isfloat) return rr_float_exact(c->s + i, j - i, &d) ? j : -1;
+        if (c->int64_only) return rr_int_exact(c->s + i, j - i, &iv) ? j : -1;
         /* an int: -?(0|[1-9][0-9]*), str() writes back any (within Python's 4300-digit conversion limit) */
         k = i + (c->s[i] == '-');
         if (k >= j || j - k > 4000 || (c->s[k] == '0' && (j - k > 1 || k > i))) return -1;
@@ -149,7 +153,7 @@ cdef extern from *:
     /* 1 when s[0:n] is records.dump_json(json.loads(s)) and an object; out[0:3] = index, start of the key,
        end of the value of the top-level item whose key is want (-1s when absent) */
     static int rrj_canonical_object(const char* s, Py_ssize_t n, const char* want, Py_ssize_t wn, Py_ssize_t* out) {
-        rrj_ctx c = {s, n, NULL, 0, 0};
+        rrj_ctx c = {s, n, NULL, 0, 0, 0};
         Py_ssize_t e;
         out[0] = out[1] = out[2] = -1;
         e = (n > 0 && s[0] == '{') ? rrj_object(&c, 0, 0, want, wn, out, out + 1, out + 2) : -1;
@@ -163,5 +167,6 @@ cdef extern from *:
         Py_ssize_t n
         void* keys
         Py_ssize_t nkeys, cap
+        int int64_only
     Py_ssize_t rrj_value(rrj_ctx* c, Py_ssize_t i, int depth) noexcept nogil
     Py_ssize_t rrj_string(const rrj_ctx* c, Py_ssize_t i) noexcept nogil

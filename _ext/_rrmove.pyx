@@ -299,6 +299,7 @@ cdef bint _json_fields(str text, dict m) except -1:
     c.keys = NULL
     c.nkeys = 0
     c.cap = 0
+    c.int64_only = 1  # nested values are read by orjson (see _value)
     vals = [None] * _NKEYS
     try:
         for k in range(_NKEYS):
