@@ -271,8 +271,9 @@ class Catalog:
     def refresh(self, *, force: bool = False) -> bool:
         """Pick up shards committed or removed since the last look; True if the snapshot changed now.
 
-        Without ``force`` (what every read does) this never waits: it
-        publishes the shards other handles of this process handed over, and
+        Without ``force`` (what every read does) this waits only to publish
+        the shards other handles of this process handed over (for the
+        refresher's current step, when it holds the lock), and
         when ``shards/`` changed since the last listing (or the listing
         interval passed) it wakes the background refresher, which lists and
         indexes the new shards in steps of at most
@@ -284,11 +285,10 @@ class Catalog:
             return False
         if not force:
             taken = False
-            if self._inbox and self._refresh_lock.acquire(blocking=False):
-                try:  # no file to read: what another handle of this process indexed
-                    taken = refresher.take_inbox(self)
-                finally:
-                    self._refresh_lock.release()
+            if self._inbox:  # no file to read: what another handle of this process indexed
+                # visible from this call on (docs/concurrency.md): a refresher step holding the lock is waited out
+                with self._refresh_lock:
+                    taken = not self._closed and refresher.take_inbox(self)
             sig = self._dir_signature()
             interval = _FULL_REFRESH_SECONDS if self.storage.local else _OBJECT_REFRESH_SECONDS
             if sig != self._dir_state or time.monotonic() - self._last_full >= interval or self._pending:

@@ -42,3 +42,29 @@ def test_counts_without_a_predicate_equal_the_views_answer_through_a_stores_life
     assert [s[:2] for s in states] == [(0, 0), (0, 0), (12, total), (11, total - len(games[0]["moves"]))]
     assert one == len(games[1]["moves"])
     assert by_moves == want and 0 < by_moves[0] < 11
+
+
+def test_a_shard_another_handle_flushed_is_counted_while_the_refresher_is_mid_step(tmp_path):
+    """docs/concurrency.md: another handle of the process sees a flushed shard from its next call on, also when the
+    background refresher holds the refresh lock for a step at that moment (it used to be skipped, and the count stale)."""
+    import threading
+    import time
+
+    games = synth.games(6, board_type="hex8", num_players=2, seed=5)
+    path = tmp_path / "s"
+    with gamestore.open(path, create=True, vectors=synth.VECTORS) as writer, gamestore.open(path) as reader:
+        assert reader.count_games() == 0
+        lock = reader._catalog._refresh_lock
+        lock.acquire()  # the refresher in the middle of a step
+        try:
+            writer.write_games(games)
+            writer.flush()  # hands the shard over to the reader's catalog
+            got: list[int] = []
+            counting = threading.Thread(target=lambda: got.append(reader.count_games()))
+            counting.start()
+            time.sleep(0.05)
+            assert not got  # waits for the step to end rather than answering from the old snapshot
+        finally:
+            lock.release()
+        counting.join(10)
+        assert got == [6] and reader.count_moves() == sum(len(g["moves"]) for g in games)
