@@ -45,12 +45,7 @@ def _masked(values: np.ndarray, ok: np.ndarray, atype: pa.DataType) -> pa.Array:
 
 def _valid(values: np.ndarray, valid: np.ndarray | None, atype: pa.DataType) -> pa.Array:
     """The Arrow array of ``values`` (already 0 under its null slots) where ``valid`` (bool; None: everywhere)."""
-    if valid is None or valid.all():
-        return numpy_array(values, atype)
-    n = len(values)
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    data = pa.py_buffer(np.ascontiguousarray(values, dtype=np.dtype(atype.to_pandas_dtype())))
-    return pa.Array.from_buffers(atype, n, [bitmap, data], null_count=n - int(np.count_nonzero(valid)))
+    return numpy_array(values, atype, None if valid is None else ~valid)
 
 
 def _keys(cand: np.ndarray, is_key: np.ndarray, values: list) -> tuple[pa.Array, pa.Array]:
