@@ -22,6 +22,7 @@ and ``get_game``, the exports, the operator jobs that rewrite shards
 """
 from __future__ import annotations
 
+import gc
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -347,7 +348,23 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
 
     Through the shard's caches of decompressed batches and game rows
     (``shard.BATCH_CACHE``, ``shard.ROW_CACHE``).
+
+    The collector is off while the record is built (as in the compiled decoder): a game is ~1,300 fresh dicts,
+    more than the collector's young-generation threshold, and a collection triggered before the record is
+    returned only walks it to find every dict reachable, and promotes it to the older generations, whose full
+    collections then walk the whole process (benchmarks/README.md, get_game).  The record holds no cycles; a
+    collection that is due runs at the caller's next allocation, after a caller that drops the record freed it.
     """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_game(reader, row, move_offset, move_count)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int) -> dict:
     with watched(reader):
         if reader.row_reader is None and _backend.selected().name == "cython":
             reader.row_reader = compiled_rows(reader.games)

@@ -257,3 +257,39 @@ def test_storage_layer_never_imports_upwards(name):
 def test_selection_where_may_use_profile_columns_of_the_games_view(store):
     # parity_status is computed by the games view (RingRift profile) from extra_json, not stored in the index
     assert len(store.select_games("parity_status IS NULL")) == store.count_games() == 20
+
+
+def test_read_game_runs_no_collection_and_restores_the_collector(store, monkeypatch):
+    """read_game builds the record with the collector off (a young collection would only walk the fresh,
+    acyclic record), puts its state back as it was, also after an error, and loses no game."""
+    _fresh_caches(monkeypatch)
+    started: list[int] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    gid = store.select_games(columns=["game_id"]).columns["game_id"][0]
+    loc = store.catalog.locate(gid)
+    reader = store.catalog.reader(loc.shard_id)
+    args = (reader, loc.row, loc.move_offset, loc.num_moves)
+    old = gc.get_threshold()
+    gc.callbacks.append(watch)
+    try:
+        gc.set_threshold(1)  # without the window, every allocation of the record would start a collection
+        assert gc.isenabled()
+        game = readpath.read_game(*args)
+        during = len(started)  # read before anything else allocates (the collector is on again)
+        gc.set_threshold(*old)
+        assert during == 0 and gc.isenabled()
+        gc.disable()
+        assert games_equal(readpath.read_game(*args), game) and not gc.isenabled()  # left off
+        gc.enable()
+        with pytest.raises(ShardCorruptError):
+            readpath.read_game(reader, loc.row, loc.move_offset, loc.num_moves + 1)  # not the catalog's row
+        assert gc.isenabled()
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(watch)
+        gc.enable()
+    assert game["game_id"] == gid and len(game["moves"]) == loc.num_moves
