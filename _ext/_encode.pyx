@@ -28,7 +28,8 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsDouble
-from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_DATA
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_DATA, PyUnicode_READ
 from libc.string cimport memcmp
 
 cimport cython
@@ -36,8 +37,11 @@ cimport numpy as cnp
 from _common cimport (
     ColsHead, Layout, load_layout, MAX_FIELDS, PyDict_CheckExact, PyUnicode_Check, PyUnicode_CheckExact, PyBool_Check,
     PyList_CheckExact, PyTuple_CheckExact, PyLong_CheckExact, PyFloat_CheckExact, PyFloat_AS_DOUBLE, yield_gil,
+    PyUnicode_DecodeUTF8,
 )
 import json
+
+import orjson
 
 import numpy as np
 
@@ -378,7 +382,7 @@ cdef class MoveEncoder:
                 return SLOW
             code = cached_code(self.move_keys, pk, MOVE_CODES)
             if code < 0:
-                if not json_ok(value, 0):
+                if not text_ok(key) or not json_ok(value, 0):
                     return SLOW
                 if extra is None:
                     extra = {}
@@ -435,7 +439,7 @@ cdef class MoveEncoder:
         self.pol_off[row + 1] = <int32_t>self.p_cand.size()
         self.srch_off[row + 1] = <int32_t>self.s_cand.size()
         if extra is not None:
-            self.extra[row] = _dumps(extra)
+            self.extra[row] = json_text(extra)
         return OK
 
     # -- output -----------------------------------------------------------------

@@ -80,7 +80,7 @@ cdef int add_search(MoveEncoder enc, object value, Py_ssize_t row) except -1:
             return SLOW
         code = cached_code(enc.search_keys, pk, SEARCH_CODES)
         if code < 0 or v is None:
-            if not json_ok(v, 0):
+            if not text_ok(key) or not json_ok(v, 0):
                 return SLOW
             if extra is None:
                 extra = {}
@@ -109,7 +109,7 @@ cdef int add_search(MoveEncoder enc, object value, Py_ssize_t row) except -1:
             enc.sint[j, row] = iv
             flags |= L.sint_bit[j]
     enc.flags[row] = flags
-    enc.search_extra[row] = EMPTY_JSON if extra is None else _dumps(extra)
+    enc.search_extra[row] = EMPTY_JSON if extra is None else json_text(extra)
     if not (flags & 7):
         return OK
     enc.srch_ok[row] = 1

@@ -25,6 +25,12 @@ class Columns:
     source: Any
     def __init__(self, data: bytes, source: Any = None) -> None: ...
 
+def json_text_of(value: dict[str, Any]) -> str:
+    """The text the fast path stores for an unknown-keys dict (equal to ``records.dump_json``)."""
+
+def orjson_text_is_json(text: bytes) -> bool:
+    """The compiled ``records._orjson_text_is_json`` of an object's text."""
+
 class Codes:
     """A first-appearance string dictionary (codes equal to a dict's from str to index)."""
 
