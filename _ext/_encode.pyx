@@ -126,6 +126,12 @@ cdef int32_t INT32_MIN = -2147483648
 cdef int32_t INT32_MAX = 2147483647
 
 
+# policy and search entries per move of the last finished batch (what the next batch reserves room for)
+cdef double _entries_per_move[2]
+_entries_per_move[0] = _entries_per_move[1] = 0.0
+cdef double MAX_RESERVE_PER_MOVE = 256.0
+
+
 include "_encode_values.pxi"
 include "_encode_codes.pxi"
 
@@ -234,6 +240,24 @@ cdef class MoveEncoder:
             self.vec_typenum.push_back(s.numpy_dtype.num)
         self.p_codes = Codes(KEY_LIMIT)
         self.s_codes = Codes(KEY_LIMIT)
+        self._reserve_entries()
+
+    cdef void _reserve_entries(self):
+        """Room for the policy and search entries this batch will likely hold (the last batch's entries per
+        move, 1/16 more): growing by doubling would copy them and touch twice the fresh memory."""
+        cdef size_t np_ = <size_t>(self.n * _entries_per_move[0] * 1.0625) + 16
+        cdef size_t ns = <size_t>(self.n * _entries_per_move[1] * 1.0625) + 16
+        self.p_cand.reserve(np_)
+        self.p_is_key.reserve(np_)
+        self.p_prob.reserve(np_)
+        self.s_cand.reserve(ns)
+        self.s_is_key.reserve(ns)
+        self.s_q.reserve(ns)
+        self.s_q_ok.reserve(ns)
+        self.s_visits.reserve(ns)
+        self.s_v_ok.reserve(ns)
+        self.s_prior.reserve(ns)
+        self.s_p_ok.reserve(ns)
 
     # -- driver ---------------------------------------------------------------
     def encode(self, list game_ids, games_moves):
@@ -466,6 +490,9 @@ cdef class MoveEncoder:
         }
         # views of the entry vectors (this encoder stays alive as their base; nothing is added after finish)
         self.finished = True
+        if self.n:
+            _entries_per_move[0] = min(<double>np_ / self.n, MAX_RESERVE_PER_MOVE)
+            _entries_per_move[1] = min(<double>ns / self.n, MAX_RESERVE_PER_MOVE)
         out["p_cand"] = vec_view(self, self.p_cand.data(), np_, cnp.NPY_INT32)
         out["p_is_key"] = vec_view(self, self.p_is_key.data(), np_, cnp.NPY_BOOL)
         out["p_prob"] = vec_view(self, self.p_prob.data(), np_, cnp.NPY_FLOAT64)
