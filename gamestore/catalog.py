@@ -360,9 +360,10 @@ class Catalog:
         with ThreadPoolExecutor(min(_OBJECT_FETCHERS, len(shard_ids)), thread_name_prefix="gamestore-index") as pool:
             return list(pool.map(self._load, shard_ids))
 
-    def _load(self, shard_id: str) -> Any:
+    def _load(self, shard_id: str, games: pa.Table | None = None) -> Any:
         """The segment and shard row of one committed shard; None when it is damaged, ``_UNCOMMITTED``
-        when it has no manifest yet on object storage."""
+        when it has no manifest yet on object storage. ``games``: the shard's games table as its writer
+        just wrote it (the segment is derived from it instead of reading ``games.arrow`` back)."""
         rel = f"shards/{shard_id}"
         try:
             if self.storage.local:
@@ -374,7 +375,7 @@ class Catalog:
                     return _UNCOMMITTED  # data uploaded, manifest (the commit point) not yet
                 manifest = parse_manifest(data, shard_id)
             check_sizes(self.storage, shard_id, manifest, lost=self.lost)
-            segment = segment_of(self.storage, shard_id, manifest)
+            segment = segment_of(self.storage, shard_id, manifest, games=games)
         except (ShardCorruptError, FormatError) as exc:
             if not self.storage.exists(rel):
                 raise FileNotFoundError(rel) from None  # removed meanwhile: the caller lists again
@@ -399,15 +400,16 @@ class Catalog:
         """The quarantined shard that held ``game_id`` (None when it did not, or another copy is indexed)."""
         return _quarantine.lost_in(self, game_id)
 
-    def add_committed(self, shard_id: str) -> None:
-        """Index a shard this process has just committed (no directory listing needed)."""
+    def add_committed(self, shard_id: str, *, games: pa.Table | None = None) -> None:
+        """Index a shard this process has just committed (no directory listing needed); ``games``: its games
+        table as just written (saves reading ``games.arrow`` back)."""
         with self._refresh_lock:
             snap = self._snap
             if shard_id in snap.shard_ids or shard_id in snap.damaged:
                 return
             if shard_id in self._pending:
                 self._pending.remove(shard_id)
-            loaded = self._load(shard_id)
+            loaded = self._load(shard_id, games)
             if loaded is None:
                 self._publish([], [], set(), {shard_id})
             else:

@@ -299,25 +299,28 @@ def read_segment(storage: Storage, rel: str) -> pa.Table:
         return f.read(use_threads=False)
 
 
-def segment_of(storage: Storage, shard_id: str, manifest: dict) -> pa.Table:
+def segment_of(storage: Storage, shard_id: str, manifest: dict, *, games: pa.Table | None = None) -> pa.Table:
     """The catalog segment of a committed shard: its stored one when it matches the manifest, else rebuilt
-    from ``games.arrow`` (and stored again, best effort)."""
+    from ``games.arrow`` (and stored again, best effort).  ``games``: the shard's games table as its writer
+    just wrote it (a new shard has no segment yet: it is built from that table, nothing is read back)."""
     from .shard import ShardReader
 
     rel = f"catalog/{shard_id}.parquet"
-    try:
-        table = read_segment(storage, rel)
-        if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
-                and table.column("game_id").to_pylist() == manifest["game_ids"]):
-            return table
-    except FileNotFoundError:
-        pass
-    except pa.ArrowException:
-        pass  # damaged: rebuilt below
-    except OSError:
-        if not storage.local:
-            raise  # a network failure is not a damaged segment
-    table = segment_from_games(shard_id, ShardReader(storage, shard_id, manifest=manifest).games)
+    if games is None or games.num_rows != manifest["num_games"]:
+        try:
+            table = read_segment(storage, rel)
+            if (table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == manifest["num_games"]
+                    and table.column("game_id").to_pylist() == manifest["game_ids"]):
+                return table
+        except FileNotFoundError:
+            pass
+        except pa.ArrowException:
+            pass  # damaged: rebuilt below
+        except OSError:
+            if not storage.local:
+                raise  # a network failure is not a damaged segment
+        games = ShardReader(storage, shard_id, manifest=manifest).games
+    table = segment_from_games(shard_id, games)
     try:
         write_segment(storage, rel, table)
     except OSError:

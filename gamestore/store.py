@@ -297,7 +297,7 @@ class GameStore:
         info = write_shard(self.storage, games, moves, vectors=vectors, batch_rows=self._batch_rows, fsync=self._fsync,
                            shard_id=shard_id)
         try:
-            self._catalog.add_committed(info.shard_id)
+            self._catalog.add_committed(info.shard_id, games=games)
         except Exception as exc:  # noqa: BLE001 - committed: a failure reported now would make a retry store the games twice
             warnings.warn(f"shard {info.shard_id} committed, but indexing it failed ({exc}): the next listing indexes it",
                           RuntimeWarning, stacklevel=2)

@@ -60,3 +60,36 @@ def test_unusable_new_vector_is_a_record_error_naming_it(tmp_path):
         assert info.value.game_index == 1 and "vectors.bad" in str(info.value.field)
         s.flush()
         assert s.count_games() == 1
+
+
+def test_new_shards_segment_is_built_from_the_written_table_not_read_back(tmp_path, monkeypatch):
+    """A shard's catalog segment comes from the games table its writer just wrote (background seal and flush
+    alike): the same segment as one rebuilt from games.arrow, and games.arrow is not read back."""
+    from gamestore import catalog_snapshot
+    from gamestore.manifest import read_manifest
+    from gamestore.shard import ShardReader
+    from gamestore.storage import Storage
+    from gamestore.testing import synth
+
+    def no_read_back(self):
+        raise AssertionError("games.arrow read back after the commit")
+
+    records = synth.games(12, board_type="square8", num_players=2, seed=3)
+    root = tmp_path / "s"
+    with monkeypatch.context() as m:
+        m.setattr(ShardReader, "games", property(no_read_back))
+        with gamestore.open(root, vectors=synth.VECTORS, shard_moves=900) as s:
+            s.write_games(records)  # several shards, sealed in the background
+            s.flush()
+            assert s.count_games() == 12
+    storage = Storage.from_location(root)
+    shards = sorted(p.name for p in (root / "shards").iterdir())
+    assert len(shards) >= 2
+    for sid in shards:
+        stored = catalog_snapshot.read_segment(storage, f"catalog/{sid}.parquet")
+        manifest = read_manifest(storage, f"shards/{sid}")
+        rebuilt = catalog_snapshot.segment_from_games(sid, ShardReader(storage, sid, manifest=manifest).games)
+        assert stored.equals(rebuilt)
+        assert stored.schema.equals(catalog_snapshot.SEGMENT_SCHEMA)
+    with gamestore.open(root, create=False) as s:
+        assert sorted(s.query_games(columns=["game_id"]).column("game_id").to_pylist()) == sorted(r["game_id"] for r in records)
