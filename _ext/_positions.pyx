@@ -10,7 +10,7 @@ than buffer acquisition on a call per batch); the types and shapes are
 checked here, the addresses' arrays are kept alive by the caller.
 """
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t
 from libc.string cimport memcpy, memset
 
 cnp.import_array()
@@ -272,3 +272,84 @@ def fill_head(cnp.ndarray number_ptr, cnp.ndarray player_ptr, cnp.ndarray lens_p
             if ln > widest:
                 widest = ln
     return widest
+
+
+# -- decompressing a moves batch's body buffers into a reused buffer (gamestore/positions/direct.py) ----------
+cdef extern from *:
+    """
+    typedef size_t (*gs_pos_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
+    typedef unsigned (*gs_pos_ziserror_fn)(size_t);
+    typedef void* (*gs_pos_zcreate_fn)(void);
+    typedef size_t (*gs_pos_zfree_fn)(void*);
+    """
+    ctypedef size_t (*gs_pos_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
+    ctypedef unsigned (*gs_pos_ziserror_fn)(size_t) noexcept nogil
+    ctypedef void* (*gs_pos_zcreate_fn)() noexcept nogil
+    ctypedef size_t (*gs_pos_zfree_fn)(void*) noexcept nogil
+
+cdef gs_pos_zdecompress_fn _z_decompress = NULL
+cdef gs_pos_ziserror_fn _z_is_error = NULL
+cdef gs_pos_zcreate_fn _z_create = NULL
+cdef gs_pos_zfree_fn _z_free = NULL
+
+
+def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error):
+    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError``
+    (``gamestore/zstdlib.py`` finds them)."""
+    global _z_create, _z_free, _z_decompress, _z_is_error
+    _z_create = <gs_pos_zcreate_fn>create
+    _z_free = <gs_pos_zfree_fn>free_
+    _z_decompress = <gs_pos_zdecompress_fn>decompress
+    _z_is_error = <gs_pos_ziserror_fn>is_error
+
+
+cdef class Decompressor:
+    """One libzstd decompression context, reused by one thread's :func:`unpack` calls (not thread-safe)."""
+    cdef void* ctx
+
+    def __cinit__(self):
+        self.ctx = NULL
+
+    def __dealloc__(self):
+        if self.ctx != NULL and _z_free != NULL:
+            _z_free(self.ctx)
+            self.ctx = NULL
+
+
+def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] out, Decompressor dctx):
+    """Body buffers of ``src`` into ``out``: row ``j`` of ``frames`` is ``(position, size, decompressed size or
+    -1 for a buffer stored uncompressed, place in out)``.  Returns -1, or the first row that is outside ``src``
+    or ``out``, or does not decompress to its size (checked before anything is written; one call without the GIL)."""
+    cdef Py_ssize_t n = frames.shape[0], j
+    cdef int64_t p, sz, raw, at, length = src.shape[0], cap = out.shape[0]
+    cdef size_t got
+    cdef Py_ssize_t bad = -1
+    if frames.shape[1] != 4:
+        raise ValueError("frames: expected 4 columns")
+    if _z_decompress == NULL:
+        raise RuntimeError("libzstd not installed (set_zstd)")
+    for j in range(n):
+        p, sz, raw, at = frames[j, 0], frames[j, 1], frames[j, 2], frames[j, 3]
+        if p < 0 or sz < 0 or p > length - sz or at < 0 or raw < -1:
+            return j
+        if (sz if raw == -1 else raw) > cap - at:
+            return j
+    if dctx.ctx == NULL:
+        dctx.ctx = _z_create()
+        if dctx.ctx == NULL:
+            raise MemoryError("ZSTD_createDCtx")
+    cdef void* ctx = dctx.ctx
+    cdef const uint8_t* base = &src[0] if length else NULL
+    cdef uint8_t* dst = &out[0] if cap else NULL
+    with nogil:
+        for j in range(n):
+            p, sz, raw, at = frames[j, 0], frames[j, 1], frames[j, 2], frames[j, 3]
+            if raw == -1:
+                if sz:
+                    memcpy(dst + at, base + p, <size_t>sz)
+            elif raw > 0:
+                got = _z_decompress(ctx, dst + at, <size_t>raw, base + p, <size_t>sz)
+                if _z_is_error(got) or <int64_t>got != raw:
+                    bad = j
+                    break
+    return bad

@@ -50,7 +50,7 @@ def _epoch(path, **options) -> list:
 
 
 def _arrow_only(monkeypatch) -> None:
-    def unsupported(self, index, vectors):
+    def unsupported(self, index, vectors, pool=None):
         raise direct.Unsupported("test: Arrow's reader for every batch")
 
     monkeypatch.setattr(direct.DirectDecoder, "read", unsupported)
@@ -76,9 +76,9 @@ def test_direct_decoding_equals_arrows_reader(store_path, monkeypatch, options):
     used = []
     real = direct.DirectDecoder.read
 
-    def counting(self, index, vectors):
+    def counting(self, index, vectors, pool=None):
         used.append(index)
-        return real(self, index, vectors)
+        return real(self, index, vectors, pool)
 
     monkeypatch.setattr(direct.DirectDecoder, "read", counting)
     fast = _epoch(store_path, **options)
@@ -119,11 +119,11 @@ def test_a_batch_laid_out_otherwise_falls_back_to_arrow(store_path, monkeypatch)
     real = direct.DirectDecoder.read
     calls = []
 
-    def odd(self, index, vectors):
+    def odd(self, index, vectors, pool=None):
         calls.append(index)
         if index % 2:
             raise direct.Unsupported("test")
-        return real(self, index, vectors)
+        return real(self, index, vectors, pool)
 
     monkeypatch.setattr(direct.DirectDecoder, "read", odd)
     mixed = _epoch(store_path)
@@ -145,3 +145,59 @@ def test_frozen_format_stores_decode_directly_and_equal_arrow(tmp_path, monkeypa
         assert ds._reader is not None and all(sh.direct is not None for sh in ds._reader._open.values())
     _arrow_only(monkeypatch)
     _equal(fast, _epoch(path, shuffle=False))
+
+
+@pytest.mark.single_backend  # the compiled path (the python backend's pass runs zstandard's throughout)
+def test_compiled_decompression_equals_zstandards(store_path, monkeypatch):
+    """The compiled path (libzstd into a reused buffer) yields what zstandard's multi-frame call does."""
+    assert direct._unpacker() is not None
+    options = {"policy_dtype": "float64", "return_keys": True}
+    fast = _epoch(store_path, **options)
+    monkeypatch.setattr(direct, "_unpacker", lambda: None)
+    _equal(fast, _epoch(store_path, **options))
+
+
+def test_buffer_pool_reuses_a_buffer_only_once_nothing_views_it():
+    pool = direct.BufferPool(keep=3)
+    a = pool.take(1000)
+    assert a.size >= 1000 and a.dtype == np.uint8
+    first = id(a)  # the pool keeps it: the id stays its own
+    view = np.frombuffer(a[10:20], dtype=np.int16)  # a view of a view, as the decoder makes them
+    del a
+    b = pool.take(1000)  # the first is still viewed: a new one
+    assert id(b) != first and not np.shares_memory(b, view)
+    assert id(pool.take(1000)) not in (first, id(b))  # b is held here
+    del view
+    assert id(pool.take(500)) == first  # free again: taken again
+    d = pool.take(10**6)  # larger than any: new
+    assert d.size >= 10**6
+    held = [pool.take(10) for _ in range(4)]  # all held: new ones, past ``keep`` only held ones are kept
+    assert len({id(x) for x in held}) == 4 and len(pool._bufs) <= 3 + 4
+
+
+@pytest.mark.single_backend
+def test_compiled_unpack_reports_damaged_and_out_of_range_frames():
+    fast = direct._unpacker()
+    assert fast is not None
+    import zstandard
+
+    raw = np.arange(1000, dtype=np.int64).tobytes()
+    comp = zstandard.ZstdCompressor().compress(raw)
+    src = np.frombuffer(comp + b"plain bytes", dtype=np.uint8)
+    out = np.zeros(16384, dtype=np.uint8)
+    frames = np.array([[0, len(comp), len(raw), 0], [len(comp), 11, -1, 8192]], dtype=np.int64)
+    ctx = fast.Decompressor()
+    assert fast.unpack(src, frames, out, ctx) == -1
+    assert out[:len(raw)].tobytes() == raw and out[8192:8203].tobytes() == b"plain bytes"
+    bad = src.copy()
+    bad[0] ^= 0xFF  # the frame's magic number
+    wrong_size = frames.copy()
+    wrong_size[0, 2] = len(raw) - 8
+    outside = frames.copy()
+    outside[1, 1] = 12  # past the end of src
+    too_big = frames.copy()
+    too_big[1, 3] = out.size - 5  # does not fit the output
+    assert fast.unpack(bad, frames, out, ctx) == 0
+    assert fast.unpack(src, wrong_size, out, ctx) == 0
+    assert fast.unpack(src, outside, out, ctx) == 1
+    assert fast.unpack(src, too_big, out, ctx) == 1

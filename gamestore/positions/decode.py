@@ -31,7 +31,7 @@ from ..ipc_messages import Damaged, Unsupported
 from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
-from .direct import Decoded, DirectDecoder
+from .direct import BufferPool, Decoded, DirectDecoder
 from .gather import UNKNOWN_KEY, Part, Source, compiled, source_addresses
 from .plan import Plan
 
@@ -107,15 +107,17 @@ class _Shard:
                                                fields=[self._policy_field], threads=False)
             return self._checked(self._policy_reader, index)
 
-    def batch(self, index: int, vectors: Mapping[str, VectorSpec] | None = None) -> "pa.RecordBatch | Decoded":
-        """Moves batch ``index``: decoded directly when it can be (``vectors``: the plan's), else Arrow's batch."""
+    def batch(self, index: int, vectors: Mapping[str, VectorSpec] | None = None,
+              pool: BufferPool | None = None) -> "pa.RecordBatch | Decoded":
+        """Moves batch ``index``: decoded directly when it can be (``vectors``: the plan's; into a buffer of
+        ``pool``), else Arrow's batch."""
         # the direct decoder only reads the mapped file (its caches are filled idempotently): the read-ahead
         # threads decode batches of one shard side by side
         if self.direct is not None and vectors is not None:
             if self.verifier is not None:
                 self.verifier.check(index)
             try:
-                return self.direct.read(index, dict(vectors))
+                return self.direct.read(index, dict(vectors), pool)
             except Unsupported:
                 pass  # a batch laid out otherwise than gamestore writes: Arrow's reader below
             except (Damaged, ValueError, IndexError) as exc:
@@ -165,6 +167,7 @@ class SegmentReader:
         self._unknown = UNKNOWN_KEY if action_map is not None and unknown_keys == "error" else -1
         self._key_lookup = np.zeros(0, dtype=np.int64)
         self._sources: OrderedDict[tuple, Source] = OrderedDict()
+        self._buffers = BufferPool()  # decompressed moves batches' memory, reused (no fresh pages per batch)
 
     def _shard(self, shard_id: str, plan: Plan) -> _Shard:
         sh = self._open.get(shard_id)
@@ -230,7 +233,7 @@ class SegmentReader:
 
     def _decode(self, sh: _Shard, index: int, plan: Plan, lookup: np.ndarray) -> "pa.RecordBatch | Source":
         """Moves batch ``index`` of ``sh``: a source when decoded directly, else Arrow's batch."""
-        got = sh.batch(index, plan.vectors)
+        got = sh.batch(index, plan.vectors, self._buffers)
         if not isinstance(got, Decoded):
             return got
         src = self._direct_source(sh, got, plan, lookup)

@@ -5,7 +5,8 @@ fresh zstd context, allocates each from its pool and builds arrays that the
 dataset then turns into numpy again.  A :class:`DirectDecoder` reads the
 file's record batch messages once (:meth:`FastBatchReader.layouts`), and per
 batch decompresses only the body buffers a dataset uses, in one call without
-the GIL (a reused zstd context), skipping the values of all-null children
+the GIL (a reused zstd context; compiled, libzstd straight into a reused
+buffer of a :class:`BufferPool`), skipping the values of all-null children
 (``action`` where policies are keyed, ``prob64`` where float32 is exact), and
 views them as numpy arrays: move number, player, the policy's list offsets,
 keys, actions and probabilities, and the vectors' rows.  Reading a batch
@@ -22,6 +23,7 @@ Arrow's reader; a batch whose bytes are inconsistent is
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 from typing import Any, NamedTuple
 
@@ -33,7 +35,7 @@ from ..ipc_batch import FastBatchReader, field_spans, field_starts
 from ..ipc_messages import Damaged, Unsupported
 from ..schema import VectorSpec
 
-__all__ = ["DirectDecoder", "Decoded"]
+__all__ = ["DirectDecoder", "Decoded", "BufferPool"]
 
 _I64 = struct.Struct("<q")
 _POLICY = pa.list_(pa.struct([("key", pa.dictionary(pa.int32(), pa.string())), ("action", pa.int32()),
@@ -173,17 +175,35 @@ class DirectDecoder:
                     raise Damaged("a body buffer's size prefix is out of range")
         segments = np.asarray([(p, n) for _, p, n, _ in packed], dtype="<u8").reshape(-1, 2).tobytes()
         sizes = np.asarray([r for *_, r in packed], dtype="<u8").tobytes()
+        # the compiled path: every buffer at a 64-byte aligned place of one reused output buffer
+        frames, places, at = [], [], 0
+        for k, pos, size, raw in packed + [(k, pos, size, -1) for k, pos, size in stored]:
+            frames.append((pos, size, raw, at))
+            n = size if raw == -1 else raw
+            places.append((k, at, n))
+            at += -(-n // 64) * 64
         got = self._recipes[key] = _Recipe(
             rows=rows, entries=entries, player_nulls=bool(nodes[pn][1]), list_nulls=bool(nodes[qn][1]), null=null,
             mb=mb, pb=pb, qb=qb, vecs=vecs, packed=[(k, r) for k, _, _, r in packed], stored=stored,
-            segments=segments, sizes=sizes,
+            segments=segments, sizes=sizes, frames=np.asarray(frames, dtype=np.int64).reshape(-1, 4), places=places,
+            total=at,
         )
         return got
 
-    def _buffers(self, r: "_Recipe") -> dict[int, Any]:
-        """Body buffer number -> its decompressed bytes (one zstd call without the GIL; absent buffers missing)."""
+    def _buffers(self, r: "_Recipe", pool: "BufferPool | None") -> dict[int, Any]:
+        """Body buffer number -> its decompressed bytes (one zstd call without the GIL; absent buffers missing):
+        compiled, into a buffer of ``pool``; else zstandard's (fresh memory per batch)."""
         view = self.fast.view
         out: dict[int, Any] = {}
+        fast = _unpacker() if pool is not None else None
+        if fast is not None:
+            buf = pool.take(r.total)  # type: ignore[union-attr]
+            bad = fast.unpack(view, r.frames, buf, _compiled_dctx(fast))
+            if bad >= 0:
+                raise Damaged(f"buffer {r.places[bad][0]} does not decompress to the size its prefix says")
+            for k, at, n in r.places:
+                out[k] = buf[at : at + n]
+            return out
         if r.packed:
             frames = _zstd.BufferWithSegments(view, r.segments)
             try:
@@ -201,11 +221,12 @@ class DirectDecoder:
             out[k] = bytes(view[pos : pos + size])
         return out
 
-    def read(self, index: int, vectors: dict[str, VectorSpec]) -> Decoded:
-        """Batch ``index``'s columns and ``vectors`` (name -> spec) (:class:`Damaged` when its bytes are inconsistent)."""
+    def read(self, index: int, vectors: dict[str, VectorSpec], pool: "BufferPool | None" = None) -> Decoded:
+        """Batch ``index``'s columns and ``vectors`` (name -> spec) (:class:`Damaged` when its bytes are
+        inconsistent); ``pool``: where the decompressed buffers go (see :class:`BufferPool`)."""
         r = self._recipe(index, vectors)
         rows, entries, null, mb, pb, qb = r.rows, r.entries, r.null, r.mb, r.pb, r.qb
-        buf = self._buffers(r)
+        buf = self._buffers(r, pool)
         get = buf.get
         out = Decoded(rows)
         out.keep = list(buf.values())
@@ -261,6 +282,70 @@ class _Recipe(NamedTuple):
     stored: list[tuple[int, int, int]]  # buffers stored uncompressed (number, file position, size)
     segments: bytes  # (file position, size) of each compressed frame, for zstandard's BufferWithSegments
     sizes: bytes  # their decompressed sizes
+    frames: np.ndarray  # int64 [buffers, 4]: (file position, size, decompressed size or -1, place), compiled path
+    places: list[tuple[int, int, int]]  # per row of ``frames``: (buffer number, place, decompressed size)
+    total: int  # bytes the compiled path's output needs
+
+
+class BufferPool:
+    """Output buffers of the compiled decompression, reused once no array views them.
+
+    A decoded batch's columns are numpy views of its buffer, alive while its
+    source is (a window and the read-ahead: tens of batches).  Fresh memory
+    for every batch cost a read-ahead thread ~45 page faults per ~820-position
+    batch (malloc gives a helper thread's freed memory back to the system), a
+    third of its decoding CPU; a buffer whose only reference is the pool's is
+    taken again instead.  Shared by the read-ahead threads of one reader.
+    """
+
+    def __init__(self, keep: int = 128) -> None:
+        self._bufs: list[np.ndarray] = []
+        self._keep = keep  # buffers kept (free or not): past it, free ones are dropped
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> np.ndarray:
+        """A uint8 buffer of at least ``size`` bytes nothing else references (the smallest free one, or a new one)."""
+        with self._lock:
+            best: np.ndarray | None = None
+            for a in self._bufs:
+                # references: the list, ``a`` and getrefcount's argument; any view of it holds one more
+                if a.size >= size and sys.getrefcount(a) == 3 and (best is None or a.size < best.size):
+                    best = a
+            if best is not None:
+                return best
+            buf = np.empty(-(-max(size, 1) * 5 // 4 // 4096) * 4096, dtype=np.uint8)  # room for larger batches
+            self._bufs.append(buf)
+            if len(self._bufs) > self._keep:
+                self._bufs = [a for a in self._bufs if a is buf or sys.getrefcount(a) > 3]  # (the comprehension's ``a``)
+            return buf
+
+
+def _unpacker() -> Any:
+    """The compiled :func:`unpack` module with libzstd installed, or None (zstandard's Python API instead)."""
+    global _UNPACK
+    if _UNPACK is False:
+        from .gather import compiled
+        from ..zstdlib import FUNCTIONS, addresses
+
+        mod = compiled()
+        got = addresses() if mod is not None and hasattr(mod, "unpack") else None
+        if got is None:
+            _UNPACK = None
+        else:
+            mod.set_zstd(*got[: len(FUNCTIONS)])
+            _UNPACK = mod
+    return _UNPACK
+
+
+_UNPACK: Any = False  # not looked up yet
+
+
+def _compiled_dctx(mod: Any) -> Any:
+    """This thread's libzstd context for the compiled path."""
+    d = getattr(_local, "cdctx", None)
+    if d is None:
+        d = _local.cdctx = mod.Decompressor()
+    return d
 
 
 _local = threading.local()
