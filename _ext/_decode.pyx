@@ -558,5 +558,6 @@ cdef inline object _cand(const Entries* en, StrTable keys, int64_t e):
 
 
 include "_decode_cdata.pxi"
+include "_decode_helper.pxi"
 include "_decode_point.pxi"
 include "_decode_rows.pxi"

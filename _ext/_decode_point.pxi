@@ -65,6 +65,8 @@ def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t 
     ZSTD_nextSrcSizeToDecompress = <gs_znext_fn>next_size if streaming else NULL
     ZSTD_decompressContinue = <gs_zdecompress_fn>decompress_continue if streaming else NULL
     _zstd_local = threading.local()
+    gsh_install(<void*>create, <void*>decompress, <void*>is_error, <void*>begin if streaming else NULL,
+                <void*>next_size if streaming else NULL, <void*>decompress_continue if streaming else NULL)
 
 
 def prefix_reads():
@@ -215,6 +217,71 @@ cdef int64_t _inflate(void* dctx, uint8_t* dst, int64_t raw, const uint8_t* src,
     return raw
 
 
+cdef void _plan_add(Read* r, Scratch s, int k, int64_t need, gsh_job* jobs, int* nj) noexcept:
+    """Add body buffer ``k`` (at least ``need`` bytes; negative: all of it) of a fresh ``s`` to ``jobs``, its memory
+    allocated; a buffer that looks wrong in any way is left out (the sequential pass then names the damage)."""
+    cdef int64_t off, size, p, raw
+    cdef uint8_t* dst
+    cdef gsh_job* j
+    cdef bint copy
+    if k < 0 or k >= MAX_BUFS or s.by_buf[k] != NULL:
+        return
+    off = r.bufs[2 * k]
+    size = r.bufs[2 * k + 1]
+    p = r.body + off
+    if off < 0 or size < 8 or p < 0 or p + size > r.size:
+        return
+    memcpy(&raw, r.base + p, 8)
+    copy = raw == -1
+    if copy:
+        raw = size - 8
+    if raw <= 0 or raw > (<int64_t>1 << 40):
+        return
+    if need < 0 or need > raw:
+        need = raw
+    dst = <uint8_t*>malloc(raw)
+    if dst == NULL:
+        return
+    s.by_buf[k] = dst
+    s.sizes[k] = raw
+    s.nbytes += raw
+    j = &jobs[nj[0]]
+    nj[0] += 1
+    j.src = r.base + p + 8
+    j.n = size - 8
+    j.dst = dst
+    j.raw = raw
+    j.need = need
+    j.done = -1
+    j.k = k
+    j.copy = copy
+
+
+cdef void _plan(const Place* pl, Read* r, Scratch s, int64_t slots, int64_t rows, gsh_job* jobs, int* nj) noexcept:
+    """The buffers :func:`_fill` reads for the column at ``pl`` (``rows`` < 0: a child whose rows are not known
+    yet: its buffers whole)."""
+    cdef int64_t length, nulls
+    cdef int n = pl.node, k = pl.buf
+    if n < 0:
+        return
+    length = r.nodes[2 * n]
+    nulls = r.nodes[2 * n + 1]
+    if nulls < 0 or nulls > length or (rows >= 0 and (length < slots or rows > length)):
+        return
+    if length > 0 and nulls == length:
+        return  # absent: nothing read
+    if nulls:
+        _plan_add(r, s, k, (rows + 7) >> 3 if rows >= 0 else -1, jobs, nj)
+    if pl.kind == K_VALID:
+        return
+    if pl.kind == K_FIXED:
+        _plan_add(r, s, k + 1, rows * pl.width if rows >= 0 else -1, jobs, nj)
+        return
+    _plan_add(r, s, k + 1, (rows + 1) * 4 if rows >= 0 else -1, jobs, nj)
+    if pl.kind == K_STR:
+        _plan_add(r, s, k + 2, -1, jobs, nj)
+
+
 cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t slots, int64_t rows, str name) except -1:
     """Point ``c`` at the decompressed buffers of the column placed at ``pl``, holding at least rows
     ``[0, rows)``; ``slots``: the slots its node must have."""
@@ -358,6 +425,8 @@ cdef class PointReader:
         r.nodes = &nodes[0]
         r.bufs = &bufs[0]
         r.dctx = _dctx().ctx
+        if cached is None and _helper_on:
+            self._split(&r, s, length, stop)
         bd = BatchDecoder.__new__(BatchDecoder)
         bd._keep = s
         bd.num_rows = length
@@ -385,6 +454,52 @@ cdef class PointReader:
                         damaged(f"vector column {self.vec_names[j]!r} holds fewer values than its rows")
                     bd.vecs[j].values = _buffer(&r, s, self.vec_values[j].buf + 1, stop * bd.vecs[j].nbytes)
         return bd.decode(start, stop), s
+
+
+    cdef int _split(self, Read* r, Scratch s, int64_t length, int64_t stop) except -1:
+        """Decode the buffers the fill below reads (fresh ``s``) on this thread and the helper thread
+        (_decode_helper.pxi), largest frames first; what fails or is not split, the fill decodes itself."""
+        cdef gsh_job* jobs = <gsh_job*>malloc(MAX_BUFS * sizeof(gsh_job))
+        cdef gsh_job tmp
+        cdef int nj = 0, j, i, rc
+        cdef int64_t total = 0
+        if jobs == NULL:
+            return 0
+        try:
+            for j in range(self.nfill):
+                _plan(&self.places[self.fill[j]], r, s, length, stop, jobs, &nj)
+            _plan(&self.pol_list, r, s, length, stop, jobs, &nj)
+            _plan(&self.srch_list, r, s, length, stop, jobs, &nj)
+            for j in range(4):
+                _plan(&self.pol_f[j], r, s, 0, -1, jobs, &nj)
+            for j in range(7):
+                _plan(&self.srch_f[j], r, s, 0, -1, jobs, &nj)
+            for j in range(self.nv):
+                _plan(&self.vec_col[j], r, s, length, stop, jobs, &nj)
+                if not (r.nodes[2 * self.vec_col[j].node] > 0
+                        and r.nodes[2 * self.vec_col[j].node + 1] == r.nodes[2 * self.vec_col[j].node]):
+                    _plan_add(r, s, self.vec_values[j].buf + 1, stop * self.vecs[j].nbytes, jobs, &nj)
+            for j in range(nj):
+                if not jobs[j].copy:
+                    total += jobs[j].n
+            if nj < 2 or total < HELPER_MIN_BYTES:
+                return 0
+            for j in range(1, nj):  # largest frames first: the two threads end close together
+                tmp = jobs[j]
+                i = j - 1
+                while i >= 0 and jobs[i].n < tmp.n:
+                    jobs[i + 1] = jobs[i]
+                    i -= 1
+                jobs[i + 1] = tmp
+            with nogil:  # the GIL is free meanwhile (an event loop in another thread runs; the helper may wait)
+                rc = gsh_run_all(jobs, nj, r.dctx)
+            if rc == 0:
+                for j in range(nj):
+                    if jobs[j].done >= jobs[j].need:
+                        s.have[jobs[j].k] = jobs[j].done
+        finally:
+            free(jobs)
+        return 0
 
 
 cdef Place _place(dict places, dict kinds, str path, str kind) except *:

@@ -11,6 +11,7 @@ reads the whole batch through Arrow as before.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -39,7 +40,15 @@ def _install() -> Any:
     if addresses is None:
         return None
     _decode.set_zstd(*addresses)
+    _decode.set_point_helper(_cores() > 1)  # a second core decodes half of a fresh batch's frames
     return _decode
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 _decode_mod = _install()

@@ -335,3 +335,55 @@ def test_damage_past_the_prefix_costs_only_the_games_that_reach_it(one_batch_fra
         with pytest.raises(ShardCorruptError, match="moves.arrow batch 0") as err:
             store.get_game(games[-1]["game_id"])
         assert err.value.shard_id == sid
+
+
+def test_frames_split_with_the_helper_thread_read_the_same(one_batch, monkeypatch):
+    """A fresh batch's frames decoded by the calling thread and the helper thread together (_decode_helper.pxi)
+    give the same games as the calling thread alone and as the whole-batch path, from fresh and cached buffers."""
+    mod = pointread._decode_mod
+    path, games = one_batch
+    ids = [g["game_id"] for g in games]
+    was = mod.set_point_helper(True)
+    try:
+        with gamestore.open(path, create=False) as store:
+            want = {g: _batch_path(store, g, monkeypatch) for g in (ids[0], ids[5], ids[-1])}
+            for on in (True, False, True):
+                mod.set_point_helper(on)
+                for gid in want:
+                    monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+                    runs = mod.point_helper_runs()
+                    assert games_equal(store.get_game(gid), want[gid])
+                    assert mod.point_helper_runs() == runs + on  # split only with the helper on
+                    assert games_equal(store.get_game(ids[3]), _batch_path(store, ids[3], monkeypatch))
+    finally:
+        mod.set_point_helper(was)
+
+
+def _read_in_child(path: str, gid: str, out) -> None:
+    with gamestore.open(path, create=False) as store:
+        shard.BATCH_CACHE.clear()
+        out.put(len(store.get_game(gid)["moves"]))
+
+
+def test_the_helper_thread_after_a_fork(one_batch):
+    """A child forked after the parent's reads used the helper thread starts a helper of its own (no wait for
+    the parent's thread, which the child does not have)."""
+    import multiprocessing
+
+    mod = pointread._decode_mod
+    path, games = one_batch
+    was = mod.set_point_helper(True)
+    try:
+        with gamestore.open(path, create=False) as store:
+            runs = mod.point_helper_runs()
+            store.get_game(games[0]["game_id"])
+            assert mod.point_helper_runs() == runs + 1
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_read_in_child, args=(str(path), games[-1]["game_id"], out))
+        child.start()
+        child.join(120)
+        assert child.exitcode == 0
+        assert out.get(timeout=5) == len(games[-1]["moves"])
+    finally:
+        mod.set_point_helper(was)
