@@ -47,7 +47,12 @@ ratio of the two readers' best passes and as the median of the ratios of
 their passes in the same round.  Last, the idiom against direct iteration on
 its own: ``--pairs`` pairs of short passes back to back, alternating which
 goes first, as the median of the pairs' ratios (wall, process CPU, and the
-training thread's CPU).
+training thread's CPU), both readers' positions/s, and where the gap goes: the
+training thread's CPU per batch of each, against what ``DataLoader.__next__``
+costs on its own over ready batches (torch's per-batch cost with warm caches:
+the idiom's ceiling at this dataset's speed).  ``--no-read-ahead`` then
+repeats the pairs with gamestore's read-ahead threads off (a control with no
+second thread in the process).
 """
 from __future__ import annotations
 
@@ -422,6 +427,13 @@ def run(args: argparse.Namespace, root: Path) -> None:
     _goals(best, best_cpu, per_round, args.workers)
     if args.pairs:
         _paired(ds, args.pairs, positions)
+    if args.pairs and args.no_read_ahead:
+        # control: no second thread at all (each moves batch decoded on the training thread when first read)
+        from gamestore.positions.decode import SegmentReader
+
+        SegmentReader.prefetch = lambda self, plan, segments: None  # type: ignore[method-assign]
+        print("\ncontrol, the read-ahead threads off:", end="")
+        _paired(ds, args.pairs, positions)
 
 
 def _goals(best: dict[str, float], best_cpu: dict[str, float], per_round: dict[str, list[float]],
@@ -505,6 +517,40 @@ def _paired(ds: PositionDataset, pairs: int, positions: int) -> None:
         print(f"  {what}: direct {us[direct]:.3f} us/position; {'; '.join(cells)}")
     for what in ("wall", "CPU (process)"):
         print(f"  goal >= 95% ({what}, median of pairs): {'reached' if ratios[what, idiom] >= 0.95 else 'NOT reached'}")
+    rate = {k: positions / statistics.median(x[0] for x in v) for k, v in got.items()}
+    cpu_rate = {k: positions / statistics.median(x[1] for x in v) for k, v in got.items()}
+    print(f"  positions/s (median pass): direct {rate[direct]:,.0f}, idiom {rate[idiom]:,.0f}; per process CPU-second:"
+          f" direct {cpu_rate[direct]:,.0f}, idiom {cpu_rate[idiom]:,.0f}")  # fmt: skip
+    # where the gap goes: the training thread's CPU per batch, and what torch's DataLoader costs per batch on its own
+    nbatch = -(-positions // ds.batch_size)
+    train = {k: statistics.median(x[2] for x in v) / nbatch * 1e6 for k, v in got.items()}
+    it: Any = iter(ds)  # a generator: closed at once (its read-ahead threads stop)
+    own = _loader_cost(next(it))
+    it.close()
+    print(f"  training thread CPU per batch of {ds.batch_size}: direct {train[direct]:.1f} us, idiom {train[idiom]:.1f} us"
+          f" (+{train[idiom] - train[direct]:.1f}); DataLoader.__next__ alone, on ready batches: {own:.1f} us per batch:"
+          f" at this dataset's speed the idiom's ceiling is {train[direct] / (train[direct] + own):.1%} of direct")  # fmt: skip
+
+
+def _loader_cost(batch: Any, n: int = 4000) -> float:
+    """Training-thread CPU (us) that ``DataLoader(ds, batch_size=None)`` adds per batch over iterating ``ds``
+    directly, for a dataset handing out ready batches (no other thread, caches warm: a lower bound)."""
+
+    class Ready(torch.utils.data.IterableDataset):
+        def __iter__(self) -> Iterator[Any]:
+            return iter([batch] * n)
+
+    def cost(make: Callable[[], Iterable[Any]]) -> float:
+        runs = []
+        for _ in range(7):
+            it = make()
+            t0 = time.thread_time()
+            for _b in it:
+                pass
+            runs.append(time.thread_time() - t0)
+        return statistics.median(runs) / n * 1e6
+
+    return cost(lambda: DataLoader(Ready(), batch_size=None)) - cost(lambda: iter(Ready()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -515,6 +561,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader worker counts to run")
     ap.add_argument("--pairs", type=int, default=40,
                     help="alternating pairs of passes (direct, the idiom) for the 95%% goal; 0: none")  # fmt: skip
+    ap.add_argument("--no-read-ahead", action="store_true",
+                    help="then the pairs again with the read-ahead threads off (a control: no second thread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["mds", "hf", "parquet"], help="leave out these readers")
     ap.add_argument("--dir", type=Path, default=None, help="work directory kept between runs (default: temporary)")
     args = ap.parse_args(argv)
