@@ -159,7 +159,7 @@ async def scheduler_alone(niceness: int, loop_slice: float | None, threads: int,
 
 
 def _stats(probe: Probe) -> dict:
-    return {"lags": probe.lags, "queued": probe.queued, **_percentiles(probe.lags, probe.queued)}
+    return {"lags": probe.lags, "queued": probe.queued, "wakes": probe.wakes, **_percentiles(probe.lags, probe.queued)}
 
 
 def _percentiles(lags: list[float], queued: list[float]) -> dict:
@@ -173,11 +173,14 @@ def _percentiles(lags: list[float], queued: list[float]) -> dict:
 async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_every: int, workers: int,
                         switch_interval: float | None, handover_interval: float | None = 0.0005,
                         niceness: int = priority.DEFAULT_NICENESS, loop_slice: float | None = None,
-                        holders: gil_holders.HolderSampler | None = None, timelines: int = 0) -> dict:
+                        holders: gil_holders.HolderSampler | None = None, timelines: int = 0,
+                        recorder: Recorder | None = None, yield_woken: bool = True) -> dict:
     probe = Probe()
+    if gil._c is not None:
+        gil._c.set_yield_woken(yield_woken)
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
-    rec = Recorder(holders, timelines)
+    rec = recorder or Recorder(holders, timelines)
     pool = rec.executor(workers, niceness)
     if holders is not None and gil._c is not None:
         gil._c.track_gaps(0.0005)
@@ -190,6 +193,8 @@ async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_ever
                 out = await _drive_gamestore(store, probe, games, written, ops, batch=batch, flush_every=flush_every)
         finally:
             pool.shutdown(wait=True)
+            if gil._c is not None:
+                gil._c.set_yield_woken(True)
     out["breakdown"] = rec.breakdown(probe) + out["breakdown"]  # after the sampler's exit: its samples are in
     if holders is not None and gil._c is not None:
         gil._c.track_gaps(0)
@@ -321,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="per value and niceness, a run with the first switch and handover interval and"
                         " open_async(loop_slice=...): the loop's own thread at a short scheduler slice; and the"
                         " scheduler-only rows with it (default: 0.0001; 'none': no such runs)")
+    p.add_argument("--yield-woken", choices=["on", "off"], nargs="+", default=["on"],
+                   help="gamestore runs per value, for each of the above: whether a handover look that finds the"
+                        " loop woken (runnable, not yet waiting for the GIL) steps aside for it (gamestore.gil;"
+                        " on by default; 'on off' measures both side by side)")
     p.add_argument("--rounds", type=int, default=3,
                    help="run the variants this many times, alternated (every other round in reverse order), and"
                         " pool each variant's probes (default 3)")
@@ -358,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default_interval = sys.getswitchinterval()
         loop_slices = [ls for ls in args.loop_slice if ls is not None]
-        variants = [(s, h, n, None) for s in args.switch_interval for h in args.handover_interval for n in args.niceness]
-        variants += [(args.switch_interval[0], args.handover_interval[0], n, ls) for ls in loop_slices
+        yields = [y == "on" for y in args.yield_woken]
+        variants = [(s, h, n, None, y) for s in args.switch_interval for h in args.handover_interval
+                    for n in args.niceness for y in (yields if h is not None else yields[:1])]
+        variants += [(args.switch_interval[0], args.handover_interval[0], n, ls, yields[0]) for ls in loop_slices
                      for n in args.niceness]
         results: list[list[dict]] = [[] for _ in variants]
         floors: list[dict] = []
@@ -367,13 +378,13 @@ def main(argv: list[str] | None = None) -> int:
                                                               for ls in [None, *loop_slices]}
         for rnd in range(args.rounds):
             order = list(enumerate(variants))
-            for k, (interval, handover, nice, loop_sl) in order if rnd % 2 == 0 else order[::-1]:
+            for k, (interval, handover, nice, loop_sl, yld) in order if rnd % 2 == 0 else order[::-1]:
                 sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
                 gc.collect()
                 results[k].append(asyncio.run(run_gamestore(
                     root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
                     workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice,
-                    loop_slice=loop_sl, holders=sampler, timelines=args.timelines)))
+                    loop_slice=loop_sl, holders=sampler, timelines=args.timelines, yield_woken=yld)))
                 shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
             sys.setswitchinterval(default_interval)
             floors.append(asyncio.run(idle_floor(1.0)))
@@ -381,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                 for nice, ls in (list(sched) if rnd % 2 == 0 else list(sched)[::-1]):
                     sched[nice, ls].append(asyncio.run(scheduler_alone(nice, ls, (os.cpu_count() or 1) + 1,
                                                                        args.scheduler_seconds)))
-        for (interval, handover, nice, loop_sl), runs in zip(variants, results):
+        for (interval, handover, nice, loop_sl, yld), runs in zip(variants, results):
             label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
             label += ", no handover" if handover is None else f", handover {handover * 1000:g} ms"
+            if handover is not None and len(yields) > 1:
+                label += ", yielding to a woken loop" if yld else ", not yielding to a woken loop"
             label += f", niceness {nice}" + _slice_label(loop_sl)
             rows.append((f"gamestore (open_async), {label}", _pooled(runs)))
         if not args.no_sqlite:

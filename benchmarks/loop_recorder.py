@@ -31,7 +31,8 @@ class Recorder:
     overlapped its late interval.
     """
 
-    def __init__(self, holders: gil_holders.HolderSampler | None = None, timelines: int = 0) -> None:
+    def __init__(self, holders: gil_holders.HolderSampler | None = None, timelines: int = 0, *,
+                 native: bool = False) -> None:
         self.calls: list[tuple[float, float, str]] = []
         self.gcs: list[tuple[float, float, int, str]] = []
         self._gc_start: dict[int, float] = {}
@@ -39,6 +40,8 @@ class Recorder:
         self.spans: list[tuple[float, float, int, int, str]] = []  # (start, end, thread state, ident, call or helper)
         self.loop_tstate = -1
         self.timelines = timelines  # how many late probes' holder timelines the breakdown prints
+        self.native = native  # record pool calls and helpers by kernel thread id (loop_gil_trace.py)
+        self.tids: list[tuple[float, float, int, str]] = []  # (start, end, native thread id, call or helper)
 
     def executor(self, workers: int, niceness: int = 0) -> ThreadPoolExecutor:
         rec = self
@@ -53,6 +56,8 @@ class Recorder:
                         return fn(*args, **kwargs)
                     finally:
                         rec.calls.append((t0, time.monotonic(), name))
+                        if rec.native:
+                            rec.tids.append((t0, time.monotonic(), threading.get_native_id(), name))
                         if rec.holders is not None:
                             rec.spans.append((t0, time.monotonic(), gil_holders.tstate(), threading.get_ident(), name))
 
@@ -71,7 +76,7 @@ class Recorder:
 
     def __enter__(self) -> "Recorder":
         gc.callbacks.append(self._on_gc)
-        if self.holders is not None:  # gamestore's helper threads (seal, refresher, read-ahead) record their spans
+        if self.holders is not None or self.native:  # gamestore's helper threads (seal, read-ahead) record spans
             self._inherit = gil.inherit
             gil.inherit = self._recording_inherit  # type: ignore[assignment]
             self.loop_tstate = gil_holders.tstate()
@@ -79,7 +84,7 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         gc.callbacks.remove(self._on_gc)
-        if self.holders is not None:
+        if self.holders is not None or self.native:
             gil.inherit = self._inherit  # type: ignore[method-assign]
 
     def _recording_inherit(self, fn):  # type: ignore[no-untyped-def]
@@ -87,11 +92,13 @@ class Recorder:
         name = "helper " + _call_name(fn)
 
         def helper(*args, **kwargs):  # type: ignore[no-untyped-def]
-            t0, ts = time.monotonic(), gil_holders.tstate()
+            t0, ts = time.monotonic(), (gil_holders.tstate() if self.holders is not None else 0)
             try:
                 return inner(*args, **kwargs)
             finally:
                 self.spans.append((t0, time.monotonic(), ts, threading.get_ident(), name))
+                if self.native:
+                    self.tids.append((t0, time.monotonic(), threading.get_native_id(), name))
 
         return helper
 

@@ -20,7 +20,13 @@ unmarked thread never pauses, so synchronous programs pay nothing.  Whether
 the waiter waits is read from Linux's ``/proc/self/task/<tid>/syscall``
 (one system call per look); elsewhere, or without the compiled module, a
 marked thread sleeps briefly (``time.sleep(0)``) every ``every`` seconds
-instead, which hands over less reliably.
+instead, which hands over less reliably.  A look that finds the waiter
+*woken* instead (runnable, ``R`` in ``/proc/self/task/<tid>/stat``, not yet
+blocked on the GIL: its timer fired, or a call finished, and it may be queued
+for the very CPU this thread runs on) releases the GIL and naps 20 us (twice
+while the waiter stays so), so that the waiter gets the CPU and the GIL at
+once instead of at the scheduler's next preemption
+(``counts()["yielded_to_woken"]``).
 """
 from __future__ import annotations
 
@@ -251,10 +257,12 @@ def counts() -> dict[str, int]:
     marked thread took, not due, because another marked thread was handing over, and of the give-ups those where
     the waiter was runnable (woken, waiting for a CPU: the next look comes after one interval, not eight), and
     how often a handover woke the waiter again (still asleep 20 us after the release: the wake-up had gone to
-    another thread waiting for the GIL), and how often a waker (:func:`wake`) woke its thread."""
-    due, waiting, handed, gave_up, joined, runnable, resent = _c.counts() if _c is not None else (0,) * 7
+    another thread waiting for the GIL), how often a look stepped aside for a woken waiter (runnable, not yet
+    blocked on the GIL), and how often a waker (:func:`wake`) woke its thread."""
+    due, waiting, handed, gave_up, joined, runnable, resent, yielded = _c.counts() if _c is not None else (0,) * 8
     return {"due": due, "waiting": waiting, "handed_over": handed, "gave_up": gave_up, "joined": joined,
-            "gave_up_runnable": runnable, "wakeups_resent": resent, "woken": _c.woken() if _c is not None else 0}
+            "gave_up_runnable": runnable, "wakeups_resent": resent, "yielded_to_woken": yielded,
+            "woken": _c.woken() if _c is not None else 0}
 
 
 def marked_threads() -> int:

@@ -155,6 +155,56 @@ def test_a_marked_thread_joins_a_handover_in_progress():
     assert after["handed_over"] > before["handed_over"]
 
 
+def _woken_waiter_yields(on: bool) -> tuple[dict[str, int], dict[str, int]]:
+    """A marked thread works in Python while its waiter is runnable without wanting the GIL at the moment (it
+    hashes a large buffer, which releases the GIL): the tallies before and after, with yielding ``on`` or off."""
+    import hashlib
+
+    stop = threading.Event()
+    waiter_id: list[int] = []
+    started = threading.Event()
+    data = os.urandom(1 << 22)
+
+    def waiter() -> None:  # plays a woken event loop: runnable, on its way to the GIL
+        waiter_id.append(threading.get_native_id())
+        started.set()
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    started.wait()
+    gil._c.set_yield_woken(on)
+    before = gil.counts()
+    results: list[int] = []
+    try:
+        with gil.handing_over(0.0002, to=waiter_id[0]):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                results.append(_busy_python(2_000))
+                if gil.counts()["yielded_to_woken"] > before["yielded_to_woken"] or (not on and len(results) > 200):
+                    break
+    finally:
+        gil._c.set_yield_woken(True)
+        stop.set()
+        t.join()
+    assert set(results) == {_busy_python(2_000)}  # the work itself is unchanged
+    return before, gil.counts()
+
+
+@linux_only
+@pytest.mark.skipif(gil._c is None, reason="the compiled handover")
+def test_a_marked_thread_steps_aside_for_a_woken_waiter():
+    """A look that finds the waiter runnable (woken, not yet blocked on the GIL) releases the GIL and naps, so
+    that a waiter queued behind this thread on its CPU gets it, instead of reading it as "running" and keeping
+    the GIL for another interval; turned off, the same work never does."""
+    before, after = _woken_waiter_yields(True)
+    assert after["yielded_to_woken"] > before["yielded_to_woken"], (before, after)
+    before, after = _woken_waiter_yields(False)
+    assert after["yielded_to_woken"] == before["yielded_to_woken"]
+    assert after["due"] > before["due"]
+
+
 @linux_only
 def test_no_handover_to_an_idle_loop():
     """A waiter blocked in another system call (an idle event loop sits in epoll; here a pipe read) does not want
@@ -184,6 +234,7 @@ def test_no_handover_to_an_idle_loop():
     after = gil.counts()
     assert after["due"] > before["due"]
     assert after["waiting"] == before["waiting"]
+    assert after["yielded_to_woken"] == before["yielded_to_woken"]  # asleep in a read: not woken, left alone
 
 
 def test_unmarked_threads_never_stop_to_hand_over():
