@@ -1,10 +1,25 @@
-"""Type stubs of PositionDataset's compiled gathers (``_ext/_positions.pyx``; spec: ``gamestore/positions/gather.py``)."""
+"""Type stubs of PositionDataset's compiled gathers (``_ext/_positions.pyx``; spec: ``gamestore/positions/gather.py``)
+and of the read-ahead's decompression (``gamestore/positions/direct.py``)."""
+from typing import Any
+
 import numpy as np
 
+def address(a: np.ndarray | None) -> int: ...
 def fill_policy(
     off_ptr: np.ndarray, idx_ptr: np.ndarray, prob_ptr: np.ndarray, part: np.ndarray, row: np.ndarray,
-    lens: np.ndarray, index: np.ndarray, prob: np.ndarray, mask: np.ndarray,
-) -> None: ...
+    lens: np.ndarray, index: np.ndarray, prob: np.ndarray, mask: np.ndarray, unknown: int,
+) -> int: ...
 def copy_rows(
     base_ptr: np.ndarray, valid_ptr: np.ndarray, part: np.ndarray, row: np.ndarray, out: np.ndarray, mask: np.ndarray,
 ) -> None: ...
+def fill_head(
+    number_ptr: np.ndarray, player_ptr: np.ndarray, lens_ptr: np.ndarray, part: np.ndarray, row: np.ndarray,
+    game: np.ndarray, game_players: np.ndarray, game_winner: np.ndarray, game_value: np.ndarray,
+    game_present: np.ndarray, first_player: int, head: np.ndarray, value: np.ndarray, value_mask: np.ndarray,
+    mover: np.ndarray, has_policy: np.ndarray, lens: np.ndarray,
+) -> int: ...
+def set_zstd(create: int, free_: int, decompress: int, is_error: int) -> None: ...
+class Decompressor:
+    def __init__(self) -> None: ...
+
+def unpack(src: Any, frames: np.ndarray, out: np.ndarray, dctx: Decompressor) -> int: ...
