@@ -98,6 +98,8 @@ cdef bint text_ok(object s) noexcept:
     cdef Py_UCS4 c
     if kind == 1:  # Latin-1 storage: no surrogates
         return True
+    if kind != 2 and kind != 4:  # a legacy string not yet in canonical form: the reference decides
+        return False
     n = PyUnicode_GET_LENGTH(s)
     for i in range(n):
         c = PyUnicode_READ(kind, PyUnicode_DATA(s), i)
