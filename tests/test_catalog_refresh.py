@@ -65,10 +65,10 @@ def test_reads_never_wait_for_indexing(tmp_path, monkeypatch):
         events: list[str] = []
         orig = catalog_mod.Catalog._load
 
-        def gated(self, sid):
+        def gated(self, sid, *rest):
             gate.wait(60)  # indexing is held here until the reads below have returned
             events.append("load")
-            return orig(self, sid)
+            return orig(self, sid, *rest)
 
         monkeypatch.setattr(catalog_mod.Catalog, "_load", gated)
         make_store_of_shards(root, 3, games_per_shard=1, prefix="w", first=4000)
@@ -91,9 +91,9 @@ def test_shard_committed_through_another_handle_is_handed_over(tmp_path, monkeyp
     loads: list[object] = []
     orig = catalog_mod.Catalog._load
 
-    def counted(self, sid):
+    def counted(self, sid, *rest):  # rest: the games table a writer hands over with its own shard
         loads.append(self)
-        return orig(self, sid)
+        return orig(self, sid, *rest)
 
     monkeypatch.setattr(catalog_mod.Catalog, "_load", counted)
     with gamestore.open(path, vectors=synth.VECTORS) as writer, gamestore.open(path) as reader:
