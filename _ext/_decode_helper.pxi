@@ -173,6 +173,7 @@ cdef extern from *:
         int64_t done
         int k
         int copy
+    int64_t gsh_inflate(void* dctx, uint8_t* dst, int64_t raw, const uint8_t* src, int64_t n, int64_t need) nogil
     int gsh_run_all(gsh_job* jobs, int n, void* dctx) nogil
     long long gsh_runs "gsh.runs"
     void gsh_install(void* create, void* dec, void* iserr, void* begin, void* next_size, void* cont) nogil

@@ -23,27 +23,18 @@ from libc.string cimport memset
 cdef extern from *:
     """
     typedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
-    typedef unsigned (*gs_ziserror_fn)(size_t);
     typedef void* (*gs_zcreate_fn)(void);
     typedef size_t (*gs_zfree_fn)(void*);
-    typedef size_t (*gs_zbegin_fn)(void*);
-    typedef size_t (*gs_znext_fn)(void*);
     """
     ctypedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
-    ctypedef unsigned (*gs_ziserror_fn)(size_t) noexcept nogil
     ctypedef void* (*gs_zcreate_fn)() noexcept nogil
     ctypedef size_t (*gs_zfree_fn)(void*) noexcept nogil
-    ctypedef size_t (*gs_zbegin_fn)(void*) noexcept nogil
-    ctypedef size_t (*gs_znext_fn)(void*) noexcept nogil
 
 cdef gs_zdecompress_fn ZSTD_decompressDCtx = NULL
-cdef gs_ziserror_fn ZSTD_isError = NULL
 cdef gs_zcreate_fn ZSTD_createDCtx = NULL
 cdef gs_zfree_fn ZSTD_freeDCtx = NULL
-# buffer-less streaming (optional: without them every needed buffer is decompressed whole)
-cdef gs_zbegin_fn ZSTD_decompressBegin = NULL
-cdef gs_znext_fn ZSTD_nextSrcSizeToDecompress = NULL
-cdef gs_zdecompress_fn ZSTD_decompressContinue = NULL
+# buffer-less streaming installed (optional: without it every needed buffer is decompressed whole, gsh_inflate)
+cdef bint _streaming = False
 cdef object _zstd_local = None
 
 
@@ -53,25 +44,21 @@ def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t 
     when all three are given, ``ZSTD_decompressBegin``, ``ZSTD_nextSrcSizeToDecompress``,
     ``ZSTD_decompressContinue`` (addresses; gamestore/pointread.py finds them).  Point reads are available
     from then on; with the last three, they decompress only the prefix of a buffer a game needs."""
-    global ZSTD_createDCtx, ZSTD_freeDCtx, ZSTD_decompressDCtx, ZSTD_isError, _zstd_local
-    global ZSTD_decompressBegin, ZSTD_nextSrcSizeToDecompress, ZSTD_decompressContinue
+    global ZSTD_createDCtx, ZSTD_freeDCtx, ZSTD_decompressDCtx, _zstd_local
+    global _streaming
     import threading
     ZSTD_createDCtx = <gs_zcreate_fn>create
     ZSTD_freeDCtx = <gs_zfree_fn>free_
     ZSTD_decompressDCtx = <gs_zdecompress_fn>decompress
-    ZSTD_isError = <gs_ziserror_fn>is_error
-    streaming = begin != 0 and next_size != 0 and decompress_continue != 0
-    ZSTD_decompressBegin = <gs_zbegin_fn>begin if streaming else NULL
-    ZSTD_nextSrcSizeToDecompress = <gs_znext_fn>next_size if streaming else NULL
-    ZSTD_decompressContinue = <gs_zdecompress_fn>decompress_continue if streaming else NULL
+    _streaming = begin != 0 and next_size != 0 and decompress_continue != 0
     _zstd_local = threading.local()
-    gsh_install(<void*>create, <void*>decompress, <void*>is_error, <void*>begin if streaming else NULL,
-                <void*>next_size if streaming else NULL, <void*>decompress_continue if streaming else NULL)
+    gsh_install(<void*>create, <void*>decompress, <void*>is_error, <void*>begin if _streaming else NULL,
+                <void*>next_size if _streaming else NULL, <void*>decompress_continue if _streaming else NULL)
 
 
 def prefix_reads():
     """True when point reads decompress only the prefix of a buffer a game needs (the streaming API is installed)."""
-    return ZSTD_decompressContinue != NULL
+    return _streaming
 
 
 cdef class _DCtx:
@@ -192,29 +179,14 @@ cdef int64_t _inflate(void* dctx, uint8_t* dst, int64_t raw, const uint8_t* src,
     """Decompress the zstd frame ``src[:n]`` (``raw`` bytes once whole) into ``dst`` at least up to ``need``
     bytes: block by block from its start, stopping at the first block boundary at or past ``need``; the bytes
     decoded are returned.  The whole buffer (checked to give exactly ``raw`` bytes) where ``need`` is all of
-    it, where the streaming API is not installed, or where the frame ends before ``need``."""
-    cdef size_t got, step
-    cdef int64_t done = 0, left = n
-    cdef const uint8_t* at = src
-    if need < raw and ZSTD_decompressContinue != NULL:
-        if ZSTD_isError(ZSTD_decompressBegin(dctx)):
-            raise MemoryError()
-        while True:
-            step = ZSTD_nextSrcSizeToDecompress(dctx)
-            if step == 0 or <int64_t>step > left:  # the frame ended (or is cut short): checked whole below
-                break
-            got = ZSTD_decompressContinue(dctx, dst + done, <size_t>(raw - done), at, step)
-            if ZSTD_isError(got):
-                damaged(f"body buffer {k} does not decompress")
-            at += step
-            left -= step
-            done += got
-            if done >= need:
-                return done
-    got = ZSTD_decompressDCtx(dctx, dst, <size_t>raw, src, <size_t>n)
-    if ZSTD_isError(got) or <int64_t>got != raw:
+    it, where the streaming API is not installed, or where the frame ends before ``need``.  (The helper
+    thread's ``gsh_inflate``, with its failures raised.)"""
+    cdef int64_t got = gsh_inflate(dctx, dst, raw, src, n, need)
+    if got == -2:
+        raise MemoryError()
+    if got < 0:
         damaged(f"body buffer {k} does not decompress to the {raw} bytes its prefix gives")
-    return raw
+    return got
 
 
 cdef void _plan_add(Read* r, Scratch s, int k, int64_t need, gsh_job* jobs, int* nj) noexcept:
