@@ -275,45 +275,7 @@ def fill_head(cnp.ndarray number_ptr, cnp.ndarray player_ptr, cnp.ndarray lens_p
 
 
 # -- decompressing a moves batch's body buffers into a reused buffer (gamestore/positions/direct.py) ----------
-cdef extern from *:
-    """
-    typedef size_t (*gs_pos_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
-    typedef unsigned (*gs_pos_ziserror_fn)(size_t);
-    typedef void* (*gs_pos_zcreate_fn)(void);
-    typedef size_t (*gs_pos_zfree_fn)(void*);
-    """
-    ctypedef size_t (*gs_pos_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
-    ctypedef unsigned (*gs_pos_ziserror_fn)(size_t) noexcept nogil
-    ctypedef void* (*gs_pos_zcreate_fn)() noexcept nogil
-    ctypedef size_t (*gs_pos_zfree_fn)(void*) noexcept nogil
-
-cdef gs_pos_zdecompress_fn _z_decompress = NULL
-cdef gs_pos_ziserror_fn _z_is_error = NULL
-cdef gs_pos_zcreate_fn _z_create = NULL
-cdef gs_pos_zfree_fn _z_free = NULL
-
-
-def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error):
-    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError``
-    (``gamestore/zstdlib.py`` finds them)."""
-    global _z_create, _z_free, _z_decompress, _z_is_error
-    _z_create = <gs_pos_zcreate_fn>create
-    _z_free = <gs_pos_zfree_fn>free_
-    _z_decompress = <gs_pos_zdecompress_fn>decompress
-    _z_is_error = <gs_pos_ziserror_fn>is_error
-
-
-cdef class Decompressor:
-    """One libzstd decompression context, reused by one thread's :func:`unpack` calls (not thread-safe)."""
-    cdef void* ctx
-
-    def __cinit__(self):
-        self.ctx = NULL
-
-    def __dealloc__(self):
-        if self.ctx != NULL and _z_free != NULL:
-            _z_free(self.ctx)
-            self.ctx = NULL
+include "_zstd_fns.pxi"
 
 
 def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] out, Decompressor dctx):
@@ -326,7 +288,7 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
     cdef Py_ssize_t bad = -1
     if frames.shape[1] != 4:
         raise ValueError("frames: expected 4 columns")
-    if _z_decompress == NULL:
+    if ZSTD_decompressDCtx == NULL:
         raise RuntimeError("libzstd not installed (set_zstd)")
     for j in range(n):
         p, sz, raw, at = frames[j, 0], frames[j, 1], frames[j, 2], frames[j, 3]
@@ -335,7 +297,7 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
         if (sz if raw == -1 else raw) > cap - at:
             return j
     if dctx.ctx == NULL:
-        dctx.ctx = _z_create()
+        dctx.ctx = ZSTD_createDCtx()
         if dctx.ctx == NULL:
             raise MemoryError("ZSTD_createDCtx")
     cdef void* ctx = dctx.ctx
@@ -348,8 +310,8 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
                 if sz:
                     memcpy(dst + at, base + p, <size_t>sz)
             elif raw > 0:
-                got = _z_decompress(ctx, dst + at, <size_t>raw, base + p, <size_t>sz)
-                if _z_is_error(got) or <int64_t>got != raw:
+                got = ZSTD_decompressDCtx(ctx, dst + at, <size_t>raw, base + p, <size_t>sz)
+                if ZSTD_isError(got) or <int64_t>got != raw:
                     bad = j
                     break
     return bad

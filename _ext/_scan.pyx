@@ -14,34 +14,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
 import numpy as np
 from libc.string cimport memcpy
 
-cdef extern from *:
-    """
-    typedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t);
-    typedef unsigned (*gs_ziserror_fn)(size_t);
-    typedef void* (*gs_zcreate_fn)(void);
-    typedef size_t (*gs_zfree_fn)(void*);
-    """
-    ctypedef size_t (*gs_zdecompress_fn)(void*, void*, size_t, const void*, size_t) noexcept nogil
-    ctypedef unsigned (*gs_ziserror_fn)(size_t) noexcept nogil
-    ctypedef void* (*gs_zcreate_fn)() noexcept nogil
-    ctypedef size_t (*gs_zfree_fn)(void*) noexcept nogil
-
-cdef gs_zdecompress_fn ZSTD_decompressDCtx = NULL
-cdef gs_ziserror_fn ZSTD_isError = NULL
-cdef gs_zcreate_fn ZSTD_createDCtx = NULL
-cdef gs_zfree_fn ZSTD_freeDCtx = NULL
+include "_zstd_fns.pxi"
 
 #: Largest decompressed size a body buffer may claim (a damaged prefix must not allocate gigabytes).
 cdef int64_t _MAX_RAW = 1 << 31
-
-
-def set_zstd(uintptr_t create, uintptr_t free_, uintptr_t decompress, uintptr_t is_error):
-    """Install libzstd's ``ZSTD_createDCtx``, ``ZSTD_freeDCtx``, ``ZSTD_decompressDCtx``, ``ZSTD_isError``."""
-    global ZSTD_createDCtx, ZSTD_freeDCtx, ZSTD_decompressDCtx, ZSTD_isError
-    ZSTD_createDCtx = <gs_zcreate_fn>create
-    ZSTD_freeDCtx = <gs_zfree_fn>free_
-    ZSTD_decompressDCtx = <gs_zdecompress_fn>decompress
-    ZSTD_isError = <gs_ziserror_fn>is_error
 
 
 cdef inline int64_t _le64(const uint8_t* p) noexcept nogil:
@@ -50,20 +26,6 @@ cdef inline int64_t _le64(const uint8_t* p) noexcept nogil:
     for k in range(8):
         v |= (<int64_t>p[k]) << (8 * k)
     return v
-
-
-cdef class Decompressor:
-    """One libzstd decompression context, kept for many :func:`joined` calls of one thread (creating one costs
-    ~1 us and ~100 KB of fresh memory: a scan made one per column and shard).  Not thread-safe: one per thread."""
-    cdef void* ctx
-
-    def __cinit__(self):
-        self.ctx = NULL
-
-    def __dealloc__(self):
-        if self.ctx != NULL and ZSTD_freeDCtx != NULL:
-            ZSTD_freeDCtx(self.ctx)
-            self.ctx = NULL
 
 
 def joined(const uint8_t[::1] src, const int64_t[::1] pos, const int64_t[::1] size, const int64_t[::1] take,
