@@ -43,7 +43,7 @@ import numpy as np
 from gamestore import backend, priority
 
 from benchmarks.bench_event_loop import corpus, run_gamestore
-from benchmarks.loop_recorder import Recorder
+from benchmarks.loop_recorder import Recorder, ThreadSampler
 
 _EVENTS = ["sched:sched_switch", "sched:sched_waking", "sched:sched_migrate_task", "syscalls:sys_enter_epoll_wait",
            "syscalls:sys_exit_epoll_wait"]
@@ -114,27 +114,15 @@ class Timeline:
         return [(min(e, b) - max(s, a), tid) for s, e, tid in self.on_cpu.get(cpu, []) if e > a and s < b]
 
 
-class _ThreadNames:
+class _ThreadNames(ThreadSampler):
     """Python threads' names by native id (digits dropped), sampled every 20 ms while a run lasts."""
 
-    def __init__(self) -> None:
-        self.of: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    period = 0.02
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            for t in threading.enumerate():
-                if t.native_id is not None:
-                    self.of[t.native_id] = re.sub(r"[-_]?\d+$", "", t.name)
-
-    def __enter__(self) -> "_ThreadNames":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for t in threading.enumerate():
+            if t.native_id is not None:
+                self.of[t.native_id] = re.sub(r"[-_]?\d+$", "", t.name)
 
 
 def analyse(tl: Timeline, result: dict, rec: Recorder, names: dict[int, str], loop_tid: int, over: float) -> dict:

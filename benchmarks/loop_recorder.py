@@ -16,6 +16,33 @@ from gamestore import gil, priority
 from benchmarks import gil_holders
 
 
+class ThreadSampler:
+    """A daemon thread calling :meth:`sample` every ``period`` seconds while a ``with`` block lasts (the tracers'
+    per-thread facts: threads come and go during a run); what it finds goes into ``of``."""
+
+    period = 0.05
+
+    def __init__(self) -> None:
+        self.of: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.sample()
+
+    def __enter__(self) -> "ThreadSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class ProbeLike(Protocol):
     lags: list[float]  # how late each 1 ms sleep woke (s)
     queued: list[float]  # of each lag, the loop thread's run-queue wait (s)

@@ -33,6 +33,7 @@ import numpy as np
 from gamestore import backend, priority
 
 from benchmarks.bench_event_loop import corpus, run_gamestore
+from benchmarks.loop_recorder import ThreadSampler
 
 _LINE = re.compile(r"\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
 _TID = re.compile(r"\[(\d+)(?:/(\d+))?\]$")
@@ -74,30 +75,16 @@ def attribute(timehist: str, loop_tid: int, pid: int, niceness: dict[int, int] |
     return {"delays": delays, "own": own, "culprits": culprits}
 
 
-class _Niceness:
+class _Niceness(ThreadSampler):
     """This process's threads' niceness, sampled every 50 ms while a run lasts (threads come and go)."""
 
-    def __init__(self) -> None:
-        self.of: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    with open(f"/proc/self/task/{tid}/stat") as f:
-                        self.of[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
-                except (OSError, ValueError, IndexError):
-                    pass  # the thread ended meanwhile
-
-    def __enter__(self) -> "_Niceness":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    self.of[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+            except (OSError, ValueError, IndexError):
+                pass  # the thread ended meanwhile
 
 
 def traced_run(path: Path, games: list[dict], loop_slice: float | None, niceness: int,
