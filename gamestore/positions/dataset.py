@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import DatasetError
 from . import shared
+from .ahead import made_ahead
 from .batch import TORCH_DTYPES, Batch
 from .buffer import Window, stream
 from .decode import SegmentReader
@@ -83,6 +84,13 @@ class PositionDataset(IterableDataset[Any]):
     float32) with ``vec_<name>_mask``, and each of ``columns`` (a tensor for
     numeric columns, else an object array).  ``transform(batch)`` runs last, in the
     worker.
+
+    ``assemble_ahead`` (default: the environment variable
+    ``GAMESTORE_ASSEMBLE_AHEAD``, ``1`` on, else off): outside DataLoader
+    worker processes, make the next batches on one helper thread while the
+    current one is used (the same batches in the same order, the same resume
+    state; ``transform`` still runs on the iterating thread; the thread
+    stops with the iteration).
     """
 
     def __init__(
@@ -118,6 +126,7 @@ class PositionDataset(IterableDataset[Any]):
         draw_value: float = 0.0,
         policy_dtype: Literal["float32", "float64"] = "float32",
         transform: Callable[[dict[str, Any]], Any] | None = None,
+        assemble_ahead: bool | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or buffer_size < 0:
@@ -151,6 +160,9 @@ class PositionDataset(IterableDataset[Any]):
         self._policy_dtype = _DTYPES[policy_dtype]
         self._prob_dtype = np.dtype(self._policy_dtype)
         self.transform = transform
+        if assemble_ahead is None:
+            assemble_ahead = os.environ.get("GAMESTORE_ASSEMBLE_AHEAD", "0") == "1"
+        self.assemble_ahead = bool(assemble_ahead)
 
         from ..store import GameStore
 
@@ -377,14 +389,18 @@ class PositionDataset(IterableDataset[Any]):
             skip=skip,
         )
         fast = compiled()
+        made: Generator[Batch, None, None] = (self._to_batch(win, a, b, plan, fast) for win, a, b in batches)
+        if self.assemble_ahead and info is None:  # a DataLoader worker's process already overlaps the training one
+            made = made_ahead(made)
         try:
-            for win, a, b in batches:
-                batch: Any = self._to_batch(win, a, b, plan, fast)
+            for made_batch in made:
+                batch: Any = made_batch
                 if self.transform is not None:
                     batch = self.transform(batch)
-                progress["batches"][worker] += 1
+                progress["batches"][worker] += 1  # at the yield: a resume replays exactly what was delivered
                 yield (worker, batch) if tagged else batch
         finally:
+            made.close()  # the assembling thread first: it reads with the reader
             reader.stop_prefetch()  # no helper thread outlives an iteration (fork safety)
         if tagged:
             yield (worker, END_OF_WORKER)
