@@ -12,6 +12,7 @@ checked here, the addresses' arrays are kept alive by the caller.
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t
 from libc.string cimport memcpy, memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 cnp.import_array()
 
@@ -45,6 +46,120 @@ cdef inline void _check_parts(cnp.ndarray part, Py_ssize_t nsrc) except *:
             raise IndexError(f"position {i}: part {p[i]} out of range")
 
 
+cdef int64_t _policy_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* offs, const int64_t* idxs,
+                         const int64_t* probs, const int32_t* p_part, const int64_t* p_row, const int32_t* p_lens,
+                         bint wide, int64_t unknown, int64_t* out_idx, uint8_t* out_mask, void* out_prob) noexcept nogil:
+    """The padded policy rows of ``n`` positions (see :func:`fill_policy`); returns the first flat position holding
+    ``unknown``, or -1."""
+    cdef float* out_f = <float*> out_prob
+    cdef double* out_d = <double*> out_prob
+    cdef Py_ssize_t i, j, k, at
+    cdef int64_t start, p, first = -1
+    cdef int32_t ln
+    cdef const int32_t* off
+    cdef const int64_t* src_idx
+    for i in range(min(n, AHEAD)):
+        __builtin_prefetch((<const int32_t*> <intptr_t> offs[p_part[i]]) + p_row[i])
+    for i in range(n):
+        j = i + AHEAD
+        if j < n:  # the offset of the position AHEAD on, and the entries of the one half-way
+            __builtin_prefetch((<const int32_t*> <intptr_t> offs[p_part[j]]) + p_row[j])
+        j = i + AHEAD // 2
+        if j < n:
+            p = p_part[j]
+            start = (<const int32_t*> <intptr_t> offs[p])[p_row[j]]
+            __builtin_prefetch((<const int64_t*> <intptr_t> idxs[p]) + start)
+            if wide:
+                __builtin_prefetch((<const double*> <intptr_t> probs[p]) + start)
+            else:
+                __builtin_prefetch((<const float*> <intptr_t> probs[p]) + start)
+        p = p_part[i]
+        off = <const int32_t*> <intptr_t> offs[p]
+        src_idx = <const int64_t*> <intptr_t> idxs[p]
+        start = off[p_row[i]]
+        ln = p_lens[i]
+        if ln > width:
+            ln = <int32_t> width
+        at = i * width
+        memcpy(out_idx + at, src_idx + start, ln * sizeof(int64_t))
+        if first < 0:
+            for k in range(ln):
+                if src_idx[start + k] == unknown:
+                    first = at + k
+                    break
+        for k in range(ln, width):
+            out_idx[at + k] = -1
+        memset(out_mask + at, 1, ln)
+        memset(out_mask + at + ln, 0, width - ln)
+        if wide:
+            memcpy(out_d + at, (<const double*> <intptr_t> probs[p]) + start, ln * sizeof(double))
+            memset(out_d + at + ln, 0, (width - ln) * sizeof(double))
+        else:
+            memcpy(out_f + at, (<const float*> <intptr_t> probs[p]) + start, ln * sizeof(float))
+            memset(out_f + at + ln, 0, (width - ln) * sizeof(float))
+    return first
+
+
+cdef void _rows_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* bases, const int64_t* valids,
+                     const int32_t* p_part, const int64_t* p_row, uint8_t* dst, uint8_t* p_mask) noexcept nogil:
+    """Row ``i`` of ``dst`` (``width`` bytes): source row ``p_row[i]``, zeros where not valid (see :func:`copy_rows`)."""
+    cdef Py_ssize_t i, j, k
+    cdef int64_t p
+    cdef intptr_t v
+    cdef const uint8_t* ahead
+    for i in range(n):
+        j = i + AHEAD
+        if j < n:
+            ahead = (<const uint8_t*> <intptr_t> bases[p_part[j]]) + p_row[j] * width
+            for k in range(0, width, 64):
+                __builtin_prefetch(ahead + k)
+        p = p_part[i]
+        v = <intptr_t> valids[p]
+        if v != 0 and (<const uint8_t*> v)[p_row[i]] == 0:
+            memset(dst + i * width, 0, width)
+            p_mask[i] = 0
+        else:
+            memcpy(dst + i * width, (<const uint8_t*> <intptr_t> bases[p]) + p_row[i] * width, width)
+            p_mask[i] = 1
+
+
+cdef int32_t _head_loop(Py_ssize_t n, const int64_t* numbers, const int64_t* players, const int64_t* lenss,
+                        const int32_t* p_part, const int64_t* p_row, const int64_t* p_game, const int64_t* g_players,
+                        const int64_t* g_winner, const float* g_value, const uint8_t* g_present, Py_ssize_t width,
+                        int64_t first_player, int64_t* out, float* out_value, uint8_t* out_mask, float* out_mover,
+                        uint8_t* out_has, int32_t* out_lens) noexcept nogil:
+    """The per-position columns of ``n`` positions (see :func:`fill_head`); returns the widest policy."""
+    cdef int64_t p, r, g, player, slot
+    cdef int32_t ln, widest = 0
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        j = i + AHEAD
+        if j < n:
+            p = p_part[j]
+            r = p_row[j]
+            __builtin_prefetch((<const int64_t*> <intptr_t> players[p]) + r)
+            __builtin_prefetch((<const int32_t*> <intptr_t> lenss[p]) + r)
+            __builtin_prefetch((<const int32_t*> <intptr_t> numbers[p]) + r)
+        p = p_part[i]
+        r = p_row[i]
+        g = p_game[i]
+        player = (<const int64_t*> <intptr_t> players[p])[r]
+        ln = (<const int32_t*> <intptr_t> lenss[p])[r]
+        out[i] = (<const int32_t*> <intptr_t> numbers[p])[r]
+        out[n + i] = player
+        out[2 * n + i] = g_players[g]
+        out[3 * n + i] = g_winner[g]
+        memcpy(out_value + i * width, g_value + g * width, width * sizeof(float))
+        memcpy(out_mask + i * width, g_present + g * width, width)
+        slot = player - first_player
+        out_mover[i] = g_value[g * width + slot] if 0 <= slot < width else 0.0
+        out_has[i] = ln > 0
+        out_lens[i] = ln
+        if ln > widest:
+            widest = ln
+    return widest
+
+
 def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, cnp.ndarray part, cnp.ndarray row,
                 cnp.ndarray lens, cnp.ndarray index, cnp.ndarray prob, cnp.ndarray mask, int64_t unknown):
     """Row ``i`` of ``index``/``prob``/``mask``: the first ``lens[i]`` policy entries of source row ``row[i]``, then padding.
@@ -68,68 +183,16 @@ def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, 
             or cnp.PyArray_DIM(prob, 0) != n or cnp.PyArray_DIM(mask, 0) != n
             or cnp.PyArray_DIM(prob, 1) != cnp.PyArray_DIM(index, 1) or cnp.PyArray_DIM(mask, 1) != cnp.PyArray_DIM(index, 1)):
         raise ValueError("output shapes do not match the positions")
-    cdef Py_ssize_t width = cnp.PyArray_DIM(index, 1), nsrc = cnp.PyArray_DIM(off_ptr, 0)
-    cdef const int64_t* offs = <const int64_t*> cnp.PyArray_DATA(off_ptr)
-    cdef const int64_t* idxs = <const int64_t*> cnp.PyArray_DATA(idx_ptr)
-    cdef const int64_t* probs = <const int64_t*> cnp.PyArray_DATA(prob_ptr)
-    cdef const int32_t* p_part = <const int32_t*> cnp.PyArray_DATA(part)
-    cdef const int64_t* p_row = <const int64_t*> cnp.PyArray_DATA(row)
-    cdef const int32_t* p_lens = <const int32_t*> cnp.PyArray_DATA(lens)
-    cdef int64_t* out_idx = <int64_t*> cnp.PyArray_DATA(index)
-    cdef uint8_t* out_mask = <uint8_t*> cnp.PyArray_DATA(mask)
-    cdef float* out_f = <float*> cnp.PyArray_DATA(prob)
-    cdef double* out_d = <double*> cnp.PyArray_DATA(prob)
-    cdef Py_ssize_t i, k, at
-    cdef int64_t start, p, first = -1
-    cdef int32_t ln
-    cdef const int32_t* off
-    cdef const int64_t* src_idx
-    cdef const float* src_f
-    cdef const double* src_d
-    _check_parts(part, nsrc)
-    cdef Py_ssize_t j
+    cdef Py_ssize_t width = cnp.PyArray_DIM(index, 1)
+    _check_parts(part, cnp.PyArray_DIM(off_ptr, 0))
+    cdef int64_t first
     with nogil:
-        for i in range(min(n, AHEAD)):
-            __builtin_prefetch((<const int32_t*> <intptr_t> offs[p_part[i]]) + p_row[i])
-        for i in range(n):
-            j = i + AHEAD
-            if j < n:  # the offset of the position AHEAD on, and the entries of the one half-way
-                __builtin_prefetch((<const int32_t*> <intptr_t> offs[p_part[j]]) + p_row[j])
-            j = i + AHEAD // 2
-            if j < n:
-                p = p_part[j]
-                start = (<const int32_t*> <intptr_t> offs[p])[p_row[j]]
-                __builtin_prefetch((<const int64_t*> <intptr_t> idxs[p]) + start)
-                if wide:
-                    __builtin_prefetch((<const double*> <intptr_t> probs[p]) + start)
-                else:
-                    __builtin_prefetch((<const float*> <intptr_t> probs[p]) + start)
-            p = p_part[i]
-            off = <const int32_t*> <intptr_t> offs[p]
-            src_idx = <const int64_t*> <intptr_t> idxs[p]
-            start = off[p_row[i]]
-            ln = p_lens[i]
-            if ln > width:
-                ln = <int32_t> width
-            at = i * width
-            memcpy(out_idx + at, src_idx + start, ln * sizeof(int64_t))
-            if first < 0:
-                for k in range(ln):
-                    if src_idx[start + k] == unknown:
-                        first = at + k
-                        break
-            for k in range(ln, width):
-                out_idx[at + k] = -1
-            memset(out_mask + at, 1, ln)
-            memset(out_mask + at + ln, 0, width - ln)
-            if wide:
-                src_d = <const double*> <intptr_t> probs[p]
-                memcpy(out_d + at, src_d + start, ln * sizeof(double))
-                memset(out_d + at + ln, 0, (width - ln) * sizeof(double))
-            else:
-                src_f = <const float*> <intptr_t> probs[p]
-                memcpy(out_f + at, src_f + start, ln * sizeof(float))
-                memset(out_f + at + ln, 0, (width - ln) * sizeof(float))
+        first = _policy_loop(n, width, <const int64_t*> cnp.PyArray_DATA(off_ptr),
+                             <const int64_t*> cnp.PyArray_DATA(idx_ptr), <const int64_t*> cnp.PyArray_DATA(prob_ptr),
+                             <const int32_t*> cnp.PyArray_DATA(part), <const int64_t*> cnp.PyArray_DATA(row),
+                             <const int32_t*> cnp.PyArray_DATA(lens), wide, unknown,
+                             <int64_t*> cnp.PyArray_DATA(index), <uint8_t*> cnp.PyArray_DATA(mask),
+                             cnp.PyArray_DATA(prob))
     return first
 
 
@@ -151,34 +214,31 @@ def copy_rows(cnp.ndarray base_ptr, cnp.ndarray valid_ptr, cnp.ndarray part, cnp
         raise TypeError("out: expected a C-contiguous array")
     if cnp.PyArray_DIM(row, 0) != n or cnp.PyArray_DIM(out, 0) != n or cnp.PyArray_DIM(mask, 0) != n:
         raise ValueError("output shapes do not match the positions")
-    cdef Py_ssize_t width = (cnp.PyArray_NBYTES(out) // n) if n else 0, nsrc = cnp.PyArray_DIM(base_ptr, 0)
-    cdef const int64_t* bases = <const int64_t*> cnp.PyArray_DATA(base_ptr)
-    cdef const int64_t* valids = <const int64_t*> cnp.PyArray_DATA(valid_ptr)
-    cdef const int32_t* p_part = <const int32_t*> cnp.PyArray_DATA(part)
-    cdef const int64_t* p_row = <const int64_t*> cnp.PyArray_DATA(row)
-    cdef uint8_t* dst = <uint8_t*> cnp.PyArray_DATA(out)
-    cdef uint8_t* p_mask = <uint8_t*> cnp.PyArray_DATA(mask)
-    cdef Py_ssize_t i
-    cdef int64_t p
-    cdef intptr_t v
-    _check_parts(part, nsrc)
-    cdef Py_ssize_t j, k
-    cdef const uint8_t* ahead
+    cdef Py_ssize_t width = (cnp.PyArray_NBYTES(out) // n) if n else 0
+    _check_parts(part, cnp.PyArray_DIM(base_ptr, 0))
     with nogil:
-        for i in range(n):
-            j = i + AHEAD
-            if j < n:
-                ahead = (<const uint8_t*> <intptr_t> bases[p_part[j]]) + p_row[j] * width
-                for k in range(0, width, 64):
-                    __builtin_prefetch(ahead + k)
-            p = p_part[i]
-            v = <intptr_t> valids[p]
-            if v != 0 and (<const uint8_t*> v)[p_row[i]] == 0:
-                memset(dst + i * width, 0, width)
-                p_mask[i] = 0
-            else:
-                memcpy(dst + i * width, (<const uint8_t*> <intptr_t> bases[p]) + p_row[i] * width, width)
-                p_mask[i] = 1
+        _rows_loop(n, width, <const int64_t*> cnp.PyArray_DATA(base_ptr), <const int64_t*> cnp.PyArray_DATA(valid_ptr),
+                   <const int32_t*> cnp.PyArray_DATA(part), <const int64_t*> cnp.PyArray_DATA(row),
+                   <uint8_t*> cnp.PyArray_DATA(out), <uint8_t*> cnp.PyArray_DATA(mask))
+
+
+cdef inline void _check_games(cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value,
+                              cnp.ndarray game_present) except *:
+    _check(game_players, cnp.NPY_INT64, 1, "game_players")
+    _check(game_winner, cnp.NPY_INT64, 1, "game_winner")
+    _check(game_value, cnp.NPY_FLOAT32, 2, "game_value")
+    _check(game_present, cnp.NPY_BOOL, 2, "game_present")
+    cdef Py_ssize_t ngames = cnp.PyArray_DIM(game_players, 0), width = cnp.PyArray_DIM(game_value, 1)
+    if (cnp.PyArray_DIM(game_winner, 0) != ngames or cnp.PyArray_DIM(game_value, 0) != ngames
+            or cnp.PyArray_DIM(game_present, 0) != ngames or cnp.PyArray_DIM(game_present, 1) != width):
+        raise ValueError("game tables differ in shape")
+
+
+cdef inline void _check_game_index(const int64_t* p_game, Py_ssize_t n, Py_ssize_t ngames) except *:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p_game[i] < 0 or p_game[i] >= ngames:
+            raise IndexError(f"position {i}: game {p_game[i]} out of range")
 
 
 def fill_head(cnp.ndarray number_ptr, cnp.ndarray player_ptr, cnp.ndarray lens_ptr, cnp.ndarray part, cnp.ndarray row,
@@ -202,76 +262,141 @@ def fill_head(cnp.ndarray number_ptr, cnp.ndarray player_ptr, cnp.ndarray lens_p
     _check(part, cnp.NPY_INT32, 1, "part")
     _check(row, cnp.NPY_INT64, 1, "row")
     _check(game, cnp.NPY_INT64, 1, "game")
-    _check(game_players, cnp.NPY_INT64, 1, "game_players")
-    _check(game_winner, cnp.NPY_INT64, 1, "game_winner")
-    _check(game_value, cnp.NPY_FLOAT32, 2, "game_value")
-    _check(game_present, cnp.NPY_BOOL, 2, "game_present")
+    _check_games(game_players, game_winner, game_value, game_present)
     _check(head, cnp.NPY_INT64, 2, "head")
     _check(value, cnp.NPY_FLOAT32, 2, "value")
     _check(value_mask, cnp.NPY_BOOL, 2, "value_mask")
     _check(mover, cnp.NPY_FLOAT32, 1, "mover")
     _check(has_policy, cnp.NPY_BOOL, 1, "has_policy")
     _check(lens, cnp.NPY_INT32, 1, "lens")
-    cdef Py_ssize_t ngames = cnp.PyArray_DIM(game_players, 0), width = cnp.PyArray_DIM(game_value, 1)
-    if (cnp.PyArray_DIM(game_winner, 0) != ngames or cnp.PyArray_DIM(game_value, 0) != ngames
-            or cnp.PyArray_DIM(game_present, 0) != ngames or cnp.PyArray_DIM(game_present, 1) != width):
-        raise ValueError("game tables differ in shape")
+    cdef Py_ssize_t width = cnp.PyArray_DIM(game_value, 1)
     if (cnp.PyArray_DIM(row, 0) != n or cnp.PyArray_DIM(game, 0) != n or cnp.PyArray_DIM(head, 0) != 4
             or cnp.PyArray_DIM(head, 1) != n or cnp.PyArray_DIM(value, 0) != n or cnp.PyArray_DIM(value, 1) != width
             or cnp.PyArray_DIM(value_mask, 0) != n or cnp.PyArray_DIM(value_mask, 1) != width
             or cnp.PyArray_DIM(mover, 0) != n or cnp.PyArray_DIM(has_policy, 0) != n or cnp.PyArray_DIM(lens, 0) != n):
         raise ValueError("output shapes do not match the positions")
     _check_parts(part, nsrc)
-    cdef const int64_t* p_game = <const int64_t*> cnp.PyArray_DATA(game)
-    cdef Py_ssize_t i
+    _check_game_index(<const int64_t*> cnp.PyArray_DATA(game), n, cnp.PyArray_DIM(game_players, 0))
+    cdef int32_t widest
+    with nogil:
+        widest = _head_loop(n, <const int64_t*> cnp.PyArray_DATA(number_ptr), <const int64_t*> cnp.PyArray_DATA(player_ptr),
+                            <const int64_t*> cnp.PyArray_DATA(lens_ptr), <const int32_t*> cnp.PyArray_DATA(part),
+                            <const int64_t*> cnp.PyArray_DATA(row), <const int64_t*> cnp.PyArray_DATA(game),
+                            <const int64_t*> cnp.PyArray_DATA(game_players),
+                            <const int64_t*> cnp.PyArray_DATA(game_winner),
+                            <const float*> cnp.PyArray_DATA(game_value), <const uint8_t*> cnp.PyArray_DATA(game_present),
+                            width, first_player, <int64_t*> cnp.PyArray_DATA(head), <float*> cnp.PyArray_DATA(value),
+                            <uint8_t*> cnp.PyArray_DATA(value_mask), <float*> cnp.PyArray_DATA(mover),
+                            <uint8_t*> cnp.PyArray_DATA(has_policy), <int32_t*> cnp.PyArray_DATA(lens))
+    return widest
+
+
+# rows of :func:`assemble`'s address table, per source (then ``vec``/``valid`` of each vector)
+cdef enum:
+    NUMBER = 0
+    PLAYER = 1
+    LENS = 2
+    OFF = 3
+    INDEX = 4
+    PROB = 5
+
+
+cdef inline cnp.ndarray _empty(int nd, Py_ssize_t d0, Py_ssize_t d1, int typenum):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = d0
+    dims[1] = d1
+    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
+def assemble(cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game, Py_ssize_t a, Py_ssize_t b,
+             cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
+             int64_t first_player, int64_t max_candidates, bint wide, tuple row_sizes, int64_t unknown):
+    """A whole batch: positions ``a:b`` of a window's ``part``/``row``/``game`` (:func:`fill_head`,
+    :func:`fill_policy` and :func:`copy_rows` in one call, two passes without the GIL, outputs allocated here).
+
+    ``tables``: int64 [6 + 2 * vectors, sources], addresses per source (rows :data:`NUMBER` ... :data:`PROB`,
+    then ``vec``/``valid`` per vector); ``row_sizes``: each vector's float32 values per row; ``max_candidates``:
+    -1 for none.  Returns ``(head, value, value_mask, mover, has_policy, lens, widest, policy, vectors)``: ``policy`` is
+    ``(index, prob, mask, first unknown or -1)``, None when ``widest`` exceeds ``max_candidates`` (nothing else
+    filled); ``vectors`` a list of ``(values float32 [n, row size], valid bool [n])``.
+    """
+    _check(tables, cnp.NPY_INT64, 2, "tables")
+    _check(part, cnp.NPY_INT32, 1, "part")
+    _check(row, cnp.NPY_INT64, 1, "row")
+    _check(game, cnp.NPY_INT64, 1, "game")
+    _check_games(game_players, game_winner, game_value, game_present)
+    cdef Py_ssize_t nvec = len(row_sizes), nsrc = cnp.PyArray_DIM(tables, 1), total = cnp.PyArray_DIM(part, 0)
+    if cnp.PyArray_DIM(tables, 0) != 6 + 2 * nvec:
+        raise ValueError("tables: expected 6 + 2 * vectors rows")
+    if cnp.PyArray_DIM(row, 0) != total or cnp.PyArray_DIM(game, 0) != total or not 0 <= a <= b <= total:
+        raise ValueError("positions a:b outside the window")
+    cdef Py_ssize_t n = b - a, width = cnp.PyArray_DIM(game_value, 1), i
+    cdef const int64_t* t = <const int64_t*> cnp.PyArray_DATA(tables)
+    cdef const int32_t* p_part = (<const int32_t*> cnp.PyArray_DATA(part)) + a
+    cdef const int64_t* p_row = (<const int64_t*> cnp.PyArray_DATA(row)) + a
+    cdef const int64_t* p_game = (<const int64_t*> cnp.PyArray_DATA(game)) + a
     for i in range(n):
-        if p_game[i] < 0 or p_game[i] >= ngames:
-            raise IndexError(f"position {i}: game {p_game[i]} out of range")
-    cdef const int64_t* numbers = <const int64_t*> cnp.PyArray_DATA(number_ptr)
-    cdef const int64_t* players = <const int64_t*> cnp.PyArray_DATA(player_ptr)
-    cdef const int64_t* lenss = <const int64_t*> cnp.PyArray_DATA(lens_ptr)
-    cdef const int32_t* p_part = <const int32_t*> cnp.PyArray_DATA(part)
-    cdef const int64_t* p_row = <const int64_t*> cnp.PyArray_DATA(row)
+        if p_part[i] < 0 or p_part[i] >= nsrc:
+            raise IndexError(f"position {i}: part {p_part[i]} out of range")
+    _check_game_index(p_game, n, cnp.PyArray_DIM(game_players, 0))
+    cdef cnp.ndarray head = _empty(2, 4, n, cnp.NPY_INT64), value = _empty(2, n, width, cnp.NPY_FLOAT32)
+    cdef cnp.ndarray value_mask = _empty(2, n, width, cnp.NPY_BOOL), mover = _empty(1, n, 0, cnp.NPY_FLOAT32)
+    cdef cnp.ndarray has_policy = _empty(1, n, 0, cnp.NPY_BOOL), lens = _empty(1, n, 0, cnp.NPY_INT32)
     cdef const int64_t* g_players = <const int64_t*> cnp.PyArray_DATA(game_players)
     cdef const int64_t* g_winner = <const int64_t*> cnp.PyArray_DATA(game_winner)
     cdef const float* g_value = <const float*> cnp.PyArray_DATA(game_value)
     cdef const uint8_t* g_present = <const uint8_t*> cnp.PyArray_DATA(game_present)
-    cdef int64_t* out = <int64_t*> cnp.PyArray_DATA(head)
-    cdef float* out_value = <float*> cnp.PyArray_DATA(value)
-    cdef uint8_t* out_mask = <uint8_t*> cnp.PyArray_DATA(value_mask)
-    cdef float* out_mover = <float*> cnp.PyArray_DATA(mover)
-    cdef uint8_t* out_has = <uint8_t*> cnp.PyArray_DATA(has_policy)
-    cdef int32_t* out_lens = <int32_t*> cnp.PyArray_DATA(lens)
-    cdef int64_t p, r, g, player, slot
-    cdef int32_t ln, widest = 0
-    cdef Py_ssize_t j
+    cdef int64_t* o_head = <int64_t*> cnp.PyArray_DATA(head)
+    cdef float* o_value = <float*> cnp.PyArray_DATA(value)
+    cdef uint8_t* o_vmask = <uint8_t*> cnp.PyArray_DATA(value_mask)
+    cdef float* o_mover = <float*> cnp.PyArray_DATA(mover)
+    cdef uint8_t* o_has = <uint8_t*> cnp.PyArray_DATA(has_policy)
+    cdef int32_t* o_lens = <int32_t*> cnp.PyArray_DATA(lens)
+    cdef int32_t widest
     with nogil:
-        for i in range(n):
-            j = i + AHEAD
-            if j < n:
-                p = p_part[j]
-                r = p_row[j]
-                __builtin_prefetch((<const int64_t*> <intptr_t> players[p]) + r)
-                __builtin_prefetch((<const int32_t*> <intptr_t> lenss[p]) + r)
-                __builtin_prefetch((<const int32_t*> <intptr_t> numbers[p]) + r)
-            p = p_part[i]
-            r = p_row[i]
-            g = p_game[i]
-            player = (<const int64_t*> <intptr_t> players[p])[r]
-            ln = (<const int32_t*> <intptr_t> lenss[p])[r]
-            out[i] = (<const int32_t*> <intptr_t> numbers[p])[r]
-            out[n + i] = player
-            out[2 * n + i] = g_players[g]
-            out[3 * n + i] = g_winner[g]
-            memcpy(out_value + i * width, g_value + g * width, width * sizeof(float))
-            memcpy(out_mask + i * width, g_present + g * width, width)
-            slot = player - first_player
-            out_mover[i] = g_value[g * width + slot] if 0 <= slot < width else 0.0
-            out_has[i] = ln > 0
-            out_lens[i] = ln
-            if ln > widest:
-                widest = ln
-    return widest
+        widest = _head_loop(n, t + NUMBER * nsrc, t + PLAYER * nsrc, t + LENS * nsrc, p_part, p_row, p_game,
+                            g_players, g_winner, g_value, g_present, width, first_player, o_head, o_value, o_vmask,
+                            o_mover, o_has, o_lens)
+    if 0 <= max_candidates < widest:
+        return head, value, value_mask, mover, has_policy, lens, widest, None, []
+    cdef Py_ssize_t k = widest if max_candidates < 0 else max_candidates
+    cdef cnp.ndarray index = _empty(2, n, k, cnp.NPY_INT64), mask = _empty(2, n, k, cnp.NPY_BOOL)
+    cdef cnp.ndarray prob = _empty(2, n, k, cnp.NPY_FLOAT64 if wide else cnp.NPY_FLOAT32)
+    cdef list vectors = []
+    cdef Py_ssize_t v
+    cdef int64_t first
+    cdef int64_t* o_index
+    cdef uint8_t* o_mask
+    cdef void* o_prob
+    cdef Py_ssize_t* sizes = <Py_ssize_t*> PyMem_Malloc((nvec + 1) * sizeof(Py_ssize_t))
+    cdef uint8_t** outs = <uint8_t**> PyMem_Malloc((2 * nvec + 1) * sizeof(uint8_t*))
+    if sizes == NULL or outs == NULL:
+        PyMem_Free(sizes)
+        PyMem_Free(outs)
+        raise MemoryError()
+    try:
+        for v in range(nvec):
+            sizes[v] = row_sizes[v]
+            if sizes[v] < 0:
+                raise ValueError("row_sizes: negative")
+            vals, ok = _empty(2, n, sizes[v], cnp.NPY_FLOAT32), _empty(1, n, 0, cnp.NPY_BOOL)
+            sizes[v] *= sizeof(float)
+            vectors.append((vals, ok))
+            outs[2 * v] = <uint8_t*> cnp.PyArray_DATA(vals)
+            outs[2 * v + 1] = <uint8_t*> cnp.PyArray_DATA(ok)
+        o_index = <int64_t*> cnp.PyArray_DATA(index)
+        o_mask = <uint8_t*> cnp.PyArray_DATA(mask)
+        o_prob = cnp.PyArray_DATA(prob)
+        with nogil:
+            first = _policy_loop(n, k, t + OFF * nsrc, t + INDEX * nsrc, t + PROB * nsrc, p_part, p_row, o_lens,
+                                 wide, unknown, o_index, o_mask, o_prob)
+            for v in range(nvec):
+                _rows_loop(n, sizes[v], t + (6 + 2 * v) * nsrc, t + (7 + 2 * v) * nsrc, p_part, p_row,
+                           outs[2 * v], outs[2 * v + 1])
+    finally:
+        PyMem_Free(sizes)
+        PyMem_Free(outs)
+    return head, value, value_mask, mover, has_policy, lens, widest, (index, prob, mask, first), vectors
 
 
 # -- decompressing a moves batch's body buffers into a reused buffer (gamestore/positions/direct.py) ----------

@@ -18,6 +18,14 @@ def fill_head(
     game_present: np.ndarray, first_player: int, head: np.ndarray, value: np.ndarray, value_mask: np.ndarray,
     mover: np.ndarray, has_policy: np.ndarray, lens: np.ndarray,
 ) -> int: ...
+def assemble(
+    tables: np.ndarray, part: np.ndarray, row: np.ndarray, game: np.ndarray, a: int, b: int,
+    game_players: np.ndarray, game_winner: np.ndarray, game_value: np.ndarray, game_present: np.ndarray,
+    first_player: int, max_candidates: int, wide: bool, row_sizes: tuple[int, ...], unknown: int,
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
+    tuple[np.ndarray, np.ndarray, np.ndarray, int] | None, list[tuple[np.ndarray, np.ndarray]],
+]: ...
 def set_zstd(create: int, free_: int, decompress: int, is_error: int) -> None: ...
 class Decompressor:
     def __init__(self) -> None: ...

@@ -96,6 +96,56 @@ def test_head_equals_the_reference(width):
         assert got[0].shape == (4, 0) and got[6] == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_assemble_equals_the_reference_gathers(dtype):
+    """The compiled whole-batch ``assemble`` (a slice of a window's positions) equals fill_head, fill_policy and
+    copy_rows of the numpy reference; past ``max_candidates`` it fills no policy."""
+    fast = _compiled()
+    rng = np.random.default_rng(11)
+    srcs = [_source(rng, r, dtype, nulls=i % 2 == 0) for i, r in enumerate((50, 1, 300, 17))]
+    for s in srcs:
+        s.player[:] = rng.integers(-1, 5, s.player.size)
+        s.vectors["g"] = (rng.standard_normal((s.lens.size, 6)).astype(np.float32), None)
+    ngames = 7
+    games = {"players": rng.integers(2, 5, ngames), "winner": rng.integers(-1, 5, ngames),
+             "value": rng.standard_normal((ngames, 4)).astype(np.float32), "present": rng.random((ngames, 4)) > 0.3}
+    part = rng.integers(0, len(srcs), 500).astype(np.int32)
+    row = np.array([rng.integers(0, srcs[p].lens.size) for p in part], dtype=np.int64)
+    game = rng.integers(0, ngames, part.size)
+    table = gather.address_table(srcs, ["f", "g"])
+    for a, b in ((0, 500), (37, 300), (499, 500)):
+        head = gather.fill_head(srcs, part[a:b], row[a:b], game[a:b], games, 1)
+        got = fast.assemble(table, part, row, game, a, b, games["players"], games["winner"], games["value"],
+                            games["present"], 1, -1, dtype == np.float64, (7, 6), -3)  # fmt: skip
+        assert got[6] == head[6]
+        for w, g in zip(head[:6], got[:6]):
+            assert w.dtype == g.dtype and w.shape == g.shape
+            np.testing.assert_array_equal(w, g)
+        policy = gather.fill_policy(srcs, part[a:b], row[a:b], head[5], head[6], np.dtype(dtype))
+        for w, g in zip(policy, got[7]):
+            np.testing.assert_array_equal(w, g)
+        for (name, size), (vals, ok) in zip((("f", 7), ("g", 6)), got[8]):
+            want_v, want_ok = gather.copy_rows(srcs, name, part[a:b], row[a:b], (size,))
+            assert vals.dtype == want_v.dtype and vals.shape == want_v.shape
+            np.testing.assert_array_equal(want_v, vals)
+            np.testing.assert_array_equal(want_ok, ok)
+    capped = fast.assemble(table, part, row, game, 0, 500, games["players"], games["winner"], games["value"],
+                           games["present"], 1, 3, False, (7, 6), -3)  # fmt: skip
+    assert capped[6] > 3 and capped[7] is None and capped[8] == []
+    wide = fast.assemble(table, part, row, game, 0, 500, games["players"], games["winner"], games["value"],
+                         games["present"], 1, 12, dtype == np.float64, (7, 6), -3)  # fmt: skip
+    assert wide[7][0].shape == (500, 12)
+    with pytest.raises(ValueError):
+        fast.assemble(table, part, row, game, 0, 501, games["players"], games["winner"], games["value"],
+                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+    with pytest.raises(ValueError):  # a table without the vectors' rows
+        fast.assemble(table[:8], part, row, game, 0, 5, games["players"], games["winner"], games["value"],
+                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+    with pytest.raises(IndexError):
+        fast.assemble(table, part + 4, row, game, 0, 5, games["players"], games["winner"], games["value"],
+                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+
+
 def test_datasets_equal_on_both_gathers(tmp_path):
     _compiled()
     with gamestore.open(tmp_path / "s", shard_moves=1500, batch_rows=200, fsync=False) as store:

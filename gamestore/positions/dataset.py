@@ -15,7 +15,7 @@ from .ahead import made_ahead
 from .batch import TORCH_DTYPES, Batch
 from .buffer import Window, stream
 from .decode import SegmentReader
-from .gather import Source, addresses, compiled, copy_rows, fill_head, fill_policy
+from .gather import UNKNOWN_KEY, Source, address_table, compiled, copy_rows, fill_head, fill_policy
 from .plan import (
     TAG_BUFFER,
     Plan,
@@ -419,7 +419,8 @@ class PositionDataset(IterableDataset[Any]):
             return np.concatenate([get(p) for p in parts])[flat] if parts else np.zeros(0, empty)
 
         cols["srcs"] = srcs = [p.src for p in parts]
-        cols["tables"] = addresses(srcs, list(plan.vectors)) if fast is not None else None
+        cols["tables"] = address_table(srcs, list(plan.vectors)) if fast is not None else None
+        cols["row_sizes"] = tuple(int(np.prod(spec.shape)) for spec in plan.vectors.values())
         cols["part"] = win.part
         cols["row"] = per_part(lambda p: p.rows)
         cols["game"] = games = per_part(lambda p: p.games)
@@ -451,13 +452,22 @@ class PositionDataset(IterableDataset[Any]):
         return cache[1]
 
     def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any) -> Batch:
-        """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source."""
+        """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source
+        (compiled: one ``assemble`` call, its loops without the GIL; else the numpy reference gathers)."""
         w = self._window_columns(win, plan, fast)
-        srcs, tables = w["srcs"], w["tables"]
+        srcs, games = w["srcs"], self._plan_tables(plan)
         part, row = w["part"][a:b], w["row"][a:b]
-        head, value, value_mask, mover, has_policy, lens, widest = fill_head(
-            srcs, part, row, w["game"][a:b], self._plan_tables(plan), self._first_player, fast=fast, tables=tables
-        )
+        vectors: list[tuple[np.ndarray, np.ndarray]] = []
+        if fast is not None:
+            head, value, value_mask, mover, has_policy, lens, widest, policy, vectors = fast.assemble(
+                w["tables"], w["part"], w["row"], w["game"], a, b, games["players"], games["winner"], games["value"],
+                games["present"], self._first_player, -1 if self.max_candidates is None else self.max_candidates,
+                self._prob_dtype == np.float64, w["row_sizes"], UNKNOWN_KEY,
+            )
+        else:
+            head, value, value_mask, mover, has_policy, lens, widest = fill_head(
+                srcs, part, row, w["game"][a:b], games, self._first_player
+            )
         width = widest
         if self.max_candidates is not None:
             if widest > self.max_candidates:
@@ -467,7 +477,11 @@ class PositionDataset(IterableDataset[Any]):
                     f" candidates, more than max_candidates={self.max_candidates}"
                 )
             width = self.max_candidates
-        index, prob, mask, unknown = fill_policy(srcs, part, row, lens, width, self._prob_dtype, fast=fast, tables=tables)
+        if fast is not None:
+            index, prob, mask, unknown = policy
+        else:
+            index, prob, mask, unknown = fill_policy(srcs, part, row, lens, width, self._prob_dtype)
+            vectors = [copy_rows(srcs, name, part, row, spec.shape) for name, spec in plan.vectors.items()]
         if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
             i, k = divmod(unknown, width)
             raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
@@ -479,10 +493,9 @@ class PositionDataset(IterableDataset[Any]):
         items["policy_prob"] = tensor(prob)
         items["policy_mask"] = tensor(mask)
         items["has_policy"] = tensor(has_policy)
-        for name, spec in plan.vectors.items():
-            vals, ok = copy_rows(srcs, name, part, row, spec.shape, fast=fast, tables=tables)
-            items[f"vec_{name}"] = torch.from_numpy(vals)
-            items[f"vec_{name}_mask"] = torch.from_numpy(ok)
+        for (name, spec), (vals, ok) in zip(plan.vectors.items(), vectors):
+            items[f"vec_{name}"] = tensor(vals if len(spec.shape) == 1 else vals.reshape((len(vals),) + tuple(spec.shape)))
+            items[f"vec_{name}_mask"] = tensor(ok)
         for name in self._columns:
             items[name] = tensor(tensors[name][a:b]) if name in tensors else w["objects"][name][a:b]
         if self.return_keys:

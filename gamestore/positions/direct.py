@@ -328,7 +328,9 @@ def _unpacker() -> Any:
         from ..zstdlib import FUNCTIONS, addresses
 
         mod = compiled()
-        got = addresses() if mod is not None and hasattr(mod, "unpack") else None
+        if mod is None:
+            return None  # the pure-Python backend selected now (not cached: a later call may select the compiled one)
+        got = addresses() if hasattr(mod, "unpack") else None
         if got is None:
             _UNPACK = None
         else:

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "addresses", "source_addresses"]
+__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "addresses", "address_table",
+           "source_addresses"]
 
 #: policy index of a key missing from ``action_map`` while ``unknown_keys="error"`` (reported, never yielded)
 UNKNOWN_KEY = -3
@@ -102,11 +103,21 @@ def source_addresses(src: Source, vectors: Sequence[str]) -> dict[str, int]:
     return got
 
 
+def _names(vectors: Sequence[str]) -> list[str]:
+    return ["number", "player", "lens", "off", "index", "prob"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
+
+
 def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.ndarray]:
     """Per source, the address of each array the compiled gathers read (once per window; the sources keep them alive)."""
     each = [source_addresses(s, vectors) for s in srcs]
-    names = ["off", "index", "prob", "number", "player", "lens"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
-    return {k: np.fromiter((a[k] for a in each), dtype=np.int64, count=len(each)) for k in names}
+    return {k: np.fromiter((a[k] for a in each), dtype=np.int64, count=len(each)) for k in _names(vectors)}
+
+
+def address_table(srcs: Sequence[Source], vectors: Sequence[str]) -> np.ndarray:
+    """:func:`addresses` as the compiled ``assemble``'s table: int64 [6 + 2 * vectors, sources], rows number, player,
+    lens, off, index, prob, then ``vec``/``valid`` of each vector."""
+    each = [source_addresses(s, vectors) for s in srcs]
+    return np.array([[a[k] for a in each] for k in _names(vectors)], dtype=np.int64).reshape(-1, len(each))
 
 
 def fill_head(
