@@ -50,7 +50,9 @@ goes first, as the median of the pairs' ratios (wall, process CPU, and the
 training thread's CPU), both readers' positions/s, and where the gap goes: the
 training thread's CPU per batch of each, against what ``DataLoader.__next__``
 costs on its own over ready batches (torch's per-batch cost with warm caches:
-the idiom's ceiling at this dataset's speed).  ``--no-read-ahead`` then
+the idiom's ceiling at this dataset's speed).  ``--assemble-ahead`` then
+repeats the pairs with ``PositionDataset(assemble_ahead=True)`` (the batches
+made on a helper thread, the consumer only takes them), and ``--no-read-ahead`` then
 repeats the pairs with gamestore's read-ahead threads off (a control with no
 second thread in the process).
 """
@@ -301,7 +303,7 @@ def parquet_loop(path: Path, batch_size: int) -> Iterator[dict]:
 
 def gamestore_dataset(store: Path, amap: dict[str, int], batch_size: int) -> PositionDataset:
     return PositionDataset(store, batch_size=batch_size, buffer_size=WINDOW, seed=SEED, action_map=amap,
-                           max_players=PLAYERS)  # fmt: skip
+                           max_players=PLAYERS, assemble_ahead=False)  # fmt: skip
 
 
 def gamestore_epoch(ds: PositionDataset, epoch: int, workers: int | None, loader: Any = None) -> Iterator:
@@ -427,6 +429,12 @@ def run(args: argparse.Namespace, root: Path) -> None:
     _goals(best, best_cpu, per_round, args.workers)
     if args.pairs:
         _paired(ds, args.pairs, positions)
+    if args.pairs and args.assemble_ahead:
+        # the batch overlap: the next batches made on a helper thread (PositionDataset(assemble_ahead=True))
+        ds.assemble_ahead = True
+        print("\nwith assemble_ahead=True (batches made on a helper thread):", end="")
+        _paired(ds, args.pairs, positions)
+        ds.assemble_ahead = False
     if args.pairs and args.no_read_ahead:
         # control: no second thread at all (each moves batch decoded on the training thread when first read)
         from gamestore.positions.decode import SegmentReader
@@ -561,6 +569,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader worker counts to run")
     ap.add_argument("--pairs", type=int, default=40,
                     help="alternating pairs of passes (direct, the idiom) for the 95%% goal; 0: none")  # fmt: skip
+    ap.add_argument("--assemble-ahead", action="store_true",
+                    help="then the pairs again with PositionDataset(assemble_ahead=True): batches made on a helper thread")
     ap.add_argument("--no-read-ahead", action="store_true",
                     help="then the pairs again with the read-ahead threads off (a control: no second thread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["mds", "hf", "parquet"], help="leave out these readers")
