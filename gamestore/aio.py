@@ -30,6 +30,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterable,
 
 import pyarrow as pa
 
+from . import gcpause as _gcpause
 from . import gil as _gil
 from . import priority as _priority
 from . import store as _store
@@ -269,6 +270,44 @@ class AsyncGameStore:
         """``fn(*args, **kwargs)`` as the pool runs it: handing the GIL to the loop, its helper threads nicer."""
         return _gil.wrap(fn, *args, every=self._handover, nice=self._nice, **kwargs)
 
+    async def _run_carried(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """``_run``, with the collector paused from the call's start in the pool until the awaiting task has
+        taken the result (for calls that build a large result of fresh containers: get_game).
+
+        Without it a young collection is due when the call returns (the result alone exceeds the threshold), and
+        the pool thread's next allocation, handing the result over (``Future.set_result``, the loop's wake-up),
+        runs it: it walks the whole fresh result while every other thread, the loop's too, waits for the GIL, and
+        promotes it to the older generations.  Here the pause ends in a callback the loop runs after the task's
+        step that received the result (the task has dropped the result, or holds it, by then), or at once in the
+        pool thread when the loop is not running to take it.  The result travels in a one-item list that the
+        task empties, so the pool thread's own references (its work item, until it gets the GIL back) keep only
+        the list alive.  ``gamestore.gcpause.carry = False``: as ``_run``.
+        """
+        if not _gcpause.carry:
+            return await self._run(fn, *args)
+        if self._closed:
+            raise StoreClosedError(f"store {self.sync.path} is closed")
+        loop = asyncio.get_running_loop()
+        hold = _gcpause.Hold()
+
+        def call() -> list[T]:
+            hold.begin()
+            return [fn(*args)]  # boxed: the pool thread's lingering references (its work item) end at the box
+
+        def handed(_: Any) -> None:  # in the pool thread after the result was set (or in the loop's, cancelled)
+            try:
+                if loop.is_running():  # the task's step (queued by the result's own callback) runs first
+                    loop.call_soon_threadsafe(loop.call_soon, hold.end)
+                    return
+            except RuntimeError:  # the loop is closed
+                pass
+            hold.end()
+
+        cf = self._executor.submit(self._call(call))
+        fut = asyncio.wrap_future(cf, loop=loop)  # registers its callback first: the result reaches the loop first
+        cf.add_done_callback(handed)
+        return (await fut).pop()
+
     async def _write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a call that stores something; cancelling the awaiting task never interrupts it.
 
@@ -333,7 +372,7 @@ class AsyncGameStore:
 
     async def get_game(self, game_id: str) -> dict[str, Any]:
         """See :meth:`GameStore.get_game` (raises :class:`GameNotFoundError`, a ``KeyError``)."""
-        return await self._run(self.sync.get_game, game_id)
+        return await self._run_carried(self.sync.get_game, game_id)
 
     async def query_games(
         self,
