@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["Hold", "paused", "active", "carry"]
+__all__ = ["Hold", "pause", "resume", "paused", "active", "carry"]
 
 _lock = threading.Lock()
 _count = 0  # pauses in progress
@@ -33,47 +33,70 @@ _epoch = 0  # bumped in a forked child: holds begun before the fork end there wi
 carry = True
 
 
+def pause() -> None:
+    """Begin a pause; end it with :func:`resume` (``try``/``finally``).  Allocates nothing the collector counts
+    before the collector is off (a ``with`` block's bound ``__exit__`` would: the allocation could start the very
+    collection the pause is for), which is why read_game calls these rather than :func:`paused`."""
+    global _count, _restore
+    _lock.acquire()
+    try:
+        if not _count:
+            _restore = gc.isenabled()
+            gc.disable()
+        _count += 1
+    finally:
+        _lock.release()
+
+
+def resume() -> None:
+    """End a pause begun by :func:`pause`: the last one to end switches the collector back on if the first
+    found it on."""
+    global _count
+    _lock.acquire()
+    try:
+        if not _count:  # a pause begun before a fork, ending in the child: the child's count started afresh
+            return
+        _count -= 1
+        if not _count and _restore:
+            gc.enable()
+    finally:
+        _lock.release()
+
+
 class Hold:
     """One pause: :meth:`begin` and :meth:`end` (from any thread; each takes effect once, ``end`` before
     ``begin`` cancels it)."""
 
-    __slots__ = ("_state", "_epoch")
+    __slots__ = ("_state", "_epoch", "_guard")
 
     def __init__(self) -> None:
         self._state = 0  # 0: not begun, 1: in progress, 2: ended
         self._epoch = -1
+        self._guard = threading.Lock()
 
     def begin(self) -> None:
-        global _count, _restore
-        with _lock:
+        with self._guard:
             if self._state:
                 return
-            if not _count:
-                _restore = gc.isenabled()
-                gc.disable()
-            _count += 1
             self._state, self._epoch = 1, _epoch
+            pause()
 
     def end(self) -> None:
-        global _count
-        with _lock:
+        with self._guard:
             began, self._state = self._state == 1 and self._epoch == _epoch, 2
-            if not began:
-                return
-            _count -= 1
-            if not _count and _restore:
-                gc.enable()
+            if began:
+                resume()
 
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """No collection starts while the block runs; the collector's state is restored after it (also on errors)."""
-    hold = Hold()
-    hold.begin()
+    """``with paused():`` no collection starts while the block runs (once it has begun); the collector's state is
+    restored after it, also on errors."""
+    pause()
     try:
         yield
     finally:
-        hold.end()
+        resume()
 
 
 def active() -> int:

@@ -22,7 +22,6 @@ and ``get_game``, the exports, the operator jobs that rewrite shards
 """
 from __future__ import annotations
 
-import gc
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from . import gil
+from . import gcpause, gil
 from .errors import QueryError, ShardCorruptError
 from .arrays import int_values
 from .schema import conform
@@ -355,13 +354,11 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
     collections then walk the whole process (benchmarks/README.md, get_game).  The record holds no cycles; a
     collection that is due runs at the caller's next allocation, after a caller that drops the record freed it.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    gcpause.pause()  # counted: other threads' pauses (the async get_game's) are not cut short
     try:
         return _read_game(reader, row, move_offset, move_count)
     finally:
-        if was_enabled:
-            gc.enable()
+        gcpause.resume()
 
 
 def _read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int) -> dict:
