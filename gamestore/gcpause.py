@@ -12,12 +12,18 @@ end switches it back on if it was on when the first began, also when the paused 
 may begin in one thread and end in another (the async API: a pool call's result travels to the event loop's
 thread with the collector still paused).  A program that calls ``gc.disable()`` itself while a pause lasts finds
 the collector on again when the last pause ends; one that switched it off before is left alone.
+
+Overlapping pauses could keep the collector off for good (four pool threads reading games back to back): a pause
+that would begin once the collector has been off for :data:`MAX_OFF` seconds without a break does not begin
+(:func:`pause` returns False and the code runs as without it), so the collector is back on as soon as the pauses
+in progress end.
 """
 from __future__ import annotations
 
 import gc
 import os
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -27,31 +33,44 @@ _lock = threading.Lock()
 _count = 0  # pauses in progress
 _restore = False  # whether the collector was on when the first of them began
 _epoch = 0  # bumped in a forked child: holds begun before the fork end there without effect
+_since = 0.0  # time.monotonic() when the first of the pauses in progress began
+
+#: The longest the collector stays off through overlapping pauses before new ones stop beginning (seconds).
+MAX_OFF = 0.05
+_clock = time.monotonic
 
 #: Whether the async API keeps the collector paused until a result built in its pool reaches the awaiting task
 #: (gamestore/aio.py; False: side-by-side measurements, benchmarks/loop_gc_trace.py --carry on off).
 carry = True
 
 
-def pause() -> None:
-    """Begin a pause; end it with :func:`resume` (``try``/``finally``).  Allocates nothing the collector counts
-    before the collector is off (a ``with`` block's bound ``__exit__`` would: the allocation could start the very
-    collection the pause is for), which is why read_game calls these rather than :func:`paused`."""
-    global _count, _restore
+def pause() -> bool:
+    """Begin a pause, unless the collector has been off for :data:`MAX_OFF` through overlapping pauses; whether
+    it began.  End one that began with ``resume(True)`` (``try``/``finally``: ``resume(began)``).  Allocates
+    nothing the collector counts before the collector is off (a ``with`` block's bound ``__exit__`` would: the
+    allocation could start the very collection the pause is for), which is why read_game calls these rather
+    than :func:`paused`."""
+    global _count, _restore, _since
     _lock.acquire()
     try:
         if not _count:
             _restore = gc.isenabled()
             gc.disable()
+            _since = _clock()
+        elif _clock() - _since > MAX_OFF:
+            return False
         _count += 1
+        return True
     finally:
         _lock.release()
 
 
-def resume() -> None:
-    """End a pause begun by :func:`pause`: the last one to end switches the collector back on if the first
-    found it on."""
+def resume(began: bool = True) -> None:
+    """End a pause :func:`pause` began (nothing when ``began`` is False): the last one to end switches the
+    collector back on if the first found it on."""
     global _count
+    if not began:
+        return
     _lock.acquire()
     try:
         if not _count:  # a pause begun before a fork, ending in the child: the child's count started afresh
@@ -78,8 +97,7 @@ class Hold:
         with self._guard:
             if self._state:
                 return
-            self._state, self._epoch = 1, _epoch
-            pause()
+            self._state, self._epoch = (1 if pause() else 2), _epoch
 
     def end(self) -> None:
         with self._guard:
@@ -92,11 +110,11 @@ class Hold:
 def paused() -> Iterator[None]:
     """``with paused():`` no collection starts while the block runs (once it has begun); the collector's state is
     restored after it, also on errors."""
-    pause()
+    began = pause()
     try:
         yield
     finally:
-        resume()
+        resume(began)
 
 
 def active() -> int:

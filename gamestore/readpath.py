@@ -354,11 +354,11 @@ def read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int
     collections then walk the whole process (benchmarks/README.md, get_game).  The record holds no cycles; a
     collection that is due runs at the caller's next allocation, after a caller that drops the record freed it.
     """
-    gcpause.pause()  # counted: other threads' pauses (the async get_game's) are not cut short
+    began = gcpause.pause()  # counted: other threads' pauses (the async get_game's) are not cut short
     try:
         return _read_game(reader, row, move_offset, move_count)
     finally:
-        gcpause.resume()
+        gcpause.resume(began)
 
 
 def _read_game(reader: "ShardReader", row: int, move_offset: int, move_count: int) -> dict:

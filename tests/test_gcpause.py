@@ -63,6 +63,28 @@ def test_pauses_are_counted_across_threads_and_a_hold_ends_in_another_thread():
     assert gc.isenabled() and gcpause.active() == 0
 
 
+def test_overlapping_pauses_cannot_keep_the_collector_off_past_max_off(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(gcpause, "_clock", lambda: now[0])
+    first = gcpause.Hold()
+    first.begin()
+    now[0] += gcpause.MAX_OFF / 2
+    assert gcpause.pause() is True  # within the limit: it overlaps
+    gcpause.resume(True)
+    now[0] += gcpause.MAX_OFF
+    assert gcpause.pause() is False and gcpause.active() == 1  # past it: it does not begin
+    late = gcpause.Hold()
+    late.begin()
+    assert gcpause.active() == 1
+    first.end()
+    assert gc.isenabled()  # back on although two later pauses are still "in progress"
+    late.end()
+    gcpause.resume(False)
+    assert gc.isenabled() and gcpause.active() == 0
+    assert gcpause.pause() is True  # a fresh chain
+    gcpause.resume(True)
+
+
 def test_no_collection_runs_inside_a_pause():
     seen: list[int] = []
 
