@@ -26,6 +26,9 @@ Runs, side by side, of the same program on the same synthetic corpus:
 Last, the probe beside cores+1 threads busy in compiled code without the GIL, at each
 niceness, with the loop's slice and with the kernel's: the scheduler's part of the lag alone.
 
+``--gc-carry on off`` runs the first variant also with the async ``get_game``'s collector pause ending in the pool
+(``gamestore.gcpause.carry = False``) instead of once the task has the record (benchmarks/loop_gc_trace.py).
+
 A probe task sleeps 1 ms in a loop and records how late it wakes up; the
 lag percentiles are the result (goal for gamestore: p99 < 2 ms, max < 20 ms).
 The last column leaves out the time the loop's thread waited for a CPU (Linux
@@ -58,7 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 import gamestore
-from gamestore import backend, gil, priority
+from gamestore import backend, gcpause, gil, priority
 from gamestore.testing import synth
 
 from benchmarks import gil_holders
@@ -174,10 +177,11 @@ async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_ever
                         switch_interval: float | None, handover_interval: float | None = 0.0005,
                         niceness: int = priority.DEFAULT_NICENESS, loop_slice: float | None = None,
                         holders: gil_holders.HolderSampler | None = None, timelines: int = 0,
-                        recorder: Recorder | None = None, yield_woken: bool = True) -> dict:
+                        recorder: Recorder | None = None, yield_woken: bool = True, gc_carry: bool = True) -> dict:
     probe = Probe()
     if gil._c is not None:
         gil._c.set_yield_woken(yield_woken)
+    gcpause.carry = gc_carry
     written: list[str] = []
     ops = {"reads": 0, "scanned_moves": 0}
     rec = recorder or Recorder(holders, timelines)
@@ -195,6 +199,7 @@ async def run_gamestore(path: Path, games: list[dict], *, batch: int, flush_ever
             pool.shutdown(wait=True)
             if gil._c is not None:
                 gil._c.set_yield_woken(True)
+            gcpause.carry = True
     out["breakdown"] = rec.breakdown(probe) + out["breakdown"]  # after the sampler's exit: its samples are in
     if holders is not None and gil._c is not None:
         gil._c.track_gaps(0)
@@ -330,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="gamestore runs per value, for each of the above: whether a handover look that finds the"
                         " loop woken (runnable, not yet waiting for the GIL) steps aside for it (gamestore.gil;"
                         " on by default; 'on off' measures both side by side)")
+    p.add_argument("--gc-carry", choices=["on", "off"], nargs="+", default=["on"],
+                   help="for the first variant: whether the async get_game keeps the collector paused until the task"
+                        " has the record (gamestore.gcpause.carry; on by default; 'on off' measures both side by side)")
     p.add_argument("--rounds", type=int, default=3,
                    help="run the variants this many times, alternated (every other round in reverse order), and"
                         " pool each variant's probes (default 3)")
@@ -368,9 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         default_interval = sys.getswitchinterval()
         loop_slices = [ls for ls in args.loop_slice if ls is not None]
         yields = [y == "on" for y in args.yield_woken]
+        carries = [c == "on" for c in args.gc_carry]
         variants = [(s, h, n, None, y) for s in args.switch_interval for h in args.handover_interval
                     for n in args.niceness for y in (yields if h is not None else yields[:1])]
-        variants += [(args.switch_interval[0], args.handover_interval[0], n, ls, yields[0]) for ls in loop_slices
+        variants = [(*v, c) for v in variants for c in (carries if v == variants[0] else carries[:1])]
+        variants += [(args.switch_interval[0], args.handover_interval[0], n, ls, yields[0], carries[0])
+                     for ls in loop_slices
                      for n in args.niceness]
         results: list[list[dict]] = [[] for _ in variants]
         floors: list[dict] = []
@@ -378,13 +389,13 @@ def main(argv: list[str] | None = None) -> int:
                                                               for ls in [None, *loop_slices]}
         for rnd in range(args.rounds):
             order = list(enumerate(variants))
-            for k, (interval, handover, nice, loop_sl, yld) in order if rnd % 2 == 0 else order[::-1]:
+            for k, (interval, handover, nice, loop_sl, yld, carry) in order if rnd % 2 == 0 else order[::-1]:
                 sys.setswitchinterval(0.005)  # Python's default; open_async(switch_interval=x) lowers it while open
                 gc.collect()
                 results[k].append(asyncio.run(run_gamestore(
                     root / f"gamestore{k}-{rnd}", games, batch=args.batch, flush_every=args.flush_every,
                     workers=args.workers, switch_interval=interval, handover_interval=handover, niceness=nice,
-                    loop_slice=loop_sl, holders=sampler, timelines=args.timelines, yield_woken=yld)))
+                    loop_slice=loop_sl, holders=sampler, timelines=args.timelines, yield_woken=yld, gc_carry=carry)))
                 shutil.rmtree(root / f"gamestore{k}-{rnd}", ignore_errors=True)
             sys.setswitchinterval(default_interval)
             floors.append(asyncio.run(idle_floor(1.0)))
@@ -392,11 +403,13 @@ def main(argv: list[str] | None = None) -> int:
                 for nice, ls in (list(sched) if rnd % 2 == 0 else list(sched)[::-1]):
                     sched[nice, ls].append(asyncio.run(scheduler_alone(nice, ls, (os.cpu_count() or 1) + 1,
                                                                        args.scheduler_seconds)))
-        for (interval, handover, nice, loop_sl, yld), runs in zip(variants, results):
+        for (interval, handover, nice, loop_sl, yld, carry), runs in zip(variants, results):
             label = "Python's default 5 ms" if interval is None else f"switch_interval={interval:g}"
             label += ", no handover" if handover is None else f", handover {handover * 1000:g} ms"
             if handover is not None and len(yields) > 1:
                 label += ", yielding to a woken loop" if yld else ", not yielding to a woken loop"
+            if len(carries) > 1 and (interval, handover, nice, loop_sl, yld) == variants[0][:5]:
+                label += ", GC paused until get_game's record is taken" if carry else ", GC not carried to the loop"
             label += f", niceness {nice}" + _slice_label(loop_sl)
             rows.append((f"gamestore (open_async), {label}", _pooled(runs)))
         if not args.no_sqlite:

@@ -40,3 +40,16 @@ def test_late_probes_are_charged_the_collections_inside_their_late_windows():
     assert out["overlap_s"] == pytest.approx(0.0005 + 0.0025)
     assert out["max_overlap_s"] == pytest.approx(0.0025)
     assert out["p99_cut"] == pytest.approx(1.5, abs=0.05)  # 2 - 0.5, 0.5, 3 - 2.5: the largest left is 1.5
+
+
+def test_bench_event_loop_runs_the_carry_side_by_side(tmp_path, capsys):
+    from gamestore import gcpause
+
+    from benchmarks import bench_event_loop
+
+    assert bench_event_loop.main(["--games", "8", "--rounds", "1", "--no-sqlite", "--scheduler-seconds", "0",
+                                  "--switch-interval", "default", "--handover-interval", "0.0005", "--niceness", "0",
+                                  "--loop-slice", "none", "--gc-carry", "on", "off", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "GC paused until get_game's record is taken" in out and "GC not carried to the loop" in out
+    assert gcpause.carry is True and gcpause.active() == 0
