@@ -21,6 +21,7 @@ docs/concurrency.md for the measured event-loop lag.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -290,6 +291,7 @@ class AsyncGameStore:
         loop = asyncio.get_running_loop()
         hold = _gcpause.Hold()
 
+        @functools.wraps(fn)  # named as ``fn`` (the benchmarks' tracers attribute pool calls by name)
         def call() -> list[T]:
             hold.begin()
             return [fn(*args)]  # boxed: the pool thread's lingering references (its work item) end at the box
