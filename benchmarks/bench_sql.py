@@ -10,10 +10,21 @@ One run, side by side, statements alternating store / Parquet, medians
   per-statement overhead;
 - a process's first statement: fresh Python processes, alternating, each
   running the group-by once (store: ``gamestore.open`` then ``store.sql``;
-  Parquet: ``duckdb.connect`` then the statement), timed as the statement
-  alone (store opening included: the catalog, the views; wall and CPU) and as the whole
-  process (interpreter, imports, statement); modules from compiled bytecode,
-  as installed (an untimed first round writes it under the workdir).
+  Parquet: ``duckdb.connect`` then the statement), in two variants whose
+  clocks start at the same point on both sides:
+
+  * ``libraries imported``: both processes first run the same line,
+    ``import duckdb, pyarrow`` (its cost printed apart), then start the
+    clock: the store's side counts importing gamestore's own modules (and
+    what only they import, e.g. ``pyarrow.parquet``), opening the store
+    (catalog checkpoint, views) and the statement; the Parquet side counts
+    ``duckdb.connect`` and the statement.  This is the goal's figure;
+  * ``imports included``: the clock starts at the process's first line, so
+    the store's side also imports pyarrow and DuckDB and the Parquet side
+    DuckDB; also timed as the whole process (interpreter start-up too).
+
+  Wall and process CPU (every thread); modules from compiled bytecode, as
+  installed (an untimed first round writes it under the workdir).
 
     python benchmarks/bench_sql.py [--games 2000] [--repeat 7] [--first 5] [--workdir DIR]
 
@@ -49,27 +60,35 @@ STATEMENTS = {
 }
 FIRST = "group-by over moves"
 
-# A fresh process: prints {"import": s, "open": s, "statement": s, "statement_cpu": s, "cpu": s} (wall times
-# from the interpreter's start; "statement_cpu": process CPU, every thread, of open/connect + statement).
+# A fresh process (argv: kind, store or export, query, variant): prints {"libs": s, "import": s, "open": s,
+# "statement": s, "statement_cpu": s, "cpu": s}.  Variant "libs": the same first line on both sides imports
+# DuckDB and pyarrow before the clock starts (their cost: "libs"); variant "cold": the clock starts at once.
+# "import": gamestore's modules (store) / nothing (Parquet), "open": opening the store / duckdb.connect,
+# "statement": all of the clock (imports, open, statement) in wall time, "statement_cpu" in process CPU
+# (every thread); "cpu": the process's CPU since the interpreter started.
 _CHILD = r"""
 import json, sys, time
-t0 = time.perf_counter()
-kind, where, query = sys.argv[1:4]
+t0, c0 = time.perf_counter(), time.process_time()
+kind, where, query, variant = sys.argv[1:5]
+if variant == "libs":
+    import duckdb, pyarrow
+t1, c1 = time.perf_counter(), time.process_time()
 if kind == "store":
     import gamestore
-    t1, c1 = time.perf_counter(), time.process_time()
-    s = gamestore.open(where, create=False)
+    opener = gamestore.open  # imports gamestore.store and what it needs
     t2 = time.perf_counter()
+    s = opener(where, create=False)
+    t3 = time.perf_counter()
     rows = s.sql(query).fetchall()
 else:
     import duckdb
-    t1, c1 = time.perf_counter(), time.process_time()
-    con = duckdb.connect()
     t2 = time.perf_counter()
+    con = duckdb.connect()
+    t3 = time.perf_counter()
     rows = con.sql(query).fetchall()
-t3, c3 = time.perf_counter(), time.process_time()
-print(json.dumps({"import": t1 - t0, "open": t2 - t1, "statement": t3 - t1, "statement_cpu": c3 - c1,
-                  "cpu": c3, "rows": len(rows)}))
+t4, c4 = time.perf_counter(), time.process_time()
+print(json.dumps({"libs": t1 - t0, "import": t2 - t1, "open": t3 - t2, "statement": t4 - t1,
+                  "statement_cpu": c4 - c1, "cpu": c4, "rows": len(rows)}))
 """
 
 
@@ -84,9 +103,11 @@ def _time(fn_a: Callable[[], object], fn_b: Callable[[], object], repeat: int) -
     return [(statistics.median(w for w, _ in g), statistics.median(c for _, c in g)) for g in out]
 
 
-def _first(store: Path, plain_query: str, store_query: str, repeat: int) -> list[dict]:
-    """Medians of fresh processes' first statement: [store, parquet], each {import, open, statement, cpu, process}."""
-    runs: list[list[dict]] = [[], []]
+def _first(store: Path, plain_query: str, store_query: str, repeat: int) -> dict[str, list[dict]]:
+    """Medians of fresh processes' first statement by variant ("libs", "cold"): [store, parquet], each
+    {libs, import, open, statement, statement_cpu, cpu, process}."""
+    kinds = [(v, k, q) for v in ("libs", "cold") for k, q in (("store", store_query), ("parquet", plain_query))]
+    runs: dict[tuple[str, str], list[dict]] = {(v, k): [] for v, k, _ in kinds}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     # compiled bytecode as an installed package has it (pip writes .pyc files; run from a source tree with
     # PYTHONDONTWRITEBYTECODE, every process compiled gamestore's modules again: ~60 ms): cached under the
@@ -94,15 +115,16 @@ def _first(store: Path, plain_query: str, store_query: str, repeat: int) -> list
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(store.parent / "pycache")
     for round_ in range(repeat + 1):
-        for k, (kind, query) in enumerate((("store", store_query), ("parquet", plain_query))):
+        for variant, kind, query in kinds:
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", _CHILD, kind, str(store), query], env=env, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run([sys.executable, "-c", _CHILD, kind, str(store), query, variant], env=env,
+                                 check=True, capture_output=True, text=True).stdout
             got = json.loads(out.strip().splitlines()[-1])
             got["process"] = time.perf_counter() - t0
             if round_:
-                runs[k].append(got)
-    return [{key: statistics.median(r[key] for r in rs) for key in rs[0]} for rs in runs]
+                runs[variant, kind].append(got)
+    return {v: [{key: statistics.median(r[key] for r in runs[v, k]) for key in runs[v, k][0]}
+                for k in ("store", "parquet")] for v in ("libs", "cold")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,17 +175,26 @@ def main(argv: list[str] | None = None) -> None:
         sqlscan.COLUMN_CACHE.max_size = cache_size
         a, b = _time(lambda: s.sql("SELECT 1").fetchall(), lambda: con.sql("SELECT 1").fetchall(), 50)
         rows.append(("SELECT 1 (per-statement overhead)", a, b))
-    for key, cpu, label in (("statement", "statement_cpu", "first statement in a fresh process (store: open + statement)"),
-                            ("process", "cpu", "first statement's whole process (interpreter, imports, open, statement)")):
-        rows.append((label, (first[0][key], first[0][cpu]), (first[1][key], first[1][cpu])))
+    for variant, key, cpu, label in (
+            ("libs", "statement", "statement_cpu", "first statement in a fresh process, libraries imported (store:"
+             " import gamestore, open, statement; Parquet: connect, statement)"),
+            ("cold", "statement", "statement_cpu", "first statement in a fresh process, imports included (store:"
+             " import gamestore, pyarrow, DuckDB, open, statement; Parquet: import DuckDB, connect, statement)"),
+            ("cold", "process", "cpu", "first statement's whole process (interpreter, imports, open, statement)")):
+        st, pq = first[variant]
+        rows.append((label, (st[key], st[cpu]), (pq[key], pq[cpu])))
     versions = collections.Counter(json.loads(m.read_text())["format_version"]
                                    for m in (tmp / "store" / "shards").glob("*/MANIFEST.json"))
     print(f"backend={BACKEND} games={games:,} moves={moves:,} shard format versions"
           f" {', '.join(f'{v}: {n}' for v, n in sorted(versions.items()))}"
           f" load average {' / '.join(f'{x:.1f}' for x in load)}")
-    print(f"first-statement processes (medians of {args.first}): store import {first[0]['import'] * 1000:.0f} ms,"
-          f" open {first[0]['open'] * 1000:.0f} ms; Parquet import {first[1]['import'] * 1000:.0f} ms,"
-          f" connect {first[1]['open'] * 1000:.0f} ms")
+    (st, pq), (cold, _) = first["libs"], first["cold"]
+    print(f"first-statement processes (medians of {args.first}), wall: `import duckdb, pyarrow` before the clocks"
+          f" {st['libs'] * 1000:.0f} ms (store side) / {pq['libs'] * 1000:.0f} ms (Parquet side); then store: import"
+          f" gamestore's modules {st['import'] * 1000:.0f} ms, open {st['open'] * 1000:.0f} ms, statement"
+          f" {(st['statement'] - st['import'] - st['open']) * 1000:.0f} ms; Parquet: connect {pq['open'] * 1000:.0f} ms,"
+          f" statement {(pq['statement'] - pq['open']) * 1000:.0f} ms; imports included, the store's imports"
+          f" {cold['import'] * 1000:.0f} ms")
     print("| statement | store.sql | DuckDB on the Parquet export | ratio | store CPU | Parquet CPU | CPU ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, (a, ac), (b, bc) in rows:
