@@ -16,7 +16,7 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +57,42 @@ def _check_type(t: pa.DataType) -> None:
     elif not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
               or pa.types.is_large_string(t) or pa.types.is_large_binary(t) or pa.types.is_binary(t)):
         raise Unsupported(str(t))
+
+
+#: Work that depends only on a schema, by kind: [(schema, result)], at most _PER_SCHEMA_KEPT each (see per_schema).
+_PER_SCHEMA: dict[str, list[tuple[pa.Schema, Any]]] = {}
+_PER_SCHEMA_KEPT = 64
+
+
+def per_schema(kind: str, schema: pa.Schema, compute: Callable[[pa.Schema], Any]) -> Any:
+    """``compute(schema)``, computed once per distinct schema (compared by value) and ``kind``.
+
+    Every shard's reader has a schema object of its own, and a store's shards
+    mostly share one schema: a first statement walked the same nested types once
+    per shard (``_check_type``, ``field_starts``).  An exception is not kept."""
+    seen = _PER_SCHEMA.setdefault(kind, [])
+    for known, value in seen:
+        if known is schema or known.equals(schema):
+            return value
+    value = compute(schema)
+    if len(seen) >= _PER_SCHEMA_KEPT:
+        seen.clear()
+    seen.append((schema, value))
+    return value
+
+
+def _check_schema(schema: pa.Schema) -> bool:
+    for f in schema:
+        _check_type(f.type)
+    return True
+
+
+#: Decoded dictionaries by (value type, the bytes of their message): the shards of a store repeat the same small
+#: dictionaries (move types, phases), which a scan decoded and validated again for every shard it opened.
+_DICTS: dict[tuple[pa.DataType, bytes], pa.Array] = {}
+_DICTS_KEPT = 1024
+#: Dictionary messages longer than this are decoded every time (their bytes would be the key).
+_DICT_KEY_BYTES = 1 << 16
 
 
 def _dictionary_ids(field: Table, out: list) -> None:
@@ -114,10 +150,10 @@ class FastBatchReader:
         start, count = footer.vector(3)
         self._blocks = [BLOCK.unpack_from(buf, start + 24 * k) for k in range(count)]
         self._footer = footer
-        self._dict_messages: dict[int, tuple[int, int, int, int, int, int]] | None = None  # id -> its message
+        #: dictionary id -> its message (length, node vector, buffer vector, body position, block start, block end)
+        self._dict_messages: dict[int, tuple[int, int, int, int, int, int, int, int]] | None = None
         self.schema = reader.schema
-        for f in self.schema:
-            _check_type(f.type)
+        per_schema("check_type", self.schema, _check_schema)
         self._dicts: list | None = None
         # Arrow's file reader reads its dictionaries on a first read: not thread-safe; shared with its other users
         self._dicts_lock = reader_lock or threading.Lock()
@@ -357,25 +393,36 @@ class FastBatchReader:
             msg = self._dict_messages.get(i)
             if msg is None:
                 raise Damaged(f"no dictionary message for dictionary {i}")
-            length, nstart, ncount, bstart, bcount, body = msg
-            nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).tolist()
-            bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2)
-            got = self.decompress(np.full(bcount, body, dtype=np.int64), bufs)
-            buffers = [None if g is None else pa.py_buffer(g) for g in got]
-            arr = build(t, list(zip(nodes[0::2], nodes[1::2])), buffers, [], [0, 0, 0])
-            if len(arr) != length:
-                raise Damaged(f"dictionary {i} has {len(arr)} values, its message says {length}")
-            arr.validate(full=True)
+            length, nstart, ncount, bstart, bcount, body, block_start, block_end = msg
+            # the same message bytes (id, lengths, buffers' places and compressed data) decode to the same array
+            key = (t, bytes(buf[block_start:block_end])) if block_end - block_start <= _DICT_KEY_BYTES else None
+            arr = _DICTS.get(key) if key is not None else None
+            if arr is None:
+                nodes = np.frombuffer(buf, dtype="<i8", count=2 * ncount, offset=nstart).tolist()
+                bufs = np.frombuffer(buf, dtype="<i8", count=2 * bcount, offset=bstart).reshape(-1, 2)
+                got = self.decompress(np.full(bcount, body, dtype=np.int64), bufs)
+                buffers = [None if g is None else pa.py_buffer(g) for g in got]
+                arr = build(t, list(zip(nodes[0::2], nodes[1::2])), buffers, [], [0, 0, 0])
+                if len(arr) != length:
+                    raise Damaged(f"dictionary {i} has {len(arr)} values, its message says {length}")
+                arr.validate(full=True)
+                if key is not None:
+                    if len(_DICTS) >= _DICTS_KEPT:
+                        _DICTS.clear()
+                    _DICTS[key] = arr
             out.append(arr)
         return out
 
-    def _dictionary_messages(self) -> dict[int, tuple[int, int, int, int, int, int]]:
-        """Each dictionary message of the footer: id -> (length, node vector, buffer vector, body position)."""
+    def _dictionary_messages(self) -> dict[int, tuple[int, int, int, int, int, int, int, int]]:
+        """Each dictionary message of the footer: id -> (length, node vector, buffer vector, body position, the
+        message's block start and end in the file)."""
         buf = self._map
         start, count = self._footer.vector(2)
         out = {}
         for k in range(count):
-            offset, meta_len, _ = BLOCK.unpack_from(buf, start + 24 * k)
+            offset, meta_len, body_len = BLOCK.unpack_from(buf, start + 24 * k)
+            if offset < 0 or meta_len < 0 or body_len < 0 or offset + meta_len + body_len > len(buf):
+                raise Damaged("a dictionary message lies outside the file")
             msg = root(buf, offset + 8 if I32.unpack_from(buf, offset)[0] == -1 else offset + 4)
             db = msg.table(2)
             if msg.byte(1) != DICTIONARY_BATCH or db is None:
@@ -386,7 +433,8 @@ class FastBatchReader:
             comp = rb.table(3)
             if comp is None or comp.byte(0) != ZSTD:
                 raise Unsupported("dictionary not zstd-compressed")
-            out[db.scalar(0, I64)] = (rb.scalar(0, I64), *rb.vector(1), *rb.vector(2), offset + meta_len)
+            out[db.scalar(0, I64)] = (rb.scalar(0, I64), *rb.vector(1), *rb.vector(2), offset + meta_len,
+                                      offset, offset + meta_len + body_len)
         return out
 
     def _read(self, index: int) -> tuple[pa.RecordBatch, int]:

@@ -6,11 +6,11 @@ per-batch checksums.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import orjson  # a core dependency: a manifest parses in ~60% of json's time (a first statement reads one per shard)
 import pyarrow as pa
 import pyarrow.fs as pafs
 
@@ -45,7 +45,7 @@ def build_manifest(shard_id: str, games: pa.Table, moves: pa.Table, batches: lis
 def parse_manifest(data: bytes, shard_id: str) -> dict:
     """A manifest's JSON, checked for a supported format version."""
     try:
-        manifest = json.loads(data)
+        manifest = orjson.loads(data)  # stricter than json (no NaN, no integers beyond 64 bits): never in a manifest
     except (ValueError, RecursionError) as exc:
         raise ShardCorruptError(f"manifest unreadable: {exc}", shard_id=shard_id) from None
     if not isinstance(manifest, dict):

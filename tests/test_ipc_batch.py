@@ -185,3 +185,45 @@ def test_layouts_parsed_at_once_equal_the_messages(tmp_path, fixture):
             parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
         reader.close()
     assert checked >= 3
+
+
+def test_dictionaries_are_shared_between_shards_only_when_their_messages_match(tmp_path):
+    """A store's shards repeat the same small dictionaries: a scan decodes a dictionary message once per process
+    and hands the same array to every shard whose message has the same bytes; a shard with other values gets its
+    own, equal to what Arrow's reader reads (a wrong share would show as wrong strings in SQL)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from gamestore.ipc_batch import _dictionaries
+
+    def copy(suffix: str, move_type: str | None = None) -> list[dict]:
+        out = synth.games(2, seed=11)
+        for g in out:
+            g["game_id"] += suffix
+            if move_type is not None:
+                g["moves"][0]["move_type"] = move_type
+        return out
+
+    with gamestore.open(tmp_path / "s", fsync=False) as s:
+        for games in (copy("-a"), copy("-b", "a_move_type_only_here"), copy("-c")):
+            s.write_games(games)
+            s.flush()
+        got = s.sql("SELECT move_type, count(*) FROM moves GROUP BY 1 ORDER BY 1").fetchall()
+    shards = sorted((tmp_path / "s" / "shards").iterdir())
+    readers = [ShardReader.at(d) for d in shards]
+    k = readers[0].moves_schema.get_field_index("move_type")
+    dicts = [r.fast_reader().column_dictionaries(k) for r in readers]
+    for d, r in zip(shards, dicts):
+        want: list = []
+        _dictionaries(ipc.open_file(pa.memory_map(str(d / MOVES_FILE))).get_record_batch(0).column(k), want)
+        assert len(r) == len(want) and all(a.equals(b) for a, b in zip(r, want))
+    assert dicts[0][0] is dicts[2][0]  # the same message bytes: decoded once
+    assert "a_move_type_only_here" in dicts[1][0].to_pylist() and not dicts[1][0].equals(dicts[0][0])
+    tables = [ipc.open_file(pa.memory_map(str(d / MOVES_FILE))).read_all().select(["move_type"]) for d in shards]
+    plain = duckdb.connect()
+    plain.register("arrow_moves", pa.concat_tables([t.cast(pa.schema([pa.field("move_type", pa.string())]))
+                                                    for t in tables]))
+    assert got == plain.sql("SELECT move_type, count(*) FROM arrow_moves GROUP BY 1 ORDER BY 1").fetchall()
+    for r in readers:
+        r.close()
