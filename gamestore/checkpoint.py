@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import faults
 from .fsutil import utc_now, utc_stamp
+from .lazy import lazy_module
 from .storage import Storage
+
+# imported when a checkpoint is written: ``pyarrow.parquet`` imports pyarrow.fs (S3, GCS, Azure and HDFS
+# bindings and ssl, ~10 ms), which opening a local store otherwise never needs (read_parquet_bytes)
+pq = lazy_module("pyarrow.parquet")
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -72,6 +76,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_parquet_bytes(data: bytes, *, page_checksums: bool = False) -> pa.Table:
+    """The table of the Parquet file ``data`` (``pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)``).
+
+    No Arrow worker threads: Python owns the bytes (Storage.read_bytes).
+    Through the reader class ``pq.ParquetFile`` wraps, from ``pyarrow._parquet``,
+    which does not import ``pyarrow.fs`` (see ``pq`` above).
+    """
+    try:
+        from pyarrow._parquet import ParquetReader
+    except ImportError:  # pragma: no cover - another pyarrow layout
+        with pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=page_checksums) as f:
+            return f.read(use_threads=False)
+    reader = ParquetReader()
+    reader.open(pa.BufferReader(data), page_checksum_verification=page_checksums)
+    return reader.read_all(use_threads=False)
+
+
 def read_checkpoint(storage: Storage, games_schema: pa.Schema) -> Checkpoint | None:
     """The checkpoint ``catalog/_last_checkpoint`` names, or None when there is none or it is damaged.
 
@@ -102,8 +123,7 @@ def read_checkpoint(storage: Storage, games_schema: pa.Schema) -> Checkpoint | N
                 data = storage.read_bytes(f"{_CATALOG}/{CHECKPOINT_DIR}/{name}.{part}.parquet", large=True)
                 if len(data) != expect["bytes"] or _sha256(data) != expect["sha256"]:
                     return None
-                # read_table imports pyarrow.dataset (and pandas); no Arrow worker threads over a buffer Python owns (Storage.read_bytes)
-                table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+                table = read_parquet_bytes(data)
                 if not table.schema.equals(schema) or table.num_rows != pointer[part]:
                     return None
                 tables[part] = table

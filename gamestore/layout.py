@@ -9,9 +9,8 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pyarrow.fs as pafs
 
 from .checkpoint import CHECKPOINT_DIR
 from .errors import FormatError, ProfileError, StoreExistsError, StoreNotFoundError
@@ -19,6 +18,9 @@ from .fsutil import TMP_NAME, utc_now
 from .profiles import LEGACY_PROFILE, get_profile
 from .schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, VectorSpec
 from .storage import Storage
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.fs as pafs
 
 __all__ = ["CONFIG_FILE", "LAYOUT", "read_config", "require_store", "check_layout", "clean_leftovers", "pid_alive",
            "STALE_SECONDS", "write_json", "create_config", "record_profile", "clean_orphans", "prepare_store"]

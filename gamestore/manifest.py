@@ -12,7 +12,6 @@ from typing import Any, Sequence
 
 import orjson  # a core dependency: a manifest parses in ~60% of json's time (a first statement reads one per shard)
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from .errors import FormatError, ShardCorruptError
 from .fsutil import utc_now
@@ -64,7 +63,7 @@ def read_manifest(storage: Storage | str | os.PathLike, rel: str | None = None) 
     ``read_manifest(path)`` (ShardCorruptError when missing or unreadable)."""
     if not isinstance(storage, Storage):
         path = Path(storage).absolute()
-        storage, rel = Storage(pafs.LocalFileSystem(), str(path.parent)), path.name
+        storage, rel = Storage(None, str(path.parent)), path.name
     assert rel is not None, "read_manifest(storage, rel)"
     shard_id = rel.rsplit("/", 1)[-1]
     try:

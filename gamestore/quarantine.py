@@ -15,8 +15,6 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs as pafs
-
 from .catalog_snapshot import Snapshot, view_dataset
 from .errors import DamagedShardWarning, ShardCorruptError
 from .schema import GAMES_SCHEMA
@@ -48,8 +46,7 @@ def reason_of(exc: Exception) -> str:
 
 def _size(storage: "Storage", rel: str) -> int | None:
     """The size of the file ``rel`` (None when it is missing)."""
-    info = storage.info(rel)
-    return None if info.type == pafs.FileType.NotFound else int(info.size)
+    return storage.size(rel)
 
 
 def check_sizes(storage: "Storage", shard_id: str, manifest: dict, *, lost: dict[str, str]) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
 from .checksum import FileVerifier
@@ -161,7 +160,7 @@ class ShardReader:
     def at(cls, path: str | os.PathLike) -> "ShardReader":
         """A reader of the shard directory at local ``path``."""
         p = Path(path).absolute()
-        return cls(Storage(pafs.LocalFileSystem(), str(p.parent)), p.name, prefix="")
+        return cls(Storage(None, str(p.parent)), p.name, prefix="")
 
     def file_path(self, name: str) -> str:
         """The full path of one of the shard's files on its filesystem."""

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Seq
 
 import duckdb
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from . import meta, quarantine, readpath, shardwrite, sqlguard, storequery
 from .catalog import Catalog
@@ -31,6 +30,7 @@ from .shard import write_shard
 from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.fs as pafs
     from . import codec
     from .game_writer import GameWriter
     from .ops.tiering import AutoCompactor, TierPolicy
