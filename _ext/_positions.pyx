@@ -399,6 +399,32 @@ def assemble(cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray 
     return head, value, value_mask, mover, has_policy, lens, widest, (index, prob, mask, first), vectors
 
 
+# -- a decoded moves batch's keyed policy entries (gamestore/positions/decode.py: _direct_source) ----------------
+def key_codes(const int32_t[::1] kidx, const int32_t[::1] key_map, const int64_t[::1] key_index, int32_t[::1] code,
+              int64_t[::1] index):
+    """Per policy entry of a batch whose every entry is keyed: ``code[i] = key_map[kidx[i]]`` and ``index[i] =
+    key_index[kidx[i]]``, in one pass without the GIL.  Returns -1, -2 when an entry is null (negative: the caller
+    takes the general path; nothing is promised about the outputs), or the first entry whose dictionary index is
+    outside ``key_map``."""
+    cdef Py_ssize_t n = kidx.shape[0], m = key_map.shape[0], i
+    cdef Py_ssize_t bad = -1
+    cdef int32_t k
+    if code.shape[0] != n or index.shape[0] != n or key_index.shape[0] != m:
+        raise ValueError("key_codes: shapes differ")
+    with nogil:
+        for i in range(n):
+            k = kidx[i]
+            if k < 0:
+                bad = -2
+                break
+            if k >= m:
+                bad = i
+                break
+            code[i] = key_map[k]
+            index[i] = key_index[k]
+    return bad
+
+
 # -- decompressing a moves batch's body buffers into a reused buffer (gamestore/positions/direct.py) ----------
 include "_zstd_fns.pxi"
 

@@ -201,3 +201,45 @@ def test_compiled_unpack_reports_damaged_and_out_of_range_frames():
     assert fast.unpack(src, wrong_size, out, ctx) == 0
     assert fast.unpack(src, outside, out, ctx) == 1
     assert fast.unpack(src, too_big, out, ctx) == 1
+
+
+@pytest.mark.parametrize("case", ["keyed", "nulls", "outside"])
+def test_keyed_entries_compiled_equal_numpy(case):
+    """A batch's keyed policy entries (code, index) from the compiled one-pass ``key_codes`` equal numpy's gathers;
+    null entries take the general path, an index outside the dictionary is a ShardCorruptError on both."""
+    from types import SimpleNamespace
+
+    from gamestore import backend
+    from gamestore.errors import ShardCorruptError
+    from gamestore.positions.decode import SegmentReader
+
+    rng = np.random.default_rng(7)
+    dec = direct.Decoded(40)
+    dec.number, dec.player = np.arange(40, dtype=np.int32), np.ones(40, np.int64)
+    dec.lens = rng.integers(0, 6, 40).astype(np.int32)
+    dec.off = np.concatenate(([0], np.cumsum(dec.lens))).astype(np.int32)
+    n = int(dec.off[-1])
+    dec.key = rng.integers(0, 9, n).astype(np.int32)
+    if case == "nulls":
+        dec.key[::5] = -1
+    if case == "outside":
+        dec.key[n // 2] = 9
+    dec.action, dec.prob, dec.prob64, dec.vectors = None, rng.random(n).astype(np.float32), None, {}
+    sh = SimpleNamespace(key_map=(-2 - np.arange(9)).astype(np.int32), key_index=None, shard_id="s")
+    lookup = np.arange(100, 109, dtype=np.int64)[::-1].copy()  # key table id -> policy index
+    plan = SimpleNamespace(vectors={})
+    reader = SegmentReader.__new__(SegmentReader)
+    reader.prob_dtype = np.dtype(np.float32)
+    got = []
+    for name in ("python", "cython"):
+        with backend.use(name):
+            if case == "outside":
+                with pytest.raises(ShardCorruptError, match="outside its dictionary"):
+                    reader._direct_source(sh, dec, plan, lookup)
+                continue
+            src = reader._direct_source(sh, dec, plan, lookup)
+            got.append((src.code.tolist(), src.index.tolist(), src.code.dtype, src.index.dtype))
+    if got:
+        assert got[0] == got[1]
+        code = np.asarray(got[0][0])
+        assert ((code == -1) == (dec.key < 0)).all() and (np.asarray(got[0][1])[dec.key >= 0] >= 100).all()

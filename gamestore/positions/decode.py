@@ -306,10 +306,20 @@ class SegmentReader:
         taken after ``sh``'s keys were added (this runs on the read-ahead thread: it changes no reader state)."""
         entries = dec.prob.size
         index: np.ndarray | None = None
-        if dec.key is None:
+        kidx = dec.key
+        fast = compiled() if dec.action is None else None
+        if kidx is not None and fast is not None:  # every entry keyed (RingRift's): code and index in one pass without the GIL
+            code, index = np.empty(kidx.size, np.int32), np.empty(kidx.size, np.int64)
+            bad = fast.key_codes(kidx, sh.key_map, _key_index(sh, lookup), code, index)
+            if bad == -2:  # a null entry: the general path below
+                index = None
+            elif bad >= 0:
+                raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
+        if index is not None:
+            pass
+        elif kidx is None:
             code = dec.action if dec.action is not None else np.full(entries, -1, np.int32)
         else:
-            kidx = dec.key
             if kidx.size and int(kidx.max()) >= len(sh.key_map):
                 raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
             if dec.action is None and not (kidx.size and int(kidx.min()) < 0):  # every entry keyed (RingRift's)
