@@ -148,3 +148,22 @@ def test_workers_assemble_in_line(store_path):
     assert sum(len(b["move_number"]) for b in DataLoader(ds, batch_size=None, num_workers=1)) == sum(
         len(b["move_number"]) for b in inline
     )
+
+
+def test_taken_items_are_freed_on_the_helper_thread():
+    freed_on = []
+
+    class Item:
+        def __del__(self):
+            freed_on.append(threading.get_ident())
+
+    def items():
+        for _ in range(40):
+            yield Item()
+
+    for item in made_ahead(items(), depth=2, group=4):
+        pass
+    del item
+    assert len(freed_on) == 40
+    here = threading.get_ident()
+    assert sum(t != here for t in freed_on) >= 30  # all but the last groups, dropped by the helper

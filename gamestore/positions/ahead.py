@@ -11,7 +11,10 @@ the consumer when it asks for item ``k`` (after items ``0..k-1``); closing
 the returned generator (a ``break``, an exception, garbage collection) stops
 the helper and joins it, so no thread outlives an iteration (fork safety
 for DataLoader workers).  The source generator runs, and is closed, on the
-helper thread.
+helper thread.  The items the consumer took two groups ago go back with a
+free place and are dropped on the helper thread: a batch the consumer no
+longer references is freed there (freeing its ~13 tensors cost the
+consumer ~10 us per batch).
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def made_ahead(items: Iterator[T], *, depth: int = DEPTH, group: int = GROUP,
     if depth < 1 or group < 1:
         raise ValueError("depth and group must be at least 1")
     ready: SimpleQueue[tuple[int, Any]] = SimpleQueue()
-    free: SimpleQueue[None] = SimpleQueue()
+    free: SimpleQueue[list[Any] | None] = SimpleQueue()  # free places, each with a group of items to drop
     for _ in range(depth):
         free.put(None)
     stopped = threading.Event()
@@ -46,7 +49,7 @@ def made_ahead(items: Iterator[T], *, depth: int = DEPTH, group: int = GROUP,
         made: list[Any] = []
         try:
             while True:
-                free.get()  # a free place (waits without the GIL)
+                free.get()  # a free place (waits without the GIL); the group it carries is dropped here
                 if stopped.is_set():
                     return
                 made = []
@@ -68,13 +71,18 @@ def made_ahead(items: Iterator[T], *, depth: int = DEPTH, group: int = GROUP,
     thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     try:
+        last: list[Any] | None = None
         while True:
             kind, got = ready.get()  # waits without the GIL
             if kind == _RAISE:
                 got, exc = got
                 yield from got
                 raise exc
-            free.put(None)
+            # the group before the last one goes back with the free place: the helper drops it, so the batches the
+            # consumer no longer holds are freed there (and into its own malloc arena), not on the consumer's thread
+            older, last = last, got
+            free.put(older)
+            del older
             yield from got
             if kind == _END:
                 return
