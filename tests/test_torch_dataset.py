@@ -375,7 +375,14 @@ def test_worker_batches_travel_through_shared_memory(store_path):
     assert rows(held) == rows(direct)
     viewing = int(np.count_nonzero(arena.owner == os.getpid()))
     assert viewing >= shared.SLOTS // 2  # the first batches arrived as views of the arena, the rest by value
+    keep = held[0]["policy_prob"][1:]  # a view of a view of the first batch's slot
+    expect = keep.clone()
     del held
+    gc.collect()
+    assert int(np.count_nonzero(arena.owner)) == before + 1  # the slot stays held while any view of it lives
+    again = list(DataLoader(ds, batch_size=None, num_workers=2))  # claims every other slot
+    assert torch.equal(keep, expect)  # never overwritten
+    del keep, again
     gc.collect()
     assert int(np.count_nonzero(arena.owner)) == before  # every slot freed with its batch's tensors
     # a slot claimed by a process that died (a worker shut down with the batch in flight) is reclaimed

@@ -15,18 +15,22 @@ and numpy arrays (strings as object arrays).
 A batch leaving a forked DataLoader worker travels through a slot of the
 shared-memory area the training process mapped before the fork
 (:mod:`gamestore.positions.shared`): the worker copies its tensors into the
-slot and pickles only the slot's number and layout (a PositionDataset's
-``game_id`` and ``board_type`` go in the slot too, as indices into the
-plan's tables the training process holds: no str objects to unpickle); the
-receiving side views the slot as tensors, and the slot is freed when they
-are gone.  When no slot
-is free, for a batch larger than a slot and from spawned workers, it is
+slot (one ``memmove`` each; a PositionDataset's ``game_id`` and
+``board_type`` go in the slot too, as indices into the plan's tables the
+training process holds: no str objects to unpickle) and pickles only the
+slot's number and the batch's recipe (names, dtypes, shapes and offsets as
+one bytes object, made once per distinct recipe; the receiver parses each
+recipe once); the receiving side views the slot as tensors, and the slot is
+freed when they are gone.  When no slot is free, for a batch larger than a
+slot and from spawned workers, it is
 pickled by value: its tensors as one byte array in the worker's pipe
 (cheaper than torch's default of one shared-memory segment and one passed
 file descriptor per tensor storage), rebuilt as tensors viewing one buffer.
 """
 from __future__ import annotations
 
+import ctypes
+import pickle
 from typing import Any, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 
 import numpy as np
@@ -161,25 +165,124 @@ class Batch:
 
 
 def _reduce_for_queue(batch: Batch) -> tuple:
-    """How a multiprocessing queue (a DataLoader worker's) pickles a batch: tensors through shared memory when it can."""
-    packed, others = batch._split()
-    tensors = len(packed)
-    coded: tuple[str, list] | None = None
+    """How a multiprocessing queue (a DataLoader worker's) pickles a batch: tensors through shared memory when it can.
+
+    The batch's tensors (and, when the training process holds the plan's game tables, the indices standing for its
+    ``game_id`` and ``board_type``) are copied into a free slot, each with one ``memmove``; the pickle carries the slot
+    number and the batch's *recipe* (names, dtypes, shapes, offsets: see :func:`_recipe_for`) as one bytes object,
+    made once per distinct recipe in the worker and parsed once in the training process.
+    """
+    arena = shared.sending_arena()
+    if arena is None:
+        return batch.__reduce__()
+    codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    token = None
     if batch._codes is not None and shared.parent_tables(batch._codes[0]):
-        for key, (indices, array) in batch._codes[1].items():
-            if others.get(key) is array:  # not replaced since the batch was made (a transform may have)
-                del others[key]
-                packed[key] = indices
-    layout, total = placement(packed)
-    slot = shared.slot_for(total)
+        token, codes = batch._codes
+    sig: list[Any] = []
+    addrs: list[int] = []
+    keep: list[Any] = []  # contiguous copies made here stay alive until copied
+    others: dict[str, Any] = {}
+    for key, v in batch._items.items():
+        if (type(v) is torch.Tensor and v.dtype in _PACKABLE and v.is_cpu and not v.requires_grad
+                and v.layout is torch.strided):
+            if not v.is_contiguous():
+                v = v.contiguous()
+                keep.append(v)
+            sig.append((key, v.dtype, v.shape))
+            addrs.append(v.data_ptr())
+            continue
+        code = codes.get(key)
+        if code is not None and code[1] is v:  # not replaced since the batch was made (a transform may have)
+            indices = np.ascontiguousarray(code[0])
+            keep.append(indices)
+            sig.append((key, indices.dtype, indices.shape, True))
+            addrs.append(indices.ctypes.data)
+            continue
+        sig.append(key)
+        others[key] = v
+    recipe = _recipe_for((token, tuple(sig)))
+    slot = arena.claim() if recipe.total <= arena.slot_bytes else None
     if slot is None:
         return batch.__reduce__()
-    token, index, raw = slot
-    _fill(raw, layout, packed)
-    if len(layout) > tensors:
-        assert batch._codes is not None
-        layout, coded = layout[:tensors], (batch._codes[0], layout[tensors:])
-    return (_rebuild_shared, (token, index, total, layout, others, list(batch._items), coded))
+    base = arena.address(slot)
+    for addr, off, size in zip(addrs, recipe.offsets, recipe.sizes):
+        _memmove(base + off, addr, size)
+    args = (arena.token, slot, recipe.total, recipe.blob)
+    return (_rebuild_slot, args + (others,) if others else args)
+
+
+class _Recipe:
+    """How a batch lies in a slot: where each packed array goes, and ``blob``, what the receiver rebuilds it from."""
+
+    __slots__ = ("blob", "offsets", "sizes", "total")
+
+    def __init__(self, key: tuple[str | None, tuple]) -> None:
+        token, sig = key
+        steps: list[tuple[str, int, str | None, tuple | None, int]] = []
+        self.offsets: list[int] = []
+        self.sizes: list[int] = []
+        total = 0
+        for entry in sig:
+            if isinstance(entry, str):  # pickled by value next to the recipe
+                steps.append((entry, _OTHER, None, None, 0))
+                continue
+            name, dtype, shape = entry[:3]
+            dt = _NUMPY_DTYPES[dtype] if isinstance(dtype, torch.dtype) else np.dtype(dtype)
+            size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            total = -(-total // 8) * 8
+            steps.append((name, _CODED if len(entry) > 3 else _TENSOR, dt.str, tuple(int(d) for d in shape), total))
+            self.offsets.append(total)
+            self.sizes.append(size)
+            total += size
+        self.total = total
+        self.blob = pickle.dumps((token, tuple(steps)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_TENSOR, _CODED, _OTHER = 0, 1, 2
+_RECIPES_KEPT = 1024  # distinct recipes a process keeps (a batch's shape varies with its widest policy)
+_SENT: dict[tuple, _Recipe] = {}  # in a worker: signature -> recipe
+_LEARNED: dict[bytes, tuple[str | None, list[tuple[str, int, Any, tuple, int]]]] = {}  # in the receiver: blob -> steps
+_NUMPY_DTYPES = {t: np.dtype(d) for d, t in TORCH_DTYPES.items()}
+_memmove = ctypes.memmove
+
+
+def _recipe_for(key: tuple[str | None, tuple]) -> _Recipe:
+    recipe = _SENT.get(key)
+    if recipe is None:
+        if len(_SENT) >= _RECIPES_KEPT:
+            _SENT.clear()
+        recipe = _SENT[key] = _Recipe(key)
+    return recipe
+
+
+def _learn(blob: bytes) -> tuple[str | None, list[tuple[str, int, Any, tuple, int]]]:
+    token, steps = pickle.loads(blob)
+    learned = (token, [(name, kind, None if dt is None else np.dtype(dt), shape, off) for name, kind, dt, shape, off in steps])
+    if len(_LEARNED) >= _RECIPES_KEPT:
+        _LEARNED.clear()
+    _LEARNED[blob] = learned
+    return learned
+
+
+def _rebuild_slot(token: str, slot: int, total: int, blob: bytes, others: dict[str, Any] | None = None) -> Batch:
+    """The batch a worker put in ``slot`` (see :func:`_reduce_for_queue`): its tensors view the slot (no copy)."""
+    learned = _LEARNED.get(blob)
+    if learned is None:
+        learned = _learn(blob)
+    codes, steps = learned
+    raw = shared.receive(token, slot, total)  # the slot is freed when ``raw`` and every array over it are gone
+    named = shared.tables(codes) if codes is not None else None
+    array, tensor = np.ndarray, torch.from_numpy
+    items: dict[str, Any] = {}
+    for name, kind, dt, shape, off in steps:
+        if kind == _TENSOR:
+            items[name] = tensor(array(shape, dt, raw, off))
+        elif kind == _CODED:
+            items[name] = named[name][array(shape, dt, raw, off)]  # type: ignore[index]  # a new array: holds no slot
+        else:
+            items[name] = others[name]  # type: ignore[index]
+    return Batch.of(items)
 
 
 def _pinned(value: Any, device: Any) -> Any:
@@ -211,22 +314,12 @@ def _fill(raw: np.ndarray, layout: list, arrays: dict[str, np.ndarray]) -> None:
         raw[off : off + size].view(dt).reshape(shape)[...] = a
 
 
-def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[str],
-             coded: tuple[str, list] | None = None) -> Batch:
-    # one array per tensor straight over ``raw`` (its base: the slot stays held while a tensor lives)
+def _rebuild(raw: np.ndarray, layout: list, others: dict[str, Any], order: list[str]) -> Batch:
+    # one array per tensor straight over ``raw`` (its base)
     array, tensor = np.ndarray, torch.from_numpy
     items: dict[str, Any] = {name: tensor(array(shape, dt, raw, off)) for name, off, _, dt, shape in layout}
     items.update(others)
-    if coded is not None:
-        named = shared.tables(coded[0])
-        for name, off, _, dt, shape in coded[1]:
-            items[name] = named[name][array(shape, dt, raw, off)]  # a new object array: holds no slot
     return Batch.of({k: items[k] for k in order})
-
-
-def _rebuild_shared(token: str, slot: int, total: int, layout: list, others: dict[str, Any], order: list[str],
-                    coded: tuple[str, list] | None = None) -> Batch:
-    return _rebuild(shared.receive(token, slot, total), layout, others, order, coded)
 
 
 shared.register_reducer(Batch, _reduce_for_queue)

@@ -11,7 +11,7 @@ number and layout; the training process views the slot as tensors (no copy).
 
 A slot belongs to whoever holds it: the worker that claimed it until the
 batch is received, then the receiving process until every tensor of the
-batch is gone (a finalizer frees it).  A worker that finds no free slot (the
+batch is gone (a weak reference's callback frees it).  A worker that finds no free slot (the
 training loop keeps many batches alive), a batch larger than a slot, and any
 other pickling (``pickle.dumps``, spawned workers, which inherit nothing)
 send the batch by value.  Slots claimed by a process that died (a worker
@@ -27,6 +27,7 @@ the slot, and the training process indexes its own tables.
 """
 from __future__ import annotations
 
+import functools
 import mmap
 import multiprocessing
 import os
@@ -41,7 +42,7 @@ import numpy as np
 
 from ..layout import pid_alive
 
-__all__ = ["Arena", "ensure_arena", "sending_arena", "slot_for", "receive", "reclaim", "share_tables", "parent_tables",
+__all__ = ["Arena", "ensure_arena", "sending_arena", "receive", "reclaim", "share_tables", "parent_tables",
            "tables", "SLOTS", "SLOT_BYTES"]
 
 SLOTS = 32
@@ -50,10 +51,20 @@ _PAGE = mmap.PAGESIZE
 _MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0  # virtual only: pages appear when written
 _LOCK_WAIT = 1.0  # seconds: the slot lock is held for microseconds, unless its holder was killed
 _ARENA: "Arena | None" = None
+_SENDING: list = [0, None]  # (pid, the arena that process sends through) - see sending_arena
 _CREATE = threading.Lock()
 _TABLES_KEPT = 16  # plans whose tables a process keeps (a weighted plan is new every epoch)
 #: plan token -> (pid of the training process holding the tables, name -> object array)
 _TABLES: "OrderedDict[str, tuple[int, dict[str, np.ndarray]]]" = OrderedDict()
+
+
+_PID = [os.getpid()]  # this process's pid, without a system call per batch
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def pid() -> int:
+    """This process's id (cached; renewed in a forked child)."""
+    return _PID[0]
 
 
 class Arena:
@@ -71,6 +82,9 @@ class Arena:
         self.token = secrets.token_hex(8)
         self._next = 0
         self.stuck = False
+        self._base = int(self.owner.ctypes.data)  # the mapping's address (the same in every forked process)
+        self._held: list[weakref.ref | None] = [None] * slots  # the receiver's reference to each slot it views
+        self._frees = [functools.partial(self._freed, slot) for slot in range(slots)]
 
     def claim(self) -> int | None:
         """A free slot, now owned by this process (None when every slot is held, or the lock is stuck)."""
@@ -78,12 +92,14 @@ class Arena:
             self.stuck = True  # a process was killed while holding the lock: this one sends by value from now on
             return None
         try:
-            free = np.flatnonzero(self.owner == 0)
-            if free.size == 0:
-                return None
-            after = free[free >= self._next]
-            slot = int(after[0] if after.size else free[0])
-            self.owner[slot] = os.getpid()
+            owner, slot = self.owner, self._next
+            if owner[slot] != 0:  # the next one in turn is held: the first free one after it
+                free = np.flatnonzero(owner == 0)
+                if free.size == 0:
+                    return None
+                after = free[free >= slot]
+                slot = int(after[0] if after.size else free[0])
+            owner[slot] = pid()
         finally:
             self.lock.release()
         self._next = (slot + 1) % self.slots
@@ -94,6 +110,22 @@ class Arena:
 
     def view(self, slot: int, nbytes: int) -> np.ndarray:
         return np.frombuffer(self.mm, np.uint8, count=nbytes, offset=self.header + slot * self.slot_bytes)
+
+    def address(self, slot: int) -> int:
+        """Where ``slot`` starts in this process's memory."""
+        return self._base + self.header + slot * self.slot_bytes
+
+    def hold(self, slot: int, nbytes: int) -> np.ndarray:
+        """The first ``nbytes`` of ``slot``, now this process's until the returned array (and every view of it) is gone."""
+        self.owner[slot] = pid()
+        raw = self.view(slot, nbytes)  # its own array (not a slice of another: views of a slice keep only its base)
+        self._held[slot] = weakref.ref(raw, self._frees[slot])  # views (and tensors of them) keep ``raw`` alive
+        return raw
+
+    def _freed(self, slot: int, ref: weakref.ref) -> None:
+        if self._held[slot] is ref:
+            self._held[slot] = None
+            self.owner[slot] = 0
 
 
 def ensure_arena() -> None:
@@ -107,13 +139,18 @@ def ensure_arena() -> None:
 
 
 def sending_arena() -> Arena | None:
-    """The arena a DataLoader worker sends through: its parent's, inherited by fork (else None)."""
-    arena = _ARENA
-    if arena is None or arena.pid != os.getppid() or arena.pid == os.getpid():
-        return None
-    from torch.utils.data import get_worker_info
+    """The arena a DataLoader worker sends through: its parent's, inherited by fork (else None; once per process)."""
+    me = pid()
+    if _SENDING[0] != me:
+        arena = _ARENA
+        if arena is None or arena.pid != os.getppid() or arena.pid == me:
+            arena = None
+        else:
+            from torch.utils.data import get_worker_info
 
-    return arena if get_worker_info() is not None else None
+            arena = arena if get_worker_info() is not None else None
+        _SENDING[:] = [me, arena]
+    return _SENDING[1]
 
 
 def reclaim() -> int:
@@ -126,8 +163,8 @@ def reclaim() -> int:
         return 0
     try:
         for slot in np.flatnonzero(arena.owner != 0).tolist():
-            pid = int(arena.owner[slot])
-            if pid != os.getpid() and not pid_alive(pid):
+            owner = int(arena.owner[slot])
+            if owner != os.getpid() and not pid_alive(owner):
                 arena.owner[slot] = 0
                 freed += 1
     finally:
@@ -135,24 +172,12 @@ def reclaim() -> int:
     return freed
 
 
-def slot_for(nbytes: int) -> tuple[str, int, np.ndarray] | None:
-    """``(arena token, slot, the slot's first nbytes)`` to send a batch through, or None to send it by value."""
-    arena = sending_arena()
-    if arena is None or nbytes > arena.slot_bytes:
-        return None
-    slot = arena.claim()
-    return None if slot is None else (arena.token, slot, arena.view(slot, nbytes))
-
-
 def receive(token: str, slot: int, nbytes: int) -> np.ndarray:
     """The bytes a worker put in ``slot``, now this process's: the slot is freed when the array and its views are gone."""
     arena = _ARENA
     if arena is None or arena.token != token:
         raise RuntimeError("a batch sent through a DataLoader worker's shared memory reached another process")
-    arena.owner[slot] = os.getpid()
-    raw = arena.view(slot, nbytes)
-    weakref.finalize(raw, arena.release, slot)  # views (and tensors of them) keep ``raw`` alive
-    return raw
+    return arena.hold(slot, nbytes)
 
 
 def share_tables(token: str, named: dict[str, np.ndarray], *, holder: int | None = None) -> None:
@@ -175,7 +200,7 @@ def parent_tables(token: str) -> bool:
 def tables(token: str) -> dict[str, np.ndarray]:
     """The tables this process shared under ``token`` (a batch's codes index them)."""
     got = _TABLES.get(token)
-    if got is None or got[0] != os.getpid():
+    if got is None or got[0] != pid():
         raise RuntimeError(f"a DataLoader worker's batch refers to game tables {token!r} this process no longer holds"
                            f" (more than {_TABLES_KEPT} plans since)")  # fmt: skip
     return got[1]
