@@ -188,6 +188,7 @@ class PositionDataset(IterableDataset[Any]):
         self._plan: Plan = self._resolve(int(epoch))
         self._sync.track(self._plan)
         shared.ensure_arena()  # before any DataLoader worker forks from this process
+        compiled()  # imported here once: else every DataLoader worker (new each epoch) would import it again
         self._share(self._plan)
 
     # -- store and plan ---------------------------------------------------------------
