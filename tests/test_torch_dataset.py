@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import gc
 import os
 import pickle
 import subprocess
@@ -165,11 +166,13 @@ def test_workers_never_open_the_store(store):
     def probe(batch):
         batch["opened"] = ds._store_pid == os.getpid()  # ds here is the worker's copy
         batch["pid"] = os.getpid()
+        batch["frozen"] = gc.get_freeze_count()  # the objects inherited from this process, out of the worker's GC
         return batch
 
     ds.transform = probe
     batches = list(DataLoader(ds, batch_size=None, num_workers=2))
     assert not any(b["opened"] for b in batches)
+    assert all(b["frozen"] > 0 for b in batches) and gc.get_freeze_count() == 0
     assert {b["pid"] for b in batches}.isdisjoint({os.getpid()})
     assert len(_keys(batches)) == ds.num_positions
 
@@ -350,8 +353,6 @@ def test_default_collation_passes_batches_through_untouched(store_path):
 
 
 def test_worker_batches_travel_through_shared_memory(store_path):
-    import gc
-
     from gamestore.positions import shared
 
     ds = PositionDataset(store_path, batch_size=100, seed=6)

@@ -339,6 +339,7 @@ class PositionDataset(IterableDataset[Any]):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         if info is not None:
+            shared.worker_started()
             self._catch_up()
         skip = 0
         if self._resume is not None:
