@@ -349,16 +349,45 @@ def _running_children_cpu() -> float:
 def _timed(batches: Iterable[dict]) -> tuple[float, float, tuple[int, int, int, float]]:
     """Wall and CPU seconds of the whole pass, and a checksum (positions, sums of move numbers, values, probabilities)."""
     gc.collect()  # the previous pass's garbage, collected outside the timing (0.1 s of CPU with torch loaded)
-    t0, c0 = time.perf_counter(), _cpu()
-    n = moves = values = 0
+    t0, c0, own0 = time.perf_counter(), _cpu(), time.process_time()
+    n = moves = values = count = 0
     probs = 0.0
+    first = None
     for b in batches:
+        if first is None:
+            first = time.perf_counter() - t0
+        count += 1
         n += len(b["move_number"])
         moves += int(b["move_number"].sum())
         values += int(b["value"].sum()) + int(b["value_mover"].sum())
         probs += float(b["policy_prob"].double().sum())
     # an exhausted DataLoader iterator has joined (reaped) its workers: their CPU time is in RUSAGE_CHILDREN
-    return time.perf_counter() - t0, _cpu() - c0, (n, moves, values, round(probs, 3))
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    _LAST_PASS.update(first=first or 0.0, own_cpu=time.process_time() - own0, batches=count, wall=wall, cpu=cpu)
+    return wall, cpu, (n, moves, values, round(probs, 3))
+
+
+#: the last pass of :func:`_timed`: seconds to its first batch, this process's CPU seconds, batches, wall, all CPU
+_LAST_PASS: dict[str, float] = {}
+
+
+def _worker_split(splits: dict[str, list[dict[str, float]]]) -> None:
+    """Where a DataLoader-worker epoch goes (median of the rounds): wall to the first batch (forking the workers,
+    their start, the first window read) against the rest, and CPU per batch of the training process (receiving:
+    torch's queues and gamestore's rebuild) and of the workers."""
+    if not splits:
+        return
+    print("\nDataLoader workers, per epoch (median of rounds): wall to the first batch (workers forked and started, first"
+          " window read) + the rest; CPU per batch received of the training process and of the workers")
+    for name, passes in splits.items():
+        first = statistics.median(p["first"] for p in passes)
+        rest = statistics.median(p["wall"] - p["first"] for p in passes)
+        per_batch = statistics.median((p["wall"] - p["first"]) / max(p["batches"] - 1, 1) for p in passes)
+        own = statistics.median(p["own_cpu"] / p["batches"] for p in passes)
+        workers = statistics.median((p["cpu"] - p["own_cpu"]) / p["batches"] for p in passes)
+        print(f"  {name.removeprefix('gamestore, ')}: {1e3 * first:.0f} ms to the first batch + {1e3 * rest:.0f} ms"
+              f" ({1e6 * per_batch:.0f} us per batch); CPU per batch: training process {1e6 * own:.0f} us, workers"
+              f" {1e6 * workers:.0f} us")
 
 
 def _backend_name() -> str:
@@ -404,9 +433,12 @@ def run(args: argparse.Namespace, root: Path) -> None:
     best_cpu: dict[str, float] = {}
     per_round: dict[str, list[float]] = {}  # each round's seconds: readers run back to back within a round
     checks: dict[str, tuple] = {}
+    splits: dict[str, list[dict[str, float]]] = {}
     for r in range(args.rounds):
         for name, make in readers.items():
             seconds, cpu, check = _timed(make(r))
+            if "num_workers=" in name and "num_workers=0" not in name and (r > 0 or "persistent" not in name):
+                splits.setdefault(name, []).append(dict(_LAST_PASS))  # (persistent workers: after their first round)
             per_round.setdefault(name, []).append(seconds)
             best[name] = min(best.get(name, float("inf")), seconds)
             best_cpu[name] = min(best_cpu.get(name, float("inf")), cpu)
@@ -427,6 +459,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
             cells.append(f"{rate:,.0f} | {rate / base:.1f}x | {vs_pq}")
         print(f"| {name} | {' | '.join(cells)} |")
     _goals(best, best_cpu, per_round, args.workers)
+    _worker_split(splits)
     if args.pairs:
         _paired(ds, args.pairs, positions)
     if args.pairs and args.assemble_ahead:
