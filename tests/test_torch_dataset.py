@@ -393,6 +393,39 @@ def test_worker_batches_travel_through_shared_memory(store_path):
     assert shared.reclaim() >= 1 and arena.owner[3] == 0
 
 
+def _odd_values(batch):
+    """A transform adding values the shared-memory path must carry: a strided view, a 0-d tensor, an empty one, a
+    tensor needing grad, numeric numpy and plain Python objects (in that order, after the dataset's keys)."""
+    batch["strided"] = torch.arange(12, dtype=torch.int16).reshape(3, 4).t()
+    batch["scalar"] = torch.tensor(2.5, dtype=torch.float64)
+    batch["empty"] = torch.zeros((0, 5))
+    batch["grad"] = torch.ones(2, requires_grad=True)
+    batch["numpy"] = np.arange(4, dtype=np.uint16)
+    batch["plain"] = {"n": len(batch["game_id"])}
+    return batch
+
+
+def test_worker_batches_carry_any_values_in_order(store_path):
+    """Whatever a transform leaves in a batch crosses the worker boundary equal and in order (slot or by value)."""
+    ds = PositionDataset(store_path, batch_size=64, seed=11, transform=_odd_values)
+    direct = list(ds)
+    through = list(DataLoader(ds, batch_size=None, num_workers=1))
+    assert len(through) == len(direct)
+    for a, b in zip(direct, through):
+        assert list(a) == list(b)
+        for k in a:
+            if isinstance(a[k], torch.Tensor):
+                assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k]), k
+            elif isinstance(a[k], np.ndarray):
+                assert a[k].dtype == b[k].dtype and a[k].tolist() == b[k].tolist(), k
+            else:
+                assert a[k] == b[k], k
+        assert b["grad"].requires_grad
+    from gamestore.positions import shared
+
+    assert shared._ARENA is not None and (shared._ARENA.owner == os.getpid()).any()  # held: they came through slots
+
+
 def test_worker_batches_send_game_ids_as_indices(store_path, monkeypatch):
     """A worker sends a batch's game ids and boards as indices into the plan's tables its training process shares."""
     from gamestore.positions import shared
