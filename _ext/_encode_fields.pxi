@@ -70,41 +70,36 @@ cdef int add_search(MoveEncoder enc, object value, Py_ssize_t row) except -1:
     cdef double dv
     cdef uint8_t flags = 0
     cdef dict extra = None
-    cdef object maps0 = None, maps1 = None, maps2 = None, mp
+    cdef PyObject* maps[3]  # the q / visits / prior maps, borrowed from value (NULL: absent)
+    cdef PyObject* mp
     if not PyDict_CheckExact(value):
         return SLOW
-    while PyDict_Next(value, &pos, &pk, &pv):
-        key = <object>pk
-        v = <object>pv
-        if not PyUnicode_Check(key):
+    maps[0] = maps[1] = maps[2] = NULL
+    while PyDict_Next(value, &pos, &pk, &pv):  # borrowed references only, as in MoveEncoder._add
+        if not PyUnicode_Check(<object>pk):
             return SLOW
         code = cached_code(enc.search_keys, pk, SEARCH_CODES)
-        if code < 0 or v is None:
-            if not text_ok(key) or not json_ok(v, 0):
+        if code < 0 or pv == <PyObject*>None:
+            if not text_ok(<object>pk) or not json_ok(<object>pv, 0):
                 return SLOW
             if extra is None:
                 extra = {}
-            extra[key] = v
+            extra[<object>pk] = <object>pv
             continue
         kind = code >> 8
         j = code & 0xFF
         if kind == S_MAP:
-            if not PyDict_CheckExact(v):
+            if not PyDict_CheckExact(<object>pv):
                 return SLOW
-            if j == 0:
-                maps0 = v
-            elif j == 1:
-                maps1 = v
-            else:
-                maps2 = v
+            maps[j] = pv
             flags |= L.map_bit[j]
         elif kind == S_FLOAT:
-            if as_float(v, &dv):
+            if as_float(<object>pv, &dv):
                 return SLOW
             enc.sfloat[j, row] = dv
             flags |= L.sfloat_bit[j]
         else:
-            if as_int(v, &iv) or iv < L.sint_lo[j] or iv > L.sint_hi[j]:
+            if as_int(<object>pv, &iv) or iv < L.sint_lo[j] or iv > L.sint_hi[j]:
                 return SLOW
             enc.sint[j, row] = iv
             flags |= L.sint_bit[j]
@@ -121,33 +116,32 @@ cdef int add_search(MoveEncoder enc, object value, Py_ssize_t row) except -1:
     cdef PyObject* ps
     cdef size_t e
     for m in range(3):
-        mp = maps0 if m == 0 else (maps1 if m == 1 else maps2)
-        if mp is None:
+        mp = maps[m]
+        if mp == NULL:
             continue
         pos = 0
         t = 0
         nstart = cands.size()  # the candidates of the earlier maps: a map's own keys are distinct
-        while PyDict_Next(mp, &pos, &pk, &pv):
+        while PyDict_Next(<object>mp, &pos, &pk, &pv):
             ncands = cands.size()
             if t < ncands and cands[0][t] == pk:
                 idx = t  # the same key object at the same place as in an earlier map
             else:
-                k = <object>pk
                 idx = -1
                 if nstart:
                     if seen is None:
                         seen = {<object>cands[0][u]: u for u in range(ncands)}
-                    ps = PyDict_GetItemWithError(seen, k)
+                    ps = PyDict_GetItemWithError(seen, <object>pk)
                     if ps != NULL:
                         idx = <object>ps
                 if idx < 0:
-                    r = code_candidate(k, enc.s_codes, enc.s_is_key, enc.s_cand)
+                    r = code_candidate(<object>pk, enc.s_codes, enc.s_is_key, enc.s_cand)
                     if r != OK:
                         return r
                     idx = ncands
                     cands.push_back(pk)
                     if seen is not None:
-                        seen[k] = idx
+                        seen[<object>pk] = idx
                     enc.s_q.push_back(0.0)
                     enc.s_q_ok.push_back(0)
                     enc.s_visits.push_back(0)

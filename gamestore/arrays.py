@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["bool_array", "empty_table", "int_values", "string_array", "numpy_array", "from_pylist", "list_lengths", "rows_table"]
+__all__ = ["bool_array", "empty_table", "int_values", "string_array", "numpy_array", "from_pylist", "list_lengths", "rows_table",
+           "validity_bitmap"]
 
 
 def int_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -50,7 +51,7 @@ def string_array(values: Sequence[str | None], atype: pa.DataType = pa.string())
     return _binary(values, atype)
 
 
-def _validity(null: np.ndarray) -> tuple[pa.Buffer | None, int]:
+def validity_bitmap(null: np.ndarray) -> tuple[pa.Buffer | None, int]:
     """The validity bitmap of ``null`` (True: null) and the null count; no bitmap when nothing is null."""
     nulls = int(np.count_nonzero(null))
     if not nulls:
@@ -85,7 +86,7 @@ def _binary(values: Sequence[Any], atype: pa.DataType) -> pa.Array:
         offsets, data, null = _utf8_buffers(values if type(values) is list else list(values), large)
     else:
         offsets, data, null = _offsets_data([b"" if v is None else bytes(v) for v in values], values, large)
-    validity, nulls = _validity(null) if null is not None else (None, 0)
+    validity, nulls = validity_bitmap(null) if null is not None else (None, 0)
     return pa.Array.from_buffers(atype, len(offsets) - 1, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  null_count=nulls)
 
@@ -94,7 +95,7 @@ def numpy_array(values: np.ndarray, atype: pa.DataType, mask: np.ndarray | None 
     """``pa.array(values, type=atype, mask=mask)`` for a 1-d numpy array of a fixed-width number or bool type
     (``values`` converted with numpy's ``astype``; ``mask`` True: null)."""
     n = len(values)
-    validity, nulls = _validity(np.asarray(mask, dtype=bool)) if mask is not None else (None, 0)
+    validity, nulls = validity_bitmap(np.asarray(mask, dtype=bool)) if mask is not None else (None, 0)
     if pa.types.is_boolean(atype):
         data = pa.py_buffer(np.packbits(np.asarray(values, dtype=bool), bitorder="little"))
     else:
@@ -113,7 +114,7 @@ def from_pylist(values: Sequence[Any], atype: pa.DataType) -> pa.Array:
             pa.types.is_large_binary(atype):
         return _binary(values, atype)
     null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    validity, nulls = _validity(null)
+    validity, nulls = validity_bitmap(null)
     if pa.types.is_list(atype):
         lengths = [0 if v is None else len(v) for v in values]
         offsets = np.zeros(len(values) + 1, dtype=np.int32)

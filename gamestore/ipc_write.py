@@ -354,7 +354,10 @@ def release_spare() -> None:
 
 def ipc_file_bytes(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Buffer:
     """The zstd-compressed Arrow IPC file of ``batches``, in memory (the module docstring)."""
-    batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
+    # a batch whose schema is ``schema``'s (metadata aside) as it is: the file carries ``schema``'s metadata; a
+    # ``RecordBatch.from_arrays`` for every batch wrapped each of its columns in a Python object, the seal's largest
+    # piece of GIL-held time (benchmarks/README.md, write path); a batch that differs (say, in nullability) is rebuilt
+    batches = [b if b.schema.equals(schema) else pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
     spare = _spare.take()
     try:
         plain, spare = _write_plain(schema, batches, spare)

@@ -1,6 +1,7 @@
 """Round trips and errors of gamestore.codec, on every available backend."""
 from __future__ import annotations
 
+import gc
 import math
 import pickle
 import struct
@@ -273,3 +274,39 @@ def test_schemas_are_exact(backend):
     assert enc.moves.schema.equals(moves_schema(REAL_VECTORS), check_metadata=True)
     assert enc.moves.schema.field("vec_heuristic_features").metadata == {b"shape": b"[49]"}
     assert isinstance(enc.moves.column("policy").type, pa.ListType)
+
+
+def test_compiled_encode_runs_no_collection_and_restores_the_collector():
+    """With the compiled backend encode_games keeps the collector off (its dicts are freed by reference counting
+    when it returns), puts its state back as it was, also after an error; the reference keeps it on."""
+    games = realistic_games(6, moves_per_game=5)
+    bad = [*games, {"game_id": "bad", "moves": "not a list"}]
+    started: list[int] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    old = gc.get_threshold()
+    gc.callbacks.append(watch)
+    try:
+        for name in BACKENDS:
+            with use(name):
+                started.clear()
+                gc.set_threshold(1)  # without the window, every container made would start a collection
+                encoded = codec.encode_games(games, vectors=REAL_VECTORS, now=NOW)
+                during = len(started)
+                gc.set_threshold(*old)
+                assert (during == 0) == (name == "cython") and gc.isenabled()
+                assert encoded.games.num_rows == len(games)
+                with pytest.raises(RecordError):
+                    codec.encode_games(bad, vectors=REAL_VECTORS, now=NOW)
+                assert gc.isenabled()
+                gc.disable()
+                codec.encode_games(games, vectors=REAL_VECTORS, now=NOW)
+                assert not gc.isenabled()  # left off
+                gc.enable()
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(watch)
+        gc.enable()
