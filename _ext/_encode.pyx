@@ -134,6 +134,7 @@ cdef double MAX_RESERVE_PER_MOVE = 256.0
 
 include "_encode_values.pxi"
 include "_encode_codes.pxi"
+include "_encode_prefetch.pxi"
 
 
 cdef class MoveEncoder:
@@ -264,7 +265,7 @@ cdef class MoveEncoder:
         """Encode every move; returns the move count per game. Raises RecordError."""
         cdef Py_ssize_t row = 0, i, gi
         cdef int rc
-        cdef bint has_prev
+        cdef bint has_prev, is_list
         cdef int64_t prev
         if self.finished:
             raise ValueError("this encoder's buffers were handed out by finish()")
@@ -278,10 +279,13 @@ cdef class MoveEncoder:
                 raise RecordError("moves must be a list", game_id=game_id, field="moves")
             has_prev = False
             prev = 0
+            is_list = PyList_CheckExact(moves)
             for i in range(len(moves)):
                 if row >= self.n:
                     raise ValueError("more moves than the encoder was sized for")
                 move = moves[i]
+                if is_list:
+                    prefetch_moves(moves, i)
                 self._mark()
                 try:
                     rc = self._add(move, row, i, has_prev, prev)

@@ -147,7 +147,8 @@ def write_shard(
             _write_ipc(staging / name, buf, fsync=fsync)
         manifest = build_manifest(shard_id, games, moves, batches, vectors, files, replaces)
         with open(staging / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, separators=(",", ":"))
+            # json.dumps: json.dump runs the pure-Python encoder, 8% of the seal's GIL-held samples; the same text
+            f.write(json.dumps(manifest, separators=(",", ":")))
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
