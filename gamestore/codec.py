@@ -6,7 +6,6 @@ backend chosen in :mod:`gamestore.backend`.
 """
 from __future__ import annotations
 
-import gc
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import pyarrow as pa
 
 from . import backend as _backend_mod
+from . import gcpause
 from .arrays import from_pylist
 from .errors import DuplicateGameError, RecordError
 from .fsutil import utc_now
@@ -63,8 +63,8 @@ def encode_games(
     ``game_index`` is that record's index, so ``records[:game_index]``
     are valid.
 
-    With the compiled backend the cyclic collector is off during the call (its state restored, also after an
-    error), as in ``readpath.read_game``: the game-level fields' dicts and lists made a young collection run
+    With the compiled backend the cyclic collector is paused during the call (``gcpause``: its state restored,
+    also after an error), as in ``readpath.read_game``: the game-level fields' dicts and lists made a young collection run
     every ~25 games (39 young and 3 middle ones per 1,000 synthetic games), each walking the chunk's headers
     and promoting them; they are freed by reference counting when the call returns, and encoding took ~12%
     less CPU (benchmarks/README.md, write path).  The reference backend keeps it on, as the spec of the cost
@@ -72,13 +72,11 @@ def encode_games(
     """
     if _backend_mod.selected().name != "cython":
         return _encode_games(records, specs=_coerce_vectors(vectors), board_types=board_types, now=now)
-    was_enabled = gc.isenabled()
-    gc.disable()
+    began = gcpause.pause()  # counted: another thread's pause (the async get_game's) is not cut short
     try:
         return _encode_games(records, specs=_coerce_vectors(vectors), board_types=board_types, now=now)
     finally:
-        if was_enabled:
-            gc.enable()
+        gcpause.resume(began)
 
 
 def _encode_games(

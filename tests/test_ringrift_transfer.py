@@ -239,7 +239,8 @@ def test_cli_commands(ringrift_dbs, tmp_path, capsys):
 
 def test_gc_is_left_alone_unless_asked(ringrift_dbs, tmp_path, monkeypatch):
     """The collector and Arrow's default memory pool are process-wide settings: import_sqlite and synth only
-    switch them with pause_gc=True, and restore them."""
+    switch them with pause_gc=True, and restore them (the compiled encode's own pauses, gamestore.gcpause,
+    switch the collector off and back on around each chunk: not counted here)."""
     import gc
 
     import pyarrow as pa
@@ -255,8 +256,10 @@ def test_gc_is_left_alone_unless_asked(ringrift_dbs, tmp_path, monkeypatch):
     assert gc.isenabled()
     synth.games(3, seed=1, snapshot_every=5)
     import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "a", progress=False, workers=0)
-    assert calls == [] and gc.isenabled()
+    assert [c for c in calls if c != "disable"] == [] and gc.isenabled()
+    calls.clear()
     report = import_sqlite(ringrift_dbs["ringrift_v18_history"], tmp_path / "b", progress=False, workers=2,
                            pause_gc=True)
     assert report.games_written == 2 and gc.isenabled()
-    assert calls == ["disable", "system", pool] and pa.default_memory_pool().backend_name == pool
+    assert calls[0] == "disable" and [c for c in calls if c != "disable"] == ["system", pool]
+    assert pa.default_memory_pool().backend_name == pool
