@@ -308,18 +308,16 @@ class SegmentReader:
         index: np.ndarray | None = None
         kidx = dec.key
         fast = compiled() if dec.action is None else None
-        if kidx is not None and fast is not None:  # every entry keyed (RingRift's): code and index in one pass without the GIL
+        if kidx is not None and fast is not None:  # every entry keyed (RingRift's): one compiled pass, no GIL
             code, index = np.empty(kidx.size, np.int32), np.empty(kidx.size, np.int64)
             bad = fast.key_codes(kidx, sh.key_map, _key_index(sh, lookup), code, index)
             if bad == -2:  # a null entry: the general path below
                 index = None
             elif bad >= 0:
                 raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
-        if index is not None:
-            pass
-        elif kidx is None:
+        if index is None and kidx is None:
             code = dec.action if dec.action is not None else np.full(entries, -1, np.int32)
-        else:
+        elif index is None and kidx is not None:
             if kidx.size and int(kidx.max()) >= len(sh.key_map):
                 raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id)
             if dec.action is None and not (kidx.size and int(kidx.min()) < 0):  # every entry keyed (RingRift's)
