@@ -107,9 +107,6 @@ class Arena:
         self._next = (slot + 1) % self.slots
         return slot
 
-    def release(self, slot: int) -> None:
-        self.owner[slot] = 0
-
     def view(self, slot: int, nbytes: int) -> np.ndarray:
         return np.frombuffer(self.mm, np.uint8, count=nbytes, offset=self.header + slot * self.slot_bytes)
 
