@@ -466,3 +466,23 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
                     bad = j
                     break
     return bad
+
+
+# -- the read-ahead's buffer pool (gamestore/positions/direct.py BufferPool.take) ---------------------------
+from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport PyObject, _Py_REFCNT
+
+
+def free_buffer(list bufs, Py_ssize_t size):
+    """Index in ``bufs`` (1-d uint8 ndarrays) of the smallest one of at least ``size`` bytes whose only reference is
+    the list's (no view of it alive), or -1: the scan ``sys.getrefcount`` makes in Python, without a call per item."""
+    cdef Py_ssize_t i, n = len(bufs), best = -1, best_size = 0, s
+    cdef PyObject* o
+    for i in range(n):
+        o = PyList_GET_ITEM(bufs, i)  # borrowed: no reference taken
+        if _Py_REFCNT(o) != 1 or not cnp.PyArray_Check(<object>o):
+            continue
+        s = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+        if s >= size and (best < 0 or s < best_size):
+            best, best_size = i, s
+    return best

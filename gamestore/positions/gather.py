@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import backend
+
 __all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "addresses", "address_table",
            "source_addresses"]
 
@@ -71,16 +73,24 @@ class Part:
 
 
 def compiled() -> Any:
-    """The compiled loops when the compiled backend is selected (else None: the numpy reference)."""
-    from .. import backend
+    """The compiled loops when the compiled backend is selected (else None: the numpy reference).
 
+    Called several times per batch (and per moves batch on the read-ahead threads): the module is looked up once,
+    the backend's choice every call (it can change, see :func:`gamestore.backend.use`)."""
+    global _COMPILED
     if backend.selected().name != "cython":
         return None
-    try:
-        from .. import _positions
-    except ImportError:  # pragma: no cover - a build without the positions extension
-        return None
-    return _positions
+    if _COMPILED is False:
+        try:
+            from .. import _positions
+        except ImportError:  # pragma: no cover - a build without the positions extension
+            _COMPILED = None
+        else:
+            _COMPILED = _positions
+    return _COMPILED
+
+
+_COMPILED: Any = False  # not imported yet
 
 
 def _address(a: np.ndarray | None) -> int:
