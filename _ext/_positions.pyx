@@ -486,3 +486,49 @@ def free_buffer(list bufs, Py_ssize_t size):
         if s >= size and (best < 0 or s < best_size):
             best, best_size = i, s
     return best
+
+
+# -- a directly decoded moves batch's per-row columns (gamestore/positions/direct.py DirectDecoder.read) ----------
+from libc.stdint cimport int8_t
+
+
+cdef inline const uint8_t* _bitmap(object valid, Py_ssize_t n, str name) except? NULL:
+    if valid is None:
+        return NULL
+    _check(valid, cnp.NPY_UINT8, 1, name)
+    if cnp.PyArray_DIM(<cnp.ndarray>valid, 0) * 8 < n:
+        raise ValueError(f"{name}: bitmap shorter than its array")
+    return <const uint8_t*> cnp.PyArray_DATA(<cnp.ndarray>valid)
+
+
+def moves_rows(cnp.ndarray player, object player_valid, cnp.ndarray off, object list_valid, int64_t entries):
+    """``(player as int64, -1 where player_valid's bit is unset; policy lengths as int32, 0 where list_valid's is)``
+    of a moves batch's ``rows`` (``player`` int8 [rows], ``off`` int32 [rows + 1], the bitmaps little-endian uint8
+    or None), or None when the offsets are out of order or outside ``[0, entries]`` (one pass without the GIL)."""
+    _check(player, cnp.NPY_INT8, 1, "player")
+    _check(off, cnp.NPY_INT32, 1, "off")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(player, 0), i
+    if cnp.PyArray_DIM(off, 0) != n + 1:
+        raise ValueError("off: expected one more item than player")
+    cdef const uint8_t* pv = _bitmap(player_valid, n, "player_valid")
+    cdef const uint8_t* lv = _bitmap(list_valid, n, "list_valid")
+    cdef cnp.npy_intp dims[1]
+    dims[0] = n
+    cdef cnp.ndarray out_player = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT64, 0)
+    cdef cnp.ndarray out_lens = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT32, 0)
+    cdef const int8_t* p = <const int8_t*> cnp.PyArray_DATA(player)
+    cdef const int32_t* o = <const int32_t*> cnp.PyArray_DATA(off)
+    cdef int64_t* po = <int64_t*> cnp.PyArray_DATA(out_player)
+    cdef int32_t* lo = <int32_t*> cnp.PyArray_DATA(out_lens)
+    cdef int64_t d
+    cdef bint bad = n > 0 and (o[0] < 0 or o[n] > entries)
+    with nogil:
+        for i in range(n):
+            po[i] = -1 if pv != NULL and not (pv[i >> 3] >> (i & 7)) & 1 else p[i]
+            d = <int64_t>o[i + 1] - o[i]
+            if d < 0:
+                bad = True
+            lo[i] = 0 if lv != NULL and not (lv[i >> 3] >> (i & 7)) & 1 else <int32_t>d
+    if bad:
+        return None
+    return out_player, out_lens

@@ -175,6 +175,88 @@ def test_buffer_pool_reuses_a_buffer_only_once_nothing_views_it():
     assert len({id(x) for x in held}) == 4 and len(pool._bufs) <= 3 + 4
 
 
+@pytest.mark.parametrize("column, message", [("off", "values buffer shorter"), ("bitmap", "validity bitmap missing")])
+def test_a_buffer_too_short_for_its_column_is_a_typed_error(store_path, column, message):
+    """The lengths the decoder's recipe checks once per batch (a column's body buffer pointed at one too short, or
+    a bitmap's at none): ShardCorruptError naming the shard and the batch, on either backend's path."""
+    from gamestore.errors import ShardCorruptError
+
+    with PositionDataset(store_path, batch_size=64, seed=3) as ds:
+        next(iter(ds))
+        sh = next(s for s in ds._reader._open.values() if s.direct is not None)
+        dec = sh.direct
+        nodes = dec.layouts.nodes
+        index = next(i for i in range(len(dec.layouts.rows)) if nodes[i, dec._at["policy"][0], 1])  # a null policy
+        _, pb = dec._at["player"]
+        _, qb = dec._at["policy"]
+        bufs = dec.layouts.bufs
+        if column == "off":
+            bufs[index, qb + 1] = bufs[index, pb + 1]  # the offsets (rows + 1 int32) read from the player's bytes
+        else:
+            bufs[index, qb, 1] = 0  # the policy list's validity bitmap absent
+        dec._recipes.clear()
+        with pytest.raises(ShardCorruptError, match=f"batch {index} unreadable: {message}") as err:
+            sh.batch(index, {}, ds._reader._buffers)
+        assert err.value.shard_id == sh.shard_id
+
+
+def test_buffer_pool_never_reuses_a_buffer_a_column_field_still_views():
+    """The decoder's columns are fields of one structured view of the pool's buffer: while any of them (or an array
+    a user made from it) is alive, the buffer is never handed out again; once all are gone it is."""
+    pool = direct.BufferPool(keep=8)
+    a = pool.take(4096)
+    first = id(a)
+    layout = np.dtype({"names": ["x", "y"], "formats": [(np.int32, (16,)), (np.float32, (4, 2))],
+                       "offsets": [0, 64], "itemsize": 128})
+    whole = np.ndarray((), layout, buffer=a)
+    x, y = whole["x"], whole["y"]
+    user = torch.from_numpy(y)  # a tensor a user keeps
+    del a, whole, x, y
+    others = [pool.take(4096) for _ in range(3)]
+    assert first not in {id(b) for b in others}
+    del others
+    assert id(pool.take(4096)) != first  # still viewed by the tensor
+    user.add_(1)  # and its memory still its own
+    del user
+    assert id(pool.take(4096)) == first
+
+
+@pytest.mark.single_backend  # the compiled helper itself (the python backend's pass never calls it)
+def test_compiled_moves_rows_equal_numpy():
+    from gamestore import _positions
+
+    rng = np.random.default_rng(1)
+    for rows in (0, 1, 7, 64, 1001):
+        player = rng.integers(-3, 4, rows).astype(np.int8)
+        off = np.concatenate(([0], np.cumsum(rng.integers(0, 5, rows)))).astype(np.int32)
+        pvalid = np.packbits(rng.random(rows) < 0.8, bitorder="little")
+        lvalid = np.packbits(rng.random(rows) < 0.7, bitorder="little")
+        for pv, lv in ((None, None), (pvalid, None), (None, lvalid), (pvalid, lvalid)):
+            got = _positions.moves_rows(player, pv, off, lv, int(off[-1]))
+            assert got is not None
+            want_player = player.astype(np.int64)
+            want_lens = off[1:] - off[:-1]
+            if pv is not None:
+                want_player[~np.unpackbits(pv, count=rows, bitorder="little").view(bool)] = -1
+            if lv is not None:
+                want_lens[~np.unpackbits(lv, count=rows, bitorder="little").view(bool)] = 0
+            assert got[0].dtype == np.int64 and got[1].dtype == np.int32
+            np.testing.assert_array_equal(got[0], want_player)
+            np.testing.assert_array_equal(got[1], want_lens)
+        if rows:
+            assert _positions.moves_rows(player, None, off, None, int(off[-1]) - 1) is None  # past the entries
+            back = off.copy()
+            back[rows // 2 + 1] = back[rows // 2] - 1  # out of order
+            assert _positions.moves_rows(player, None, back, None, int(off[-1])) is None
+            neg = off.copy()
+            neg[0] = -1
+            assert _positions.moves_rows(player, None, neg, None, int(off[-1])) is None
+    with pytest.raises(ValueError):
+        _positions.moves_rows(np.zeros(16, np.int8), np.zeros(1, np.uint8), np.zeros(17, np.int32), None, 0)
+    with pytest.raises(TypeError):
+        _positions.moves_rows(np.zeros(4, np.int64), None, np.zeros(5, np.int32), None, 0)
+
+
 @pytest.mark.single_backend
 def test_compiled_unpack_reports_damaged_and_out_of_range_frames():
     fast = direct._unpacker()

@@ -218,12 +218,11 @@ class DirectDecoder:
         )
         return got
 
-    def _columns(self, r: "_Recipe", pool: "BufferPool | None") -> tuple[dict[str, np.ndarray], list[Any]]:
+    def _columns(self, r: "_Recipe", pool: "BufferPool | None", fast: Any) -> tuple[dict[str, np.ndarray], list[Any]]:
         """The batch's columns (``r.reads``' names -> arrays; bitmaps as their bytes) and what holds their memory:
-        compiled, one zstd call without the GIL into a buffer of ``pool`` and every column a field of one structured
-        view of it (``r.layout``); else zstandard's (fresh memory per batch) and a view per column."""
+        compiled (``fast``), one zstd call without the GIL into a buffer of ``pool`` and every column a field of one
+        structured view of it (``r.layout``); else zstandard's (fresh memory per batch) and a view per column."""
         view = self.fast.view
-        fast = _unpacker() if pool is not None else None
         if fast is not None:
             buf = pool.take(r.total)  # type: ignore[union-attr]
             bad = fast.unpack(view, r.frames, buf, _compiled_dctx(fast))
@@ -263,22 +262,28 @@ class DirectDecoder:
         inconsistent); ``pool``: where the decompressed buffers go (see :class:`BufferPool`)."""
         r = self._recipe(index, vectors)
         rows, entries, null = r.rows, r.entries, r.null
-        cols, keep = self._columns(r, pool)
+        fast = _unpacker() if pool is not None else None
+        cols, keep = self._columns(r, pool, fast)
         out = Decoded(rows)
         out.keep = keep
         out.number = cols["number"]
-        player = cols["player"].astype(np.int64)
-        if r.player_nulls:
-            player[~_bits(cols["player_valid"], rows)] = -1
-        out.player = player
-        off = cols["off"]
-        lens = off[1:] - off[:-1]  # int32
-        if rows and (off[0] < 0 or off[-1] > entries or int(lens.min()) < 0):
-            raise Damaged("policy list offsets out of order or outside the entries")
-        out.off = off
-        if r.list_nulls:
-            lens[~_bits(cols["list_valid"], rows)] = 0
-        out.lens = lens
+        off = out.off = cols["off"]
+        if fast is not None:  # the same in one compiled pass
+            got = fast.moves_rows(cols["player"], cols.get("player_valid"), off, cols.get("list_valid"), entries)
+            if got is None:
+                raise Damaged("policy list offsets out of order or outside the entries")
+            out.player, out.lens = got
+        else:
+            player = cols["player"].astype(np.int64)
+            if r.player_nulls:
+                player[~_bits(cols["player_valid"], rows)] = -1
+            out.player = player
+            lens = off[1:] - off[:-1]  # int32
+            if rows and (off[0] < 0 or off[-1] > entries or int(lens.min()) < 0):
+                raise Damaged("policy list offsets out of order or outside the entries")
+            if r.list_nulls:
+                lens[~_bits(cols["list_valid"], rows)] = 0
+            out.lens = lens
         children: list[tuple[np.ndarray, np.ndarray | None] | None] = []
         for c in range(4):
             if null[c] == entries:
