@@ -9,12 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import gamestore  # noqa: E402
 from gamestore.errors import DatasetError  # noqa: E402
 from gamestore.positions.ahead import made_ahead  # noqa: E402
-from gamestore.testing import synth  # noqa: E402
 from gamestore.torch import PositionDataset  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
+from helpers.torch_stores import mixed_store  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore:This DataLoader will create")]
 
@@ -23,12 +22,7 @@ OPTIONS = {"batch_size": 64, "buffer_size": 300, "seed": 5}
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("torchahead") / "store"
-    with gamestore.open(path, shard_moves=1500, batch_rows=200, fsync=False) as store:
-        store.write_games(synth.games(10, board_type="square8", num_players=2, seed=41))
-        store.write_games(synth.games(3, board_type="hex8", num_players=3, seed=42))
-        store.flush()
-    return path
+    return mixed_store(tmp_path_factory.mktemp("torchahead") / "store", square8=10, hex8=3, seed=41)
 
 
 def _assembling_threads() -> list[threading.Thread]:

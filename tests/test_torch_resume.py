@@ -12,6 +12,7 @@ import gamestore  # noqa: E402
 from gamestore.testing import synth  # noqa: E402
 from gamestore.torch import PositionDataset, ResumableLoader, StateMismatchError  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
+from helpers.torch_stores import mixed_store  # noqa: E402
 
 pytestmark = [
     pytest.mark.torch,
@@ -24,12 +25,7 @@ OPTIONS = {"batch_size": 100, "buffer_size": 400, "seed": 7}
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("torchresume") / "store"
-    with gamestore.open(path, shard_moves=1500, batch_rows=200, fsync=False) as store:
-        store.write_games(synth.games(12, board_type="square8", num_players=2, seed=31))
-        store.write_games(synth.games(4, board_type="hex8", num_players=3, seed=32))
-        store.flush()
-    return path
+    return mixed_store(tmp_path_factory.mktemp("torchresume") / "store", square8=12, hex8=4, seed=31)
 
 
 def _sig(batch):
