@@ -38,18 +38,10 @@ cdef inline void _check(cnp.ndarray a, int typenum, int ndim, str name) except *
         raise TypeError(f"{name}: expected a C-contiguous {ndim}-d array of numpy type {typenum}")
 
 
-cdef inline void _check_parts(cnp.ndarray part, Py_ssize_t nsrc) except *:
-    cdef const int32_t* p = <const int32_t*> cnp.PyArray_DATA(part)
-    cdef Py_ssize_t i
-    for i in range(cnp.PyArray_DIM(part, 0)):
-        if p[i] < 0 or p[i] >= nsrc:
-            raise IndexError(f"position {i}: part {p[i]} out of range")
-
-
 cdef int64_t _policy_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* offs, const int64_t* idxs,
                          const int64_t* probs, const int32_t* p_part, const int64_t* p_row, const int32_t* p_lens,
                          bint wide, int64_t unknown, int64_t* out_idx, uint8_t* out_mask, void* out_prob) noexcept nogil:
-    """The padded policy rows of ``n`` positions (see :func:`fill_policy`); returns the first flat position holding
+    """The padded policy rows of ``n`` positions (the reference: ``gather.fill_policy``); returns the first flat position holding
     ``unknown``, or -1."""
     cdef float* out_f = <float*> out_prob
     cdef double* out_d = <double*> out_prob
@@ -102,7 +94,7 @@ cdef int64_t _policy_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* offs, c
 
 cdef void _rows_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* bases, const int64_t* valids,
                      const int32_t* p_part, const int64_t* p_row, uint8_t* dst, uint8_t* p_mask) noexcept nogil:
-    """Row ``i`` of ``dst`` (``width`` bytes): source row ``p_row[i]``, zeros where not valid (see :func:`copy_rows`)."""
+    """Row ``i`` of ``dst`` (``width`` bytes): source row ``p_row[i]``, zeros where not valid (the reference: ``gather.copy_rows``)."""
     cdef Py_ssize_t i, j, k
     cdef int64_t p
     cdef intptr_t v
@@ -128,7 +120,7 @@ cdef int32_t _head_loop(Py_ssize_t n, const int64_t* numbers, const int64_t* pla
                         const int64_t* g_winner, const float* g_value, const uint8_t* g_present, Py_ssize_t width,
                         int64_t first_player, int64_t* out, float* out_value, uint8_t* out_mask, float* out_mover,
                         uint8_t* out_has, int32_t* out_lens) noexcept nogil:
-    """The per-position columns of ``n`` positions (see :func:`fill_head`); returns the widest policy."""
+    """The per-position columns of ``n`` positions (the reference: ``gather.fill_head``); returns the widest policy."""
     cdef int64_t p, r, g, player, slot
     cdef int32_t ln, widest = 0
     cdef Py_ssize_t i, j
@@ -160,68 +152,6 @@ cdef int32_t _head_loop(Py_ssize_t n, const int64_t* numbers, const int64_t* pla
     return widest
 
 
-def fill_policy(cnp.ndarray off_ptr, cnp.ndarray idx_ptr, cnp.ndarray prob_ptr, cnp.ndarray part, cnp.ndarray row,
-                cnp.ndarray lens, cnp.ndarray index, cnp.ndarray prob, cnp.ndarray mask, int64_t unknown):
-    """Row ``i`` of ``index``/``prob``/``mask``: the first ``lens[i]`` policy entries of source row ``row[i]``, then padding.
-
-    Per source: ``off`` (int32 list offsets), ``idx`` (int64 per entry), ``prob`` (per entry, float32 or
-    float64 as ``prob``).  Returns the first flat position of ``index`` equal to ``unknown``, or -1.
-    """
-    cdef Py_ssize_t n = cnp.PyArray_DIM(part, 0)
-    for a, name in ((off_ptr, "off"), (idx_ptr, "idx"), (prob_ptr, "prob_ptr")):
-        _check(a, cnp.NPY_INT64, 1, name)
-    if cnp.PyArray_DIM(off_ptr, 0) != cnp.PyArray_DIM(idx_ptr, 0) or cnp.PyArray_DIM(off_ptr, 0) != cnp.PyArray_DIM(prob_ptr, 0):
-        raise ValueError("address tables differ in length")
-    _check(part, cnp.NPY_INT32, 1, "part")
-    _check(row, cnp.NPY_INT64, 1, "row")
-    _check(lens, cnp.NPY_INT32, 1, "lens")
-    _check(index, cnp.NPY_INT64, 2, "index")
-    _check(mask, cnp.NPY_BOOL, 2, "mask")
-    cdef bint wide = cnp.PyArray_TYPE(prob) == cnp.NPY_FLOAT64
-    _check(prob, cnp.NPY_FLOAT64 if wide else cnp.NPY_FLOAT32, 2, "prob")
-    if (cnp.PyArray_DIM(row, 0) != n or cnp.PyArray_DIM(lens, 0) != n or cnp.PyArray_DIM(index, 0) != n
-            or cnp.PyArray_DIM(prob, 0) != n or cnp.PyArray_DIM(mask, 0) != n
-            or cnp.PyArray_DIM(prob, 1) != cnp.PyArray_DIM(index, 1) or cnp.PyArray_DIM(mask, 1) != cnp.PyArray_DIM(index, 1)):
-        raise ValueError("output shapes do not match the positions")
-    cdef Py_ssize_t width = cnp.PyArray_DIM(index, 1)
-    _check_parts(part, cnp.PyArray_DIM(off_ptr, 0))
-    cdef int64_t first
-    with nogil:
-        first = _policy_loop(n, width, <const int64_t*> cnp.PyArray_DATA(off_ptr),
-                             <const int64_t*> cnp.PyArray_DATA(idx_ptr), <const int64_t*> cnp.PyArray_DATA(prob_ptr),
-                             <const int32_t*> cnp.PyArray_DATA(part), <const int64_t*> cnp.PyArray_DATA(row),
-                             <const int32_t*> cnp.PyArray_DATA(lens), wide, unknown,
-                             <int64_t*> cnp.PyArray_DATA(index), <uint8_t*> cnp.PyArray_DATA(mask),
-                             cnp.PyArray_DATA(prob))
-    return first
-
-
-def copy_rows(cnp.ndarray base_ptr, cnp.ndarray valid_ptr, cnp.ndarray part, cnp.ndarray row, cnp.ndarray out,
-              cnp.ndarray mask):
-    """Row ``i`` of ``out``: row ``row[i]`` of its source's fixed-size rows (same bytes per row), zeros where not valid.
-
-    Per source: ``base`` (C-contiguous rows of ``out``'s row size) and ``valid`` (uint8 per row; 0 = all valid).
-    """
-    cdef Py_ssize_t n = cnp.PyArray_DIM(part, 0)
-    _check(base_ptr, cnp.NPY_INT64, 1, "base")
-    _check(valid_ptr, cnp.NPY_INT64, 1, "valid")
-    if cnp.PyArray_DIM(base_ptr, 0) != cnp.PyArray_DIM(valid_ptr, 0):
-        raise ValueError("address tables differ in length")
-    _check(part, cnp.NPY_INT32, 1, "part")
-    _check(row, cnp.NPY_INT64, 1, "row")
-    _check(mask, cnp.NPY_BOOL, 1, "mask")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(out) or cnp.PyArray_NDIM(out) < 1:
-        raise TypeError("out: expected a C-contiguous array")
-    if cnp.PyArray_DIM(row, 0) != n or cnp.PyArray_DIM(out, 0) != n or cnp.PyArray_DIM(mask, 0) != n:
-        raise ValueError("output shapes do not match the positions")
-    cdef Py_ssize_t width = (cnp.PyArray_NBYTES(out) // n) if n else 0
-    _check_parts(part, cnp.PyArray_DIM(base_ptr, 0))
-    with nogil:
-        _rows_loop(n, width, <const int64_t*> cnp.PyArray_DATA(base_ptr), <const int64_t*> cnp.PyArray_DATA(valid_ptr),
-                   <const int32_t*> cnp.PyArray_DATA(part), <const int64_t*> cnp.PyArray_DATA(row),
-                   <uint8_t*> cnp.PyArray_DATA(out), <uint8_t*> cnp.PyArray_DATA(mask))
-
-
 cdef inline void _check_games(cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value,
                               cnp.ndarray game_present) except *:
     _check(game_players, cnp.NPY_INT64, 1, "game_players")
@@ -239,56 +169,6 @@ cdef inline void _check_game_index(const int64_t* p_game, Py_ssize_t n, Py_ssize
     for i in range(n):
         if p_game[i] < 0 or p_game[i] >= ngames:
             raise IndexError(f"position {i}: game {p_game[i]} out of range")
-
-
-def fill_head(cnp.ndarray number_ptr, cnp.ndarray player_ptr, cnp.ndarray lens_ptr, cnp.ndarray part, cnp.ndarray row,
-              cnp.ndarray game, cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value,
-              cnp.ndarray game_present, int64_t first_player, cnp.ndarray head, cnp.ndarray value,
-              cnp.ndarray value_mask, cnp.ndarray mover, cnp.ndarray has_policy, cnp.ndarray lens):
-    """The per-position columns of a batch in one pass; returns the widest policy (0 for none).
-
-    Per source: ``number`` (int32), ``player`` (int64, -1 when null), ``lens`` (int32 policy entries) per row.
-    Per game: ``game_players``/``game_winner`` (int64), ``game_value`` (float32 [G, P]), ``game_present``
-    (bool [G, P]).  Out: ``head`` int64 [4, n] (move number, player, players, winner), ``value``/``value_mask``
-    [n, P] (the game's rows), ``mover`` float32 [n] (the value of slot ``player - first_player``, 0 outside),
-    ``has_policy`` bool [n], ``lens`` int32 [n].
-    """
-    cdef Py_ssize_t n = cnp.PyArray_DIM(part, 0)
-    for a, name in ((number_ptr, "number"), (player_ptr, "player"), (lens_ptr, "lens")):
-        _check(a, cnp.NPY_INT64, 1, name)
-    cdef Py_ssize_t nsrc = cnp.PyArray_DIM(number_ptr, 0)
-    if cnp.PyArray_DIM(player_ptr, 0) != nsrc or cnp.PyArray_DIM(lens_ptr, 0) != nsrc:
-        raise ValueError("address tables differ in length")
-    _check(part, cnp.NPY_INT32, 1, "part")
-    _check(row, cnp.NPY_INT64, 1, "row")
-    _check(game, cnp.NPY_INT64, 1, "game")
-    _check_games(game_players, game_winner, game_value, game_present)
-    _check(head, cnp.NPY_INT64, 2, "head")
-    _check(value, cnp.NPY_FLOAT32, 2, "value")
-    _check(value_mask, cnp.NPY_BOOL, 2, "value_mask")
-    _check(mover, cnp.NPY_FLOAT32, 1, "mover")
-    _check(has_policy, cnp.NPY_BOOL, 1, "has_policy")
-    _check(lens, cnp.NPY_INT32, 1, "lens")
-    cdef Py_ssize_t width = cnp.PyArray_DIM(game_value, 1)
-    if (cnp.PyArray_DIM(row, 0) != n or cnp.PyArray_DIM(game, 0) != n or cnp.PyArray_DIM(head, 0) != 4
-            or cnp.PyArray_DIM(head, 1) != n or cnp.PyArray_DIM(value, 0) != n or cnp.PyArray_DIM(value, 1) != width
-            or cnp.PyArray_DIM(value_mask, 0) != n or cnp.PyArray_DIM(value_mask, 1) != width
-            or cnp.PyArray_DIM(mover, 0) != n or cnp.PyArray_DIM(has_policy, 0) != n or cnp.PyArray_DIM(lens, 0) != n):
-        raise ValueError("output shapes do not match the positions")
-    _check_parts(part, nsrc)
-    _check_game_index(<const int64_t*> cnp.PyArray_DATA(game), n, cnp.PyArray_DIM(game_players, 0))
-    cdef int32_t widest
-    with nogil:
-        widest = _head_loop(n, <const int64_t*> cnp.PyArray_DATA(number_ptr), <const int64_t*> cnp.PyArray_DATA(player_ptr),
-                            <const int64_t*> cnp.PyArray_DATA(lens_ptr), <const int32_t*> cnp.PyArray_DATA(part),
-                            <const int64_t*> cnp.PyArray_DATA(row), <const int64_t*> cnp.PyArray_DATA(game),
-                            <const int64_t*> cnp.PyArray_DATA(game_players),
-                            <const int64_t*> cnp.PyArray_DATA(game_winner),
-                            <const float*> cnp.PyArray_DATA(game_value), <const uint8_t*> cnp.PyArray_DATA(game_present),
-                            width, first_player, <int64_t*> cnp.PyArray_DATA(head), <float*> cnp.PyArray_DATA(value),
-                            <uint8_t*> cnp.PyArray_DATA(value_mask), <float*> cnp.PyArray_DATA(mover),
-                            <uint8_t*> cnp.PyArray_DATA(has_policy), <int32_t*> cnp.PyArray_DATA(lens))
-    return widest
 
 
 # rows of :func:`assemble`'s address table, per source (then ``vec``/``valid`` of each vector)
@@ -311,8 +191,9 @@ cdef inline cnp.ndarray _empty(int nd, Py_ssize_t d0, Py_ssize_t d1, int typenum
 def assemble(cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game, Py_ssize_t a, Py_ssize_t b,
              cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
              int64_t first_player, int64_t max_candidates, bint wide, tuple row_sizes, int64_t unknown):
-    """A whole batch: positions ``a:b`` of a window's ``part``/``row``/``game`` (:func:`fill_head`,
-    :func:`fill_policy` and :func:`copy_rows` in one call, two passes without the GIL, outputs allocated here).
+    """A whole batch: positions ``a:b`` of a window's ``part``/``row``/``game`` (what the
+    numpy reference's ``gather.fill_head``, ``fill_policy`` and ``copy_rows`` make, in one call, two passes without
+    the GIL, outputs allocated here).
 
     ``tables``: int64 [6 + 2 * vectors, sources], addresses per source (rows :data:`NUMBER` ... :data:`PROB`,
     then ``vec``/``valid`` per vector); ``row_sizes``: each vector's float32 values per row; ``max_candidates``:

@@ -5,19 +5,6 @@ from typing import Any
 import numpy as np
 
 def address(a: np.ndarray | None) -> int: ...
-def fill_policy(
-    off_ptr: np.ndarray, idx_ptr: np.ndarray, prob_ptr: np.ndarray, part: np.ndarray, row: np.ndarray,
-    lens: np.ndarray, index: np.ndarray, prob: np.ndarray, mask: np.ndarray, unknown: int,
-) -> int: ...
-def copy_rows(
-    base_ptr: np.ndarray, valid_ptr: np.ndarray, part: np.ndarray, row: np.ndarray, out: np.ndarray, mask: np.ndarray,
-) -> None: ...
-def fill_head(
-    number_ptr: np.ndarray, player_ptr: np.ndarray, lens_ptr: np.ndarray, part: np.ndarray, row: np.ndarray,
-    game: np.ndarray, game_players: np.ndarray, game_winner: np.ndarray, game_value: np.ndarray,
-    game_present: np.ndarray, first_player: int, head: np.ndarray, value: np.ndarray, value_mask: np.ndarray,
-    mover: np.ndarray, has_policy: np.ndarray, lens: np.ndarray,
-) -> int: ...
 def assemble(
     tables: np.ndarray, part: np.ndarray, row: np.ndarray, game: np.ndarray, a: int, b: int,
     game_players: np.ndarray, game_winner: np.ndarray, game_value: np.ndarray, game_present: np.ndarray,

@@ -13,7 +13,8 @@ prefetch the source rows a few positions ahead (a shuffled window's rows
 lie at random in ~5 MB of sources: each read would be a cache miss).
 
 Two implementations of the gathers: the numpy reference below (the spec)
-and the compiled loops of ``_ext/_positions.pyx``, used when the compiled
+and the compiled ``assemble`` of ``_ext/_positions.pyx`` (all three for a
+whole batch in one call, from :func:`address_table`), used when the compiled
 backend is selected; the tests check they are equal.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "addresses", "address_table",
+__all__ = ["Source", "Part", "UNKNOWN_KEY", "fill_head", "fill_policy", "copy_rows", "compiled", "address_table",
            "source_addresses"]
 
 #: policy index of a key missing from ``action_map`` while ``unknown_keys="error"`` (reported, never yielded)
@@ -60,7 +61,7 @@ class Source:
         self.prob = prob  # [entries], the dataset's probability dtype
         self.vectors = vectors  # name -> (float32 [rows, size], valid uint8 [rows] or None)
         self.extra = extra  # name -> [rows]
-        self.addr: dict[str, int] = {}  # array name -> data address, for the compiled gathers (see :func:`addresses`)
+        self.addr: dict[str, int] = {}  # array name -> data address, for the compiled gathers (see :func:`address_table`)
 
 
 class Part:
@@ -117,22 +118,17 @@ def _names(vectors: Sequence[str]) -> list[str]:
     return ["number", "player", "lens", "off", "index", "prob"] + [f"{k}_{name}" for name in vectors for k in ("vec", "valid")]
 
 
-def addresses(srcs: Sequence[Source], vectors: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per source, the address of each array the compiled gathers read (once per window; the sources keep them alive)."""
-    each = [source_addresses(s, vectors) for s in srcs]
-    return {k: np.fromiter((a[k] for a in each), dtype=np.int64, count=len(each)) for k in _names(vectors)}
-
-
 def address_table(srcs: Sequence[Source], vectors: Sequence[str]) -> np.ndarray:
-    """:func:`addresses` as the compiled ``assemble``'s table: int64 [6 + 2 * vectors, sources], rows number, player,
-    lens, off, index, prob, then ``vec``/``valid`` of each vector."""
+    """Per source, the address of each array the compiled ``assemble`` reads (once per window; the sources keep them
+    alive): int64 [6 + 2 * vectors, sources], rows number, player, lens, off, index, prob, then ``vec``/``valid`` of
+    each vector."""
     each = [source_addresses(s, vectors) for s in srcs]
     return np.array([[a[k] for a in each] for k in _names(vectors)], dtype=np.int64).reshape(-1, len(each))
 
 
 def fill_head(
     srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, game: np.ndarray, games: dict[str, np.ndarray],
-    first_player: int, *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
+    first_player: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The per-position columns of positions ``(part, row)`` of games ``game`` (indices into ``games``' tables).
 
@@ -150,12 +146,6 @@ def fill_head(
     mover = np.empty(n, dtype=np.float32)
     has_policy = np.empty(n, dtype=bool)
     lens = np.empty(n, dtype=np.int32)
-    if fast is not None:
-        t = tables if tables is not None else addresses(srcs, ())
-        widest = fast.fill_head(t["number"], t["player"], t["lens"], part, row, game, games["players"], games["winner"],
-                                games["value"], games["present"], first_player, head, value, value_mask, mover, has_policy,
-                                lens)  # fmt: skip
-        return head, value, value_mask, mover, has_policy, lens, widest
     for p in np.unique(part):
         sel = np.flatnonzero(part == p)
         src, r = srcs[int(p)], row[sel]
@@ -172,7 +162,6 @@ def fill_head(
 
 def fill_policy(
     srcs: Sequence[Source], part: np.ndarray, row: np.ndarray, lens: np.ndarray, width: int, prob_dtype: np.dtype,
-    *, fast: Any = None, tables: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(index int64 [n, width], prob [n, width], mask bool [n, width], first)`` of positions ``(part, row)``.
 
@@ -184,10 +173,6 @@ def fill_policy(
     index = np.empty((n, width), dtype=np.int64)
     prob = np.empty((n, width), dtype=prob_dtype)
     mask = np.empty((n, width), dtype=bool)
-    if fast is not None:
-        t = tables if tables is not None else addresses(srcs, ())
-        first = fast.fill_policy(t["off"], t["index"], t["prob"], part, row, lens, index, prob, mask, UNKNOWN_KEY)
-        return index, prob, mask, first
     col = np.arange(width)[None, :]
     mask[...] = col < np.minimum(lens, width)[:, None]
     index.fill(-1)
@@ -206,17 +191,12 @@ def fill_policy(
 
 
 def copy_rows(
-    srcs: Sequence[Source], name: str, part: np.ndarray, row: np.ndarray, shape: tuple[int, ...], *,
-    fast: Any = None, tables: dict[str, np.ndarray] | None = None,
+    srcs: Sequence[Source], name: str, part: np.ndarray, row: np.ndarray, shape: tuple[int, ...],
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(values float32 [n, *shape], valid bool [n])`` of vector ``name`` at positions ``(part, row)`` (zeros where null)."""
     n = part.size
     out = np.empty((n,) + tuple(shape), dtype=np.float32)
     valid = np.empty(n, dtype=bool)
-    if fast is not None:
-        t = tables if tables is not None else addresses(srcs, (name,))
-        fast.copy_rows(t[f"vec_{name}"], t[f"valid_{name}"], part, row, out, valid)
-        return out, valid
     flat = out.reshape(n, -1)
     for p in np.unique(part):
         sel = np.flatnonzero(part == p)
