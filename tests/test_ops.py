@@ -551,3 +551,28 @@ def test_readers_and_writers_during_compaction(store_path):
     assert all(len(expected) <= n <= len(expected) + len(extra) for n, _ in seen)
     final = snapshot(store_path)
     assert set(final) == expected | {g["game_id"] for g in extra}
+
+
+def test_a_shard_indexed_while_compaction_plans_keeps_its_games(store_path, monkeypatch):
+    """A writer's shard the catalog picks up after compaction took the games' picks (the background refresher
+    can index it at any moment) is left as it is: never taken for a shard whose games are all shadowed copies and
+    rewritten without them (it was, and its games were lost: test_readers_and_writers_during_compaction caught it)."""
+    expected = set(snapshot(store_path))
+    late = synth.games(1, board_type="square8", num_players=3, seed=91)
+    real = ops_common.indexed_picks
+
+    def picks_then_commit(store, **kw):
+        got = real(store, **kw)
+        if late:
+            with gamestore.open(store_path, create=False, fsync=False) as w:
+                w.write_games([late.pop()])
+                w.flush()
+            store.refresh()  # as the background refresher may, between the picks and the listing of the shards
+        return got
+
+    monkeypatch.setattr(ops_common, "indexed_picks", picks_then_commit)
+    monkeypatch.setattr(rewrite, "indexed_picks", picks_then_commit, raising=False)
+    ops.compact(store_path, target_moves=10**9, fsync=False)
+    assert not late
+    final = set(snapshot(store_path))
+    assert final == expected | {synth.games(1, board_type="square8", num_players=3, seed=91)[0]["game_id"]}

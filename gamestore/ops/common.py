@@ -27,6 +27,7 @@ __all__ = [
     "with_progress",
     "known_damage",
     "indexed_picks",
+    "indexed_readers",
     "pick_of",
     "union_vectors",
     "trash_shards",
@@ -81,6 +82,19 @@ def with_progress(items: Sequence, progress: Progress | None) -> Iterable:
 def indexed_picks(store: GameStore, *, columns: Sequence[str] = ()) -> dict[str, ShardPick]:
     """The games the catalog indexes (the first copy of each game id), per shard id; shards with none are absent."""
     return {p.shard_id: p for p in store.select_games(columns=columns).picks()}
+
+
+def indexed_readers(store: GameStore, *, columns: Sequence[str] = ()) -> list[tuple[ShardReader, ShardPick]]:
+    """Each shard the catalog indexes, with its pick (the games of it readers see: empty when every one has an
+    earlier copy elsewhere).
+
+    The shards are listed before the picks are taken: a shard the catalog picks up in between (a writer's commit,
+    indexed by the background refresher) is left out, never mistaken for a shard whose games are all shadowed
+    copies, which a rewrite would drop.
+    """
+    known = set(store.catalog.shard_ids())
+    picks = indexed_picks(store, columns=columns)
+    return [(r, pick_of(picks, r)) for r in store.catalog.readers() if r.shard_id in known]
 
 
 def pick_of(picks: dict[str, ShardPick], reader: ShardReader) -> ShardPick:

@@ -19,10 +19,9 @@ from .common import (
     DEFAULT_TARGET_MOVES,
     Progress,
     clean_orphan_segments,
-    indexed_picks,
+    indexed_readers,
     known_damage,
     maintenance_lock,
-    pick_of,
     union_vectors,
     with_progress,
 )
@@ -126,8 +125,7 @@ def _merge_into(d: GameStore, srcs: list[GameStore], result: MergeResult, *, tar
     for st in srcs:
         st.refresh()
         known_damage(st)  # before anything reads: a missing file would fail the SQL over the shards
-        picks = indexed_picks(st, columns=["game_id"])
-        work.extend((st, r, pick_of(picks, r)) for r in st.catalog.readers())
+        work.extend((st, r, pick) for r, pick in indexed_readers(st, columns=["game_id"]))
         result.damaged_shards.update({f"{st.path}:{sid}": why for sid, why in known_damage(st).items()})
     faults.point("merge.planned")
     for st, reader, indexed in with_progress(work, progress):

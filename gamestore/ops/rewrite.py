@@ -25,11 +25,10 @@ from ..store import GameStore
 from .common import (
     DEFAULT_TARGET_MOVES,
     Progress,
-    indexed_picks,
+    indexed_readers,
     known_damage,
     maintenance_lock,
     opened,
-    pick_of,
     finish_interrupted,
     trash_shards,
     with_progress,
@@ -105,10 +104,8 @@ def compact(
         known_damage(s)  # before anything reads: a missing file would fail the SQL over the shards
         if not dry_run:
             finish_interrupted(s, fsync=fsync)
-        picks = indexed_picks(s)
         plans = []
-        for reader in cat.readers():
-            pick = pick_of(picks, reader)
+        for reader, pick in indexed_readers(s):
             plans.append(_ShardPlan(reader, pick, pick.num_moves, reader.manifest["num_games"] - pick.num_games))
         result.damaged_shards = known_damage(s)  # (reading the manifests above may have found more)
         result.shards_before = len(plans) + len(result.damaged_shards)
@@ -192,20 +189,20 @@ def prune(
         victims = set(s.query_games(where, columns=["game_id"]).column("game_id").to_pylist())
         if not victims:
             return result
-        picks = indexed_picks(s, columns=["game_id"])
+        indexed = indexed_readers(s, columns=["game_id"])
+        picks = {r.shard_id: pick for r, pick in indexed}
         doomed = list(victims)
         affected: list[tuple[ShardReader, ShardPick]] = []
-        for reader in s.catalog.readers():
+        for reader, pick in indexed:
             if not any(g in victims for g in reader.manifest["game_ids"]):
                 continue
-            pick = pick_of(picks, reader)
             keep = pick.subset(~np.isin(pick.columns.get("game_id", np.zeros(0, object)), doomed))
             affected.append((reader, keep))
         if not dry_run:  # a damaged affected shard is skipped (its games stay), the others are pruned
             damaged = {r.shard_id for r, _ in affected if intact_reader(s.catalog, r.shard_id) is None}
             affected = [(r, keep) for r, keep in affected if r.shard_id not in damaged]
         result.damaged_shards.update(known_damage(s))
-        before = [pick_of(picks, r) for r, _ in affected]
+        before = [picks[r.shard_id] for r, _ in affected]
         result.games_removed = sum(p.num_games - k.num_games for p, (_, k) in zip(before, affected))
         result.moves_removed = sum(p.num_moves - k.num_moves for p, (_, k) in zip(before, affected))
         result.shards_rewritten = sum(1 for _, keep in affected if keep.num_games)
