@@ -109,7 +109,11 @@ def test_damaged_segment_of_a_tail_shard_is_rebuilt(many, damage):
     seg = many / "catalog" / f"{new[1]}.parquet"
     data = seg.read_bytes()
     if damage == "flip":
-        seg.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:])
+        # a byte of a value: verify checks a segment by what it holds (schema and every value against the
+        # shard), so a flip in bytes no reader uses (statistics, page header sizes) is harmless and not reported
+        at = data.find(b"t00001001-0001")
+        assert at > 0
+        seg.write_bytes(data[:at + 5] + bytes([data[at + 5] ^ 0x01]) + data[at + 6:])
     elif damage == "truncate":
         seg.write_bytes(data[:100])
     elif damage == "empty":
