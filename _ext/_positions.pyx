@@ -310,20 +310,16 @@ def key_codes(const int32_t[::1] kidx, const int32_t[::1] key_map, const int64_t
 include "_zstd_fns.pxi"
 
 
-def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] out, Decompressor dctx):
-    """Body buffers of ``src`` into ``out``: row ``j`` of ``frames`` is ``(position, size, decompressed size or
-    -1 for a buffer stored uncompressed, place in out)``.  Returns -1, or the first row that is outside ``src``
-    or ``out``, or does not decompress to its size (checked before anything is written; one call without the GIL)."""
-    cdef Py_ssize_t n = frames.shape[0], j
-    cdef int64_t p, sz, raw, at, length = src.shape[0], cap = out.shape[0]
+cdef Py_ssize_t _unpack(const uint8_t* base, int64_t length, const int64_t* frames, Py_ssize_t n, uint8_t* dst,
+                        int64_t cap, Decompressor dctx) except -2:
+    """:func:`unpack` on pointers (``frames``: int64 [n, 4])."""
+    cdef Py_ssize_t j, bad = -1
+    cdef int64_t p, sz, raw, at
     cdef size_t got
-    cdef Py_ssize_t bad = -1
-    if frames.shape[1] != 4:
-        raise ValueError("frames: expected 4 columns")
     if ZSTD_decompressDCtx == NULL:
         raise RuntimeError("libzstd not installed (set_zstd)")
     for j in range(n):
-        p, sz, raw, at = frames[j, 0], frames[j, 1], frames[j, 2], frames[j, 3]
+        p, sz, raw, at = frames[4 * j], frames[4 * j + 1], frames[4 * j + 2], frames[4 * j + 3]
         if p < 0 or sz < 0 or p > length - sz or at < 0 or raw < -1:
             return j
         if (sz if raw == -1 else raw) > cap - at:
@@ -333,11 +329,9 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
         if dctx.ctx == NULL:
             raise MemoryError("ZSTD_createDCtx")
     cdef void* ctx = dctx.ctx
-    cdef const uint8_t* base = &src[0] if length else NULL
-    cdef uint8_t* dst = &out[0] if cap else NULL
     with nogil:
         for j in range(n):
-            p, sz, raw, at = frames[j, 0], frames[j, 1], frames[j, 2], frames[j, 3]
+            p, sz, raw, at = frames[4 * j], frames[4 * j + 1], frames[4 * j + 2], frames[4 * j + 3]
             if raw == -1:
                 if sz:
                     memcpy(dst + at, base + p, <size_t>sz)
@@ -347,6 +341,17 @@ def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] ou
                     bad = j
                     break
     return bad
+
+
+def unpack(const uint8_t[::1] src, const int64_t[:, ::1] frames, uint8_t[::1] out, Decompressor dctx):
+    """Body buffers of ``src`` into ``out``: row ``j`` of ``frames`` is ``(position, size, decompressed size or
+    -1 for a buffer stored uncompressed, place in out)``.  Returns -1, or the first row that is outside ``src``
+    or ``out``, or does not decompress to its size (checked before anything is written; one call without the GIL)."""
+    if frames.shape[1] != 4:
+        raise ValueError("frames: expected 4 columns")
+    cdef int64_t length = src.shape[0], cap = out.shape[0]
+    return _unpack(&src[0] if length else NULL, length, &frames[0, 0] if frames.shape[0] else NULL,
+                   frames.shape[0], &out[0] if cap else NULL, cap, dctx)
 
 
 # -- the read-ahead's buffer pool (gamestore/positions/direct.py BufferPool.take) ---------------------------
@@ -413,3 +418,202 @@ def moves_rows(cnp.ndarray player, object player_valid, cnp.ndarray off, object 
     if bad:
         return None
     return out_player, out_lens
+
+
+# -- a directly decoded moves batch as a source's arrays, in one call (gamestore/positions/direct.py
+#    DirectDecoder.source_columns; the reference: DirectDecoder.read, then decode.py's SegmentReader._direct_source) --
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+
+# items of :func:`direct_source`'s ``spec`` (int64): places are byte offsets in ``buf``, -1 for none
+cdef enum:
+    S_ROWS = 0
+    S_ENTRIES = 1
+    S_NUMBER = 2        # int32 [rows]
+    S_PLAYER = 3        # int8 [rows]
+    S_PLAYER_VALID = 4  # bitmap or -1
+    S_OFF = 5           # int32 [rows + 1]
+    S_LIST_VALID = 6    # bitmap or -1
+    S_KEY = 7           # int32 [entries] dictionary indices, or -1: no entry has a key
+    S_KEY_VALID = 8     # bitmap or -1
+    S_PROB = 9          # float32 [entries]
+    S_NVEC = 10         # vectors, then (place of float32 [rows, size], size, bitmap or -1) each
+    S_HEAD = 11
+
+
+cdef inline cnp.ndarray _view(cnp.ndarray buf, int64_t place, int typenum, int nd, Py_ssize_t d0, Py_ssize_t d1):
+    """An array of ``buf``'s memory at byte ``place`` (checked inside ``buf`` by the caller), ``buf`` its base."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = d0
+    dims[1] = d1
+    cdef cnp.ndarray a = cnp.PyArray_SimpleNewFromData(nd, dims, typenum, (<uint8_t*> cnp.PyArray_DATA(buf)) + place)
+    cnp.set_array_base(a, buf)
+    return a
+
+
+cdef inline bint _inside(int64_t place, int64_t nbytes, int64_t cap) noexcept:
+    return place >= 0 and nbytes >= 0 and place <= cap - nbytes
+
+
+cdef inline bint _bit(const uint8_t* bits, Py_ssize_t i) noexcept nogil:
+    return (bits[i >> 3] >> (i & 7)) & 1
+
+
+def direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Decompressor dctx, cnp.ndarray spec,
+                  cnp.ndarray key_map, cnp.ndarray key_index):
+    """A moves batch decompressed into ``buf`` (:func:`unpack` of ``frames``) and made the arrays of its source, in
+    one call: ``(number, player, off, lens, code, index, prob, vectors)`` (``number``, ``off``, ``prob`` and the
+    vectors' values views of ``buf``; ``player`` int64 with -1 where null; ``lens`` int32, 0 for a null policy;
+    ``code`` int32 ``key_map[key]`` and ``index`` int64 ``key_index[key]`` per policy entry, -1 where it has no key;
+    ``vectors`` a list of ``(float32 [rows, size], valid uint8 [rows] or None)``), what ``DirectDecoder.read`` and
+    ``SegmentReader._direct_source`` make for a batch whose entries have keys or nothing (no action ids, no float64
+    probabilities).  ``spec`` (int64) says where the columns lie (see ``S_*``).  Returns the tuple, or an int: the
+    first row of ``frames`` that does not decompress (>= 0), -2 when the policy offsets are out of order or outside
+    the entries, -3 when a key's dictionary index is outside ``key_map``.  The loops run without the GIL."""
+    _check(frames, cnp.NPY_INT64, 2, "frames")
+    _check(buf, cnp.NPY_UINT8, 1, "buf")
+    _check(spec, cnp.NPY_INT64, 1, "spec")
+    _check(key_map, cnp.NPY_INT32, 1, "key_map")
+    _check(key_index, cnp.NPY_INT64, 1, "key_index")
+    if cnp.PyArray_DIM(frames, 1) != 4:
+        raise ValueError("frames: expected 4 columns")
+    cdef Py_ssize_t nspec = cnp.PyArray_DIM(spec, 0)
+    cdef const int64_t* s = <const int64_t*> cnp.PyArray_DATA(spec)
+    if nspec < S_HEAD or s[S_NVEC] < 0 or nspec != S_HEAD + 3 * s[S_NVEC]:
+        raise ValueError("spec: expected 11 + 3 * vectors items")
+    cdef Py_ssize_t m = cnp.PyArray_DIM(key_map, 0)
+    if cnp.PyArray_DIM(key_index, 0) != m:
+        raise ValueError("key_index: expected one item per key_map item")
+    cdef int64_t rows = s[S_ROWS], entries = s[S_ENTRIES], cap = cnp.PyArray_DIM(buf, 0)
+    cdef Py_ssize_t nvec = s[S_NVEC], v
+    if rows < 0 or entries < 0:
+        raise ValueError("spec: negative rows or entries")
+    # every column inside buf
+    cdef bint ok = (_inside(s[S_NUMBER], rows * 4, cap) and _inside(s[S_PLAYER], rows, cap) and _inside(s[S_OFF], (rows + 1) * 4, cap)
+          and _inside(s[S_PROB], entries * 4, cap))
+    ok = ok and (s[S_PLAYER_VALID] == -1 or _inside(s[S_PLAYER_VALID], (rows + 7) // 8, cap))
+    ok = ok and (s[S_LIST_VALID] == -1 or _inside(s[S_LIST_VALID], (rows + 7) // 8, cap))
+    ok = ok and (s[S_KEY] == -1 or _inside(s[S_KEY], entries * 4, cap))
+    ok = ok and (s[S_KEY] == -1 or s[S_KEY_VALID] == -1 or _inside(s[S_KEY_VALID], (entries + 7) // 8, cap))
+    for v in range(nvec):
+        ok = ok and s[S_HEAD + 3 * v + 1] >= 0 and _inside(s[S_HEAD + 3 * v], rows * s[S_HEAD + 3 * v + 1] * 4, cap)
+        ok = ok and (s[S_HEAD + 3 * v + 2] == -1 or _inside(s[S_HEAD + 3 * v + 2], (rows + 7) // 8, cap))
+    if not ok:
+        raise ValueError("spec: a column outside buf")
+    cdef Py_buffer pb
+    PyObject_GetBuffer(src, &pb, PyBUF_SIMPLE)
+    cdef Py_ssize_t bad
+    try:
+        bad = _unpack(<const uint8_t*> pb.buf, pb.len, <const int64_t*> cnp.PyArray_DATA(frames),
+                      cnp.PyArray_DIM(frames, 0), <uint8_t*> cnp.PyArray_DATA(buf), cap, dctx)
+    finally:
+        PyBuffer_Release(&pb)
+    if bad >= 0:
+        return bad
+    cdef uint8_t* base = <uint8_t*> cnp.PyArray_DATA(buf)
+    cdef cnp.ndarray number = _view(buf, s[S_NUMBER], cnp.NPY_INT32, 1, rows, 0)
+    cdef cnp.ndarray off = _view(buf, s[S_OFF], cnp.NPY_INT32, 1, rows + 1, 0)
+    cdef cnp.ndarray prob = _view(buf, s[S_PROB], cnp.NPY_FLOAT32, 1, entries, 0)
+    cdef cnp.ndarray player = _empty(1, rows, 0, cnp.NPY_INT64), lens = _empty(1, rows, 0, cnp.NPY_INT32)
+    cdef cnp.ndarray code = _empty(1, entries, 0, cnp.NPY_INT32), index = _empty(1, entries, 0, cnp.NPY_INT64)
+    cdef list vectors = []
+    cdef cnp.ndarray valid
+    cdef const int32_t* km
+    cdef const int64_t* ki
+    cdef int64_t* po
+    cdef int32_t* lo
+    cdef int32_t* co
+    cdef int64_t* io
+    cdef uint8_t** vouts = <uint8_t**> PyMem_Malloc((nvec + 1) * sizeof(uint8_t*))
+    if vouts == NULL:
+        raise MemoryError()
+    try:
+        for v in range(nvec):
+            vals = _view(buf, s[S_HEAD + 3 * v], cnp.NPY_FLOAT32, 2, rows, s[S_HEAD + 3 * v + 1])
+            if s[S_HEAD + 3 * v + 2] == -1:
+                vectors.append((vals, None))
+                vouts[v] = NULL
+            else:
+                valid = _empty(1, rows, 0, cnp.NPY_UINT8)
+                vectors.append((vals, valid))
+                vouts[v] = <uint8_t*> cnp.PyArray_DATA(valid)
+        km, ki = <const int32_t*> cnp.PyArray_DATA(key_map), <const int64_t*> cnp.PyArray_DATA(key_index)
+        po, lo = <int64_t*> cnp.PyArray_DATA(player), <int32_t*> cnp.PyArray_DATA(lens)
+        co, io = <int32_t*> cnp.PyArray_DATA(code), <int64_t*> cnp.PyArray_DATA(index)
+        with nogil:
+            bad = _source_loops(base, s, rows, entries, km, ki, m, po, lo, co, io, vouts)
+    finally:
+        PyMem_Free(vouts)
+    if bad < -1:
+        return bad
+    return number, player, off, lens, code, index, prob, vectors
+
+
+cdef Py_ssize_t _source_loops(const uint8_t* base, const int64_t* s, int64_t rows, int64_t entries, const int32_t* key_map,
+                              const int64_t* key_index, Py_ssize_t m, int64_t* player, int32_t* lens, int32_t* code,
+                              int64_t* index, uint8_t** vouts) noexcept nogil:
+    """:func:`direct_source`'s per-row and per-entry passes: -1, or its error code."""
+    cdef Py_ssize_t i, v
+    cdef const int8_t* p = <const int8_t*> (base + s[S_PLAYER])
+    cdef const int32_t* o = <const int32_t*> (base + s[S_OFF])
+    cdef const uint8_t* pv = NULL if s[S_PLAYER_VALID] == -1 else base + s[S_PLAYER_VALID]
+    cdef const uint8_t* lv = NULL if s[S_LIST_VALID] == -1 else base + s[S_LIST_VALID]
+    cdef const int32_t* keys = NULL if s[S_KEY] == -1 else <const int32_t*> (base + s[S_KEY])
+    cdef const uint8_t* kv = NULL if keys == NULL or s[S_KEY_VALID] == -1 else base + s[S_KEY_VALID]
+    cdef const uint8_t* bits
+    cdef int64_t d
+    cdef int32_t k
+    cdef bint bad = rows > 0 and (o[0] < 0 or o[rows] > entries)
+    for i in range(rows):
+        player[i] = -1 if pv != NULL and not _bit(pv, i) else p[i]
+        d = <int64_t>o[i + 1] - o[i]
+        if d < 0:
+            bad = True
+        lens[i] = 0 if lv != NULL and not _bit(lv, i) else <int32_t>d
+    if bad:
+        return -2
+    for i in range(entries):
+        k = -1 if keys == NULL or (kv != NULL and not _bit(kv, i)) else keys[i]
+        if k >= m:
+            return -3
+        if k < 0:
+            code[i] = -1
+            index[i] = -1
+        else:
+            code[i] = key_map[k]
+            index[i] = key_index[k]
+    for v in range(s[S_NVEC]):
+        if vouts[v] != NULL:
+            bits = base + s[S_HEAD + 3 * v + 2]
+            for i in range(rows):
+                vouts[v][i] = _bit(bits, i)
+    return -1
+
+
+# -- a plan unit's rows (gamestore/positions/plan.py Plan.unit_rows, unweighted: the reference) ---------------
+def unit_rows(cnp.ndarray game_offset, cnp.ndarray game_count, Py_ssize_t glo, Py_ssize_t ghi, int64_t start):
+    """``(rows, games)`` (int64) of games ``glo:ghi``: game ``g``'s ``game_count[g]`` rows from ``game_offset[g] -
+    start`` on, each with ``g``, in order (one pass without the GIL)."""
+    _check(game_offset, cnp.NPY_INT64, 1, "game_offset")
+    _check(game_count, cnp.NPY_INT64, 1, "game_count")
+    if not 0 <= glo <= ghi <= min(cnp.PyArray_DIM(game_offset, 0), cnp.PyArray_DIM(game_count, 0)):
+        raise IndexError("games glo:ghi outside the tables")
+    cdef const int64_t* offs = <const int64_t*> cnp.PyArray_DATA(game_offset)
+    cdef const int64_t* counts = <const int64_t*> cnp.PyArray_DATA(game_count)
+    cdef Py_ssize_t g, total = 0
+    cdef int64_t j, r
+    for g in range(glo, ghi):
+        if counts[g] < 0:
+            raise ValueError("repeats may not contain negative values")
+        total += counts[g]
+    cdef cnp.ndarray rows = _empty(1, total, 0, cnp.NPY_INT64), games = _empty(1, total, 0, cnp.NPY_INT64)
+    cdef int64_t* ro = <int64_t*> cnp.PyArray_DATA(rows)
+    cdef int64_t* go = <int64_t*> cnp.PyArray_DATA(games)
+    cdef Py_ssize_t at = 0
+    with nogil:
+        for g in range(glo, ghi):
+            r = offs[g] - start
+            for j in range(counts[g]):
+                ro[at] = r + j
+                go[at] = g
+                at += 1
+    return rows, games

@@ -470,3 +470,36 @@ def test_unit_rows_back_to_back_and_with_gaps(tmp_path, where):
         assert rows.tolist() == [r for lo, c in zip(local.tolist(), counts.tolist()) for r in range(lo, lo + c)]
         assert games.tolist() == [g for g, c in zip(range(glo, ghi), counts.tolist()) for _ in range(c)]
     assert (gaps > 0) == (where is not None)  # both paths ran
+
+
+@pytest.mark.single_backend  # the compiled path against the numpy reference, both in one test
+def test_compiled_unit_rows_equal_numpy(tmp_path, monkeypatch):
+    """Plan.unit_rows' compiled pass (unweighted plans) equals its numpy reference, back to back and with gaps."""
+    from gamestore import backend
+    from gamestore.positions import plan as plan_mod
+
+    monkeypatch.setattr(backend, "_selected", backend.get_backend("cython"))
+    with gamestore.open(tmp_path / "s", batch_rows=512, fsync=False) as store:
+        store.write_games(synth.games(24, board_type="square8", num_players=2, seed=13))
+        store.flush()
+        plans = [PositionDataset(store, where=w).plan for w in (None, "hash(game_id) % 3 = 0")]
+    assert plan_mod.compiled() is not None
+    for plan in plans:
+        got = [plan.unit_rows(u, seed=0) for u in range(plan.unit_len.size)]
+        with monkeypatch.context() as m:
+            m.setattr(plan_mod, "compiled", lambda: None)
+            want = [plan.unit_rows(u, seed=0) for u in range(plan.unit_len.size)]
+        for (r, g), (wr, wg) in zip(got, want):
+            assert r.dtype == wr.dtype == np.int64 and g.dtype == wg.dtype == np.int64
+            np.testing.assert_array_equal(r, wr)
+            np.testing.assert_array_equal(g, wg)
+    fast = plan_mod.compiled()
+    offs, counts = np.array([5, 9, 20], np.int64), np.array([3, 0, 2], np.int64)
+    rows, games = fast.unit_rows(offs, counts, 0, 3, 5)
+    assert rows.tolist() == [0, 1, 2, 15, 16] and games.tolist() == [0, 0, 0, 2, 2]
+    with pytest.raises(ValueError):
+        fast.unit_rows(offs, np.array([1, -1, 1], np.int64), 0, 3, 0)
+    with pytest.raises(IndexError):
+        fast.unit_rows(offs, counts, 1, 4, 0)
+    with pytest.raises(TypeError):
+        fast.unit_rows(offs.astype(np.int32), counts, 0, 3, 0)

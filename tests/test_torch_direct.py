@@ -325,3 +325,209 @@ def test_keyed_entries_compiled_equal_numpy(case):
         assert got[0] == got[1]
         code = np.asarray(got[0][0])
         assert ((code == -1) == (dec.key < 0)).all() and (np.asarray(got[0][1])[dec.key >= 0] >= 100).all()
+
+
+def _keyed_games() -> list[dict]:
+    """Games whose policies are keyed only (RingRift's), with null and empty policies, null players and missing
+    vectors: every batch takes the compiled ``direct_source``."""
+    games = synth.games(10, board_type="square8", num_players=2, seed=11)
+    for g, game in enumerate(games):
+        for i, move in enumerate(game["moves"]):
+            if g % 3 == 1 and i % 5 == 0:
+                move["policy"] = None
+            if g % 3 == 2 and i % 4 == 1:
+                move["policy"] = {}
+            if g % 2 == 0 and i % 7 == 3:
+                move["player"] = None
+            if g % 4 == 1 and i % 6 == 2:
+                move.get("vectors", {}).pop("heuristic_features", None)
+    return games
+
+
+def _action_map(games: list[dict]) -> dict[str, int]:
+    """Two keys of three mapped (the others: -1)."""
+    keys = sorted({k for g in games for m in g["moves"] for k in (m.get("policy") or {}) if isinstance(k, str)})
+    return {k: i for i, k in enumerate(keys) if i % 3}
+
+
+def _same_source(a, b) -> None:
+    for name in ("number", "player", "off", "lens", "code", "index", "prob"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
+    assert list(a.vectors) == list(b.vectors)
+    for name in a.vectors:
+        (xv, xok), (yv, yok) = a.vectors[name], b.vectors[name]
+        assert xv.dtype == yv.dtype and np.array_equal(xv, yv), name
+        assert (xok is None) == (yok is None) and (xok is None or (xok.dtype == yok.dtype and np.array_equal(xok, yok)))
+
+
+@pytest.mark.single_backend  # the compiled path against the reference, both in one test
+@pytest.mark.parametrize("which", ["keyed", "mixed"])
+@pytest.mark.parametrize("prob_dtype", [np.float32, np.float64])
+def test_compiled_source_equals_the_reference(store_path, tmp_path, monkeypatch, which, prob_dtype):
+    """``SegmentReader._compiled_source`` (one ``_positions.direct_source`` call) makes of every batch it takes what
+    the reference makes (``DirectDecoder.read`` with zstandard and numpy, then ``_direct_source``'s numpy): keyed
+    entries with nulls, null and empty policies, null players, missing vectors; a batch with action ids or float64
+    probabilities it leaves to the reference."""
+    from gamestore import backend
+    from gamestore.positions.decode import SegmentReader
+
+    if which == "keyed":
+        games, path = _keyed_games(), tmp_path / "keyed"
+        with gamestore.open(path, shard_moves=1500, batch_rows=200, fsync=False) as store:
+            store.write_games(games)
+            store.flush()
+    else:
+        games, path = _games(), store_path
+    with PositionDataset(path, batch_size=64) as ds:
+        plan = ds.plan
+    reader = SegmentReader(path, action_map=_action_map(games), prob_dtype=prob_dtype)
+    unpacker = direct._unpacker
+    taken = left = 0
+    for sid in plan.shards:
+        sh = reader._shard(sid, plan)
+        assert sh.direct is not None
+        for index in range(len(sh.direct.layouts.rows)):
+            with backend.use("cython"):
+                fast = reader._compiled_source(sh, index, plan, reader._lookup())
+            with backend.use("python"), monkeypatch.context() as m:
+                m.setattr(direct, "_unpacker", lambda: None)
+                ref = reader._decode(sh, index, plan, reader._lookup())
+            if fast is None:
+                assert sh.direct._recipe(index, plan.vectors).spec is None
+                left += 1
+                continue
+            taken += 1
+            _same_source(fast, ref)
+            assert fast.addr and fast.addr["index"] == fast.index.__array_interface__["data"][0]
+    assert direct._unpacker is unpacker
+    assert taken and (left == 0) == (which == "keyed")
+
+
+@pytest.mark.single_backend
+def test_compiled_source_reports_a_key_outside_the_dictionary_as_the_reference_does(tmp_path):
+    from gamestore import backend
+    from gamestore.errors import ShardCorruptError
+    from gamestore.positions.decode import SegmentReader
+
+    path = tmp_path / "keyed"
+    with gamestore.open(path, batch_rows=200, fsync=False) as store:
+        store.write_games(_keyed_games())
+        store.flush()
+    with PositionDataset(path, batch_size=64) as ds:
+        plan = ds.plan
+    for name in ("cython", "python"):
+        reader = SegmentReader(path)
+        sh = reader._shard(plan.shards[0], plan)
+        sh.key_map = sh.key_map[:3]  # the dictionary shorter than the batch's keys say
+        with backend.use(name), pytest.raises(ShardCorruptError, match="outside its dictionary"):
+            reader._decode(sh, 0, plan, reader._lookup())
+
+
+def _random_columns(rows: int, entries: int, rng: np.random.Generator, *, nulls: bool, size: int):
+    """A batch's columns (keys inside a dictionary of 9) and, with ``nulls``, validity bitmaps."""
+    off = np.sort(rng.integers(0, entries + 1, rows + 1)).astype(np.int32)
+    if rows:
+        off[0], off[-1] = 0, entries
+    cols = {
+        "number": rng.integers(0, 500, rows).astype(np.int32),
+        "player": rng.integers(-2, 5, rows).astype(np.int8),
+        "off": off,
+        "key": rng.integers(-3, 9, entries).astype(np.int32),
+        "prob": rng.random(entries).astype(np.float32),
+        "vec": rng.random((rows, size)).astype(np.float32),
+    }
+    bits = {name: np.packbits(rng.random(n) < 0.7, bitorder="little") for name, n in
+            (("player_valid", rows), ("list_valid", rows), ("key_valid", entries), ("vec_valid", rows))} if nulls else {}
+    return cols, bits
+
+
+def _columns_file(cols: dict, bits: dict, *, keyed: bool):
+    """The columns stored uncompressed (frames with -1), and ``direct_source``'s spec of their places."""
+    parts = {**cols, **bits}
+    if not keyed:
+        parts.pop("key")
+        parts.pop("key_valid", None)
+    src, frames, place, at = b"", [], {}, 0
+    for name, a in parts.items():
+        raw = np.ascontiguousarray(a).tobytes()
+        frames.append((len(src), len(raw), -1, at))
+        place[name] = at
+        src += raw
+        at += -(-len(raw) // 64) * 64
+    rows, entries, size = cols["vec"].shape[0], cols["prob"].size, cols["vec"].shape[1]
+    spec = [rows, entries, place["number"], place["player"], place.get("player_valid", -1), place["off"],
+            place.get("list_valid", -1), place.get("key", -1), place.get("key_valid", -1), place["prob"], 1,
+            place["vec"], size, place.get("vec_valid", -1)]
+    return (np.frombuffer(src, np.uint8), np.asarray(frames, np.int64).reshape(-1, 4), np.asarray(spec, np.int64),
+            np.zeros(at + 64, np.uint8))
+
+
+@pytest.mark.single_backend
+def test_compiled_direct_source_equals_numpy():
+    """``_positions.direct_source`` against numpy on hand-made batches (nulls everywhere, no keys, empty), and its
+    error codes: a frame outside the file, offsets out of order, a key outside the dictionary, a spec outside the
+    buffer."""
+    from gamestore import _positions
+
+    assert direct._unpacker() is not None
+    rng = np.random.default_rng(3)
+    key_map = (-2 - rng.permutation(12)[:9]).astype(np.int32)
+    key_index = rng.integers(-1, 50, 9).astype(np.int64)
+    ctx = _positions.Decompressor()
+    runs = 0
+    for rows, entries in ((0, 0), (1, 0), (1, 3), (37, 120), (300, 1000)):
+        for nulls in (False, True):
+            for keyed in (True, False):
+                cols, bits = _random_columns(rows, entries, rng, nulls=nulls, size=5)
+                src, frames, spec, buf = _columns_file(cols, bits, keyed=keyed)
+                got = _positions.direct_source(src, frames, buf, ctx, spec, key_map, key_index)
+                assert type(got) is tuple, got
+                number, player, off, lens, code, index, prob, vectors = got
+
+                def valid(name: str, n: int) -> np.ndarray:
+                    b = bits.get(name)
+                    return np.ones(n, bool) if b is None else np.unpackbits(b, count=n, bitorder="little").view(bool)
+
+                np.testing.assert_array_equal(number, cols["number"])
+                np.testing.assert_array_equal(off, cols["off"])
+                np.testing.assert_array_equal(prob, cols["prob"])
+                want_player = np.where(valid("player_valid", rows), cols["player"].astype(np.int64), -1)
+                want_lens = np.where(valid("list_valid", rows), np.diff(cols["off"]), 0).astype(np.int32)
+                k = np.where(valid("key_valid", entries), cols["key"], -1) if keyed else np.full(entries, -1, np.int32)
+                want_code = np.where(k >= 0, key_map[np.maximum(k, 0)], -1).astype(np.int32)
+                want_index = np.where(k >= 0, key_index[np.maximum(k, 0)], -1).astype(np.int64)
+                for a, w in ((player, want_player), (lens, want_lens), (code, want_code), (index, want_index)):
+                    assert a.dtype == w.dtype
+                    np.testing.assert_array_equal(a, w)
+                ((vals, ok),) = vectors
+                assert vals.shape == (rows, 5)
+                np.testing.assert_array_equal(vals, cols["vec"])
+                if nulls:
+                    assert ok.dtype == np.uint8
+                    np.testing.assert_array_equal(ok, valid("vec_valid", rows).astype(np.uint8))
+                else:
+                    assert ok is None
+                assert all(np.shares_memory(a, buf) for a in (number, off, prob, vals) if a.size)
+                runs += 1
+                if entries and keyed:  # a set key outside key_map
+                    outside = dict(cols, key=np.where(valid("key_valid", entries), 9, cols["key"]).astype(np.int32))
+                    s2, f2, sp2, b2 = _columns_file(outside, bits, keyed=True)
+                    assert _positions.direct_source(s2, f2, b2, ctx, sp2, key_map, key_index) == -3
+                if rows > 1:  # offsets out of order, or past the entries
+                    for bad_off in (cols["off"][2] + 1, entries + 1):
+                        back = dict(cols, off=cols["off"].copy())
+                        back["off"][1 if bad_off != entries + 1 else rows] = bad_off
+                        s2, f2, sp2, b2 = _columns_file(back, bits, keyed=keyed)
+                        assert _positions.direct_source(s2, f2, b2, ctx, sp2, key_map, key_index) == -2
+                outside_src = frames.copy()
+                outside_src[-1, 1] = len(src) + 1 - outside_src[-1, 0]  # past the end of src
+                assert _positions.direct_source(src, outside_src, buf, ctx, spec, key_map, key_index) == len(frames) - 1
+                if buf.size > 128:
+                    with pytest.raises(ValueError, match="outside buf"):
+                        _positions.direct_source(src, frames, buf[:-128].copy(), ctx, spec, key_map, key_index)
+    assert runs == 20
+    with pytest.raises(ValueError, match="spec"):
+        _positions.direct_source(src, frames, buf, ctx, spec[:-1], key_map, key_index)
+    with pytest.raises(ValueError, match="key_index"):
+        _positions.direct_source(src, frames, buf, ctx, spec, key_map, key_index[:-1])

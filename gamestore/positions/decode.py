@@ -31,7 +31,7 @@ from ..ipc_messages import Damaged, Unsupported
 from ..schema import VectorSpec
 from ..shard import MOVES_FILE, open_ipc, read_manifest
 from ..storage import Storage
-from .direct import BufferPool, Decoded, DirectDecoder
+from .direct import BufferPool, Decoded, DirectDecoder, KeyOutside
 from .gather import UNKNOWN_KEY, Part, Source, compiled, source_addresses
 from .plan import Plan
 
@@ -233,12 +233,42 @@ class SegmentReader:
 
     def _decode(self, sh: _Shard, index: int, plan: Plan, lookup: np.ndarray) -> "pa.RecordBatch | Source":
         """Moves batch ``index`` of ``sh``: a source when decoded directly, else Arrow's batch."""
+        if sh.direct is not None and compiled() is not None:
+            src = self._compiled_source(sh, index, plan, lookup)
+            if src is not None:
+                return src
         got = sh.batch(index, plan.vectors, self._buffers)
         if not isinstance(got, Decoded):
             return got
         src = self._direct_source(sh, got, plan, lookup)
         if compiled() is not None:
             source_addresses(src, list(plan.vectors))  # here, off the training thread
+        return src
+
+    def _compiled_source(self, sh: _Shard, index: int, plan: Plan, lookup: np.ndarray) -> Source | None:
+        """What :meth:`_decode` makes of a directly decoded batch, in one compiled call (``_positions.direct_source``;
+        :meth:`_Shard.batch` and :meth:`_direct_source` are its spec), or None for a batch it does not take."""
+        assert sh.direct is not None
+        if sh.verifier is not None:
+            sh.verifier.check(index)
+        try:
+            got = sh.direct.source_columns(index, plan.vectors, self._buffers, sh.key_map, _key_index(sh, lookup))
+        except KeyOutside:
+            raise ShardCorruptError(f"{MOVES_FILE}: policy key index outside its dictionary", shard_id=sh.shard_id) from None
+        except Unsupported:
+            return None  # Arrow's reader (through _Shard.batch)
+        except (Damaged, ValueError, IndexError) as exc:
+            raise ShardCorruptError(f"{MOVES_FILE} batch {index} unreadable: {exc}", shard_id=sh.shard_id) from None
+        if got is None:
+            return None
+        number, player, off, lens, code, idx, prob, named = got
+        src = Source(
+            keep=None, number=number, player=player, off=off, lens=lens, code=code, index=idx,
+            prob=prob if prob.dtype == self.prob_dtype else prob.astype(self.prob_dtype),
+            vectors={name: named.get(name) or _absent(len(number), spec) for name, spec in plan.vectors.items()},
+            extra={},
+        )
+        source_addresses(src, list(plan.vectors))
         return src
 
     def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Source":

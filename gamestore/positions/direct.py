@@ -35,7 +35,7 @@ from ..ipc_batch import FastBatchReader, field_spans, field_starts
 from ..ipc_messages import Damaged, Unsupported
 from ..schema import VectorSpec
 
-__all__ = ["DirectDecoder", "Decoded", "BufferPool"]
+__all__ = ["DirectDecoder", "Decoded", "BufferPool", "KeyOutside"]
 
 _I64 = struct.Struct("<q")
 _POLICY = pa.list_(pa.struct([("key", pa.dictionary(pa.int32(), pa.string())), ("action", pa.int32()),
@@ -214,9 +214,33 @@ class DirectDecoder:
             vecs=vecs, packed=[(k, r) for k, _, _, r in packed], stored=stored,
             segments=segments, sizes=sizes, frames=np.asarray(frames, dtype=np.int64).reshape(-1, 4), places=places,
             total=at, layout=np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(at, 1)}),
-            reads=reads,
+            reads=reads, spec=_source_spec(rows, entries, null, vecs, dict(zip(names, offsets))),
         )
         return got
+
+    def source_columns(self, index: int, vectors: dict[str, VectorSpec], pool: "BufferPool", key_map: np.ndarray,
+                       key_index: np.ndarray) -> tuple | None:
+        """Compiled only: what :meth:`read` and ``SegmentReader._direct_source`` make of batch ``index`` (its source's
+        arrays: ``(number, player, off, lens, code, index, prob, vectors)``, see ``_positions.direct_source``; ``vectors``
+        by name, those the file has), in one
+        call without the GIL; None when the compiled module is not selected or the batch holds action ids or
+        float64 probabilities (then :meth:`read`).  :class:`Damaged` as :meth:`read`; :class:`KeyOutside` when a key's
+        dictionary index is outside ``key_map``."""
+        r = self._recipe(index, vectors)
+        if r.spec is None:
+            return None
+        fast = _unpacker()
+        if fast is None:
+            return None
+        got = fast.direct_source(self.fast.view, r.frames, pool.take(r.total), _compiled_dctx(fast), r.spec, key_map,
+                                 key_index)
+        if type(got) is tuple:  # the vectors by name
+            return got[:7] + ({name: pair for (name, *_), pair in zip(r.vecs, got[7])},)
+        if got >= 0:
+            raise Damaged(f"buffer {r.places[got][0]} does not decompress to the size its prefix says")
+        if got == -2:
+            raise Damaged("policy list offsets out of order or outside the entries")
+        raise KeyOutside("policy key index outside its dictionary")
 
     def _columns(self, r: "_Recipe", pool: "BufferPool | None", fast: Any) -> tuple[dict[str, np.ndarray], list[Any]]:
         """The batch's columns (``r.reads``' names -> arrays; bitmaps as their bytes) and what holds their memory:
@@ -325,6 +349,25 @@ class _Recipe(NamedTuple):
     layout: np.dtype  # the compiled path's output as one structured view: a field per column (``reads``' names)
     reads: list[tuple[str, int, np.dtype, int, tuple[int, ...] | None]]  # (name, body buffer, dtype, items, shape
     # or None for a validity bitmap: its bytes)
+    spec: np.ndarray | None  # int64, where the compiled direct_source finds the columns; None: a layout it does not take
+
+
+class KeyOutside(Damaged):
+    """A policy entry's key outside the file's dictionary."""
+
+
+def _source_spec(rows: int, entries: int, null: list[int], vecs: list[tuple[str, int, int, bool]],
+                 at: dict[str, int]) -> np.ndarray | None:
+    """``_positions.direct_source``'s spec of a batch (byte places of its columns in the output buffer, -1 for none),
+    or None when some entry has an action id or a float64 probability (the compiled call takes keys only)."""
+    if null[1] != entries or null[3] != entries:
+        return None
+    keyed = null[0] != entries
+    spec = [rows, entries, at["number"], at["player"], at.get("player_valid", -1), at["off"], at.get("list_valid", -1),
+            at["c0"] if keyed else -1, at.get("c0_valid", -1) if keyed else -1, at.get("c2", 0), len(vecs)]
+    for name, _, size, nulls in vecs:
+        spec += [at[f"v_{name}"], size, at[f"v_{name}_valid"] if nulls else -1]
+    return np.asarray(spec, dtype=np.int64)
 
 
 class BufferPool:

@@ -21,6 +21,7 @@ from .. import sqlguard
 from ..errors import FormatError, QueryError, StateMismatchError
 from ..readpath import locate_batches
 from ..schema import VectorSpec
+from .gather import compiled
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import GameStore
@@ -110,8 +111,13 @@ class Plan:
         return int(self.unit_len.sum())
 
     def unit_rows(self, u: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows local to the unit's batch, game index of each row) of unit ``u``, in stream order."""
+        """(rows local to the unit's batch, game index of each row) of unit ``u``, in stream order (unweighted: one
+        compiled call when the compiled backend is selected; the numpy below is its spec)."""
         glo, ghi = int(self.unit_glo[u]), int(self.unit_ghi[u])
+        if not self.weighted:
+            fast = compiled()
+            if fast is not None:
+                return fast.unit_rows(self.game_offset, self.game_count, glo, ghi, int(self.unit_start[u]))
         local = self.game_offset[glo:ghi] - self.unit_start[u]
         if self.weighted:
             draws = self.game_draws[glo:ghi]
