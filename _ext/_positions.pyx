@@ -359,9 +359,9 @@ from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport PyObject, _Py_REFCNT
 
 
-def free_buffer(list bufs, Py_ssize_t size):
-    """Index in ``bufs`` (1-d uint8 ndarrays) of the smallest one of at least ``size`` bytes whose only reference is
-    the list's (no view of it alive), or -1: the scan ``sys.getrefcount`` makes in Python, without a call per item."""
+cdef object _free(list bufs, Py_ssize_t size):
+    """The smallest ndarray of ``bufs`` of at least ``size`` bytes whose only reference is the list's, or None (the
+    caller's reference taken before the GIL is let go: no other thread can take it too)."""
     cdef Py_ssize_t i, n = len(bufs), best = -1, best_size = 0, s
     cdef PyObject* o
     for i in range(n):
@@ -371,7 +371,14 @@ def free_buffer(list bufs, Py_ssize_t size):
         s = cnp.PyArray_NBYTES(<cnp.ndarray>o)
         if s >= size and (best < 0 or s < best_size):
             best, best_size = i, s
-    return best
+    return None if best < 0 else <object>PyList_GET_ITEM(bufs, best)
+
+
+def free_buffer(list bufs, Py_ssize_t size):
+    """The smallest buffer of ``bufs`` (1-d uint8 ndarrays) of at least ``size`` bytes whose only reference is the
+    list's (no view of it alive), or None: the scan ``sys.getrefcount`` makes in Python, without a call per item (and
+    with no thread switch between finding a buffer and holding it)."""
+    return _free(bufs, size)
 
 
 # -- a directly decoded moves batch's per-row columns (gamestore/positions/direct.py DirectDecoder.read) ----------
@@ -436,8 +443,9 @@ cdef enum:
     S_KEY = 7           # int32 [entries] dictionary indices, or -1: no entry has a key
     S_KEY_VALID = 8     # bitmap or -1
     S_PROB = 9          # float32 [entries]
-    S_NVEC = 10         # vectors, then (place of float32 [rows, size], size, bitmap or -1) each
-    S_HEAD = 11
+    S_NVEC = 10         # vectors, then (place of float32 [rows, size], size, bitmap or -1) each after S_HEAD
+    S_TOTAL = 11        # bytes of buf the columns need (a buffer taken from a pool's list: at least these)
+    S_HEAD = 12
 
 
 cdef inline cnp.ndarray _view(cnp.ndarray buf, int64_t place, int typenum, int nd, Py_ssize_t d0, Py_ssize_t d1):
@@ -458,20 +466,38 @@ cdef inline bint _bit(const uint8_t* bits, Py_ssize_t i) noexcept nogil:
     return (bits[i >> 3] >> (i & 7)) & 1
 
 
-def direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Decompressor dctx, cnp.ndarray spec,
-                  cnp.ndarray key_map, cnp.ndarray key_index):
+def direct_source(object src, cnp.ndarray frames, object buf, Decompressor dctx, cnp.ndarray spec,
+                  cnp.ndarray key_map, cnp.ndarray key_index, tuple names=None):
     """A moves batch decompressed into ``buf`` (:func:`unpack` of ``frames``) and made the arrays of its source, in
     one call: ``(number, player, off, lens, code, index, prob, vectors)`` (``number``, ``off``, ``prob`` and the
     vectors' values views of ``buf``; ``player`` int64 with -1 where null; ``lens`` int32, 0 for a null policy;
     ``code`` int32 ``key_map[key]`` and ``index`` int64 ``key_index[key]`` per policy entry, -1 where it has no key;
     ``vectors`` a list of ``(float32 [rows, size], valid uint8 [rows] or None)``), what ``DirectDecoder.read`` and
     ``SegmentReader._direct_source`` make for a batch whose entries have keys or nothing (no action ids, no float64
-    probabilities).  ``spec`` (int64) says where the columns lie (see ``S_*``).  Returns the tuple, or an int: the
-    first row of ``frames`` that does not decompress (>= 0), -2 when the policy offsets are out of order or outside
-    the entries, -3 when a key's dictionary index is outside ``key_map``.  The loops run without the GIL."""
+    probabilities).  ``spec`` (int64) says where the columns lie (see ``S_*``).  ``buf``: a uint8 array, or a list
+    of them (a ``BufferPool``'s: the smallest one free of at least ``spec[S_TOTAL]`` bytes, as ``free_buffer``).
+    ``names``: when given, a ninth item, the dict ``names`` -> data address of ``number``, ``player``, ``lens``,
+    ``off``, ``index``, ``prob``, then each vector's values and validity (0 for None), what
+    ``gather.source_addresses`` records.  Returns the tuple, or an int: the first row of ``frames`` that does not
+    decompress (>= 0), -2 when the policy offsets are out of order or outside the entries, -3 when a key's
+    dictionary index is outside ``key_map``, -4 when ``buf`` is a list without a free buffer large enough.  The
+    loops run without the GIL."""
+    _check(spec, cnp.NPY_INT64, 1, "spec")
+    if cnp.PyArray_DIM(spec, 0) <= S_TOTAL:
+        raise ValueError("spec: expected 12 + 3 * vectors items")
+    if type(buf) is list:
+        buf = _free(<list>buf, (<const int64_t*> cnp.PyArray_DATA(spec))[S_TOTAL])
+        if buf is None:
+            return -4
+    if not isinstance(buf, cnp.ndarray):
+        raise TypeError("buf: expected an ndarray or a list of them")
+    return _direct_source(src, frames, <cnp.ndarray>buf, dctx, spec, key_map, key_index, names)
+
+
+cdef object _direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Decompressor dctx, cnp.ndarray spec,
+                           cnp.ndarray key_map, cnp.ndarray key_index, tuple names):
     _check(frames, cnp.NPY_INT64, 2, "frames")
     _check(buf, cnp.NPY_UINT8, 1, "buf")
-    _check(spec, cnp.NPY_INT64, 1, "spec")
     _check(key_map, cnp.NPY_INT32, 1, "key_map")
     _check(key_index, cnp.NPY_INT64, 1, "key_index")
     if cnp.PyArray_DIM(frames, 1) != 4:
@@ -479,7 +505,7 @@ def direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Decompressor 
     cdef Py_ssize_t nspec = cnp.PyArray_DIM(spec, 0)
     cdef const int64_t* s = <const int64_t*> cnp.PyArray_DATA(spec)
     if nspec < S_HEAD or s[S_NVEC] < 0 or nspec != S_HEAD + 3 * s[S_NVEC]:
-        raise ValueError("spec: expected 11 + 3 * vectors items")
+        raise ValueError("spec: expected 12 + 3 * vectors items")
     cdef Py_ssize_t m = cnp.PyArray_DIM(key_map, 0)
     if cnp.PyArray_DIM(key_index, 0) != m:
         raise ValueError("key_index: expected one item per key_map item")
@@ -545,7 +571,19 @@ def direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Decompressor 
         PyMem_Free(vouts)
     if bad < -1:
         return bad
-    return number, player, off, lens, code, index, prob, vectors
+    if names is None:
+        return number, player, off, lens, code, index, prob, vectors
+    if len(names) != 6 + 2 * nvec:
+        raise ValueError("names: expected 6 + 2 * vectors")
+    cdef dict addr = {}
+    cdef cnp.ndarray a
+    for v, a in enumerate((number, player, lens, off, index, prob)):
+        addr[names[v]] = <intptr_t> cnp.PyArray_DATA(a)
+    for v in range(nvec):
+        vals, ok_ = vectors[v]
+        addr[names[6 + 2 * v]] = <intptr_t> cnp.PyArray_DATA(<cnp.ndarray>vals)
+        addr[names[7 + 2 * v]] = 0 if ok_ is None else <intptr_t> cnp.PyArray_DATA(<cnp.ndarray>ok_)
+    return number, player, off, lens, code, index, prob, vectors, addr
 
 
 cdef Py_ssize_t _source_loops(const uint8_t* base, const int64_t* s, int64_t rows, int64_t entries, const int32_t* key_map,

@@ -371,6 +371,7 @@ def test_compiled_source_equals_the_reference(store_path, tmp_path, monkeypatch,
     probabilities it leaves to the reference."""
     from gamestore import backend
     from gamestore.positions.decode import SegmentReader
+    from gamestore.positions.gather import source_addresses
 
     if which == "keyed":
         games, path = _keyed_games(), tmp_path / "keyed"
@@ -399,7 +400,8 @@ def test_compiled_source_equals_the_reference(store_path, tmp_path, monkeypatch,
                 continue
             taken += 1
             _same_source(fast, ref)
-            assert fast.addr and fast.addr["index"] == fast.index.__array_interface__["data"][0]
+            got, fast.addr = fast.addr, {}  # the call's addresses: what source_addresses records
+            assert got == source_addresses(fast, list(plan.vectors)) and got["index"] == fast.index.ctypes.data
     assert direct._unpacker is unpacker
     assert taken and (left == 0) == (which == "keyed")
 
@@ -457,7 +459,7 @@ def _columns_file(cols: dict, bits: dict, *, keyed: bool):
         at += -(-len(raw) // 64) * 64
     rows, entries, size = cols["vec"].shape[0], cols["prob"].size, cols["vec"].shape[1]
     spec = [rows, entries, place["number"], place["player"], place.get("player_valid", -1), place["off"],
-            place.get("list_valid", -1), place.get("key", -1), place.get("key_valid", -1), place["prob"], 1,
+            place.get("list_valid", -1), place.get("key", -1), place.get("key_valid", -1), place["prob"], 1, at,
             place["vec"], size, place.get("vec_valid", -1)]
     return (np.frombuffer(src, np.uint8), np.asarray(frames, np.int64).reshape(-1, 4), np.asarray(spec, np.int64),
             np.zeros(at + 64, np.uint8))
@@ -531,3 +533,38 @@ def test_compiled_direct_source_equals_numpy():
         _positions.direct_source(src, frames, buf, ctx, spec[:-1], key_map, key_index)
     with pytest.raises(ValueError, match="key_index"):
         _positions.direct_source(src, frames, buf, ctx, spec, key_map, key_index[:-1])
+
+
+@pytest.mark.single_backend
+def test_compiled_direct_source_takes_a_free_buffer_of_the_pools_list():
+    """Given a BufferPool's list, ``direct_source`` decodes into the smallest free buffer large enough (never one a
+    view holds) or returns -4; with ``names`` its addresses are the arrays'."""
+    from gamestore import _positions
+
+    rng = np.random.default_rng(5)
+    cols, bits = _random_columns(50, 200, rng, nulls=True, size=3)
+    src, frames, spec, buf = _columns_file(cols, bits, keyed=True)
+    key_map, key_index = (-2 - np.arange(9)).astype(np.int32), np.arange(9, dtype=np.int64)
+    ctx = _positions.Decompressor()
+    need = int(spec[11])
+    small, held, big, bigger = (np.zeros(n, np.uint8) for n in (need - 1, need + 10, need + 100, need + 1000))
+    view = held[:5]
+    bufs = [small, held, bigger, big]
+    del small, big, bigger
+    names = ("number", "player", "lens", "off", "index", "prob", "vec_v", "valid_v")
+    got = _positions.direct_source(src, frames, bufs, ctx, spec, key_map, key_index, names)
+    assert type(got) is tuple and len(got) == 9
+    assert np.shares_memory(got[0], bufs[3])  # the smallest free one large enough: not the held one
+    ((vals, ok),), addr = got[7], got[8]
+    assert addr == {"number": got[0].ctypes.data, "player": got[1].ctypes.data, "lens": got[3].ctypes.data,
+                    "off": got[2].ctypes.data, "index": got[5].ctypes.data, "prob": got[6].ctypes.data,
+                    "vec_v": vals.ctypes.data, "valid_v": ok.ctypes.data}
+    np.testing.assert_array_equal(got[0], cols["number"])
+    again = _positions.direct_source(src, frames, bufs, ctx, spec, key_map, key_index)
+    assert np.shares_memory(again[0], bufs[2])  # the first's arrays hold bufs[3]
+    assert _positions.direct_source(src, frames, bufs, ctx, spec, key_map, key_index) == -4  # none free
+    del got, vals, ok, again
+    assert type(_positions.direct_source(src, frames, bufs, ctx, spec, key_map, key_index)) is tuple
+    assert view.base is held
+    with pytest.raises(ValueError, match="names"):
+        _positions.direct_source(src, frames, buf, ctx, spec, key_map, key_index, names[:-1])

@@ -261,22 +261,20 @@ class SegmentReader:
             raise ShardCorruptError(f"{MOVES_FILE} batch {index} unreadable: {exc}", shard_id=sh.shard_id) from None
         if got is None:
             return None
-        number, player, off, lens, code, idx, prob, named = got
+        number, player, off, lens, code, idx, prob, named, addr = got
+        wide = prob.dtype != self.prob_dtype
         src = Source(
             keep=None, number=number, player=player, off=off, lens=lens, code=code, index=idx,
-            prob=prob if prob.dtype == self.prob_dtype else prob.astype(self.prob_dtype),
+            prob=prob.astype(self.prob_dtype) if wide else prob,
             vectors={name: named.get(name) or _absent(len(number), spec) for name, spec in plan.vectors.items()},
             extra={},
         )
-        source_addresses(src, list(plan.vectors))
+        src.addr = addr  # the arrays' addresses for the compiled gathers (the call's)
+        if wide:  # float64 probabilities: the converted array's
+            addr["prob"] = compiled().address(src.prob)
+        if len(named) < len(plan.vectors):  # vectors the file lacks: their zeros'
+            source_addresses(src, list(plan.vectors))
         return src
-
-    def _batch(self, plan: Plan, u: int) -> "pa.RecordBatch | Source":
-        key = (int(plan.unit_shard[u]), int(plan.unit_batch[u]))
-        fut = self._ahead.pop(key, None)
-        if fut is not None:
-            return fut.result()
-        return self._decode(self._shard(plan.shards[key[0]], plan), key[1], plan, self._lookup())
 
     def stop_prefetch(self) -> None:
         """End of an iteration: stop the read-ahead thread (a new one starts on the next prefetch), drop decoded batches."""
@@ -317,14 +315,16 @@ class SegmentReader:
 
     def source(self, plan: Plan, u: int) -> Source:
         """The decoded columns of unit ``u``'s moves batch (cached: a window reads each batch once)."""
-        sid, b = plan.shards[int(plan.unit_shard[u])], int(plan.unit_batch[u])
+        si, b = int(plan.unit_shard[u]), int(plan.unit_batch[u])
+        sid = plan.shards[si]
         key = (sid, b, tuple(plan.vectors))
         src = self._sources.get(key)
         if src is not None:
             self._sources.move_to_end(key)
             return src
         sh = self._shard(sid, plan)
-        got = self._batch(plan, u)
+        fut = self._ahead.pop((si, b), None)  # decoded on a read-ahead thread, or here
+        got = fut.result() if fut is not None else self._decode(sh, b, plan, self._lookup())
         src = got if isinstance(got, Source) else self._arrow_source(sh, got, plan)
         self._sources[key] = src
         while len(self._sources) > _MAX_SOURCES:

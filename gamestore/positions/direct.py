@@ -80,6 +80,7 @@ class DirectDecoder:
             if name not in names or schema.field(name).type != t:
                 raise Unsupported(f"column {name!r} is not what this decoder reads")
         self.fast = fast
+        self.view = fast.view  # the file's bytes (the same memory for the reader's life)
         self.layouts = fast.layouts(range(len(fast._blocks)))
         starts = field_starts(schema)
         self._starts = starts
@@ -214,15 +215,17 @@ class DirectDecoder:
             vecs=vecs, packed=[(k, r) for k, _, _, r in packed], stored=stored,
             segments=segments, sizes=sizes, frames=np.asarray(frames, dtype=np.int64).reshape(-1, 4), places=places,
             total=at, layout=np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": max(at, 1)}),
-            reads=reads, spec=_source_spec(rows, entries, null, vecs, dict(zip(names, offsets))),
+            reads=reads, spec=_source_spec(rows, entries, null, vecs, dict(zip(names, offsets)), at),
+            addr_names=("number", "player", "lens", "off", "index", "prob",
+                        *(f"{k}_{name}" for name, *_ in vecs for k in ("vec", "valid"))),
         )
         return got
 
     def source_columns(self, index: int, vectors: dict[str, VectorSpec], pool: "BufferPool", key_map: np.ndarray,
                        key_index: np.ndarray) -> tuple | None:
         """Compiled only: what :meth:`read` and ``SegmentReader._direct_source`` make of batch ``index`` (its source's
-        arrays: ``(number, player, off, lens, code, index, prob, vectors)``, see ``_positions.direct_source``; ``vectors``
-        by name, those the file has), in one
+        arrays: ``(number, player, off, lens, code, index, prob, vectors, addresses)``, see
+        ``_positions.direct_source``; ``vectors`` by name, those the file has; ``addresses`` for ``Source.addr``), in one
         call without the GIL; None when the compiled module is not selected or the batch holds action ids or
         float64 probabilities (then :meth:`read`).  :class:`Damaged` as :meth:`read`; :class:`KeyOutside` when a key's
         dictionary index is outside ``key_map``."""
@@ -232,10 +235,14 @@ class DirectDecoder:
         fast = _unpacker()
         if fast is None:
             return None
-        got = fast.direct_source(self.fast.view, r.frames, pool.take(r.total), _compiled_dctx(fast), r.spec, key_map,
-                                 key_index)
+        dctx = _compiled_dctx(fast)
+        # a free buffer of the pool taken inside the call (the pool's scan, atomic under the GIL), else a new one
+        got = fast.direct_source(self.view, r.frames, pool._bufs, dctx, r.spec, key_map, key_index, r.addr_names)
+        if got == -4:
+            got = fast.direct_source(self.view, r.frames, pool.take(r.total), dctx, r.spec, key_map, key_index,
+                                     r.addr_names)
         if type(got) is tuple:  # the vectors by name
-            return got[:7] + ({name: pair for (name, *_), pair in zip(r.vecs, got[7])},)
+            return got[:7] + ({name: pair for (name, *_), pair in zip(r.vecs, got[7])}, got[8])
         if got >= 0:
             raise Damaged(f"buffer {r.places[got][0]} does not decompress to the size its prefix says")
         if got == -2:
@@ -350,6 +357,7 @@ class _Recipe(NamedTuple):
     reads: list[tuple[str, int, np.dtype, int, tuple[int, ...] | None]]  # (name, body buffer, dtype, items, shape
     # or None for a validity bitmap: its bytes)
     spec: np.ndarray | None  # int64, where the compiled direct_source finds the columns; None: a layout it does not take
+    addr_names: tuple[str, ...]  # the names of the arrays' addresses direct_source returns (gather.source_addresses')
 
 
 class KeyOutside(Damaged):
@@ -357,14 +365,14 @@ class KeyOutside(Damaged):
 
 
 def _source_spec(rows: int, entries: int, null: list[int], vecs: list[tuple[str, int, int, bool]],
-                 at: dict[str, int]) -> np.ndarray | None:
+                 at: dict[str, int], total: int) -> np.ndarray | None:
     """``_positions.direct_source``'s spec of a batch (byte places of its columns in the output buffer, -1 for none),
     or None when some entry has an action id or a float64 probability (the compiled call takes keys only)."""
     if null[1] != entries or null[3] != entries:
         return None
     keyed = null[0] != entries
     spec = [rows, entries, at["number"], at["player"], at.get("player_valid", -1), at["off"], at.get("list_valid", -1),
-            at["c0"] if keyed else -1, at.get("c0_valid", -1) if keyed else -1, at.get("c2", 0), len(vecs)]
+            at["c0"] if keyed else -1, at.get("c0_valid", -1) if keyed else -1, at.get("c2", 0), len(vecs), total]
     for name, _, size, nulls in vecs:
         spec += [at[f"v_{name}"], size, at[f"v_{name}_valid"] if nulls else -1]
     return np.asarray(spec, dtype=np.int64)
@@ -395,8 +403,7 @@ class BufferPool:
         with self._lock:
             best: np.ndarray | None = None
             if scan is not None:  # the same scan in one compiled call (~0.2 against ~5 us over 128 buffers)
-                at = scan(self._bufs, size)
-                best = self._bufs[at] if at >= 0 else None
+                best = scan(self._bufs, size)
             else:
                 for a in self._bufs:
                     # references: the list, ``a`` and getrefcount's argument; any view of it holds one more
