@@ -310,12 +310,11 @@ def key_codes(const int32_t[::1] kidx, const int32_t[::1] key_map, const int64_t
 include "_zstd_fns.pxi"
 
 
-cdef Py_ssize_t _unpack(const uint8_t* base, int64_t length, const int64_t* frames, Py_ssize_t n, uint8_t* dst,
-                        int64_t cap, Decompressor dctx) except -2:
-    """:func:`unpack` on pointers (``frames``: int64 [n, 4])."""
-    cdef Py_ssize_t j, bad = -1
+cdef Py_ssize_t _unpack_checks(int64_t length, const int64_t* frames, Py_ssize_t n, int64_t cap,
+                               Decompressor dctx) except -2:
+    """:func:`unpack`'s checks of ``frames`` (int64 [n, 4]) and its context: -1, or the first row outside."""
+    cdef Py_ssize_t j
     cdef int64_t p, sz, raw, at
-    cdef size_t got
     if ZSTD_decompressDCtx == NULL:
         raise RuntimeError("libzstd not installed (set_zstd)")
     for j in range(n):
@@ -328,18 +327,36 @@ cdef Py_ssize_t _unpack(const uint8_t* base, int64_t length, const int64_t* fram
         dctx.ctx = ZSTD_createDCtx()
         if dctx.ctx == NULL:
             raise MemoryError("ZSTD_createDCtx")
-    cdef void* ctx = dctx.ctx
+    return -1
+
+
+cdef Py_ssize_t _unpack_loop(const uint8_t* base, const int64_t* frames, Py_ssize_t n, uint8_t* dst,
+                             void* ctx) noexcept nogil:
+    """:func:`unpack`'s copies and decompressions (checked by :func:`_unpack_checks`): -1, or the first row that does
+    not decompress to its size."""
+    cdef Py_ssize_t j
+    cdef int64_t p, sz, raw, at
+    cdef size_t got
+    for j in range(n):
+        p, sz, raw, at = frames[4 * j], frames[4 * j + 1], frames[4 * j + 2], frames[4 * j + 3]
+        if raw == -1:
+            if sz:
+                memcpy(dst + at, base + p, <size_t>sz)
+        elif raw > 0:
+            got = ZSTD_decompressDCtx(ctx, dst + at, <size_t>raw, base + p, <size_t>sz)
+            if ZSTD_isError(got) or <int64_t>got != raw:
+                return j
+    return -1
+
+
+cdef Py_ssize_t _unpack(const uint8_t* base, int64_t length, const int64_t* frames, Py_ssize_t n, uint8_t* dst,
+                        int64_t cap, Decompressor dctx) except -2:
+    """:func:`unpack` on pointers (``frames``: int64 [n, 4])."""
+    cdef Py_ssize_t bad = _unpack_checks(length, frames, n, cap, dctx)
+    if bad >= 0:
+        return bad
     with nogil:
-        for j in range(n):
-            p, sz, raw, at = frames[4 * j], frames[4 * j + 1], frames[4 * j + 2], frames[4 * j + 3]
-            if raw == -1:
-                if sz:
-                    memcpy(dst + at, base + p, <size_t>sz)
-            elif raw > 0:
-                got = ZSTD_decompressDCtx(ctx, dst + at, <size_t>raw, base + p, <size_t>sz)
-                if ZSTD_isError(got) or <int64_t>got != raw:
-                    bad = j
-                    break
+        bad = _unpack_loop(base, frames, n, dst, dctx.ctx)
     return bad
 
 
@@ -525,16 +542,7 @@ cdef object _direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Deco
         ok = ok and (s[S_HEAD + 3 * v + 2] == -1 or _inside(s[S_HEAD + 3 * v + 2], (rows + 7) // 8, cap))
     if not ok:
         raise ValueError("spec: a column outside buf")
-    cdef Py_buffer pb
-    PyObject_GetBuffer(src, &pb, PyBUF_SIMPLE)
     cdef Py_ssize_t bad
-    try:
-        bad = _unpack(<const uint8_t*> pb.buf, pb.len, <const int64_t*> cnp.PyArray_DATA(frames),
-                      cnp.PyArray_DIM(frames, 0), <uint8_t*> cnp.PyArray_DATA(buf), cap, dctx)
-    finally:
-        PyBuffer_Release(&pb)
-    if bad >= 0:
-        return bad
     cdef uint8_t* base = <uint8_t*> cnp.PyArray_DATA(buf)
     cdef cnp.ndarray number = _view(buf, s[S_NUMBER], cnp.NPY_INT32, 1, rows, 0)
     cdef cnp.ndarray off = _view(buf, s[S_OFF], cnp.NPY_INT32, 1, rows + 1, 0)
@@ -543,12 +551,16 @@ cdef object _direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Deco
     cdef cnp.ndarray code = _empty(1, entries, 0, cnp.NPY_INT32), index = _empty(1, entries, 0, cnp.NPY_INT64)
     cdef list vectors = []
     cdef cnp.ndarray valid
-    cdef const int32_t* km
-    cdef const int64_t* ki
-    cdef int64_t* po
-    cdef int32_t* lo
-    cdef int32_t* co
-    cdef int64_t* io
+    cdef const int32_t* km = <const int32_t*> cnp.PyArray_DATA(key_map)
+    cdef const int64_t* ki = <const int64_t*> cnp.PyArray_DATA(key_index)
+    cdef int64_t* po = <int64_t*> cnp.PyArray_DATA(player)
+    cdef int32_t* lo = <int32_t*> cnp.PyArray_DATA(lens)
+    cdef int32_t* co = <int32_t*> cnp.PyArray_DATA(code)
+    cdef int64_t* io = <int64_t*> cnp.PyArray_DATA(index)
+    cdef const int64_t* fr = <const int64_t*> cnp.PyArray_DATA(frames)
+    cdef Py_ssize_t nframes = cnp.PyArray_DIM(frames, 0)
+    cdef void* ctx
+    cdef Py_buffer pb
     cdef uint8_t** vouts = <uint8_t**> PyMem_Malloc((nvec + 1) * sizeof(uint8_t*))
     if vouts == NULL:
         raise MemoryError()
@@ -562,13 +574,22 @@ cdef object _direct_source(object src, cnp.ndarray frames, cnp.ndarray buf, Deco
                 valid = _empty(1, rows, 0, cnp.NPY_UINT8)
                 vectors.append((vals, valid))
                 vouts[v] = <uint8_t*> cnp.PyArray_DATA(valid)
-        km, ki = <const int32_t*> cnp.PyArray_DATA(key_map), <const int64_t*> cnp.PyArray_DATA(key_index)
-        po, lo = <int64_t*> cnp.PyArray_DATA(player), <int32_t*> cnp.PyArray_DATA(lens)
-        co, io = <int32_t*> cnp.PyArray_DATA(code), <int64_t*> cnp.PyArray_DATA(index)
-        with nogil:
-            bad = _source_loops(base, s, rows, entries, km, ki, m, po, lo, co, io, vouts)
+        PyObject_GetBuffer(src, &pb, PyBUF_SIMPLE)
+        try:
+            bad = _unpack_checks(pb.len, fr, nframes, cap, dctx)
+            if bad >= 0:
+                return bad
+            ctx = dctx.ctx
+            with nogil:  # one section: decompress, then the per-row and per-entry passes
+                bad = _unpack_loop(<const uint8_t*> pb.buf, fr, nframes, base, ctx)
+                if bad < 0:
+                    bad = _source_loops(base, s, rows, entries, km, ki, m, po, lo, co, io, vouts)
+        finally:
+            PyBuffer_Release(&pb)
     finally:
         PyMem_Free(vouts)
+    if bad >= 0:
+        return bad
     if bad < -1:
         return bad
     if names is None:
@@ -630,7 +651,7 @@ cdef Py_ssize_t _source_loops(const uint8_t* base, const int64_t* s, int64_t row
 # -- a plan unit's rows (gamestore/positions/plan.py Plan.unit_rows, unweighted: the reference) ---------------
 def unit_rows(cnp.ndarray game_offset, cnp.ndarray game_count, Py_ssize_t glo, Py_ssize_t ghi, int64_t start):
     """``(rows, games)`` (int64) of games ``glo:ghi``: game ``g``'s ``game_count[g]`` rows from ``game_offset[g] -
-    start`` on, each with ``g``, in order (one pass without the GIL)."""
+    start`` on, each with ``g``, in order (one pass)."""
     _check(game_offset, cnp.NPY_INT64, 1, "game_offset")
     _check(game_count, cnp.NPY_INT64, 1, "game_count")
     if not 0 <= glo <= ghi <= min(cnp.PyArray_DIM(game_offset, 0), cnp.PyArray_DIM(game_count, 0)):
@@ -647,11 +668,10 @@ def unit_rows(cnp.ndarray game_offset, cnp.ndarray game_count, Py_ssize_t glo, P
     cdef int64_t* ro = <int64_t*> cnp.PyArray_DATA(rows)
     cdef int64_t* go = <int64_t*> cnp.PyArray_DATA(games)
     cdef Py_ssize_t at = 0
-    with nogil:
-        for g in range(glo, ghi):
-            r = offs[g] - start
-            for j in range(counts[g]):
-                ro[at] = r + j
-                go[at] = g
-                at += 1
+    for g in range(glo, ghi):  # with the GIL: ~1 us, less than handing it over (the training thread calls this)
+        r = offs[g] - start
+        for j in range(counts[g]):
+            ro[at] = r + j
+            go[at] = g
+            at += 1
     return rows, games

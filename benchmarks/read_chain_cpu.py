@@ -13,7 +13,9 @@ the per-batch recipes), medians per batch of 256:
 - read-ahead: the default read-ahead threads (``assemble_ahead`` on, as ``benchmarks/readahead_cpu.py``), the
   threads' CPU inside ``SegmentReader._decode``, and inside the compiled calls it makes that run without the GIL
   (``_positions.unpack``, ``moves_rows``, ``key_codes``, or ``direct_source``: libzstd and the per-row loops; their
-  argument checks hold it for well under a microsecond).  The difference is the read-ahead's GIL-held Python.
+  argument checks hold it for well under a microsecond).  The difference is the read-ahead's GIL-held Python;
+- direct: the default dataset (read-ahead on, ``assemble_ahead`` off) iterated directly, wall time and process CPU
+  (every thread) per batch.
 
 With ``--against TREE`` (another checkout, built in place) the runs alternate between this checkout and TREE
 (``--pairs`` pairs, the order flipped every pair) and the table gives the medians and quartiles of each and the
@@ -49,7 +51,8 @@ def _measure(root: Path, epochs: int, batch_size: int) -> dict[str, float]:
         raise SystemExit("the compiled backend is needed (GAMESTORE_BACKEND=cython, built in place)")
     db, store = build_corpus(root, 26)
     amap = action_map_of(db)
-    out: dict[str, list[float]] = {"serial": [], "serial read": [], "read-ahead": [], "nogil": []}
+    out: dict[str, list[float]] = {"serial": [], "serial read": [], "read-ahead": [], "nogil": [], "direct wall": [],
+                                   "direct cpu": []}
     acc = {"read": 0.0, "decode": 0.0, "nogil": 0.0}
     lock = threading.Lock()
 
@@ -107,6 +110,20 @@ def _measure(root: Path, epochs: int, batch_size: int) -> dict[str, float]:
             out["read-ahead"].append(acc["decode"] / n * 1e6)
             out["nogil"].append(acc["nogil"] / n * 1e6)
     ds.close()
+    # the default dataset (read-ahead on, assemble_ahead off) iterated directly: wall and process CPU per batch
+    direct._UNPACK = gather._COMPILED = mod
+    ds = PositionDataset(store, batch_size=batch_size, buffer_size=16384, seed=1, action_map=amap, max_players=4,
+                         assemble_ahead=False)
+    for epoch in range(epochs + 1):
+        ds.set_epoch(epoch)
+        gc.collect()
+        w, c = time.perf_counter(), time.process_time()
+        n = sum(1 for _ in ds)
+        w, c = time.perf_counter() - w, time.process_time() - c
+        if epoch:
+            out["direct wall"].append(w / n * 1e6)
+            out["direct cpu"].append(c / n * 1e6)
+    ds.close()
     got = {k: statistics.median(v) for k, v in out.items()}
     got["gil"] = got["read-ahead"] - got["nogil"]
     got["module"] = gamestore.__file__  # type: ignore[assignment]
@@ -128,7 +145,8 @@ def _run(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 _ROWS = [("serial", "serial iteration, CPU per batch"), ("serial read", "of which the read chain (SegmentReader.read)"),
          ("read-ahead", "read-ahead threads, CPU per batch"),
-         ("nogil", "of which compiled calls (libzstd and loops, no GIL)"), ("gil", "the rest: Python (GIL held)")]
+         ("nogil", "of which compiled calls (libzstd and loops, no GIL)"), ("gil", "the rest: Python (GIL held)"),
+         ("direct wall", "default dataset iterated directly, wall per batch"), ("direct cpu", "its process CPU per batch")]
 
 
 def main() -> None:
@@ -155,9 +173,9 @@ def main() -> None:
             f"{t.name}: serial {runs[t][-1]['serial']:.1f}, read {runs[t][-1]['serial read']:.1f}, read-ahead "
             f"{runs[t][-1]['read-ahead']:.1f}, gil {runs[t][-1]['gil']:.1f} us" for t in trees), flush=True)
 
-    def q(v: list[float]) -> str:
+    def q(v: list[float], d: int = 1) -> str:
         a, m, b = statistics.quantiles(v, n=4) if len(v) > 1 else (v[0], v[0], v[0])
-        return f"{m:.1f} ({a:.1f}-{b:.1f})"
+        return f"{m:.{d}f} ({a:.{d}f}-{b:.{d}f})"
 
     print(f"\nus per batch of {args.batch_size}, medians (quartiles) of {args.pairs} runs each, {args.epochs} epochs "
           f"per run; load average {min(loads):.1f}-{max(loads):.1f}")
@@ -168,7 +186,7 @@ def main() -> None:
     for key, label in _ROWS:
         row = f"| {label} | " + " | ".join(q([r[key] for r in runs[t]]) for t in trees)
         if len(trees) == 2:
-            row += " | " + q([a[key] / b[key] for a, b in zip(runs[trees[0]], runs[trees[1]])]).replace(
+            row += " | " + q([a[key] / b[key] for a, b in zip(runs[trees[0]], runs[trees[1]])], 2).replace(
                 "(", "x (") + " |"
         print(row + (" |" if len(trees) == 1 else ""))
 
