@@ -121,6 +121,9 @@ cdef type NDARRAY = np.ndarray
 cdef tuple NP_INTEGER = (np.integer,)
 cdef tuple NP_NUMBER = (np.integer, np.floating)
 cdef str EMPTY_JSON = "{}"
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 cdef str S_X = "x", S_Y = "y", S_Z = "z"
 cdef int32_t INT32_MIN = -2147483648
 cdef int32_t INT32_MAX = 2147483647
@@ -154,7 +157,12 @@ cdef class MoveEncoder:
     cdef int32_t[:, ::1] dstr
     cdef uint8_t[:, ::1] dstr_ok
     cdef list dstr_codes  # a Codes per dictionary-string field
-    cdef list strs
+    # text columns (the plain str fields, then search_extra_json, extra_json): UTF-8 bytes appended while the move's
+    # objects are in cache, int32 offsets and a validity flag per row (no list of str objects walked again later)
+    cdef vector[vector[char]] txt
+    cdef int32_t[:, ::1] txt_off
+    cdef uint8_t[:, ::1] txt_ok
+    cdef vector[size_t] mark_txt
     cdef int16_t[:, ::1] pos
     cdef uint8_t[:, ::1] pos_ok
     cdef uint8_t[:, ::1] z_ok
@@ -165,8 +173,6 @@ cdef class MoveEncoder:
     cdef uint8_t[::1] flags
     cdef double[:, ::1] sfloat
     cdef int64_t[:, ::1] sint
-    cdef list search_extra
-    cdef list extra
     cdef list vec_bufs
     cdef uint8_t[:, ::1] vec_ok
     cdef vector[char*] vec_ptr
@@ -218,7 +224,10 @@ cdef class MoveEncoder:
         self.dstr = np.zeros((ND, n), np.int32)
         self.dstr_ok = np.zeros((ND, n), np.uint8)
         self.dstr_codes = [Codes(DSTR_LIMITS[j]) for j in range(ND)]
-        self.strs = [[None] * n for _ in range(NS)]
+        self.txt.resize(NS + 2)
+        self.mark_txt.resize(NS + 2)
+        self.txt_off = np.zeros((NS + 2, n + 1), np.int32)
+        self.txt_ok = np.zeros((NS + 2, n), np.uint8)
         self.pos = np.zeros((3 * NP, n), np.int16)
         self.pos_ok = np.zeros((NP, n), np.uint8)
         self.z_ok = np.zeros((NP, n), np.uint8)
@@ -229,8 +238,6 @@ cdef class MoveEncoder:
         self.flags = np.zeros(n, np.uint8)
         self.sfloat = np.zeros((NSF, n), np.float64)
         self.sint = np.zeros((NSI, n), np.int64)
-        self.search_extra = [None] * n
-        self.extra = [None] * n
         self.vec_bufs = []
         self.vec_ok = np.zeros((len(specs), n), np.uint8)
         for s in specs:
@@ -323,6 +330,8 @@ cdef class MoveEncoder:
             self.mark_dstr[j] = PyList_GET_SIZE((<Codes>PyList_GET_ITEM(self.dstr_codes, j)).values)
         self.mark_pv = PyList_GET_SIZE(self.p_codes.values)
         self.mark_sv = PyList_GET_SIZE(self.s_codes.values)
+        for j in range(NS + 2):
+            self.mark_txt[j] = self.txt[j].size()
 
     cdef _rollback(self, Py_ssize_t row):
         cdef int j
@@ -347,8 +356,9 @@ cdef class MoveEncoder:
             self.floats_ok[j, row] = 0
         for j in range(ND):
             self.dstr_ok[j, row] = 0
-        for j in range(NS):
-            self.strs[j][row] = None
+        for j in range(NS + 2):
+            self.txt[j].resize(self.mark_txt[j])
+            self.txt_ok[j, row] = 0
         for j in range(NP):
             self.pos_ok[j, row] = 0
             self.z_ok[j, row] = 0
@@ -357,8 +367,6 @@ cdef class MoveEncoder:
         self.pol_ok[row] = 0
         self.srch_ok[row] = 0
         self.flags[row] = 0
-        self.search_extra[row] = None
-        self.extra[row] = None
 
     def _first_full(self, dict move):
         """The field (as ``.key``) where the reference backend meets a full dictionary in ``move``."""
@@ -462,7 +470,7 @@ cdef class MoveEncoder:
             elif kind == K_STR:
                 if not PyUnicode_Check(<object>pv):
                     return SLOW
-                self.strs[j][row] = <object>pv
+                put_text(self, j, row, <object>pv)  # a lone surrogate raises: the reference's RecordError
             elif kind == K_FLOAT:
                 if as_float(<object>pv, &dv):
                     return SLOW
@@ -471,7 +479,11 @@ cdef class MoveEncoder:
         self.pol_off[row + 1] = <int32_t>self.p_cand.size()
         self.srch_off[row + 1] = <int32_t>self.s_cand.size()
         if extra is not None:
-            self.extra[row] = json_text(extra)
+            put_text(self, NS + 1, row, json_text(extra))
+        for j in range(NS + 2):
+            if self.txt[j].size() > <size_t>INT32_MAX:
+                raise OverflowError("string column over 2 GiB: use a large_string column")
+            self.txt_off[j, row + 1] = <int32_t>self.txt[j].size()
         return OK
 
     # -- output -----------------------------------------------------------------
@@ -485,18 +497,18 @@ cdef class MoveEncoder:
             "floats": np.asarray(self.floats), "floats_ok": np.asarray(self.floats_ok).view(np.bool_),
             "dstr": np.asarray(self.dstr), "dstr_ok": np.asarray(self.dstr_ok).view(np.bool_),
             "dstr_values": [(<Codes>c).values for c in self.dstr_codes],
-            "strs": self.strs,
+            "strs": [self._text(j) for j in range(NS)],
             "pos": np.asarray(self.pos), "pos_ok": np.asarray(self.pos_ok).view(np.bool_),
             "z_ok": np.asarray(self.z_ok).view(np.bool_),
             "pol_off": np.asarray(self.pol_off), "pol_ok": np.asarray(self.pol_ok).view(np.bool_),
             "srch_off": np.asarray(self.srch_off), "srch_ok": np.asarray(self.srch_ok).view(np.bool_),
             "flags": np.asarray(self.flags),
             "sfloat": np.asarray(self.sfloat), "sint": np.asarray(self.sint),
-            "search_extra": self.search_extra, "extra": self.extra,
+            "search_extra": self._text(NS), "extra": self._text(NS + 1),
             "vec_bufs": self.vec_bufs, "vec_ok": np.asarray(self.vec_ok).view(np.bool_),
             "p_values": self.p_codes.values, "s_values": self.s_codes.values,
         }
-        # views of the entry vectors (this encoder stays alive as their base; nothing is added after finish)
+        # views of the entry vectors and texts (this encoder stays alive as their base; nothing is added after finish)
         self.finished = True
         if self.n:
             _entries_per_move[0] = min(<double>np_ / self.n, MAX_RESERVE_PER_MOVE)
@@ -513,6 +525,26 @@ cdef class MoveEncoder:
         out["s_prior"] = vec_view(self, self.s_prior.data(), ns, cnp.NPY_FLOAT64)
         out["s_p_ok"] = vec_view(self, self.s_p_ok.data(), ns, cnp.NPY_BOOL)
         return out
+
+
+    cdef tuple _text(self, int j):
+        """(int32 offsets, UTF-8 bytes as a uint8 view, validity as bool) of text column ``j``."""
+        return (np.asarray(self.txt_off[j]), vec_view(self, self.txt[j].data(), self.txt[j].size(), cnp.NPY_UINT8),
+                np.asarray(self.txt_ok[j]).view(np.bool_))
+
+
+cdef inline int put_text(MoveEncoder enc, int j, Py_ssize_t row, object s) except -1:
+    """Append the UTF-8 bytes of the str ``s`` as row ``row`` of text column ``j`` (its offset is set once the row is
+    done, in ``_add``); UnicodeEncodeError for a lone surrogate."""
+    cdef Py_ssize_t size
+    cdef const char* p = PyUnicode_AsUTF8AndSize(s, &size)
+    cdef vector[char]* d = &enc.txt[j]
+    cdef size_t at = d.size()
+    d.resize(at + <size_t>size)
+    if size:
+        memcpy(d.data() + at, p, <size_t>size)
+    enc.txt_ok[j, row] = 1
+    return 0
 
 
 include "_encode_fields.pxi"

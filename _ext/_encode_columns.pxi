@@ -87,7 +87,7 @@ cdef int add_search_cols(MoveEncoder enc, Columns value, Py_ssize_t row) except 
         if h.flags & L.sint_bit[j]:
             enc.sint[j, row] = h.sint[j]
     enc.flags[row] = <uint8_t>h.flags
-    enc.search_extra[row] = EMPTY_JSON
+    put_text(enc, NS, row, EMPTY_JSON)
     if not (h.flags & 7):
         return OK
     enc.srch_ok[row] = 1

@@ -104,7 +104,7 @@ cdef int add_search(MoveEncoder enc, object value, Py_ssize_t row) except -1:
             enc.sint[j, row] = iv
             flags |= L.sint_bit[j]
     enc.flags[row] = flags
-    enc.search_extra[row] = EMPTY_JSON if extra is None else json_text(extra)
+    put_text(enc, NS, row, EMPTY_JSON if extra is None else json_text(extra))
     if not (flags & 7):
         return OK
     enc.srch_ok[row] = 1

@@ -62,6 +62,13 @@ def _list(offsets: np.ndarray, ok: np.ndarray, entries: pa.StructArray, entry_ty
                                  children=[entries])
 
 
+def _text(col: tuple[np.ndarray, np.ndarray, np.ndarray], atype: pa.DataType = pa.string()) -> pa.Array:
+    """The string column of a MoveEncoder text column: (int32 offsets, UTF-8 bytes, validity)."""
+    offsets, data, ok = col
+    validity, nulls = validity_bitmap(~ok)
+    return pa.Array.from_buffers(atype, len(ok), [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
+
+
 def _split_float(values: np.ndarray, ok: np.ndarray | None) -> tuple[pa.Array, pa.Array]:
     """The float32 column of entry values (0.0 under their null slots) and its float64 overrides."""
     f32, f64, valid64 = _encode.entries_split(values, ok)
@@ -94,7 +101,7 @@ def encode_moves(
             _masked(b["dstr"][j], b["dstr_ok"][j], atype.index_type), string_array(b["dstr_values"][j])
         )
     for j, (_, col, atype) in enumerate(_STR_FIELDS):
-        cols[col] = string_array(b["strs"][j], atype)
+        cols[col] = _text(b["strs"][j], atype)
     for j, (_, prefix) in enumerate(POSITION_FIELDS):
         cols[f"{prefix}_x"] = _masked(b["pos"][3 * j], b["pos_ok"][j], pa.int16())
         cols[f"{prefix}_y"] = _masked(b["pos"][3 * j + 1], b["pos_ok"][j], pa.int16())
@@ -115,8 +122,8 @@ def encode_moves(
         cols[col] = _masked(b["sfloat"][j], (flags & bit) != 0, atype)
     for j, (_, col, atype, bit) in enumerate(_SINT_FIELDS):
         cols[col] = _masked(b["sint"][j], (flags & bit) != 0, atype)
-    cols["search_extra_json"] = string_array(b["search_extra"])
-    cols["extra_json"] = string_array(b["extra"])
+    cols["search_extra_json"] = _text(b["search_extra"])
+    cols["extra_json"] = _text(b["extra"])
     for j, spec in enumerate(specs):
         flat = b["vec_bufs"][j].view(spec.numpy_dtype).reshape(-1)
         ok = b["vec_ok"][j]
