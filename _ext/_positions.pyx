@@ -118,8 +118,9 @@ cdef void _rows_loop(Py_ssize_t n, Py_ssize_t width, const int64_t* bases, const
 cdef int32_t _head_loop(Py_ssize_t n, const int64_t* numbers, const int64_t* players, const int64_t* lenss,
                         const int32_t* p_part, const int64_t* p_row, const int64_t* p_game, const int64_t* g_players,
                         const int64_t* g_winner, const float* g_value, const uint8_t* g_present, Py_ssize_t width,
-                        int64_t first_player, int64_t* out, float* out_value, uint8_t* out_mask, float* out_mover,
-                        uint8_t* out_has, int32_t* out_lens) noexcept nogil:
+                        int64_t first_player, int64_t* out_number, int64_t* out_player, int64_t* out_players,
+                        int64_t* out_winner, float* out_value, uint8_t* out_mask, float* out_mover, uint8_t* out_has,
+                        int32_t* out_lens) noexcept nogil:
     """The per-position columns of ``n`` positions (the reference: ``gather.fill_head``); returns the widest policy."""
     cdef int64_t p, r, g, player, slot
     cdef int32_t ln, widest = 0
@@ -137,10 +138,10 @@ cdef int32_t _head_loop(Py_ssize_t n, const int64_t* numbers, const int64_t* pla
         g = p_game[i]
         player = (<const int64_t*> <intptr_t> players[p])[r]
         ln = (<const int32_t*> <intptr_t> lenss[p])[r]
-        out[i] = (<const int32_t*> <intptr_t> numbers[p])[r]
-        out[n + i] = player
-        out[2 * n + i] = g_players[g]
-        out[3 * n + i] = g_winner[g]
+        out_number[i] = (<const int32_t*> <intptr_t> numbers[p])[r]
+        out_player[i] = player
+        out_players[i] = g_players[g]
+        out_winner[i] = g_winner[g]
         memcpy(out_value + i * width, g_value + g * width, width * sizeof(float))
         memcpy(out_mask + i * width, g_present + g * width, width)
         slot = player - first_player
@@ -171,7 +172,7 @@ cdef inline void _check_game_index(const int64_t* p_game, Py_ssize_t n, Py_ssize
             raise IndexError(f"position {i}: game {p_game[i]} out of range")
 
 
-# rows of :func:`assemble`'s address table, per source (then ``vec``/``valid`` of each vector)
+# rows of :class:`Assembler`'s address table, per source (then ``vec``/``valid`` of each vector)
 cdef enum:
     NUMBER = 0
     PLAYER = 1
@@ -188,96 +189,180 @@ cdef inline cnp.ndarray _empty(int nd, Py_ssize_t d0, Py_ssize_t d1, int typenum
     return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
 
 
-def assemble(cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game, Py_ssize_t a, Py_ssize_t b,
-             cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
-             int64_t first_player, int64_t max_candidates, bint wide, tuple row_sizes, int64_t unknown):
-    """A whole batch: positions ``a:b`` of a window's ``part``/``row``/``game`` (what the
-    numpy reference's ``gather.fill_head``, ``fill_policy`` and ``copy_rows`` make, in one call, two passes without
-    the GIL, outputs allocated here).
+cdef inline void _put(dict items, str key, object value, object convert) except *:
+    items[key] = value if convert is None else convert(value)
 
-    ``tables``: int64 [6 + 2 * vectors, sources], addresses per source (rows :data:`NUMBER` ... :data:`PROB`,
-    then ``vec``/``valid`` per vector); ``row_sizes``: each vector's float32 values per row; ``max_candidates``:
-    -1 for none.  Returns ``(head, value, value_mask, mover, has_policy, lens, widest, policy, vectors)``: ``policy`` is
-    ``(index, prob, mask, first unknown or -1)``, None when ``widest`` exceeds ``max_candidates`` (nothing else
-    filled); ``vectors`` a list of ``(values float32 [n, row size], valid bool [n])``.
+
+cdef class Assembler:
+    """The batches of one window: positions ``a:b`` of its ``part``/``row``/``game`` (what the numpy reference's
+    ``gather.fill_head``, ``fill_policy`` and ``copy_rows`` make), one call per batch, the loops without the GIL,
+    outputs allocated here and handed out as a dict by batch key.
+
+    ``tables``: int64 [6 + 2 * vectors, sources], addresses per source (rows :data:`NUMBER` ... :data:`PROB`, then
+    ``vec``/``valid`` per vector; the caller keeps the sources alive); ``vectors``: ``(name, shape)`` per vector;
+    ``max_candidates``: -1 for none; ``game_id``/``board_type``: the window's per-position object arrays (their
+    slices lead a batch's items) or None; ``convert``: applied to every array (``torch.from_numpy``) or None.
+    The window's arrays are checked once, here (types, shapes, every part and game inside its table).
     """
-    _check(tables, cnp.NPY_INT64, 2, "tables")
-    _check(part, cnp.NPY_INT32, 1, "part")
-    _check(row, cnp.NPY_INT64, 1, "row")
-    _check(game, cnp.NPY_INT64, 1, "game")
-    _check_games(game_players, game_winner, game_value, game_present)
-    cdef Py_ssize_t nvec = len(row_sizes), nsrc = cnp.PyArray_DIM(tables, 1), total = cnp.PyArray_DIM(part, 0)
-    if cnp.PyArray_DIM(tables, 0) != 6 + 2 * nvec:
-        raise ValueError("tables: expected 6 + 2 * vectors rows")
-    if cnp.PyArray_DIM(row, 0) != total or cnp.PyArray_DIM(game, 0) != total or not 0 <= a <= b <= total:
-        raise ValueError("positions a:b outside the window")
-    cdef Py_ssize_t n = b - a, width = cnp.PyArray_DIM(game_value, 1), i
-    cdef const int64_t* t = <const int64_t*> cnp.PyArray_DATA(tables)
-    cdef const int32_t* p_part = (<const int32_t*> cnp.PyArray_DATA(part)) + a
-    cdef const int64_t* p_row = (<const int64_t*> cnp.PyArray_DATA(row)) + a
-    cdef const int64_t* p_game = (<const int64_t*> cnp.PyArray_DATA(game)) + a
-    for i in range(n):
-        if p_part[i] < 0 or p_part[i] >= nsrc:
-            raise IndexError(f"position {i}: part {p_part[i]} out of range")
-    _check_game_index(p_game, n, cnp.PyArray_DIM(game_players, 0))
-    cdef cnp.ndarray head = _empty(2, 4, n, cnp.NPY_INT64), value = _empty(2, n, width, cnp.NPY_FLOAT32)
-    cdef cnp.ndarray value_mask = _empty(2, n, width, cnp.NPY_BOOL), mover = _empty(1, n, 0, cnp.NPY_FLOAT32)
-    cdef cnp.ndarray has_policy = _empty(1, n, 0, cnp.NPY_BOOL), lens = _empty(1, n, 0, cnp.NPY_INT32)
-    cdef const int64_t* g_players = <const int64_t*> cnp.PyArray_DATA(game_players)
-    cdef const int64_t* g_winner = <const int64_t*> cnp.PyArray_DATA(game_winner)
-    cdef const float* g_value = <const float*> cnp.PyArray_DATA(game_value)
-    cdef const uint8_t* g_present = <const uint8_t*> cnp.PyArray_DATA(game_present)
-    cdef int64_t* o_head = <int64_t*> cnp.PyArray_DATA(head)
-    cdef float* o_value = <float*> cnp.PyArray_DATA(value)
-    cdef uint8_t* o_vmask = <uint8_t*> cnp.PyArray_DATA(value_mask)
-    cdef float* o_mover = <float*> cnp.PyArray_DATA(mover)
-    cdef uint8_t* o_has = <uint8_t*> cnp.PyArray_DATA(has_policy)
-    cdef int32_t* o_lens = <int32_t*> cnp.PyArray_DATA(lens)
-    cdef int32_t widest
-    with nogil:
-        widest = _head_loop(n, t + NUMBER * nsrc, t + PLAYER * nsrc, t + LENS * nsrc, p_part, p_row, p_game,
-                            g_players, g_winner, g_value, g_present, width, first_player, o_head, o_value, o_vmask,
-                            o_mover, o_has, o_lens)
-    if 0 <= max_candidates < widest:
-        return head, value, value_mask, mover, has_policy, lens, widest, None, []
-    cdef Py_ssize_t k = widest if max_candidates < 0 else max_candidates
-    cdef cnp.ndarray index = _empty(2, n, k, cnp.NPY_INT64), mask = _empty(2, n, k, cnp.NPY_BOOL)
-    cdef cnp.ndarray prob = _empty(2, n, k, cnp.NPY_FLOAT64 if wide else cnp.NPY_FLOAT32)
-    cdef list vectors = []
-    cdef Py_ssize_t v
-    cdef int64_t first
-    cdef int64_t* o_index
-    cdef uint8_t* o_mask
-    cdef void* o_prob
-    cdef Py_ssize_t* sizes = <Py_ssize_t*> PyMem_Malloc((nvec + 1) * sizeof(Py_ssize_t))
-    cdef uint8_t** outs = <uint8_t**> PyMem_Malloc((2 * nvec + 1) * sizeof(uint8_t*))
-    if sizes == NULL or outs == NULL:
-        PyMem_Free(sizes)
-        PyMem_Free(outs)
-        raise MemoryError()
-    try:
+    cdef object tables, part, row, game, game_players, game_winner, game_value, game_present, game_id, board_type
+    cdef object convert
+    cdef const int64_t* t
+    cdef const int32_t* p_part
+    cdef const int64_t* p_row
+    cdef const int64_t* p_game
+    cdef const int64_t* g_players
+    cdef const int64_t* g_winner
+    cdef const float* g_value
+    cdef const uint8_t* g_present
+    cdef Py_ssize_t nsrc, total, width, nvec
+    cdef int64_t first_player, max_candidates, unknown
+    cdef bint wide
+    cdef Py_ssize_t* sizes
+    cdef list vec_keys
+    #: of the last batch: its widest policy, the first flat position of ``policy_index`` holding ``unknown`` (or -1),
+    #: its policy lengths and move numbers (what a caller reports an error with)
+    cdef readonly int32_t widest
+    cdef readonly int64_t first_unknown
+    cdef readonly object lens
+    cdef readonly object number
+
+    def __cinit__(self):
+        self.sizes = NULL
+
+    def __init__(self, cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game,
+                 cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
+                 int64_t first_player, int64_t max_candidates, bint wide, tuple vectors, int64_t unknown,
+                 object game_id=None, object board_type=None, object convert=None):
+        _check(tables, cnp.NPY_INT64, 2, "tables")
+        _check(part, cnp.NPY_INT32, 1, "part")
+        _check(row, cnp.NPY_INT64, 1, "row")
+        _check(game, cnp.NPY_INT64, 1, "game")
+        _check_games(game_players, game_winner, game_value, game_present)
+        cdef Py_ssize_t nvec = len(vectors), nsrc = cnp.PyArray_DIM(tables, 1), total = cnp.PyArray_DIM(part, 0)
+        cdef Py_ssize_t i, v, size
+        if cnp.PyArray_DIM(tables, 0) != 6 + 2 * nvec:
+            raise ValueError("tables: expected 6 + 2 * vectors rows")
+        if cnp.PyArray_DIM(row, 0) != total or cnp.PyArray_DIM(game, 0) != total:
+            raise ValueError("part, row and game differ in length")
+        for name in ("game_id", "board_type"):
+            objs = game_id if name == "game_id" else board_type
+            if objs is not None and len(objs) != total:
+                raise ValueError(f"{name}: expected one item per position")
+        cdef const int32_t* p_part = <const int32_t*> cnp.PyArray_DATA(part)
+        cdef const int64_t* p_game = <const int64_t*> cnp.PyArray_DATA(game)
+        for i in range(total):
+            if p_part[i] < 0 or p_part[i] >= nsrc:
+                raise IndexError(f"position {i}: part {p_part[i]} out of range")
+        _check_game_index(p_game, total, cnp.PyArray_DIM(game_players, 0))
+        self.vec_keys = []
+        self.sizes = <Py_ssize_t*> PyMem_Malloc((nvec + 1) * sizeof(Py_ssize_t))
+        if self.sizes == NULL:
+            raise MemoryError()
         for v in range(nvec):
-            sizes[v] = row_sizes[v]
-            if sizes[v] < 0:
-                raise ValueError("row_sizes: negative")
-            vals, ok = _empty(2, n, sizes[v], cnp.NPY_FLOAT32), _empty(1, n, 0, cnp.NPY_BOOL)
-            sizes[v] *= sizeof(float)
-            vectors.append((vals, ok))
-            outs[2 * v] = <uint8_t*> cnp.PyArray_DATA(vals)
-            outs[2 * v + 1] = <uint8_t*> cnp.PyArray_DATA(ok)
-        o_index = <int64_t*> cnp.PyArray_DATA(index)
-        o_mask = <uint8_t*> cnp.PyArray_DATA(mask)
-        o_prob = cnp.PyArray_DATA(prob)
+            name, shape = vectors[v]
+            shape = tuple(shape)
+            size = 1
+            for d in shape:
+                if d < 0:
+                    raise ValueError(f"vector {name!r}: negative shape")
+                size *= <Py_ssize_t> d
+            self.sizes[v] = size * <Py_ssize_t> sizeof(float)
+            self.vec_keys.append((f"vec_{name}", f"vec_{name}_mask", None if len(shape) == 1 else shape))
+        self.tables, self.part, self.row, self.game = tables, part, row, game
+        self.game_players, self.game_winner, self.game_value, self.game_present = game_players, game_winner, game_value, game_present
+        self.game_id, self.board_type, self.convert = game_id, board_type, convert
+        self.t = <const int64_t*> cnp.PyArray_DATA(tables)
+        self.p_part, self.p_game = p_part, p_game
+        self.p_row = <const int64_t*> cnp.PyArray_DATA(row)
+        self.g_players = <const int64_t*> cnp.PyArray_DATA(game_players)
+        self.g_winner = <const int64_t*> cnp.PyArray_DATA(game_winner)
+        self.g_value = <const float*> cnp.PyArray_DATA(game_value)
+        self.g_present = <const uint8_t*> cnp.PyArray_DATA(game_present)
+        self.nsrc, self.total, self.nvec, self.width = nsrc, total, nvec, cnp.PyArray_DIM(game_value, 1)
+        self.first_player, self.max_candidates, self.wide, self.unknown = first_player, max_candidates, wide, unknown
+        self.widest, self.first_unknown, self.lens, self.number = 0, -1, None, None
+
+    def __dealloc__(self):
+        PyMem_Free(self.sizes)
+
+    def batch(self, Py_ssize_t a, Py_ssize_t b):
+        """Positions ``a:b`` as a dict: ``game_id``, ``board_type`` (when given), ``move_number``, ``player``,
+        ``num_players``, ``winner``, ``value``, ``value_mask``, ``value_mover``, ``policy_index``, ``policy_prob``,
+        ``policy_mask``, ``has_policy``, then ``vec_<name>`` and ``vec_<name>_mask`` per vector (each array through
+        ``convert``); None when the widest policy exceeds ``max_candidates`` (see :attr:`widest`, :attr:`lens`)."""
+        if not 0 <= a <= b <= self.total:
+            raise ValueError("positions a:b outside the window")
+        cdef Py_ssize_t n = b - a, width = self.width, nsrc = self.nsrc, v
+        cdef const int64_t* t = self.t
+        cdef const int32_t* p_part = self.p_part + a
+        cdef const int64_t* p_row = self.p_row + a
+        cdef cnp.ndarray number = _empty(1, n, 0, cnp.NPY_INT64), player = _empty(1, n, 0, cnp.NPY_INT64)
+        cdef cnp.ndarray players = _empty(1, n, 0, cnp.NPY_INT64), winner = _empty(1, n, 0, cnp.NPY_INT64)
+        cdef cnp.ndarray value = _empty(2, n, width, cnp.NPY_FLOAT32), value_mask = _empty(2, n, width, cnp.NPY_BOOL)
+        cdef cnp.ndarray mover = _empty(1, n, 0, cnp.NPY_FLOAT32), has_policy = _empty(1, n, 0, cnp.NPY_BOOL)
+        cdef cnp.ndarray lens = _empty(1, n, 0, cnp.NPY_INT32)
+        cdef int32_t widest
         with nogil:
-            first = _policy_loop(n, k, t + OFF * nsrc, t + INDEX * nsrc, t + PROB * nsrc, p_part, p_row, o_lens,
-                                 wide, unknown, o_index, o_mask, o_prob)
-            for v in range(nvec):
-                _rows_loop(n, sizes[v], t + (6 + 2 * v) * nsrc, t + (7 + 2 * v) * nsrc, p_part, p_row,
-                           outs[2 * v], outs[2 * v + 1])
-    finally:
-        PyMem_Free(sizes)
-        PyMem_Free(outs)
-    return head, value, value_mask, mover, has_policy, lens, widest, (index, prob, mask, first), vectors
+            widest = _head_loop(n, t + NUMBER * nsrc, t + PLAYER * nsrc, t + LENS * nsrc, p_part, p_row, self.p_game + a,
+                                self.g_players, self.g_winner, self.g_value, self.g_present, width, self.first_player,
+                                <int64_t*> cnp.PyArray_DATA(number), <int64_t*> cnp.PyArray_DATA(player),
+                                <int64_t*> cnp.PyArray_DATA(players), <int64_t*> cnp.PyArray_DATA(winner),
+                                <float*> cnp.PyArray_DATA(value), <uint8_t*> cnp.PyArray_DATA(value_mask),
+                                <float*> cnp.PyArray_DATA(mover), <uint8_t*> cnp.PyArray_DATA(has_policy),
+                                <int32_t*> cnp.PyArray_DATA(lens))
+        self.widest, self.lens, self.number, self.first_unknown = widest, lens, number, -1
+        if 0 <= self.max_candidates < widest:
+            return None
+        cdef Py_ssize_t k = widest if self.max_candidates < 0 else self.max_candidates
+        cdef cnp.ndarray index = _empty(2, n, k, cnp.NPY_INT64), mask = _empty(2, n, k, cnp.NPY_BOOL)
+        cdef cnp.ndarray prob = _empty(2, n, k, cnp.NPY_FLOAT64 if self.wide else cnp.NPY_FLOAT32)
+        cdef list vectors = []
+        cdef uint8_t** outs = <uint8_t**> PyMem_Malloc((2 * self.nvec + 1) * sizeof(uint8_t*))
+        cdef int64_t first
+        cdef int64_t* o_index = <int64_t*> cnp.PyArray_DATA(index)
+        cdef uint8_t* o_mask = <uint8_t*> cnp.PyArray_DATA(mask)
+        cdef void* o_prob = cnp.PyArray_DATA(prob)
+        if outs == NULL:
+            raise MemoryError()
+        try:
+            for v in range(self.nvec):
+                vals, ok = _empty(2, n, self.sizes[v] // <Py_ssize_t> sizeof(float), cnp.NPY_FLOAT32), _empty(1, n, 0, cnp.NPY_BOOL)
+                vectors.append((vals, ok))
+                outs[2 * v] = <uint8_t*> cnp.PyArray_DATA(vals)
+                outs[2 * v + 1] = <uint8_t*> cnp.PyArray_DATA(ok)
+            with nogil:
+                first = _policy_loop(n, k, t + OFF * nsrc, t + INDEX * nsrc, t + PROB * nsrc, p_part, p_row,
+                                     <const int32_t*> cnp.PyArray_DATA(lens), self.wide, self.unknown, o_index, o_mask,
+                                     o_prob)
+                for v in range(self.nvec):
+                    _rows_loop(n, self.sizes[v], t + (6 + 2 * v) * nsrc, t + (7 + 2 * v) * nsrc, p_part, p_row,
+                               outs[2 * v], outs[2 * v + 1])
+        finally:
+            PyMem_Free(outs)
+        self.first_unknown = first
+        cdef object convert = self.convert
+        cdef dict items = {}
+        if self.game_id is not None:
+            items["game_id"] = self.game_id[a:b]
+        if self.board_type is not None:
+            items["board_type"] = self.board_type[a:b]
+        _put(items, "move_number", number, convert)
+        _put(items, "player", player, convert)
+        _put(items, "num_players", players, convert)
+        _put(items, "winner", winner, convert)
+        _put(items, "value", value, convert)
+        _put(items, "value_mask", value_mask, convert)
+        _put(items, "value_mover", mover, convert)
+        _put(items, "policy_index", index, convert)
+        _put(items, "policy_prob", prob, convert)
+        _put(items, "policy_mask", mask, convert)
+        _put(items, "has_policy", has_policy, convert)
+        for v in range(self.nvec):
+            key, mask_key, shape = self.vec_keys[v]
+            vals, ok = vectors[v]
+            _put(items, key, vals if shape is None else vals.reshape((n,) + shape), convert)
+            _put(items, mask_key, ok, convert)
+        return items
 
 
 # -- a decoded moves batch's keyed policy entries (gamestore/positions/decode.py: _direct_source) ----------------

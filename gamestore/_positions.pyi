@@ -1,18 +1,24 @@
 """Type stubs of PositionDataset's compiled gathers (``_ext/_positions.pyx``; spec: ``gamestore/positions/gather.py``)
 and of the read-ahead's decompression (``gamestore/positions/direct.py``)."""
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 def address(a: np.ndarray | None) -> int: ...
-def assemble(
-    tables: np.ndarray, part: np.ndarray, row: np.ndarray, game: np.ndarray, a: int, b: int,
-    game_players: np.ndarray, game_winner: np.ndarray, game_value: np.ndarray, game_present: np.ndarray,
-    first_player: int, max_candidates: int, wide: bool, row_sizes: tuple[int, ...], unknown: int,
-) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int,
-    tuple[np.ndarray, np.ndarray, np.ndarray, int] | None, list[tuple[np.ndarray, np.ndarray]],
-]: ...
+class Assembler:
+    widest: int
+    first_unknown: int
+    lens: np.ndarray | None
+    number: np.ndarray | None
+    def __init__(
+        self, tables: np.ndarray, part: np.ndarray, row: np.ndarray, game: np.ndarray, game_players: np.ndarray,
+        game_winner: np.ndarray, game_value: np.ndarray, game_present: np.ndarray, first_player: int,
+        max_candidates: int, wide: bool, vectors: tuple[tuple[str, tuple[int, ...]], ...], unknown: int,
+        game_id: np.ndarray | None = None, board_type: np.ndarray | None = None,
+        convert: Callable[[np.ndarray], Any] | None = None,
+    ) -> None: ...
+    def batch(self, a: int, b: int) -> dict[str, Any] | None: ...
+
 def key_codes(kidx: np.ndarray, key_map: np.ndarray, key_index: np.ndarray, code: np.ndarray, index: np.ndarray) -> int: ...
 def set_zstd(create: int, free_: int, decompress: int, is_error: int) -> None: ...
 class Decompressor:

@@ -91,9 +91,9 @@ def test_reference_head(width):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_assemble_equals_the_reference_gathers(dtype):
-    """The compiled whole-batch ``assemble`` (a slice of a window's positions) equals fill_head, fill_policy and
-    copy_rows of the numpy reference; past ``max_candidates`` it fills no policy."""
+def test_assembler_equals_the_reference_gathers(dtype):
+    """The compiled ``Assembler``'s batches (slices of a window's positions) equal fill_head, fill_policy and
+    copy_rows of the numpy reference, as numpy arrays or converted; past ``max_candidates`` it makes no batch."""
     fast = _compiled()
     rng = np.random.default_rng(11)
     srcs = [_source(rng, r, dtype, nulls=i % 2 == 0) for i, r in enumerate((50, 1, 300, 17))]
@@ -106,41 +106,56 @@ def test_assemble_equals_the_reference_gathers(dtype):
     part = rng.integers(0, len(srcs), 500).astype(np.int32)
     row = np.array([rng.integers(0, srcs[p].lens.size) for p in part], dtype=np.int64)
     game = rng.integers(0, ngames, part.size)
+    ids = np.array([f"g{g}" for g in game], dtype=object)
     table = gather.address_table(srcs, ["f", "g"])
+    tables = (games["players"], games["winner"], games["value"], games["present"])
+    vectors = (("f", (7,)), ("g", (2, 3)))  # "g" as [B, 2, 3]
+    wide = dtype == np.float64
+
+    def assembler(max_candidates=-1, *, t=table, p=part, g=game, vecs=vectors, **kw):
+        return fast.Assembler(t, p, row, g, *tables, 1, max_candidates, wide, vecs, -3, **kw)
+
+    plain, converted = assembler(), assembler(game_id=ids, board_type=ids[::-1].copy(), convert=torch.from_numpy)
     for a, b in ((0, 500), (37, 300), (499, 500)):
+        got = plain.batch(a, b)
         head = gather.fill_head(srcs, part[a:b], row[a:b], game[a:b], games, 1)
-        got = fast.assemble(table, part, row, game, a, b, games["players"], games["winner"], games["value"],
-                            games["present"], 1, -1, dtype == np.float64, (7, 6), -3)  # fmt: skip
-        assert got[6] == head[6]
-        for w, g in zip(head[:6], got[:6]):
-            assert w.dtype == g.dtype and w.shape == g.shape
-            np.testing.assert_array_equal(w, g)
+        assert plain.widest == head[6]
+        np.testing.assert_array_equal(plain.lens, head[5])
+        want = dict(zip(["move_number", "player", "num_players", "winner"], head[0]))
+        want.update(value=head[1], value_mask=head[2], value_mover=head[3])
         policy = gather.fill_policy(srcs, part[a:b], row[a:b], head[5], head[6], np.dtype(dtype))
-        for w, g in zip(policy, got[7]):
-            np.testing.assert_array_equal(w, g)
-        for (name, size), (vals, ok) in zip((("f", 7), ("g", 6)), got[8]):
-            want_v, want_ok = gather.copy_rows(srcs, name, part[a:b], row[a:b], (size,))
-            assert vals.dtype == want_v.dtype and vals.shape == want_v.shape
-            np.testing.assert_array_equal(want_v, vals)
-            np.testing.assert_array_equal(want_ok, ok)
-    capped = fast.assemble(table, part, row, game, 0, 500, games["players"], games["winner"], games["value"],
-                           games["present"], 1, 3, False, (7, 6), -3)  # fmt: skip
-    assert capped[6] > 3 and capped[7] is None and capped[8] == []
-    wide = fast.assemble(table, part, row, game, 0, 500, games["players"], games["winner"], games["value"],
-                         games["present"], 1, 12, dtype == np.float64, (7, 6), -3)  # fmt: skip
-    assert wide[7][0].shape == (500, 12)
+        want.update(policy_index=policy[0], policy_prob=policy[1], policy_mask=policy[2], has_policy=head[4])
+        assert plain.first_unknown == policy[3]
+        for name, shape in vectors:
+            vals, ok = gather.copy_rows(srcs, name, part[a:b], row[a:b], shape)
+            want[f"vec_{name}"], want[f"vec_{name}_mask"] = vals, ok
+        assert list(got) == list(want)
+        for key, w in want.items():
+            assert got[key].dtype == w.dtype and got[key].shape == w.shape, key
+            np.testing.assert_array_equal(got[key], w)
+        made = converted.batch(a, b)
+        assert list(made) == ["game_id", "board_type"] + list(want)
+        assert made["game_id"].tolist() == ids[a:b].tolist() and made["board_type"].tolist() == ids[::-1][a:b].tolist()
+        for key, w in want.items():
+            assert isinstance(made[key], torch.Tensor)
+            np.testing.assert_array_equal(made[key].numpy(), w)
+    capped = assembler(3)
+    assert capped.batch(0, 500) is None and capped.widest > 3
+    assert assembler(12).batch(0, 500)["policy_index"].shape == (500, 12)
     with pytest.raises(ValueError):
-        fast.assemble(table, part, row, game, 0, 501, games["players"], games["winner"], games["value"],
-                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+        plain.batch(0, 501)
+    with pytest.raises(ValueError):
+        plain.batch(5, 4)
     with pytest.raises(ValueError):  # a table without the vectors' rows
-        fast.assemble(table[:8], part, row, game, 0, 5, games["players"], games["winner"], games["value"],
-                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+        assembler(t=table[:8])
     with pytest.raises(IndexError):  # a game outside the game tables
-        fast.assemble(table, part, row, game + ngames, 0, 5, games["players"], games["winner"], games["value"],
-                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+        assembler(g=game + ngames)
     with pytest.raises(IndexError):
-        fast.assemble(table, part + 4, row, game, 0, 5, games["players"], games["winner"], games["value"],
-                      games["present"], 1, -1, False, (7, 6), -3)  # fmt: skip
+        assembler(p=part + 4)
+    with pytest.raises(TypeError):
+        assembler(p=part.astype(np.int64))
+    with pytest.raises(ValueError):
+        assembler(game_id=ids[:-1])
 
 
 def test_datasets_equal_on_both_gathers(tmp_path):

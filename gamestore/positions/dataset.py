@@ -421,14 +421,13 @@ class PositionDataset(IterableDataset[Any]):
             return np.concatenate([get(p) for p in parts])[flat] if parts else np.zeros(0, empty)
 
         cols["srcs"] = srcs = [p.src for p in parts]
-        cols["tables"] = address_table(srcs, list(plan.vectors)) if fast is not None else None
-        cols["row_sizes"] = tuple(int(np.prod(spec.shape)) for spec in plan.vectors.values())
         cols["part"] = win.part
         cols["row"] = per_part(lambda p: p.rows)
         cols["game"] = games = per_part(lambda p: p.games)
         cols["game_id"] = plan.game_ids[games]
         cols["board"] = boards = plan.game_board[games]
-        cols["board_type"] = self._plan_tables(plan)["boards"][boards]
+        tables = self._plan_tables(plan)
+        cols["board_type"] = tables["boards"][boards]
         # in a worker whose training process holds the plan's tables: batches travel with indices, not strings (a
         # transform may change the arrays in place: then by value)
         cols["codes"] = plan.token if self.transform is None and shared.parent_tables(plan.token) else None
@@ -437,6 +436,16 @@ class PositionDataset(IterableDataset[Any]):
         for name in self._columns:
             col = per_part(lambda p: p.src.extra[name][p.rows], object)
             cols["objects" if col.dtype == object else "tensors"][name] = np.ascontiguousarray(col)
+        # a batch needs nothing past the assembler's items (the common case: Batch.of them as they are)
+        cols["plain"] = not (self._columns or self.return_keys or self.action_size is not None or cols["codes"])
+        # compiled: the window's batches made by one Assembler (checked once here; one call per batch)
+        cols["asm"] = None if fast is None else fast.Assembler(
+            address_table(srcs, list(plan.vectors)), cols["part"], cols["row"], games, tables["players"],
+            tables["winner"], tables["value"], tables["present"], self._first_player,
+            -1 if self.max_candidates is None else self.max_candidates, self._prob_dtype == np.float64,
+            tuple((name, tuple(spec.shape)) for name, spec in plan.vectors.items()), UNKNOWN_KEY, cols["game_id"],
+            cols["board_type"], torch.from_numpy,
+        )
         return cols
 
     def _plan_tables(self, plan: Plan) -> dict[str, np.ndarray]:
@@ -455,62 +464,77 @@ class PositionDataset(IterableDataset[Any]):
 
     def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any) -> Batch:
         """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source
-        (compiled: one ``assemble`` call, its loops without the GIL; else the numpy reference gathers)."""
-        w = self._window_columns(win, plan, fast)
-        srcs, games = w["srcs"], self._plan_tables(plan)
-        part, row = w["part"][a:b], w["row"][a:b]
-        vectors: list[tuple[np.ndarray, np.ndarray]] = []
-        if fast is not None:
-            head, value, value_mask, mover, has_policy, lens, widest, policy, vectors = fast.assemble(
-                w["tables"], w["part"], w["row"], w["game"], a, b, games["players"], games["winner"], games["value"],
-                games["present"], self._first_player, -1 if self.max_candidates is None else self.max_candidates,
-                self._prob_dtype == np.float64, w["row_sizes"], UNKNOWN_KEY,
-            )
+        (compiled: one :class:`Assembler` call, its loops without the GIL; else the numpy reference gathers)."""
+        w = win.cache or self._window_columns(win, plan, fast)
+        asm = w["asm"]
+        if asm is None:
+            items, lens, width = self._reference_items(w, a, b, plan)
         else:
-            head, value, value_mask, mover, has_policy, lens, widest = fill_head(
-                srcs, part, row, w["game"][a:b], games, self._first_player
-            )
-        width = widest
-        if self.max_candidates is not None:
-            if widest > self.max_candidates:
-                i = int(np.argmax(lens))
-                raise DatasetError(
-                    f"game {w['game_id'][a + i]!r} move {int(head[0, i])}: {widest} policy"
-                    f" candidates, more than max_candidates={self.max_candidates}"
-                )
-            width = self.max_candidates
-        if fast is not None:
-            index, prob, mask, unknown = policy
-        else:
-            index, prob, mask, unknown = fill_policy(srcs, part, row, lens, width, self._prob_dtype)
-            vectors = [copy_rows(srcs, name, part, row, spec.shape) for name, spec in plan.vectors.items()]
-        if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
-            i, k = divmod(unknown, width)
-            raise DatasetError(f"policy key {self._key_at(srcs, part[i], row[i], k)!r} is not in action_map")
-        tensors, tensor = w["tensors"], torch.from_numpy
-        items: dict[str, Any] = {"game_id": w["game_id"][a:b], "board_type": w["board_type"][a:b]}
-        items["move_number"], items["player"], items["num_players"], items["winner"] = map(tensor, head)
-        items["value"], items["value_mask"], items["value_mover"] = tensor(value), tensor(value_mask), tensor(mover)
-        items["policy_index"] = tensor(index)
-        items["policy_prob"] = tensor(prob)
-        items["policy_mask"] = tensor(mask)
-        items["has_policy"] = tensor(has_policy)
-        for (name, spec), (vals, ok) in zip(plan.vectors.items(), vectors):
-            items[f"vec_{name}"] = tensor(vals if len(spec.shape) == 1 else vals.reshape((len(vals),) + tuple(spec.shape)))
-            items[f"vec_{name}_mask"] = tensor(ok)
+            items = asm.batch(a, b)
+            if items is None or asm.first_unknown >= 0:
+                self._check_batch(w, a, asm.lens, asm.number, asm.widest, asm.first_unknown)
+            if w["plain"]:
+                return Batch.of(items)
+            lens, width = asm.lens, int(items["policy_index"].shape[1])
+        tensors = w["tensors"]
         for name in self._columns:
-            items[name] = tensor(tensors[name][a:b]) if name in tensors else w["objects"][name][a:b]
+            items[name] = torch.from_numpy(tensors[name][a:b]) if name in tensors else w["objects"][name][a:b]
         if self.return_keys:
+            srcs, part, row = w["srcs"], w["part"][a:b], w["row"][a:b]
             items["policy_keys"] = _object_array(
                 [[self._key_at(srcs, p, r, k) for k in range(min(ln, width))] for p, r, ln in zip(part, row, lens)]
             )
         if self.action_size is not None:
-            items["policy_dense"] = self._dense(index, prob, mask)
+            items["policy_dense"] = self._dense(
+                items["policy_index"].numpy(), items["policy_prob"].numpy(), items["policy_mask"].numpy()
+            )
         token = w["codes"]
         if token is None:
             return Batch.of(items)
         codes = {"game_id": (w["game"][a:b], items["game_id"]), "board_type": (w["board"][a:b], items["board_type"])}
         return Batch.of(items, (token, codes))
+
+    def _reference_items(self, w: dict[str, Any], a: int, b: int, plan: Plan) -> tuple[dict[str, Any], np.ndarray, int]:
+        """The numpy reference's items of positions ``a:b`` (what the compiled Assembler makes), their policy lengths
+        and width."""
+        srcs, games = w["srcs"], self._plan_tables(plan)
+        part, row = w["part"][a:b], w["row"][a:b]
+        head, value, value_mask, mover, has_policy, lens, widest = fill_head(
+            srcs, part, row, w["game"][a:b], games, self._first_player
+        )
+        width = widest
+        if self.max_candidates is not None:
+            if widest > self.max_candidates:
+                self._check_batch(w, a, lens, head[0], widest, -1)
+            width = self.max_candidates
+        index, prob, mask, unknown = fill_policy(srcs, part, row, lens, width, self._prob_dtype)
+        if unknown >= 0:
+            self._check_batch(w, a, lens, head[0], widest, unknown)
+        tensor = torch.from_numpy
+        items: dict[str, Any] = {"game_id": w["game_id"][a:b], "board_type": w["board_type"][a:b]}
+        items["move_number"], items["player"], items["num_players"], items["winner"] = map(tensor, head)
+        items["value"], items["value_mask"], items["value_mover"] = tensor(value), tensor(value_mask), tensor(mover)
+        items["policy_index"], items["policy_prob"], items["policy_mask"] = tensor(index), tensor(prob), tensor(mask)
+        items["has_policy"] = tensor(has_policy)
+        for name, spec in plan.vectors.items():
+            vals, ok = copy_rows(srcs, name, part, row, spec.shape)
+            items[f"vec_{name}"], items[f"vec_{name}_mask"] = tensor(vals), tensor(ok)
+        return items, lens, width
+
+    def _check_batch(self, w: dict[str, Any], a: int, lens: np.ndarray, number: np.ndarray, widest: int,
+                     unknown: int) -> None:
+        """Raise what is wrong with the batch at ``a`` of window ``w``: a policy wider than ``max_candidates``, or
+        ``unknown`` (>= 0), the first flat position of its ``policy_index`` holding a key missing from ``action_map``."""
+        if self.max_candidates is not None and widest > self.max_candidates:
+            i = int(np.argmax(lens))
+            raise DatasetError(
+                f"game {w['game_id'][a + i]!r} move {int(number[i])}: {widest} policy"
+                f" candidates, more than max_candidates={self.max_candidates}"
+            )
+        if unknown >= 0:  # only a dataset with unknown_keys="error" maps keys to UNKNOWN_KEY
+            i, k = divmod(unknown, widest if self.max_candidates is None else self.max_candidates)
+            key = self._key_at(w["srcs"], w["part"][a + i], w["row"][a + i], k)
+            raise DatasetError(f"policy key {key!r} is not in action_map")
 
     def _key_at(self, srcs: list[Source], p: int, r: int, k: int) -> str | None:
         """The policy key of entry ``k`` of source row ``r`` of part ``p`` (None for an action id)."""

@@ -13,7 +13,7 @@ prefetch the source rows a few positions ahead (a shuffled window's rows
 lie at random in ~5 MB of sources: each read would be a cache miss).
 
 Two implementations of the gathers: the numpy reference below (the spec)
-and the compiled ``assemble`` of ``_ext/_positions.pyx`` (all three for a
+and the compiled ``Assembler`` of ``_ext/_positions.pyx`` (all three for a
 whole batch in one call, from :func:`address_table`), used when the compiled
 backend is selected; the tests check they are equal.
 """
@@ -119,7 +119,7 @@ def _names(vectors: Sequence[str]) -> list[str]:
 
 
 def address_table(srcs: Sequence[Source], vectors: Sequence[str]) -> np.ndarray:
-    """Per source, the address of each array the compiled ``assemble`` reads (once per window; the sources keep them
+    """Per source, the address of each array the compiled ``Assembler`` reads (once per window; the sources keep them
     alive): int64 [6 + 2 * vectors, sources], rows number, player, lens, off, index, prob, then ``vec``/``valid`` of
     each vector."""
     each = [source_addresses(s, vectors) for s in srcs]
