@@ -365,6 +365,52 @@ cdef class Assembler:
         return items
 
 
+def window_rows(list rows, list games, cnp.ndarray part, cnp.ndarray pos):
+    """``(row, game)`` of a window's positions: ``rows[part[i]][pos[i]]`` and ``games[part[i]][pos[i]]`` (int64), in
+    one pass without the GIL (the reference: ``PositionDataset._window_columns``' numpy gathers).  ``rows`` and
+    ``games``: one 1-d C-contiguous int64 array per part, of equal lengths; every ``(part, pos)`` is checked."""
+    _check(part, cnp.NPY_INT32, 1, "part")
+    _check(pos, cnp.NPY_INT64, 1, "pos")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(part, 0), m = len(rows), i, k
+    if len(games) != m or cnp.PyArray_DIM(pos, 0) != n:
+        raise ValueError("window_rows: rows and games differ in parts, or part and pos in length")
+    cdef const int64_t** r = <const int64_t**> PyMem_Malloc((m + 1) * sizeof(int64_t*))
+    cdef const int64_t** g = <const int64_t**> PyMem_Malloc((m + 1) * sizeof(int64_t*))
+    cdef Py_ssize_t* sizes = <Py_ssize_t*> PyMem_Malloc((m + 1) * sizeof(Py_ssize_t))
+    cdef const int32_t* p_part = <const int32_t*> cnp.PyArray_DATA(part)
+    cdef const int64_t* p_pos = <const int64_t*> cnp.PyArray_DATA(pos)
+    cdef cnp.ndarray out_row = _empty(1, n, 0, cnp.NPY_INT64), out_game = _empty(1, n, 0, cnp.NPY_INT64)
+    cdef int64_t* o_row = <int64_t*> cnp.PyArray_DATA(out_row)
+    cdef int64_t* o_game = <int64_t*> cnp.PyArray_DATA(out_game)
+    cdef int32_t p
+    cdef int64_t q
+    try:
+        if r == NULL or g == NULL or sizes == NULL:
+            raise MemoryError()
+        for k in range(m):
+            _check(rows[k], cnp.NPY_INT64, 1, "rows")
+            _check(games[k], cnp.NPY_INT64, 1, "games")
+            sizes[k] = cnp.PyArray_DIM(<cnp.ndarray> rows[k], 0)
+            if cnp.PyArray_DIM(<cnp.ndarray> games[k], 0) != sizes[k]:
+                raise ValueError(f"part {k}: rows and games differ in length")
+            r[k] = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> rows[k])
+            g[k] = <const int64_t*> cnp.PyArray_DATA(<cnp.ndarray> games[k])
+        for i in range(n):
+            p, q = p_part[i], p_pos[i]
+            if p < 0 or p >= m or q < 0 or q >= sizes[p]:
+                raise IndexError(f"position {i}: part {p} position {q} out of range")
+        with nogil:
+            for i in range(n):
+                p, q = p_part[i], p_pos[i]
+                o_row[i] = r[p][q]
+                o_game[i] = g[p][q]
+    finally:
+        PyMem_Free(r)
+        PyMem_Free(g)
+        PyMem_Free(sizes)
+    return out_row, out_game
+
+
 # -- a decoded moves batch's keyed policy entries (gamestore/positions/decode.py: _direct_source) ----------------
 def key_codes(const int32_t[::1] kidx, const int32_t[::1] key_map, const int64_t[::1] key_index, int32_t[::1] code,
               int64_t[::1] index):

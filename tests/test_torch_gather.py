@@ -192,3 +192,31 @@ def test_address_is_the_data_pointer():
     assert fast.address(a) == a.__array_interface__["data"][0] and fast.address(None) == 0
     with pytest.raises(TypeError):
         fast.address(b"bytes")
+
+
+def test_window_rows_equals_the_numpy_gathers():
+    """The compiled ``window_rows`` (a window's row and game per position) equals the numpy gathers it replaces, and
+    checks every (part, position)."""
+    fast = _compiled()
+    rng = np.random.default_rng(2)
+    sizes = [30, 1, 0, 200, 57]
+    rows = [rng.integers(0, 1000, s) for s in sizes]
+    games = [rng.integers(0, 50, s) for s in sizes]
+    part = np.concatenate([np.full(s, k, np.int32) for k, s in enumerate(sizes)])
+    pos = np.concatenate([np.arange(s, dtype=np.int64) for s in sizes])
+    perm = rng.permutation(part.size)
+    part, pos = part[perm], pos[perm]
+    flat = (np.cumsum(sizes) - sizes)[part] + pos
+    row, game = fast.window_rows(rows, games, part, pos)
+    assert row.dtype == game.dtype == np.int64
+    np.testing.assert_array_equal(row, np.concatenate(rows)[flat])
+    np.testing.assert_array_equal(game, np.concatenate(games)[flat])
+    assert [a.size for a in fast.window_rows([], [], part[:0], pos[:0])] == [0, 0]
+    with pytest.raises(IndexError):
+        fast.window_rows(rows, games, part, np.where(part == 1, 1, pos))  # part 1 holds one position
+    with pytest.raises(IndexError):
+        fast.window_rows(rows[:4], games[:4], part, pos)
+    with pytest.raises(ValueError):
+        fast.window_rows(rows, games[:4], part, pos)
+    with pytest.raises(TypeError):
+        fast.window_rows([r.astype(np.int32) for r in rows], games, part, pos)

@@ -414,16 +414,26 @@ class PositionDataset(IterableDataset[Any]):
         if cols:
             return cols
         parts = win.parts
-        sizes = np.fromiter((p.n for p in parts), dtype=np.int64, count=len(parts))
-        flat = (np.cumsum(sizes) - sizes)[win.part] + win.pos  # position in the parts' concatenation
+        flat: list[np.ndarray] = []  # position in the parts' concatenation (made on first use)
 
         def per_part(get: Callable[[Any], np.ndarray], empty: Any = np.int64) -> np.ndarray:
-            return np.concatenate([get(p) for p in parts])[flat] if parts else np.zeros(0, empty)
+            if not parts:
+                return np.zeros(0, empty)
+            if not flat:
+                sizes = np.fromiter((p.n for p in parts), dtype=np.int64, count=len(parts))
+                flat.append((np.cumsum(sizes) - sizes)[win.part] + win.pos)
+            got: np.ndarray = np.concatenate([get(p) for p in parts])[flat[0]]
+            return got
 
         cols["srcs"] = srcs = [p.src for p in parts]
         cols["part"] = win.part
-        cols["row"] = per_part(lambda p: p.rows)
-        cols["game"] = games = per_part(lambda p: p.games)
+        if fast is not None:  # the same gathers in one compiled pass
+            cols["row"], games = fast.window_rows([np.ascontiguousarray(p.rows, np.int64) for p in parts],
+                                                  [np.ascontiguousarray(p.games, np.int64) for p in parts],
+                                                  win.part, np.ascontiguousarray(win.pos, np.int64))
+        else:
+            cols["row"], games = per_part(lambda p: p.rows), per_part(lambda p: p.games)
+        cols["game"] = games
         cols["game_id"] = plan.game_ids[games]
         cols["board"] = boards = plan.game_board[games]
         tables = self._plan_tables(plan)
