@@ -1,0 +1,102 @@
+"""The documented DataLoader idiom against direct iteration, in each thread layout of PositionDataset.
+
+Must-have 1 of issue 11 asks for ``DataLoader(ds, batch_size=None, num_workers=0)`` at >= 95% of iterating the
+dataset directly.  Which threads make the batches decides where torch's per-batch work (``DataLoader.__next__``:
+``record_function``, the fetcher, ``default_convert``: ~64 k instructions per 256-position batch under callgrind)
+lands, so this runs the pairs in all four layouts of the same dataset, in one process:
+
+- read-ahead on / off: the read-ahead threads decode the next segments (the default on a local store); off, each
+  moves batch is decoded on the thread that assembles;
+- ``assemble_ahead`` on / off: the stream and the batch assembly run on one helper thread, the training thread only
+  takes batches (and runs torch's ``__next__`` in the idiom).
+
+Each round runs one pass of each (layout, reader) pair back to back, the order rotating, so a shared machine's
+noise falls on all alike; the figures are medians (and quartiles) over the rounds: the idiom's wall time as a
+share of direct's in the same layout (the must-have's ratio), and each pass's positions/s against the serial
+direct pass (read-ahead and assemble_ahead off) of the same round.
+
+    GAMESTORE_BACKEND=cython python -m benchmarks.idiom_modes --dir DIR --rounds 200 [--batch-size 256]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from benchmarks.bench_torch_ringrift import action_map_of, build_corpus, gamestore_dataset
+from gamestore.backend import selected
+from gamestore.positions.decode import SegmentReader
+
+LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (read-ahead, assemble_ahead)
+
+
+def _name(ra: bool, aa: bool) -> str:
+    return f"read-ahead {'on ' if ra else 'off'}, assemble_ahead {'on ' if aa else 'off'}"
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4)
+    return q[0], statistics.median(xs), q[2]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, required=True, help="work directory (the corpus is kept there)")
+    ap.add_argument("--copies", type=int, default=26)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=200)
+    args = ap.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    db, store = build_corpus(args.dir, args.copies)
+    ds = gamestore_dataset(store, action_map_of(db), args.batch_size)
+    prefetch = SegmentReader.prefetch
+
+    def no_prefetch(self: SegmentReader, plan: Any, segments: Any) -> None:
+        return None
+
+    def passes(ra: bool, aa: bool, idiom: bool) -> Callable[[], Iterator[Any]]:
+        def make() -> Iterator[Any]:
+            SegmentReader.prefetch = prefetch if ra else no_prefetch  # type: ignore[method-assign]
+            ds.assemble_ahead = aa
+            return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)) if idiom else iter(ds)
+        return make
+
+    runs = [(ra, aa, idiom) for ra, aa in LAYOUTS for idiom in (False, True)]
+    wall: dict[tuple[bool, bool, bool], list[float]] = {r: [] for r in runs}
+    positions = 0
+    for r in range(args.rounds):
+        order = runs[r % len(runs):] + runs[: r % len(runs)]
+        for run in order:
+            ds.set_epoch(10_000 + r)  # every pass of a round reads the same order
+            it = passes(*run)()
+            gc.collect()
+            n = 0
+            t0 = time.perf_counter()
+            for b in it:
+                n += len(b["move_number"])
+            wall[run].append(time.perf_counter() - t0)
+            positions = n
+    SegmentReader.prefetch = prefetch  # type: ignore[method-assign]
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"backend {selected().name}; {positions:,} positions per pass, batches of {args.batch_size}, {args.rounds} rounds;"
+          f" load average {' '.join(load)}")
+    serial = wall[(False, False, False)]
+    print("\n| layout | idiom / direct (wall, median) | quartiles | direct vs serial direct | idiom vs serial direct |"
+          " direct positions/s | idiom positions/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for ra, aa in LAYOUTS:
+        d, i = wall[(ra, aa, False)], wall[(ra, aa, True)]
+        lo, mid, hi = _quartiles([x / y for x, y in zip(d, i)])
+        dv = statistics.median([s / x for s, x in zip(serial, d)])
+        iv = statistics.median([s / x for s, x in zip(serial, i)])
+        print(f"| {_name(ra, aa)} | {mid:.1%} | {lo:.1%} - {hi:.1%} | {dv:.1%} | {iv:.1%} |"
+              f" {positions / statistics.median(d):,.0f} | {positions / statistics.median(i):,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
