@@ -4,8 +4,10 @@
 
 Iterates the RingRift corpus of ``benchmarks/bench_torch_ringrift.py`` (x26, built in DIR when missing) directly
 with ``assemble_ahead=True`` and sums ``time.thread_time`` around every ``SegmentReader._decode`` (all the read-ahead
-threads do) and around the compiled ``unpack`` inside it (libzstd, without the GIL); prints the medians per batch
-over the epochs after the first.  The difference is the read-ahead's Python, which holds the GIL.
+threads do) and around the compiled calls inside it that run without the GIL (``direct_source``: libzstd and the
+per-row passes; ``unpack``, ``moves_rows``, ``key_codes`` for batches it does not take), reported as ``unpack``;
+prints the medians per batch over the epochs after the first.  The difference is the read-ahead's Python, which
+holds the GIL.  ``benchmarks/read_chain_cpu.py`` measures the same beside another checkout.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 
 import gamestore.positions.decode as decode
 import gamestore.positions.direct as direct
+import gamestore.positions.gather as gather
 from benchmarks.bench_torch_ringrift import action_map_of, build_corpus
 from gamestore.torch import PositionDataset
 
@@ -53,9 +56,12 @@ def main() -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        unpack = staticmethod(timed(real.unpack, "unpack"))
-
-    direct._UNPACK = Timed()
+    # the compiled calls the read-ahead makes without the GIL: direct_source (libzstd and the per-row passes in one
+    # call), or, for batches it does not take, unpack and the key pass
+    for name in ("direct_source", "unpack", "moves_rows", "key_codes"):
+        if hasattr(real, name):
+            setattr(Timed, name, staticmethod(timed(getattr(real, name), "unpack")))
+    direct._UNPACK = gather._COMPILED = Timed()
     ds = PositionDataset(store, batch_size=args.batch_size, buffer_size=16384, seed=1, action_map=action_map_of(db),
                          max_players=4, assemble_ahead=True)
     per: dict[str, list[float]] = {"read-ahead": [], "unpack": [], "python (holds the GIL)": []}
@@ -65,7 +71,7 @@ def main() -> None:
         acc.clear()
         batches = sum(1 for _ in ds)
         if epoch:  # the first epoch opens the shards and fills the per-batch recipes
-            got = {"read-ahead": acc["read-ahead"], "unpack": acc["unpack"]}
+            got = {"read-ahead": acc.get("read-ahead", 0.0), "unpack": acc.get("unpack", 0.0)}
             got["python (holds the GIL)"] = got["read-ahead"] - got["unpack"]
             for k, v in got.items():
                 per[k].append(v / batches * 1e6)
