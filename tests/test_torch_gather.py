@@ -38,7 +38,7 @@ def _source(rng: np.random.Generator, rows: int, dtype: type, *, nulls: bool) ->
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_reference_policy_and_vector_gathers(dtype):
-    """The numpy reference's padded policy rows and vector rows (the compiled ``assemble`` is checked against it
+    """The numpy reference's padded policy rows and vector rows (the compiled ``Assembler`` is checked against it
     below)."""
     rng = np.random.default_rng(3)
     srcs = [_source(rng, r, dtype, nulls=i % 2 == 0) for i, r in enumerate((50, 1, 300, 17))]
@@ -64,7 +64,7 @@ def test_reference_policy_and_vector_gathers(dtype):
 
 @pytest.mark.parametrize("width", [4, 2, 0])
 def test_reference_head(width):
-    """The numpy reference's per-position columns (the compiled ``assemble`` is checked against it below)."""
+    """The numpy reference's per-position columns (the compiled ``Assembler`` is checked against it below)."""
     rng = np.random.default_rng(5)
     srcs = [_source(rng, r, np.float32, nulls=False) for r in (50, 1, 300, 17)]
     for s in srcs:  # players 1-4, some null (-1), some past the value slots
