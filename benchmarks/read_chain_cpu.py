@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ def _measure(root: Path, epochs: int, batch_size: int) -> dict[str, float]:
     import gamestore.positions.direct as direct
     import gamestore.positions.gather as gather
     from benchmarks.bench_torch_ringrift import action_map_of, build_corpus
+    from benchmarks.readahead_cpu import thread_timer
     from gamestore import backend
     from gamestore.torch import PositionDataset
 
@@ -54,18 +54,7 @@ def _measure(root: Path, epochs: int, batch_size: int) -> dict[str, float]:
     out: dict[str, list[float]] = {"serial": [], "serial read": [], "read-ahead": [], "nogil": [], "direct wall": [],
                                    "direct cpu": []}
     acc = {"read": 0.0, "decode": 0.0, "nogil": 0.0}
-    lock = threading.Lock()
-
-    def timed(f: Any, key: str) -> Any:
-        def g(*a: Any, **k: Any) -> Any:
-            t = time.thread_time()
-            try:
-                return f(*a, **k)
-            finally:
-                d = time.thread_time() - t
-                with lock:
-                    acc[key] += d
-        return g
+    timed = thread_timer(acc)
 
     real_prefetch = decode.SegmentReader.prefetch
     decode.SegmentReader.read = timed(decode.SegmentReader.read, "read")  # type: ignore[method-assign]

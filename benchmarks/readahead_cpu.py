@@ -17,7 +17,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gamestore.positions.decode as decode
 import gamestore.positions.direct as direct
@@ -26,14 +26,8 @@ from benchmarks.bench_torch_ringrift import action_map_of, build_corpus
 from gamestore.torch import PositionDataset
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dir", type=Path, required=True, help="work directory (the corpus is kept there)")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=256)
-    args = ap.parse_args()
-    db, store = build_corpus(args.dir, 26)
-    acc: dict[str, float] = {}
+def thread_timer(acc: dict[str, float]) -> Callable[[Any, str], Any]:
+    """``timed(f, key)``: ``f`` adding the CPU time of each call, on whichever thread makes it, to ``acc[key]``."""
     lock = threading.Lock()
 
     def timed(f: Any, key: str) -> Any:
@@ -46,6 +40,18 @@ def main() -> None:
                 with lock:
                     acc[key] = acc.get(key, 0.0) + d
         return g
+    return timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, required=True, help="work directory (the corpus is kept there)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args()
+    db, store = build_corpus(args.dir, 26)
+    acc: dict[str, float] = {}
+    timed = thread_timer(acc)
 
     decode.SegmentReader._decode = timed(decode.SegmentReader._decode, "read-ahead")  # type: ignore[method-assign]
     real = direct._unpacker()
