@@ -193,9 +193,6 @@ def _check_string_key(d: Mapping[str, Any], key: str, game_id: object, field: st
 # ---------------------------------------------------------------------------
 # Game level
 # ---------------------------------------------------------------------------
-_GAME_SCALARS = {n: (t, k) for n, t, k in GAME_SCALAR_FIELDS}
-_PLAYER_SCALARS = {n: (t, k) for n, t, k in PLAYER_FIELDS}
-
 
 def _fast_scalars(fields: Iterable[tuple[str, pa.DataType, str]]) -> dict[str, tuple[Any, int, int, pa.DataType, str]]:
     """Per field: (the exact type ``check_scalar`` returns unchanged, int bounds, arrow type, kind).
