@@ -194,6 +194,7 @@ def _check_string_key(d: Mapping[str, Any], key: str, game_id: object, field: st
 # Game level
 # ---------------------------------------------------------------------------
 
+
 def _fast_scalars(fields: Iterable[tuple[str, pa.DataType, str]]) -> dict[str, tuple[Any, int, int, pa.DataType, str]]:
     """Per field: (the exact type ``check_scalar`` returns unchanged, int bounds, arrow type, kind).
 
