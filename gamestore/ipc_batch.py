@@ -462,6 +462,7 @@ class FastBatchReader:
             self._mmap.close()
         else:
             self._map.release()  # type: ignore[union-attr]
+        self._path = ""  # a buffer over another's mapping (ShardReader.fast_reader): let its owner unmap it
 
 
 def _data(buf: pa.Buffer | None, nbytes: int) -> pa.Buffer:

@@ -315,7 +315,13 @@ class ShardReader:
     def fast_reader(self) -> FastBatchReader | None:
         """The one-zstd-context reader of ``moves.arrow`` (ipc_batch.py); None where Arrow's reader must do it."""
         if not self._fast_tried:
-            source = self.file_path(MOVES_FILE) if self.storage.local else self._buffer(MOVES_FILE)
+            source: str | pa.Buffer
+            if self.storage.local:
+                # the checksum verifier's mapping: pages its checks faulted in are read without faulting again
+                v = self.verifier(MOVES_FILE)
+                source = self.file_path(MOVES_FILE) if v is None else v.buffer()
+            else:
+                source = self._buffer(MOVES_FILE)
             self._fast = fast_reader(source, self.moves_reader, reader_lock=self._arrow_lock)
             self._fast_tried = True
         return self._fast

@@ -130,3 +130,22 @@ def test_messages_outside_the_file_are_damage_not_reads(written):
     with pytest.raises(Damaged):
         parse_messages(np.frombuffer(fast._map, dtype=np.uint8), blocks)
     reader.close()
+
+
+def test_the_fast_reader_reads_through_the_verifiers_mapping_and_close_unmaps_it(written):
+    """One mapping of moves.arrow per local shard: the checks' pages are the fast reader's (a first scan faulted
+    every message and column in twice, once per mapping), and ``close`` still unmaps the file."""
+    import mmap
+
+    shard = next((written / "shards").iterdir())
+    reader = ShardReader.at(shard)
+    verifier = reader.verifier(MOVES_FILE)
+    fast = reader.fast_reader()
+    assert verifier is not None and fast is not None
+    mapping = verifier._map
+    assert isinstance(mapping, mmap.mmap)
+    address = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    assert np.frombuffer(fast.view, dtype=np.uint8).ctypes.data == address
+    assert fast.read(0).num_rows == reader.manifest["batch_rows"][0]
+    reader.close()
+    assert mapping.closed
