@@ -8,6 +8,7 @@ Here every frame is decompressed by libzstd (``ZSTD_decompressDCtx``, the
 functions ``gamestore/zstdlib.py`` finds) straight to its place in one
 output buffer, without the GIL, with no Python object per frame and no copy.
 """
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
 
@@ -29,13 +30,16 @@ cdef inline int64_t _le64(const uint8_t* p) noexcept nogil:
 
 
 def joined(const uint8_t[::1] src, const int64_t[::1] pos, const int64_t[::1] size, const int64_t[::1] take,
-           Decompressor dctx=None):
+           Decompressor dctx=None, alloc=None):
     """Body buffers ``src[pos[j]:pos[j] + size[j]]`` (Arrow IPC compressed buffers: an int64 little-endian
     decompressed length, -1 when stored raw, then the zstd frame), the first ``take[j]`` bytes of each back to
     back: ``(bytearray, length)``, the bytearray possibly longer than ``length`` (room for the last frame's
     padding).  ``(None, j)`` for the first buffer ``j`` that is damaged (outside ``src``, shorter than
     ``take[j]``, or not decompressing to its length); a zero-size buffer holds nothing.  ``dctx``: the calling
-    thread's context to use (default: one made and freed for this call)."""
+    thread's context to use (default: one made and freed for this call).  ``alloc``: called with the size
+    needed, returns the writable buffer to fill and return instead of a bytearray (e.g. ``pa.allocate_buffer``:
+    Arrow's pool hands out pages already mapped, where a fresh bytearray of a few hundred KB is a new mapping
+    whose every page faults on first touch)."""
     cdef Py_ssize_t n = pos.shape[0], j
     cdef int64_t p, sz, raw, off = 0, cap = 0, length = src.shape[0]
     if size.shape[0] != n or take.shape[0] != n:
@@ -58,8 +62,19 @@ def joined(const uint8_t[::1] src, const int64_t[::1] pos, const int64_t[::1] si
         if off + raw > cap:
             cap = off + raw
         off += take[j]
-    out = PyByteArray_FromStringAndSize(NULL, cap)
-    cdef uint8_t* dst = <uint8_t*>PyByteArray_AS_STRING(out)
+    cdef Py_buffer target
+    cdef uint8_t* dst
+    if alloc is None:
+        out = PyByteArray_FromStringAndSize(NULL, cap)
+        dst = <uint8_t*>PyByteArray_AS_STRING(out)
+    else:
+        out = alloc(cap)
+        PyObject_GetBuffer(out, &target, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+        dst = <uint8_t*>target.buf
+        got_len = target.len
+        PyBuffer_Release(&target)  # ``out`` (returned) keeps the memory
+        if got_len < cap:
+            raise ValueError(f"alloc({cap}) returned {got_len} bytes")
     cdef const uint8_t* base = &src[0] if length else NULL
     cdef void* ctx = NULL
     cdef bint own = dctx is None

@@ -176,3 +176,22 @@ def test_only_a_whole_shards_read_keeps_plans(tmp_path, monkeypatch):
         whole = sqlscan.read_columns(reader, ["think_time_ms"], list(range(n))).column(0).to_pylist()
         assert "think_time_ms" in reader.fast_reader().scan_plans
         assert whole == [v for i in range(n) for v in reader.batch(i).column("think_time_ms").to_pylist()]
+
+
+def test_frames_land_in_the_buffer_alloc_makes():
+    """``alloc``: the output is the buffer it returns (Arrow's pool: no fresh mapping to fault in), equal to the
+    bytearray's; one too short is refused before a byte is written."""
+    blob, pos, size = _body([b"abcdefgh" * 3, None, b"0123456789" * 50, b"xy" * 40])
+    take = np.array([20, 0, 497, 80], dtype=np.int64)
+    want, length = _joined(blob, pos, size, take)
+    asked = []
+
+    def alloc(n):
+        asked.append(n)
+        return pa.allocate_buffer(n)
+
+    out, got = _scan.joined(memoryview(blob), pos, size, take, None, alloc)
+    assert isinstance(out, pa.Buffer) and asked == [len(want)]
+    assert (got, out.to_pybytes()[:got]) == (length, bytes(want[:length]))
+    with pytest.raises(ValueError, match="returned"):
+        _scan.joined(memoryview(blob), pos, size, take, None, lambda n: pa.allocate_buffer(n - 1))
