@@ -352,13 +352,18 @@ class MovesSource(_Base):
         with self._lock:
             if self._plan is None:
                 v = self._snap.visible
-                sel = readpath.selection_from_table(v)
-                plan: list[tuple[str, readpath.ShardPick | None]] = []
-                shards = dict(zip(self._snap.shards.column("shard_id").to_pylist(),
+                counts = dict(zip(self._snap.shards.column("shard_id").to_pylist(),
                                   self._snap.shards.column("num_games").to_pylist()))
-                for pick in sel.picks():
-                    whole = shards.get(pick.shard_id) == pick.num_games
-                    plan.append((pick.shard_id, None if whole else pick))
+                plan: list[tuple[str, readpath.ShardPick | None]] = []
+                if v is self._snap.rows and sum(counts.values()) == v.num_rows:
+                    # every game row of every indexed shard is visible (no copies, nothing hidden: the usual case):
+                    # each shard with games is read whole, in shard id order like the picks (the selection of
+                    # 20,000 games took ~3 ms of a first statement, before any shard was read)
+                    plan = [(sid, None) for sid in sorted(counts) if counts[sid]]
+                else:
+                    for pick in readpath.selection_from_table(v).picks():
+                        whole = counts.get(pick.shard_id) == pick.num_games
+                        plan.append((pick.shard_id, None if whole else pick))
                 self._plan = plan
             return self._plan
 

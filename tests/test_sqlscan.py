@@ -221,3 +221,41 @@ def test_some_games_rows_as_slices_or_filtered(tmp_path, monkeypatch, runs):
         got = s.sql(q).fetchall()
         want = _plain(s, tmp_path / "s", q)
     assert _norm(got) == want and {r[0] for r in got} == set(ids[::2])
+
+
+def test_a_full_scans_plan_reads_every_shard_whole_unless_some_rows_are_not_visible(written, tmp_path, monkeypatch):
+    """Every row visible (the usual case): each shard read whole, in shard id order, without a selection of the
+    games (the same plan the selection gives); a game copied into a later shard leaves that shard partly visible:
+    picks then, and the statement still counts each game once."""
+    from gamestore import readpath
+
+    def plans(store):
+        cat = store._catalog
+        snap = cat._snap
+        source = cat._datasets(snap)[0]
+        counts = dict(zip(snap.shards.column("shard_id").to_pylist(), snap.shards.column("num_games").to_pylist()))
+        picks = [(p.shard_id, None if counts[p.shard_id] == p.num_games else p.num_games)
+                 for p in readpath.selection_from_table(snap.visible).picks()]
+        with monkeypatch.context() as m:
+            if snap.visible is snap.rows:  # every row visible: no selection of the games at all
+                m.setattr(readpath, "selection_from_table", None)
+            got = [(sid, None if pick is None else pick.num_games) for sid, pick in source._full_plan()]
+        return snap, got, picks
+
+    with gamestore.open(written, create=False) as s:
+        snap, got, picks = plans(s)
+        assert snap.visible is snap.rows and len(got) == 3 and got == picks
+        assert all(pick is None for _, pick in got)
+    root = tmp_path / "copied"
+    shutil.copytree(written, root)
+    with gamestore.open(root, create=False) as s:
+        moves = s.count_moves()
+    # a copy of one shard under a lower id (as an interrupted copy may leave): its games are visible there, the
+    # original shard's rows are not
+    original = sorted((root / "shards").iterdir())[1]
+    shutil.copytree(original, root / "shards" / "20000101T000000000000-1-00000000")
+    with gamestore.open(root, create=False) as s:
+        snap, got, picks = plans(s)
+        assert snap.visible is not snap.rows and got == picks
+        assert [sid for sid, _ in got][0] == "20000101T000000000000-1-00000000" and original.name not in dict(got)
+        assert s.sql("SELECT count(*) FROM moves").fetchall() == [(moves,)]
