@@ -432,15 +432,22 @@ cdef class BatchDecoder:
         return out
 
     cdef dict _row(self, int64_t i):
+        cdef dict m = self._base(i)
+        self._policy(m, i)
+        self._search(m, i)
+        self._vectors(m, i)
+        self._extra(m, i)
+        return m
+
+    # A row's dict is built in five parts, in this order (its keys' order); a point read (_decode_point.pxi) runs
+    # each part over all its rows before the next, as the helper thread decompresses the next part's buffers.
+    cdef dict _base(self, int64_t i):
+        """The move dict of row ``i`` with its scalar and position fields."""
         cdef dict m = _PyDict_NewPresized(16)
         cdef dict d
         cdef int j
         cdef const Col* c
         cdef const Col* x
-        cdef Vec* v
-        cdef int64_t e, a, b
-        cdef uint8_t fl
-        cdef StrTable keys
         dict_put(m, "move_number", ival(&self.cols[C_MOVE_NUMBER], i))
         for j in range(L.ni):
             c = &self.cols[C_INT + j]
@@ -467,7 +474,13 @@ cdef class BatchDecoder:
                 dict_put(d, "y", ival(&self.cols[C_POS + 3 * j + 1], i))
                 dict_put(d, "z", ival(c, i) if ok(c, i) else None)
                 dict_put(m, <object>PyTuple_GET_ITEM(POS_KEYS, j), d)
-        c = &self.pol.list
+        return m
+
+    cdef int _policy(self, dict m, int64_t i) except -1:
+        cdef dict d
+        cdef const Col* c = &self.pol.list
+        cdef int64_t e, a, b
+        cdef StrTable keys
         if ok(c, i):
             span(c, i, &a, &b)
             d = _PyDict_NewPresized(b - a)
@@ -475,7 +488,14 @@ cdef class BatchDecoder:
             for e in range(a, b):
                 dict_put(d, _cand(&self.pol, keys, e), wide(&self.pol.f[E_PROB], &self.pol.f[E_PROB64], e))
             dict_put(m, "policy", d)
-        c = &self.cols[C_SEARCH_EXTRA]
+        return 0
+
+    cdef int _search(self, dict m, int64_t i) except -1:
+        cdef dict d
+        cdef int j
+        cdef const Col* c = &self.cols[C_SEARCH_EXTRA]
+        cdef int64_t a, b
+        cdef uint8_t fl
         if ok(c, i):
             span(c, i, &a, &b)
             if b - a == 2 and c.chars[a] == b"{" and c.chars[a + 1] == b"}":
@@ -492,8 +512,13 @@ cdef class BatchDecoder:
                 if fl & L.sint_bit[j]:
                     dict_put(d, <object>PyTuple_GET_ITEM(SINT_KEYS, j), ival(&self.cols[C_SINT + j], i))
             dict_put(m, "search", d)
+        return 0
+
+    cdef int _vectors(self, dict m, int64_t i) except -1:
+        cdef dict d = None
+        cdef int j
+        cdef Vec* v
         if self.nv:
-            d = None
             for j in range(self.nv):
                 v = &self.vecs[j]
                 if ok(&v.col, i):
@@ -504,10 +529,13 @@ cdef class BatchDecoder:
                     dict_put(d, <object>PyList_GET_ITEM(self.vec_names, j), arr)
             if d is not None:
                 dict_put(m, "vectors", d)
-        c = &self.cols[C_EXTRA]
+        return 0
+
+    cdef int _extra(self, dict m, int64_t i) except -1:
+        cdef const Col* c = &self.cols[C_EXTRA]
         if ok(c, i):
             m.update(json_load(string_at(c, i)))
-        return m
+        return 0
 
     cdef int _search_maps(self, dict d, int64_t i, uint8_t fl) except -1:
         cdef const Col* c = &self.srch.list

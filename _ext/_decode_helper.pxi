@@ -26,6 +26,7 @@ cdef extern from *:
         int64_t done;         /* bytes decoded; < 0: failed (left to the sequential pass) */
         int k;                /* body buffer index */
         int copy;
+        int fin;              /* run to the end (by either thread); set under gsh.m */
     } gsh_job;
 
     static struct {
@@ -80,7 +81,9 @@ cdef extern from *:
             pthread_mutex_unlock(&gsh.m);
             gsh_run(j, dctx);
             pthread_mutex_lock(&gsh.m);
-            if (++gsh.finished == gsh.n) pthread_cond_signal(&gsh.done);
+            j->fin = 1;
+            ++gsh.finished;
+            pthread_cond_signal(&gsh.done);  /* the caller may wait for this job (gsh_until) or all (gsh_end) */
         }
     }
 
@@ -107,50 +110,76 @@ cdef extern from *:
         gsh.jobs = NULL;
     }
 
-    /* Run jobs[0:n) on this thread and the helper: 0, or -1 (nothing run) when the helper serves another
-       thread's read or cannot start. */
-    static int gsh_run_all(gsh_job *jobs, int n, void *dctx) {
+    /* Start the helper thread once; with gsh.m held. 0, or -1 when it cannot start. */
+    static int gsh_ensure_started(void) {
+        pthread_t t;
+        pthread_attr_t a;
+        int rc;
+        if (gsh.started) return 0;
+        if (!gsh.atfork) {
+            if (pthread_atfork(NULL, NULL, gsh_after_fork) != 0) return -1;
+            gsh.atfork = 1;
+        }
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&a, 256 * 1024);
+        rc = pthread_create(&t, &a, gsh_main, NULL);
+        pthread_attr_destroy(&a);
+        if (rc != 0) return -1;
+        gsh.started = 1;
+        return 0;
+    }
+
+    /* Hand jobs[0:n) to the helper, which takes them in order, and return at once: 0, or -1 (nothing handed
+       over) when the helper serves another thread's read or cannot start.  After 0 the caller runs gsh_until
+       for each prefix of the jobs it needs, and gsh_end before it frees the jobs or their memory. */
+    static int gsh_start(gsh_job *jobs, int n) {
+        int i;
         pthread_mutex_lock(&gsh.m);
-        if (gsh.busy || gsh.create == NULL) {
+        if (gsh.busy || gsh.create == NULL || gsh_ensure_started() != 0) {
             pthread_mutex_unlock(&gsh.m);
             return -1;
         }
-        if (!gsh.started) {
-            pthread_t t;
-            pthread_attr_t a;
-            int rc;
-            if (!gsh.atfork) {
-                if (pthread_atfork(NULL, NULL, gsh_after_fork) != 0) {
-                    pthread_mutex_unlock(&gsh.m);
-                    return -1;
-                }
-                gsh.atfork = 1;
-            }
-            pthread_attr_init(&a);
-            pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&a, 256 * 1024);
-            rc = pthread_create(&t, &a, gsh_main, NULL);
-            pthread_attr_destroy(&a);
-            if (rc != 0) {
-                pthread_mutex_unlock(&gsh.m);
-                return -1;
-            }
-            gsh.started = 1;
-        }
+        for (i = 0; i < n; i++) jobs[i].fin = 0;
         gsh.busy = 1;
         gsh.jobs = jobs;
         gsh.n = n;
         gsh.next = gsh.finished = 0;
         gsh.gen++;
         pthread_cond_signal(&gsh.work);
-        gsh_drain(dctx);
-        while (gsh.finished < gsh.n) pthread_cond_wait(&gsh.done, &gsh.m);
+        pthread_mutex_unlock(&gsh.m);
+        return 0;
+    }
+
+    /* Jobs [0, upto) of the started run, to the end: this thread takes those the helper has not taken yet,
+       then waits for the helper's. */
+    static void gsh_until(int upto, void *dctx) {
+        int i;
+        pthread_mutex_lock(&gsh.m);
+        if (upto > gsh.n) upto = gsh.n;
+        while (gsh.next < upto) {
+            gsh_job *j = &gsh.jobs[gsh.next++];
+            pthread_mutex_unlock(&gsh.m);
+            gsh_run(j, dctx);
+            pthread_mutex_lock(&gsh.m);
+            j->fin = 1;
+            ++gsh.finished;
+        }
+        for (i = 0; i < upto; i++)
+            while (!gsh.jobs[i].fin) pthread_cond_wait(&gsh.done, &gsh.m);
+        pthread_mutex_unlock(&gsh.m);
+    }
+
+    /* End the started run: no job is taken from now on; wait for the ones running. */
+    static void gsh_end(void) {
+        pthread_mutex_lock(&gsh.m);
+        gsh.n = gsh.next;
+        while (gsh.finished < gsh.next) pthread_cond_wait(&gsh.done, &gsh.m);
         gsh.busy = 0;
         gsh.jobs = NULL;
         gsh.n = gsh.next = gsh.finished = 0;
         gsh.runs++;
         pthread_mutex_unlock(&gsh.m);
-        return 0;
     }
 
     static void gsh_install(void *create, void *dec, void *iserr, void *begin, void *next_size, void *cont) {
@@ -173,8 +202,11 @@ cdef extern from *:
         int64_t done
         int k
         int copy
+        int fin
     int64_t gsh_inflate(void* dctx, uint8_t* dst, int64_t raw, const uint8_t* src, int64_t n, int64_t need) nogil
-    int gsh_run_all(gsh_job* jobs, int n, void* dctx) nogil
+    int gsh_start(gsh_job* jobs, int n) nogil
+    void gsh_until(int upto, void* dctx) nogil
+    void gsh_end() nogil
     long long gsh_runs "gsh.runs"
     void gsh_install(void* create, void* dec, void* iserr, void* begin, void* next_size, void* cont) nogil
 

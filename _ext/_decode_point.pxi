@@ -289,6 +289,41 @@ cdef int _fill(Col* c, const Place* pl, Read* r, Scratch s, int64_t slots, int64
     return 0
 
 
+cdef struct Pipe:
+    gsh_job* jobs    # the buffers handed to the helper thread (NULL: none)
+    int n
+    int ends[4]      # jobs[:ends[p]] are the buffers parts 0..p of _rows read (part 4, extra_json: in part 0's)
+    int applied      # jobs[:applied] are done and recorded in the scratch's ``have``
+    bint on          # the helper has them (gsh_start); gsh_end before they are freed
+
+
+cdef int _slot_part(int slot) noexcept nogil:
+    """The part of BatchDecoder._row that reads column slot ``slot``: 0 base fields, 2 search, 4 extra."""
+    if slot == C_FLAGS or slot == C_SEARCH_EXTRA or (slot >= C_SFLOAT and slot < C_POS):
+        return 2
+    if slot == C_EXTRA:
+        return 4
+    return 0
+
+
+cdef int _pipe_until(Pipe* pipe, int part, Scratch s, Read* r) except -1:
+    """Wait until the buffers of parts ``0..part`` are decompressed (this thread takes those the helper has not
+    started), and record them in ``s``."""
+    cdef int j, upto
+    if not pipe.on:
+        return 0
+    upto = pipe.ends[part]
+    if upto <= pipe.applied:
+        return 0
+    with nogil:  # the GIL is free meanwhile (an event loop in another thread runs)
+        gsh_until(upto, r.dctx)
+    for j in range(pipe.applied, upto):
+        if pipe.jobs[j].done >= pipe.jobs[j].need:
+            s.have[pipe.jobs[j].k] = pipe.jobs[j].done
+    pipe.applied = upto
+    return 0
+
+
 cdef class PointReader:
     """Move dicts of any game of one zstd Arrow IPC moves file, read from the file's bytes (see above).
 
@@ -384,7 +419,7 @@ cdef class PointReader:
         cdef Read r
         cdef Scratch s = cached if cached is not None else Scratch.__new__(Scratch)
         cdef BatchDecoder bd
-        cdef int j
+        cdef Pipe pipe
         if not self.ready:
             raise ValueError("point reader closed")
         if nodes.shape[0] != 2 * self.num_nodes or bufs.shape[0] != 2 * self.num_bufs:
@@ -397,8 +432,9 @@ cdef class PointReader:
         r.nodes = &nodes[0]
         r.bufs = &bufs[0]
         r.dctx = _dctx().ctx
-        if cached is None and _helper_on:
-            self._split(&r, s, length, stop)
+        pipe.jobs = NULL
+        pipe.on = False
+        pipe.applied = 0
         bd = BatchDecoder.__new__(BatchDecoder)
         bd._keep = s
         bd.num_rows = length
@@ -406,71 +442,127 @@ cdef class PointReader:
         bd.p_keys = self.p_keys
         bd.s_keys = self.s_keys
         bd.vec_names = self.vec_names
+        try:
+            if cached is None and _helper_on:
+                self._start(&r, s, length, stop, &pipe)
+            return self._rows(bd, &r, s, &pipe, length, start, stop), s
+        finally:
+            if pipe.on:
+                with nogil:
+                    gsh_end()  # the helper no longer touches the jobs or the scratch memory
+            free(pipe.jobs)
+
+    cdef list _rows(self, BatchDecoder bd, Read* r, Scratch s, Pipe* pipe, int64_t length, Py_ssize_t start,
+                    Py_ssize_t stop):
+        """The dicts, built part by part (BatchDecoder._row's order: base fields, policy, search, vectors,
+        extra), each part over all rows once the buffers it reads are decompressed (``pipe``: by the helper
+        thread meanwhile, see _start)."""
+        cdef int j, slot
+        cdef Py_ssize_t i = start
+        cdef list out = []
+        _pipe_until(pipe, 0, s, r)
         for j in range(self.nfill):
-            _fill(&bd.cols[self.fill[j]], &self.places[self.fill[j]], &r, s, length, stop,
-                  <object>PyList_GET_ITEM(self.fill_names, j))
-        _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, &r, s, length, stop, "policy")
-        _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, &r, s, length, stop, "search")
-        if self.nv:
-            bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
-            if bd.vecs == NULL:
-                raise MemoryError()
-            bd.nv = self.nv
-            for j in range(self.nv):
-                memcpy(&bd.vecs[j], &self.vecs[j], sizeof(Vec))
-                _fill(&bd.vecs[j].col, &self.vec_col[j], &r, s, length, stop, self.vec_names[j])
-                bd.vecs[j].col.data = NULL
-                bd.vecs[j].values = NULL
-                if not bd.vecs[j].col.absent:
-                    if r.nodes[2 * self.vec_values[j].node] < length * self.vsize[j]:
-                        damaged(f"vector column {self.vec_names[j]!r} holds fewer values than its rows")
-                    bd.vecs[j].values = _buffer(&r, s, self.vec_values[j].buf + 1, stop * bd.vecs[j].nbytes)
-        return bd.decode(start, stop), s
+            slot = self.fill[j]
+            if _slot_part(slot) == 0:
+                _fill(&bd.cols[slot], &self.places[slot], r, s, length, stop, <object>PyList_GET_ITEM(self.fill_names, j))
+        was_enabled = PyGC_Disable()  # the dicts built here hold no cycles: collecting only costs time
+        try:
+            for i in range(start, stop):
+                out.append(bd._base(i))
+                if ((i - start) & 15) == 15:  # a switch point every ~0.1 ms
+                    yield_gil()
+            _pipe_until(pipe, 1, s, r)
+            _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, r, s, length, stop, "policy")
+            for i in range(start, stop):
+                bd._policy(<dict>PyList_GET_ITEM(out, i - start), i)
+            _pipe_until(pipe, 2, s, r)
+            for j in range(self.nfill):
+                slot = self.fill[j]
+                if _slot_part(slot) == 2:
+                    _fill(&bd.cols[slot], &self.places[slot], r, s, length, stop,
+                          <object>PyList_GET_ITEM(self.fill_names, j))
+            _entries_at(&bd.srch, &self.srch_list, self.srch_f, 7, r, s, length, stop, "search")
+            for i in range(start, stop):
+                bd._search(<dict>PyList_GET_ITEM(out, i - start), i)
+                if ((i - start) & 15) == 15:
+                    yield_gil()
+            _pipe_until(pipe, 3, s, r)
+            if self.nv:
+                self._fill_vectors(bd, r, s, length, stop)
+                for i in range(start, stop):
+                    bd._vectors(<dict>PyList_GET_ITEM(out, i - start), i)
+            for j in range(self.nfill):
+                slot = self.fill[j]
+                if _slot_part(slot) == 4:
+                    _fill(&bd.cols[slot], &self.places[slot], r, s, length, stop,
+                          <object>PyList_GET_ITEM(self.fill_names, j))
+            for i in range(start, stop):
+                bd._extra(<dict>PyList_GET_ITEM(out, i - start), i)
+        except (ValueError, TypeError, OverflowError) as exc:  # bad UTF-8 or JSON, JSON not an object
+            if isinstance(exc, ShardCorruptError):
+                raise
+            raise ShardCorruptError(f"damaged moves batch: row {i}: {type(exc).__name__}: {exc}") from None
+        finally:
+            if was_enabled:
+                PyGC_Enable()
+        return out
 
+    cdef int _fill_vectors(self, BatchDecoder bd, Read* r, Scratch s, int64_t length, int64_t stop) except -1:
+        cdef int j
+        bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
+        if bd.vecs == NULL:
+            raise MemoryError()
+        bd.nv = self.nv
+        for j in range(self.nv):
+            memcpy(&bd.vecs[j], &self.vecs[j], sizeof(Vec))
+            _fill(&bd.vecs[j].col, &self.vec_col[j], r, s, length, stop, self.vec_names[j])
+            bd.vecs[j].col.data = NULL
+            bd.vecs[j].values = NULL
+            if not bd.vecs[j].col.absent:
+                if r.nodes[2 * self.vec_values[j].node] < length * self.vsize[j]:
+                    damaged(f"vector column {self.vec_names[j]!r} holds fewer values than its rows")
+                bd.vecs[j].values = _buffer(r, s, self.vec_values[j].buf + 1, stop * bd.vecs[j].nbytes)
+        return 0
 
-    cdef int _split(self, Read* r, Scratch s, int64_t length, int64_t stop) except -1:
-        """Decode the buffers the fill below reads (fresh ``s``) on this thread and the helper thread
-        (_decode_helper.pxi), largest frames first; what fails or is not split, the fill decodes itself."""
+    cdef int _start(self, Read* r, Scratch s, int64_t length, int64_t stop, Pipe* pipe) except -1:
+        """Hand the buffers the parts of :meth:`_rows` read (fresh ``s``) to the helper thread
+        (_decode_helper.pxi), in the order the parts read them; this thread takes the first part's with it,
+        then builds each part's dicts while the helper decompresses the next parts'.  What fails or is not
+        handed over, the fill decodes itself."""
         cdef gsh_job* jobs = <gsh_job*>malloc(MAX_BUFS * sizeof(gsh_job))
-        cdef gsh_job tmp
-        cdef int nj = 0, j, i, rc
+        cdef int nj = 0, j
         cdef int64_t total = 0
         if jobs == NULL:
             return 0
-        try:
-            for j in range(self.nfill):
+        pipe.jobs = jobs
+        for j in range(self.nfill):  # base fields, and extra_json's few bytes (read last)
+            if _slot_part(self.fill[j]) in (0, 4):
                 _plan(&self.places[self.fill[j]], r, s, length, stop, jobs, &nj)
-            _plan(&self.pol_list, r, s, length, stop, jobs, &nj)
-            _plan(&self.srch_list, r, s, length, stop, jobs, &nj)
-            for j in range(4):
-                _plan(&self.pol_f[j], r, s, 0, -1, jobs, &nj)
-            for j in range(7):
-                _plan(&self.srch_f[j], r, s, 0, -1, jobs, &nj)
-            for j in range(self.nv):
-                _plan(&self.vec_col[j], r, s, length, stop, jobs, &nj)
-                if not (r.nodes[2 * self.vec_col[j].node] > 0
-                        and r.nodes[2 * self.vec_col[j].node + 1] == r.nodes[2 * self.vec_col[j].node]):
-                    _plan_add(r, s, self.vec_values[j].buf + 1, stop * self.vecs[j].nbytes, jobs, &nj)
-            for j in range(nj):
-                if not jobs[j].copy:
-                    total += jobs[j].n
-            if nj < 2 or total < HELPER_MIN_BYTES:
-                return 0
-            for j in range(1, nj):  # largest frames first: the two threads end close together
-                tmp = jobs[j]
-                i = j - 1
-                while i >= 0 and jobs[i].n < tmp.n:
-                    jobs[i + 1] = jobs[i]
-                    i -= 1
-                jobs[i + 1] = tmp
-            with nogil:  # the GIL is free meanwhile (an event loop in another thread runs; the helper may wait)
-                rc = gsh_run_all(jobs, nj, r.dctx)
-            if rc == 0:
-                for j in range(nj):
-                    if jobs[j].done >= jobs[j].need:
-                        s.have[jobs[j].k] = jobs[j].done
-        finally:
-            free(jobs)
+        pipe.ends[0] = nj
+        _plan(&self.pol_list, r, s, length, stop, jobs, &nj)
+        for j in range(4):
+            _plan(&self.pol_f[j], r, s, 0, -1, jobs, &nj)
+        pipe.ends[1] = nj
+        for j in range(self.nfill):
+            if _slot_part(self.fill[j]) == 2:
+                _plan(&self.places[self.fill[j]], r, s, length, stop, jobs, &nj)
+        _plan(&self.srch_list, r, s, length, stop, jobs, &nj)
+        for j in range(7):
+            _plan(&self.srch_f[j], r, s, 0, -1, jobs, &nj)
+        pipe.ends[2] = nj
+        for j in range(self.nv):
+            _plan(&self.vec_col[j], r, s, length, stop, jobs, &nj)
+            if not (r.nodes[2 * self.vec_col[j].node] > 0
+                    and r.nodes[2 * self.vec_col[j].node + 1] == r.nodes[2 * self.vec_col[j].node]):
+                _plan_add(r, s, self.vec_values[j].buf + 1, stop * self.vecs[j].nbytes, jobs, &nj)
+        pipe.ends[3] = nj
+        for j in range(nj):
+            if not jobs[j].copy:
+                total += jobs[j].n
+        if nj < 2 or total < HELPER_MIN_BYTES:
+            return 0
+        pipe.n = nj
+        pipe.on = gsh_start(jobs, nj) == 0
         return 0
 
 

@@ -387,3 +387,86 @@ def test_the_helper_thread_after_a_fork(one_batch):
         assert out.get(timeout=5) == len(games[-1]["moves"])
     finally:
         mod.set_point_helper(was)
+
+
+def _key_order(obj):
+    """The keys of every dict in ``obj``, in their order, nested as ``obj`` is (games_equal ignores the order)."""
+    if isinstance(obj, dict):
+        return [(k, _key_order(v)) for k, v in obj.items()]
+    if isinstance(obj, list):
+        return [_key_order(v) for v in obj]
+    return None
+
+
+def test_pipelined_parts_keep_every_dicts_key_order(tmp_path, monkeypatch):
+    """With the helper thread on, a fresh batch's move dicts are built part by part (base fields, policy, search,
+    vectors, extra; each part over all rows) while the helper decompresses the next parts' buffers: the records,
+    and the order of the keys of every dict in them, are those of the calling thread alone and of the whole-batch
+    path (BatchDecoder._row, one row at a time)."""
+    mod = pointread._decode_mod
+    games = realistic_games(12, seed=11, moves_per_game=100)
+    for g in games:
+        for n, m in enumerate(g["moves"]):
+            if n % 7 == 3:  # extra fields (extra_json, the last part), after the vectors
+                m["engine_note"] = {"k": n, "s": "x" * (n % 5)}
+                m["zz_flag"] = n % 2 == 0
+    path = tmp_path / "s"
+    with gamestore.open(path, vectors=REAL_VECTORS, batch_rows=1200) as store:
+        store.write_games(games)
+        store.flush()
+    ids = [g["game_id"] for g in games]
+    was = mod.set_point_helper(True)
+    try:
+        with gamestore.open(path, create=False) as store:
+            for gid in (ids[0], ids[6], ids[-1]):
+                want = _batch_path(store, gid, monkeypatch)
+                for on in (True, False):
+                    mod.set_point_helper(on)
+                    monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+                    runs = mod.point_helper_runs()
+                    got = store.get_game(gid)
+                    assert mod.point_helper_runs() == runs + on
+                    assert games_equal(got, want)
+                    assert _key_order(got) == _key_order(want)
+                    keys = [list(m) for m in got["moves"]]
+                    assert any(k[-5:] == ["policy", "search", "vectors", "engine_note", "zz_flag"] for k in keys)
+    finally:
+        mod.set_point_helper(was)
+
+
+def test_a_read_while_another_holds_the_helper_decodes_alone(one_batch, monkeypatch):
+    """The helper serves one read at a time, for the whole of its dict building: a read in another thread meanwhile
+    (here: between two parts of the first, when it hands the GIL over) decodes its batch alone, equal."""
+    import sys
+    import threading
+
+    mod = pointread._decode_mod
+    path, games = one_batch
+    ids = [g["game_id"] for g in games]
+    was = mod.set_point_helper(True)
+    try:
+        with gamestore.open(path, create=False) as store:
+            want = {g: _batch_path(store, g, monkeypatch) for g in (ids[2], ids[-1])}
+            got: dict = {}
+            store.get_game(ids[0])  # the file's point reader set up
+            monkeypatch.setattr(shard, "BATCH_CACHE", LRUCache(64 << 20))
+
+            def other() -> None:
+                reader, index, start, stop = _place(store, ids[2])
+                fast = reader.fast_reader()
+                length, nodes, bufs, body = fast.point_layout(index)
+                got[ids[2]], _ = fast.point.decode(nodes, bufs, length, body, start, stop, None)
+
+            switch = sys.getswitchinterval()
+            sys.setswitchinterval(1e-6)  # hand the GIL over at every chance
+            try:
+                t = threading.Thread(target=other)
+                t.start()
+                got[ids[-1]] = store.get_game(ids[-1])
+                t.join()
+            finally:
+                sys.setswitchinterval(switch)
+            assert games_equal(got[ids[-1]], want[ids[-1]])
+            assert games_equal({**want[ids[2]], "moves": got[ids[2]]}, want[ids[2]])
+    finally:
+        mod.set_point_helper(was)
