@@ -119,14 +119,26 @@ class Catalog:
         create_views(db, self.profile)
         # every query of the store runs here: no file, network or extension access (gamestore/sqlguard.py)
         sqlguard.lock_down(db)
-        self._views = frozenset(
-            r[0] for r in db.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-        )
+        self._views: frozenset[str] | None = None  # listed on first use (view_names)
 
     @property
     def view_names(self) -> frozenset[str]:
-        """The views a query may read (games, moves, players, policies, shards, the RingRift views, ...)."""
-        return self._views
+        """The views a query may read (games, moves, players, policies, shards, the RingRift views, ...).
+
+        Listed when first asked for: ``store.sql`` never needs the list, and listing took ~4 ms of every open (the
+        database's first statement)."""
+        views = self._views
+        if views is None:
+            with self._pool_lock:
+                if self._views is None:
+                    con = self._db.cursor()
+                    try:
+                        self._views = frozenset(r[0] for r in con.execute(
+                            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall())
+                    finally:
+                        con.close()
+                views = self._views
+        return views
 
     def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
         """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
@@ -197,7 +209,7 @@ class Catalog:
     def _connection(self, query: str | None, snap: _Snapshot) -> duckdb.DuckDBPyConnection:
         con = self._db.cursor()
         words = set(_WORD.findall(query.lower())) if query is not None else None
-        self._register(con, datasets=words is None or bool(words & (self._views - _GAME_LEVEL_VIEWS)), snap=snap)
+        self._register(con, datasets=words is None or bool(words & (self.view_names - _GAME_LEVEL_VIEWS)), snap=snap)
         return con
 
     def sql_relation(self, query: str) -> tuple[duckdb.DuckDBPyRelation, Callable[[], None]]:

@@ -259,3 +259,15 @@ def test_a_full_scans_plan_reads_every_shard_whole_unless_some_rows_are_not_visi
         assert snap.visible is not snap.rows and got == picks
         assert [sid for sid, _ in got][0] == "20000101T000000000000-1-00000000" and original.name not in dict(got)
         assert s.sql("SELECT count(*) FROM moves").fetchall() == [(moves,)]
+
+
+def test_the_view_list_is_made_when_first_asked_for(written):
+    """Opening and ``store.sql`` never list the views (a statement of its own on every open); ``view_names``
+    lists them when asked, then keeps the list."""
+    with gamestore.open(written, create=False) as s:
+        cat = s._catalog
+        assert s.sql("SELECT count(*) FROM moves").fetchall() == [(s.count_moves(),)]
+        assert cat._views is None
+        names = cat.view_names
+        assert {"games", "moves", "players", "policies", "shards", "games_full"} <= names
+        assert cat.view_names is names and s.count_games("game_id IS NOT NULL") == s.count_games()
