@@ -12,7 +12,10 @@ checked here, the addresses' arrays are kept alive by the caller.
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport free
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from posix.unistd cimport getpid
+cimport cython
 
 cnp.import_array()
 
@@ -193,6 +196,270 @@ cdef inline void _put(dict items, str key, object value, object convert) except 
     items[key] = value if convert is None else convert(value)
 
 
+# -- Assembler(ahead=depth): a native producer thread makes the window's next batches ---------------------------------
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    ctypedef unsigned long pthread_t
+    int pthread_mutex_init(pthread_mutex_t* m, const void* attr)
+    int pthread_mutex_destroy(pthread_mutex_t* m)
+    int pthread_mutex_lock(pthread_mutex_t* m)
+    int pthread_mutex_unlock(pthread_mutex_t* m)
+    int pthread_cond_init(pthread_cond_t* c, const void* attr)
+    int pthread_cond_destroy(pthread_cond_t* c)
+    int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m)
+    int pthread_cond_signal(pthread_cond_t* c)
+    int pthread_create(pthread_t* t, const void* attr, void* (*start)(void*) noexcept nogil, void* arg)
+    int pthread_join(pthread_t t, void** ret)
+
+cdef extern from "<time.h>" nogil:
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_THREAD_CPUTIME_ID
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+    void* malloc(size_t size)
+
+#: slots of a producer's ring, at most
+DEF MAX_DEPTH = 8
+#: alignment of every array inside a producer's blocks (a cache line)
+DEF ALIGN = 64
+
+# a ring slot's state
+cdef enum:
+    EMPTY = 0
+    MADE = 1
+    REDO = 2  # too wide for max_candidates, or out of memory: the consumer makes the batch synchronously
+
+ctypedef struct Slot:
+    Py_ssize_t a, b
+    int state
+    void* head  # the head arrays (see _head_layout)
+    void* tail  # the policy and vector arrays (see _tail_layout)
+    int32_t widest
+    int64_t first
+
+ctypedef struct Ahead:
+    # what the producer thread reads: plain C, copied from its Assembler (which keeps the arrays behind it alive)
+    const int64_t* t
+    const int32_t* p_part
+    const int64_t* p_row
+    const int64_t* p_game
+    const int64_t* g_players
+    const int64_t* g_winner
+    const float* g_value
+    const uint8_t* g_present
+    const Py_ssize_t* sizes
+    Py_ssize_t nsrc, width, nvec, bs, next_a, limit
+    int64_t first_player, max_candidates, unknown
+    bint wide
+    # the ring, under ``mu``
+    pthread_mutex_t mu
+    pthread_cond_t made_cv
+    pthread_cond_t free_cv
+    pthread_t thread
+    int depth, take, put, filled, making, stop, done, producer_waits, consumer_waits
+    double cpu  # the producer thread's CPU seconds (set when it ends)
+    Py_ssize_t made
+    Slot ring[MAX_DEPTH]
+
+#: producer threads started and not yet joined (in this process)
+cdef Py_ssize_t _live = 0
+
+
+def live_producers():
+    """Native producer threads of :class:`Assembler` started and not yet joined in this process."""
+    return _live
+
+
+cdef inline size_t _up(size_t x) noexcept nogil:
+    return (x + (ALIGN - 1)) & ~(<size_t> (ALIGN - 1))
+
+
+cdef size_t _head_layout(Py_ssize_t n, Py_ssize_t width, size_t* offs) noexcept nogil:
+    """Offsets of a batch's head arrays in one block (number, player, num_players, winner: int64 [n]; value: float32
+    [n, width]; value_mask: bool [n, width]; value_mover: float32 [n]; has_policy: bool [n]; lens: int32 [n]); its size."""
+    cdef size_t sizes[9]
+    cdef size_t at = 0
+    cdef int i
+    sizes[0] = sizes[1] = sizes[2] = sizes[3] = 8 * n
+    sizes[4] = 4 * n * width
+    sizes[5] = n * width
+    sizes[6] = 4 * n
+    sizes[7] = n
+    sizes[8] = 4 * n
+    for i in range(9):
+        offs[i] = at
+        at = _up(at + sizes[i])
+    return at if at > 0 else ALIGN
+
+
+cdef size_t _tail_layout(Py_ssize_t n, Py_ssize_t k, bint wide, Py_ssize_t nvec, const Py_ssize_t* sizes,
+                         size_t* offs) noexcept nogil:
+    """Offsets of a batch's policy arrays (index int64 [n, k], mask bool [n, k], prob float64/float32 [n, k]) and
+    vector arrays (per vector: float32 rows of ``sizes[v]`` bytes, bool [n]) in one block; its size."""
+    cdef size_t at = 0
+    cdef Py_ssize_t v
+    offs[0] = at
+    at = _up(at + 8 * n * k)
+    offs[1] = at
+    at = _up(at + n * k)
+    offs[2] = at
+    at = _up(at + (8 if wide else 4) * n * k)
+    for v in range(nvec):
+        offs[3 + 2 * v] = at
+        at = _up(at + n * sizes[v])
+        offs[4 + 2 * v] = at
+        at = _up(at + n)
+    return at if at > 0 else ALIGN
+
+
+cdef int _make(Ahead* h, Slot* s, size_t* toffs) noexcept nogil:
+    """Batch ``s.a:s.b`` into newly allocated blocks (what Assembler's synchronous path computes); MADE or REDO."""
+    cdef Py_ssize_t a = s.a, n = s.b - s.a, width = h.width, nsrc = h.nsrc, k, v
+    cdef const int64_t* t = h.t
+    cdef const int32_t* p_part = h.p_part + a
+    cdef const int64_t* p_row = h.p_row + a
+    cdef size_t ho[9]
+    cdef void* block = NULL
+    cdef uint8_t* hb
+    cdef uint8_t* tb
+    cdef int32_t widest
+    if posix_memalign(&block, ALIGN, _head_layout(n, width, ho)) != 0:
+        return REDO
+    s.head = block
+    hb = <uint8_t*> block
+    widest = _head_loop(n, t + NUMBER * nsrc, t + PLAYER * nsrc, t + LENS * nsrc, p_part, p_row, h.p_game + a,
+                        h.g_players, h.g_winner, h.g_value, h.g_present, width, h.first_player,
+                        <int64_t*> (hb + ho[0]), <int64_t*> (hb + ho[1]), <int64_t*> (hb + ho[2]),
+                        <int64_t*> (hb + ho[3]), <float*> (hb + ho[4]), hb + ho[5], <float*> (hb + ho[6]), hb + ho[7],
+                        <int32_t*> (hb + ho[8]))
+    s.widest = widest
+    if 0 <= h.max_candidates < widest:
+        return REDO
+    k = widest if h.max_candidates < 0 else h.max_candidates
+    block = NULL
+    if posix_memalign(&block, ALIGN, _tail_layout(n, k, h.wide, h.nvec, h.sizes, toffs)) != 0:
+        return REDO
+    s.tail = block
+    tb = <uint8_t*> block
+    s.first = _policy_loop(n, k, t + OFF * nsrc, t + INDEX * nsrc, t + PROB * nsrc, p_part, p_row,
+                           <const int32_t*> (hb + ho[8]), h.wide, h.unknown, <int64_t*> (tb + toffs[0]), tb + toffs[1],
+                           tb + toffs[2])
+    for v in range(h.nvec):
+        _rows_loop(n, h.sizes[v], t + (6 + 2 * v) * nsrc, t + (7 + 2 * v) * nsrc, p_part, p_row, tb + toffs[3 + 2 * v],
+                   tb + toffs[4 + 2 * v])
+    return MADE
+
+
+cdef void* _produce(void* arg) noexcept nogil:
+    """The producer thread: batches ``next_a:next_a + bs`` in order while they fit before ``limit``, into the ring."""
+    cdef Ahead* h = <Ahead*> arg
+    cdef Slot* s
+    cdef int state
+    cdef size_t* toffs = <size_t*> malloc((3 + 2 * h.nvec) * sizeof(size_t))
+    cdef timespec ts
+    pthread_mutex_lock(&h.mu)
+    while True:
+        while not h.stop and h.filled == h.depth:
+            h.producer_waits = 1
+            pthread_cond_wait(&h.free_cv, &h.mu)
+        h.producer_waits = 0
+        if h.stop or h.next_a + h.bs > h.limit:
+            break
+        s = &h.ring[h.put]
+        s.a = h.next_a
+        s.b = h.next_a + h.bs
+        s.head = s.tail = NULL
+        s.widest = 0
+        s.first = -1
+        h.next_a = s.b
+        h.making = 1
+        pthread_mutex_unlock(&h.mu)
+        state = _make(h, s, toffs) if toffs != NULL else REDO
+        pthread_mutex_lock(&h.mu)
+        h.making = 0
+        s.state = state
+        h.put = (h.put + 1) % h.depth
+        h.filled += 1
+        h.made += 1
+        if h.consumer_waits:
+            pthread_cond_signal(&h.made_cv)
+    h.done = 1
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    h.cpu = ts.tv_sec + ts.tv_nsec * 1e-9
+    pthread_cond_signal(&h.made_cv)
+    pthread_mutex_unlock(&h.mu)
+    free(toffs)
+    return NULL
+
+
+# what _take found
+cdef enum:
+    TOOK = 0  # the next made batch, in ``out``
+    BUSY = 1  # the producer is making it (wait=False only)
+    YOURS = 2  # the producer had not started it: the caller makes it (the producer goes on with the one after)
+    ENDED = 3  # the producer has stopped
+
+cdef int _take(Ahead* h, Py_ssize_t a, Slot* out, bint wait) noexcept nogil:
+    """Batch ``a`` (the next in stream order): from the ring into ``out``, or, when the producer has not started it,
+    claimed for the caller (it makes it itself rather than wait: when the producer falls behind, both make batches);
+    when the producer is making it: waits (``wait``) or returns BUSY."""
+    pthread_mutex_lock(&h.mu)
+    while wait and h.filled == 0 and h.making and not h.done:
+        h.consumer_waits = 1
+        pthread_cond_wait(&h.made_cv, &h.mu)
+    h.consumer_waits = 0
+    if h.filled == 0:
+        if h.making:
+            pthread_mutex_unlock(&h.mu)
+            return BUSY
+        if h.done or h.stop or h.next_a != a:
+            pthread_mutex_unlock(&h.mu)
+            return ENDED
+        h.next_a = a + h.bs
+        pthread_mutex_unlock(&h.mu)
+        return YOURS
+    out[0] = h.ring[h.take]
+    h.ring[h.take].state = EMPTY
+    h.take = (h.take + 1) % h.depth
+    h.filled -= 1
+    if h.producer_waits and h.filled <= h.depth // 2:  # wake the producer when half the ring is free
+        pthread_cond_signal(&h.free_cv)
+    pthread_mutex_unlock(&h.mu)
+    return TOOK
+
+
+@cython.final
+cdef class _Block:
+    """Owns one producer block (the base of the arrays over it): freed when the last of them is gone."""
+    cdef void* p
+
+    def __dealloc__(self):
+        free(self.p)
+
+
+cdef inline _Block _owner(void* p):
+    cdef _Block o = _Block.__new__(_Block)
+    o.p = p
+    return o
+
+
+cdef inline cnp.ndarray _over(_Block owner, size_t off, int nd, Py_ssize_t d0, Py_ssize_t d1, int typenum):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = d0
+    dims[1] = d1
+    cdef cnp.ndarray arr = cnp.PyArray_SimpleNewFromData(nd, dims, typenum, (<uint8_t*> owner.p) + off)
+    cnp.set_array_base(arr, owner)
+    return arr
+
+
+@cython.no_gc_clear
 cdef class Assembler:
     """The batches of one window: positions ``a:b`` of its ``part``/``row``/``game`` (what the numpy reference's
     ``gather.fill_head``, ``fill_policy`` and ``copy_rows`` make), one call per batch, the loops without the GIL,
@@ -203,9 +470,27 @@ cdef class Assembler:
     ``max_candidates``: -1 for none; ``game_id``/``board_type``: the window's per-position object arrays (their
     slices lead a batch's items) or None; ``convert``: applied to every array (``torch.from_numpy``) or None.
     The window's arrays are checked once, here (types, shapes, every part and game inside its table).
+
+    ``ahead`` (0: off; at most 8): at the first :meth:`batch` call ``a:b``, a native thread (it never takes the GIL)
+    starts making the batches that follow in stream order (``b:2b-a``, ...; every full batch of ``b - a`` positions
+    before the window's end) into a ring of ``ahead`` slots; :meth:`batch` hands a made one out when it is the one
+    asked for (waiting for it without the GIL), else (another ``a:b``, a batch too wide for ``max_candidates``, an
+    allocation failure) it makes the batch synchronously, as without ``ahead``.  :meth:`close` (and deallocation)
+    stops and joins the thread.  ``keep``: what the addresses in ``tables`` point into (the sources), kept alive
+    until the thread is joined.
     """
     cdef object tables, part, row, game, game_players, game_winner, game_value, game_present, game_id, board_type
-    cdef object convert
+    cdef object convert, keep
+    cdef Ahead* h
+    cdef int depth
+    cdef bint started
+    cdef long pid
+    cdef Py_ssize_t expect
+    cdef size_t* coffs
+    #: batches handed out from the producer's ring, and of them those the caller waited for (without the GIL)
+    cdef readonly Py_ssize_t taken, waited, made
+    #: the CPU seconds of the producer thread (once joined)
+    cdef readonly double producer_cpu
     cdef const int64_t* t
     cdef const int32_t* p_part
     cdef const int64_t* p_row
@@ -228,11 +513,17 @@ cdef class Assembler:
 
     def __cinit__(self):
         self.sizes = NULL
+        self.h = NULL
+        self.coffs = NULL
+        self.depth = 0
+        self.started = False
 
     def __init__(self, cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game,
                  cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
                  int64_t first_player, int64_t max_candidates, bint wide, tuple vectors, int64_t unknown,
-                 object game_id=None, object board_type=None, object convert=None):
+                 object game_id=None, object board_type=None, object convert=None, int ahead=0, object keep=None):
+        if not 0 <= ahead <= MAX_DEPTH:
+            raise ValueError(f"ahead must be between 0 and {MAX_DEPTH}")
         _check(tables, cnp.NPY_INT64, 2, "tables")
         _check(part, cnp.NPY_INT32, 1, "part")
         _check(row, cnp.NPY_INT64, 1, "row")
@@ -281,9 +572,92 @@ cdef class Assembler:
         self.nsrc, self.total, self.nvec, self.width = nsrc, total, nvec, cnp.PyArray_DIM(game_value, 1)
         self.first_player, self.max_candidates, self.wide, self.unknown = first_player, max_candidates, wide, unknown
         self.widest, self.first_unknown, self.lens, self.number = 0, -1, None, None
+        self.keep, self.depth = keep, ahead
+        if ahead > 0 and self.coffs == NULL:
+            self.coffs = <size_t*> PyMem_Malloc((3 + 2 * nvec) * sizeof(size_t))
+            if self.coffs == NULL:
+                raise MemoryError()
 
     def __dealloc__(self):
+        self._stop()
+        PyMem_Free(self.coffs)
         PyMem_Free(self.sizes)
+
+    @property
+    def running(self):
+        """True while this Assembler's producer thread is started and not joined."""
+        return self.h != NULL
+
+    def ready(self):
+        """Batches the producer has made and nobody took yet (0 without a producer)."""
+        cdef Ahead* h = self.h
+        cdef int n
+        if h == NULL or self.pid != getpid():
+            return 0
+        pthread_mutex_lock(&h.mu)
+        n = h.filled
+        pthread_mutex_unlock(&h.mu)
+        return n
+
+    def close(self):
+        """Stop and join the producer thread (if any) and free the batches it made that were not taken; later
+        :meth:`batch` calls are synchronous."""
+        self._stop()
+        self.started = True  # never (re)started
+
+    cdef void _stop(self) noexcept:
+        global _live
+        cdef Ahead* h = self.h
+        cdef int i
+        if h == NULL:
+            return
+        self.h = NULL
+        if self.pid == getpid():
+            pthread_mutex_lock(&h.mu)
+            h.stop = 1
+            pthread_cond_signal(&h.free_cv)
+            pthread_mutex_unlock(&h.mu)
+            with nogil:  # the thread never takes the GIL
+                pthread_join(h.thread, NULL)
+            _live -= 1
+            self.producer_cpu += h.cpu
+            self.made += h.made
+            pthread_cond_destroy(&h.made_cv)
+            pthread_cond_destroy(&h.free_cv)
+            pthread_mutex_destroy(&h.mu)
+        # else: a forked child (no thread here; the ring's lock may have been held at the fork): free the blocks only
+        for i in range(h.depth):
+            if h.ring[i].state != EMPTY:
+                free(h.ring[i].head)
+                free(h.ring[i].tail)
+        free(h)
+
+    cdef bint _start(self, Py_ssize_t b, Py_ssize_t bs) except -1:
+        """Start the producer at batch ``b:b + bs`` (False if it could not start: the batches stay synchronous)."""
+        global _live
+        self.started = True
+        cdef Ahead* h = <Ahead*> malloc(sizeof(Ahead))
+        if h == NULL:
+            return False
+        memset(h, 0, sizeof(Ahead))
+        h.t, h.p_part, h.p_row, h.p_game = self.t, self.p_part, self.p_row, self.p_game
+        h.g_players, h.g_winner, h.g_value, h.g_present = self.g_players, self.g_winner, self.g_value, self.g_present
+        h.sizes, h.nsrc, h.width, h.nvec = self.sizes, self.nsrc, self.width, self.nvec
+        h.bs, h.next_a, h.limit = bs, b, self.total
+        h.first_player, h.max_candidates, h.unknown, h.wide = self.first_player, self.max_candidates, self.unknown, self.wide
+        h.depth = self.depth
+        if pthread_mutex_init(&h.mu, NULL) != 0:
+            free(h)
+            return False
+        if pthread_cond_init(&h.made_cv, NULL) != 0 or pthread_cond_init(&h.free_cv, NULL) != 0:
+            free(h)
+            return False
+        if pthread_create(&h.thread, NULL, _produce, h) != 0:
+            free(h)
+            return False
+        _live += 1
+        self.h, self.pid, self.expect = h, getpid(), b
+        return True
 
     def batch(self, Py_ssize_t a, Py_ssize_t b):
         """Positions ``a:b`` as a dict: ``game_id``, ``board_type`` (when given), ``move_number``, ``player``,
@@ -292,6 +666,67 @@ cdef class Assembler:
         ``convert``); None when the widest policy exceeds ``max_candidates`` (see :attr:`widest`, :attr:`lens`)."""
         if not 0 <= a <= b <= self.total:
             raise ValueError("positions a:b outside the window")
+        cdef Ahead* h = self.h
+        cdef Slot slot
+        cdef int got
+        if h != NULL:
+            if a == self.expect and b - a == h.bs and self.pid == getpid():
+                got = _take(h, a, &slot, False)  # with the GIL: a made batch costs no GIL hand-over
+                if got == BUSY:
+                    self.waited += 1
+                    with nogil:
+                        got = _take(h, a, &slot, True)
+                if got == TOOK:
+                    self.taken += 1
+                    self.expect = slot.b
+                    if slot.state == MADE:
+                        return self._made(&slot)
+                    free(slot.head)
+                    free(slot.tail)
+                elif got == YOURS:
+                    self.expect = b
+        elif self.depth > 0 and not self.started and a < b and b + (b - a) <= self.total:
+            self._start(b, b - a)
+        return self._sync(a, b)
+
+    cdef dict _made(self, Slot* s):
+        """The items of a slot the producer made (its blocks now owned by the arrays over them)."""
+        cdef Py_ssize_t a = s.a, b = s.b, n = s.b - s.a, width = self.width, v
+        cdef size_t ho[9]
+        cdef size_t* to = self.coffs
+        cdef Py_ssize_t k = s.widest if self.max_candidates < 0 else self.max_candidates
+        _head_layout(n, width, ho)
+        _tail_layout(n, k, self.wide, self.nvec, self.sizes, to)
+        cdef _Block hb = _owner(s.head)
+        cdef _Block tb = _owner(s.tail)
+        number = _over(hb, ho[0], 1, n, 0, cnp.NPY_INT64)
+        lens = _over(hb, ho[8], 1, n, 0, cnp.NPY_INT32)
+        self.widest, self.lens, self.number, self.first_unknown = s.widest, lens, number, s.first
+        cdef object convert = self.convert
+        cdef dict items = {}
+        if self.game_id is not None:
+            items["game_id"] = self.game_id[a:b]
+        if self.board_type is not None:
+            items["board_type"] = self.board_type[a:b]
+        _put(items, "move_number", number, convert)
+        _put(items, "player", _over(hb, ho[1], 1, n, 0, cnp.NPY_INT64), convert)
+        _put(items, "num_players", _over(hb, ho[2], 1, n, 0, cnp.NPY_INT64), convert)
+        _put(items, "winner", _over(hb, ho[3], 1, n, 0, cnp.NPY_INT64), convert)
+        _put(items, "value", _over(hb, ho[4], 2, n, width, cnp.NPY_FLOAT32), convert)
+        _put(items, "value_mask", _over(hb, ho[5], 2, n, width, cnp.NPY_BOOL), convert)
+        _put(items, "value_mover", _over(hb, ho[6], 1, n, 0, cnp.NPY_FLOAT32), convert)
+        _put(items, "policy_index", _over(tb, to[0], 2, n, k, cnp.NPY_INT64), convert)
+        _put(items, "policy_prob", _over(tb, to[2], 2, n, k, cnp.NPY_FLOAT64 if self.wide else cnp.NPY_FLOAT32), convert)
+        _put(items, "policy_mask", _over(tb, to[1], 2, n, k, cnp.NPY_BOOL), convert)
+        _put(items, "has_policy", _over(hb, ho[7], 1, n, 0, cnp.NPY_BOOL), convert)
+        for v in range(self.nvec):
+            key, mask_key, shape = self.vec_keys[v]
+            vals = _over(tb, to[3 + 2 * v], 2, n, self.sizes[v] // <Py_ssize_t> sizeof(float), cnp.NPY_FLOAT32)
+            _put(items, key, vals if shape is None else vals.reshape((n,) + shape), convert)
+            _put(items, mask_key, _over(tb, to[4 + 2 * v], 1, n, 0, cnp.NPY_BOOL), convert)
+        return items
+
+    cdef object _sync(self, Py_ssize_t a, Py_ssize_t b):
         cdef Py_ssize_t n = b - a, width = self.width, nsrc = self.nsrc, v
         cdef const int64_t* t = self.t
         cdef const int32_t* p_part = self.p_part + a

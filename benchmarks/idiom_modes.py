@@ -8,14 +8,16 @@ lands, so this runs the pairs in all four layouts of the same dataset, in one pr
 - read-ahead on / off: the read-ahead threads decode the next segments (the default on a local store); off, each
   moves batch is decoded on the thread that assembles;
 - ``assemble_ahead`` on / off: the stream and the batch assembly run on one helper thread, the training thread only
-  takes batches (and runs torch's ``__next__`` in the idiom).
+  takes batches (and runs torch's ``__next__`` in the idiom);
+- ``native_ahead`` on / off: each window's compiled assembler makes the window's next batches on a native thread (no
+  GIL); the training thread runs the stream and wraps the made arrays as tensors.
 
 Each round runs one pass of each (layout, reader) pair back to back, the order rotating, so a shared machine's
 noise falls on all alike; the figures are medians (and quartiles) over the rounds: the idiom's wall time as a
 share of direct's in the same layout (the must-have's ratio), and each pass's positions/s against the serial
 direct pass (read-ahead and assemble_ahead off) of the same round.
 
-    GAMESTORE_BACKEND=cython python -m benchmarks.idiom_modes --dir DIR --rounds 200 [--batch-size 256]
+    GAMESTORE_BACKEND=cython python -m benchmarks.idiom_modes --dir DIR --rounds 200 [--batch-size 256] [--layouts 0 1 4]
 """
 from __future__ import annotations
 
@@ -32,11 +34,14 @@ from benchmarks.bench_torch_ringrift import action_map_of, build_corpus, gamesto
 from gamestore.backend import selected
 from gamestore.positions.decode import SegmentReader
 
-LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (read-ahead, assemble_ahead)
+#: (read-ahead, assemble_ahead, native_ahead); the first is the serial reference
+LAYOUTS = [(False, False, False), (True, False, False), (False, True, False), (True, True, False), (False, False, True),
+           (True, False, True)]
 
 
-def _name(ra: bool, aa: bool) -> str:
-    return f"read-ahead {'on ' if ra else 'off'}, assemble_ahead {'on ' if aa else 'off'}"
+def _name(ra: bool, aa: bool, na: bool) -> str:
+    return (f"read-ahead {'on ' if ra else 'off'}, assemble_ahead {'on ' if aa else 'off'},"
+            f" native_ahead {'on ' if na else 'off'}")
 
 
 def _quartiles(xs: list[float]) -> tuple[float, float, float]:
@@ -50,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--copies", type=int, default=26)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--layouts", type=int, nargs="+", default=list(range(len(LAYOUTS))),
+                    help="indices into LAYOUTS (the serial reference, 0, always runs)")
     args = ap.parse_args(argv)
+    layouts = [LAYOUTS[0]] + [LAYOUTS[i] for i in args.layouts if i != 0]
     args.dir.mkdir(parents=True, exist_ok=True)
     db, store = build_corpus(args.dir, args.copies)
     ds = gamestore_dataset(store, action_map_of(db), args.batch_size)
@@ -59,15 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     def no_prefetch(self: SegmentReader, plan: Any, segments: Any) -> None:
         return None
 
-    def passes(ra: bool, aa: bool, idiom: bool) -> Callable[[], Iterator[Any]]:
+    def passes(ra: bool, aa: bool, na: bool, idiom: bool) -> Callable[[], Iterator[Any]]:
         def make() -> Iterator[Any]:
             SegmentReader.prefetch = prefetch if ra else no_prefetch  # type: ignore[method-assign]
-            ds.assemble_ahead = aa
+            ds.assemble_ahead, ds.native_ahead = aa, na
             return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)) if idiom else iter(ds)
         return make
 
-    runs = [(ra, aa, idiom) for ra, aa in LAYOUTS for idiom in (False, True)]
-    wall: dict[tuple[bool, bool, bool], list[float]] = {r: [] for r in runs}
+    runs = [(ra, aa, na, idiom) for ra, aa, na in layouts for idiom in (False, True)]
+    wall: dict[tuple[bool, bool, bool, bool], list[float]] = {r: [] for r in runs}
     positions = 0
     for r in range(args.rounds):
         order = runs[r % len(runs):] + runs[: r % len(runs)]
@@ -85,16 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     load = open("/proc/loadavg").read().split()[:3]
     print(f"backend {selected().name}; {positions:,} positions per pass, batches of {args.batch_size}, {args.rounds} rounds;"
           f" load average {' '.join(load)}")
-    serial = wall[(False, False, False)]
+    serial = wall[(False, False, False, False)]
     print("\n| layout | idiom / direct (wall, median) | quartiles | direct vs serial direct | idiom vs serial direct |"
           " direct positions/s | idiom positions/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for ra, aa in LAYOUTS:
-        d, i = wall[(ra, aa, False)], wall[(ra, aa, True)]
+    for ra, aa, na in layouts:
+        d, i = wall[(ra, aa, na, False)], wall[(ra, aa, na, True)]
         lo, mid, hi = _quartiles([x / y for x, y in zip(d, i)])
         dv = statistics.median([s / x for s, x in zip(serial, d)])
         iv = statistics.median([s / x for s, x in zip(serial, i)])
-        print(f"| {_name(ra, aa)} | {mid:.1%} | {lo:.1%} - {hi:.1%} | {dv:.1%} | {iv:.1%} |"
+        print(f"| {_name(ra, aa, na)} | {mid:.1%} | {lo:.1%} - {hi:.1%} | {dv:.1%} | {iv:.1%} |"
               f" {positions / statistics.median(d):,.0f} | {positions / statistics.median(i):,.0f} |")
 
 

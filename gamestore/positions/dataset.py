@@ -39,6 +39,7 @@ STATE_VERSION = 1
 END_OF_WORKER = "__gamestore_end_of_worker__"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _READ_AHEAD = 3  # at least this many moves batches decompressed ahead on a helper thread
+_NATIVE_DEPTH = 4  # batches a window's native producer makes ahead (native_ahead): ~150 KB each at 256 RingRift positions
 
 
 class PositionDataset(IterableDataset[Any]):
@@ -91,6 +92,14 @@ class PositionDataset(IterableDataset[Any]):
     current one is used (the same batches in the same order, the same resume
     state; ``transform`` still runs on the iterating thread; the thread
     stops with the iteration).
+
+    ``native_ahead`` (default: the environment variable
+    ``GAMESTORE_NATIVE_AHEAD``, ``1`` on, else off; compiled backend only):
+    outside DataLoader worker processes, each window's batches after its
+    first are made ahead by a native thread of its compiled assembler (it
+    never takes the GIL: the iterating thread only wraps the made arrays as
+    tensors); the same batches in the same order; the thread stops with the
+    iteration.
     """
 
     def __init__(
@@ -127,6 +136,7 @@ class PositionDataset(IterableDataset[Any]):
         policy_dtype: Literal["float32", "float64"] = "float32",
         transform: Callable[[dict[str, Any]], Any] | None = None,
         assemble_ahead: bool | None = None,
+        native_ahead: bool | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or buffer_size < 0:
@@ -163,6 +173,9 @@ class PositionDataset(IterableDataset[Any]):
         if assemble_ahead is None:
             assemble_ahead = os.environ.get("GAMESTORE_ASSEMBLE_AHEAD", "0") == "1"
         self.assemble_ahead = bool(assemble_ahead)
+        if native_ahead is None:
+            native_ahead = os.environ.get("GAMESTORE_NATIVE_AHEAD", "0") == "1"
+        self.native_ahead = bool(native_ahead)
 
         from ..store import GameStore
 
@@ -391,7 +404,7 @@ class PositionDataset(IterableDataset[Any]):
             skip=skip,
         )
         fast = compiled()
-        made: Generator[Batch, None, None] = (self._to_batch(win, a, b, plan, fast) for win, a, b in batches)
+        made: Generator[Batch, None, None] = self._assembled(batches, plan, fast, native=info is None)
         if self.assemble_ahead and info is None:  # a DataLoader worker's process already overlaps the training one
             made = made_ahead(made)
         try:
@@ -408,7 +421,28 @@ class PositionDataset(IterableDataset[Any]):
             yield (worker, END_OF_WORKER)
 
     # -- batch assembly -------------------------------------------------------------------------
-    def _window_columns(self, win: Window, plan: Plan, fast: Any) -> dict[str, Any]:
+    def _assembled(self, batches: Iterator[tuple[Window, int, int]], plan: Plan, fast: Any, *,
+                   native: bool) -> Generator[Batch, None, None]:
+        """The batches of ``batches``; a window's compiled assembler is closed (its producer thread, if any, joined)
+        when the next window starts and when this generator ends (exhausted, closed, or raising)."""
+        depth = _NATIVE_DEPTH if native and self.native_ahead and fast is not None else 0
+        current = None
+        try:
+            for win, a, b in batches:
+                try:
+                    batch = self._to_batch(win, a, b, plan, fast, depth)
+                finally:
+                    asm = win.cache.get("asm")
+                    if asm is not current:
+                        if current is not None:
+                            current.close()
+                        current = asm
+                yield batch
+        finally:
+            if current is not None:
+                current.close()
+
+    def _window_columns(self, win: Window, plan: Plan, fast: Any, ahead: int = 0) -> dict[str, Any]:
         """The window's per-position indices and objects in stream order (once per window; a batch takes slices)."""
         cols = win.cache
         if cols:
@@ -454,7 +488,7 @@ class PositionDataset(IterableDataset[Any]):
             tables["winner"], tables["value"], tables["present"], self._first_player,
             -1 if self.max_candidates is None else self.max_candidates, self._prob_dtype == np.float64,
             tuple((name, tuple(spec.shape)) for name, spec in plan.vectors.items()), UNKNOWN_KEY, cols["game_id"],
-            cols["board_type"], torch.from_numpy,
+            cols["board_type"], torch.from_numpy, ahead, srcs,
         )
         return cols
 
@@ -472,10 +506,11 @@ class PositionDataset(IterableDataset[Any]):
             })
         return cache[1]
 
-    def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any) -> Batch:
+    def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any, ahead: int = 0) -> Batch:
         """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source
-        (compiled: one :class:`Assembler` call, its loops without the GIL; else the numpy reference gathers)."""
-        w = win.cache or self._window_columns(win, plan, fast)
+        (compiled: one :class:`Assembler` call, its loops without the GIL, with a native producer ``ahead`` slots
+        deep when ``ahead``; else the numpy reference gathers)."""
+        w = win.cache or self._window_columns(win, plan, fast, ahead)
         asm = w["asm"]
         if asm is None:
             items, lens, width = self._reference_items(w, a, b, plan)
