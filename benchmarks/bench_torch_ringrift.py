@@ -52,7 +52,9 @@ training thread's CPU per batch of each, against what ``DataLoader.__next__``
 costs on its own over ready batches (torch's per-batch cost with warm caches:
 the idiom's ceiling at this dataset's speed).  ``--assemble-ahead`` then
 repeats the pairs with ``PositionDataset(assemble_ahead=True)`` (the batches
-made on a helper thread, the consumer only takes them), and ``--no-read-ahead`` then
+made on a helper thread, the consumer only takes them), ``--native-ahead`` with
+``PositionDataset(native_ahead=True)`` (a window's batches made on a native thread of its compiled assembler, the
+consumer wraps them as tensors), and ``--no-read-ahead`` then
 repeats the pairs with gamestore's read-ahead threads off (a control with no
 second thread in the process).
 """
@@ -468,6 +470,13 @@ def run(args: argparse.Namespace, root: Path) -> None:
         print("\nwith assemble_ahead=True (batches made on a helper thread):", end="")
         _paired(ds, args.pairs, positions)
         ds.assemble_ahead = False
+    if args.pairs and args.native_ahead:
+        # a window's batches made on a native thread of its compiled assembler (PositionDataset(native_ahead=True))
+        native = ds.native_ahead
+        ds.native_ahead = True
+        print("\nwith native_ahead=True (a window's batches made on a native thread):", end="")
+        _paired(ds, args.pairs, positions)
+        ds.native_ahead = native
     if args.pairs and args.no_read_ahead:
         # control: no second thread at all (each moves batch decoded on the training thread when first read)
         from gamestore.positions.decode import SegmentReader
@@ -604,6 +613,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="alternating pairs of passes (direct, the idiom) for the 95%% goal; 0: none")  # fmt: skip
     ap.add_argument("--assemble-ahead", action="store_true",
                     help="then the pairs again with PositionDataset(assemble_ahead=True): batches made on a helper thread")
+    ap.add_argument("--native-ahead", action="store_true",
+                    help="then the pairs again with PositionDataset(native_ahead=True): a window's batches made on a"
+                         " native thread")  # fmt: skip
     ap.add_argument("--no-read-ahead", action="store_true",
                     help="then the pairs again with the read-ahead threads off (a control: no second thread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["mds", "hf", "parquet"], help="leave out these readers")
