@@ -99,7 +99,12 @@ class PositionDataset(IterableDataset[Any]):
     first are made ahead by a native thread of its compiled assembler (it
     never takes the GIL: the iterating thread only wraps the made arrays as
     tensors); the same batches in the same order; the thread stops with the
-    iteration.
+    iteration.  Off by default: on the 2-core machine it raised the
+    DataLoader idiom's share of direct iteration at 256 per batch (82-86%
+    -> 89-93%) but mostly by slowing direct iteration (the producer made ~40%
+    of the batches at ~37 us of CPU each, about twice the same loops inline,
+    while the training thread's CPU per batch barely fell), and at 1,024 per
+    batch direct iteration lost up to a third (``benchmarks.idiom_modes``).
     """
 
     def __init__(
