@@ -293,6 +293,7 @@ cdef struct Pipe:
     gsh_job* jobs    # the buffers handed to the helper thread (NULL: none)
     int n
     int ends[4]      # jobs[:ends[p]] are the buffers parts 0..p of _rows read (part 4, extra_json: in part 0's)
+    int col_end[N_SLOTS]  # part 0, column by column: jobs[:col_end[slot]] hold the buffers up to that column's
     int applied      # jobs[:applied] are done and recorded in the scratch's ``have``
     bint on          # the helper has them (gsh_start); gsh_end before they are freed
 
@@ -309,10 +310,14 @@ cdef int _slot_part(int slot) noexcept nogil:
 cdef int _pipe_until(Pipe* pipe, int part, Scratch s, Read* r) except -1:
     """Wait until the buffers of parts ``0..part`` are decompressed (this thread takes those the helper has not
     started), and record them in ``s``."""
-    cdef int j, upto
     if not pipe.on:
         return 0
-    upto = pipe.ends[part]
+    return _pipe_upto(pipe, pipe.ends[part], s, r)
+
+
+cdef int _pipe_upto(Pipe* pipe, int upto, Scratch s, Read* r) except -1:
+    """Wait until ``pipe.jobs[:upto]`` are decompressed, and record them in ``s``."""
+    cdef int j
     if upto <= pipe.applied:
         return 0
     with nogil:  # the GIL is free meanwhile (an event loop in another thread runs)
@@ -347,6 +352,7 @@ cdef class PointReader:
     cdef int fill[N_SLOTS]
     cdef int nfill
     cdef list fill_names
+    cdef list slot_names
     cdef int nv
     cdef bint ready
 
@@ -362,12 +368,14 @@ cdef class PointReader:
         self.dstr_tables = [None] * L.nd
         self.nfill = 0
         self.fill_names = []
+        self.slot_names = [None] * N_SLOTS
         for name, (slot, kind) in SLOTS.items():
             if slot == C_POLICY or slot == C_SEARCH:
                 continue
             self.places[slot] = _place(places, kinds, name, kind)
             self.fill[self.nfill] = slot
             self.fill_names.append(name)
+            self.slot_names[slot] = name
             self.nfill += 1
             if kind == "d":
                 self.dstr_tables[slot - C_DSTR] = tables[name]
@@ -460,17 +468,65 @@ cdef class PointReader:
         cdef int j, slot
         cdef Py_ssize_t i = start
         cdef list out = []
-        _pipe_until(pipe, 0, s, r)
-        for j in range(self.nfill):
-            slot = self.fill[j]
-            if _slot_part(slot) == 0:
-                _fill(&bd.cols[slot], &self.places[slot], r, s, length, stop, <object>PyList_GET_ITEM(self.fill_names, j))
+        cdef dict m, d
+        cdef const Col* c
+        cdef const Col* x
+        cdef StrTable table
         was_enabled = PyGC_Disable()  # the dicts built here hold no cycles: collecting only costs time
         try:
+            # part 0, the base fields, column by column in BatchDecoder._base's order (each dict gets its keys
+            # in that order), each column once its buffers are decompressed
+            self._col(bd, C_MOVE_NUMBER, pipe, r, s, length, stop)
+            c = &bd.cols[C_MOVE_NUMBER]
             for i in range(start, stop):
-                out.append(bd._base(i))
-                if ((i - start) & 15) == 15:  # a switch point every ~0.1 ms
-                    yield_gil()
+                m = _PyDict_NewPresized(16)
+                dict_put(m, "move_number", ival(c, i))
+                out.append(m)
+            for j in range(L.ni):
+                self._col(bd, C_INT + j, pipe, r, s, length, stop)
+                c = &bd.cols[C_INT + j]
+                key = <object>PyTuple_GET_ITEM(INT_KEYS, j)
+                for i in range(start, stop):
+                    if ok(c, i):
+                        dict_put(<dict>PyList_GET_ITEM(out, i - start), key, ival(c, i))
+            for j in range(L.nf):
+                self._col(bd, C_FLOAT + j, pipe, r, s, length, stop)
+                c = &bd.cols[C_FLOAT + j]
+                key = <object>PyTuple_GET_ITEM(FLOAT_KEYS, j)
+                for i in range(start, stop):
+                    if ok(c, i):
+                        dict_put(<dict>PyList_GET_ITEM(out, i - start), key, fval(c, i))
+            yield_gil()
+            for j in range(L.nd):
+                self._col(bd, C_DSTR + j, pipe, r, s, length, stop)
+                c = &bd.cols[C_DSTR + j]
+                key = <object>PyTuple_GET_ITEM(DSTR_KEYS, j)
+                table = <StrTable>PyList_GET_ITEM(bd.dstr_tables, j)
+                for i in range(start, stop):
+                    if ok(c, i):
+                        dict_put(<dict>PyList_GET_ITEM(out, i - start), key, table.get(ival(c, i)))
+            for j in range(L.ns):
+                self._col(bd, C_STR + j, pipe, r, s, length, stop)
+                c = &bd.cols[C_STR + j]
+                key = <object>PyTuple_GET_ITEM(STR_KEYS, j)
+                for i in range(start, stop):
+                    if ok(c, i):
+                        dict_put(<dict>PyList_GET_ITEM(out, i - start), key, string_again(c, i, bd.last_str, j))
+            yield_gil()
+            for j in range(L.np):
+                self._col(bd, C_POS + 3 * j, pipe, r, s, length, stop)
+                self._col(bd, C_POS + 3 * j + 1, pipe, r, s, length, stop)
+                self._col(bd, C_POS + 3 * j + 2, pipe, r, s, length, stop)
+                x = &bd.cols[C_POS + 3 * j]
+                c = &bd.cols[C_POS + 3 * j + 2]
+                key = <object>PyTuple_GET_ITEM(POS_KEYS, j)
+                for i in range(start, stop):
+                    if ok(x, i):
+                        d = _PyDict_NewPresized(3)  # as BatchDecoder._base builds it
+                        dict_put(d, "x", ival(x, i))
+                        dict_put(d, "y", ival(&bd.cols[C_POS + 3 * j + 1], i))
+                        dict_put(d, "z", ival(c, i) if ok(c, i) else None)
+                        dict_put(<dict>PyList_GET_ITEM(out, i - start), key, d)
             _pipe_until(pipe, 1, s, r)
             _entries_at(&bd.pol, &self.pol_list, self.pol_f, 4, r, s, length, stop, "policy")
             for i in range(start, stop):
@@ -507,6 +563,14 @@ cdef class PointReader:
                 PyGC_Enable()
         return out
 
+    cdef int _col(self, BatchDecoder bd, int slot, Pipe* pipe, Read* r, Scratch s, int64_t length,
+                  int64_t stop) except -1:
+        """Base column ``slot`` pointed at its buffers, once they are decompressed (part 0 of :meth:`_rows`)."""
+        if pipe.on:
+            _pipe_upto(pipe, pipe.col_end[slot], s, r)
+        _fill(&bd.cols[slot], &self.places[slot], r, s, length, stop, <object>PyList_GET_ITEM(self.slot_names, slot))
+        return 0
+
     cdef int _fill_vectors(self, BatchDecoder bd, Read* r, Scratch s, int64_t length, int64_t stop) except -1:
         cdef int j
         bd.vecs = <Vec*>malloc(self.nv * sizeof(Vec))
@@ -535,8 +599,12 @@ cdef class PointReader:
         if jobs == NULL:
             return 0
         pipe.jobs = jobs
-        for j in range(self.nfill):  # base fields, and extra_json's few bytes (read last)
-            if _slot_part(self.fill[j]) in (0, 4):
+        for j in range(N_SLOTS):  # base fields column by column, in the order _rows reads them (slot order)
+            if _slot_part(j) == 0 and self.places[j].node >= 0:
+                _plan(&self.places[j], r, s, length, stop, jobs, &nj)
+            pipe.col_end[j] = nj
+        for j in range(self.nfill):  # extra_json's few bytes (read last)
+            if _slot_part(self.fill[j]) == 4:
                 _plan(&self.places[self.fill[j]], r, s, length, stop, jobs, &nj)
         pipe.ends[0] = nj
         _plan(&self.pol_list, r, s, length, stop, jobs, &nj)
