@@ -703,11 +703,7 @@ cdef class Assembler:
         lens = _over(hb, ho[8], 1, n, 0, cnp.NPY_INT32)
         self.widest, self.lens, self.number, self.first_unknown = s.widest, lens, number, s.first
         cdef object convert = self.convert
-        cdef dict items = {}
-        if self.game_id is not None:
-            items["game_id"] = self.game_id[a:b]
-        if self.board_type is not None:
-            items["board_type"] = self.board_type[a:b]
+        cdef dict items = self._objects(a, b)
         _put(items, "move_number", number, convert)
         _put(items, "player", _over(hb, ho[1], 1, n, 0, cnp.NPY_INT64), convert)
         _put(items, "num_players", _over(hb, ho[2], 1, n, 0, cnp.NPY_INT64), convert)
@@ -724,6 +720,15 @@ cdef class Assembler:
             vals = _over(tb, to[3 + 2 * v], 2, n, self.sizes[v] // <Py_ssize_t> sizeof(float), cnp.NPY_FLOAT32)
             _put(items, key, vals if shape is None else vals.reshape((n,) + shape), convert)
             _put(items, mask_key, _over(tb, to[4 + 2 * v], 1, n, 0, cnp.NPY_BOOL), convert)
+        return items
+
+    cdef dict _objects(self, Py_ssize_t a, Py_ssize_t b):
+        """A batch's items dict, led by its ``game_id`` and ``board_type`` slices (when given)."""
+        cdef dict items = {}
+        if self.game_id is not None:
+            items["game_id"] = self.game_id[a:b]
+        if self.board_type is not None:
+            items["board_type"] = self.board_type[a:b]
         return items
 
     cdef object _sync(self, Py_ssize_t a, Py_ssize_t b):
@@ -776,11 +781,7 @@ cdef class Assembler:
             PyMem_Free(outs)
         self.first_unknown = first
         cdef object convert = self.convert
-        cdef dict items = {}
-        if self.game_id is not None:
-            items["game_id"] = self.game_id[a:b]
-        if self.board_type is not None:
-            items["board_type"] = self.board_type[a:b]
+        cdef dict items = self._objects(a, b)
         _put(items, "move_number", number, convert)
         _put(items, "player", player, convert)
         _put(items, "num_players", players, convert)
