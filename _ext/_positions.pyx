@@ -207,6 +207,7 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_destroy(pthread_mutex_t* m)
     int pthread_mutex_lock(pthread_mutex_t* m)
     int pthread_mutex_unlock(pthread_mutex_t* m)
+    int pthread_mutex_trylock(pthread_mutex_t* m)
     int pthread_cond_init(pthread_cond_t* c, const void* attr)
     int pthread_cond_destroy(pthread_cond_t* c)
     int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m)
@@ -230,6 +231,187 @@ DEF MAX_DEPTH = 8
 #: alignment of every array inside a producer's blocks (a cache line)
 DEF ALIGN = 64
 
+#: blocks a pool keeps per kind, at most
+DEF POOL_MAX = 32
+#: a block's kind: a pool keeps a free list of each (the head blocks' size is fixed per batch size, the tails' varies
+#: with the batch's widest policy)
+cdef enum:
+    HEAD = 0
+    TAIL = 1
+
+ctypedef struct Pool:
+    # free lists of blocks (``n[kind]`` of them, with their sizes), under ``mu``; ``pid``: the process that made it
+    pthread_mutex_t mu
+    long pid
+    int cap
+    int n[2]
+    void* blk[2][POOL_MAX]
+    size_t size[2][POOL_MAX]
+    # gets served from a free list / by a fresh allocation; of those, a pooled block too small freed first; blocks
+    # given back and kept / freed (the free list full, or a forked child)
+    Py_ssize_t reused, fresh, replaced, returned, dropped
+
+
+cdef inline size_t _roomy(size_t need) noexcept nogil:
+    """A fresh block's size for ``need`` bytes: a quarter more (a later batch's tail may be wider), in whole pages."""
+    return (need + need // 4 + 4095) & ~(<size_t> 4095)
+
+
+cdef void* _pool_get(Pool* q, int kind, size_t need, size_t* got) noexcept nogil:
+    """A block of ``kind`` of at least ``need`` bytes (its size in ``got``): the smallest pooled one that fits, else a
+    fresh one with headroom (a pooled one too small is freed first: the pool stays bounded); NULL when out of memory."""
+    cdef int i, best = -1, last
+    cdef void* p = NULL
+    cdef void* small = NULL
+    cdef size_t size
+    pthread_mutex_lock(&q.mu)
+    last = q.n[kind] - 1
+    for i in range(q.n[kind]):
+        if q.size[kind][i] >= need and (best < 0 or q.size[kind][i] < q.size[kind][best]):
+            best = i
+    if best >= 0:
+        p, got[0] = q.blk[kind][best], q.size[kind][best]
+        q.reused += 1
+    elif last >= 0:  # every pooled block too small: replace one (the last)
+        small, best = q.blk[kind][last], last
+        q.replaced += 1
+    if best >= 0:
+        q.blk[kind][best], q.size[kind][best] = q.blk[kind][last], q.size[kind][last]
+        q.n[kind] = last
+    if p == NULL:
+        q.fresh += 1
+    pthread_mutex_unlock(&q.mu)
+    if p != NULL:
+        return p
+    free(small)
+    size = _roomy(need)
+    if posix_memalign(&p, ALIGN, size) != 0:
+        return NULL
+    got[0] = size
+    return p
+
+
+cdef void _pool_put(Pool* q, int kind, void* p, size_t size) noexcept nogil:
+    """Block ``p`` back into its free list (freed when the list is full: the smallest of the list and ``p`` goes), or
+    freed in a forked child (the lock may have been held at the fork)."""
+    cdef int i, low = -1
+    if p == NULL:
+        return
+    if q.pid != getpid():
+        free(p)
+        return
+    pthread_mutex_lock(&q.mu)
+    if q.n[kind] < q.cap:
+        q.blk[kind][q.n[kind]], q.size[kind][q.n[kind]] = p, size
+        q.n[kind] += 1
+        q.returned += 1
+        p = NULL
+    else:
+        for i in range(q.n[kind]):
+            if q.size[kind][i] < size and (low < 0 or q.size[kind][i] < q.size[kind][low]):
+                low = i
+        if low >= 0:  # keep the larger block
+            q.blk[kind][low], p = p, q.blk[kind][low]
+            q.size[kind][low] = size
+        q.dropped += 1
+    pthread_mutex_unlock(&q.mu)
+    free(p)
+
+
+@cython.final
+cdef class BlockPool:
+    """Blocks made by :class:`Assembler` producers, reused once the arrays over them are gone: at most ``cap`` kept per
+    kind (a batch's head and tail blocks).  An Assembler's blocks hold their pool: it lives while any of them is out,
+    so the pool can be shared by several Assemblers (the windows of one dataset iteration).  A forked child frees the
+    blocks given back to it rather than pooling them (it never takes the lock)."""
+    cdef Pool* q
+
+    def __cinit__(self, int cap=12):
+        if not 0 <= cap <= POOL_MAX:
+            raise ValueError(f"cap must be between 0 and {POOL_MAX}")
+        self.q = <Pool*> malloc(sizeof(Pool))
+        if self.q == NULL:
+            raise MemoryError()
+        memset(self.q, 0, sizeof(Pool))
+        if pthread_mutex_init(&self.q.mu, NULL) != 0:
+            free(self.q)
+            self.q = NULL
+            raise MemoryError("pthread_mutex_init")
+        self.q.cap, self.q.pid = cap, getpid()
+
+    def __dealloc__(self):
+        cdef Pool* q = self.q
+        cdef int kind, i
+        if q == NULL:
+            return
+        self.q = NULL
+        # in a forked child the lists are read only if the lock was free at the fork (else they are left: the memory is
+        # the parent's copy)
+        if q.pid == getpid() or pthread_mutex_trylock(&q.mu) == 0:
+            for kind in range(2):
+                for i in range(q.n[kind]):
+                    free(q.blk[kind][i])
+            if q.pid == getpid():
+                pthread_mutex_destroy(&q.mu)
+        free(q)
+
+    cdef inline long _get(self, int which):
+        cdef Pool* q = self.q
+        cdef long n
+        if q.pid != getpid():
+            return 0
+        pthread_mutex_lock(&q.mu)
+        if which == 0:
+            n = q.reused
+        elif which == 1:
+            n = q.fresh
+        elif which == 2:
+            n = q.replaced
+        elif which == 3:
+            n = q.returned
+        elif which == 4:
+            n = q.dropped
+        else:
+            n = q.n[HEAD] + q.n[TAIL]
+        pthread_mutex_unlock(&q.mu)
+        return n
+
+    @property
+    def cap(self):
+        """Blocks kept per kind, at most."""
+        return self.q.cap
+
+    @property
+    def reused(self):
+        """Blocks taken from the free lists."""
+        return self._get(0)
+
+    @property
+    def fresh(self):
+        """Blocks allocated (no pooled block fitted)."""
+        return self._get(1)
+
+    @property
+    def replaced(self):
+        """Of the fresh ones: those for which a pooled block too small was freed."""
+        return self._get(2)
+
+    @property
+    def returned(self):
+        """Blocks given back and kept."""
+        return self._get(3)
+
+    @property
+    def dropped(self):
+        """Blocks given back and freed (the free list full)."""
+        return self._get(4)
+
+    @property
+    def kept(self):
+        """Blocks in the free lists now."""
+        return self._get(5)
+
+
 # a ring slot's state
 cdef enum:
     EMPTY = 0
@@ -241,11 +423,13 @@ ctypedef struct Slot:
     int state
     void* head  # the head arrays (see _head_layout)
     void* tail  # the policy and vector arrays (see _tail_layout)
+    size_t head_cap, tail_cap  # their blocks' sizes (what the pool takes back)
     int32_t widest
     int64_t first
 
 ctypedef struct Ahead:
     # what the producer thread reads: plain C, copied from its Assembler (which keeps the arrays behind it alive)
+    Pool* q  # its blocks' pool (the Assembler holds its BlockPool)
     const int64_t* t
     const int32_t* p_part
     const int64_t* p_row
@@ -320,17 +504,18 @@ cdef size_t _tail_layout(Py_ssize_t n, Py_ssize_t k, bint wide, Py_ssize_t nvec,
 
 
 cdef int _make(Ahead* h, Slot* s, size_t* toffs) noexcept nogil:
-    """Batch ``s.a:s.b`` into newly allocated blocks (what Assembler's synchronous path computes); MADE or REDO."""
+    """Batch ``s.a:s.b`` into blocks of the pool (what Assembler's synchronous path computes); MADE or REDO."""
     cdef Py_ssize_t a = s.a, n = s.b - s.a, width = h.width, nsrc = h.nsrc, k, v
     cdef const int64_t* t = h.t
     cdef const int32_t* p_part = h.p_part + a
     cdef const int64_t* p_row = h.p_row + a
     cdef size_t ho[9]
-    cdef void* block = NULL
+    cdef void* block
     cdef uint8_t* hb
     cdef uint8_t* tb
     cdef int32_t widest
-    if posix_memalign(&block, ALIGN, _head_layout(n, width, ho)) != 0:
+    block = _pool_get(h.q, HEAD, _head_layout(n, width, ho), &s.head_cap)
+    if block == NULL:
         return REDO
     s.head = block
     hb = <uint8_t*> block
@@ -343,8 +528,8 @@ cdef int _make(Ahead* h, Slot* s, size_t* toffs) noexcept nogil:
     if 0 <= h.max_candidates < widest:
         return REDO
     k = widest if h.max_candidates < 0 else h.max_candidates
-    block = NULL
-    if posix_memalign(&block, ALIGN, _tail_layout(n, k, h.wide, h.nvec, h.sizes, toffs)) != 0:
+    block = _pool_get(h.q, TAIL, _tail_layout(n, k, h.wide, h.nvec, h.sizes, toffs), &s.tail_cap)
+    if block == NULL:
         return REDO
     s.tail = block
     tb = <uint8_t*> block
@@ -437,16 +622,22 @@ cdef int _take(Ahead* h, Py_ssize_t a, Slot* out, bint wait) noexcept nogil:
 
 @cython.final
 cdef class _Block:
-    """Owns one producer block (the base of the arrays over it): freed when the last of them is gone."""
+    """Owns one producer block (the base of the arrays over it): back to its pool when the last of them is gone."""
     cdef void* p
+    cdef size_t size
+    cdef int kind
+    cdef BlockPool pool
 
     def __dealloc__(self):
-        free(self.p)
+        if self.pool is not None and self.pool.q != NULL:
+            _pool_put(self.pool.q, self.kind, self.p, self.size)
+        else:
+            free(self.p)
 
 
-cdef inline _Block _owner(void* p):
+cdef inline _Block _owner(void* p, size_t size, int kind, BlockPool pool):
     cdef _Block o = _Block.__new__(_Block)
-    o.p = p
+    o.p, o.size, o.kind, o.pool = p, size, kind, pool
     return o
 
 
@@ -477,10 +668,14 @@ cdef class Assembler:
     asked for (waiting for it without the GIL), else (another ``a:b``, a batch too wide for ``max_candidates``, an
     allocation failure) it makes the batch synchronously, as without ``ahead``.  :meth:`close` (and deallocation)
     stops and joins the thread.  ``keep``: what the addresses in ``tables`` point into (the sources), kept alive
-    until the thread is joined.
+    until the thread is joined.  ``pool``: the :class:`BlockPool` the producer takes its blocks from (a batch's arrays
+    give them back when they die; default: one of its own, ``ahead + 4`` blocks of each kind), e.g. one shared by the
+    windows of an iteration.
     """
     cdef object tables, part, row, game, game_players, game_winner, game_value, game_present, game_id, board_type
     cdef object convert, keep
+    #: the pool of the producer's blocks (None without ``ahead``)
+    cdef readonly BlockPool pool
     cdef Ahead* h
     cdef int depth
     cdef bint started
@@ -521,9 +716,12 @@ cdef class Assembler:
     def __init__(self, cnp.ndarray tables, cnp.ndarray part, cnp.ndarray row, cnp.ndarray game,
                  cnp.ndarray game_players, cnp.ndarray game_winner, cnp.ndarray game_value, cnp.ndarray game_present,
                  int64_t first_player, int64_t max_candidates, bint wide, tuple vectors, int64_t unknown,
-                 object game_id=None, object board_type=None, object convert=None, int ahead=0, object keep=None):
+                 object game_id=None, object board_type=None, object convert=None, int ahead=0, object keep=None,
+                 BlockPool pool=None):
         if not 0 <= ahead <= MAX_DEPTH:
             raise ValueError(f"ahead must be between 0 and {MAX_DEPTH}")
+        if ahead > 0 and pool is None:
+            pool = BlockPool(ahead + 4)
         _check(tables, cnp.NPY_INT64, 2, "tables")
         _check(part, cnp.NPY_INT32, 1, "part")
         _check(row, cnp.NPY_INT64, 1, "row")
@@ -572,7 +770,7 @@ cdef class Assembler:
         self.nsrc, self.total, self.nvec, self.width = nsrc, total, nvec, cnp.PyArray_DIM(game_value, 1)
         self.first_player, self.max_candidates, self.wide, self.unknown = first_player, max_candidates, wide, unknown
         self.widest, self.first_unknown, self.lens, self.number = 0, -1, None, None
-        self.keep, self.depth = keep, ahead
+        self.keep, self.depth, self.pool = keep, ahead, pool if ahead > 0 else None
         if ahead > 0 and self.coffs == NULL:
             self.coffs = <size_t*> PyMem_Malloc((3 + 2 * nvec) * sizeof(size_t))
             if self.coffs == NULL:
@@ -626,10 +824,10 @@ cdef class Assembler:
             pthread_cond_destroy(&h.free_cv)
             pthread_mutex_destroy(&h.mu)
         # else: a forked child (no thread here; the ring's lock may have been held at the fork): free the blocks only
-        for i in range(h.depth):
+        for i in range(h.depth):  # (in a child, _pool_put frees them)
             if h.ring[i].state != EMPTY:
-                free(h.ring[i].head)
-                free(h.ring[i].tail)
+                _pool_put(h.q, HEAD, h.ring[i].head, h.ring[i].head_cap)
+                _pool_put(h.q, TAIL, h.ring[i].tail, h.ring[i].tail_cap)
         free(h)
 
     cdef bint _start(self, Py_ssize_t b, Py_ssize_t bs) except -1:
@@ -645,7 +843,7 @@ cdef class Assembler:
         h.sizes, h.nsrc, h.width, h.nvec = self.sizes, self.nsrc, self.width, self.nvec
         h.bs, h.next_a, h.limit = bs, b, self.total
         h.first_player, h.max_candidates, h.unknown, h.wide = self.first_player, self.max_candidates, self.unknown, self.wide
-        h.depth = self.depth
+        h.depth, h.q = self.depth, self.pool.q
         if pthread_mutex_init(&h.mu, NULL) != 0:
             free(h)
             return False
@@ -681,8 +879,8 @@ cdef class Assembler:
                     self.expect = slot.b
                     if slot.state == MADE:
                         return self._made(&slot)
-                    free(slot.head)
-                    free(slot.tail)
+                    _pool_put(h.q, HEAD, slot.head, slot.head_cap)
+                    _pool_put(h.q, TAIL, slot.tail, slot.tail_cap)
                 elif got == YOURS:
                     self.expect = b
         elif self.depth > 0 and not self.started and a < b and b + (b - a) <= self.total:
@@ -697,8 +895,8 @@ cdef class Assembler:
         cdef Py_ssize_t k = s.widest if self.max_candidates < 0 else self.max_candidates
         _head_layout(n, width, ho)
         _tail_layout(n, k, self.wide, self.nvec, self.sizes, to)
-        cdef _Block hb = _owner(s.head)
-        cdef _Block tb = _owner(s.tail)
+        cdef _Block hb = _owner(s.head, s.head_cap, HEAD, self.pool)
+        cdef _Block tb = _owner(s.tail, s.tail_cap, TAIL, self.pool)
         number = _over(hb, ho[0], 1, n, 0, cnp.NPY_INT64)
         lens = _over(hb, ho[8], 1, n, 0, cnp.NPY_INT32)
         self.widest, self.lens, self.number, self.first_unknown = s.widest, lens, number, s.first

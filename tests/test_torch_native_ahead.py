@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore:This DataLoa
 OPTIONS = {"batch_size": 64, "buffer_size": 300, "seed": 5}
 
 
-def _window(rng, dtype, *, vectors: bool, positions: int = 700):
-    """A window's sources and per-position arrays, and a function making its Assembler."""
+def _window(rng, dtype, *, vectors: bool, positions: int = 700, widening: bool = False):
+    """A window's sources and per-position arrays, and a function making its Assembler (``widening``: the positions
+    in order of their policy lengths, so a later batch's tail block is larger than an earlier one's)."""
     srcs = [_source(rng, r, dtype, nulls=i % 2 == 0) for i, r in enumerate((50, 1, 300, 17, 90))]
     for s in srcs:
         s.player[:] = rng.integers(-1, 5, s.player.size)
@@ -35,6 +36,9 @@ def _window(rng, dtype, *, vectors: bool, positions: int = 700):
              "value": rng.standard_normal((ngames, 4)).astype(np.float32), "present": rng.random((ngames, 4)) > 0.3}
     part = rng.integers(0, len(srcs), positions).astype(np.int32)
     row = np.array([rng.integers(0, srcs[p].lens.size) for p in part], dtype=np.int64)
+    if widening:
+        order = np.argsort([srcs[p].lens[r] for p, r in zip(part, row)], kind="stable")
+        part, row = part[order], row[order]
     game = rng.integers(0, ngames, part.size)
     ids = np.array([f"g{g}" for g in game], dtype=object)
     names = ["f", "g"] if vectors else []
@@ -305,4 +309,165 @@ def test_a_forked_child_neither_waits_for_nor_uses_the_parents_producer():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     _same_items(ahead.batch(10, 20), reference(10, 20)[0], ids, 10, 20)  # the parent's producer goes on
     ahead.close()
+    assert fast.live_producers() == 0
+
+
+# -- the producer's block pool ------------------------------------------------------------------------------------
+def test_blocks_come_back_to_the_pool_and_are_reused():
+    fast = _compiled()
+    rng = np.random.default_rng(21)
+    make, reference, srcs, ids = _window(rng, np.float32, vectors=True, positions=5000)
+    ahead = make(ahead=2, keep=srcs)
+    pool = ahead.pool
+    assert isinstance(pool, fast.BlockPool) and pool.cap == 6 and make().pool is None
+    for a in range(0, 4000, 40):  # each batch dropped before the next: its two blocks go back to the pool
+        if a % 400 == 40:
+            _fill(ahead)
+        _same_items(ahead.batch(a, a + 40), reference(a, a + 40)[0], ids, a, a + 40)
+    assert ahead.taken > 50 and pool.reused > 50
+    # a block is in use (ring or batch) or pooled: at most the ring, the batch being made, and one batch out, twice
+    assert pool.fresh <= 2 * (2 + 1 + 1) and pool.kept <= 2 * pool.cap and pool.dropped == 0
+    ahead.close()  # the batches made and not taken go back too
+    # every block back but the last batch's head (ahead.lens and ahead.number are views of it)
+    assert pool.reused + pool.fresh == 2 * ahead.made and pool.returned + pool.dropped == 2 * ahead.made - 1
+    assert fast.live_producers() == 0
+    with pytest.raises(ValueError):
+        fast.BlockPool(33)
+
+
+def test_batches_kept_by_the_caller_stay_valid_after_more_batches_and_after_close():
+    fast = _compiled()
+    rng = np.random.default_rng(22)
+    make, reference, srcs, ids = _window(rng, np.float64, vectors=True, positions=3000)
+    ahead = make(ahead=3, keep=srcs)
+    kept = {}
+    for a in range(0, 2900, 29):
+        if a % 290 == 29:
+            _fill(ahead, 3)
+        got = ahead.batch(a, a + 29)
+        if a % 87 == 0:  # every third batch kept (as tensors): its blocks never go back while it lives
+            kept[a] = got
+    pool = ahead.pool
+    assert pool.reused > 0
+    ahead.close()
+    del ahead
+    gc.collect()
+    for b in range(2):  # the reused blocks were never a kept batch's: every kept batch still equals the reference
+        more = make(ahead=3, keep=srcs, pool=pool)  # another Assembler on the same pool reuses the freed blocks
+        for a in range(0, 1000, 29):
+            more.batch(a, a + 29)
+        more.close()
+    for a, got in kept.items():
+        _same_items(got, reference(a, a + 29)[0], ids, a, a + 29)
+    assert fast.live_producers() == 0
+
+
+def test_the_pool_outlives_its_assembler_while_blocks_are_out():
+    fast = _compiled()
+    rng = np.random.default_rng(23)
+    make, reference, srcs, ids = _window(rng, np.float32, vectors=True, positions=2000)
+    ahead = make(ahead=4, keep=srcs)
+    ahead.batch(0, 50)
+    _fill(ahead, 4)
+    out = [ahead.batch(a, a + 50) for a in range(50, 250, 50)]
+    assert ahead.taken == 4
+    pool = ahead.pool
+    returned = pool.returned
+    del ahead, pool  # the Assembler and every other reference to its pool: the batches' blocks hold it
+    gc.collect()
+    assert fast.live_producers() == 0
+    for i, a in enumerate(range(50, 250, 50)):
+        _same_items(out[i], reference(a, a + 50)[0], ids, a, a + 50)
+    owner = out[0]["move_number"].numpy().base
+    assert owner is not None
+    del out  # the blocks go back to the pool, which then goes too (no leak, no crash)
+    gc.collect()
+    assert returned >= 0
+
+
+def test_a_batch_whose_tail_needs_a_bigger_block_replaces_a_pooled_one():
+    fast = _compiled()
+    rng = np.random.default_rng(24)
+    make, reference, srcs, ids = _window(rng, np.float32, vectors=False, positions=4000, widening=True)
+    ahead = make(ahead=1, keep=srcs)
+    widths = []
+    for a in range(0, 4000, 200):
+        _fill(ahead)
+        got = ahead.batch(a, a + 200)
+        _same_items(got, reference(a, a + 200)[0], ids, a, a + 200)
+        widths.append(ahead.widest)
+        del got  # its blocks back to the pool before the producer makes the batch after next
+    assert widths == sorted(widths) and widths[0] < widths[-1]
+    pool = ahead.pool
+    assert pool.replaced > 0 and pool.reused > 0
+    ahead.close()
+    assert fast.live_producers() == 0
+
+
+def test_a_forked_child_frees_the_blocks_given_back_to_it_and_never_takes_the_pools_lock():
+    import os
+
+    fast = _compiled()
+    rng = np.random.default_rng(25)
+    make, reference, srcs, ids = _window(rng, np.float32, vectors=True, positions=6000)
+    ahead = make(ahead=4, keep=srcs)
+    held = []
+    for a in range(0, 300, 30):
+        if a:
+            _fill(ahead)
+        held.append(ahead.batch(a, a + 30))  # the producer keeps making batches meanwhile
+    pool = ahead.pool
+    assert ahead.taken > 0
+    pid = os.fork()
+    if pid == 0:  # the child: batches dropped here are freed, not pooled; the pool's counters read 0
+        code = 1
+        try:
+            del held
+            gc.collect()
+            got = ahead.batch(300, 330)
+            want = reference(300, 330)[0]
+            code = 0 if all(np.array_equal(got[k].numpy(), w) for k, w in want.items()) else 2
+            if pool.reused or pool.kept:
+                code = 3
+            ahead.close()
+            del ahead, pool, got
+            gc.collect()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    before = pool.returned
+    del held
+    gc.collect()
+    assert pool.returned > before  # the parent's pool goes on
+    for a in range(300, 900, 30):
+        _same_items(ahead.batch(a, a + 30), reference(a, a + 30)[0], ids, a, a + 30)
+    assert pool.reused > 0
+    ahead.close()
+    assert fast.live_producers() == 0
+
+
+def test_dataset_iteration_shares_one_pool_between_its_windows(store_path):
+    fast = _compiled()
+    seen = []
+    real = fast.Assembler
+
+    def recording(*args, **kw):
+        asm = real(*args, **kw)
+        seen.append(asm)
+        return asm
+
+    with backend.use("cython"):
+        inline = list(PositionDataset(store_path, **OPTIONS, native_ahead=False))
+        fast.Assembler = recording
+        try:
+            n = 0
+            for i, b in enumerate(PositionDataset(store_path, **OPTIONS, native_ahead=True)):
+                _same(inline[i], b)  # then dropped: its blocks go back to the pool
+                n += 1
+        finally:
+            fast.Assembler = real
+    assert n == len(inline)
+    assert len(seen) > 1 and all(a.pool is seen[0].pool for a in seen)
+    assert seen[0].pool.reused > 0
     assert fast.live_producers() == 0

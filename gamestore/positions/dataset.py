@@ -431,11 +431,14 @@ class PositionDataset(IterableDataset[Any]):
         """The batches of ``batches``; a window's compiled assembler is closed (its producer thread, if any, joined)
         when the next window starts and when this generator ends (exhausted, closed, or raising)."""
         depth = _NATIVE_DEPTH if native and self.native_ahead and fast is not None else 0
+        # the producers' blocks, reused once a batch's tensors are gone (one pool for the iteration's windows: a
+        # window's first batches need no fresh allocation either)
+        pool = fast.BlockPool(depth + 4) if depth else None
         current = None
         try:
             for win, a, b in batches:
                 try:
-                    batch = self._to_batch(win, a, b, plan, fast, depth)
+                    batch = self._to_batch(win, a, b, plan, fast, depth, pool)
                 finally:
                     asm = win.cache.get("asm")
                     if asm is not current:
@@ -447,7 +450,7 @@ class PositionDataset(IterableDataset[Any]):
             if current is not None:
                 current.close()
 
-    def _window_columns(self, win: Window, plan: Plan, fast: Any, ahead: int = 0) -> dict[str, Any]:
+    def _window_columns(self, win: Window, plan: Plan, fast: Any, ahead: int = 0, pool: Any = None) -> dict[str, Any]:
         """The window's per-position indices and objects in stream order (once per window; a batch takes slices)."""
         cols = win.cache
         if cols:
@@ -493,7 +496,7 @@ class PositionDataset(IterableDataset[Any]):
             tables["winner"], tables["value"], tables["present"], self._first_player,
             -1 if self.max_candidates is None else self.max_candidates, self._prob_dtype == np.float64,
             tuple((name, tuple(spec.shape)) for name, spec in plan.vectors.items()), UNKNOWN_KEY, cols["game_id"],
-            cols["board_type"], torch.from_numpy, ahead, srcs,
+            cols["board_type"], torch.from_numpy, ahead, srcs, pool,
         )
         return cols
 
@@ -511,11 +514,11 @@ class PositionDataset(IterableDataset[Any]):
             })
         return cache[1]
 
-    def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any, ahead: int = 0) -> Batch:
+    def _to_batch(self, win: Window, a: int, b: int, plan: Plan, fast: Any, ahead: int = 0, pool: Any = None) -> Batch:
         """The batch of positions ``a:b`` of window ``win``: each position's data copied once, straight from its source
         (compiled: one :class:`Assembler` call, its loops without the GIL, with a native producer ``ahead`` slots
         deep when ``ahead``; else the numpy reference gathers)."""
-        w = win.cache or self._window_columns(win, plan, fast, ahead)
+        w = win.cache or self._window_columns(win, plan, fast, ahead, pool)
         asm = w["asm"]
         if asm is None:
             items, lens, width = self._reference_items(w, a, b, plan)
