@@ -127,14 +127,29 @@ def _joined_at(fast: Any, pos: np.ndarray, size: np.ndarray, take: np.ndarray, n
         dctx = getattr(_local, "dctx", None)
         if dctx is None:
             dctx = _local.dctx = _scan.Decompressor()
-        # into a buffer of Arrow's pool: a bytearray of a shard's column (~65 KB-260 KB) was a fresh mapping whose
+        # into a buffer of an Arrow pool: a bytearray of a shard's column (~65 KB-260 KB) was a fresh mapping whose
         # every page faulted on first touch (a first scan of 41 shards: ~4,000 faults, ~10-20 ms of CPU)
-        out, length = _scan.joined(fast.view, pos, size, take, dctx, pa.allocate_buffer)
+        out, length = _scan.joined(fast.view, pos, size, take, dctx, _allocate)
         if out is None:
             raise Damaged(f"column {name}: body buffer {length} is damaged or shorter than its rows")
         return out.slice(0, length)
     got = fast.decompress(np.zeros(len(pos), dtype=np.int64), np.stack([pos, size], axis=1))
     return b"".join([memoryview(g)[:n] for g, n in zip(got, take.tolist()) if n])
+
+
+def _allocate(size: int) -> pa.Buffer:
+    """A scan column's buffer, from the system allocator's Arrow pool (:data:`_SCAN_POOL`).
+
+    Not from pyarrow's default pool: its mimalloc takes memory in transparent huge pages, and a fresh process's
+    first group-by (41 shards, 26 MB of columns) faulted in 16 of them (each 2 MB zeroed, ~25 ms of the pool
+    threads' CPU in perf); from the system pool none (4 KB faults instead: ~9,950 -> ~16,200 in the statement).
+    Statement medians, wall / CPU, 10 alternating fresh processes at real-time priority: 159.8 / 269.6 ->
+    152.9 / 265.8 ms (benchmarks/README.md); a repeated (uncached) scan takes the same from either pool."""
+    return pa.allocate_buffer(size, memory_pool=_SCAN_POOL)
+
+
+#: The pool scan columns are decompressed into (see :func:`_allocate`).
+_SCAN_POOL = pa.system_memory_pool()
 
 
 def _install_scan() -> Any:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
@@ -132,6 +133,22 @@ def test_whole_shard_columns_come_from_the_cache_equal(written):
         first = _norm(s.sql(q).fetchall())
         assert len(sqlscan.COLUMN_CACHE) > 0
         assert _norm(s.sql(q).fetchall()) == first == _plain(s, written, q)
+
+
+def test_scan_columns_are_decompressed_into_the_system_pool(written):
+    """A whole-shard scan's fixed-width columns live in the system allocator's Arrow pool, not pyarrow's default
+    (mimalloc, which takes transparent huge pages: sqlscan._allocate), and stay there while cached."""
+    if sqlscan._scan is None:
+        pytest.skip("the compiled scan (_ext/_scan.pyx) is not built")
+    sqlscan.COLUMN_CACHE.clear()
+    pool = pa.system_memory_pool()
+    with gamestore.open(written, create=False) as s:
+        before = pool.bytes_allocated()
+        got = s.sql("SELECT sum(think_time_ms), count(*) FROM moves").fetchall()
+        grown = pool.bytes_allocated() - before
+        assert _norm(got) == _plain(s, written, "SELECT sum(think_time_ms), count(*) FROM moves")
+        assert grown >= 4 * s.count_moves()  # think_time_ms: int32 per move, every shard's column cached
+    sqlscan.COLUMN_CACHE.clear()
 
 
 def test_a_relation_keeps_its_snapshot_while_connections_are_reused(tmp_path):
