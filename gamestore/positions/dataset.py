@@ -99,12 +99,16 @@ class PositionDataset(IterableDataset[Any]):
     first are made ahead by a native thread of its compiled assembler (it
     never takes the GIL: the iterating thread only wraps the made arrays as
     tensors); the same batches in the same order; the thread stops with the
-    iteration.  Off by default: on the 2-core machine it raised the
-    DataLoader idiom's share of direct iteration at 256 per batch (82-86%
-    -> 89-93%) but mostly by slowing direct iteration (the producer made ~40%
-    of the batches at ~37 us of CPU each, about twice the same loops inline,
-    while the training thread's CPU per batch barely fell), and at 1,024 per
-    batch direct iteration lost up to a third (``benchmarks.idiom_modes``).
+    iteration.  Its blocks come from one pool per iteration and go back to it
+    when a batch's tensors die (no fresh allocation, page faults or munmap
+    per batch).  Off by default: on the 2-core machine, with the read-ahead
+    on, it makes direct iteration faster at 256 per batch (97.5% of serial
+    against the default's 92.1%) and about as fast at 1,024 (95.1% against
+    98.3%), but the DataLoader idiom's share of direct iteration stays under
+    95% at 256 (91.0%; 95.5% at 1,024): the training thread is still the
+    bottleneck there (the producer makes ~200 of 208 batches in time), so
+    torch's per-batch cost lands on it whole (``benchmarks.idiom_modes``,
+    150 rounds).
     """
 
     def __init__(
