@@ -15,7 +15,9 @@ lands, so this runs the pairs in all four layouts of the same dataset, in one pr
 Each round runs one pass of each (layout, reader) pair back to back, the order rotating, so a shared machine's
 noise falls on all alike; the figures are medians (and quartiles) over the rounds: the idiom's wall time as a
 share of direct's in the same layout (the must-have's ratio), and each pass's positions/s against the serial
-direct pass (read-ahead and assemble_ahead off) of the same round.
+direct pass (read-ahead and assemble_ahead off) of the same round.  For the native_ahead passes a second table gives
+the producers' counters (medians per pass): batches the producer made (the training thread made the others), the
+batches the training thread waited for, the producer's CPU per batch made, and the pool's blocks reused / fresh.
 
     GAMESTORE_BACKEND=cython python -m benchmarks.idiom_modes --dir DIR --rounds 200 [--batch-size 256] [--layouts 0 1 4]
 """
@@ -33,6 +35,7 @@ import torch
 from benchmarks.bench_torch_ringrift import action_map_of, build_corpus, gamestore_dataset
 from gamestore.backend import selected
 from gamestore.positions.decode import SegmentReader
+from gamestore.positions.gather import compiled
 
 #: (read-ahead, assemble_ahead, native_ahead); the first is the serial reference
 LAYOUTS = [(False, False, False), (True, False, False), (False, True, False), (True, True, False), (False, False, True),
@@ -76,19 +79,40 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = [(ra, aa, na, idiom) for ra, aa, na in layouts for idiom in (False, True)]
     wall: dict[tuple[bool, bool, bool, bool], list[float]] = {r: [] for r in runs}
+    # per native_ahead pass: (batches, made by the producer, waited for, producer CPU s, pool blocks reused, fresh)
+    producer: dict[tuple[bool, bool, bool, bool], list[tuple[int, int, int, float, int, int]]] = {r: [] for r in runs}
     positions = 0
+    fast = compiled()
+    real = fast.Assembler if fast is not None else None
+    made: list[Any] = []
+
+    def recording(*a: Any, **k: Any) -> Any:  # the windows' assemblers of a pass (their producers' counters)
+        asm = real(*a, **k)  # type: ignore[misc]
+        made.append(asm)
+        return asm
+
+    if fast is not None:
+        fast.Assembler = recording
     for r in range(args.rounds):
         order = runs[r % len(runs):] + runs[: r % len(runs)]
         for run in order:
             ds.set_epoch(10_000 + r)  # every pass of a round reads the same order
             it = passes(*run)()
             gc.collect()
-            n = 0
+            made.clear()
+            n = batches = 0
             t0 = time.perf_counter()
             for b in it:
                 n += len(b["move_number"])
+                batches += 1
             wall[run].append(time.perf_counter() - t0)
             positions = n
+            pool = next((a.pool for a in made if a.pool is not None), None)
+            if pool is not None:
+                producer[run].append((batches, sum(a.made for a in made), sum(a.waited for a in made),
+                                      sum(a.producer_cpu for a in made), pool.reused, pool.fresh))
+    if fast is not None:
+        fast.Assembler = real
     SegmentReader.prefetch = prefetch  # type: ignore[method-assign]
     load = open("/proc/loadavg").read().split()[:3]
     print(f"backend {selected().name}; {positions:,} positions per pass, batches of {args.batch_size}, {args.rounds} rounds;"
@@ -104,6 +128,19 @@ def main(argv: list[str] | None = None) -> None:
         iv = statistics.median([s / x for s, x in zip(serial, i)])
         print(f"| {_name(ra, aa, na)} | {mid:.1%} | {lo:.1%} - {hi:.1%} | {dv:.1%} | {iv:.1%} |"
               f" {positions / statistics.median(d):,.0f} | {positions / statistics.median(i):,.0f} |")
+    native = [run for run in runs if producer[run]]
+    if native:
+        print("\n| native_ahead pass | batches made by the producer | waited for | producer CPU per made batch |"
+              " pool blocks reused / fresh |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for run in native:
+            rows = producer[run]
+            cpu = [c / m * 1e6 for _, m, _, c, _, _ in rows if m]
+            print(f"| {_name(*run[:3])}, {'idiom' if run[3] else 'direct'} |"
+                  f" {statistics.median(m for _, m, _, _, _, _ in rows):.0f} of {rows[0][0]} |"
+                  f" {statistics.median(w for _, _, w, _, _, _ in rows):.0f} |"
+                  f" {statistics.median(cpu) if cpu else 0:.1f} us |"
+                  f" {statistics.median(u for *_, u, _ in rows):.0f} / {statistics.median(f for *_, f in rows):.0f} |")
 
 
 if __name__ == "__main__":
