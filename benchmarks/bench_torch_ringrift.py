@@ -50,11 +50,12 @@ goes first, as the median of the pairs' ratios (wall, process CPU, and the
 training thread's CPU), both readers' positions/s, and where the gap goes: the
 training thread's CPU per batch of each, against what ``DataLoader.__next__``
 costs on its own over ready batches (torch's per-batch cost with warm caches:
-the idiom's ceiling at this dataset's speed).  ``--assemble-ahead`` then
-repeats the pairs with ``PositionDataset(assemble_ahead=True)`` (the batches
-made on a helper thread, the consumer only takes them), ``--native-ahead`` with
-``PositionDataset(native_ahead=True)`` (a window's batches made on a native thread of its compiled assembler, the
-consumer wraps them as tensors), and ``--no-read-ahead`` then
+the idiom's ceiling at this dataset's speed).  The dataset's default makes a
+window's batches on a native thread of its compiled assembler
+(``native_ahead``, the consumer wraps them as tensors).  ``--assemble-ahead`` then
+repeats the pairs with ``PositionDataset(assemble_ahead=True, native_ahead=False)`` (the batches
+made on a helper thread, the consumer only takes them), ``--no-native-ahead`` with
+``PositionDataset(native_ahead=False)`` (every batch made on the training thread), and ``--no-read-ahead`` then
 repeats the pairs with gamestore's read-ahead threads off (a control with no
 second thread in the process).
 """
@@ -464,17 +465,17 @@ def run(args: argparse.Namespace, root: Path) -> None:
     _worker_split(splits)
     if args.pairs:
         _paired(ds, args.pairs, positions)
+    native = ds.native_ahead
     if args.pairs and args.assemble_ahead:
         # the batch overlap: the next batches made on a helper thread (PositionDataset(assemble_ahead=True))
-        ds.assemble_ahead = True
-        print("\nwith assemble_ahead=True (batches made on a helper thread):", end="")
+        ds.assemble_ahead, ds.native_ahead = True, False
+        print("\nwith assemble_ahead=True, native_ahead=False (batches made on a helper thread):", end="")
         _paired(ds, args.pairs, positions)
-        ds.assemble_ahead = False
-    if args.pairs and args.native_ahead:
-        # a window's batches made on a native thread of its compiled assembler (PositionDataset(native_ahead=True))
-        native = ds.native_ahead
-        ds.native_ahead = True
-        print("\nwith native_ahead=True (a window's batches made on a native thread):", end="")
+        ds.assemble_ahead, ds.native_ahead = False, native
+    if args.pairs and args.no_native_ahead:
+        # every batch made on the training thread (PositionDataset(native_ahead=False), the default before)
+        ds.native_ahead = False
+        print("\nwith native_ahead=False (every batch made on the training thread):", end="")
         _paired(ds, args.pairs, positions)
         ds.native_ahead = native
     if args.pairs and args.no_read_ahead:
@@ -613,9 +614,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="alternating pairs of passes (direct, the idiom) for the 95%% goal; 0: none")  # fmt: skip
     ap.add_argument("--assemble-ahead", action="store_true",
                     help="then the pairs again with PositionDataset(assemble_ahead=True): batches made on a helper thread")
-    ap.add_argument("--native-ahead", action="store_true",
-                    help="then the pairs again with PositionDataset(native_ahead=True): a window's batches made on a"
-                         " native thread")  # fmt: skip
+    ap.add_argument("--no-native-ahead", action="store_true",
+                    help="then the pairs again with PositionDataset(native_ahead=False): every batch made on the"
+                         " training thread")  # fmt: skip
     ap.add_argument("--no-read-ahead", action="store_true",
                     help="then the pairs again with the read-ahead threads off (a control: no second thread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["mds", "hf", "parquet"], help="leave out these readers")

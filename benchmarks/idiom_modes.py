@@ -10,7 +10,8 @@ lands, so this runs the pairs in all four layouts of the same dataset, in one pr
 - ``assemble_ahead`` on / off: the stream and the batch assembly run on one helper thread, the training thread only
   takes batches (and runs torch's ``__next__`` in the idiom);
 - ``native_ahead`` on / off: each window's compiled assembler makes the window's next batches on a native thread (no
-  GIL); the training thread runs the stream and wraps the made arrays as tensors.
+  GIL); the training thread runs the stream and wraps the made arrays as tensors.  With the read-ahead on, this is the
+  dataset's default (the last layout).
 
 Each round runs one pass of each (layout, reader) pair back to back, the order rotating, so a shared machine's
 noise falls on all alike; the figures are medians (and quartiles) over the rounds: the idiom's wall time as a

@@ -215,11 +215,15 @@ def test_dataset_same_batches_with_and_without(store_path, extra):
 
 
 def test_dataset_environment_switch(store_path, monkeypatch):
+    monkeypatch.delenv("GAMESTORE_NATIVE_AHEAD", raising=False)
+    assert PositionDataset(store_path, **OPTIONS).native_ahead  # on by default
     monkeypatch.setenv("GAMESTORE_NATIVE_AHEAD", "1")
     assert PositionDataset(store_path, **OPTIONS).native_ahead
     monkeypatch.setenv("GAMESTORE_NATIVE_AHEAD", "0")
     assert not PositionDataset(store_path, **OPTIONS).native_ahead
     assert PositionDataset(store_path, **OPTIONS, native_ahead=True).native_ahead
+    monkeypatch.delenv("GAMESTORE_NATIVE_AHEAD")
+    assert not PositionDataset(store_path, **OPTIONS, native_ahead=False).native_ahead
 
 
 def test_dataset_break_error_gc_and_resume(store_path):

@@ -93,25 +93,21 @@ class PositionDataset(IterableDataset[Any]):
     state; ``transform`` still runs on the iterating thread; the thread
     stops with the iteration).
 
-    ``native_ahead`` (default: the environment variable
-    ``GAMESTORE_NATIVE_AHEAD``, ``1`` on, else off; compiled backend only):
-    outside DataLoader worker processes, each window's batches after its
-    first are made ahead by a native thread of its compiled assembler (it
+    ``native_ahead`` (default on; the environment variable
+    ``GAMESTORE_NATIVE_AHEAD=0`` turns the default off; compiled backend
+    only): outside DataLoader worker processes, each window's batches after
+    its first are made ahead by a native thread of its compiled assembler (it
     never takes the GIL: the iterating thread only wraps the made arrays as
     tensors); the same batches in the same order; the thread stops with the
     iteration.  Its blocks come from one pool per iteration and go back to it
     when a batch's tensors die (no fresh allocation, page faults or munmap
-    per batch).  Off by default: on the 2-core machine, with the read-ahead
-    on, it makes direct iteration faster at 256 per batch (97.5% of serial
-    against the default's 92.1%) and about as fast at 1,024 (95.1% against
-    98.3%), but the DataLoader idiom's share of direct iteration stays under
-    95% at 256 (91.0%; 95.5% at 1,024): the training thread is still the
-    bottleneck there (the producer makes ~200 of 208 batches in time), so
-    torch's per-batch cost lands on it whole (``benchmarks.idiom_modes``,
-    150 rounds).  For the DataLoader idiom it is the faster layout there:
-    92.2% of serial direct iteration's speed at 256 per batch against the
-    default's 77.6%, 95.3% against 89.9% at 1,024 (benchmarks/README.md,
-    tenth round).
+    per batch).  On by default since the tenth quiet round
+    (benchmarks/README.md): on the 2-core machine, with the read-ahead on,
+    the documented DataLoader idiom ran at 92.2% of serial direct
+    iteration's speed at 256 per batch against 77.6% without it, 95.3%
+    against 89.9% at 1,024; direct iteration itself ran about as fast (97.3%
+    against 95.2% at 256; 95.1% against 98.4% at 1,024, where the producer
+    shares a core with the read-ahead's decoders) (``benchmarks.idiom_modes``).
     """
 
     def __init__(
@@ -186,7 +182,7 @@ class PositionDataset(IterableDataset[Any]):
             assemble_ahead = os.environ.get("GAMESTORE_ASSEMBLE_AHEAD", "0") == "1"
         self.assemble_ahead = bool(assemble_ahead)
         if native_ahead is None:
-            native_ahead = os.environ.get("GAMESTORE_NATIVE_AHEAD", "0") == "1"
+            native_ahead = os.environ.get("GAMESTORE_NATIVE_AHEAD", "1") != "0"
         self.native_ahead = bool(native_ahead)
 
         from ..store import GameStore
