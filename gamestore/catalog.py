@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 from . import gil
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
+from .catalog_snapshot import KEY_COLUMNS, SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
 from . import quarantine as _quarantine
 from .quarantine import check_sizes, games_dataset, reason_of
 from .catalog_snapshot import Snapshot as _Snapshot
@@ -143,18 +143,30 @@ class Catalog:
     def _datasets(self, snap: _Snapshot) -> tuple[Any, Any]:
         """The moves and games files of the shards holding indexed games, as Arrow datasets (built lazily)."""
         if snap._datasets is None:
-            if not snap.visible.num_rows:
+            if not snap.visible_keys.num_rows:
                 return empty_table(moves_schema({})), empty_table(GAMES_SCHEMA)
             snap._datasets = (MovesSource(self, snap, moves_schema(self._vectors_of(snap))),  # reads only indexed copies
                               built_on_use(GAMES_SCHEMA, functools.partial(self._games_dataset, snap)))
         return snap._datasets
 
     def _games_dataset(self, snap: _Snapshot) -> Any:
-        return games_dataset(self, snap, sorted(pc.unique(snap.visible.column("shard_id")).to_pylist()))
+        return games_dataset(self, snap, sorted(pc.unique(snap.visible_keys.column("shard_id")).to_pylist()))
+
+    @staticmethod
+    def _games_table(snap: _Snapshot) -> Any:
+        """What ``_games`` is: the snapshot's visible game rows, or while their columns are deferred (read from a
+        checkpoint: catalog_snapshot.Snapshot's ``load``) a source that reads them when a statement first scans
+        ``_games`` (a statement over ``moves`` never does)."""
+        if snap.loaded:
+            return snap.visible
+        got = snap.games_source
+        if got is None:
+            got = snap.games_source = built_on_use(SEGMENT_SCHEMA, lambda: snap.visible, rows=snap.visible_keys.num_rows)
+        return got
 
     def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:
         snap = snap or self._snap
-        con.register("_games", snap.visible)
+        con.register("_games", self._games_table(snap))
         con.register("_shards", snap.shards)
         if datasets:
             moves, games = self._datasets(snap)
@@ -459,9 +471,9 @@ class Catalog:
     def load(self) -> None:
         """Open: read the checkpoint, then index the tail and drop what it lists but the store lost."""
         with self._refresh_lock:
-            cp = ckpt.read_checkpoint(self.storage, SEGMENT_SCHEMA)
+            cp = ckpt.read_checkpoint(self.storage, SEGMENT_SCHEMA, columns=KEY_COLUMNS)
             if cp is not None:
-                self._snap = _Snapshot(cp.games, cp.shards, frozenset(), 1, cp.shards.num_rows)
+                self._snap = _Snapshot(cp.games, cp.shards, frozenset(), 1, cp.shards.num_rows, load=cp.all_games)
             for attempt in range(_REFRESH_ATTEMPTS):
                 try:
                     self._refresh_locked(limit=None)
@@ -563,11 +575,11 @@ class Catalog:
         return game_id in self._snap.locations
 
     def __len__(self) -> int:
-        return self._snap.visible.num_rows
+        return self._snap.visible_keys.num_rows
 
     def total_moves(self) -> int:
         """The moves of the indexed games (the ``games`` view's ``sum(num_moves)``), without a statement."""
-        return int(pc.sum(self._snap.visible.column("num_moves")).as_py() or 0)
+        return int(pc.sum(self._snap.visible_keys.column("num_moves")).as_py() or 0)
 
     def _vectors_of(self, snap: _Snapshot) -> dict[str, VectorSpec]:
         out: dict[str, VectorSpec] = {}

@@ -7,7 +7,8 @@ replaced shards and the indexed (visible) copy of every game.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import numpy as np
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.dataset as ds
     import pyarrow.fs as pfs
 
-__all__ = ["SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "advance", "shard_row", "create_views", "read_segment", "write_segment", "segment_of",
+__all__ = ["KEY_COLUMNS", "SEGMENT_SCHEMA", "segment_from_games", "Snapshot", "advance", "shard_row", "create_views", "read_segment", "write_segment", "segment_of",
            "view_dataset", "SHARD_FIELD"]
 
 #: The column naming each row's shard in the ``games_full`` dataset of a snapshot with shadowed copies
@@ -47,6 +48,11 @@ SEGMENT_SCHEMA = pa.schema(
         pa.field("row", pa.int32()),
     ]
 )
+
+
+#: The columns of a game row that say where and how big its moves are, and which game it is: what opening a store
+#: and a first statement over ``moves`` read of the catalog (Snapshot's ``load``, checkpoint.read_checkpoint).
+KEY_COLUMNS = ("game_id", "shard_id", "move_offset", "num_moves", "row")
 
 
 def segment_from_games(shard_id: str, games: pa.Table) -> pa.Table:
@@ -154,16 +160,24 @@ def _compact_chunks(table: pa.Table) -> pa.Table:
     return table.combine_chunks() if table.num_columns and table.column(0).num_chunks > 32 else table
 
 
-class Snapshot:
-    """One consistent view of the catalog; never changed once published (except ``_locations`` growing)."""
+#: Loading a snapshot's deferred game columns: one thread at a time (see Snapshot.rows).
+_LOAD_LOCK = threading.Lock()
 
-    __slots__ = ("rows", "visible", "shards", "shard_ids", "hidden", "damaged", "generation", "_locations",
-                 "_datasets", "covered", "_shadowed")
+
+class Snapshot:
+    """One consistent view of the catalog; never changed once published (except ``_locations`` growing, and the
+    deferred columns of ``rows`` read once: see ``load``)."""
+
+    __slots__ = ("_rows", "_visible", "_keys", "_load", "shards", "shard_ids", "hidden", "damaged", "generation",
+                 "_locations", "_datasets", "covered", "_shadowed", "games_source")
 
     def __init__(self, rows: pa.Table, shards: pa.Table, damaged: frozenset[str], generation: int,
                  covered: int, visible: pa.Table | None = None, hidden: frozenset[str] | None = None,
-                 shard_ids: frozenset[str] | None = None) -> None:
-        self.rows = _compact_chunks(rows)  # every game row of every indexed shard (all copies)
+                 shard_ids: frozenset[str] | None = None, *, load: Callable[[], pa.Table] | None = None) -> None:
+        """``load``: ``rows`` holds only some columns (at least :data:`KEY_COLUMNS`) of every game row, and
+        ``load()`` returns all of them (the same rows in the same order), called when ``rows`` or ``visible`` is
+        first read.  Only where every row is visible (no replaced shard, no game id twice: the usual store);
+        otherwise it is called at once."""
         self.shards = _compact_chunks(shards)  # SHARDS_SCHEMA, one row per indexed shard
         if shard_ids is None:
             shard_ids = frozenset(shards.column("shard_id").to_pylist())
@@ -172,26 +186,80 @@ class Snapshot:
             replaced = {s for rep in shards.column("replaces").to_pylist() for s in rep or ()}
             hidden = frozenset(replaced & shard_ids)
         self.hidden = hidden
-        self.visible = _first_copies(self.rows, hidden) if visible is None else _compact_chunks(visible)
+        self._load: Callable[[], pa.Table] | None = None
+        self._keys: pa.Table | None = None
+        self._rows: pa.Table | None = None
+        self._visible: pa.Table | None = None  # None with _load set: every row (rows)
+        if load is not None and visible is None and not hidden and (
+                rows.num_rows == 0 or _all_distinct(rows.column("game_id"))):
+            self._keys = _compact_chunks(rows)
+            self._load = load
+        else:
+            self._rows = _compact_chunks(load() if load is not None else rows)  # every game row (all copies)
+            self._visible = _first_copies(self._rows, hidden) if visible is None else _compact_chunks(visible)
         self.damaged = damaged
         self.generation = generation
         self.covered = covered  # shards that came from the checkpoint (the rest is the tail)
         self._locations: dict[str, tuple[str, int, int, int]] | None = None
         self._datasets: tuple[ds.Dataset, ds.Dataset] | None = None  # built on first use
         self._shadowed: dict[str, list[str]] | None = None
+        #: what the catalog registers as ``_games`` while the columns are deferred (made once: catalog.py)
+        self.games_source: object = None
+
+    @property
+    def rows(self) -> pa.Table:
+        """Every game row of every indexed shard (all copies), all columns (``SEGMENT_SCHEMA``)."""
+        got = self._rows
+        if got is None:
+            with _LOAD_LOCK:
+                if self._rows is None:
+                    assert self._load is not None and self._keys is not None
+                    full = _compact_chunks(self._load())
+                    if full.num_rows != self._keys.num_rows:
+                        raise ValueError("deferred catalog columns have other rows")
+                    self._rows = full
+                    self._load = None
+                got = self._rows
+        return got
+
+    @property
+    def visible(self) -> pa.Table:
+        """The indexed (visible) copy of every game, all columns."""
+        v = self._visible
+        return self.rows if v is None else v
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every column of ``rows`` is in memory (False: see ``load``)."""
+        return self._rows is not None
+
+    @property
+    def visible_keys(self) -> pa.Table:
+        """``visible`` with at least :data:`KEY_COLUMNS` (where and how big its moves are), without reading
+        deferred columns."""
+        if self._rows is None:
+            assert self._keys is not None
+            return self._keys  # deferred only when every row is visible
+        return self.visible
+
+    @property
+    def all_visible(self) -> bool:
+        """Whether ``visible`` is ``rows`` (no copy hidden)."""
+        return self._visible is None or self._visible is self._rows
 
     @property
     def shadowed(self) -> dict[str, list[str]]:
         """Per shard holding indexed games, the ids whose indexed copy is in another shard (usually empty)."""
         if self._shadowed is None:
-            self._shadowed = _shadowed_copies(self.rows, self.visible, self.hidden)
+            self._shadowed = {} if self.all_visible and not self.hidden else _shadowed_copies(
+                self.rows, self.visible, self.hidden)
         return self._shadowed
 
     @property
     def locations(self) -> dict[str, tuple[str, int, int, int]]:
         locs = self._locations
         if locs is None:
-            v = self.visible
+            v = self.visible_keys
             locs = dict(zip(v.column("game_id").to_pylist(), zip(
                 v.column("shard_id").to_pylist(), v.column("row").to_pylist(),
                 v.column("move_offset").to_pylist(), v.column("num_moves").to_pylist())))

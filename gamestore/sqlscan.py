@@ -340,7 +340,7 @@ class MovesSource(_Base):
 
     def rows(self) -> int | None:
         if self._rows is None:
-            v = self._snap.visible
+            v = self._snap.visible_keys  # no deferred catalog column read (catalog_snapshot.Snapshot's load)
             self._rows = int(int_values(v.column("num_moves")).sum()) if v.num_rows else 0
         return self._rows
 
@@ -366,11 +366,11 @@ class MovesSource(_Base):
     def _full_plan(self) -> list[tuple[str, "readpath.ShardPick | None"]]:
         with self._lock:
             if self._plan is None:
-                v = self._snap.visible
+                v = self._snap.visible_keys
                 counts = dict(zip(self._snap.shards.column("shard_id").to_pylist(),
                                   self._snap.shards.column("num_games").to_pylist()))
                 plan: list[tuple[str, readpath.ShardPick | None]] = []
-                if v is self._snap.rows and sum(counts.values()) == v.num_rows:
+                if self._snap.all_visible and sum(counts.values()) == v.num_rows:
                     # every game row of every indexed shard is visible (no copies, nothing hidden: the usual case):
                     # each shard with games is read whole, in shard id order like the picks (the selection of
                     # 20,000 games took ~3 ms of a first statement, before any shard was read)
@@ -455,10 +455,11 @@ class _BuiltOnUse(_Base):
 
     schema_is_stable = True
 
-    def __init__(self, schema: pa.Schema, build: Callable[[], Any]) -> None:
+    def __init__(self, schema: pa.Schema, build: Callable[[], Any], rows: int | None = None) -> None:
         self.obj = None
         self._schema = schema
         self._build = build
+        self._rows = rows
         self._inner: Any = None
         self._lock = threading.Lock()
 
@@ -474,6 +475,9 @@ class _BuiltOnUse(_Base):
     def __arrow_c_stream__(self, requested_schema: object = None) -> object:
         return self.stream(None, [])[0]
 
+    def rows(self) -> int | None:
+        return self._rows
+
     def accepts(self, predicate: Any) -> bool:
         return bool(self._source().accepts(predicate))
 
@@ -482,9 +486,10 @@ class _BuiltOnUse(_Base):
         return self._source().stream(range(len(self._schema)) if columns is None else columns, filters)
 
 
-def built_on_use(schema: pa.Schema, build: Callable[[], Any]) -> Any:
+def built_on_use(schema: pa.Schema, build: Callable[[], Any], *, rows: int | None = None) -> Any:
     """What to register for the Arrow object ``build()`` makes (a dataset whose columns start with ``schema``):
     a source that calls ``build`` when a statement first scans it.  The ``games_full`` view's dataset costs
     the import of ``pyarrow.dataset`` (with pandas, ~0.3 s) and a look at every ``games.arrow`` file, which
-    statements that never read that view (most of them) no longer pay.  Without ``duckdb._sources``, ``build()``."""
-    return build() if _adapt is None else _BuiltOnUse(schema, build)
+    statements that never read that view (most of them) no longer pay.  ``rows``: how many rows it has, when
+    known without building it (DuckDB's estimate for the plan).  Without ``duckdb._sources``, ``build()``."""
+    return build() if _adapt is None else _BuiltOnUse(schema, build, rows)

@@ -219,3 +219,57 @@ def test_made_checkpoint_equals_the_one_an_open_writes(tmp_path):
     assert made.shards.sort_by("shard_id").equals(opened.shards.sort_by("shard_id"))
     with pytest.raises(ValueError, match="new store"):
         make_store_of_shards(root, 1, checkpoint=True)
+
+
+def test_checkpoint_read_with_some_columns_reads_the_others_on_call(many):
+    with gamestore.open(many, create=False) as s:
+        assert s.count_games() == 300
+    storage = Storage.from_location(many)
+    whole = ckpt.read_checkpoint(storage, catalog_mod.SEGMENT_SCHEMA)
+    some = ckpt.read_checkpoint(storage, catalog_mod.SEGMENT_SCHEMA, columns=catalog_mod.KEY_COLUMNS)
+    assert whole is not None and some is not None and whole.all_games is None and some.all_games is not None
+    assert some.games.column_names == list(catalog_mod.KEY_COLUMNS)
+    assert some.games.equals(whole.games.select(list(catalog_mod.KEY_COLUMNS)))
+    assert some.all_games().equals(whole.games) and some.shards.equals(whole.shards)
+
+
+def test_open_reads_the_checkpoints_other_game_columns_when_a_statement_needs_them(many):
+    """Opening from a checkpoint reads only the key columns of the games (where their moves are); statements over
+    ``moves``, counts and point reads need no other; the first statement over ``games`` reads them, and every
+    answer equals a handle's whose columns were all read at open."""
+    statements = [
+        "SELECT * FROM games ORDER BY game_id",
+        "SELECT * FROM players ORDER BY game_id, player_number",
+        "SELECT g.board_type, g.winner, count(*) FROM moves m JOIN games g USING (game_id) GROUP BY 1, 2 ORDER BY 1, 2",
+    ]
+    with gamestore.open(many, create=False) as s:
+        s.catalog._snap.rows  # every column read
+        expect = [s.sql(q).fetchall() for q in statements]
+        expect_game = s.get_game("g00000123-0001")
+    with gamestore.open(many, create=False) as s:
+        snap = s.catalog._snap
+        assert not snap.loaded and snap.visible_keys.column_names == list(catalog_mod.KEY_COLUMNS)
+        assert s.sql("SELECT count(*), sum(move_number) FROM moves").fetchall()[0][0] == 1200
+        assert s.count_games() == 300 and s.count_moves() == 1200 and len(s.catalog) == 300
+        assert s.get_game("g00000123-0001") == expect_game
+        assert s.sql("SELECT count(*) FROM moves WHERE game_id = 'g00000123-0001'").fetchall() == [(4,)]
+        assert not snap.loaded
+        assert [s.sql(q).fetchall() for q in statements] == expect
+        assert snap.loaded and s.catalog._snap is snap and snap.visible is snap.rows
+        assert snap.rows.schema.equals(catalog_mod.SEGMENT_SCHEMA) and snap.rows.num_rows == 300
+
+
+def test_a_checkpoint_with_a_game_twice_is_read_whole_at_open(many):
+    """Where a game id has two rows (a copy in a second shard) the visible copies are chosen at open from every
+    column, as before: nothing is deferred."""
+    with gamestore.open(many, create=False) as s:
+        moves = s.count_moves()
+    original = sorted((many / "shards").iterdir())[1]
+    shutil.copytree(original, many / "shards" / "20000101T000000000000-1-00000000")
+    with gamestore.open(many, create=False) as s:
+        assert s.catalog.write_checkpoint() is not None
+    with gamestore.open(many, create=False) as s:
+        snap = s.catalog._snap
+        assert snap.covered == 151 and snap.loaded and snap.rows.num_rows == 302 and snap.visible.num_rows == 300
+        assert s.count_games() == 300 and s.sql("SELECT count(*) FROM moves").fetchall() == [(moves,)]
+        assert s.sql("SELECT count(DISTINCT game_id), count(*) FROM games").fetchall() == [(300, 300)]
