@@ -227,6 +227,15 @@ class FileVerifier:
     def num_batches(self) -> int:
         return len(self._record["batches"])
 
+    def head_schema(self) -> pa.Schema:
+        """The file's schema, from the schema message its head starts with (the head was checked against its
+        checksum when this verifier was made).  ``pyarrow.ArrowInvalid`` when it is not one."""
+        assert self._view is not None
+        head_len = self._record["head"][0]
+        if head_len < 8:
+            raise pa.ArrowInvalid("no schema message in the file's head")
+        return ipc.read_schema(pa.py_buffer(self._view[8:head_len]))  # after the magic and its padding
+
     def buffer(self) -> pa.Buffer:
         """The file's bytes this verifier checks, as a buffer over its mapping (no copy).  Readers of the file
         that read through it touch the pages the checks already mapped: a first scan through a mapping of its

@@ -132,8 +132,10 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
 class FastBatchReader:
     """Reads record batch ``i`` of one zstd Arrow IPC file (see the module docstring)."""
 
-    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader, *,
-                 reader_lock: threading.Lock | None = None) -> None:
+    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader | Callable[[], ipc.RecordBatchFileReader],
+                 *, reader_lock: threading.Lock | None = None, schema: pa.Schema | None = None) -> None:
+        """``reader``: Arrow's reader of the file, or a call that opens it (when a point read first needs its
+        dictionaries); ``schema``: the file's schema (default: the reader's)."""
         self._mmap: mmap.mmap | None = None
         if isinstance(path, pa.Buffer):  # a file read whole from object storage
             self._map: mmap.mmap | memoryview = memoryview(path)
@@ -152,12 +154,15 @@ class FastBatchReader:
         self._footer = footer
         #: dictionary id -> its message (length, node vector, buffer vector, body position, block start, block end)
         self._dict_messages: dict[int, tuple[int, int, int, int, int, int, int, int]] | None = None
-        self.schema = reader.schema
+        if schema is None:
+            reader = reader() if callable(reader) else reader
+            schema = reader.schema
+        self.schema = schema
         per_schema("check_type", self.schema, _check_schema)
         self._dicts: list | None = None
         # Arrow's file reader reads its dictionaries on a first read: not thread-safe; shared with its other users
         self._dicts_lock = reader_lock or threading.Lock()
-        self._reader = reader
+        self._reader: Any = reader  # or the call that opens it (_dictionary_list)
         self._layouts: dict[int, tuple] = {}
         self._full_layouts: Layouts | None = None
         self._column_dicts: dict[int, list] = {}
@@ -206,6 +211,8 @@ class FastBatchReader:
             # through the batch being read (its checksum was checked; another batch may be the damaged one)
             with self._dicts_lock:
                 if self._dicts is None:
+                    if callable(self._reader):
+                        self._reader = self._reader()
                     batch = self._reader.get_record_batch(index)
                     out: list = []
                     for col in batch.columns:
@@ -513,13 +520,14 @@ def build(t: pa.DataType, nodes: Sequence[tuple[int, int]], buffers: list, dicts
     return pa.Array.from_buffers(t, length, [validity, values], null_count=nulls)
 
 
-def fast_reader(path: str | pa.Buffer, reader: ipc.RecordBatchFileReader, *,
-                reader_lock: threading.Lock | None = None) -> FastBatchReader | None:
+def fast_reader(path: str | pa.Buffer, reader: ipc.RecordBatchFileReader | Callable[[], ipc.RecordBatchFileReader], *,
+                reader_lock: threading.Lock | None = None, schema: pa.Schema | None = None) -> FastBatchReader | None:
     """A :class:`FastBatchReader` for ``path`` (or a file's whole content), or None where Arrow's reader must be used.
 
-    ``reader_lock``: the lock its other users hold around reads of ``reader`` (Arrow's file reader is not thread-safe).
+    ``reader_lock``: the lock its other users hold around reads of ``reader`` (Arrow's file reader is not thread-safe);
+    ``reader`` and ``schema``: see :class:`FastBatchReader`.
     """
     try:
-        return FastBatchReader(path, reader, reader_lock=reader_lock)
+        return FastBatchReader(path, reader, reader_lock=reader_lock, schema=schema)
     except (Unsupported, OSError, ValueError, struct.error, IndexError):
         return None

@@ -281,8 +281,7 @@ def _read_fast(reader: "ShardReader", fast: Any, names: Sequence[str], batches: 
 
 def _whole_shard(reader: "ShardReader", names: list[str], batches: list[int]) -> pa.Table:
     """Columns ``names`` of every row of one shard, through :data:`COLUMN_CACHE`."""
-    reader.moves_reader  # sets the file's cache key
-    key = reader._moves_key
+    key = reader.moves_key  # taken when the file is first read (no Arrow file reader opened)
     got = {n: COLUMN_CACHE.get((key, n)) for n in names}
     missing = [n for n in names if got[n] is None]
     if missing:

@@ -288,3 +288,42 @@ def test_the_view_list_is_made_when_first_asked_for(written):
         names = cat.view_names
         assert {"games", "moves", "players", "policies", "shards", "games_full"} <= names
         assert cat.view_names is names and s.count_games("game_id IS NOT NULL") == s.count_games()
+
+
+def test_a_scan_opens_no_arrow_file_reader(store_root, monkeypatch):
+    """A scan reads a checksummed moves.arrow's schema from its checked head and its batches through the fast reader:
+    Arrow's file reader is never opened (format 1, without checksums, still reads through it); the same rows."""
+    from gamestore import shard
+
+    opened: list[str] = []
+    real = shard.open_ipc
+
+    def spy(path, **kw):
+        opened.append(str(path))
+        return real(path, **kw)
+
+    q = "SELECT game_id, move_number, phase, think_time_ms, policy FROM moves ORDER BY 1, 2"
+    with gamestore.open(store_root, create=False) as s:
+        monkeypatch.setattr(shard, "open_ipc", spy)
+        got = _norm(s.sql(q).fetchall())
+        readers = s.catalog.readers()
+        checksummed = all(r.verifier("moves.arrow") is not None for r in readers)
+        monkeypatch.undo()
+        assert got and got == _plain(s, store_root, q)
+        assert [r.moves_schema.equals(shard.open_ipc(Path(r.file_path("moves.arrow"))).schema, check_metadata=True)
+                for r in readers] == [True] * len(readers)
+    assert (not opened) == checksummed, opened
+
+
+def test_a_manifest_with_other_batches_than_the_file_is_damage_without_arrows_reader(written, tmp_path):
+    from gamestore.errors import ShardCorruptError
+    from gamestore.shard import ShardReader
+
+    shard_dir = sorted((written / "shards").iterdir())[0]
+    manifest = json.loads((shard_dir / "MANIFEST.json").read_text())
+    manifest["batch_rows"] = manifest["batch_rows"] + [1]
+    reader = ShardReader.at(shard_dir)
+    reader.manifest = manifest
+    with pytest.raises(ShardCorruptError, match="batch_rows"):
+        sqlscan.read_columns(reader, ["phase"], [0])
+    assert reader._moves is None and reader._fast is None
