@@ -90,8 +90,35 @@ def _replaces(manifest: dict) -> list[str]:
 _SET_ROWS = 250_000
 
 
+def _id_hashes(ids: pa.ChunkedArray) -> np.ndarray | None:
+    """The xxh3-64 of each id's bytes, in one compiled pass per chunk (checksum.int_ranges); None where that
+    does not apply (nulls, another type, or no compiled hasher: its fallback is a Python call per id)."""
+    from .checksum import _XXH3, int_ranges
+
+    if not _XXH3 or ids.null_count or not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        return None
+    width = "<i8" if pa.types.is_large_string(ids.type) else "<i4"
+    out = []
+    for chunk in ids.chunks:
+        if not len(chunk):
+            continue
+        _, offsets_buf, data_buf = chunk.buffers()
+        if offsets_buf is None or data_buf is None:
+            return None
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
+        out.append(int_ranges(memoryview(data_buf), offsets[:-1], offsets[1:]))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
 def _all_distinct(ids: pa.ChunkedArray) -> bool:
     if len(ids) < _SET_ROWS:
+        # ids with different hashes differ: no Python string per id (20,000 ids: ~0.5 ms against ~4 ms for a set of
+        # them, a store's open); a hash seen twice (a game twice, or two ids colliding) is decided by the set
+        hashes = _id_hashes(ids)
+        if hashes is not None:
+            hashes.sort()
+            if not (hashes[1:] == hashes[:-1]).any():
+                return True
         return len(set(ids.to_pylist())) == len(ids)
     return bool(pc.count_distinct(ids).as_py() == len(ids))
 

@@ -273,3 +273,26 @@ def test_a_checkpoint_with_a_game_twice_is_read_whole_at_open(many):
         assert snap.covered == 151 and snap.loaded and snap.rows.num_rows == 302 and snap.visible.num_rows == 300
         assert s.count_games() == 300 and s.sql("SELECT count(*) FROM moves").fetchall() == [(moves,)]
         assert s.sql("SELECT count(DISTINCT game_id), count(*) FROM games").fetchall() == [(300, 300)]
+
+
+def test_game_ids_are_told_distinct_by_their_hashes_and_a_repeat_by_the_set():
+    import pyarrow as pa
+
+    from gamestore import catalog_snapshot
+    from gamestore.checksum import _XXH3
+
+    ids = pa.array([f"g{i:08d}-0001" for i in range(1000)] + ["x"], pa.string())
+    assert (catalog_snapshot._id_hashes(pa.chunked_array([ids])) is not None) == bool(_XXH3)
+    cases = {
+        "distinct": (pa.chunked_array([ids]), True),
+        "slices of chunks": (pa.chunked_array([ids.slice(3, 500), ids.slice(503, 400)]), True),
+        "a repeat across chunks": (pa.chunked_array([ids.slice(0, 600), ids.slice(599, 10)]), False),
+        "a repeat in a slice": (pa.chunked_array([ids.slice(500, 10), ids.slice(505, 1)]), False),
+        "a repeat in a chunk": (pa.chunked_array([pa.concat_arrays([ids, ids.slice(7, 1)])]), False),
+        "large strings": (pa.chunked_array([ids.cast(pa.large_string())]), True),
+        "empty chunks": (pa.chunked_array([ids.slice(0, 0), ids], pa.string()), True),
+        "a null": (pa.chunked_array([pa.array(["a", None, "b"], pa.string())]), True),
+    }
+    for name, (column, distinct) in cases.items():
+        assert catalog_snapshot._all_distinct(column) is distinct, name
+        assert (len(set(column.to_pylist())) == len(column)) is distinct, name
