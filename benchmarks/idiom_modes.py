@@ -16,7 +16,11 @@ lands, so this runs the pairs in all four layouts of the same dataset, in one pr
 Each round runs one pass of each (layout, reader) pair back to back, the order rotating, so a shared machine's
 noise falls on all alike; the figures are medians (and quartiles) over the rounds: the idiom's wall time as a
 share of direct's in the same layout (the must-have's ratio), and each pass's positions/s against the serial
-direct pass (read-ahead and assemble_ahead off) of the same round.  For the native_ahead passes a second table gives
+direct pass (read-ahead and assemble_ahead off) of the same round.  A second table gives each layout's CPU per batch
+(medians per pass), of the process and of the training thread, direct and through the idiom: where both cores are
+busy with the pipeline's own threads, the idiom's share of direct's wall time follows the share of its CPU (torch's
+per-batch CPU costs wall time), and only a layout whose training thread waits anyway can hide it.  For the
+native_ahead passes a third table gives
 the producers' counters (medians per pass): batches the producer made (the training thread made the others), the
 batches the training thread waited for, the producer's CPU per batch made, and the pool's blocks reused / fresh.
 
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = [(ra, aa, na, idiom) for ra, aa, na in layouts for idiom in (False, True)]
     wall: dict[tuple[bool, bool, bool, bool], list[float]] = {r: [] for r in runs}
+    # per pass: CPU seconds per batch of the process (all its threads) and of the training thread
+    cpu: dict[tuple[bool, bool, bool, bool], list[tuple[float, float]]] = {r: [] for r in runs}
     # per native_ahead pass: (batches, made by the producer, waited for, producer CPU s, pool blocks reused, fresh)
     producer: dict[tuple[bool, bool, bool, bool], list[tuple[int, int, int, float, int, int]]] = {r: [] for r in runs}
     positions = 0
@@ -102,11 +108,12 @@ def main(argv: list[str] | None = None) -> None:
             gc.collect()
             made.clear()
             n = batches = 0
-            t0 = time.perf_counter()
+            t0, p0, c0 = time.perf_counter(), time.process_time(), time.thread_time()
             for b in it:
                 n += len(b["move_number"])
                 batches += 1
             wall[run].append(time.perf_counter() - t0)
+            cpu[run].append(((time.process_time() - p0) / batches, (time.thread_time() - c0) / batches))
             positions = n
             pool = next((a.pool for a in made if a.pool is not None), None)
             if pool is not None:
@@ -129,6 +136,17 @@ def main(argv: list[str] | None = None) -> None:
         iv = statistics.median([s / x for s, x in zip(serial, i)])
         print(f"| {_name(ra, aa, na)} | {mid:.1%} | {lo:.1%} - {hi:.1%} | {dv:.1%} | {iv:.1%} |"
               f" {positions / statistics.median(d):,.0f} | {positions / statistics.median(i):,.0f} |")
+    print("\n| layout | CPU per batch, process: direct / idiom (+) | training thread: direct / idiom (+) |"
+          " idiom / direct, wall | direct / idiom, process CPU |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for ra, aa, na in layouts:
+        d, i = cpu[(ra, aa, na, False)], cpu[(ra, aa, na, True)]
+        pd, pi = (statistics.median(c[0] for c in x) * 1e6 for x in (d, i))
+        td, ti = (statistics.median(c[1] for c in x) * 1e6 for x in (d, i))
+        ratio = statistics.median(x / y for x, y in zip(wall[(ra, aa, na, False)], wall[(ra, aa, na, True)]))
+        by_cpu = statistics.median(x[0] / y[0] for x, y in zip(d, i))
+        print(f"| {_name(ra, aa, na)} | {pd:.1f} / {pi:.1f} us (+{pi - pd:.1f}) | {td:.1f} / {ti:.1f} us (+{ti - td:.1f}) |"
+              f" {ratio:.1%} | {by_cpu:.1%} |")
     native = [run for run in runs if producer[run]]
     if native:
         print("\n| native_ahead pass | batches made by the producer | waited for | producer CPU per made batch |"
