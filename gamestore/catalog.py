@@ -29,7 +29,8 @@ from . import checkpoint as ckpt
 from . import gil
 from . import sqlguard
 from .errors import FormatError, QueryError, ShardCorruptError
-from .catalog_snapshot import KEY_COLUMNS, SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of, shard_row, view_dataset
+from .catalog_snapshot import (KEY_COLUMNS, SEGMENT_SCHEMA, advance, create_views, segment_from_games, segment_of,
+                               shard_row, view_dataset)
 from . import quarantine as _quarantine
 from .quarantine import check_sizes, games_dataset, reason_of
 from .catalog_snapshot import Snapshot as _Snapshot
@@ -161,7 +162,8 @@ class Catalog:
             return snap.visible
         got = snap.games_source
         if got is None:
-            got = snap.games_source = built_on_use(SEGMENT_SCHEMA, lambda: snap.visible, rows=snap.visible_keys.num_rows)
+            got = snap.games_source = built_on_use(SEGMENT_SCHEMA, lambda: snap.visible,
+                                                   rows=snap.visible_keys.num_rows)
         return got
 
     def _register(self, con: duckdb.DuckDBPyConnection, *, datasets: bool, snap: _Snapshot | None = None) -> int:

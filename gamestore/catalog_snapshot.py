@@ -112,7 +112,7 @@ def _id_hashes(ids: pa.ChunkedArray) -> np.ndarray | None:
 
 def _all_distinct(ids: pa.ChunkedArray) -> bool:
     if len(ids) < _SET_ROWS:
-        # ids with different hashes differ: no Python string per id (20,000 ids: ~0.5 ms against ~4 ms for a set of
+        # ids with different hashes differ: no Python string per id (20,000 ids: ~1 ms against 2.5-4.6 ms for a set of
         # them, a store's open); a hash seen twice (a game twice, or two ids colliding) is decided by the set
         hashes = _id_hashes(ids)
         if hashes is not None:

@@ -121,7 +121,8 @@ def _read_games(data: bytes, schema: pa.Schema, rows: int, columns: Sequence[str
     return table if table.num_rows == rows else None
 
 
-def read_checkpoint(storage: Storage, games_schema: pa.Schema, *, columns: Sequence[str] | None = None) -> Checkpoint | None:
+def read_checkpoint(storage: Storage, games_schema: pa.Schema, *,
+                    columns: Sequence[str] | None = None) -> Checkpoint | None:
     """The checkpoint ``catalog/_last_checkpoint`` names, or None when there is none or it is damaged.
 
     Every file is checked against the sizes and sha256 digests recorded in
@@ -132,8 +133,8 @@ def read_checkpoint(storage: Storage, games_schema: pa.Schema, *, columns: Seque
 
     ``columns`` (of ``games_schema``): the games table holds only these, and the checkpoint's ``all_games`` reads
     the others when first called.  Decoding every column of a 20,000-game checkpoint took 12-18 ms of a store's
-    open (and 60-80 ms when the allocator took fresh huge pages for it), five of them ~2 ms, and a first statement
-    over ``moves`` needs no other (catalog_snapshot.Snapshot's ``load``).
+    open warm (5-67 ms in a fresh process, where the allocator took fresh huge pages for it), five of them
+    ~2 ms, and a first statement over ``moves`` needs no other (catalog_snapshot.Snapshot's ``load``).
     """
     for _ in range(3):  # the named files may be superseded and deleted between reading the pointer and them
         try:

@@ -132,7 +132,8 @@ def _dictionaries(arr: pa.Array, out: list) -> None:
 class FastBatchReader:
     """Reads record batch ``i`` of one zstd Arrow IPC file (see the module docstring)."""
 
-    def __init__(self, path: str | pa.Buffer, reader: ipc.RecordBatchFileReader | Callable[[], ipc.RecordBatchFileReader],
+    def __init__(self, path: str | pa.Buffer,
+                 reader: ipc.RecordBatchFileReader | Callable[[], ipc.RecordBatchFileReader],
                  *, reader_lock: threading.Lock | None = None, schema: pa.Schema | None = None) -> None:
         """``reader``: Arrow's reader of the file, or a call that opens it (when a point read first needs its
         dictionaries); ``schema``: the file's schema (default: the reader's)."""

@@ -349,7 +349,8 @@ class ShardReader:
             else:
                 source = self._buffer(MOVES_FILE)
             # Arrow's reader is opened only if a point read needs its dictionaries (see moves_schema)
-            fast = fast_reader(source, lambda: self.moves_reader, reader_lock=self._arrow_lock, schema=self.moves_schema)
+            fast = fast_reader(source, lambda: self.moves_reader, reader_lock=self._arrow_lock,
+                               schema=self.moves_schema)
             rows = self.manifest.get("batch_rows")
             if fast is not None and (rows is None or len(rows) != fast.num_batches):
                 fast.close()
