@@ -3,7 +3,7 @@
 Must-have 1 of issue 11 asks for ``DataLoader(ds, batch_size=None, num_workers=0)`` at >= 95% of iterating the
 dataset directly.  Which threads make the batches decides where torch's per-batch work (``DataLoader.__next__``:
 ``record_function``, the fetcher, ``default_convert``: ~64 k instructions per 256-position batch under callgrind)
-lands, so this runs the pairs in all four layouts of the same dataset, in one process:
+lands, so this runs the pairs in all six layouts of the same dataset, in one process:
 
 - read-ahead on / off: the read-ahead threads decode the next segments (the default on a local store); off, each
   moves batch is decoded on the thread that assembles;

@@ -101,13 +101,14 @@ class PositionDataset(IterableDataset[Any]):
     tensors); the same batches in the same order; the thread stops with the
     iteration.  Its blocks come from one pool per iteration and go back to it
     when a batch's tensors die (no fresh allocation, page faults or munmap
-    per batch).  On by default since the tenth quiet round
-    (benchmarks/README.md): on the 2-core machine, with the read-ahead on,
-    the documented DataLoader idiom ran at 92.2% of serial direct
+    per batch).  On by default because it is the faster layout for the
+    documented DataLoader idiom (benchmarks/README.md, tenth and eleventh
+    quiet rounds, the 2-core machine, read-ahead on): 92.2% of serial direct
     iteration's speed at 256 per batch against 77.6% without it, 95.3%
-    against 89.9% at 1,024; direct iteration itself ran about as fast (97.3%
-    against 95.2% at 256; 95.1% against 98.4% at 1,024, where the producer
-    shares a core with the read-ahead's decoders) (``benchmarks.idiom_modes``).
+    against 89.9% at 1,024 (``benchmarks.idiom_modes``); in
+    ``bench_torch_ringrift``'s pairs 2.45 M positions/s against 2.24 M at
+    256, 2.46 M against 2.07 M at 1,024.  Direct iteration runs about as
+    fast or faster (2.85 M against 2.57 M; 2.62 M against 2.34 M).
     """
 
     def __init__(
