@@ -59,10 +59,14 @@ def open_ipc(
         raise ShardCorruptError(f"{path.name} is gone (shard removed by compaction?)", shard_id=shard_id) from None
     except (OSError, pa.ArrowInvalid) as exc:
         raise ShardCorruptError(f"{path.name} unreadable: {exc}", shard_id=shard_id) from exc
-    meta = reader.schema.metadata or {}
-    if meta.get(b"gamestore.format_version") not in _READABLE_META:
-        raise FormatError(f"shard {shard_id}: {path.name} has an unsupported format version")
+    _check_format_version(reader.schema, shard_id, path.name)
     return reader
+
+
+def _check_format_version(schema: pa.Schema, shard_id: str, name: str) -> None:
+    """FormatError unless file ``name`` of shard ``shard_id`` (its ``schema``) has a format version this reads."""
+    if (schema.metadata or {}).get(b"gamestore.format_version") not in _READABLE_META:
+        raise FormatError(f"shard {shard_id}: {name} has an unsupported format version")
 
 
 
@@ -240,6 +244,13 @@ class ShardReader:
             self._games = games
         return self._games
 
+    def _batch_rows(self, batches: int) -> list[int]:
+        """The manifest's rows per moves batch, checked against the file's ``batches``."""
+        rows = self.manifest.get("batch_rows")
+        if rows is None or len(rows) != batches:
+            raise ShardCorruptError("manifest batch_rows do not match moves.arrow", shard_id=self.shard_id)
+        return rows
+
     @property
     def moves_reader(self) -> ipc.RecordBatchFileReader:
         if self._moves is None:
@@ -247,9 +258,7 @@ class ShardReader:
             self._moves_key = self._file_key(MOVES_FILE)
             self.verifier(MOVES_FILE)  # head (schema, dictionaries) and footer checked before Arrow parses them
             reader = self._open(MOVES_FILE, threads=False)
-            rows = self.manifest.get("batch_rows")
-            if rows is None or len(rows) != reader.num_record_batches:
-                raise ShardCorruptError("manifest batch_rows do not match moves.arrow", shard_id=self.shard_id)
+            rows = self._batch_rows(reader.num_record_batches)
             starts, total = [], 0
             for n in rows:
                 starts.append(total)
@@ -276,8 +285,7 @@ class ShardReader:
                 schema = v.head_schema()
             except (pa.ArrowException, ValueError) as exc:
                 raise self._corrupt(MOVES_FILE, exc) from None
-            if (schema.metadata or {}).get(b"gamestore.format_version") not in _READABLE_META:
-                raise FormatError(f"shard {self.shard_id}: {MOVES_FILE} has an unsupported format version")
+            _check_format_version(schema, self.shard_id, MOVES_FILE)
             self._moves_schema = schema
         return schema
 
@@ -351,10 +359,12 @@ class ShardReader:
             # Arrow's reader is opened only if a point read needs its dictionaries (see moves_schema)
             fast = fast_reader(source, lambda: self.moves_reader, reader_lock=self._arrow_lock,
                                schema=self.moves_schema)
-            rows = self.manifest.get("batch_rows")
-            if fast is not None and (rows is None or len(rows) != fast.num_batches):
-                fast.close()
-                raise ShardCorruptError("manifest batch_rows do not match moves.arrow", shard_id=self.shard_id)
+            if fast is not None:
+                try:
+                    self._batch_rows(fast.num_batches)
+                except ShardCorruptError:
+                    fast.close()
+                    raise
             self._fast = fast
             self._fast_tried = True
         return self._fast
