@@ -24,6 +24,12 @@ native_ahead passes a third table gives
 the producers' counters (medians per pass): batches the producer made (the training thread made the others), the
 batches the training thread waited for, the producer's CPU per batch made, and the pool's blocks reused / fresh.
 
+A pass's first batch waits for the first window's decode (a few ms: a large share of a short pass, the same in both
+readers), so the last table gives the steady state: each pass's batches after its first fifth (wall and CPU per
+batch, the idiom's share of direct's wall time), beside the ceiling a CPU-bound pipeline allows, C / (C + D): C the
+process's CPU per batch of direct iteration there, D what ``DataLoader.__next__`` costs on ready batches in a tight
+loop (torch's own per-batch work with warm caches: the least the idiom can add).
+
     GAMESTORE_BACKEND=cython python -m benchmarks.idiom_modes --dir DIR --rounds 200 [--batch-size 256] [--layouts 0 1 4]
 """
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from benchmarks.bench_torch_ringrift import action_map_of, build_corpus, gamestore_dataset
+from benchmarks.bench_torch_ringrift import _loader_cost, action_map_of, build_corpus, gamestore_dataset
 from gamestore.backend import selected
 from gamestore.positions.decode import SegmentReader
 from gamestore.positions.gather import compiled
@@ -88,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     cpu: dict[tuple[bool, bool, bool, bool], list[tuple[float, float]]] = {r: [] for r in runs}
     # per native_ahead pass: (batches, made by the producer, waited for, producer CPU s, pool blocks reused, fresh)
     producer: dict[tuple[bool, bool, bool, bool], list[tuple[int, int, int, float, int, int]]] = {r: [] for r in runs}
+    # per pass: the steady state (batches after the first fifth): (wall, process CPU, training-thread CPU) per batch
+    steady: dict[tuple[bool, bool, bool, bool], list[tuple[float, float, float]]] = {r: [] for r in runs}
+    ds.set_epoch(10_000)
+    mark = sum(1 for _ in ds) // 5  # the batch after which a pass is in its steady state
     positions = 0
     fast = compiled()
     real = fast.Assembler if fast is not None else None
@@ -109,11 +119,17 @@ def main(argv: list[str] | None = None) -> None:
             made.clear()
             n = batches = 0
             t0, p0, c0 = time.perf_counter(), time.process_time(), time.thread_time()
+            at_mark = (t0, p0, c0)
             for b in it:
                 n += len(b["move_number"])
                 batches += 1
-            wall[run].append(time.perf_counter() - t0)
-            cpu[run].append(((time.process_time() - p0) / batches, (time.thread_time() - c0) / batches))
+                if batches == mark:
+                    at_mark = (time.perf_counter(), time.process_time(), time.thread_time())
+            t1, p1, c1 = time.perf_counter(), time.process_time(), time.thread_time()
+            wall[run].append(t1 - t0)
+            cpu[run].append(((p1 - p0) / batches, (c1 - c0) / batches))
+            rest = batches - mark
+            steady[run].append(((t1 - at_mark[0]) / rest, (p1 - at_mark[1]) / rest, (c1 - at_mark[2]) / rest))
             positions = n
             pool = next((a.pool for a in made if a.pool is not None), None)
             if pool is not None:
@@ -140,13 +156,28 @@ def main(argv: list[str] | None = None) -> None:
           " idiom / direct, wall | direct / idiom, process CPU |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for ra, aa, na in layouts:
-        d, i = cpu[(ra, aa, na, False)], cpu[(ra, aa, na, True)]
-        pd, pi = (statistics.median(c[0] for c in x) * 1e6 for x in (d, i))
-        td, ti = (statistics.median(c[1] for c in x) * 1e6 for x in (d, i))
+        cd, ci = cpu[(ra, aa, na, False)], cpu[(ra, aa, na, True)]
+        pd, pi = (statistics.median(c[0] for c in x) * 1e6 for x in (cd, ci))
+        td, ti = (statistics.median(c[1] for c in x) * 1e6 for x in (cd, ci))
         ratio = statistics.median(x / y for x, y in zip(wall[(ra, aa, na, False)], wall[(ra, aa, na, True)]))
-        by_cpu = statistics.median(x[0] / y[0] for x, y in zip(d, i))
+        by_cpu = statistics.median(x[0] / y[0] for x, y in zip(cd, ci))
         print(f"| {_name(ra, aa, na)} | {pd:.1f} / {pi:.1f} us (+{pi - pd:.1f}) | {td:.1f} / {ti:.1f} us (+{ti - td:.1f}) |"
               f" {ratio:.1%} | {by_cpu:.1%} |")
+    probe: Any = iter(ds)  # a generator: closed at once (its read-ahead threads stop)
+    own = _loader_cost(next(probe))  # torch's DataLoader.__next__ on ready batches, per batch
+    probe.close()
+    print(f"\nThe steady state: each pass after its first {mark} batches (of {-(-positions // args.batch_size)});"
+          f" DataLoader.__next__ on ready batches in a tight loop: D = {own:.1f} us per batch")
+    print("| layout | wall per batch: direct / idiom | idiom / direct, wall (quartiles) | process CPU per batch:"
+          " direct / idiom (+) | training thread: direct / idiom (+) | ceiling C / (C + D) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for ra, aa, na in layouts:
+        sd, si = steady[(ra, aa, na, False)], steady[(ra, aa, na, True)]
+        wd, wi, pd, pi, td, ti = (statistics.median(x[j] for x in rows) * 1e6 for j in range(3) for rows in (sd, si))
+        lo, mid, hi = _quartiles([x[0] / y[0] for x, y in zip(sd, si)])
+        print(f"| {_name(ra, aa, na)} | {wd:.1f} / {wi:.1f} us | {mid:.1%} ({lo:.1%} - {hi:.1%}) |"
+              f" {pd:.1f} / {pi:.1f} us (+{pi - pd:.1f}) | {td:.1f} / {ti:.1f} us (+{ti - td:.1f}) |"
+              f" {pd / (pd + own):.1%} |")
     native = [run for run in runs if producer[run]]
     if native:
         print("\n| native_ahead pass | batches made by the producer | waited for | producer CPU per made batch |"
@@ -154,11 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         print("| --- | ---: | ---: | ---: | ---: |")
         for run in native:
             rows = producer[run]
-            cpu = [c / m * 1e6 for _, m, _, c, _, _ in rows if m]
+            made_cpu = [c / m * 1e6 for _, m, _, c, _, _ in rows if m]
             print(f"| {_name(*run[:3])}, {'idiom' if run[3] else 'direct'} |"
                   f" {statistics.median(m for _, m, _, _, _, _ in rows):.0f} of {rows[0][0]} |"
                   f" {statistics.median(w for _, _, w, _, _, _ in rows):.0f} |"
-                  f" {statistics.median(cpu) if cpu else 0:.1f} us |"
+                  f" {statistics.median(made_cpu) if made_cpu else 0:.1f} us |"
                   f" {statistics.median(u for *_, u, _ in rows):.0f} / {statistics.median(f for *_, f in rows):.0f} |")
 
 
