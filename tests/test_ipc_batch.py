@@ -117,6 +117,46 @@ def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
     fast.close()
 
 
+def test_decompress_of_a_few_frames_equals_one_multi_frame_call_and_names_a_lying_prefix(tmp_path):
+    """``FastBatchReader.decompress`` of at most ``_FEW_FRAMES`` frames (one call each: a column's dictionary) gives
+    the bytes one multi-frame call gives; a frame whose uncompressed-length prefix lies is :class:`Damaged` on
+    both paths."""
+    import struct
+
+    import numpy as np
+
+    from gamestore import ipc_batch
+    from gamestore.ipc_batch import Damaged
+
+    shard_dir, _ = _store_one_game_per_batch(tmp_path / "s")
+    fast = ShardReader.at(shard_dir).fast_reader()
+    assert fast is not None
+    lay = fast.layouts([0])
+    body, bufs = lay.body[[0] * lay.bufs.shape[1]], lay.bufs[0]
+    packed = [k for k, (off, size) in enumerate(bufs.tolist())
+              if size and struct.unpack_from("<q", fast._map, int(lay.body[0]) + off)[0] > 0]
+    assert len(packed) > ipc_batch._FEW_FRAMES  # the whole batch: one multi-frame call
+    whole = [None if g is None else bytes(g) for g in fast.decompress(body, bufs)]
+    for a in range(0, len(bufs), 3):
+        few = fast.decompress(body[a:a + 3], bufs[a:a + 3])
+        assert [None if g is None else bytes(g) for g in few] == whole[a:a + 3]
+    k = packed[0]
+    pos = int(lay.body[0]) + int(bufs[k][0])
+    fast.close()
+    data = bytearray((shard_dir / MOVES_FILE).read_bytes())
+    (raw,) = struct.unpack_from("<q", data, pos)
+    struct.pack_into("<q", data, pos, raw + 64)
+    (shard_dir / MOVES_FILE).write_bytes(bytes(data))
+    fast = ShardReader.at(shard_dir).fast_reader()
+    assert fast is not None
+    with pytest.raises(Damaged):
+        fast.decompress(body[k:k + 1], bufs[k:k + 1])
+    with pytest.raises(Damaged):
+        fast.decompress(body, bufs)
+    assert np.array_equal(fast.layouts([0]).bufs[0], bufs)
+    fast.close()
+
+
 def _fast_readers(tmp_path: Path, fixture: str, *, games: int, seed: int, **options):
     """(shard directory, ShardReader, FastBatchReader) of each shard with moves of a store written now
     (``fixture == "written"``) or of a frozen fixture store."""
