@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .records import normalize_game as normalize_game
     from .store import GameStore as GameStore
     from .store import open as open
+    from .errors import CompatSQLError as CompatSQLError
+    from .errors import ReadOnlySQLError as ReadOnlySQLError
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,8 @@ _LAZY = {
     "sync": "replicate",
     "testing": None,
     "synth": "testing.synth",  # the module gamestore.testing.synth
+    "CompatSQLError": "errors",  # sqlite3 errors too: importing sqlite3 waits for their first use
+    "ReadOnlySQLError": "errors",
 }
 
 __all__ = ["FORMAT_VERSION", "VectorSpec", *_LAZY, *_errors_all]

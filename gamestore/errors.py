@@ -6,9 +6,10 @@ written against plain Python exceptions keeps working.
 """
 from __future__ import annotations
 
-import sqlite3
-from typing import Any, TypeVar
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
+# CompatSQLError and ReadOnlySQLError are made on first use (module __getattr__), outside the star export
 __all__ = [
     "GamestoreError",
     "RecordError",
@@ -28,8 +29,6 @@ __all__ = [
     "DatasetError",
     "StateMismatchError",
     "CompatUnavailableError",
-    "CompatSQLError",
-    "ReadOnlySQLError",
     "ProfileError",
     "DamagedShardWarning",
 ]
@@ -158,12 +157,46 @@ class CompatUnavailableError(GamestoreError, RuntimeError):
     """A RingRift capability (models, rules engine) the call needs is not available (``gamestore.compat``)."""
 
 
-class CompatSQLError(QueryError, sqlite3.OperationalError):
-    """A statement the RingRift-compatible views cannot run (also a ``sqlite3.OperationalError``)."""
+if TYPE_CHECKING:  # made on first use at run time (__getattr__ below)
+    import sqlite3
+
+    class CompatSQLError(QueryError, sqlite3.OperationalError):
+        """A statement the RingRift-compatible views cannot run (also a ``sqlite3.OperationalError``)."""
+
+    class ReadOnlySQLError(CompatSQLError):
+        """A write statement on the read-only RingRift-compatible connection."""
 
 
-class ReadOnlySQLError(CompatSQLError):
-    """A write statement on the read-only RingRift-compatible connection."""
+_compat_lock = threading.Lock()
+
+
+def _compat_errors() -> dict[str, type]:
+    """:class:`CompatSQLError` and :class:`ReadOnlySQLError`, defined once, when first asked for: their base
+    ``sqlite3.OperationalError`` costs importing ``sqlite3`` (~2 ms of every process's import of gamestore, before
+    its first statement), which only the RingRift-compatible views (gamestore.compat, which imports it) need."""
+    with _compat_lock:
+        got = globals().get("ReadOnlySQLError")
+        if got is not None:
+            return {"CompatSQLError": got.__mro__[1], "ReadOnlySQLError": got}
+        import sqlite3
+
+        class CompatSQLError(QueryError, sqlite3.OperationalError):
+            """A statement the RingRift-compatible views cannot run (also a ``sqlite3.OperationalError``)."""
+
+        class ReadOnlySQLError(CompatSQLError):
+            """A write statement on the read-only RingRift-compatible connection."""
+
+        made: dict[str, type] = {"CompatSQLError": CompatSQLError, "ReadOnlySQLError": ReadOnlySQLError}
+        for name, cls in made.items():
+            cls.__module__, cls.__qualname__ = __name__, name
+        globals().update(made)
+        return made
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CompatSQLError", "ReadOnlySQLError"):
+        return _compat_errors()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ProfileError(GamestoreError, ValueError):

@@ -24,7 +24,7 @@ from gamestore.testing import synth
 
 pytestmark = pytest.mark.single_backend
 
-UNWANTED = ("pandas", "torch", "pyarrow.compute", "pyarrow.dataset", "pyarrow.parquet", "pyarrow.fs", "ssl",
+UNWANTED = ("pandas", "torch", "pyarrow.compute", "pyarrow.dataset", "pyarrow.parquet", "pyarrow.fs", "ssl", "sqlite3",
             "gamestore.codec", "gamestore.backend",
             "gamestore._encode", "gamestore._decode", "gamestore.records", "gamestore.pointread")
 
@@ -100,3 +100,24 @@ def test_first_copies_set_and_compute_paths_agree(monkeypatch, set_rows):
     assert not catalog_snapshot._all_distinct(pa.chunked_array([pa.array(["a", "b"]), pa.array(["a"])]))
     rows = pa.table({"game_id": ["x", "y", "x", "z"], "shard_id": ["s2", "s1", "s1", "s2"], "n": [0, 1, 2, 3]})
     assert catalog_snapshot._first_copies(rows, frozenset()).column("n").to_pylist() == [1, 2, 3]
+
+
+def test_the_compat_sql_errors_made_on_first_use_are_one_class_each_and_sqlite3_errors():
+    """CompatSQLError and ReadOnlySQLError (whose base ``sqlite3.OperationalError`` would import sqlite3 with
+    gamestore) are made when first asked for: one class each whichever way they are reached, still sqlite3 errors
+    and query errors, and they pickle."""
+    import pickle
+    import sqlite3
+
+    from gamestore import errors
+    from gamestore.compat import CompatSQLError as from_compat
+    from gamestore.errors import CompatSQLError, ReadOnlySQLError
+
+    assert gamestore.CompatSQLError is errors.CompatSQLError is CompatSQLError is from_compat
+    assert gamestore.ReadOnlySQLError is ReadOnlySQLError and issubclass(ReadOnlySQLError, CompatSQLError)
+    assert issubclass(CompatSQLError, sqlite3.OperationalError) and issubclass(CompatSQLError, gamestore.QueryError)
+    assert CompatSQLError.__module__ == "gamestore.errors" and ReadOnlySQLError.__qualname__ == "ReadOnlySQLError"
+    again = pickle.loads(pickle.dumps(ReadOnlySQLError("no writes")))
+    assert type(again) is ReadOnlySQLError and again.args == ("no writes",)
+    with pytest.raises(AttributeError):
+        errors.NoSuchError  # noqa: B018
