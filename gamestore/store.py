@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Seq
 import duckdb
 import pyarrow as pa
 
-from . import meta, quarantine, readpath, shardwrite, sqlguard, storequery
+from . import meta, quarantine, readpath, sqlguard, storequery
 from .catalog import Catalog
 from .errors import (
     DuplicateGameError, GameNotFoundError, ProfileError, QueryError, RecordError,
@@ -26,7 +26,6 @@ from .fsutil import utc_now
 from .layout import CONFIG_FILE, clean_orphans, prepare_store, read_config, require_store, write_json
 from .lifecycle import closed_error, guard_iter, while_open
 from .sealing import SealJob, concat_parts
-from .shard import write_shard
 from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +35,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ops.tiering import AutoCompactor, TierPolicy
 
 __all__ = ["GameStore", "open", "read_config", "require_store", "CONFIG_FILE"]
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .shardwrite import write_shard
+else:
+    def write_shard(*args: Any, **kwargs: Any) -> Any:
+        """:func:`gamestore.shardwrite.write_shard`: the write side (shardwrite, ipc_write) is imported by a
+        handle's first commit, not by every open (~1.5 ms of a process's first statement)."""
+        from .shardwrite import write_shard as write
+
+        return write(*args, **kwargs)
+
 
 _ENCODE_CHUNK = 256
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -278,6 +289,8 @@ class GameStore:
 
     def _seal_in_background(self) -> None:
         self._take_sealed(wait=True)  # one shard in flight at a time
+        from . import shardwrite  # imported by the first commit (see write_shard)
+
         parts, vectors, shard_id = self._buffer, self.vectors, shardwrite.new_shard_id()
         job = SealJob(shard_id, parts, self._buffered_ids, self._buffered_moves, lambda: self._commit(parts, vectors, shard_id))
         self._buffer, self._buffered_ids, self._buffered_moves = [], set(), 0
@@ -286,6 +299,8 @@ class GameStore:
     def _seal(self) -> None:
         if not self._buffer:
             return
+        from . import shardwrite  # imported by the first commit (see write_shard)
+
         self._commit(self._buffer, self.vectors, shardwrite.new_shard_id())
         self._buffer = []
         self._buffered_ids = set()
