@@ -23,7 +23,6 @@ and ``get_game``, the exports, the operator jobs that rewrite shards
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -41,6 +40,8 @@ from .lazy import lazy_module
 _backend = lazy_module("gamestore.backend")  # the compiled coders: loaded by the first read of games
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
     from .backend import Backend
     from .catalog import Catalog
     from .shard import ShardReader
@@ -310,6 +311,8 @@ def _scan_readers(catalog: "Catalog", picks: list[ShardPick]) -> Iterator[tuple[
         for pick in picks:
             yield pick, catalog.find_reader(pick.shard_id)
         return
+    from concurrent.futures import ThreadPoolExecutor  # not imported with gamestore: logging too (3-5 ms)
+
     from .shard import ShardReader
 
     def load(pick: ShardPick) -> "ShardReader | None":

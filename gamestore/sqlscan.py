@@ -23,8 +23,8 @@ Arrow C stream of every column (no pushdown).
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -61,17 +61,81 @@ PREFETCH = max(2, min(8, os.cpu_count() or 2))
 COLUMN_CACHE = LRUCache(256 << 20)
 #: Most runs of rows of one shard a statement on some games takes as slices (see _rows).
 _SLICED_RUNS = 64
-_pool: ThreadPoolExecutor | None = None
+_pool: "_Pool | None" = None
 _pool_lock = threading.Lock()
 _local = threading.local()  # each thread's zstd context (_joined_at)
 
 
-def _executor() -> ThreadPoolExecutor:
+class _Job:
+    """One call handed to :class:`_Pool`: its result (or exception) once ``done`` is set."""
+
+    __slots__ = ("fn", "args", "done", "value", "error", "cancelled")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def run(self) -> None:
+        if not self.cancelled:
+            try:
+                self.value = self.fn(*self.args)
+            except BaseException as exc:  # handed to the caller of result()
+                self.error = exc
+        self.fn = self.args = None  # type: ignore[assignment]
+        self.done.set()
+
+    def result(self) -> Any:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def cancel(self) -> None:
+        """Skip the call if no thread has started it (what ``Future.cancel`` does for a pending future)."""
+        self.cancelled = True
+
+
+class _Pool:
+    """The scan's threads: ``size`` daemon threads taking :class:`_Job` s from one queue.
+
+    What ``concurrent.futures.ThreadPoolExecutor`` gave the scan (submit, result, cancel), without importing
+    ``concurrent.futures`` and the ``logging`` it loads (3-5 ms of every process's first statement)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{k}", daemon=True) for k in range(size)]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get().run()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Job:
+        job = _Job(fn, args)
+        self._jobs.put(job)
+        return job
+
+
+def _executor() -> _Pool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="gamestore-sql")
+            _pool = _Pool(PREFETCH, "gamestore-sql")
         return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's threads do not exist: the next scan starts threads of its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 # ---------------------------------------------------------------------------
@@ -395,7 +459,7 @@ class MovesSource(_Base):
 
     def _batches(self, plan: list[tuple[str, "readpath.ShardPick | None"]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         pool = _executor()
-        pending: list[Future] = []
+        pending: list[_Job] = []
         it = iter(plan)
         for step in it:
             pending.append(pool.submit(gil.inherit(self._shard), step, schema))

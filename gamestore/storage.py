@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -213,6 +212,8 @@ class Storage:
             size = f.size()
             if size <= PART_BYTES:
                 return f.read()
+            from concurrent.futures import ThreadPoolExecutor  # object storage only: not with every open (3-5 ms)
+
             offsets = range(0, size, PART_BYTES)
             # a pool per call, not per process: fork-safe (DataLoader workers), and ranged reads are thread-safe
             with ThreadPoolExecutor(min(PARTS, len(offsets)), thread_name_prefix="gamestore-get") as pool:

@@ -25,7 +25,7 @@ from gamestore.testing import synth
 pytestmark = pytest.mark.single_backend
 
 UNWANTED = ("pandas", "torch", "pyarrow.compute", "pyarrow.dataset", "pyarrow.parquet", "pyarrow.fs", "ssl", "sqlite3",
-            "gamestore.shardwrite", "gamestore.ipc_write",
+            "gamestore.shardwrite", "gamestore.ipc_write", "concurrent.futures", "logging",
             "gamestore.codec", "gamestore.backend",
             "gamestore._encode", "gamestore._decode", "gamestore.records", "gamestore.pointread")
 

@@ -327,3 +327,54 @@ def test_a_manifest_with_other_batches_than_the_file_is_damage_without_arrows_re
     with pytest.raises(ShardCorruptError, match="batch_rows"):
         sqlscan.read_columns(reader, ["phase"], [0])
     assert reader._moves is None and reader._fast is None
+
+
+def test_the_scan_pool_hands_back_results_errors_and_skips_cancelled_calls():
+    """sqlscan's own pool (in place of concurrent.futures, whose import loads logging): a call's value, its
+    exception raised by result() with the call's traceback, a cancelled call not run."""
+    import threading
+
+    pool = sqlscan._executor()
+    assert pool.submit(lambda a, b: a + b, 2, 3).result() == 5
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom") as info:
+        pool.submit(fail).result()
+    assert "fail" in [t.name for t in info.traceback]
+    gate, ran = threading.Event(), []
+    blockers = [pool.submit(gate.wait) for _ in range(sqlscan.PREFETCH)]  # every thread busy
+    skipped = pool.submit(ran.append, 1)
+    skipped.cancel()
+    gate.set()
+    for b in blockers:
+        b.result()
+    skipped.result()
+    assert ran == []
+
+
+def test_a_forked_child_scans_with_threads_of_its_own(tmp_path):
+    """A process that forks after a statement (DataLoader workers) runs statements in the child: the parent's
+    scan threads do not exist there, and the child's statement must not wait on them."""
+    import multiprocessing as mp
+
+    with gamestore.open(tmp_path / "s", fsync=False) as s:
+        s.write_games(synth.games(40, seed=3))
+        s.flush()
+    query = "SELECT phase, count(*) FROM moves GROUP BY 1 ORDER BY 1"
+    with gamestore.open(tmp_path / "s", create=False) as s:
+        want = [list(r) for r in s.sql(query).fetchall()]
+    assert sqlscan._pool is not None  # the parent's threads exist
+
+    def child(out):
+        with gamestore.open(tmp_path / "s", create=False) as c:
+            out.put([list(r) for r in c.sql(query).fetchall()])
+
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=child, args=(out,))
+    proc.start()
+    got = out.get(timeout=60)
+    proc.join(60)
+    assert proc.exitcode == 0 and got == want
