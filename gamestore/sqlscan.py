@@ -51,7 +51,11 @@ except ImportError:  # pragma: no cover - another DuckDB build: a plain Arrow st
     _adapt = None  # type: ignore[assignment]
     Binary = Col = In = Lit = ()  # type: ignore[assignment,misc]
 
-__all__ = ["MovesSource", "built_on_use", "read_columns"]
+__all__ = ["MovesSource", "built_on_use", "read_columns", "KEEPS_SCHEMA"]
+
+#: Whether a registered :func:`built_on_use` source shows DuckDB exactly the schema it was given (DuckDB's source
+#: protocol); without it the built object itself is registered, with whatever columns it has.
+KEEPS_SCHEMA = _adapt is not None
 
 #: Shards decoded ahead of the one DuckDB is reading, each in a thread of its own (zstd runs without the GIL).
 PREFETCH = max(2, min(8, os.cpu_count() or 2))
