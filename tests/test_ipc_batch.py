@@ -90,6 +90,21 @@ def test_first_reads_from_many_threads_at_once(backend, tmp_path):
                 assert point.num_rows == batch.num_rows
 
 
+def _reopened_with_a_lying_prefix(shard_dir: Path, fast, pos: int):
+    """Close ``fast``, make the uncompressed-length prefix at byte ``pos`` of the shard's moves file 64 bytes larger
+    than its frame holds, and open the file's fast reader again."""
+    import struct
+
+    fast.close()
+    data = bytearray((shard_dir / MOVES_FILE).read_bytes())
+    (raw,) = struct.unpack_from("<q", data, pos)
+    struct.pack_into("<q", data, pos, raw + 64)
+    (shard_dir / MOVES_FILE).write_bytes(bytes(data))
+    fast = ShardReader.at(shard_dir).fast_reader()
+    assert fast is not None
+    return fast
+
+
 def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
     """A compressed buffer whose uncompressed-length prefix differs from what its frame holds (a crafted file can carry
     valid checksums over it) is :class:`Damaged`, never a short buffer handed to the decoder; other batches read."""
@@ -104,13 +119,7 @@ def test_a_buffer_whose_length_prefix_lies_is_damage(tmp_path):
     intact = [fast.read(i) for i in (1, 2)]
     k = next(k for k, (off, size) in enumerate(bufs) if size and struct.unpack_from("<q", fast._map, body + off)[0] > 0)
     pos = body + bufs[k][0]
-    fast.close()
-    data = bytearray((shard_dir / MOVES_FILE).read_bytes())
-    (raw,) = struct.unpack_from("<q", data, pos)
-    struct.pack_into("<q", data, pos, raw + 64)
-    (shard_dir / MOVES_FILE).write_bytes(bytes(data))
-    fast = ShardReader.at(shard_dir).fast_reader()
-    assert fast is not None
+    fast = _reopened_with_a_lying_prefix(shard_dir, fast, pos)
     with pytest.raises(Damaged):
         fast.read(0)
     assert [fast.read(i).equals(b) for i, b in zip((1, 2), intact)] == [True, True]
@@ -142,13 +151,7 @@ def test_decompress_of_a_few_frames_equals_one_multi_frame_call_and_names_a_lyin
         assert [None if g is None else bytes(g) for g in few] == whole[a:a + 3]
     k = packed[0]
     pos = int(lay.body[0]) + int(bufs[k][0])
-    fast.close()
-    data = bytearray((shard_dir / MOVES_FILE).read_bytes())
-    (raw,) = struct.unpack_from("<q", data, pos)
-    struct.pack_into("<q", data, pos, raw + 64)
-    (shard_dir / MOVES_FILE).write_bytes(bytes(data))
-    fast = ShardReader.at(shard_dir).fast_reader()
-    assert fast is not None
+    fast = _reopened_with_a_lying_prefix(shard_dir, fast, pos)
     with pytest.raises(Damaged):
         fast.decompress(body[k:k + 1], bufs[k:k + 1])
     with pytest.raises(Damaged):
